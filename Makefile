@@ -1,0 +1,45 @@
+# Two commands matter: `make run` and `make test`. Everything else is a step of theirs.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: run test venv install install-test test-servers lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(TEST_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP) $@
+
+venv install: $(STAMP)
+install-test: $(TEST_STAMP)
+
+## make run: create the virtual environment if missing, install the app, start it.
+run: $(STAMP)
+	$(BIN)/kanoa-desktop $(ARGS)
+
+## make test-servers: build llama-server and fetch SmolLM2 into the cache (reused later).
+test-servers: | $(BIN)/python
+	PYTHON=$(BIN)/python bash tests/servers/build_llama_server.sh
+
+## make test: install test extras and the real test servers, then run the whole suite.
+test: $(TEST_STAMP) test-servers
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(TEST_STAMP)
+	$(BIN)/ruff check kanoa_desktop tests bench
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info

@@ -1,0 +1,1 @@
+"""Plain-Python core of kanoa desktop. Nothing in this package may import Qt."""

@@ -1,0 +1,1 @@
+"""Qt widgets that render core objects and react to their events."""
