@@ -1,0 +1,480 @@
+"""Prepare a figure (raster image or SVG) for sending to a multimodal model.
+
+Everything here is a plain synchronous function: the UI runs it on a thread pool, the CLI
+and the benchmarks call it directly. Nothing here imports Qt.
+
+What a caller may rely on from :func:`prepare_figure`:
+
+- EXIF orientation is applied, so the sent image is upright as a photo viewer shows it.
+- Transparency is flattened onto white (models see a white page, not black).
+- The long side is at most ``long_side`` pixels (LANCZOS); rasters are never upscaled.
+  SVG has no native resolution and is rendered with its long side exactly ``long_side``.
+- The encoding is PNG, unless JPEG (quality 90) is under 60 % of the PNG's size: line art
+  and plots stay lossless, photos and noisy images go as JPEG.
+- Every failure is a :class:`FigureError` subclass with a plain ``message`` naming the file
+  and a ``hint`` saying what to do next.
+
+SVG is rasterised with ``resvg-py`` (a self-contained Rust wheel, no system cairo). A caller
+may pass its own ``svg_rasterizer`` instead (for example one built on QtSvg).
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import io
+import re
+import warnings
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+# Above this many pixels an image is refused before it is decoded. 100 MP covers a
+# full-frame camera (61 MP) or a large scanned poster; an RGBA buffer of it is 400 MB.
+MAX_PIXELS = 100_000_000
+# Files larger than this are refused before they are read into memory.
+MAX_FILE_BYTES = 256 * 1024 * 1024
+# SVG source larger than this (after gunzip for .svgz) is refused: real figures are far smaller.
+MAX_SVG_BYTES = 64 * 1024 * 1024
+DEFAULT_LONG_SIDE = 1024
+JPEG_QUALITY = 90
+# JPEG is chosen only when it is clearly smaller; a close call stays lossless PNG.
+JPEG_SIZE_RATIO = 0.6
+
+RASTER_FORMATS = {"PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "MPO"}
+TABLE_SUFFIXES = {".csv", ".tsv", ".tab", ".txt", ".psv"}
+
+SvgRasterizer = Callable[[bytes, int], bytes]
+"""``(svg_bytes, long_side) -> PNG bytes`` with the long side of the PNG equal to long_side."""
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class FigureError(Exception):
+    """A figure could not be prepared. ``message`` says what happened, ``hint`` what to do."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} {self.hint}".strip()
+
+
+class FigureNotFoundError(FigureError):
+    """The file does not exist or cannot be read."""
+
+
+class EmptyFigureError(FigureError):
+    """The file has 0 bytes."""
+
+
+class NotAnImageError(FigureError):
+    """The content is not an image at all (text, a PDF, a zip…)."""
+
+
+class UnsupportedFigureError(FigureError):
+    """An image in a format this app does not handle."""
+
+
+class CorruptFigureError(FigureError):
+    """The image is truncated or damaged."""
+
+
+class DecompressionBombError(FigureError):
+    """The image declares more pixels than MAX_PIXELS; it is refused before decoding."""
+
+
+class FigureTooLargeError(FigureError):
+    """The file itself is larger than MAX_FILE_BYTES."""
+
+
+# --------------------------------------------------------------------------- result
+
+
+@dataclass(frozen=True)
+class PreparedFigure:
+    """A figure ready to send. ``data`` is the encoded image in ``mime``."""
+
+    name: str
+    original_size: tuple[int, int]
+    sent_size: tuple[int, int]
+    mime: str  # "image/png" or "image/jpeg"
+    data: bytes = field(repr=False)
+    sha256: str  # of the original file's bytes: identical files share it
+    source_format: str  # "PNG", "JPEG", "SVG", …
+    notes: tuple[str, ...] = ()
+
+    @property
+    def format_label(self) -> str:
+        """"PNG" or "JPEG", for captions."""
+        return "JPEG" if self.mime == "image/jpeg" else "PNG"
+
+    def data_url(self) -> str:
+        """The image as a ``data:`` URL, as OpenAI-compatible ``image_url`` parts take it."""
+        return f"data:{self.mime};base64,{base64.b64encode(self.data).decode('ascii')}"
+
+
+# --------------------------------------------------------------------------- sniffing
+
+
+_SVG_HEAD = re.compile(rb"<svg[\s>]", re.IGNORECASE)
+
+
+def _looks_like_svg(head: bytes) -> bool:
+    if head.startswith(b"\x1f\x8b"):
+        return False
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    return text.startswith(b"<") and _SVG_HEAD.search(head) is not None
+
+
+def _looks_like_text_table(head: bytes) -> bool:
+    if not head or b"\x00" in head:
+        return False
+    lines = [ln for ln in head.splitlines()[:20] if ln.strip()]
+    if not lines:
+        return False
+    for delim in (b",", b";", b"\t", b"|"):
+        counts = [ln.count(delim) for ln in lines[:-1] or lines]
+        if counts and min(counts) >= 1 and max(counts) == min(counts):
+            return True
+    return False
+
+
+def sniff_kind(source: Path | str | bytes) -> str | None:
+    """Route a dropped file or pasted bytes: ``"image"``, ``"svg"``, ``"table"`` or None.
+
+    Looks at content first (magic bytes), then at the file name. Reads at most 8 KiB.
+    Never raises: an unreadable path gives None.
+    """
+    suffix = ""
+    if isinstance(source, bytes):
+        head = source[:8192]
+    else:
+        path = Path(source)
+        suffix = path.suffix.lower()
+        try:
+            with path.open("rb") as fh:
+                head = fh.read(8192)
+        except OSError:
+            return None
+    if not head:
+        return None
+    if head.startswith(b"\x1f\x8b"):
+        return "svg" if suffix == ".svgz" else None
+    if _looks_like_svg(head):
+        return "svg"
+    try:
+        Image.open(io.BytesIO(head)).close()
+        return "image"
+    except Exception:  # noqa: BLE001 - Pillow raises many kinds here; any means "not an image"
+        pass
+    if head[:8] == b"\x89PNG\r\n\x1a\n" or head[:3] == b"\xff\xd8\xff":
+        return "image"  # a truncated header that Pillow could not open from 8 KiB
+    if suffix in TABLE_SUFFIXES or _looks_like_text_table(head):
+        return "table" if b"\x00" not in head else None
+    return None
+
+
+# --------------------------------------------------------------------------- SVG
+
+
+_UNITS = {"": 1.0, "px": 1.0, "pt": 4 / 3, "pc": 16.0, "mm": 96 / 25.4, "cm": 96 / 2.54,
+          "in": 96.0, "em": 16.0, "ex": 8.0}
+_LENGTH = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([a-z%]*)\s*$")
+
+
+def _length_px(value: str | None) -> float | None:
+    if not value:
+        return None
+    m = _LENGTH.match(value)
+    if not m or m.group(2) not in _UNITS:
+        return None  # "100%" and unknown units fall back to the viewBox
+    return float(m.group(1)) * _UNITS[m.group(2)]
+
+
+def svg_intrinsic_size(svg: bytes) -> tuple[float, float]:
+    """The SVG's size in CSS pixels from width/height or the viewBox (100×100 if neither).
+
+    Raises NotAnImageError when the root element is not ``<svg>`` or the XML is malformed.
+    """
+    try:
+        # Only the root start tag is needed; expat limits entity expansion (billion laughs).
+        _, root = next(ET.iterparse(io.BytesIO(svg), events=("start",)))
+    except (ET.ParseError, StopIteration) as exc:
+        raise NotAnImageError("not valid SVG XML", str(exc)) from exc
+    if not root.tag.endswith("svg"):
+        raise NotAnImageError("the root element is not <svg>", "")
+    width = _length_px(root.get("width"))
+    height = _length_px(root.get("height"))
+    vb = root.get("viewBox")
+    vb_w = vb_h = None
+    if vb:
+        parts = re.split(r"[\s,]+", vb.strip())
+        if len(parts) == 4:
+            try:
+                vb_w, vb_h = abs(float(parts[2])), abs(float(parts[3]))
+            except ValueError:
+                pass
+    if width and height:
+        return width, height
+    if vb_w and vb_h:
+        if width:
+            return width, width * vb_h / vb_w
+        if height:
+            return height * vb_w / vb_h, height
+        return vb_w, vb_h
+    return width or 100.0, height or 100.0
+
+
+def resvg_rasterizer(svg: bytes, long_side: int) -> bytes:
+    """Rasterise SVG to PNG with resvg-py, long side = ``long_side`` pixels."""
+    import resvg_py  # imported lazily so that a missing wheel only disables SVG
+
+    w, h = svg_intrinsic_size(svg)
+    kwargs = {"width": long_side} if w >= h else {"height": long_side}
+    text = svg.decode("utf-8-sig", errors="replace")
+    return bytes(resvg_py.svg_to_bytes(svg_string=text, **kwargs))
+
+
+# --------------------------------------------------------------------------- raster
+
+
+# EXIF orientation tag 0x0112 -> the transposes that make the image upright.
+_ORIENTATION_OPS: dict[int, tuple[Image.Transpose, ...]] = {
+    2: (Image.Transpose.FLIP_LEFT_RIGHT,),
+    3: (Image.Transpose.ROTATE_180,),
+    4: (Image.Transpose.FLIP_TOP_BOTTOM,),
+    5: (Image.Transpose.TRANSPOSE,),
+    6: (Image.Transpose.ROTATE_270,),
+    7: (Image.Transpose.TRANSVERSE,),
+    8: (Image.Transpose.ROTATE_90,),
+}
+
+
+def _to_flat(im: Image.Image) -> Image.Image:
+    """Return an "L" or "RGB" image with any transparency composited onto white."""
+    if im.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        # 16-bit and float greyscale (scientific TIFFs): stretch to 8 bits rather than clip.
+        arr = np.asarray(im, dtype=np.float64)
+        lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
+        scale = 255.0 / (hi - lo) if hi > lo else 0.0
+        arr = np.nan_to_num((arr - lo) * scale)
+        return Image.fromarray(arr.clip(0, 255).astype(np.uint8), "L")
+    if im.mode == "P":
+        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+    if im.mode in ("1", "L"):
+        return im.convert("L")
+    if im.mode in ("LA", "La", "PA"):
+        im = im.convert("RGBA")
+    if im.mode in ("RGBA", "RGBa"):
+        rgba = im.convert("RGBA")
+        if rgba.getextrema()[3][0] == 255:  # fully opaque: skip the composite
+            return rgba.convert("RGB")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return im.convert("RGB")
+
+
+def _encode(im: Image.Image) -> tuple[str, bytes]:
+    png = io.BytesIO()
+    im.save(png, "PNG", compress_level=6)
+    png_bytes = png.getvalue()
+    jpg = io.BytesIO()
+    im.save(jpg, "JPEG", quality=JPEG_QUALITY, optimize=True)
+    jpg_bytes = jpg.getvalue()
+    if len(jpg_bytes) < JPEG_SIZE_RATIO * len(png_bytes):
+        return "image/jpeg", jpg_bytes
+    return "image/png", png_bytes
+
+
+def _prepare_raster(
+    raw: bytes, name: str, long_side: int
+) -> tuple[Image.Image, tuple[int, int], str, list[str]]:
+    notes: list[str] = []
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns (not raises) between MAX_IMAGE_PIXELS and twice that; we refuse both.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(raw))
+            fmt = (im.format or "").upper()
+            if fmt not in RASTER_FORMATS:
+                raise UnsupportedFigureError(
+                    f"{name} is a {fmt or 'unknown'} image, which kanoa desktop does not read.",
+                    "Export it as PNG, JPEG or SVG and try again.",
+                )
+            w, h = im.size
+            if w * h > MAX_PIXELS:
+                raise DecompressionBombError(
+                    f"{name} declares {w}×{h} pixels ({w * h / 1e6:.0f} MP), more than the "
+                    f"{MAX_PIXELS / 1e6:.0f} MP limit; it may be a decompression bomb.",
+                    "If it is a genuine image, downscale it in an image editor first.",
+                )
+            if getattr(im, "n_frames", 1) > 1:
+                notes.append(f"{im.n_frames} frames; the first frame was sent.")
+                im.seek(0)
+            orientation = 1
+            try:
+                orientation = int(im.getexif().get(0x0112, 1))
+            except Exception:  # noqa: BLE001 - damaged EXIF must not block an otherwise fine image
+                notes.append("The EXIF data is damaged and was ignored.")
+            # thumbnail() draws on JPEG DCT scaling (draft) and a reducing gap: fast on 12+ MP.
+            # Its box is square, so applying the orientation afterwards changes nothing.
+            im.thumbnail((long_side, long_side), Image.Resampling.LANCZOS, reducing_gap=3.0)
+            im.load()
+    except FigureError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise DecompressionBombError(
+            f"{name} is too large to decode safely; it may be a decompression bomb.",
+            "If it is a genuine image, downscale it in an image editor first.",
+        ) from exc
+    except UnidentifiedImageError as exc:
+        raise NotAnImageError(
+            f"{name} is not an image kanoa desktop can read.",
+            "Drop a PNG, JPEG, GIF, BMP, TIFF, WebP or SVG file.",
+        ) from exc
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, ZeroDivisionError) as exc:
+        # Pillow reports truncation and bad chunks as OSError/SyntaxError (PNG) and others.
+        raise CorruptFigureError(
+            f"{name} is damaged or truncated and could not be decoded ({exc}).",
+            "Re-export or re-download the image and try again.",
+        ) from exc
+    for op in _ORIENTATION_OPS.get(orientation, ()):
+        im = im.transpose(op)
+    if orientation in (5, 6, 7, 8):
+        w, h = h, w  # report the original size as the user sees it, upright
+    return im, (w, h), fmt, notes
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def _read_source(source: Path | str | bytes, name: str | None) -> tuple[bytes, str, str]:
+    if isinstance(source, bytes | bytearray | memoryview):
+        return bytes(source), name or "The pasted image", ""
+    path = Path(source)
+    label = name or path.name
+    try:
+        size = path.stat().st_size
+        if path.is_dir():
+            raise FigureNotFoundError(f"{label} is a folder, not an image.", "Choose a file.")
+        if size > MAX_FILE_BYTES:
+            raise FigureTooLargeError(
+                f"{label} is {size / 1e6:.0f} MB, more than the "
+                f"{MAX_FILE_BYTES / 1e6:.0f} MB limit for figures.",
+                "Export the figure at a smaller size and try again.",
+            )
+        raw = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise FigureNotFoundError(
+            f"{label} was not found.", "Check that the file still exists and try again."
+        ) from exc
+    except PermissionError as exc:
+        raise FigureNotFoundError(
+            f"{label} cannot be read (permission denied).",
+            "Check the file's permissions or copy it somewhere readable.",
+        ) from exc
+    except OSError as exc:
+        raise FigureNotFoundError(
+            f"{label} cannot be read ({exc.strerror or exc}).", "Check the file and try again."
+        ) from exc
+    return raw, label, path.suffix.lower()
+
+
+def prepare_figure(
+    source: Path | str | bytes,
+    *,
+    long_side: int = DEFAULT_LONG_SIDE,
+    name: str | None = None,
+    svg_rasterizer: SvgRasterizer | None = None,
+) -> PreparedFigure:
+    """Decode, orient, flatten, downscale and encode one figure.
+
+    ``source`` is a path or the file's bytes (a paste or a browser drag). ``name`` is how
+    messages and captions refer to it (default: the file name). Raises a FigureError
+    subclass on any bad input; never returns a partial result.
+    """
+    if long_side < 16:
+        raise ValueError("long_side must be at least 16 pixels")
+    raw, label, suffix = _read_source(source, name)
+    if not raw:
+        raise EmptyFigureError(
+            f"{label} is empty (0 bytes).", "The file may still be downloading; try again."
+        )
+    digest = hashlib.sha256(raw).hexdigest()
+    kind = sniff_kind(raw) or ("svg" if suffix in (".svg", ".svgz") else None)
+    if raw.startswith(b"\x1f\x8b") and suffix == ".svgz":
+        kind = "svg"
+    if kind == "svg":
+        im, original, fmt, notes = _prepare_svg(raw, label, long_side, svg_rasterizer)
+    elif kind == "table":
+        raise NotAnImageError(
+            f"{label} looks like a table (CSV/TSV), not an image.",
+            "Load it as a table instead.",
+        )
+    else:
+        im, original, fmt, notes = _prepare_raster(raw, label, long_side)
+    flat = _to_flat(im)
+    mime, data = _encode(flat)
+    return PreparedFigure(
+        name=label,
+        original_size=original,
+        sent_size=flat.size,
+        mime=mime,
+        data=data,
+        sha256=digest,
+        source_format=fmt,
+        notes=tuple(notes),
+    )
+
+
+def _prepare_svg(
+    raw: bytes, label: str, long_side: int, rasterizer: SvgRasterizer | None
+) -> tuple[Image.Image, tuple[int, int], str, list[str]]:
+    if raw.startswith(b"\x1f\x8b"):
+        try:
+            with gzip.GzipFile(fileobj=io.BytesIO(raw)) as gz:
+                raw = gz.read(MAX_SVG_BYTES + 1)
+        except (OSError, EOFError) as exc:
+            raise CorruptFigureError(
+                f"{label} is a damaged compressed SVG ({exc}).", "Re-export it and try again."
+            ) from exc
+    if len(raw) > MAX_SVG_BYTES:
+        raise FigureTooLargeError(
+            f"{label} is an SVG over {MAX_SVG_BYTES // 2**20} MB.",
+            "Simplify it or export it as PNG.",
+        )
+    try:
+        w, h = svg_intrinsic_size(raw)
+    except NotAnImageError as exc:
+        raise NotAnImageError(
+            f"{label} is not a readable SVG ({exc.message}).", "Re-export it and try again."
+        ) from exc
+    if rasterizer is None:
+        try:
+            import resvg_py  # noqa: F401
+        except ImportError as exc:
+            raise UnsupportedFigureError(
+                f"{label} is an SVG, and no SVG renderer is installed.",
+                "Install the resvg-py package, or export the figure as PNG.",
+            ) from exc
+        rasterizer = resvg_rasterizer
+    try:
+        png = rasterizer(raw, long_side)
+        im = Image.open(io.BytesIO(png))
+        im.load()
+    except FigureError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - renderer errors are opaque; report them plainly
+        raise CorruptFigureError(
+            f"{label} could not be rendered as SVG ({exc}).", "Re-export it and try again."
+        ) from exc
+    return im, (max(1, round(w)), max(1, round(h))), "SVG", []
