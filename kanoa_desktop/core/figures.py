@@ -172,7 +172,9 @@ def sniff_kind(source: Path | str | bytes) -> str | None:
     if _looks_like_svg(head):
         return "svg"
     try:
-        Image.open(io.BytesIO(head)).close()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # routing only
+            Image.open(io.BytesIO(head)).close()
         return "image"
     except Exception:  # noqa: BLE001 - Pillow raises many kinds here; any means "not an image"
         pass

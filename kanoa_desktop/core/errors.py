@@ -1,0 +1,375 @@
+"""One family of typed errors, each a sentence the user can read and a next step.
+
+Every error the client raises is a :class:`KanoaError`. ``message`` says what happened,
+``hint`` what to do next, ``partial_text`` holds any answer text received before the failure
+(so a caller never loses it), and ``detail`` keeps the server's own words for a details view.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+
+class KanoaError(Exception):
+    """Base of every error kanoa desktop shows to a user."""
+
+    title = "Request failed"
+
+    def __init__(
+        self,
+        message: str,
+        hint: str = "",
+        *,
+        status: int | None = None,
+        detail: str = "",
+        partial_text: str = "",
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.status = status
+        self.detail = detail
+        self.partial_text = partial_text
+
+    def __str__(self) -> str:
+        return f"{self.message} {self.hint}".strip()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r}, status={self.status!r})"
+
+    @property
+    def retryable(self) -> bool:
+        """Whether trying the same request again may succeed without changing anything."""
+        return False
+
+
+# --- reaching the server -------------------------------------------------------------------
+
+
+class ConnectionFailed(KanoaError):
+    title = "Cannot reach the server"
+
+    @property
+    def retryable(self) -> bool:
+        return True
+
+
+class ConnectionRefused(ConnectionFailed):
+    pass
+
+
+class DnsFailure(ConnectionFailed):
+    title = "Unknown host"
+
+
+class TlsFailure(ConnectionFailed):
+    title = "Secure connection failed"
+
+    @property
+    def retryable(self) -> bool:
+        return False
+
+
+class ConnectTimeout(ConnectionFailed):
+    title = "Connection timed out"
+
+
+class ReadTimeout(ConnectionFailed):
+    title = "Server stopped answering"
+
+
+class ServerLoading(KanoaError):
+    title = "Server is still loading"
+
+    @property
+    def retryable(self) -> bool:
+        return True
+
+
+class ServerBusy(KanoaError):
+    title = "Server is busy"
+
+    @property
+    def retryable(self) -> bool:
+        return True
+
+
+# --- what the server refused -------------------------------------------------------------
+
+
+class AuthFailed(KanoaError):
+    title = "Not authorised"
+
+
+class ModelNotFound(KanoaError):
+    title = "Unknown model"
+
+    def __init__(self, message: str, hint: str = "", *, valid_models=(), **kw: Any) -> None:
+        super().__init__(message, hint, **kw)
+        self.valid_models: list[str] = list(valid_models)
+
+
+class ContextOverflow(KanoaError):
+    title = "Prompt too long for the model"
+
+    def __init__(
+        self,
+        message: str,
+        hint: str = "",
+        *,
+        prompt_tokens: int | None = None,
+        context_length: int | None = None,
+        **kw: Any,
+    ) -> None:
+        super().__init__(message, hint, **kw)
+        self.prompt_tokens = prompt_tokens
+        self.context_length = context_length
+
+
+class VisionUnsupported(KanoaError):
+    title = "Model cannot see images"
+
+
+class TooManyImages(KanoaError):
+    title = "Too many images"
+
+    def __init__(self, message: str, hint: str = "", *, max_images: int | None = None, **kw):
+        super().__init__(message, hint, **kw)
+        self.max_images = max_images
+
+
+class BadRequest(KanoaError):
+    title = "Server rejected the request"
+
+
+class ServerError(KanoaError):
+    title = "Server error"
+
+    @property
+    def retryable(self) -> bool:
+        return True
+
+
+# --- the stream itself ---------------------------------------------------------------------
+
+
+class StreamError(KanoaError):
+    """The server reported an error after the answer had started."""
+
+    title = "Server error during the answer"
+
+    @property
+    def retryable(self) -> bool:
+        return True
+
+
+class StreamTruncated(KanoaError):
+    """The stream ended without the server's end marker: the answer may be incomplete."""
+
+    title = "Answer cut off"
+
+    @property
+    def retryable(self) -> bool:
+        return True
+
+
+class ProtocolError(KanoaError):
+    """The server sent something that is not the OpenAI streaming protocol."""
+
+    title = "Unexpected reply from the server"
+
+
+# --- classification of HTTP error bodies ---------------------------------------------------
+
+_CTX_PATTERNS = [
+    # vLLM: "This model's maximum context length is 32768 tokens. However, your prompt
+    # contains at least 40000 input tokens"
+    re.compile(
+        r"maximum context length is (?P<ctx>\d+) tokens.*?(?:prompt contains|you requested)"
+        r"(?: at least)? (?P<prompt>\d+)",
+        re.S,
+    ),
+    # llama.cpp: "request (5031 tokens) exceeds the available context size (4096 tokens)"
+    re.compile(
+        r"request \((?P<prompt>\d+) tokens\) exceeds the available context size \((?P<ctx>\d+) tokens\)"
+    ),
+]
+_MAXTOK_RE = re.compile(
+    r"max_tokens=(?P<max>\d+) cannot be greater than max_model_len=(?P<ctx>\d+)"
+)
+_TOO_MANY_IMAGES_RE = re.compile(r"At most (?P<n>\d+) image\(s\) may be provided", re.I)
+_VALID_ALIASES_RE = re.compile(r"Valid aliases?: (?P<names>.+?)\.?$", re.S)
+
+
+def parse_error_body(body: str | bytes) -> tuple[str, dict[str, Any]]:
+    """Return (message, fields) from any error body shape servers.md lists.
+
+    Handles ``{"error": {...}}`` (vLLM >= 0.10.1, llama.cpp, Ollama), the flat
+    ``{"object": "error", "message": ...}`` (older vLLM), ``{"error": "Unauthorized"}``
+    (vLLM's key check), ``{"detail": ...}`` (FastAPI servers) and plain text.
+    """
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    text = body.strip()
+    try:
+        data = json.loads(text) if text else None
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        err = data.get("error")
+        if isinstance(err, dict):
+            return str(err.get("message") or err.get("type") or ""), err
+        if isinstance(err, str):
+            return err, data
+        if "message" in data:
+            return str(data["message"]), data
+        if "detail" in data:
+            detail = data["detail"]
+            if isinstance(detail, list):  # FastAPI validation errors
+                detail = "; ".join(str(d.get("msg", d)) for d in detail if isinstance(d, dict))
+            return str(detail), data
+    # An HTML page from a proxy, or nothing at all: keep it short.
+    snippet = re.sub(r"<[^>]+>", " ", text)
+    snippet = re.sub(r"\s+", " ", snippet).strip()
+    return snippet[:300], {}
+
+
+def error_from_status(
+    status: int,
+    body: str | bytes,
+    *,
+    model: str = "",
+    api_base: str = "",
+    context_length: int | None = None,
+    partial_text: str = "",
+) -> KanoaError:
+    """Turn an HTTP error reply into the matching :class:`KanoaError`."""
+    message, fields = parse_error_body(body)
+    low = message.lower()
+    etype = str(fields.get("type") or "").lower()
+    kw: dict[str, Any] = {"status": status, "detail": message, "partial_text": partial_text}
+
+    if (
+        status in (401, 403)
+        or "api key" in low
+        or "unauthorized" in low
+        or etype == "authentication_error"
+    ):
+        return AuthFailed(
+            f"The server at {api_base or 'this address'} refused the API key ({status}: {message or 'unauthorised'}).",
+            "Check the key in Settings > Endpoint, or remove it if the server needs none.",
+            **kw,
+        )
+
+    if status == 503 and ("loading" in low or etype == "unavailable_error"):
+        return ServerLoading(
+            "The server is still loading the model.",
+            "Wait a moment and try again; large models take a minute or two to load.",
+            **kw,
+        )
+
+    if (
+        status == 404
+        and ("does not exist" in low or "not found" in low)
+        and (fields.get("param") == "model" or "model" in low)
+    ):
+        valid: list[str] = []
+        m = _VALID_ALIASES_RE.search(message)
+        if m:
+            valid = [n.strip() for n in m.group("names").split(",") if n.strip()]
+        listed = ", ".join(valid) if valid else "see the server's model list"
+        return ModelNotFound(
+            f"The server does not serve a model named '{model}'.",
+            f"Choose one it serves: {listed}.",
+            valid_models=valid,
+            **kw,
+        )
+
+    for pat in _CTX_PATTERNS:
+        m = pat.search(message)
+        if m:
+            prompt, ctx = int(m.group("prompt")), int(m.group("ctx"))
+            return ContextOverflow(
+                f"The prompt is {prompt:,} tokens but the model's context holds {ctx:,}.",
+                "Shorten the question, send fewer or smaller figures, lower the table's token "
+                "budget, or start a new conversation.",
+                prompt_tokens=prompt,
+                context_length=ctx,
+                **kw,
+            )
+    if etype == "exceed_context_size_error":
+        prompt = fields.get("n_prompt_tokens")
+        ctx = fields.get("n_ctx")
+        return ContextOverflow(
+            f"The prompt is {prompt} tokens but the model's context holds {ctx}.",
+            "Shorten the question or start a new conversation.",
+            prompt_tokens=prompt,
+            context_length=ctx,
+            **kw,
+        )
+    m = _MAXTOK_RE.search(message)
+    if m:
+        return ContextOverflow(
+            f"Max tokens is {int(m.group('max')):,} but the model's context holds "
+            f"{int(m.group('ctx')):,} in all.",
+            "Lower Max tokens in Settings > Generation.",
+            prompt_tokens=None,
+            context_length=int(m.group("ctx")),
+            **kw,
+        )
+
+    if (
+        "not a multimodal model" in low
+        or "image input is not supported" in low
+        or ("image" in low and ("not support" in low or "mmproj" in low))
+    ):
+        return VisionUnsupported(
+            f"The model '{model}' cannot read images."
+            if model
+            else "This model cannot read images.",
+            "Ask about a table or text instead, or pick a vision model (Molmo, Gemma 3, "
+            "Qwen2.5-VL, Llama 3.2 Vision) in the profile.",
+            **kw,
+        )
+    m = _TOO_MANY_IMAGES_RE.search(message)
+    if m:
+        n = int(m.group("n"))
+        return TooManyImages(
+            f"The model takes at most {n} image{'s' if n != 1 else ''} per question.",
+            f"Remove figures until {n} remain{'s' if n == 1 else ''}, or ask about them one at a time.",
+            max_images=n,
+            **kw,
+        )
+
+    if status == 503:
+        return ServerBusy(
+            "The server is overloaded or not ready (503).",
+            "Wait a few seconds and try again.",
+            **kw,
+        )
+    if status == 404:
+        return BadRequest(
+            f"The server has no such endpoint ({message or '404 Not Found'}).",
+            "Check the API base URL: OpenAI-compatible servers usually end in /v1.",
+            **kw,
+        )
+    if 400 <= status < 500:
+        return BadRequest(
+            f"The server rejected the request ({status}): {message or 'no reason given'}.",
+            "Check the model and generation settings.",
+            **kw,
+        )
+    return ServerError(
+        f"The server failed ({status}): {message or 'no reason given'}.",
+        "Try again; if it persists, look at the server's log.",
+        **kw,
+    )
+
+
+def scrub(text: str, secret: str | None) -> str:
+    """Remove a secret from text that may be shown or logged."""
+    if secret and secret in text:
+        return text.replace(secret, "•••")
+    return text

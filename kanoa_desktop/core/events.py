@@ -1,0 +1,68 @@
+"""Typed events of one streamed chat request, in the order a caller sees them.
+
+Every event carries ``t``, a ``time.monotonic()`` timestamp taken when the client saw it, so
+callers compute time to first token and tokens/s without clocks of their own:
+
+    RequestSent -> FirstToken -> (TextDelta | ReasoningDelta)* -> Usage? -> Finished
+
+``FirstToken`` precedes the first text or reasoning delta. ``Usage`` comes once, before
+``Finished``; when the server sent none its figures are estimated (``estimated=True``).
+A failure ends the stream with an exception from :mod:`kanoa_desktop.core.errors` instead
+of ``Finished``; the text received so far travels on the exception.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class RequestSent:
+    t: float
+    url: str
+    model: str
+    n_images: int = 0
+    body_bytes: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class FirstToken:
+    t: float
+    ttft_s: float  # seconds from RequestSent to this event
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    t: float
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReasoningDelta:
+    t: float
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    t: float
+    prompt_tokens: int
+    completion_tokens: int
+    estimated: bool = False
+    server_timings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    t: float
+    finish_reason: str | None  # "stop", "length", ... as the server said; None if it did not
+    text: str  # the whole answer text
+    reasoning: str = ""
+
+
+StreamEvent = RequestSent | FirstToken | TextDelta | ReasoningDelta | Usage | Finished
