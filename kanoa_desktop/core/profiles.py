@@ -1,0 +1,839 @@
+"""Endpoint profiles: which server, which model, how to ask it, and what it costs.
+
+A :class:`Profile` is a frozen plain object; change one with :meth:`Profile.with_user_values`
+(what the settings dialog does: the changed fields are remembered as *user-set*) or
+:func:`dataclasses.replace`. API keys are never part of a profile: they live in the OS
+keychain through :mod:`kanoa_desktop.core.secrets`, keyed by :attr:`Profile.id`, a random id
+that survives renames.
+
+Presets (:data:`PRESETS`) describe the models kanoa's documentation lists as tested.
+:func:`apply_preset` fills only the fields the user has not set: each profile carries
+``user_set``, the names of the fields a person typed or picked, and a preset never touches
+those. We track this explicitly rather than comparing with the defaults because a user who
+deliberately chose a default value (say temperature 0.7) must keep it too.
+
+:class:`ProfileStore` keeps the profiles in ``profiles.json`` in
+:func:`kanoa_desktop.core.paths.config_dir`: human-readable JSON with a ``schema_version``,
+migrated forward on load, written atomically (temporary file + :func:`os.replace`). A file
+that cannot be read is set aside as ``profiles.json.corrupt-<timestamp>`` and the store
+starts from the defaults; the reason comes back as a :class:`StoreProblem` for the UI.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import json
+import os
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+from urllib.parse import urlsplit
+
+from kanoa_desktop.core import paths
+
+SCHEMA_VERSION = 2
+FILE_NAME = "profiles.json"
+EXPORT_KIND = "kanoa-desktop-profiles"
+
+DEFAULT_API_BASE = "http://localhost:8000/v1"
+DEFAULT_PROFILE_NAME = "Local vLLM"
+# kanoa documents ~$0.10 per million tokens as its estimate for local models.
+LOCAL_PRICE_PER_MILLION = 0.10
+
+Vision = Literal["auto", "yes", "no"]
+VISION_CHOICES: tuple[str, ...] = ("auto", "yes", "no")
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One endpoint + model + generation settings. Holds no API key.
+
+    ``metrics_url`` None means "derive it from the API base" (see
+    :attr:`effective_metrics_url`). ``max_images`` None means unknown (no limit applied).
+    ``user_set`` names the fields a person has chosen; presets never overwrite them.
+    """
+
+    name: str = DEFAULT_PROFILE_NAME
+    api_base: str = DEFAULT_API_BASE
+    model: str = ""
+    temperature: float = 0.7
+    max_tokens: int = 2048
+    top_p: float = 1.0
+    image_long_side: int = 1024
+    vision: str = "auto"
+    max_images: int | None = None
+    price_input_per_million: float = LOCAL_PRICE_PER_MILLION
+    price_output_per_million: float = LOCAL_PRICE_PER_MILLION
+    request_timeout_s: float = 120.0
+    metrics_url: str | None = None
+    verify_tls: bool = True
+    ca_bundle: str | None = None
+    system_prompt: str | None = None
+    electricity_price_per_kwh: float | None = None
+    kb_top_k: int = 4
+    kb_max_context_tokens: int = 2000
+    preset: str | None = None
+    id: str = field(default_factory=_new_id)
+    user_set: frozenset[str] = frozenset()
+
+    @property
+    def effective_metrics_url(self) -> str:
+        """The GPU panel's metrics URL: the explicit one, else the API base without a
+        trailing ``/v1`` plus ``/metrics`` (``http://h:8000/v1`` -> ``http://h:8000/metrics``)."""
+        if self.metrics_url:
+            return self.metrics_url
+        return derive_metrics_url(self.api_base)
+
+    def with_user_values(self, **values: Any) -> Profile:
+        """A copy with ``values`` applied; fields whose value changed become user-set.
+
+        Unknown field names raise ``TypeError`` (a programming error, not user input).
+        """
+        unknown = set(values) - set(EDITABLE_FIELDS)
+        if unknown:
+            raise TypeError(f"not editable profile fields: {sorted(unknown)}")
+        changed = {k for k, v in values.items() if getattr(self, k) != v}
+        return dataclasses.replace(self, **values, user_set=self.user_set | changed)
+
+    def restored(self, names: Iterable[str]) -> Profile:
+        """A copy with the named fields back at their defaults and no longer user-set."""
+        names = set(names)
+        defaults = {f.name: _field_default(f) for f in dataclasses.fields(Profile)}
+        return dataclasses.replace(
+            self, **{n: defaults[n] for n in names}, user_set=self.user_set - names
+        )
+
+
+# Fields a user edits (everything but bookkeeping).
+EDITABLE_FIELDS: tuple[str, ...] = tuple(
+    f.name for f in dataclasses.fields(Profile) if f.name not in ("id", "user_set", "preset")
+)
+
+
+def _field_default(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    return f.default_factory()  # type: ignore[misc]
+
+
+def derive_metrics_url(api_base: str) -> str:
+    """``<api base without trailing /v1>/metrics``; trailing slashes are ignored."""
+    base = api_base.strip().rstrip("/")
+    if base.endswith("/v1"):
+        base = base[: -len("/v1")]
+    return base + "/metrics"
+
+
+# ---------------------------------------------------------------- presets
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Known-good settings for one model; ``values`` are Profile field values."""
+
+    key: str
+    label: str
+    values: Mapping[str, Any]
+
+
+def _preset(key: str, label: str, model: str, **extra: Any) -> Preset:
+    values = {"api_base": DEFAULT_API_BASE, "model": model, "vision": "yes", **extra}
+    return Preset(key, label, values)
+
+
+# The models kanoa's vLLM documentation lists as tested (Molmo, Gemma 3) plus the two it
+# names as strong candidates. Molmo accepts one image per prompt (vLLM answers 400
+# "At most 1 image(s) may be provided in one prompt." otherwise).
+PRESETS: dict[str, Preset] = {
+    p.key: p
+    for p in (
+        _preset("molmo-7b-d", "Molmo 7B-D", "allenai/Molmo-7B-D-0924", max_images=1),
+        _preset("gemma-3-4b", "Gemma 3 4B", "google/gemma-3-4b-it"),
+        _preset("gemma-3-12b", "Gemma 3 12B", "google/gemma-3-12b-it"),
+        _preset("qwen2.5-vl-7b", "Qwen2.5-VL 7B", "Qwen/Qwen2.5-VL-7B-Instruct"),
+        _preset(
+            "llama-3.2-11b-vision",
+            "Llama 3.2 11B Vision",
+            "meta-llama/Llama-3.2-11B-Vision-Instruct",
+        ),
+    )
+}
+
+
+def apply_preset(profile: Profile, preset: Preset | str) -> Profile:
+    """A copy of ``profile`` with the preset's values in every field the user has not set.
+
+    User-set fields (``profile.user_set``) are never changed. The filled fields stay
+    not-user-set, so a later preset may replace them. Unknown preset keys raise KeyError.
+    """
+    if isinstance(preset, str):
+        preset = PRESETS[preset]
+    fill = {k: v for k, v in preset.values.items() if k not in profile.user_set}
+    return dataclasses.replace(profile, **fill, preset=preset.key)
+
+
+def profile_from_preset(preset: Preset | str, name: str | None = None) -> Profile:
+    """A new profile (new id) built from a preset; its name defaults to the preset label."""
+    if isinstance(preset, str):
+        preset = PRESETS[preset]
+    return apply_preset(Profile(name=name or preset.label), preset)
+
+
+# ---------------------------------------------------------------- validation
+
+
+def validate_api_base(url: str) -> str | None:
+    """A plain-language problem with an API base URL, or None when it looks usable."""
+    text = url.strip()
+    if not text:
+        return "Enter the server's API address, for example http://localhost:8000/v1."
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https"):
+        return "The address must start with http:// or https:// (for example http://localhost:8000/v1)."
+    if not parts.hostname:
+        return "The address has no host name (for example http://localhost:8000/v1)."
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        return "The port in the address is not a number between 0 and 65535."
+    return None
+
+
+def is_local_host(host: str) -> bool:
+    """True for localhost, 127.0.0.0/8 and ::1 (traffic that never leaves this machine)."""
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def is_unencrypted_remote(url: str) -> bool:
+    """True when ``url`` is plain http:// to a host other than this machine."""
+    parts = urlsplit(url.strip())
+    return parts.scheme == "http" and bool(parts.hostname) and not is_local_host(parts.hostname)
+
+
+UNENCRYPTED_WARNING = (
+    "This address uses http:// to another machine: your figures, questions and API key "
+    "would travel unencrypted. Use https:// or an SSH tunnel if the network is not trusted."
+)
+
+
+def validate_profile(profile: Profile) -> list[str]:
+    """Every problem with ``profile`` as a sentence the user can act on (empty when fine)."""
+    problems: list[str] = []
+    if not profile.name.strip():
+        problems.append("Give the profile a name.")
+    if (msg := validate_api_base(profile.api_base)) is not None:
+        problems.append(msg)
+    if profile.metrics_url and (msg := validate_api_base(profile.metrics_url)) is not None:
+        problems.append("Metrics address: " + msg)
+    if not 0.0 <= profile.temperature <= 2.0:
+        problems.append("Temperature must be between 0 and 2.")
+    if not 0.0 < profile.top_p <= 1.0:
+        problems.append("Top p must be above 0 and at most 1.")
+    if profile.max_tokens < 1:
+        problems.append("Max tokens must be at least 1.")
+    if profile.image_long_side < 64:
+        problems.append("The image long side must be at least 64 pixels.")
+    if profile.vision not in VISION_CHOICES:
+        problems.append("Vision must be auto, yes or no.")
+    if profile.max_images is not None and profile.max_images < 1:
+        problems.append("Max images must be at least 1 (or unknown).")
+    if profile.price_input_per_million < 0 or profile.price_output_per_million < 0:
+        problems.append("Prices cannot be negative.")
+    if profile.request_timeout_s <= 0:
+        problems.append("The request timeout must be above 0 seconds.")
+    if profile.ca_bundle and not Path(profile.ca_bundle).expanduser().is_file():
+        problems.append(f"The CA bundle {profile.ca_bundle} does not exist or is not a file.")
+    return problems
+
+
+# ---------------------------------------------------------------- vision
+
+
+def vision_block_reason(profile: Profile, probed: bool | None) -> str | None:
+    """Why figures cannot be sent with this profile, or None when they may be.
+
+    ``probed`` is the cached result of the one-pixel probe for this model (None: not probed).
+    """
+    if profile.vision == "no":
+        return "This profile is set to text only (Settings > Images > Vision), so figures are not sent."
+    if profile.vision == "auto" and probed is False:
+        model = profile.model or "this model"
+        return f"{model} did not accept a test image, so it reads text only: figures are not sent."
+    return None
+
+
+# ---------------------------------------------------------------- app-wide preferences
+
+
+@dataclass(frozen=True)
+class Preferences:
+    """App-wide settings (not per endpoint), kept in the same file as the profiles."""
+
+    theme: str = "system"  # "system" | "light" | "dark"
+    font_size_pt: int | None = None  # None: the platform's default
+    gpu_panel_visible: bool = True
+    gpu_poll_interval_s: float = 2.0
+    local_nvml: bool = True
+
+
+THEMES: tuple[str, ...] = ("system", "light", "dark")
+
+
+# ---------------------------------------------------------------- serialisation
+
+
+@dataclass(frozen=True)
+class StoreProblem:
+    """Something the user should read about the profiles file, and what to do next."""
+
+    message: str
+    path: Path | None = None
+
+
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "name": (str,),
+    "api_base": (str,),
+    "model": (str,),
+    "temperature": (int, float),
+    "max_tokens": (int,),
+    "top_p": (int, float),
+    "image_long_side": (int,),
+    "vision": (str,),
+    "max_images": (int, type(None)),
+    "price_input_per_million": (int, float),
+    "price_output_per_million": (int, float),
+    "request_timeout_s": (int, float),
+    "metrics_url": (str, type(None)),
+    "verify_tls": (bool,),
+    "ca_bundle": (str, type(None)),
+    "system_prompt": (str, type(None)),
+    "electricity_price_per_kwh": (int, float, type(None)),
+    "kb_top_k": (int,),
+    "kb_max_context_tokens": (int,),
+    "preset": (str, type(None)),
+    "id": (str,),
+}
+
+
+def profile_to_dict(profile: Profile) -> dict[str, Any]:
+    """JSON-ready dict of a profile (``user_set`` as a sorted list)."""
+    data = {f.name: getattr(profile, f.name) for f in dataclasses.fields(Profile)}
+    data["user_set"] = sorted(profile.user_set)
+    return data
+
+
+def profile_from_dict(data: Mapping[str, Any]) -> tuple[Profile, list[str]]:
+    """A profile from a dict, tolerant: unknown keys are ignored, a value of the wrong
+    type falls back to the default. Returns the profile and notes on what was replaced."""
+    notes: list[str] = []
+    kwargs: dict[str, Any] = {}
+    label = data.get("name") if isinstance(data.get("name"), str) else "?"
+    for name, types in _FIELD_TYPES.items():
+        if name not in data:
+            continue
+        value = data[name]
+        # bool is an int subclass: never accept true/false for a number field.
+        if isinstance(value, bool) and bool not in types:
+            ok = False
+        else:
+            ok = isinstance(value, types)
+        if name == "vision" and value not in VISION_CHOICES:
+            ok = False
+        if ok:
+            kwargs[name] = float(value) if float in types and isinstance(value, int) else value
+        else:
+            notes.append(f"Profile {label!s}: {name} had an unusable value and was reset.")
+    raw_user = data.get("user_set", [])
+    if isinstance(raw_user, list):
+        kwargs["user_set"] = frozenset(x for x in raw_user if x in EDITABLE_FIELDS)
+    return Profile(**kwargs), notes
+
+
+def preferences_to_dict(prefs: Preferences) -> dict[str, Any]:
+    return dataclasses.asdict(prefs)
+
+
+def preferences_from_dict(data: Any) -> Preferences:
+    """Preferences from a dict; missing or mistyped values take their defaults."""
+    if not isinstance(data, Mapping):
+        return Preferences()
+    kwargs: dict[str, Any] = {}
+    if data.get("theme") in THEMES:
+        kwargs["theme"] = data["theme"]
+    font = data.get("font_size_pt")
+    if font is None or (type(font) is int and 6 <= font <= 48):
+        kwargs["font_size_pt"] = font
+    for name in ("gpu_panel_visible", "local_nvml"):
+        if isinstance(data.get(name), bool):
+            kwargs[name] = data[name]
+    interval = data.get("gpu_poll_interval_s")
+    if type(interval) in (int, float) and interval > 0:
+        kwargs["gpu_poll_interval_s"] = float(interval)
+    return Preferences(**kwargs)
+
+
+# ---------------------------------------------------------------- migrations
+
+
+class SchemaError(ValueError):
+    """The file's content is not a profiles document we can read."""
+
+
+def _migrate_v1_to_v2(doc: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """v1 (the pre-release format) -> v2.
+
+    v1 kept ``profiles`` as an object keyed by name, one ``price_per_million`` for input and
+    output, ``vision`` as true/false, and sometimes an ``api_key`` in the file. v2 keeps a
+    list of profiles with stable ids, separate input/output prices, vision auto/yes/no, and
+    no keys: keys found here are returned so the store can move them to the keychain.
+    """
+    raw = doc.get("profiles", {})
+    if not isinstance(raw, Mapping):
+        raise SchemaError("v1 'profiles' is not an object")
+    keys: dict[str, str] = {}
+    profiles = []
+    for name, entry in raw.items():
+        if not isinstance(entry, Mapping):
+            continue
+        new = {k: v for k, v in entry.items() if k not in ("api_key", "price_per_million")}
+        new["name"] = str(name)
+        new["id"] = _new_id()
+        if "price_per_million" in entry:
+            new["price_input_per_million"] = entry["price_per_million"]
+            new["price_output_per_million"] = entry["price_per_million"]
+        if isinstance(entry.get("vision"), bool):
+            new["vision"] = "yes" if entry["vision"] else "no"
+        key = entry.get("api_key")
+        if isinstance(key, str) and key:
+            keys[new["id"]] = key
+        profiles.append(new)
+    migrated = {
+        "schema_version": 2,
+        "active_profile": doc.get("active"),
+        "profiles": profiles,
+        "preferences": doc.get("preferences", {}),
+    }
+    return migrated, keys
+
+
+# version -> function taking a document of that version to the next version
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], tuple[dict[str, Any], dict[str, str]]]] = {
+    1: _migrate_v1_to_v2,
+}
+
+
+def migrate(doc: Any) -> tuple[dict[str, Any], dict[str, str]]:
+    """Bring a parsed document to :data:`SCHEMA_VERSION`.
+
+    Returns the migrated document and any API keys found in old files (profile id -> key),
+    which must go to the keychain, never back to disk. Raises :class:`SchemaError` when
+    the document is not a profiles document, and :class:`NewerSchemaError` when it was
+    written by a newer kanoa desktop.
+    """
+    if not isinstance(doc, dict):
+        raise SchemaError("the top level is not a JSON object")
+    version = doc.get("schema_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise SchemaError("schema_version is missing or not a positive integer")
+    if version > SCHEMA_VERSION:
+        raise NewerSchemaError(version)
+    keys: dict[str, str] = {}
+    while version < SCHEMA_VERSION:
+        doc, found = MIGRATIONS[version](doc)
+        keys.update(found)
+        version = doc["schema_version"]
+    if not isinstance(doc.get("profiles"), list):
+        raise SchemaError("'profiles' is not a list")
+    return doc, keys
+
+
+class NewerSchemaError(SchemaError):
+    def __init__(self, version: int) -> None:
+        super().__init__(f"schema_version {version} is newer than {SCHEMA_VERSION}")
+        self.version = version
+
+
+# ---------------------------------------------------------------- atomic write
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON so that readers see either the old file or the new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2, ensure_ascii=False)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+# ---------------------------------------------------------------- store
+
+
+class KeySink(Protocol):
+    """What the store needs from a key store (see :class:`secrets.KeyStore`)."""
+
+    def set(self, profile_id: str, key: str) -> Any: ...
+
+    def delete(self, profile_id: str) -> Any: ...
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """What an import did: names added, (old, new) renames on clash, and problems."""
+
+    added: list[str]
+    renamed: list[tuple[str, str]]
+    problems: list[StoreProblem]
+
+
+def unique_name(wanted: str, taken: Iterable[str]) -> str:
+    """``wanted``, or ``wanted (2)``, ``wanted (3)``... whichever is not taken."""
+    taken = set(taken)
+    if wanted not in taken:
+        return wanted
+    n = 2
+    while f"{wanted} ({n})" in taken:
+        n += 1
+    return f"{wanted} ({n})"
+
+
+class ProfileStore:
+    """The user's profiles, the active one, and app preferences, backed by a JSON file.
+
+    Not thread-safe: use it from one thread (the GUI thread). Mutating methods do not save;
+    call :meth:`save`. Listeners added with :meth:`add_listener` are called (no arguments)
+    after every change so views can refresh.
+    """
+
+    def __init__(self, path: Path | None = None, keys: KeySink | None = None) -> None:
+        self.path = Path(path) if path is not None else paths.config_dir() / FILE_NAME
+        self._keys = keys
+        self._profiles: list[Profile] = [Profile()]
+        self._active_id: str = self._profiles[0].id
+        self._prefs = Preferences()
+        self._listeners: list[Callable[[], None]] = []
+        self._vision_cache: dict[str, bool] = {}
+        # True when the file was written by a newer version: we must not overwrite it.
+        self.read_only = False
+
+    # -- listeners
+    def add_listener(self, callback: Callable[[], None]) -> None:
+        self._listeners.append(callback)
+
+    def remove_listener(self, callback: Callable[[], None]) -> None:
+        if callback in self._listeners:
+            self._listeners.remove(callback)
+
+    def _changed(self) -> None:
+        for callback in list(self._listeners):
+            callback()
+
+    # -- load / save
+    def load(self) -> list[StoreProblem]:
+        """Read the file (missing: first run, defaults). Never raises for bad content:
+        returns problems for the UI instead. A corrupt file is moved aside first."""
+        problems: list[StoreProblem] = []
+        self.read_only = False
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            self._reset()
+            self._changed()
+            return problems
+        except OSError as exc:
+            self._reset()
+            self.read_only = True
+            self._changed()
+            return [
+                StoreProblem(
+                    f"Could not read the profiles file ({exc.strerror}). Using the default "
+                    "profile for now; changes will not be saved until the file is readable.",
+                    self.path,
+                )
+            ]
+        try:
+            parsed = json.loads(raw.decode("utf-8"))
+            doc, found_keys = migrate(parsed)
+        except NewerSchemaError as exc:
+            self._reset()
+            self.read_only = True
+            self._changed()
+            return [
+                StoreProblem(
+                    f"The profiles file was written by a newer kanoa desktop (schema "
+                    f"{exc.version}). Using the default profile and leaving the file "
+                    "untouched; update kanoa desktop to use your profiles.",
+                    self.path,
+                )
+            ]
+        except (UnicodeDecodeError, json.JSONDecodeError, SchemaError) as exc:
+            aside = self._set_aside()
+            self._reset()
+            self._changed()
+            return [
+                StoreProblem(
+                    f"The profiles file could not be read ({exc}). It was kept as "
+                    f"{aside.name} and the default profile is in use; you can repair that "
+                    "file and import it from Settings.",
+                    aside,
+                )
+            ]
+        profiles: list[Profile] = []
+        for entry in doc["profiles"]:
+            if not isinstance(entry, Mapping):
+                continue
+            profile, notes = profile_from_dict(entry)
+            problems.extend(StoreProblem(n, self.path) for n in notes)
+            if any(p.id == profile.id for p in profiles):
+                profile = dataclasses.replace(profile, id=_new_id())
+            if any(p.name == profile.name for p in profiles):
+                profile = dataclasses.replace(
+                    profile, name=unique_name(profile.name, (p.name for p in profiles))
+                )
+            profiles.append(profile)
+        if not profiles:
+            profiles = [Profile()]
+        self._profiles = profiles
+        active = doc.get("active_profile")
+        match = next((p for p in profiles if p.name == active), profiles[0])
+        self._active_id = match.id
+        self._prefs = preferences_from_dict(doc.get("preferences"))
+        cache = doc.get("vision_cache", {})
+        if isinstance(cache, Mapping):
+            self._vision_cache = {k: v for k, v in cache.items() if isinstance(v, bool)}
+        if parsed.get("schema_version") != SCHEMA_VERSION:
+            problems.extend(self._after_migration(found_keys))
+        self._changed()
+        return problems
+
+    def _after_migration(self, found_keys: dict[str, str]) -> list[StoreProblem]:
+        problems: list[StoreProblem] = []
+        moved = False
+        for profile_id, key in found_keys.items():
+            if self._keys is None:
+                break
+            result = self._keys.set(profile_id, key)
+            moved = moved or not result  # KeyStore.set returns None on success
+        if found_keys and not moved:
+            problems.append(
+                StoreProblem(
+                    "Your old profiles file held API keys. They were removed from the file "
+                    "but could not be stored in a keychain; enter them again in Settings > "
+                    "Endpoint.",
+                    self.path,
+                )
+            )
+        # Rewrite now so the old format (and any key in it) leaves the disk.
+        if (problem := self.save()) is not None:
+            problems.append(problem)
+        return problems
+
+    def _set_aside(self) -> Path:
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+        n = 1
+        while aside.exists():
+            aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}-{n}")
+            n += 1
+        os.replace(self.path, aside)
+        return aside
+
+    def _reset(self) -> None:
+        self._profiles = [Profile()]
+        self._active_id = self._profiles[0].id
+        self._prefs = Preferences()
+        self._vision_cache = {}
+
+    def to_document(self) -> dict[str, Any]:
+        """The document :meth:`save` writes (never contains keys)."""
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "active_profile": self.active.name,
+            "profiles": [profile_to_dict(p) for p in self._profiles],
+            "preferences": preferences_to_dict(self._prefs),
+            "vision_cache": dict(sorted(self._vision_cache.items())),
+        }
+
+    def save(self) -> StoreProblem | None:
+        """Write the file atomically. Returns a problem instead of raising."""
+        if self.read_only:
+            return StoreProblem(
+                "Profiles were not saved: the profiles file belongs to a newer kanoa desktop "
+                "or could not be read.",
+                self.path,
+            )
+        try:
+            write_json_atomic(self.path, self.to_document())
+        except OSError as exc:
+            return StoreProblem(
+                f"Could not save profiles ({exc.strerror or exc}). Check that "
+                f"{self.path.parent} is writable and has free space.",
+                self.path,
+            )
+        return None
+
+    # -- access
+    @property
+    def profiles(self) -> list[Profile]:
+        return list(self._profiles)
+
+    @property
+    def names(self) -> list[str]:
+        return [p.name for p in self._profiles]
+
+    @property
+    def active(self) -> Profile:
+        return next(p for p in self._profiles if p.id == self._active_id)
+
+    @property
+    def preferences(self) -> Preferences:
+        return self._prefs
+
+    def set_preferences(self, prefs: Preferences) -> None:
+        self._prefs = prefs
+        self._changed()
+
+    def get(self, name: str) -> Profile | None:
+        return next((p for p in self._profiles if p.name == name), None)
+
+    def get_by_id(self, profile_id: str) -> Profile | None:
+        return next((p for p in self._profiles if p.id == profile_id), None)
+
+    def set_active(self, name_or_id: str) -> Profile:
+        """Make a profile active (by name or id); KeyError if there is none."""
+        profile = self.get(name_or_id) or self.get_by_id(name_or_id)
+        if profile is None:
+            raise KeyError(name_or_id)
+        if profile.id != self._active_id:
+            self._active_id = profile.id
+            self._changed()
+        return profile
+
+    def add(self, profile: Profile) -> Profile:
+        """Add a profile; on a name or id clash it is renamed / given a new id. Returns
+        the profile as stored."""
+        if self.get_by_id(profile.id) is not None:
+            profile = dataclasses.replace(profile, id=_new_id())
+        profile = dataclasses.replace(profile, name=unique_name(profile.name, self.names))
+        self._profiles.append(profile)
+        self._changed()
+        return profile
+
+    def update(self, profile: Profile) -> Profile:
+        """Replace the stored profile with the same id. A new name that clashes with
+        another profile is made unique. KeyError if the id is unknown."""
+        index = next((i for i, p in enumerate(self._profiles) if p.id == profile.id), None)
+        if index is None:
+            raise KeyError(profile.id)
+        others = [p.name for p in self._profiles if p.id != profile.id]
+        profile = dataclasses.replace(profile, name=unique_name(profile.name, others))
+        self._profiles[index] = profile
+        self._changed()
+        return profile
+
+    def remove(self, name_or_id: str) -> None:
+        """Remove a profile and its key. The last profile cannot be removed (ValueError)."""
+        profile = self.get(name_or_id) or self.get_by_id(name_or_id)
+        if profile is None:
+            raise KeyError(name_or_id)
+        if len(self._profiles) == 1:
+            raise ValueError("at least one profile must remain")
+        self._profiles = [p for p in self._profiles if p.id != profile.id]
+        if self._active_id == profile.id:
+            self._active_id = self._profiles[0].id
+        if self._keys is not None:
+            self._keys.delete(profile.id)
+        self._changed()
+
+    # -- vision probe cache (per api base + model)
+    @staticmethod
+    def _vision_key(api_base: str, model: str) -> str:
+        return f"{api_base.strip().rstrip('/')}|{model}"
+
+    def cached_vision(self, api_base: str, model: str) -> bool | None:
+        """The remembered one-pixel probe result for this server and model, or None."""
+        return self._vision_cache.get(self._vision_key(api_base, model))
+
+    def remember_vision(self, api_base: str, model: str, supported: bool) -> None:
+        self._vision_cache[self._vision_key(api_base, model)] = bool(supported)
+        self._changed()
+
+    # -- import / export
+    def export_profiles(
+        self, path: Path, names: Iterable[str] | None = None
+    ) -> StoreProblem | None:
+        """Write the chosen profiles (all by default) to ``path``. Keys are never included
+        (profiles hold none), and ids are left out so an import always gets fresh ones."""
+        chosen = set(names) if names is not None else None
+        items = []
+        for profile in self._profiles:
+            if chosen is None or profile.name in chosen:
+                data = profile_to_dict(profile)
+                data.pop("id")
+                items.append(data)
+        doc = {"schema_version": SCHEMA_VERSION, "kind": EXPORT_KIND, "profiles": items}
+        try:
+            write_json_atomic(Path(path), doc)
+        except OSError as exc:
+            return StoreProblem(f"Could not export profiles ({exc.strerror or exc}).", Path(path))
+        return None
+
+    def import_profiles(self, path: Path) -> ImportResult:
+        """Merge profiles from an export (or a profiles.json). Clashing names get
+        ``(2)``, ``(3)``... Imported profiles get new ids. Nothing is saved; call save()."""
+        path = Path(path)
+        try:
+            doc, found_keys = migrate(json.loads(path.read_text(encoding="utf-8")))
+        except OSError as exc:
+            return ImportResult(
+                [], [], [StoreProblem(f"Could not read {path.name} ({exc.strerror}).", path)]
+            )
+        except (UnicodeDecodeError, json.JSONDecodeError, SchemaError) as exc:
+            return ImportResult(
+                [], [], [StoreProblem(f"{path.name} is not a profiles file ({exc}).", path)]
+            )
+        added: list[str] = []
+        renamed: list[tuple[str, str]] = []
+        problems: list[StoreProblem] = []
+        if found_keys:
+            problems.append(
+                StoreProblem(
+                    f"{path.name} contained API keys; they were not imported. Enter keys in "
+                    "Settings > Endpoint.",
+                    path,
+                )
+            )
+        for entry in doc["profiles"]:
+            if not isinstance(entry, Mapping):
+                continue
+            profile, notes = profile_from_dict({k: v for k, v in entry.items() if k != "id"})
+            problems.extend(StoreProblem(n, path) for n in notes)
+            stored = self.add(profile)
+            added.append(stored.name)
+            if stored.name != profile.name:
+                renamed.append((profile.name, stored.name))
+        return ImportResult(added, renamed, problems)
