@@ -1,0 +1,621 @@
+"""Model-server metrics: parse a Prometheus ``/metrics`` body and derive what a user reads.
+
+Two steps, both plain functions/objects that a thread pool, the command line or a test can
+drive:
+
+- :func:`parse_scrape` turns one text body into a :class:`Scrape` (samples indexed by name).
+  It raises :class:`MetricsBodyError` (a plain-language message) when the body is not
+  Prometheus text.
+- :class:`MetricsDeriver` takes successive scrapes and returns a frozen
+  :class:`ServerMetrics` snapshot: gauges as read, counters as rates between scrapes,
+  histogram quantiles over the last minute, and warnings a user can act on.
+
+Servers understood: vLLM (``vllm:*``, old and new names, with or without the ``engine``
+label and the ``_created`` families), llama.cpp ``llama-server`` (``llamacpp:*``) and the
+NVIDIA DCGM exporter (``DCGM_FI_DEV_*``). A value the body does not give is ``None``,
+never a pretend ``0``.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from enum import StrEnum
+
+from prometheus_client.parser import text_string_to_metric_families
+
+__all__ = [
+    "DcgmGpu",
+    "MetricsBodyError",
+    "MetricsDeriver",
+    "Scrape",
+    "ServerKind",
+    "ServerMetrics",
+    "histogram_quantile",
+    "parse_scrape",
+]
+
+# Thresholds behind the warnings; shared with the GPU module's local readings.
+KV_CACHE_WARN_FRACTION = 0.90
+VRAM_WARN_FRACTION = 0.95
+TEMPERATURE_WARN_C = 85.0
+
+
+class ServerKind(StrEnum):
+    """What published the body, from its metric names."""
+
+    VLLM = "vllm"
+    LLAMACPP = "llamacpp"
+    DCGM = "dcgm"
+    UNKNOWN = "unknown"
+
+
+class MetricsBodyError(ValueError):
+    """The body is not Prometheus text. ``str(err)`` is a sentence a user can read."""
+
+
+# --- parsing -----------------------------------------------------------------------------
+
+# Families the deriver reads. Only their lines reach prometheus_client's parser: the
+# reference vLLM body has 644 lines, most of them histograms nobody shows, and the pure
+# Python parser costs ~13 µs a line. Filtering first keeps a 1 s poll far below 1 % of a core.
+_VLLM_FAMILIES = (
+    "vllm:num_requests_running",
+    "vllm:num_requests_waiting",
+    "vllm:kv_cache_usage_perc",
+    "vllm:gpu_cache_usage_perc",
+    "vllm:prompt_tokens",
+    "vllm:generation_tokens",
+    "vllm:num_preemptions",
+    "vllm:prefix_cache_queries",
+    "vllm:prefix_cache_hits",
+    "vllm:gpu_prefix_cache_queries",
+    "vllm:gpu_prefix_cache_hits",
+    "vllm:request_success",
+    "vllm:time_to_first_token_seconds",
+    "vllm:inter_token_latency_seconds",
+    "vllm:time_per_output_token_seconds",
+    "vllm:e2e_request_latency_seconds",
+)
+_SUFFIXES = ("", "_total", "_bucket", "_count", "_sum")
+_WANTED_NAMES = frozenset(f + s for f in _VLLM_FAMILIES for s in _SUFFIXES)
+_WANTED_PREFIXES = ("llamacpp:", "DCGM_FI_DEV_")
+
+Labels = Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Scrape:
+    """One parsed body.
+
+    ``timestamp`` is the caller's ``time.monotonic()`` at the scrape (rates use it).
+    ``samples`` maps a sample name (``vllm:prompt_tokens_total``, ``..._bucket``) to its
+    ``(labels, value)`` pairs, values always ``float``. ``kind`` says which server it is.
+    """
+
+    timestamp: float
+    samples: Mapping[str, Sequence[tuple[Labels, float]]]
+    kind: ServerKind
+
+    def values(self, name: str) -> Sequence[tuple[Labels, float]]:
+        """The ``(labels, value)`` pairs of one sample name; empty when absent."""
+        return self.samples.get(name, ())
+
+
+def _sample_name(line: str) -> str:
+    brace = line.find("{")
+    space = line.find(" ")
+    if brace == -1:
+        return line if space == -1 else line[:space]
+    if space == -1 or brace < space:
+        return line[:brace]
+    return line[:space]
+
+
+def _wanted(name: str) -> bool:
+    return name in _WANTED_NAMES or name.startswith(_WANTED_PREFIXES)
+
+
+def _prefilter(body: str) -> str:
+    kept: list[str] = []
+    for line in body.splitlines():
+        if not line:
+            continue
+        if line[0] == "#":
+            # Keep the TYPE lines of wanted families (the parser needs them to group
+            # histogram samples); HELP text is never shown.
+            if line.startswith("# TYPE "):
+                parts = line.split(" ", 3)
+                if len(parts) >= 3 and _wanted(parts[2]):
+                    kept.append(line)
+            continue
+        if _wanted(_sample_name(line)):
+            kept.append(line)
+    kept.append("")
+    return "\n".join(kept)
+
+
+def _kind_of(names: Iterable[str]) -> ServerKind:
+    for name in names:
+        if name.startswith("vllm:"):
+            return ServerKind.VLLM
+        if name.startswith("llamacpp:"):
+            return ServerKind.LLAMACPP
+        if name.startswith("DCGM_FI_"):
+            return ServerKind.DCGM
+    return ServerKind.UNKNOWN
+
+
+def _first_line(body: str) -> str:
+    for line in body.splitlines():
+        if line.strip():
+            line = line.strip()
+            return line if len(line) <= 60 else line[:57] + "..."
+    return ""
+
+
+def _parse(text: str) -> dict[str, list[tuple[Labels, float]]]:
+    samples: dict[str, list[tuple[Labels, float]]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            # prometheus_client gives int for integer-looking values (llama.cpp's "36").
+            samples.setdefault(sample.name, []).append((sample.labels, float(sample.value)))
+    return samples
+
+
+def parse_scrape(body: str, timestamp: float, *, keep_all: bool = False) -> Scrape:
+    """Parse one ``/metrics`` body taken at ``timestamp`` (``time.monotonic()``).
+
+    By default only the families the deriver reads are kept (much faster); ``keep_all``
+    keeps every sample. A body with none of them is still parsed in full, so that text
+    which is not Prometheus at all raises :class:`MetricsBodyError`, while a valid body
+    from another exporter gives a scrape of kind ``unknown``.
+
+    Raises :class:`MetricsBodyError` for an empty body or one that is not Prometheus text.
+    CPU only: safe to call from a worker thread.
+    """
+    if not body.strip():
+        raise MetricsBodyError("The metrics answer was empty: the server sent no metrics.")
+    try:
+        samples = {} if keep_all else _parse(_prefilter(body))
+        if not samples:
+            samples = _parse(body)
+    except ValueError as err:
+        raise MetricsBodyError(
+            "The answer is not Prometheus metrics (it starts with "
+            f"{_first_line(body)!r}). Check that the URL points at the server's /metrics."
+        ) from err
+    return Scrape(timestamp=timestamp, samples=samples, kind=_kind_of(samples))
+
+
+# --- derived snapshot --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DcgmGpu:
+    """One GPU as a DCGM exporter reports it (a remote server's card)."""
+
+    gpu: str
+    name: str | None
+    utilization_pct: float | None
+    fb_used_mib: float | None
+    fb_free_mib: float | None
+    temperature_c: float | None
+    power_w: float | None
+
+    @property
+    def fb_used_fraction(self) -> float | None:
+        """Used / (used + free) frame buffer, or None when either is unknown."""
+        if self.fb_used_mib is None or self.fb_free_mib is None:
+            return None
+        total = self.fb_used_mib + self.fb_free_mib
+        return self.fb_used_mib / total if total > 0 else None
+
+
+@dataclass(frozen=True)
+class ServerMetrics:
+    """What the panel and the ``metrics`` command show, derived from scrapes.
+
+    Rates (``*_per_s``) compare the latest scrape with the previous one; quantiles
+    (``*_p50_s``/``*_p95_s``), ``preemptions_per_min`` and ``prefix_cache_hit_rate`` cover
+    the last ``window_s`` seconds of scrapes. Every value is ``None`` when the body does not
+    give it or too few scrapes exist yet; ``None`` never stands for zero.
+    """
+
+    timestamp: float
+    kind: ServerKind
+    models: tuple[str, ...] = ()
+    engines: tuple[str, ...] = ()
+    model: str | None = None  # the selected model; None = sum over all
+    requests_running: float | None = None
+    requests_waiting: float | None = None
+    kv_cache_usage: float | None = None  # 0..1, the fullest selected engine
+    prompt_tokens_per_s: float | None = None
+    generation_tokens_per_s: float | None = None
+    # llama.cpp only: tokens per second while busy (its own timers), not per wall second.
+    prompt_speed_tok_s: float | None = None
+    generation_speed_tok_s: float | None = None
+    ttft_p50_s: float | None = None
+    ttft_p95_s: float | None = None
+    itl_p50_s: float | None = None
+    itl_p95_s: float | None = None
+    e2e_p50_s: float | None = None
+    e2e_p95_s: float | None = None
+    preemptions_per_min: float | None = None
+    prefix_cache_hit_rate: float | None = None  # 0..1 over the window
+    prefix_cache_hit_rate_lifetime: float | None = None  # 0..1 since the server started
+    finished_reasons: Mapping[str, int] = field(default_factory=dict)
+    gpus: tuple[DcgmGpu, ...] = ()
+    window_s: float | None = None  # seconds actually covered by the windowed values
+    warnings: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready dict (kind as its string, gpus as dicts)."""
+        data = asdict(self)
+        data["kind"] = str(self.kind)
+        data["finished_reasons"] = dict(self.finished_reasons)
+        data["models"] = list(self.models)
+        data["engines"] = list(self.engines)
+        data["warnings"] = list(self.warnings)
+        return data
+
+
+def histogram_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> float | None:
+    """Quantile ``q`` (0..1) of a cumulative histogram, as Prometheus' histogram_quantile.
+
+    ``buckets`` are ``(upper_bound, cumulative_count)`` pairs sorted by bound, the last one
+    ``+Inf``. Linear interpolation inside the bucket holding the rank; the first bucket
+    starts at 0; a rank in the ``+Inf`` bucket returns the highest finite bound. ``None``
+    when there are no observations or no ``+Inf`` bucket.
+    """
+    if not buckets or not math.isinf(buckets[-1][0]):
+        return None
+    # Counts read from separate lines can be non-monotonic; Prometheus fixes that the same way.
+    counts: list[float] = []
+    running = 0.0
+    for _, count in buckets:
+        running = max(running, count)
+        counts.append(running)
+    total = counts[-1]
+    if total <= 0:
+        return None
+    rank = q * total
+    index = bisect_left(counts, rank)
+    if index >= len(buckets) - 1:
+        return buckets[-2][0] if len(buckets) >= 2 else None
+    upper = buckets[index][0]
+    if index == 0:
+        lower, below = 0.0, 0.0
+        if upper <= 0:
+            return upper
+    else:
+        lower, below = buckets[index - 1][0], counts[index - 1]
+    in_bucket = counts[index] - below
+    if in_bucket <= 0:
+        return upper
+    return lower + (upper - lower) * ((rank - below) / in_bucket)
+
+
+# Windowed series: the deriver keeps, per scrape, a vector of these cumulative values.
+_HISTOGRAMS = {
+    "ttft": ("vllm:time_to_first_token_seconds",),
+    "itl": ("vllm:inter_token_latency_seconds", "vllm:time_per_output_token_seconds"),
+    "e2e": ("vllm:e2e_request_latency_seconds",),
+}
+
+
+@dataclass
+class _Point:
+    timestamp: float
+    counters: dict[str, float]
+    histograms: dict[str, list[tuple[float, float]]]
+
+
+def _increase(current: float, base: float) -> float:
+    # A counter that went down was reset (server restart): everything counted since is new.
+    return current - base if current >= base else current
+
+
+class MetricsDeriver:
+    """Turns successive scrapes of one server into :class:`ServerMetrics` snapshots.
+
+    Stateful and not thread-safe: feed it from one thread (or one task). ``model`` picks
+    one ``model_name`` (``None`` sums over all models), ``engine`` one ``engine`` label
+    value (``None`` sums over engines). Changing either clears the history, because rates
+    and windows of a different selection do not compare.
+    """
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        engine: str | None = None,
+        window_s: float = 60.0,
+    ) -> None:
+        self._model = model
+        self._engine = engine
+        self.window_s = window_s
+        self._previous: _Point | None = None
+        self._ring: deque[_Point] = deque()
+
+    @property
+    def model(self) -> str | None:
+        return self._model
+
+    @model.setter
+    def model(self, value: str | None) -> None:
+        if value != self._model:
+            self._model = value
+            self.reset()
+
+    @property
+    def engine(self) -> str | None:
+        return self._engine
+
+    @engine.setter
+    def engine(self, value: str | None) -> None:
+        if value != self._engine:
+            self._engine = value
+            self.reset()
+
+    def reset(self) -> None:
+        """Forget previous scrapes (rates and windows start again)."""
+        self._previous = None
+        self._ring.clear()
+
+    # -- selection helpers
+
+    def _selected(self, labels: Labels) -> bool:
+        if self._model is not None and labels.get("model_name") != self._model:
+            return False
+        return self._engine is None or labels.get("engine") == self._engine
+
+    def _sum(self, scrape: Scrape, *names: str) -> float | None:
+        """Sum over the selected series of the first name present in the body."""
+        for name in names:
+            pairs = scrape.values(name)
+            if pairs:
+                return sum(v for labels, v in pairs if self._selected(labels))
+        return None
+
+    def _max(self, scrape: Scrape, *names: str) -> float | None:
+        for name in names:
+            values = [v for labels, v in scrape.values(name) if self._selected(labels)]
+            if values:
+                return max(values)
+        return None
+
+    def _histogram(self, scrape: Scrape, names: Sequence[str]) -> list[tuple[float, float]]:
+        for name in names:
+            pairs = scrape.values(name + "_bucket")
+            if not pairs:
+                continue
+            by_bound: dict[float, float] = {}
+            for labels, value in pairs:
+                if self._selected(labels):
+                    bound = float(labels.get("le", "nan"))
+                    by_bound[bound] = by_bound.get(bound, 0.0) + value
+            return sorted((b, c) for b, c in by_bound.items() if not math.isnan(b))
+        return []
+
+    def _point(self, scrape: Scrape) -> _Point:
+        counters: dict[str, float] = {}
+        pairs: dict[str, tuple[str, ...]] = {
+            "prompt": ("vllm:prompt_tokens_total", "llamacpp:prompt_tokens_total"),
+            "generation": ("vllm:generation_tokens_total", "llamacpp:tokens_predicted_total"),
+            "prompt_seconds": ("llamacpp:prompt_seconds_total",),
+            "generation_seconds": ("llamacpp:tokens_predicted_seconds_total",),
+            "preemptions": ("vllm:num_preemptions_total",),
+            "prefix_queries": (
+                "vllm:prefix_cache_queries_total",
+                "vllm:gpu_prefix_cache_queries_total",
+            ),
+            "prefix_hits": ("vllm:prefix_cache_hits_total", "vllm:gpu_prefix_cache_hits_total"),
+        }
+        for key, names in pairs.items():
+            value = self._sum(scrape, *names)
+            if value is not None:
+                counters[key] = value
+        histograms = {key: self._histogram(scrape, names) for key, names in _HISTOGRAMS.items()}
+        return _Point(scrape.timestamp, counters, {k: v for k, v in histograms.items() if v})
+
+    # -- the snapshot
+
+    def update(self, scrape: Scrape) -> ServerMetrics:
+        """Add one scrape (timestamps must increase) and return the snapshot it gives."""
+        point = self._point(scrape)
+        previous = self._previous
+        if previous is not None and not (0 < point.timestamp - previous.timestamp <= self.window_s):
+            # A repeated scrape, a clock going backwards, or a long pause (panel hidden):
+            # no rate from that pair, and the window starts again.
+            previous = None
+            self._ring.clear()
+        self._previous = point
+
+        ring = self._ring
+        ring.append(point)
+        # Keep the newest point at or before the window start as the base, drop older ones.
+        horizon = point.timestamp - self.window_s
+        while len(ring) >= 2 and ring[1].timestamp <= horizon:
+            ring.popleft()
+        base = ring[0] if len(ring) >= 2 else None
+
+        def rate(key: str) -> float | None:
+            if previous is None or key not in point.counters or key not in previous.counters:
+                return None
+            elapsed = point.timestamp - previous.timestamp
+            return _increase(point.counters[key], previous.counters[key]) / elapsed
+
+        def windowed(key: str) -> float | None:
+            if base is None or key not in point.counters or key not in base.counters:
+                return None
+            return _increase(point.counters[key], base.counters[key])
+
+        def quantiles(key: str) -> tuple[float | None, float | None]:
+            current = point.histograms.get(key)
+            if base is None or current is None:
+                return None, None
+            old = dict(base.histograms.get(key, ()))
+            # The +Inf count going down means the server restarted: all counts are new.
+            restarted = current[-1][1] < old.get(math.inf, 0.0)
+            delta = [(b, c if restarted else c - old.get(b, 0.0)) for b, c in current]
+            return histogram_quantile(0.5, delta), histogram_quantile(0.95, delta)
+
+        window = point.timestamp - base.timestamp if base is not None else None
+        preempted = windowed("preemptions")
+        preemptions_per_min = (
+            preempted * 60.0 / window if preempted is not None and window else None
+        )
+        queries, hits = windowed("prefix_queries"), windowed("prefix_hits")
+        hit_rate = hits / queries if queries and hits is not None else None
+        life_q, life_h = point.counters.get("prefix_queries"), point.counters.get("prefix_hits")
+        hit_rate_lifetime = life_h / life_q if life_q and life_h is not None else None
+
+        def speed(tokens: str, seconds: str, gauge: str) -> float | None:
+            busy = rate(seconds)
+            made = rate(tokens)
+            if busy and made is not None:
+                return made / busy
+            if previous is None:
+                # First scrape: llama-server's own average since its previous scrape.
+                value = self._sum(scrape, gauge)
+                return value if value else None
+            return None
+
+        ttft, itl, e2e = quantiles("ttft"), quantiles("itl"), quantiles("e2e")
+        models = sorted(
+            {
+                labels["model_name"]
+                for pairs in scrape.samples.values()
+                for labels, _ in pairs
+                if "model_name" in labels
+            }
+        )
+        engines = sorted(
+            {
+                labels["engine"]
+                for pairs in scrape.samples.values()
+                for labels, _ in pairs
+                if "engine" in labels
+            }
+        )
+        finished: dict[str, int] = {}
+        for labels, value in scrape.values("vllm:request_success_total"):
+            if self._selected(labels):
+                reason = labels.get("finished_reason", "unknown")
+                finished[reason] = finished.get(reason, 0) + int(value)
+
+        if scrape.kind is ServerKind.LLAMACPP:
+            running = self._sum(scrape, "llamacpp:requests_processing")
+            waiting = self._sum(scrape, "llamacpp:requests_deferred")
+            prompt_speed = speed("prompt", "prompt_seconds", "llamacpp:prompt_tokens_seconds")
+            gen_speed = speed(
+                "generation", "generation_seconds", "llamacpp:predicted_tokens_seconds"
+            )
+        else:
+            running = self._sum(scrape, "vllm:num_requests_running")
+            waiting = self._sum(scrape, "vllm:num_requests_waiting")
+            prompt_speed = gen_speed = None
+
+        snapshot = ServerMetrics(
+            timestamp=point.timestamp,
+            kind=scrape.kind,
+            models=tuple(models),
+            engines=tuple(engines),
+            model=self._model,
+            requests_running=running,
+            requests_waiting=waiting,
+            kv_cache_usage=self._max(
+                scrape, "vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc"
+            ),
+            prompt_tokens_per_s=rate("prompt"),
+            generation_tokens_per_s=rate("generation"),
+            prompt_speed_tok_s=prompt_speed,
+            generation_speed_tok_s=gen_speed,
+            ttft_p50_s=ttft[0],
+            ttft_p95_s=ttft[1],
+            itl_p50_s=itl[0],
+            itl_p95_s=itl[1],
+            e2e_p50_s=e2e[0],
+            e2e_p95_s=e2e[1],
+            preemptions_per_min=preemptions_per_min,
+            prefix_cache_hit_rate=hit_rate,
+            prefix_cache_hit_rate_lifetime=hit_rate_lifetime,
+            finished_reasons=finished,
+            gpus=_dcgm_gpus(scrape),
+            window_s=window,
+        )
+        return _with_warnings(snapshot, preempted)
+
+
+def _dcgm_gpus(scrape: Scrape) -> tuple[DcgmGpu, ...]:
+    if scrape.kind is not ServerKind.DCGM:
+        return ()
+    fields = {
+        "DCGM_FI_DEV_GPU_UTIL": "utilization_pct",
+        "DCGM_FI_DEV_FB_USED": "fb_used_mib",
+        "DCGM_FI_DEV_FB_FREE": "fb_free_mib",
+        "DCGM_FI_DEV_GPU_TEMP": "temperature_c",
+        "DCGM_FI_DEV_POWER_USAGE": "power_w",
+    }
+    found: dict[str, dict[str, object]] = {}
+    for name, attr in fields.items():
+        for labels, value in scrape.values(name):
+            gpu = labels.get("gpu") or labels.get("UUID") or "0"
+            entry = found.setdefault(gpu, {"gpu": gpu, "name": labels.get("modelName")})
+            entry[attr] = value
+    gpus = []
+    for gpu in sorted(found, key=lambda g: (len(g), g)):
+        entry = found[gpu]
+        gpus.append(
+            DcgmGpu(
+                **{
+                    "utilization_pct": None,
+                    "fb_used_mib": None,
+                    "fb_free_mib": None,
+                    "temperature_c": None,
+                    "power_w": None,
+                    **entry,
+                }
+            )
+        )  # type: ignore[arg-type]
+    return tuple(gpus)
+
+
+def _with_warnings(snapshot: ServerMetrics, preempted: float | None) -> ServerMetrics:
+    warnings: list[str] = []
+    kv = snapshot.kv_cache_usage
+    if kv is not None and kv > KV_CACHE_WARN_FRACTION:
+        warnings.append(
+            f"KV cache is {kv:.0%} full: new requests will wait or be preempted and answers "
+            "slow down. Send fewer requests at once, shorten prompts, or give the server "
+            "more GPU memory (vLLM --gpu-memory-utilization)."
+        )
+    if preempted:
+        warnings.append(
+            f"The server preempted {preempted:.0f} request(s) in the last minute: the KV "
+            "cache is too small for the load, so answers restart and slow down. Send fewer "
+            "requests at once or lower the maximum context length."
+        )
+    waiting = snapshot.requests_waiting
+    if waiting:
+        warnings.append(
+            f"{waiting:.0f} request(s) are waiting for the server: answers will start late. "
+            "Wait for running requests to finish or send fewer at once."
+        )
+    for gpu in snapshot.gpus:
+        used = gpu.fb_used_fraction
+        if used is not None and used > VRAM_WARN_FRACTION:
+            warnings.append(
+                f"GPU {gpu.gpu} memory is {used:.0%} full: a larger image or context may "
+                "fail to load. Close other programs using the GPU or use a smaller model."
+            )
+        if gpu.temperature_c is not None and gpu.temperature_c >= TEMPERATURE_WARN_C:
+            warnings.append(
+                f"GPU {gpu.gpu} is at {gpu.temperature_c:.0f} °C: it may slow itself down "
+                "to cool. Check the fans and airflow."
+            )
+    return replace(snapshot, warnings=tuple(warnings)) if warnings else snapshot
