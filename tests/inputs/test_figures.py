@@ -252,3 +252,21 @@ def test_sniff_kind_routes_by_content(tmp_path):
     assert sniff_kind(other) is None
     assert sniff_kind(tmp_path / "missing.png") is None
     assert sniff_kind(png.read_bytes()) == "image"
+
+
+def test_matplotlib_scatter_stays_png_although_jpeg_would_be_much_smaller(monkeypatch):
+    # 20,000 semi-transparent dots become many colours after LANCZOS; the white page is
+    # what marks it as line art, so it must not be sent as ringing JPEG.
+    import pandas as pd
+
+    from kanoa_desktop.core.tables import quick_plot
+
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({"x": rng.normal(size=20000), "y": rng.normal(size=20000)})
+    png = quick_plot(frame, "x", "y", "scatter", width_px=3000, height_px=2000, dpi=200)
+    fig = prepare_figure(png, name="plot.png")
+    assert fig.sent_size == (1024, 683)
+    assert fig.mime == "image/png"
+    # With the line-art rule switched off, the size rule alone picks JPEG for this image.
+    monkeypatch.setattr(figures, "LINE_ART_SHARE", 2.0)
+    assert prepare_figure(png, name="plot.png").mime == "image/jpeg"
