@@ -1,0 +1,419 @@
+"""Poll a server's ``/metrics`` on an interval and report what the user should see.
+
+:class:`MetricsPoller` scrapes one URL with ``httpx.AsyncClient``, parses and derives off
+the event loop's thread, optionally reads local GPUs, and reports :class:`MetricsUpdate`
+values through callbacks or an async iterator. It says in words whether the numbers are
+live, stale, or why there are none (unreachable, no metrics endpoint, not Prometheus), and
+backs off while the server does not answer. Works on any asyncio loop (qasync included).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Literal
+from urllib.parse import urlsplit
+
+import httpx
+
+from kanoa_desktop.core.gpu import EnergyMeter, GpuReading, LocalGpuReader, NvmlUnavailable
+from kanoa_desktop.core.metrics import (
+    MetricsBodyError,
+    MetricsDeriver,
+    ServerKind,
+    ServerMetrics,
+    parse_scrape,
+)
+
+__all__ = [
+    "MetricsPoller",
+    "MetricsUpdate",
+    "PollState",
+    "RequestSpan",
+    "default_metrics_url",
+]
+
+log = logging.getLogger(__name__)
+
+# How long request spans are kept for the panel's plots.
+SPAN_HISTORY_S = 300.0
+
+
+def default_metrics_url(api_base: str) -> str:
+    """The metrics URL for an OpenAI-compatible API base.
+
+    ``http://host:8000/v1`` and ``http://host:8000/v1/`` → ``http://host:8000/metrics``;
+    a base without ``/v1`` just gets ``/metrics`` appended.
+    """
+    base = api_base.strip().rstrip("/")
+    if base.endswith("/v1"):
+        base = base[: -len("/v1")]
+    return base + "/metrics"
+
+
+class PollState(StrEnum):
+    """Where the numbers stand."""
+
+    WAITING = "waiting"  # no scrape finished yet
+    LIVE = "live"
+    STALE = "stale"  # the latest scrape failed but a good one is recent
+    UNREACHABLE = "unreachable"
+    NO_ENDPOINT = "no_endpoint"  # 404 / 501: the server publishes no metrics
+    BAD_BODY = "bad_body"  # 200 but not Prometheus text (or empty)
+
+
+@dataclass(frozen=True)
+class RequestSpan:
+    """One answer's time on the monotonic clock; ``end`` is None while it streams.
+    ``energy_wh`` is the local GPUs' energy over the span when NVML gave power readings."""
+
+    start: float
+    end: float | None = None
+    energy_wh: float | None = None
+
+
+@dataclass(frozen=True)
+class MetricsUpdate:
+    """One report. ``message`` is the state line the user reads.
+
+    ``snapshot`` is the latest good :class:`ServerMetrics` (kept while stale, None when no
+    scrape ever succeeded). ``gpus`` is the local GPU reading of this poll, an
+    :class:`NvmlUnavailable`, or None when the poller reads no local GPUs.
+    """
+
+    state: PollState
+    message: str
+    url: str
+    timestamp: float
+    snapshot: ServerMetrics | None = None
+    last_good_age_s: float | None = None
+    gpus: tuple[GpuReading, ...] | NvmlUnavailable | None = None
+    request_active: bool = False
+    requests: tuple[RequestSpan, ...] = ()
+
+
+def _describe_transport_error(url: str, err: httpx.HTTPError) -> tuple[str, bool]:
+    """A plain reason for a failed request and whether it is definite (nothing listening)."""
+    parts = urlsplit(url)
+    where = parts.netloc or url
+    text = str(err) or type(err).__name__
+    if isinstance(err, httpx.TimeoutException):
+        return f"{where} did not answer in time", False
+    if isinstance(err, httpx.ConnectError):
+        # httpx words it "All connection attempts failed"; the OS error is in the chain.
+        causes = []
+        cause: BaseException | None = err
+        while cause is not None and len(causes) < 8:
+            causes.append(cause)
+            cause = cause.__cause__ or cause.__context__
+        if any(isinstance(c, ConnectionRefusedError) for c in causes) or "refused" in text.lower():
+            return (
+                f"nothing is listening at {where} (connection refused): is the server running?",
+                True,
+            )
+        if "name" in text.lower() and ("resolve" in text.lower() or "known" in text.lower()):
+            return f"the host name in {where} cannot be found: check the URL", True
+        return f"cannot connect to {where} ({text})", True
+    return f"the connection to {where} failed ({text})", False
+
+
+def _no_endpoint_message(url: str, status: int) -> str:
+    if status == 501:
+        return (
+            f"No metrics endpoint: {url} answered 501 (metrics are switched off). "
+            "Start llama-server with --metrics to enable them."
+        )
+    return (
+        f"No metrics endpoint: {url} answered 404. vLLM serves /metrics by default; "
+        "llama-server needs --metrics; Ollama and llama-cpp-python's server publish none."
+    )
+
+
+class MetricsPoller:
+    """Scrapes ``url`` every ``interval_s`` seconds and reports :class:`MetricsUpdate`.
+
+    - ``await run()`` polls until ``stop()``/``aclose()``; ``poll_once()`` does one poll.
+    - ``on_update`` callbacks (``add_listener``) run on the loop's thread, so a Qt widget on
+      a qasync loop may update itself from them. ``updates()`` is an async iterator.
+    - ``pause()`` / ``resume()``: no requests while paused; ``resume()`` polls at once.
+    - While the server fails to answer the delay doubles up to ``max_backoff_s``.
+    - ``mark_request("start"|"end")`` records when an answer streams (shown as spans).
+    - ``gpu_reader``: an object with ``read()`` (a :class:`LocalGpuReader`); read in a
+      worker thread each poll. Pass ``read_gpus=True`` to create one.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        interval_s: float = 1.0,
+        timeout_s: float = 2.0,
+        max_backoff_s: float = 30.0,
+        stale_after_s: float = 10.0,
+        deriver: MetricsDeriver | None = None,
+        client: httpx.AsyncClient | None = None,
+        gpu_reader: LocalGpuReader | None = None,
+        read_gpus: bool = False,
+        on_update: Callable[[MetricsUpdate], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.url = url
+        self.interval_s = interval_s
+        self.timeout_s = timeout_s
+        self.max_backoff_s = max_backoff_s
+        self.stale_after_s = stale_after_s
+        self.deriver = deriver if deriver is not None else MetricsDeriver()
+        self._client = client
+        self._owns_client = client is None
+        self._gpu_reader = (
+            gpu_reader if gpu_reader is not None else (LocalGpuReader() if read_gpus else None)
+        )
+        self._owns_gpu_reader = gpu_reader is None and read_gpus
+        self._clock = clock
+        self._listeners: list[Callable[[MetricsUpdate], None]] = []
+        if on_update is not None:
+            self._listeners.append(on_update)
+        self._queues: list[asyncio.Queue[MetricsUpdate | None]] = []
+        self._failures = 0
+        self._last_good: ServerMetrics | None = None
+        self._last_good_at: float | None = None
+        self._latest: MetricsUpdate | None = None
+        self._paused = False
+        self._stopped = False
+        self._wake: asyncio.Event | None = None
+        self._spans: deque[RequestSpan] = deque()
+        self._active: RequestSpan | None = None
+        self._energy: EnergyMeter | None = None
+
+    # -- listeners
+
+    def add_listener(self, callback: Callable[[MetricsUpdate], None]) -> None:
+        self._listeners.append(callback)
+
+    def remove_listener(self, callback: Callable[[MetricsUpdate], None]) -> None:
+        with contextlib.suppress(ValueError):
+            self._listeners.remove(callback)
+
+    async def updates(self) -> AsyncIterator[MetricsUpdate]:
+        """Every update from now on, until the poller stops."""
+        queue: asyncio.Queue[MetricsUpdate | None] = asyncio.Queue()
+        self._queues.append(queue)
+        try:
+            while (update := await queue.get()) is not None:
+                yield update
+        finally:
+            self._queues.remove(queue)
+
+    def _emit(self, update: MetricsUpdate) -> None:
+        self._latest = update
+        for callback in list(self._listeners):
+            try:
+                callback(update)
+            except Exception:  # a broken view must not stop the polling
+                log.exception("metrics update listener failed")
+        for queue in self._queues:
+            queue.put_nowait(update)
+
+    @property
+    def latest(self) -> MetricsUpdate | None:
+        return self._latest
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    # -- request markers
+
+    def mark_request(self, event: Literal["start", "end"]) -> RequestSpan | None:
+        """Mark that an answer started or finished streaming.
+
+        ``"end"`` returns the finished :class:`RequestSpan` (with its energy when NVML power
+        readings came in meanwhile); ``"start"`` returns None.
+        """
+        now = self._clock()
+        if event == "start":
+            self._active = RequestSpan(start=now)
+            self._energy = EnergyMeter()
+            return None
+        if event != "end":
+            raise ValueError(f"mark_request takes 'start' or 'end', not {event!r}")
+        if self._active is None:
+            return None
+        energy = self._energy
+        wh = energy.wh if energy is not None and energy.duration_s > 0 else None
+        span = RequestSpan(start=self._active.start, end=now, energy_wh=wh)
+        self._active = None
+        self._energy = None
+        self._spans.append(span)
+        return span
+
+    def _request_spans(self, now: float) -> tuple[RequestSpan, ...]:
+        while self._spans and (self._spans[0].end or now) < now - SPAN_HISTORY_S:
+            self._spans.popleft()
+        spans = tuple(self._spans)
+        return spans + ((self._active,) if self._active is not None else ())
+
+    # -- polling
+
+    def _client_or_new(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=self.timeout_s)
+        return self._client
+
+    async def _read_gpus(self) -> tuple[GpuReading, ...] | NvmlUnavailable | None:
+        if self._gpu_reader is None:
+            return None
+        result = await asyncio.to_thread(self._gpu_reader.read)
+        if isinstance(result, NvmlUnavailable):
+            return result
+        if self._energy is not None:
+            power = [r.power_w for r in result if r.power_w is not None]
+            if power:
+                self._energy.add(self._clock(), sum(power))
+        return tuple(result)
+
+    def _derive(self, body: str, at: float) -> ServerMetrics:
+        return self.deriver.update(parse_scrape(body, at))
+
+    async def poll_once(self) -> MetricsUpdate:
+        """Scrape once, update the state, notify listeners and return the update."""
+        started = self._clock()
+        gpus_task = asyncio.ensure_future(self._read_gpus())
+        failure: tuple[PollState, str, bool] | None = None
+        try:
+            response = await self._client_or_new().get(self.url, timeout=self.timeout_s)
+        except httpx.HTTPError as err:
+            reason, definite = _describe_transport_error(self.url, err)
+            failure = (PollState.UNREACHABLE, reason, definite)
+        else:
+            if response.status_code in (404, 501):
+                failure = (
+                    PollState.NO_ENDPOINT,
+                    _no_endpoint_message(self.url, response.status_code),
+                    True,
+                )
+            elif response.status_code != 200:
+                hint = " (it may still be loading the model)" if response.status_code == 503 else ""
+                failure = (
+                    PollState.UNREACHABLE,
+                    f"the server answered HTTP {response.status_code}{hint}",
+                    False,
+                )
+            else:
+                try:
+                    # Parsing is CPU work: keep it off the loop's (GUI) thread.
+                    snapshot = await asyncio.to_thread(self._derive, response.text, started)
+                except MetricsBodyError as err:
+                    failure = (PollState.BAD_BODY, str(err), True)
+        gpus = await gpus_task
+        now = self._clock()
+        spans = self._request_spans(now)
+        if failure is None:
+            self._failures = 0
+            self._last_good, self._last_good_at = snapshot, now
+            message = "Live"
+            if snapshot.kind is ServerKind.UNKNOWN:
+                message = (
+                    "Live, but the server publishes no vLLM or llama.cpp metrics "
+                    "(vLLM started with --disable-log-stats?)"
+                )
+            update = MetricsUpdate(
+                PollState.LIVE,
+                message,
+                self.url,
+                now,
+                snapshot,
+                0.0,
+                gpus,
+                self._active is not None,
+                spans,
+            )
+        else:
+            self._failures += 1
+            state, reason, definite = failure
+            age = now - self._last_good_at if self._last_good_at is not None else None
+            if (
+                state is PollState.UNREACHABLE
+                and not definite
+                and age is not None
+                and age < self.stale_after_s
+            ):
+                state = PollState.STALE
+                message = f"Stale: last good scrape {age:.0f} s ago ({reason})"
+            elif state is PollState.UNREACHABLE:
+                message = f"Unreachable: {reason}"
+            else:
+                message = reason
+            update = MetricsUpdate(
+                state,
+                message,
+                self.url,
+                now,
+                self._last_good,
+                age,
+                gpus,
+                self._active is not None,
+                spans,
+            )
+        self._emit(update)
+        return update
+
+    def next_delay_s(self) -> float:
+        """Seconds until the next poll: the interval, doubled per consecutive failure."""
+        if self._failures == 0:
+            return self.interval_s
+        return min(self.interval_s * 2.0**self._failures, self.max_backoff_s)
+
+    async def run(self) -> None:
+        """Poll until :meth:`stop` or :meth:`aclose`. Safe to start with ensure_future."""
+        self._stopped = False
+        self._wake = asyncio.Event()
+        try:
+            while not self._stopped:
+                if self._paused:
+                    await self._wait(None)
+                    continue
+                await self.poll_once()
+                await self._wait(self.next_delay_s())
+        finally:
+            for queue in self._queues:
+                queue.put_nowait(None)
+
+    async def _wait(self, delay: float | None) -> None:
+        wake = self._wake
+        if wake is None:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), delay)
+        wake.clear()
+
+    def pause(self) -> None:
+        """Stop polling (e.g. the panel is hidden) until :meth:`resume`."""
+        self._paused = True
+
+    def resume(self) -> None:
+        """Poll again, starting now."""
+        self._paused = False
+        if self._wake is not None:
+            self._wake.set()
+
+    def stop(self) -> None:
+        """Make :meth:`run` return after the current poll."""
+        self._stopped = True
+        if self._wake is not None:
+            self._wake.set()
+
+    async def aclose(self) -> None:
+        """Stop, close the HTTP client (if the poller made it) and shut NVML down."""
+        self.stop()
+        if self._owns_client and self._client is not None:
+            await self._client.aclose()
+            self._client = None
+        if self._owns_gpu_reader and self._gpu_reader is not None:
+            await asyncio.to_thread(self._gpu_reader.close)
