@@ -183,19 +183,35 @@ class ProtocolError(KanoaError):
 
 # --- classification of HTTP error bodies ---------------------------------------------------
 
-_CTX_PATTERNS = [
-    # vLLM: "This model's maximum context length is 32768 tokens. However, your prompt
-    # contains at least 40000 input tokens"
-    re.compile(
-        r"maximum context length is (?P<ctx>\d+) tokens.*?(?:prompt contains|you requested)"
-        r"(?: at least)? (?P<prompt>\d+)",
-        re.S,
-    ),
-    # llama.cpp: "request (5031 tokens) exceeds the available context size (4096 tokens)"
-    re.compile(
-        r"request \((?P<prompt>\d+) tokens\) exceeds the available context size \((?P<ctx>\d+) tokens\)"
-    ),
+# vLLM: "This model's maximum context length is 32768 tokens. However, you requested 40
+# output tokens and your prompt contains at least 40000 input tokens, ..."; older vLLM:
+# "... However, you requested 5000 tokens (4000 in the messages, 1000 in the completion)."
+_VLLM_CTX_RE = re.compile(r"maximum context length is (?P<ctx>\d+) tokens")
+_VLLM_PROMPT_RES = [
+    re.compile(r"prompt contains(?: at least)? (?P<prompt>\d+)"),
+    re.compile(r"(?P<prompt>\d+) in the messages"),
+    re.compile(r"you requested (?P<prompt>\d+) tokens"),
 ]
+# llama.cpp: "request (5031 tokens) exceeds the available context size (4096 tokens)"
+_LLAMA_CTX_RE = re.compile(
+    r"request \((?P<prompt>\d+) tokens\) exceeds the available context size \((?P<ctx>\d+) tokens\)"
+)
+
+
+def _context_numbers(message: str) -> tuple[int, int] | None:
+    """(prompt tokens, context length) from a context-overflow message, if it is one."""
+    m = _LLAMA_CTX_RE.search(message)
+    if m:
+        return int(m.group("prompt")), int(m.group("ctx"))
+    m = _VLLM_CTX_RE.search(message)
+    if m:
+        for pat in _VLLM_PROMPT_RES:
+            p = pat.search(message)
+            if p:
+                return int(p.group("prompt")), int(m.group("ctx"))
+    return None
+
+
 _MAXTOK_RE = re.compile(
     r"max_tokens=(?P<max>\d+) cannot be greater than max_model_len=(?P<ctx>\d+)"
 )
@@ -287,18 +303,17 @@ def error_from_status(
             **kw,
         )
 
-    for pat in _CTX_PATTERNS:
-        m = pat.search(message)
-        if m:
-            prompt, ctx = int(m.group("prompt")), int(m.group("ctx"))
-            return ContextOverflow(
-                f"The prompt is {prompt:,} tokens but the model's context holds {ctx:,}.",
-                "Shorten the question, send fewer or smaller figures, lower the table's token "
-                "budget, or start a new conversation.",
-                prompt_tokens=prompt,
-                context_length=ctx,
-                **kw,
-            )
+    numbers = _context_numbers(message)
+    if numbers:
+        prompt, ctx = numbers
+        return ContextOverflow(
+            f"The prompt is {prompt:,} tokens but the model's context holds {ctx:,}.",
+            "Shorten the question, send fewer or smaller figures, lower the table's token "
+            "budget, or start a new conversation.",
+            prompt_tokens=prompt,
+            context_length=ctx,
+            **kw,
+        )
     if etype == "exceed_context_size_error":
         prompt = fields.get("n_prompt_tokens")
         ctx = fields.get("n_ctx")
