@@ -1752,7 +1752,9 @@ def _verr(kind: str, loc: tuple[Any, ...], value: Any, msg: str | None = None) -
         "float_type": "Input should be a valid number",
         "greater_than_equal": "Input should be greater than or equal to 1",
         "json_invalid": "JSON decode error",
-        "model_attributes_type": "Input should be a valid dictionary or object to extract fields from",
+        "model_attributes_type": (
+            "Input should be a valid dictionary or object to extract fields from"
+        ),
     }
     return {"type": kind, "loc": loc, "msg": msg or msgs.get(kind, kind), "input": value}
 
