@@ -169,7 +169,7 @@ async def test_a_hundred_cancelled_streams_leak_no_connection():
             for _ in range(100):
                 seen = asyncio.Event()
 
-                async def consume():
+                async def consume(seen: asyncio.Event = seen):
                     async for ev in client.stream_chat(
                         _req(max_tokens=2000, extra={"ignore_eos": True})
                     ):
