@@ -77,7 +77,8 @@ def _lines(text: str, max_chars: int) -> list[_Line]:
             para_start = True
             continue
         heading = bool(_HEADING.match(line)) or (
-            i + 1 < len(raw) and bool(_RST_UNDERLINE.match(raw[i + 1]))
+            i + 1 < len(raw)
+            and bool(_RST_UNDERLINE.match(raw[i + 1]))
             and not _RST_UNDERLINE.match(line)
         )
         for j, piece in enumerate(_wrap(line, max_chars)):

@@ -50,8 +50,20 @@ COMMIT_EVERY_FILES = 200
 COMMIT_EVERY_SECONDS = 2.0
 # Folders never worth indexing (version control, environments, caches).
 SKIP_DIRS = frozenset(
-    {".git", ".hg", ".svn", "__pycache__", "node_modules", ".venv", "venv", ".tox",
-     ".mypy_cache", ".pytest_cache", ".ipynb_checkpoints", ".ruff_cache"}
+    {
+        ".git",
+        ".hg",
+        ".svn",
+        "__pycache__",
+        "node_modules",
+        ".venv",
+        "venv",
+        ".tox",
+        ".mypy_cache",
+        ".pytest_cache",
+        ".ipynb_checkpoints",
+        ".ruff_cache",
+    }
 )
 
 _SCHEMA = """
@@ -240,7 +252,8 @@ class KnowledgeBase:
     def _connect(self) -> sqlite3.Connection:
         # Autocommit mode: transactions are explicit (BEGIN/COMMIT) so batches are ours.
         conn = sqlite3.connect(
-            self.db_path, timeout=30.0, check_same_thread=False, isolation_level=None)
+            self.db_path, timeout=30.0, check_same_thread=False, isolation_level=None
+        )
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
@@ -259,8 +272,7 @@ class KnowledgeBase:
             conn.close()
             self._remove_files()
             conn = self._connect()
-            conn.executescript(
-                f"BEGIN; {_SCHEMA}; PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+            conn.executescript(f"BEGIN; {_SCHEMA}; PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
         roots = json.dumps([str(f) for f in self.folders])
         conn.execute("INSERT OR REPLACE INTO meta VALUES ('folders', ?)", (roots,))
         conn.close()
@@ -320,17 +332,25 @@ class KnowledgeBase:
                 dir_abs, dir_rel = stack.pop()
                 real = os.path.realpath(dir_abs)
                 if real in visited:
-                    problems.append(FileReport(
-                        self._display(root_index, dir_rel or "."), STATUS_SKIPPED,
-                        "symlink loop or folder reached twice: not entered again"))
+                    problems.append(
+                        FileReport(
+                            self._display(root_index, dir_rel or "."),
+                            STATUS_SKIPPED,
+                            "symlink loop or folder reached twice: not entered again",
+                        )
+                    )
                     continue
                 visited.add(real)
                 try:
                     it = os.scandir(dir_abs)
                 except OSError as exc:
-                    problems.append(FileReport(
-                        self._display(root_index, dir_rel or "."), STATUS_SKIPPED,
-                        f"folder cannot be read: {exc.strerror or exc}"))
+                    problems.append(
+                        FileReport(
+                            self._display(root_index, dir_rel or "."),
+                            STATUS_SKIPPED,
+                            f"folder cannot be read: {exc.strerror or exc}",
+                        )
+                    )
                     continue
                 with it:
                     children = sorted(it, key=lambda e: e.name)
@@ -353,24 +373,29 @@ class KnowledgeBase:
                         reason = (
                             "broken symlink (its target does not exist)"
                             if entry.is_symlink() and isinstance(exc, FileNotFoundError)
-                            else "symlink loop" if getattr(exc, "errno", None) == 40
+                            else "symlink loop"
+                            if getattr(exc, "errno", None) == 40
                             else f"cannot be read: {exc.strerror or exc}"
                         )
                         problems.append(
-                            FileReport(self._display(root_index, rel), STATUS_SKIPPED, reason))
+                            FileReport(self._display(root_index, rel), STATUS_SKIPPED, reason)
+                        )
                         continue
                     if not stat_mod.S_ISREG(st.st_mode):
-                        problems.append(FileReport(
-                            self._display(root_index, rel), STATUS_SKIPPED,
-                            "not a regular file (a pipe, socket or device)"))
+                        problems.append(
+                            FileReport(
+                                self._display(root_index, rel),
+                                STATUS_SKIPPED,
+                                "not a regular file (a pipe, socket or device)",
+                            )
+                        )
                         continue
                     if entry.is_symlink():
                         real_file = os.path.realpath(entry.path)
                         if real_file in seen_files:
                             continue
                         seen_files.add(real_file)
-                    entries.append(
-                        _Entry(root_index, rel, entry.path, st.st_size, st.st_mtime_ns))
+                    entries.append(_Entry(root_index, rel, entry.path, st.st_size, st.st_mtime_ns))
         return entries, problems
 
     # --- indexing -----------------------------------------------------------------
@@ -413,7 +438,8 @@ class KnowledgeBase:
         known = {
             (root, path): (fid, size, mtime, sha)
             for fid, root, path, size, mtime, sha in conn.execute(
-                "SELECT id, root, path, size, mtime_ns, sha256 FROM files")
+                "SELECT id, root, path, size, mtime_ns, sha256 FROM files"
+            )
         }
         last_commit = time.monotonic()
         pending = 0
@@ -435,7 +461,8 @@ class KnowledgeBase:
                 if row is not None and sha is not None and row[3] == sha:
                     conn.execute(
                         "UPDATE files SET size = ?, mtime_ns = ? WHERE id = ?",
-                        (entry.size, entry.mtime_ns, row[0]))
+                        (entry.size, entry.mtime_ns, row[0]),
+                    )
                     report.touched += 1
                     continue
                 if row is not None:
@@ -469,7 +496,8 @@ class KnowledgeBase:
     def _delete_file(self, conn: sqlite3.Connection, file_id: int) -> None:
         conn.execute(
             "DELETE FROM chunks_fts WHERE rowid IN (SELECT id FROM chunks WHERE file_id = ?)",
-            (file_id,))
+            (file_id,),
+        )
         conn.execute("DELETE FROM files WHERE id = ?", (file_id,))  # cascades to chunks
 
     def _add_file(
@@ -483,13 +511,23 @@ class KnowledgeBase:
         result = read_file(entry.abs)
         chunks = (
             chunk_segments(result.segments, self.max_tokens, self.overlap_tokens)
-            if result.status != STATUS_SKIPPED else []
+            if result.status != STATUS_SKIPPED
+            else []
         )
         cur = conn.execute(
             "INSERT INTO files (root, path, size, mtime_ns, sha256, status, reason, n_chunks)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (entry.root, entry.rel, entry.size, entry.mtime_ns, sha, result.status,
-             result.reason, len(chunks)))
+            (
+                entry.root,
+                entry.rel,
+                entry.size,
+                entry.mtime_ns,
+                sha,
+                result.status,
+                result.reason,
+                len(chunks),
+            ),
+        )
         file_id = cur.lastrowid
         if result.status != STATUS_INDEXED:
             report.problems.append(FileReport(display, result.status, result.reason))
@@ -500,11 +538,25 @@ class KnowledgeBase:
         conn.executemany(
             "INSERT INTO chunks (id, file_id, ord, page, cell, line_start, line_end, overlap,"
             " n_tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(first + i, file_id, i, c.page, c.cell, c.line_start, c.line_end, c.overlap,
-              estimate_tokens(c.text)) for i, c in enumerate(chunks)])
+            [
+                (
+                    first + i,
+                    file_id,
+                    i,
+                    c.page,
+                    c.cell,
+                    c.line_start,
+                    c.line_end,
+                    c.overlap,
+                    estimate_tokens(c.text),
+                )
+                for i, c in enumerate(chunks)
+            ],
+        )
         conn.executemany(
             "INSERT INTO chunks_fts (rowid, text, name) VALUES (?, ?, ?)",
-            [(first + i, c.text, name) for i, c in enumerate(chunks)])
+            [(first + i, c.text, name) for i, c in enumerate(chunks)],
+        )
         report.chunks_added += len(chunks)
 
     # --- reading the index ----------------------------------------------------------
@@ -516,14 +568,17 @@ class KnowledgeBase:
             "SELECT COUNT(*), COALESCE(SUM(status = ?), 0) FROM files", (STATUS_SKIPPED,)
         ).fetchone()
         chunks, tokens = conn.execute(
-            "SELECT COUNT(*), COALESCE(SUM(n_tokens), 0) FROM chunks").fetchone()
+            "SELECT COUNT(*), COALESCE(SUM(n_tokens), 0) FROM chunks"
+        ).fetchone()
         return {"files": files, "chunks": chunks, "tokens": tokens, "skipped": skipped}
 
     def file_report(self) -> list[FileReport]:
         """Every file in the index whose status is not plain ``indexed`` (from the DB)."""
         rows = self._conn().execute(
             "SELECT root, path, status, reason FROM files WHERE status != ? OR reason != ''"
-            " ORDER BY root, path", (STATUS_INDEXED,))
+            " ORDER BY root, path",
+            (STATUS_INDEXED,),
+        )
         return [FileReport(self._display(r, p), s, why) for r, p, s, why in rows]
 
     def search_fts(self, match: str, limit: int = 50) -> list[Hit]:
@@ -550,25 +605,41 @@ class KnowledgeBase:
         ids = [r[0] for r in rows]
         marks = ",".join("?" * len(ids))
         meta = {
-            cid: rest for cid, *rest in conn.execute(
+            cid: rest
+            for cid, *rest in conn.execute(
                 "SELECT c.id, f.root, f.path, c.page, c.cell, c.line_start, c.line_end, "
                 f"c.n_tokens FROM chunks c JOIN files f ON f.id = c.file_id WHERE c.id IN ({marks})",
-                ids)
+                ids,
+            )
         }
         texts = {rid: text for rid, text, _ in rows if text is not None}
         missing = [rid for rid in ids if rid not in texts]
         if missing:
             marks = ",".join("?" * len(missing))
-            texts.update(conn.execute(
-                f"SELECT rowid, text FROM chunks_fts WHERE rowid IN ({marks})", missing))
+            texts.update(
+                conn.execute(
+                    f"SELECT rowid, text FROM chunks_fts WHERE rowid IN ({marks})", missing
+                )
+            )
         hits = []
         for rid, _text, score in rows:
             if rid not in meta:
                 continue  # deleted between the two queries by a concurrent index run
             root, rel, page, cell, l0, l1, n_tokens = meta[rid]
-            hits.append(Hit(
-                rid, texts.get(rid, ""), self._display(root, rel),
-                self.folders[root] / rel, page, cell, l0, l1, score, n_tokens))
+            hits.append(
+                Hit(
+                    rid,
+                    texts.get(rid, ""),
+                    self._display(root, rel),
+                    self.folders[root] / rel,
+                    page,
+                    cell,
+                    l0,
+                    l1,
+                    score,
+                    n_tokens,
+                )
+            )
         return hits
 
     def chunks_by_id(self, ids: Sequence[int], scores: Sequence[float] | None = None) -> list[Hit]:
@@ -591,7 +662,9 @@ class KnowledgeBase:
             last_line = 1
             for text, overlap, page, line_end in conn.execute(
                 "SELECT t.text, c.overlap, c.page, c.line_end FROM chunks c JOIN chunks_fts t"
-                " ON t.rowid = c.id WHERE c.file_id = ? ORDER BY c.ord", (fid,)):
+                " ON t.rowid = c.id WHERE c.file_id = ? ORDER BY c.ord",
+                (fid,),
+            ):
                 parts.append(text[overlap:])
                 last_line = line_end if page is None else last_line
             yield self._display(root, rel), self.folders[root] / rel, "\n\n".join(parts), last_line
@@ -600,10 +673,16 @@ class KnowledgeBase:
 
     def chunks_without_vectors(self, model: str, limit: int = 256) -> list[tuple[int, str]]:
         """Up to ``limit`` (chunk id, text) pairs that have no vector for ``model``."""
-        return self._conn().execute(
-            "SELECT c.id, t.text FROM chunks c JOIN chunks_fts t ON t.rowid = c.id "
-            "LEFT JOIN vectors v ON v.chunk_id = c.id AND v.model = ? "
-            "WHERE v.chunk_id IS NULL ORDER BY c.id LIMIT ?", (model, limit)).fetchall()
+        return (
+            self._conn()
+            .execute(
+                "SELECT c.id, t.text FROM chunks c JOIN chunks_fts t ON t.rowid = c.id "
+                "LEFT JOIN vectors v ON v.chunk_id = c.id AND v.model = ? "
+                "WHERE v.chunk_id IS NULL ORDER BY c.id LIMIT ?",
+                (model, limit),
+            )
+            .fetchall()
+        )
 
     def store_vectors(self, model: str, items: Sequence[tuple[int, Sequence[float]]]) -> None:
         """Store one vector per chunk id (float32), replacing any previous one."""
@@ -620,7 +699,8 @@ class KnowledgeBase:
             conn.executemany(
                 "INSERT OR REPLACE INTO vectors SELECT ?, ?, ?, ? "
                 "WHERE EXISTS (SELECT 1 FROM chunks WHERE id = ?)",
-                [(*r, r[0]) for r in rows])
+                [(*r, r[0]) for r in rows],
+            )
         except BaseException:
             conn.execute("ROLLBACK")
             raise
@@ -630,9 +710,13 @@ class KnowledgeBase:
         """(ids, matrix) of all stored vectors for ``model``; matrix rows are float32."""
         import numpy as np
 
-        rows = self._conn().execute(
-            "SELECT chunk_id, dim, vec FROM vectors WHERE model = ? ORDER BY chunk_id", (model,)
-        ).fetchall()
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT chunk_id, dim, vec FROM vectors WHERE model = ? ORDER BY chunk_id", (model,)
+            )
+            .fetchall()
+        )
         if not rows:
             return [], np.zeros((0, 0), dtype=np.float32)
         dim = rows[0][1]

@@ -37,15 +37,30 @@ STATUS_INDEXED = "indexed"
 STATUS_CAPPED = "capped"
 STATUS_SKIPPED = "skipped"
 
-TEXT_EXTENSIONS = frozenset(
-    {".md", ".markdown", ".txt", ".text", ".rst", ".tex", ".bib", ".org"}
-)
+TEXT_EXTENSIONS = frozenset({".md", ".markdown", ".txt", ".text", ".rst", ".tex", ".bib", ".org"})
 CODE_EXTENSIONS = frozenset(
-    {".py", ".r", ".jl", ".m", ".c", ".cpp", ".cc", ".h", ".hpp", ".rs", ".go", ".java",
-     ".js", ".ts", ".sh"}
+    {
+        ".py",
+        ".r",
+        ".jl",
+        ".m",
+        ".c",
+        ".cpp",
+        ".cc",
+        ".h",
+        ".hpp",
+        ".rs",
+        ".go",
+        ".java",
+        ".js",
+        ".ts",
+        ".sh",
+    }
 )
-SUPPORTED_EXTENSIONS = TEXT_EXTENSIONS | CODE_EXTENSIONS | frozenset(
-    {".ipynb", ".pdf", ".html", ".htm", ".csv", ".tsv"}
+SUPPORTED_EXTENSIONS = (
+    TEXT_EXTENSIONS
+    | CODE_EXTENSIONS
+    | frozenset({".ipynb", ".pdf", ".html", ".htm", ".csv", ".tsv"})
 )
 
 
@@ -155,9 +170,11 @@ def _text_result(text: str, note: str, capped: bool, max_bytes: int) -> ReadResu
     status = STATUS_INDEXED
     if capped:
         status = STATUS_CAPPED
-        cap_note = f"larger than {max_bytes // (1024 * 1024) or max_bytes} " + (
-            "MB" if max_bytes >= 1024 * 1024 else "bytes"
-        ) + "; only the beginning was indexed"
+        cap_note = (
+            f"larger than {max_bytes // (1024 * 1024) or max_bytes} "
+            + ("MB" if max_bytes >= 1024 * 1024 else "bytes")
+            + "; only the beginning was indexed"
+        )
         note = f"{note}; {cap_note}" if note else cap_note
     return ReadResult([Segment(text)] if text.strip() else [], status, note)
 
@@ -222,8 +239,31 @@ def _read_notebook(path: Path, max_bytes: int) -> ReadResult:
 
 _SKIP_TAGS = frozenset({"script", "style", "noscript", "template", "svg", "head"})
 _BLOCK_TAGS = frozenset(
-    {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "section", "article",
-     "pre", "blockquote", "table", "ul", "ol", "dd", "dt", "title", "header", "footer"}
+    {
+        "p",
+        "div",
+        "br",
+        "li",
+        "tr",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "section",
+        "article",
+        "pre",
+        "blockquote",
+        "table",
+        "ul",
+        "ol",
+        "dd",
+        "dt",
+        "title",
+        "header",
+        "footer",
+    }
 )
 
 

@@ -39,7 +39,8 @@ PROMPT_HEADER = (
 
 # Words that carry no topic. Short on purpose: BM25's IDF already discounts common words;
 # these are the ones that would otherwise fill the OR query with noise.
-STOPWORDS = frozenset("""
+STOPWORDS = frozenset(
+    """
 a about above after again against all also am an and any are as at be because been before
 being below between both but by can could did do does doing down during each else etc few
 for from further had has have having he her here hers him his how i if in into is it its
@@ -48,7 +49,8 @@ own same she should so some such than that the their theirs them then there thes
 those through to too under until up very via was we were what when where which while who
 whom why will with would you your yours please explain describe show shows shown tell give
 figure fig plot chart graph image table data see look like one two use used using
-""".split())
+""".split()
+)
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])")
@@ -174,7 +176,8 @@ def diversify(hits: Sequence[Hit], k: int, per_file: int = 2) -> list[Hit]:
             picked.append(hit)
             per[hit.file] = per.get(hit.file, 0) + 1
             spans.setdefault(hit.file, []).append(
-                (hit.page, hit.cell, hit.line_start, hit.line_end))
+                (hit.page, hit.cell, hit.line_start, hit.line_end)
+            )
         else:
             rest.append(hit)
     return (picked + rest)[:k] if len(picked) < k else picked[:k]
@@ -260,9 +263,7 @@ def search(
     by_id = {h.chunk_id: h for h in bm25}
     missing = [cid for cid, _ in fused if cid not in by_id]
     by_id.update({h.chunk_id: h for h in kb.chunks_by_id(missing)})
-    hits = [
-        replace(by_id[cid], score=score) for cid, score in fused if cid in by_id
-    ]
+    hits = [replace(by_id[cid], score=score) for cid, score in fused if cid in by_id]
     return diversify(hits, k, per_file)
 
 
@@ -280,9 +281,7 @@ def render_block(passages: Sequence[Passage]) -> str:
 
 
 def _numbered(passages: Sequence[Passage]) -> list[Passage]:
-    return [
-        Passage(i, p.text, p.source, p.score) for i, p in enumerate(passages, start=1)
-    ]
+    return [Passage(i, p.text, p.source, p.score) for i, p in enumerate(passages, start=1)]
 
 
 def _hit_passage(hit: Hit) -> Passage:
@@ -290,8 +289,9 @@ def _hit_passage(hit: Hit) -> Passage:
     return Passage(0, hit.text, source, hit.score)
 
 
-def _finish(mode: str, chosen: list[Passage], budget: int, count: TokenCounter,
-            query: str) -> Grounding:
+def _finish(
+    mode: str, chosen: list[Passage], budget: int, count: TokenCounter, query: str
+) -> Grounding:
     if not chosen:
         return _no_grounding(budget, query)
     numbered = _numbered(chosen)
@@ -331,8 +331,9 @@ def ground(
         whole = _whole(kb, budget, count)
         if whole is not None:
             return whole
-    hits = search(kb, terms, k=k * 3, per_file=per_file, query_vector=query_vector,
-                  embed_model=embed_model)
+    hits = search(
+        kb, terms, k=k * 3, per_file=per_file, query_vector=query_vector, embed_model=embed_model
+    )
     passages = [_hit_passage(h) for h in hits]
     chosen = pack(passages, budget, lambda ps: render_block(_numbered(ps)), count, limit=k)
     return _finish(MODE_RETRIEVED, chosen, budget, count, query)
@@ -351,13 +352,13 @@ async def aground(
     the database work runs in a thread so the event loop stays responsive."""
     vector = None
     if embed is not None and kb is not None:
-        text = " ".join(
-            s for s in (question, kwargs.get("focus"), kwargs.get("context")) if s)
+        text = " ".join(s for s in (question, kwargs.get("focus"), kwargs.get("context")) if s)
         result = embed([text])
         vectors = await result if inspect.isawaitable(result) else result
         vector = list(vectors[0])
     return await asyncio.to_thread(
-        ground, kb, question, budget, query_vector=vector, embed_model=embed_model, **kwargs)
+        ground, kb, question, budget, query_vector=vector, embed_model=embed_model, **kwargs
+    )
 
 
 def _whole(kb: KnowledgeBase, budget: int, count: TokenCounter) -> Grounding | None:
@@ -370,8 +371,7 @@ def _whole(kb: KnowledgeBase, budget: int, count: TokenCounter) -> Grounding | N
     if stats["tokens"] > budget * 1.5 + 200:
         return None
     passages = [
-        Passage(0, text, Source(display, path))
-        for display, path, text, _lines in kb.whole_files()
+        Passage(0, text, Source(display, path)) for display, path, text, _lines in kb.whole_files()
     ]
     block = render_block(_numbered(passages))
     if count(block) > budget:
