@@ -35,6 +35,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from kanoa_desktop.core.errors import KanoaError
+
 # Above this many pixels an image is refused before it is decoded. 100 MP covers a
 # full-frame camera (61 MP) or a large scanned poster; an RGBA buffer of it is 400 MB.
 MAX_PIXELS = 100_000_000
@@ -59,16 +61,10 @@ SvgRasterizer = Callable[[bytes, int], bytes]
 # --------------------------------------------------------------------------- errors
 
 
-class FigureError(Exception):
+class FigureError(KanoaError):
     """A figure could not be prepared. ``message`` says what happened, ``hint`` what to do."""
 
-    def __init__(self, message: str, hint: str = "") -> None:
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
-
-    def __str__(self) -> str:
-        return f"{self.message} {self.hint}".strip()
+    title = "Cannot use this figure"
 
 
 class FigureNotFoundError(FigureError):
@@ -117,7 +113,7 @@ class PreparedFigure:
 
     @property
     def format_label(self) -> str:
-        """"PNG" or "JPEG", for captions."""
+        """ "PNG" or "JPEG", for captions."""
         return "JPEG" if self.mime == "image/jpeg" else "PNG"
 
     def data_url(self) -> str:
@@ -191,8 +187,17 @@ def sniff_kind(source: Path | str | bytes) -> str | None:
 # --------------------------------------------------------------------------- SVG
 
 
-_UNITS = {"": 1.0, "px": 1.0, "pt": 4 / 3, "pc": 16.0, "mm": 96 / 25.4, "cm": 96 / 2.54,
-          "in": 96.0, "em": 16.0, "ex": 8.0}
+_UNITS = {
+    "": 1.0,
+    "px": 1.0,
+    "pt": 4 / 3,
+    "pc": 16.0,
+    "mm": 96 / 25.4,
+    "cm": 96 / 2.54,
+    "in": 96.0,
+    "em": 16.0,
+    "ex": 8.0,
+}
 _LENGTH = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([a-z%]*)\s*$")
 
 

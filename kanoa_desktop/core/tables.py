@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from kanoa_desktop.core.errors import KanoaError
+
 DEFAULT_MAX_BYTES = 1_000_000_000  # 1 GB: pandas needs several times this in memory
 SAMPLE_BYTES = 64 * 1024
 DELIMITERS = (",", ";", "\t", "|")
@@ -35,16 +37,10 @@ LINE_PLOT_MAX_POINTS = 5_000  # min/max buckets keep peaks visible below this
 SCATTER_MAX_POINTS = 100_000
 
 
-class TableError(Exception):
+class TableError(KanoaError):
     """A table could not be loaded or plotted. ``message`` says what, ``hint`` what next."""
 
-    def __init__(self, message: str, hint: str = "") -> None:
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
-
-    def __str__(self) -> str:
-        return f"{self.message} {self.hint}".strip()
+    title = "Cannot use this table"
 
 
 class TableNotFoundError(TableError):
@@ -461,7 +457,12 @@ def _render(
             k = min(lv.sample, middle)
             # Evenly spaced rows between head and tail: deterministic, covers the whole range.
             idx = np.unique(np.linspace(head, n_rows - tail - 1, k).round().astype(int))
-            out += ["", f"### {len(idx)} evenly spaced rows", "", _md_table(view.iloc[idx], lv.width)]
+            out += [
+                "",
+                f"### {len(idx)} evenly spaced rows",
+                "",
+                _md_table(view.iloc[idx], lv.width),
+            ]
     return "\n".join(out) + "\n"
 
 
