@@ -92,6 +92,7 @@ import json
 import math
 import re
 import select
+import signal
 import socket
 import sys
 import threading
@@ -1858,6 +1859,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         port=args.port,
         host=args.host,
     )
+    # Background jobs of a non-interactive shell ignore SIGINT; SIGTERM stops us cleanly.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     server.start()
     print(f"vLLM {VLLM_VERSION} stand-in serving {args.model} at {server.api_base}", flush=True)
     try:
