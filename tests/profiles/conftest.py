@@ -1,6 +1,6 @@
 """Fixtures for profiles, keys and pricing: every test gets its own app home, a private
-in-memory keychain (the only fake: there is no OS keychain here) and an empty HOME so
-kanoa's real pricing file is never read."""
+in-memory keychain when asked (the only fake: there is no OS keychain here) and, for
+pricing tests, an empty HOME so kanoa's real pricing file is never read."""
 
 from __future__ import annotations
 
@@ -39,9 +39,15 @@ class MemoryKeyring(keyring.backend.KeyringBackend):
 def app_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "kanoa-home"
     monkeypatch.setenv("KANOA_DESKTOP_HOME", str(home))
-    user_home = tmp_path / "user-home"
-    user_home.mkdir()
-    monkeypatch.setenv("HOME", str(user_home))
+    return home
+
+
+@pytest.fixture
+def user_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty HOME without XDG_CONFIG_HOME, so kanoa's real pricing file is never read."""
+    home = tmp_path / "user-home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
     monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
     return home
 

@@ -20,6 +20,8 @@ from kanoa_desktop.core.profiles import Profile
 
 MOLMO = "allenai/Molmo-7B-D-0924"
 
+pytestmark = pytest.mark.usefixtures("user_home")
+
 
 def write_kanoa_pricing(config_home: Path, doc) -> Path:
     path = config_home / "kanoa" / "pricing.json"
