@@ -585,6 +585,10 @@ def _dcgm_gpus(scrape: Scrape) -> tuple[DcgmGpu, ...]:
     return tuple(gpus)
 
 
+def _count(n: float, noun: str) -> str:
+    return f"{n:.0f} {noun}" + ("" if n == 1 else "s")
+
+
 def _with_warnings(snapshot: ServerMetrics, preempted: float | None) -> ServerMetrics:
     warnings: list[str] = []
     kv = snapshot.kv_cache_usage
@@ -596,14 +600,15 @@ def _with_warnings(snapshot: ServerMetrics, preempted: float | None) -> ServerMe
         )
     if preempted:
         warnings.append(
-            f"The server preempted {preempted:.0f} request(s) in the last minute: the KV "
+            f"The server preempted {_count(preempted, 'request')} in the last minute: the KV "
             "cache is too small for the load, so answers restart and slow down. Send fewer "
             "requests at once or lower the maximum context length."
         )
     waiting = snapshot.requests_waiting
     if waiting:
         warnings.append(
-            f"{waiting:.0f} request(s) are waiting for the server: answers will start late. "
+            f"{_count(waiting, 'request')} {'is' if waiting == 1 else 'are'} waiting for the "
+            "server: answers will start late. "
             "Wait for running requests to finish or send fewer at once."
         )
     for gpu in snapshot.gpus:

@@ -31,7 +31,7 @@ def test_once_table_shows_units_and_dashes_for_unknown(metrics_server, capsys):
     assert "KV cache" in out and "42.0 %" in out
     assert "waiting 3" in out
     assert re.search(r"^TTFT +p50 — +p95 —", out, re.M)  # no requests in the window: unknown
-    assert "3 request(s) are waiting" in out
+    assert "3 requests are waiting" in out
 
 
 def test_unreachable_server_prints_a_plain_message_and_exits_1(refused_url, capsys):

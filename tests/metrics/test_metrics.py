@@ -135,7 +135,7 @@ def test_preemptions_per_minute_and_prefix_hit_rate_over_the_window():
     assert m.preemptions_per_min == pytest.approx(6.0)
     assert m.prefix_cache_hit_rate == pytest.approx(0.25)
     assert m.prefix_cache_hit_rate_lifetime == pytest.approx(950 / 1200)
-    assert any("preempted 3 request" in w for w in m.warnings)
+    assert any("preempted 3 requests in the last minute" in w for w in m.warnings)
 
 
 def test_model_selection_picks_one_model_or_sums_all():
