@@ -48,8 +48,16 @@ SCIENCE = (
     "radiance precipitation humidity convection vorticity gradient diffusion calibration "
     "uncertainty posterior likelihood bootstrap residual covariance wavelet ensemble"
 ).split()
-KINDS = [(".md", 60), (".py", 15), (".txt", 8), (".tex", 5), (".html", 4), (".csv", 3),
-         (".ipynb", 4), (".pdf", 1)]
+KINDS = [
+    (".md", 60),
+    (".py", 15),
+    (".txt", 8),
+    (".tex", 5),
+    (".html", 4),
+    (".csv", 3),
+    (".ipynb", 4),
+    (".pdf", 1),
+]
 
 
 def _vocabulary(rng: random.Random, n: int = 20000) -> tuple[list[str], list[float]]:
@@ -101,24 +109,37 @@ def generate(root: Path, n_files: int, target_bytes: int) -> None:
         if ext == ".md":
             body = f"# Notes {i}\n\n" + text.replace("\n\n", f"\n\n## Section {i}\n\n", 3)
         elif ext == ".py":
-            body = "\n".join(f"# {line}" if k % 5 else f"def f{k}(x):\n    return x * {k}"
-                             for k, line in enumerate(text.splitlines()))
+            body = "\n".join(
+                f"# {line}" if k % 5 else f"def f{k}(x):\n    return x * {k}"
+                for k, line in enumerate(text.splitlines())
+            )
         elif ext == ".tex":
             body = f"\\section{{Part {i}}}\n" + text
         elif ext == ".html":
-            body = (f"<html><head><title>Page {i}</title><script>var x={i};</script></head>"
-                    f"<body><p>{text.replace(chr(10) * 2, '</p><p>')}</p></body></html>")
+            body = (
+                f"<html><head><title>Page {i}</title><script>var x={i};</script></head>"
+                f"<body><p>{text.replace(chr(10) * 2, '</p><p>')}</p></body></html>"
+            )
         elif ext == ".csv":
             cols = rng.sample(SCIENCE, 4)
-            body = ",".join(cols) + "\n" + "\n".join(
-                ",".join(f"{rng.random():.4f}" for _ in cols) for _ in range(n_words // 4))
+            body = (
+                ",".join(cols)
+                + "\n"
+                + "\n".join(
+                    ",".join(f"{rng.random():.4f}" for _ in cols) for _ in range(n_words // 4)
+                )
+            )
         elif ext == ".ipynb":
-            cells = [{"cell_type": "markdown" if k % 2 else "code", "metadata": {},
-                      "source": chunk, **({"outputs": [], "execution_count": None}
-                                          if k % 2 == 0 else {})}
-                     for k, chunk in enumerate(text.split("\n\n"))]
-            body = json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {},
-                               "cells": cells})
+            cells = [
+                {
+                    "cell_type": "markdown" if k % 2 else "code",
+                    "metadata": {},
+                    "source": chunk,
+                    **({"outputs": [], "execution_count": None} if k % 2 == 0 else {}),
+                }
+                for k, chunk in enumerate(text.split("\n\n"))
+            ]
+            body = json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": cells})
         elif ext == ".pdf":
             with PdfPages(path) as pdf:
                 for page_lines in _pages(text.splitlines(), 40)[:3]:
@@ -171,9 +192,13 @@ def _folder_stats(root: Path) -> tuple[int, int, int]:
 
 def _queries(n: int) -> list[str]:
     rng = random.Random(5)
-    templates = ["How does {a} relate to {b}?", "What is the {a} {b} trend in {c}",
-                 "{a}", "Explain the {a} anomaly and its {b} uncertainty",
-                 "figure of {a} versus {b} with {c} and {d}"]
+    templates = [
+        "How does {a} relate to {b}?",
+        "What is the {a} {b} trend in {c}",
+        "{a}",
+        "Explain the {a} anomaly and its {b} uncertainty",
+        "figure of {a} versus {b} with {c} and {d}",
+    ]
     out = []
     for _ in range(n):
         words = rng.sample(SCIENCE, 4)
@@ -207,14 +232,15 @@ def main() -> int:
         rescan = time.perf_counter() - t0
         rows.append(("unchanged rescan", f"{rescan:.3f} s", "< 2 s"))
         assert again.indexed == 0  # a correctness check, not a timing one
-        edited = sorted(p for p in root.rglob("*.md"))[:: 100]
+        edited = sorted(p for p in root.rglob("*.md"))[::100]
         for p in edited:
             os.utime(p, ns=(p.stat().st_atime_ns, p.stat().st_mtime_ns + 1))
             # Same content, new mtime: hashed, then only the mtime is updated.
         t0 = time.perf_counter()
         touched = kb.index()
-        rows.append((f"rescan, {len(edited)} files touched", f"{time.perf_counter() - t0:.3f} s",
-                     ""))
+        rows.append(
+            (f"rescan, {len(edited)} files touched", f"{time.perf_counter() - t0:.3f} s", "")
+        )
         for p in edited:  # restore the cached corpus's mtimes for the next run
             os.utime(p, ns=(p.stat().st_atime_ns, p.stat().st_mtime_ns - 1))
         kb.index()
@@ -229,31 +255,48 @@ def main() -> int:
             g = ground(kb, q, budget=3000, allow_whole=False)
             ground_ms.append((time.perf_counter() - t0) * 1000)
             assert g.tokens <= 3000
-        rows.append(("search (BM25 + diversity), median / p95",
-                     f"{statistics.median(search_ms):.1f} / {_pct(search_ms, 0.95):.1f} ms",
-                     "< 50 ms"))
-        rows.append(("ground (search + pack 3k budget), median / p95",
-                     f"{statistics.median(ground_ms):.1f} / {_pct(ground_ms, 0.95):.1f} ms",
-                     "< 50 ms"))
+        rows.append(
+            (
+                "search (BM25 + diversity), median / p95",
+                f"{statistics.median(search_ms):.1f} / {_pct(search_ms, 0.95):.1f} ms",
+                "< 50 ms",
+            )
+        )
+        rows.append(
+            (
+                "ground (search + pack 3k budget), median / p95",
+                f"{statistics.median(ground_ms):.1f} / {_pct(ground_ms, 0.95):.1f} ms",
+                "< 50 ms",
+            )
+        )
         stats = kb.stats()
-        db_size = sum(os.path.getsize(str(kb.db_path) + s) for s in ("", "-wal")
-                      if os.path.exists(str(kb.db_path) + s))
+        db_size = sum(
+            os.path.getsize(str(kb.db_path) + s)
+            for s in ("", "-wal")
+            if os.path.exists(str(kb.db_path) + s)
+        )
         kb.close()
 
-    print(f"kanoa desktop knowledge base benchmark  ({platform.python_version()}, "
-          f"{os.cpu_count()} CPUs, SQLite {__import__('sqlite3').sqlite_version})")
+    print(
+        f"kanoa desktop knowledge base benchmark  ({platform.python_version()}, "
+        f"{os.cpu_count()} CPUs, SQLite {__import__('sqlite3').sqlite_version})"
+    )
     print(f"corpus: {n_files} files, {n_bytes / 1e6:.1f} MB  ({root})")
-    print(f"index: {stats['files']} files, {stats['chunks']} chunks, "
-          f"{len(report.problems)} problems, database {db_size / 1e6:.1f} MB; "
-          f"touched run: {touched.touched} touched, {touched.indexed} re-read")
+    print(
+        f"index: {stats['files']} files, {stats['chunks']} chunks, "
+        f"{len(report.problems)} problems, database {db_size / 1e6:.1f} MB; "
+        f"touched run: {touched.touched} touched, {touched.indexed} re-read"
+    )
     width = max(len(r[0]) for r in rows) + 2
     print(f"\n{'measure':<{width}}{'result':>22}   aim")
     for name, value, aim in rows:
         print(f"{name:<{width}}{value:>22}   {aim}")
     print("\nkanoa's approach (every text file pasted into the prompt):")
     for ctx in (4096, 32768):
-        print(f"  {kanoa_tokens:,} tokens against a {ctx:,}-token context: "
-              f"{kanoa_tokens / ctx:,.0f}x the whole context")
+        print(
+            f"  {kanoa_tokens:,} tokens against a {ctx:,}-token context: "
+            f"{kanoa_tokens / ctx:,.0f}x the whole context"
+        )
     print("  retrieval sends at most the budget (3,000 tokens above), citing its sources.")
     return 0
 

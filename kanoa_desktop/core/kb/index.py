@@ -148,12 +148,16 @@ class IndexReport:
         return bool(self.indexed or self.purged)
 
     def summary(self) -> str:
-        text = (
-            f"{self.total} files: {self.indexed} indexed, {self.unchanged} unchanged, "
-            f"{self.touched} touched, {self.purged} removed, {len(self.problems)} with "
-            f"problems, in {self.seconds:.1f} s"
-        )
-        return text + (" (cancelled; run again to resume)" if self.cancelled else "")
+        """One plain sentence, e.g. '120 files: 3 indexed, 117 unchanged, 1 removed (0.4 s)'."""
+        parts = [f"{self.indexed} indexed", f"{self.unchanged} unchanged"]
+        if self.touched:
+            parts.append(f"{self.touched} re-dated (content unchanged)")
+        if self.purged:
+            parts.append(f"{self.purged} removed")
+        if self.problems:
+            parts.append(f"{len(self.problems)} skipped or capped")
+        text = f"{self.total} files: " + ", ".join(parts) + f" ({self.seconds:.1f} s)"
+        return text + (" — cancelled; index again to resume" if self.cancelled else "")
 
 
 @dataclass(frozen=True)
