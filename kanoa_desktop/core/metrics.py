@@ -376,10 +376,10 @@ class MetricsDeriver:
     def _sum(self, scrape: Scrape, *names: str) -> float | None:
         """Sum over the selected series of the first name present in the body."""
         for name in names:
-            pairs = scrape.values(name)
-            if pairs:
-                return sum(v for labels, v in pairs if self._selected(labels))
-        return None
+            values = [v for labels, v in scrape.values(name) if self._selected(labels)]
+            if values:
+                return sum(values)
+        return None  # absent, or no series of the selected model: unknown, not 0
 
     def _max(self, scrape: Scrape, *names: str) -> float | None:
         for name in names:

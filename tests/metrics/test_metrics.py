@@ -151,6 +151,15 @@ def test_model_selection_picks_one_model_or_sums_all():
     assert only_b.model == "b"
 
 
+def test_a_model_the_server_does_not_serve_gives_unknown_values_not_zeros():
+    a = vllm_body(Series(model="a", prompt=0, running=1))
+    b = vllm_body(Series(model="a", prompt=10, running=1))
+    m = derive((a, 0.0), (b, 1.0), deriver=MetricsDeriver(model="gone"))
+    assert m.models == ("a",)
+    assert m.requests_running is None and m.prompt_tokens_per_s is None
+    assert m.kv_cache_usage is None
+
+
 def test_engines_are_summed_and_kv_cache_reports_the_fullest_engine():
     a = vllm_body(Series(engine="0", kv=0.2, waiting=1), Series(engine="1", kv=0.95, waiting=0))
     m = derive((a, 0.0))
