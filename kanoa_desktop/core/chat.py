@@ -7,6 +7,7 @@ carries the figure it is about. :class:`ChatRequest` is what the client sends.
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +31,21 @@ def user_message(text: str, image_urls: Sequence[str] = ()) -> dict[str, Any]:
     ]
     parts.append({"type": "text", "text": text})
     return {"role": "user", "content": parts}
+
+
+def describe_payload(payload: dict[str, Any]) -> str:
+    """The request body as indented JSON with image data elided (for "Show request")."""
+
+    def elide(obj: Any) -> Any:
+        if isinstance(obj, dict):
+            return {k: elide(v) for k, v in obj.items()}
+        if isinstance(obj, list):
+            return [elide(v) for v in obj]
+        if isinstance(obj, str) and obj.startswith("data:") and len(obj) > 80:
+            return obj[:40] + f"…({len(obj):,} characters)"
+        return obj
+
+    return json.dumps(elide(payload), indent=2, ensure_ascii=False)
 
 
 def count_images(messages: Sequence[dict[str, Any]]) -> int:

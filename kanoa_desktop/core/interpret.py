@@ -1,0 +1,107 @@
+"""From inputs to a chat request: the one path the window and the command line share.
+
+``load_input`` is CPU work (decoding images, parsing tables): run it off the GUI thread.
+``build_turn`` is cheap and decides what goes into the next user message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kanoa_desktop.core.chat import ChatRequest, Conversation, user_message
+from kanoa_desktop.core.figures import PreparedFigure, prepare_figure, sniff_kind
+from kanoa_desktop.core.prompts import build_question
+from kanoa_desktop.core.tables import LoadedTable, load_table, quick_plot, summarise_table
+
+TABLE_SUFFIXES = {".csv", ".tsv", ".tab", ".txt", ".dat"}
+DEFAULT_TABLE_TOKEN_BUDGET = 1500
+
+
+def input_kind(path: Path | str) -> str:
+    """ "table" or "figure" for a file the user dropped (by content, then by name)."""
+    path = Path(path)
+    try:
+        kind = sniff_kind(path)
+    except OSError:
+        kind = None
+    if kind == "table":
+        return "table"
+    if kind in ("image", "svg"):
+        return "figure"
+    return "table" if path.suffix.lower() in TABLE_SUFFIXES else "figure"
+
+
+def load_input(path: Path | str, *, long_side: int = 1024) -> PreparedFigure | LoadedTable:
+    """Prepare a figure or load a table. Raises FigureError / TableError on bad input."""
+    if input_kind(path) == "table":
+        return load_table(path)
+    return prepare_figure(Path(path), long_side=long_side)
+
+
+def plot_table(
+    table: LoadedTable, x: str | None, y: str | None, kind: str, *, long_side: int
+) -> PreparedFigure:
+    """Draw a quick plot of a table and prepare it like any dropped figure."""
+    png = quick_plot(table, x, y, kind)
+    return prepare_figure(png, long_side=long_side, name=f"{table.name} ({kind} of {y or x})")
+
+
+@dataclass
+class Inputs:
+    """What the user gave for one question."""
+
+    figures: list[PreparedFigure] = field(default_factory=list)
+    table: LoadedTable | None = None
+    table_summary: str = ""
+    context: str = ""
+    focus: str = ""
+    question: str = ""
+
+
+@dataclass
+class GenerationParams:
+    model: str
+    temperature: float | None = None
+    max_tokens: int | None = None
+    top_p: float | None = None
+
+
+def build_turn(
+    conversation: Conversation,
+    inputs: Inputs,
+    params: GenerationParams,
+    *,
+    send_images: bool = True,
+    grounding: str = "",
+) -> tuple[ChatRequest, dict[str, Any]]:
+    """The request for the next question, and the user message to store in the turn.
+
+    Figures and the table summary go with the first question of a conversation only:
+    follow-ups carry them through the earlier turns.
+    """
+    first = not conversation.turns
+    figures = inputs.figures if (first and send_images) else []
+    summary = inputs.table_summary if first else ""
+    text = build_question(
+        question=inputs.question,
+        context=inputs.context if first or inputs.context else "",
+        focus=inputs.focus,
+        n_figures=len(figures),
+        table_summary=summary,
+        grounding=grounding,
+    )
+    msg = user_message(text, [f.data_url() for f in figures])
+    request = ChatRequest(
+        model=params.model,
+        messages=conversation.messages_for(msg),
+        temperature=params.temperature,
+        max_tokens=params.max_tokens,
+        top_p=params.top_p,
+    )
+    return request, msg
+
+
+def summarise(table: LoadedTable, budget: int = DEFAULT_TABLE_TOKEN_BUDGET) -> str:
+    return summarise_table(table, token_budget=budget, name=table.name)

@@ -1,0 +1,149 @@
+"""The left side of the window: what the question is about, and the question.
+
+Figures and a table are shown as the core prepared them; the text fields hold kanoa's
+``context`` and ``focus``, the question, and an editable system prompt.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QFormLayout,
+    QFrame,
+    QGroupBox,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from kanoa_desktop.core.prompts import DEFAULT_SYSTEM_PROMPT
+from kanoa_desktop.ui.figure_preview import FigurePreview
+from kanoa_desktop.ui.table_view import TableView
+
+
+class DropHint(QFrame):
+    """The empty state: a large target that says what can be dropped."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.setObjectName("figureDrop")
+        self.setAccessibleName("Drop figures or a table here")
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setStyleSheet(
+            "#figureDrop { border: 2px dashed palette(mid); border-radius: 8px; }"
+            '#figureDrop[dragging="true"] { border-color: palette(highlight); }'
+        )
+        lay = QVBoxLayout(self)
+        self.label = QLabel(
+            "<b>Drop a figure or a CSV here</b><br>"
+            "PNG, JPEG, GIF, BMP, TIFF, WebP, SVG · CSV, TSV<br>"
+            "or paste with Ctrl+V, or open with Ctrl+O"
+        )
+        self.label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.label.setWordWrap(True)
+        self.open_button = QPushButton("Open…")
+        self.open_button.setObjectName("openButton")
+        self.open_button.setAccessibleName("Open a figure or a table")
+        lay.addStretch(1)
+        lay.addWidget(self.label)
+        lay.addWidget(self.open_button, 0, Qt.AlignmentFlag.AlignHCenter)
+        lay.addStretch(1)
+        self.setMinimumHeight(150)
+
+    def set_dragging(self, on: bool) -> None:
+        self.setProperty("dragging", "true" if on else "false")
+        self.style().unpolish(self)
+        self.style().polish(self)
+
+
+class InputsPanel(QWidget):
+    interpretRequested = Signal()
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(6, 6, 6, 6)
+        self.drop = DropHint()
+        self.figures = FigurePreview()
+        self.figures.setObjectName("figurePreview")
+        self.table = TableView()
+        self.loading = QLabel()
+        self.loading.setObjectName("loadingLabel")
+        self.loading.hide()
+        lay.addWidget(self.drop, 2)
+        lay.addWidget(self.figures, 0)
+        lay.addWidget(self.table, 3)
+        lay.addWidget(self.loading)
+
+        form = QFormLayout()
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        self.context = QPlainTextEdit()
+        self.context.setObjectName("contextEdit")
+        self.context.setAccessibleName("Context")
+        self.context.setPlaceholderText("What the figure or data is about (kanoa's context)")
+        self.context.setTabChangesFocus(True)
+        self.context.setFixedHeight(self.fontMetrics().lineSpacing() * 3 + 12)
+        self.focus = QLineEdit()
+        self.focus.setObjectName("focusEdit")
+        self.focus.setAccessibleName("Focus")
+        self.focus.setPlaceholderText("What to look at, e.g. the trend after 2010")
+        self.question = QPlainTextEdit()
+        self.question.setObjectName("questionEdit")
+        self.question.setAccessibleName("Question")
+        self.question.setPlaceholderText("Question or follow-up (empty: interpret)  · Ctrl+Enter")
+        self.question.setTabChangesFocus(True)
+        self.question.setFixedHeight(self.fontMetrics().lineSpacing() * 3 + 12)
+        form.addRow("Context", self.context)
+        form.addRow("Focus", self.focus)
+        form.addRow("Question", self.question)
+        lay.addLayout(form)
+
+        self.system_box = QGroupBox("System prompt")
+        self.system_box.setObjectName("systemPromptBox")
+        self.system_box.setCheckable(True)
+        self.system_box.setChecked(False)
+        box = QVBoxLayout(self.system_box)
+        self.system_prompt = QPlainTextEdit(DEFAULT_SYSTEM_PROMPT)
+        self.system_prompt.setObjectName("systemPromptEdit")
+        self.system_prompt.setAccessibleName("System prompt")
+        self.system_prompt.setTabChangesFocus(True)
+        self.reset_prompt = QPushButton("Restore default")
+        self.reset_prompt.setObjectName("restoreSystemPromptButton")
+        self.reset_prompt.clicked.connect(
+            lambda: self.system_prompt.setPlainText(DEFAULT_SYSTEM_PROMPT)
+        )
+        box.addWidget(self.system_prompt)
+        box.addWidget(self.reset_prompt, 0, Qt.AlignmentFlag.AlignRight)
+        self.system_box.toggled.connect(self._show_system_prompt)
+        self._show_system_prompt(False)
+        lay.addWidget(self.system_box)
+        # Takes the spare height when nothing above stretches (figures only), so the
+        # fields sit right under the figures instead of at the bottom.
+        self._spacer = QWidget()
+        self._spacer.setObjectName("inputsSpacer")
+        lay.addWidget(self._spacer, 1)
+
+        for w in (self.question, self.context, self.focus):
+            for seq in ("Ctrl+Return", "Ctrl+Enter"):
+                sc = QShortcut(QKeySequence(seq), w)
+                sc.setContext(Qt.ShortcutContext.WidgetShortcut)
+                sc.activated.connect(self.interpretRequested)
+        self.refresh()
+
+    def _show_system_prompt(self, on: bool) -> None:
+        self.system_prompt.setVisible(on)
+        self.reset_prompt.setVisible(on)
+        if hasattr(self, "_spacer"):
+            self.refresh()
+
+    def refresh(self) -> None:
+        has_figs = self.figures.count() > 0
+        has_table = self.table.property("hasTable") is True
+        self.figures.setVisible(has_figs)
+        self.table.setVisible(has_table)
+        self.drop.setVisible(not has_figs and not has_table)
+        self._spacer.setVisible(not has_table and has_figs and not self.system_prompt.isVisible())

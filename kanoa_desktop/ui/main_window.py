@@ -1,0 +1,897 @@
+"""The main window: inputs on the left, the streamed answer on the right, a live status bar
+and the GPU panel docked beside.
+
+Data flows one way: inputs -> request (core) -> stream of events -> answer view, status bar,
+GPU panel markers. Network I/O runs as asyncio tasks on the qasync loop; decoding images and
+parsing tables runs on a thread pool, so the window never freezes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QSettings, Qt, QTimer, QUrl
+from PySide6.QtGui import (
+    QAction,
+    QDragEnterEvent,
+    QDropEvent,
+    QGuiApplication,
+    QImage,
+    QKeySequence,
+)
+from PySide6.QtWidgets import (
+    QApplication,
+    QDialog,
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QPlainTextEdit,
+    QSplitter,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from kanoa_desktop import APP_NAME
+from kanoa_desktop.core import errors as E
+from kanoa_desktop.core import paths
+from kanoa_desktop.core.chat import Conversation, describe_payload
+from kanoa_desktop.core.client import ChatClient, ModelInfo, Timeouts
+from kanoa_desktop.core.events import FirstToken, ReasoningDelta, RequestSent, TextDelta
+from kanoa_desktop.core.figures import PreparedFigure, prepare_figure
+from kanoa_desktop.core.interpret import (
+    GenerationParams,
+    Inputs,
+    build_turn,
+    load_input,
+    plot_table,
+    summarise,
+)
+from kanoa_desktop.core.pricing import CostTracker, Prices, load_kanoa_pricing, prices_for
+from kanoa_desktop.core.profiles import Profile, ProfileStore, vision_block_reason
+from kanoa_desktop.core.prompts import DEFAULT_SYSTEM_PROMPT
+from kanoa_desktop.core.secrets import KeyStore
+from kanoa_desktop.core.stats import StreamStats
+from kanoa_desktop.core.tables import LoadedTable
+from kanoa_desktop.core.tokens import estimate_message_tokens
+from kanoa_desktop.ui.answer_view import AnswerView
+from kanoa_desktop.ui.banner import ErrorBanner
+from kanoa_desktop.ui.inputs_panel import InputsPanel
+from kanoa_desktop.ui.profile_switcher import ProfileSwitcher
+from kanoa_desktop.ui.status_bar import StreamStatus
+
+log = logging.getLogger(__name__)
+
+STATUS_INTERVAL_MS = 250  # the status bar updates four times a second, never per token
+MAX_REMOTE_IMAGE_BYTES = 50 * 1024 * 1024
+FILE_FILTER = (
+    "Figures and tables (*.png *.jpg *.jpeg *.gif *.bmp *.tif *.tiff *.webp *.svg *.svgz *.csv *.tsv *.tab *.txt);;"
+    "Figures (*.png *.jpg *.jpeg *.gif *.bmp *.tif *.tiff *.webp *.svg *.svgz);;"
+    "Tables (*.csv *.tsv *.tab *.txt);;All files (*)"
+)
+
+
+class MainWindow(QMainWindow):
+    """The application window. Create it on a running (or soon running) qasync loop."""
+
+    def __init__(
+        self,
+        *,
+        profile_name: str | None = None,
+        store: ProfileStore | None = None,
+        keys: KeyStore | None = None,
+    ) -> None:
+        super().__init__()
+        self.setObjectName("mainWindow")
+        self.setWindowTitle(APP_NAME)
+        self.setAcceptDrops(True)
+        self.keys = keys or KeyStore()
+        self.store = store or ProfileStore(keys=self.keys)
+        store_problems = self.store.load() if store is None else []
+        if profile_name and self.store.get(profile_name):
+            self.store.set_active(profile_name)
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="kanoa-cpu")
+        self._clients: dict[tuple, ChatClient] = {}
+        self._models: dict[str, list[ModelInfo]] = {}
+        self._tasks: set[asyncio.Task] = set()
+        self._stream_task: asyncio.Task | None = None
+        self._kanoa_pricing = load_kanoa_pricing()
+        self.costs = CostTracker()
+        self.conversation = Conversation(system_prompt=DEFAULT_SYSTEM_PROMPT)
+        self.stats: StreamStats | None = None
+        self.last_request: dict[str, Any] | None = None
+        self.table: LoadedTable | None = None
+        self.table_summary = ""
+        self.table_plot: PreparedFigure | None = None
+        self._last_inputs: Inputs | None = None
+        self._retry_question: str | None = None
+        self._context_length: int | None = None
+        self._max_tokens: int | None = None
+        self._settings = QSettings(
+            str(paths.config_dir() / "window.ini"), QSettings.Format.IniFormat
+        )
+        self._closing = False
+        self._counted = True  # whether the current answer's cost is in self.costs
+
+        self._build_ui()
+        self._build_actions()
+        self._restore_state()
+        self._on_profile_changed(self.store.active)
+        for problem in store_problems:
+            self.banner.show_message("Settings problem", problem.message)
+
+    # ------------------------------------------------------------------ construction
+
+    def _build_ui(self) -> None:
+        self.inputs = InputsPanel()
+        self.inputs.interpretRequested.connect(self.interpret)
+        self.inputs.drop.open_button.clicked.connect(self.open_dialog)
+        self.inputs.figures.removed.connect(self._figure_removed)
+        self.inputs.table.plotRequested.connect(self._plot_requested)
+
+        right = QWidget()
+        rlay = QVBoxLayout(right)
+        rlay.setContentsMargins(6, 6, 6, 6)
+        self.banner = ErrorBanner()
+        self.banner.retryRequested.connect(self.retry)
+        self.vision_note = QLabel()
+        self.vision_note.setObjectName("visionNote")
+        self.vision_note.setWordWrap(True)
+        self.vision_note.hide()
+        self.answer = AnswerView()
+        rlay.addWidget(self.banner)
+        rlay.addWidget(self.vision_note)
+        rlay.addWidget(self.answer, 1)
+
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.setObjectName("mainSplitter")
+        self.splitter.addWidget(self.inputs)
+        self.splitter.addWidget(right)
+        self.splitter.setStretchFactor(0, 2)
+        self.splitter.setStretchFactor(1, 3)
+        self.splitter.setSizes([440, 660])
+        self.setCentralWidget(self.splitter)
+
+        self.status = StreamStatus()
+        self.statusBar().addPermanentWidget(self.status, 1)
+        self.statusBar().setSizeGripEnabled(True)
+        self._status_timer = QTimer(self)
+        self._status_timer.setInterval(STATUS_INTERVAL_MS)
+        self._status_timer.timeout.connect(self._refresh_status)
+
+        self.gpu_dock = QDockWidget("GPU and server", self)
+        self.gpu_dock.setObjectName("gpuDock")
+        self.gpu_panel = self._make_gpu_panel()
+        self.gpu_dock.setWidget(self.gpu_panel)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.gpu_dock)
+        self.resize(1280, 820)
+        self.resizeDocks([self.gpu_dock], [360], Qt.Orientation.Horizontal)
+
+    def _make_gpu_panel(self) -> QWidget:
+        try:
+            from kanoa_desktop.ui.gpu_panel import GpuPanel
+        except ImportError as exc:  # pyqtgraph missing in a stripped install
+            lab = QLabel(f"GPU panel unavailable: {exc}")
+            lab.setWordWrap(True)
+            return lab
+        return GpuPanel()
+
+    def _build_actions(self) -> None:
+        tb = QToolBar("Main")
+        tb.setObjectName("mainToolbar")
+        tb.setMovable(False)
+        self.addToolBar(tb)
+        self.profile_switcher = ProfileSwitcher(self.store)
+        self.profile_switcher.setObjectName("profileSwitcher")
+        self.profile_switcher.profileChanged.connect(self._on_profile_changed)
+        tb.addWidget(QLabel(" Endpoint "))
+        tb.addWidget(self.profile_switcher)
+        tb.addSeparator()
+
+        def action(text, slot, shortcut=None, name="", tip="") -> QAction:
+            a = QAction(text, self)
+            a.setObjectName(name)
+            if shortcut:
+                a.setShortcut(QKeySequence(shortcut))
+                a.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+            a.setToolTip(
+                f"{tip or text} ({QKeySequence(shortcut).toString()})" if shortcut else tip or text
+            )
+            a.triggered.connect(slot)
+            self.addAction(a)
+            return a
+
+        self.open_action = action(
+            "Open…",
+            self.open_dialog,
+            QKeySequence.StandardKey.Open,
+            "openAction",
+            "Open a figure or a table",
+        )
+        self.paste_action = action(
+            "Paste", self.paste, None, "pasteAction", "Paste a figure or a file (Ctrl+V)"
+        )
+        self.interpret_action = action(
+            "Interpret", self.interpret, "Ctrl+Return", "interpretAction", "Interpret"
+        )
+        self.interpret_action.setShortcuts(
+            [QKeySequence("Ctrl+Return"), QKeySequence("Ctrl+Enter")]
+        )
+        self.stop_action = action("Stop", self.stop, "Esc", "stopAction", "Stop the answer")
+        self.new_action = action("New conversation", self.new_conversation, "Ctrl+N", "newAction")
+        self.copy_action = action(
+            "Copy answer",
+            self.copy_answer,
+            "Ctrl+Shift+C",
+            "copyAction",
+            "Copy the conversation as Markdown",
+        )
+        self.request_action = action(
+            "Show request",
+            self.show_request,
+            None,
+            "showRequestAction",
+            "Show exactly what was sent",
+        )
+        self.settings_action = action(
+            "Settings…", self.open_settings, "Ctrl+,", "settingsAction", "Settings"
+        )
+        self.quit_action = action("Quit", self.close, QKeySequence.StandardKey.Quit, "quitAction")
+        for a in (self.open_action, self.paste_action):
+            tb.addAction(a)
+        tb.addSeparator()
+        tb.addAction(self.interpret_action)
+        tb.addAction(self.stop_action)
+        tb.addSeparator()
+        for a in (self.new_action, self.copy_action, self.request_action, self.settings_action):
+            tb.addAction(a)
+        self.interpret_button = tb.widgetForAction(self.interpret_action)
+        self.interpret_button.setObjectName("interpretButton")
+        self.interpret_button.setAccessibleName("Interpret")
+        self.stop_button = tb.widgetForAction(self.stop_action)
+        self.stop_button.setObjectName("stopButton")
+        self.stop_button.setAccessibleName("Stop")
+        self.stop_action.setEnabled(False)
+
+        # Paste only where no text field wants Ctrl+V itself.
+        self.paste_shortcut_action = QAction(self)
+        self.paste_shortcut_action.setShortcut(QKeySequence.StandardKey.Paste)
+        self.paste_shortcut_action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        self.paste_shortcut_action.triggered.connect(self.paste)
+        self.addAction(self.paste_shortcut_action)
+
+        menu = self.menuBar()
+        file_menu = menu.addMenu("&File")
+        for a in (self.open_action, self.paste_action, self.new_action):
+            file_menu.addAction(a)
+        file_menu.addSeparator()
+        file_menu.addAction(self.quit_action)
+        q_menu = menu.addMenu("&Question")
+        for a in (self.interpret_action, self.stop_action, self.copy_action, self.request_action):
+            q_menu.addAction(a)
+        view_menu = menu.addMenu("&View")
+        view_menu.addAction(self.gpu_dock.toggleViewAction())
+        tools = menu.addMenu("&Tools")
+        tools.addAction(self.settings_action)
+
+    # ------------------------------------------------------------------ state
+
+    def _restore_state(self) -> None:
+        geo = self._settings.value("geometry")
+        if isinstance(geo, QByteArray) and not geo.isEmpty():
+            self.restoreGeometry(geo)
+        state = self._settings.value("windowState")
+        if isinstance(state, QByteArray) and not state.isEmpty():
+            self.restoreState(state)
+        split = self._settings.value("splitter")
+        if isinstance(split, QByteArray) and not split.isEmpty():
+            self.splitter.restoreState(split)
+
+    def _save_state(self) -> None:
+        self._settings.setValue("geometry", self.saveGeometry())
+        self._settings.setValue("windowState", self.saveState())
+        self._settings.setValue("splitter", self.splitter.saveState())
+        self._settings.sync()
+
+    @property
+    def last_folder(self) -> str:
+        return str(self._settings.value("lastFolder", str(Path.home())))
+
+    def _remember_folder(self, path: Path) -> None:
+        self._settings.setValue("lastFolder", str(path.parent if path.is_file() else path))
+
+    @property
+    def profile(self) -> Profile:
+        return self.store.active
+
+    @property
+    def streaming(self) -> bool:
+        return self._stream_task is not None and not self._stream_task.done()
+
+    # ------------------------------------------------------------------ tasks
+
+    def spawn(self, coro) -> asyncio.Task:
+        """Run a coroutine on the loop, keep it referenced, report its failures."""
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None and not self._closing:
+            log.error("background task failed", exc_info=exc)
+            err = (
+                exc
+                if isinstance(exc, E.KanoaError)
+                else E.KanoaError(
+                    f"Something went wrong inside kanoa desktop: {type(exc).__name__}: {exc}",
+                    "Your inputs and the answer so far are kept. Please report this with the log.",
+                )
+            )
+            self.banner.show_error(err, can_retry=False)
+
+    async def run_cpu(self, fn, *args):
+        """Run CPU work (decoding, parsing) on the worker pool, off the GUI thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    def _client_for(self, profile: Profile) -> ChatClient:
+        key = self.keys.get(profile.id)
+        secret = key.reveal() if key else None
+        verify: bool | str = (profile.ca_bundle or True) if profile.verify_tls else False
+        ident = (
+            profile.api_base,
+            hash(secret) if secret else None,
+            verify,
+            profile.request_timeout_s,
+        )
+        client = self._clients.get(ident)
+        if client is None or client.closed:
+            client = ChatClient(
+                profile.api_base,
+                api_key=secret,
+                verify=verify,
+                timeouts=Timeouts(read=max(profile.request_timeout_s, 5.0)),
+            )
+            self._clients[ident] = client
+        return client
+
+    # ------------------------------------------------------------------ inputs
+
+    def open_dialog(self) -> None:
+        dlg = QFileDialog(self, "Open figures or a table", self.last_folder, FILE_FILTER)
+        dlg.setObjectName("openDialog")
+        dlg.setFileMode(QFileDialog.FileMode.ExistingFiles)
+        dlg.filesSelected.connect(lambda files: self.open_paths([Path(f) for f in files]))
+        dlg.open()  # never exec(): no nested event loop under qasync
+
+    def open_paths(self, paths_: list[Path]) -> None:
+        for p in paths_:
+            self._remember_folder(p)
+            self.spawn(self._load_path(p))
+
+    async def _load_path(self, path: Path) -> None:
+        self._show_loading(f"Loading {path.name}…")
+        try:
+            item = await self.run_cpu(
+                lambda: load_input(path, long_side=self.profile.image_long_side)
+            )
+        except E.KanoaError as err:
+            self.banner.show_error(err, can_retry=False)
+            return
+        finally:
+            self._show_loading("")
+        if isinstance(item, LoadedTable):
+            await self._set_table(item)
+        else:
+            self.add_figure(item)
+
+    async def _load_bytes(self, data: bytes, name: str) -> None:
+        self._show_loading(f"Preparing {name}…")
+        try:
+            fig = await self.run_cpu(
+                lambda: prepare_figure(data, long_side=self.profile.image_long_side, name=name)
+            )
+        except E.KanoaError as err:
+            self.banner.show_error(err, can_retry=False)
+            return
+        finally:
+            self._show_loading("")
+        self.add_figure(fig)
+
+    def _show_loading(self, text: str) -> None:
+        self.inputs.loading.setText(text)
+        self.inputs.loading.setVisible(bool(text))
+
+    def add_figure(self, fig: PreparedFigure) -> None:
+        self.inputs.figures.add_figure(fig)
+        self.inputs.refresh()
+        self._update_vision_note()
+
+    def _figure_removed(self, index: int) -> None:
+        if self.table_plot is not None and self.table_plot not in self.inputs.figures.figures():
+            self.table_plot = None
+        self.inputs.refresh()
+        self._update_vision_note()
+
+    async def _set_table(self, table: LoadedTable) -> None:
+        self.table = table
+        self.table_summary = await self.run_cpu(summarise, table)
+        self.inputs.table.set_table(table)
+        self.inputs.table.setProperty("hasTable", True)
+        self.inputs.refresh()
+
+    def _plot_requested(self, x, y, kind: str) -> None:
+        if self.table is None:
+            return
+        self.spawn(self._make_plot(self.table, x, y, kind))
+
+    async def _make_plot(self, table: LoadedTable, x, y, kind: str) -> None:
+        self._show_loading("Plotting…")
+        try:
+            fig = await self.run_cpu(
+                lambda: plot_table(table, x, y, kind, long_side=self.profile.image_long_side)
+            )
+        except E.KanoaError as err:
+            self.banner.show_error(err, can_retry=False)
+            return
+        finally:
+            self._show_loading("")
+        # One quick plot at a time goes with the table: replace the previous one.
+        if self.table_plot is not None:
+            figs = self.inputs.figures.figures()
+            if self.table_plot in figs:
+                self.inputs.figures.remove_figure(figs.index(self.table_plot))
+        self.table_plot = fig
+        self.add_figure(fig)
+
+    def paste(self) -> None:
+        focus = QApplication.focusWidget()
+        mime = QGuiApplication.clipboard().mimeData()
+        if mime is None:
+            return
+        wants_text = isinstance(focus, QPlainTextEdit | type(self.inputs.focus))
+        if mime.hasImage() or mime.hasUrls():
+            self.accept_mime(mime)
+        elif wants_text and focus is not None:
+            focus.paste()
+        elif mime.hasText():
+            self.banner.show_message(
+                "Nothing to paste",
+                "The clipboard holds text, not a figure or a file.",
+                "Copy an image or a file and paste again, or paste the text into a field.",
+            )
+
+    def accept_mime(self, mime) -> bool:
+        """Take figures and files from a drop or a paste. True if anything was taken."""
+        local = [Path(u.toLocalFile()) for u in mime.urls() if u.isLocalFile()]
+        if local:
+            self.open_paths(local)
+            return True
+        if mime.hasImage():
+            image = mime.imageData()
+            if isinstance(image, QImage) and not image.isNull():
+                self.spawn(self._load_bytes(_qimage_png(image), "pasted image"))
+                return True
+        remote = [u for u in mime.urls() if u.scheme() in ("http", "https")]
+        if remote:
+            self.spawn(self._fetch_remote(remote[0]))
+            return True
+        return False
+
+    async def _fetch_remote(self, url: QUrl) -> None:
+        """An image dragged from a browser that came as a link only: fetch it (capped)."""
+        import httpx
+
+        name = url.fileName() or "image from the web"
+        self._show_loading(f"Downloading {name}…")
+        try:
+            async with httpx.AsyncClient(timeout=20.0, follow_redirects=True) as http:
+                async with http.stream("GET", url.toString()) as resp:
+                    resp.raise_for_status()
+                    chunks, size = [], 0
+                    async for chunk in resp.aiter_bytes():
+                        size += len(chunk)
+                        if size > MAX_REMOTE_IMAGE_BYTES:
+                            raise E.KanoaError(
+                                f"{name} is larger than 50 MB.",
+                                "Save it and open the file instead.",
+                            )
+                        chunks.append(chunk)
+        except httpx.HTTPError as exc:
+            self.banner.show_message(
+                "Cannot download the image",
+                f"{url.toString()}: {exc}",
+                "Save the image and drop the file instead.",
+            )
+            return
+        except E.KanoaError as err:
+            self.banner.show_error(err, can_retry=False)
+            return
+        finally:
+            self._show_loading("")
+        await self._load_bytes(b"".join(chunks), name)
+
+    # -- drag and drop -------------------------------------------------------------------
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
+        mime = event.mimeData()
+        if mime.hasUrls() or mime.hasImage():
+            event.acceptProposedAction()
+            self.inputs.drop.set_dragging(True)
+
+    def dragLeaveEvent(self, event) -> None:  # noqa: N802
+        self.inputs.drop.set_dragging(False)
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
+        self.inputs.drop.set_dragging(False)
+        if self.accept_mime(event.mimeData()):
+            event.acceptProposedAction()
+
+    # ------------------------------------------------------------------ profile & vision
+
+    def _on_profile_changed(self, profile: Profile) -> None:
+        self.status.set_model(profile.model or "(first model the server lists)")
+        self._update_vision_note()
+        self._update_metrics_source(profile)
+
+    def _update_metrics_source(self, profile: Profile) -> None:
+        panel = self.gpu_panel
+        if not hasattr(panel, "set_poller"):
+            return
+        from kanoa_desktop.core.metrics_poller import MetricsPoller
+
+        old = panel.poller
+        if old is not None and old.url == profile.effective_metrics_url:
+            return
+        prefs = self.store.preferences
+        poller = MetricsPoller(
+            profile.effective_metrics_url,
+            interval_s=prefs.gpu_poll_interval_s,
+            read_gpus=prefs.local_nvml,
+        )
+        panel.set_poller(poller)
+        if old is not None:
+            self.spawn(old.aclose())
+
+    def _vision_block(self, profile: Profile | None = None) -> str | None:
+        profile = profile or self.profile
+        probed = (
+            self.store.cached_vision(profile.api_base, profile.model) if profile.model else None
+        )
+        return vision_block_reason(profile, probed)
+
+    def _update_vision_note(self) -> None:
+        reason = self._vision_block()
+        has_figs = self.inputs.figures.count() > 0
+        self.vision_note.setText(f"⚠ {reason}" if reason and has_figs else "")
+        self.vision_note.setVisible(bool(reason and has_figs))
+
+    # ------------------------------------------------------------------ asking
+
+    def _gather_inputs(self) -> Inputs:
+        return Inputs(
+            figures=self.inputs.figures.figures(),
+            table=self.table,
+            table_summary=self.table_summary,
+            context=self.inputs.context.toPlainText(),
+            focus=self.inputs.focus.text(),
+            question=self.inputs.question.toPlainText(),
+        )
+
+    def interpret(self) -> None:
+        if self.streaming:
+            return
+        inputs = self._gather_inputs()
+        if (
+            not self.conversation.turns
+            and not inputs.figures
+            and not inputs.table
+            and not inputs.question.strip()
+        ):
+            self.banner.show_message(
+                "Nothing to interpret",
+                "Add a figure or a table, or type a question.",
+                "Drop a file on the window, paste one with Ctrl+V, or open one with Ctrl+O.",
+            )
+            return
+        self.banner.hide()
+        self._last_inputs = inputs
+        self._stream_task = self.spawn(self._ask(inputs))
+
+    def retry(self) -> None:
+        """Ask the failed question again: its turn is removed and resent."""
+        self.banner.hide()
+        if self.streaming or self._last_inputs is None:
+            return
+        if self.conversation.turns and self.conversation.turns[-1].finish_reason == "error":
+            self.conversation.turns.pop()
+            self.answer.set_conversation_markdown(self._conversation_markdown())
+        self._stream_task = self.spawn(self._ask(self._last_inputs))
+
+    def stop(self) -> None:
+        if self.streaming:
+            self._stream_task.cancel()
+
+    async def _ask(self, inputs: Inputs) -> None:
+        profile = self.profile
+        client = self._client_for(profile)
+        self.conversation.system_prompt = (
+            self.inputs.system_prompt.toPlainText().strip() or DEFAULT_SYSTEM_PROMPT
+        )
+        self._set_busy(True)
+        self.status.reset()
+        self.status.set_state("connecting")
+        turn = None
+        gpu = getattr(self.gpu_panel, "poller", None)
+        try:
+            model, info = await self._resolve_model(client, profile)
+            self.status.set_model(model)
+            self._context_length = info.context_length if info else None
+            self._max_tokens = profile.max_tokens
+            block = self._vision_block(profile)
+            request, user_msg = build_turn(
+                self.conversation,
+                inputs,
+                GenerationParams(model, profile.temperature, profile.max_tokens, profile.top_p),
+                send_images=block is None,
+            )
+            self.last_request = request.payload()
+            prices = prices_for(profile, self._kanoa_pricing)
+            self.stats = StreamStats(
+                price_in_per_million=prices.input_per_million,
+                price_out_per_million=prices.output_per_million,
+                prompt_estimate=estimate_message_tokens(request.messages),
+            )
+            turn = self.conversation.add_turn(user_msg)
+            self.answer.begin_answer(
+                _question_markdown(inputs, len(self.conversation.turns) == 1, block)
+            )
+            self._counted = False
+            self._status_timer.start()
+            self._refresh_status()
+            if gpu is not None:
+                gpu.mark_request("start")
+            stream = client.stream_chat(request)
+            try:
+                async for ev in stream:
+                    self.stats.feed(ev)
+                    if isinstance(ev, TextDelta):
+                        self.answer.append(ev.text)
+                    elif isinstance(ev, ReasoningDelta):
+                        pass  # reasoning counts towards speed; the answer shows the text only
+                    elif isinstance(ev, RequestSent):
+                        self.status.set_state("waiting")
+                    elif isinstance(ev, FirstToken):
+                        self.status.set_state("streaming")
+            finally:
+                await stream.aclose()
+            turn.finish_reason = self.stats.finish_reason or "stop"
+            note = (
+                "Stopped at the max tokens limit (Settings > Generation)."
+                if turn.finish_reason == "length"
+                else ""
+            )
+            turn.assistant = self.answer.end_answer(note)
+            self.inputs.question.clear()
+            self._finish("done", prices)
+        except asyncio.CancelledError:
+            if turn is not None:
+                turn.finish_reason = "stopped"
+                turn.assistant = self.answer.end_answer("Stopped by you.")
+                self.inputs.question.clear()
+                self._finish("stopped", self._prices_or_default(profile))
+            else:
+                self.status.set_state("stopped")
+                self._set_busy(False)
+            if self._closing:
+                raise
+        except E.KanoaError as err:
+            if turn is not None:
+                turn.finish_reason = "error"
+                partial = self.answer.end_answer(f"Answer interrupted: {err.title}.")
+                turn.assistant = partial
+                self._finish("error", self._prices_or_default(profile), err.title)
+            else:
+                self.status.set_state("error", err.title)
+                self._set_busy(False)
+            self.banner.show_error(
+                err,
+                can_retry=err.retryable or not isinstance(err, E.AuthFailed | E.VisionUnsupported),
+            )
+            if isinstance(err, E.VisionUnsupported) and profile.model:
+                self.store.remember_vision(profile.api_base, profile.model, False)
+                self._update_vision_note()
+        finally:
+            if gpu is not None:
+                gpu.mark_request("end")
+
+    def _prices_or_default(self, profile: Profile) -> Prices:
+        return prices_for(profile, self._kanoa_pricing)
+
+    async def _resolve_model(
+        self, client: ChatClient, profile: Profile
+    ) -> tuple[str, ModelInfo | None]:
+        models = self._models.get(profile.api_base)
+        if models is None or (profile.model and profile.model not in {m.id for m in models}):
+            models = await client.models()
+            self._models[profile.api_base] = models
+        if not profile.model:
+            if not models:
+                raise E.BadRequest(
+                    "The server lists no model.",
+                    "Load a model on the server, or set one in Settings > Endpoint.",
+                )
+            return models[0].id, models[0]
+        info = next((m for m in models if m.id == profile.model), None)
+        return profile.model, info
+
+    def _finish(self, state: str, prices: Prices, detail: str = "") -> None:
+        self._status_timer.stop()
+        if self.stats is not None and not self._counted:
+            self.costs.add(self.stats.prompt_tokens, self.stats.output_tokens, prices)
+            self._counted = True
+        self._refresh_status()
+        self.status.set_state(state, detail)
+        self._set_busy(False)
+
+    def _set_busy(self, busy: bool) -> None:
+        self.interpret_action.setEnabled(not busy)
+        self.stop_action.setEnabled(busy)
+
+    def _refresh_status(self) -> None:
+        if self.stats is None:
+            return
+        self.status.show_stats(
+            self.stats,
+            time.monotonic(),
+            context_length=self._context_length,
+            max_tokens=self._max_tokens,
+            session_cost=self.costs.cost + (0.0 if self._counted else self.stats.cost),
+        )
+
+    # ------------------------------------------------------------------ conversation
+
+    def _conversation_markdown(self) -> str:
+        parts = []
+        for i, turn in enumerate(self.conversation.turns):
+            content = turn.user.get("content")
+            text = (
+                content
+                if isinstance(content, str)
+                else next((p["text"] for p in content if p.get("type") == "text"), "")
+            )
+            parts.append(f"**You** ({i + 1})\n\n{_quote(text)}\n\n{turn.assistant}\n\n---\n\n")
+        return "".join(parts)
+
+    def new_conversation(self) -> None:
+        self.stop()
+        self.conversation.clear()
+        self.answer.clear_conversation()
+        self.inputs.figures.clear()
+        self.inputs.table.setProperty("hasTable", False)
+        self.table = None
+        self.table_summary = ""
+        self.table_plot = None
+        self.stats = None
+        self.last_request = None
+        self.banner.hide()
+        self.inputs.refresh()
+        self.status.reset()
+        self.status.set_state("idle")
+        self._update_vision_note()
+
+    def copy_answer(self) -> None:
+        QGuiApplication.clipboard().setText(self.answer.markdown)
+        self.statusBar().showMessage("Conversation copied as Markdown.", 3000)
+
+    def show_request(self) -> None:
+        dlg = QDialog(self)
+        dlg.setObjectName("requestDialog")
+        dlg.setWindowTitle("Request sent")
+        lay = QVBoxLayout(dlg)
+        view = QPlainTextEdit()
+        view.setObjectName("requestView")
+        view.setReadOnly(True)
+        view.setPlainText(
+            describe_payload(self.last_request)
+            if self.last_request
+            else "No request has been sent yet."
+        )
+        lay.addWidget(view)
+        dlg.resize(720, 600)
+        dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dlg.show()  # non-modal
+        self.request_dialog = dlg
+
+    def open_settings(self) -> None:
+        from kanoa_desktop.ui.settings import SettingsDialog
+        from kanoa_desktop.ui.settings.connection import check_connection
+
+        dlg = SettingsDialog(self.store, self.keys, self)
+        dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+
+        async def run_check(req) -> None:
+            report = await check_connection(req, self.keys.get(req.profile_id))
+            with contextlib.suppress(RuntimeError):  # the dialog may be gone
+                dlg.show_connection_result(report)
+
+        dlg.testConnectionRequested.connect(lambda req: self.spawn(run_check(req)))
+        dlg.profilesSaved.connect(self._profiles_saved)
+        dlg.open()  # no exec(): qasync must keep running
+        self.settings_dialog = dlg
+
+    def _profiles_saved(self) -> None:
+        self._models.clear()
+        self.profile_switcher.refresh()
+        self._on_profile_changed(self.store.active)
+
+    # ------------------------------------------------------------------ shutdown
+
+    def closeEvent(self, event) -> None:  # noqa: N802
+        self._save_state()
+        self._closing = True
+        self.stop()
+        super().closeEvent(event)
+
+    async def shutdown(self) -> None:
+        """Cancel running work and close every connection; await before the loop ends."""
+        self._closing = True
+        self._status_timer.stop()
+        tasks = [t for t in self._tasks if not t.done()]
+        for t in tasks:
+            t.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        poller = getattr(self.gpu_panel, "poller", None)
+        if poller is not None:
+            self.gpu_panel.set_poller(None)
+            await poller.aclose()
+        for client in list(self._clients.values()):
+            await client.aclose()
+        self._clients.clear()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _qimage_png(image: QImage) -> bytes:
+    buf = QBuffer()
+    buf.open(QIODevice.OpenModeFlag.WriteOnly)
+    image.save(buf, "PNG")
+    return bytes(buf.data())
+
+
+def _quote(text: str) -> str:
+    return "\n".join(f"> {line}" if line else ">" for line in text.strip().splitlines())
+
+
+def _question_markdown(inputs: Inputs, first: bool, vision_block: str | None) -> str:
+    bits = []
+    q = inputs.question.strip() or ("Interpret." if first else "Go on.")
+    bits.append(q)
+    if first:
+        if inputs.figures:
+            names = ", ".join(f.name for f in inputs.figures)
+            sent = "not sent: text-only model" if vision_block else "sent"
+            bits.append(f"Figures ({sent}): {names}")
+        if inputs.table is not None:
+            bits.append(
+                f"Table: {inputs.table.name} ({inputs.table.rows:,} rows × {inputs.table.columns} columns)"
+            )
+        if inputs.context.strip():
+            bits.append(f"Context: {inputs.context.strip()}")
+    if inputs.focus.strip():
+        bits.append(f"Focus: {inputs.focus.strip()}")
+    return "**You**\n\n" + _quote("\n\n".join(bits)) + "\n\n"
+
+
+__all__ = ["MainWindow"]

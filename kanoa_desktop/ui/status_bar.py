@@ -1,0 +1,114 @@
+"""The live status of an answer: model, state, tokens, speed, TTFT, context and cost.
+
+Each readout is a small label with a stable object name; :meth:`StreamStatus.show_stats`
+is called a few times a second by a timer, never per token.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QWidget
+
+from kanoa_desktop.core.stats import StreamStats
+
+STATES = {
+    "idle": "Ready",
+    "connecting": "Connecting…",
+    "waiting": "Waiting for first token…",
+    "streaming": "Streaming",
+    "done": "Done",
+    "stopped": "Stopped",
+    "error": "Error",
+}
+
+
+def _label(name: str, accessible: str, tip: str) -> QLabel:
+    lab = QLabel()
+    lab.setObjectName(name)
+    lab.setAccessibleName(accessible)
+    lab.setToolTip(tip)
+    lab.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    return lab
+
+
+def format_cost(usd: float) -> str:
+    if usd == 0:
+        return "$0"
+    if usd < 0.01:
+        return f"${usd:.6f}".rstrip("0")
+    return f"${usd:,.4f}"
+
+
+class StreamStatus(QWidget):
+    """Permanent widget of the main window's status bar."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.setObjectName("streamStatus")
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(4, 0, 4, 0)
+        lay.setSpacing(14)
+        self.model = _label("statusModel", "Model", "The model answering")
+        self.state = _label("statusState", "State", "What the request is doing")
+        self.tokens = _label(
+            "statusTokens", "Tokens", "Prompt and output tokens (~ marks an estimate)"
+        )
+        self.speed = _label("statusSpeed", "Speed", "Output tokens per second")
+        self.ttft = _label("statusTtft", "Time to first token", "Time to first token")
+        self.context = QProgressBar()
+        self.context.setObjectName("statusContext")
+        self.context.setAccessibleName("Context used")
+        self.context.setMaximumWidth(110)
+        self.context.setMaximumHeight(14)
+        self.context.setTextVisible(False)
+        self.context.setRange(0, 1000)
+        self.cost = _label("statusCost", "Cost", "Cost of this answer and of the session")
+        for w in (self.model, self.state, self.tokens, self.speed, self.ttft):
+            lay.addWidget(w)
+        lay.addWidget(QLabel("Context"))
+        lay.addWidget(self.context)
+        lay.addWidget(self.cost)
+        self.set_state("idle")
+        self.reset()
+
+    def set_model(self, name: str) -> None:
+        self.model.setText(name or "no model")
+
+    def set_state(self, state: str, detail: str = "") -> None:
+        self.state.setText(STATES.get(state, state) + (f": {detail}" if detail else ""))
+        self.state.setProperty("state", state)
+
+    def reset(self) -> None:
+        self.tokens.setText("– in / – out")
+        self.speed.setText("– tok/s")
+        self.ttft.setText("TTFT –")
+        self.context.setValue(0)
+        self.context.setToolTip("Context: unknown")
+
+    def show_stats(
+        self,
+        stats: StreamStats,
+        now: float,
+        *,
+        context_length: int | None,
+        max_tokens: int | None,
+        session_cost: float,
+    ) -> None:
+        mark = "~" if stats.estimated else ""
+        self.tokens.setText(f"{mark}{stats.prompt_tokens:,} in / {mark}{stats.output_tokens:,} out")
+        tps = stats.tokens_per_s(now)
+        self.speed.setText(f"{tps:,.1f} tok/s" if tps is not None else "– tok/s")
+        ttft = stats.ttft_s
+        self.ttft.setText(f"TTFT {ttft:.2f} s" if ttft is not None else "TTFT –")
+        used = stats.prompt_tokens + (max_tokens or stats.output_tokens)
+        if context_length:
+            frac = min(1.0, used / context_length)
+            self.context.setValue(int(frac * 1000))
+            self.context.setToolTip(
+                f"Prompt {stats.prompt_tokens:,} + max tokens {max_tokens or 0:,} = {used:,} "
+                f"of {context_length:,} tokens ({frac:.0%})"
+            )
+        else:
+            self.context.setValue(0)
+            self.context.setToolTip("Context length unknown: the server did not say")
+        self.cost.setText(f"{format_cost(stats.cost)} · session {format_cost(session_cost)}")
