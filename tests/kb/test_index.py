@@ -223,6 +223,18 @@ def test_watcher_skips_a_tick_while_an_index_run_is_busy(tmp_path, make_kb):
     assert watcher.poll_once() is not None
 
 
+def test_a_missing_folder_keeps_its_index_instead_of_purging_it(tmp_path, make_kb):
+    _many_files(tmp_path / "kb", 3)
+    kb = make_kb(tmp_path / "kb")
+    kb.index()
+    (tmp_path / "kb").rename(tmp_path / "elsewhere")  # like an unmounted drive
+    report = kb.index()
+    assert report.purged == 0 and "folder not found" in report.problems[0].reason
+    assert _files_found(kb, "uniqueword1") == {"f001.md"}
+    (tmp_path / "elsewhere").rename(tmp_path / "kb")
+    assert kb.index().unchanged == 3
+
+
 def test_a_knowledge_base_needs_a_folder():
     with pytest.raises(ValueError):
         KnowledgeBase([])

@@ -330,6 +330,16 @@ class KnowledgeBase:
         problems: list[FileReport] = []
         seen_files: set[str] = set()
         for root_index, root in enumerate(self.folders):
+            if not root.is_dir():
+                problems.append(
+                    FileReport(
+                        str(root),
+                        STATUS_SKIPPED,
+                        "folder not found (moved, or a drive not mounted): its files stay "
+                        "in the index until it is back or detached",
+                    )
+                )
+                continue
             visited: set[str] = set()
             stack = [(str(root), "")]
             while stack:
@@ -480,8 +490,12 @@ class KnowledgeBase:
                     conn.execute("COMMIT")
                     conn.execute("BEGIN")
                     pending, last_commit = 0, time.monotonic()
-            # Whatever is left in ``known`` is gone from disk (the scan was complete).
-            for i, (fid, *_rest) in enumerate(known.values()):
+            # Whatever is left in ``known`` is gone from disk (the scan was complete),
+            # except under a folder that is missing as a whole: an unmounted drive must
+            # not wipe its index.
+            missing = {i for i, root in enumerate(self.folders) if not root.is_dir()}
+            gone = [row for (root, _path), row in known.items() if root not in missing]
+            for i, (fid, *_rest) in enumerate(gone):
                 if i % 100 == 0:
                     notify(Progress(report.total, report.total, "", "purging"))
                 self._delete_file(conn, fid)
