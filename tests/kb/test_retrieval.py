@@ -232,3 +232,28 @@ def test_embed_pending_accepts_an_async_function_from_a_worker_thread(hybrid_kb)
 def test_rrf_rewards_agreement_between_rankings():
     fused = dict(rrf([[1, 2, 3], [3, 2, 9]]))
     assert fused[2] > fused[1] and fused[3] > fused[9]
+
+
+def test_document_frequencies_follow_the_index_stemming(corpus_kb):
+    dfs = corpus_kb.doc_frequencies(["glacier", "glaciers", "zzzabsent"])
+    assert dfs["glacier"] == dfs["glaciers"] > 0 and dfs["zzzabsent"] == 0
+    match_count = len(corpus_kb.search_fts(build_match(["glacier"]), limit=10_000))
+    assert dfs["glacier"] == match_count
+
+
+def test_very_common_terms_are_pruned_on_a_large_index(corpus_kb, monkeypatch):
+    from kanoa_desktop.core.kb import retrieval
+
+    dfs = corpus_kb.doc_frequencies(["flux", "glacier"])
+    assert dfs["flux"] > dfs["glacier"]
+    # Pretend the index is large: the scoring bound sits just above the rare term's count.
+    monkeypatch.setattr(retrieval, "MAX_SCORED", dfs["glacier"] + 1)
+    assert retrieval.prune_common_terms(corpus_kb, ["flux", "glacier", "zzzabsent"]) == (
+        ["glacier"],
+        False,
+    )
+    kept, bounded = retrieval.prune_common_terms(corpus_kb, ["flux"])
+    assert kept == ["flux"] and bounded  # nothing rarer: keep it, rank a bounded sample
+    assert len(search(corpus_kb, ["flux"], k=5)) == 5
+    hits = search(corpus_kb, query_terms("flux of the glacier"), k=4, per_file=1)
+    assert all(h.file.startswith("glacier_") for h in hits)

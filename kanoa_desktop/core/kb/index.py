@@ -66,6 +66,7 @@ SKIP_DIRS = frozenset(
     }
 )
 
+_TOKENIZE = "porter unicode61 remove_diacritics 2"  # must match chunks_fts below
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE files (
@@ -599,22 +600,91 @@ class KnowledgeBase:
         )
         return [FileReport(self._display(r, p), s, why) for r, p, s, why in rows]
 
-    def search_fts(self, match: str, limit: int = 50) -> list[Hit]:
+    def chunk_count(self) -> int:
+        """Number of chunks in the index (cheap: the largest chunk id, an upper bound)."""
+        return self._conn().execute("SELECT COALESCE(MAX(id), 0) FROM chunks").fetchone()[0]
+
+    def doc_frequencies(self, terms: Sequence[str]) -> dict[str, int]:
+        """How many chunks contain each term, after the index's own stemming.
+
+        A term that the tokenizer splits into several tokens gets the smallest count.
+        Counting costs about 1 ms per 10,000 matching chunks, so results are cached per
+        thread until the database changes (``PRAGMA data_version``).
+        """
+        if not terms:
+            return {}
+        conn = self._conn()
+        version = conn.execute("PRAGMA data_version").fetchone()[0]
+        cache = getattr(self._local, "df_cache", None)
+        if cache is None or cache[0] != version:
+            cache = (version, {})
+            self._local.df_cache = cache
+        known: dict[str, int] = cache[1]
+        todo = [t for t in dict.fromkeys(terms) if t not in known]
+        if todo:
+            # The same tokenizer in a private temp table gives each term's stemmed tokens.
+            conn.execute(
+                "CREATE VIRTUAL TABLE IF NOT EXISTS temp.kb_qterms USING fts5(t, tokenize = "
+                f"{_TOKENIZE!r})"
+            )
+            conn.execute(
+                "CREATE VIRTUAL TABLE IF NOT EXISTS temp.kb_qterms_v "
+                "USING fts5vocab(temp, kb_qterms, 'instance')"
+            )
+            conn.execute(
+                "CREATE VIRTUAL TABLE IF NOT EXISTS temp.kb_vocab "
+                "USING fts5vocab(main, chunks_fts, 'row')"
+            )
+            conn.execute("DELETE FROM temp.kb_qterms")
+            conn.executemany(
+                "INSERT INTO temp.kb_qterms (rowid, t) VALUES (?, ?)", list(enumerate(todo))
+            )
+            tokens: dict[int, set[str]] = {}
+            for row, token in conn.execute("SELECT doc, term FROM temp.kb_qterms_v"):
+                tokens.setdefault(row, set()).add(token)
+            conn.execute("DELETE FROM temp.kb_qterms")
+            wanted = sorted(set().union(*tokens.values())) if tokens else []
+            dfs: dict[str, int] = {}
+            for token in wanted:
+                row = conn.execute(
+                    "SELECT doc FROM temp.kb_vocab WHERE term = ?", (token,)
+                ).fetchone()
+                dfs[token] = row[0] if row else 0
+            for i, term in enumerate(todo):
+                toks = tokens.get(i)
+                known[term] = min(dfs[t] for t in toks) if toks else 0
+        return {t: known[t] for t in terms}
+
+    def search_fts(
+        self, match: str, limit: int = 50, *, max_ranked: int | None = None
+    ) -> list[Hit]:
         """Chunks matching an FTS5 ``MATCH`` expression, best BM25 first.
 
         ``match`` must already be valid FTS5 syntax (see ``retrieval.build_match``);
-        an invalid expression gives an empty list rather than an error.
+        an invalid expression gives an empty list rather than an error. With
+        ``max_ranked``, only the first that many matches (in index order) are ranked: a
+        bound on time for queries that match most of a large index.
         """
-        sql = (
-            "SELECT f.rowid, f.text, bm25(chunks_fts, 1.0, 0.3) AS score "
-            "FROM chunks_fts AS f WHERE chunks_fts MATCH ? ORDER BY score LIMIT ?"
-        )
+        # Only ids and scores go through the sort: texts are fetched for the winners
+        # afterwards (sorting every matched chunk's text was most of the query time).
+        if max_ranked is None:
+            sql = (
+                "SELECT rowid, bm25(chunks_fts, 1.0, 0.3) AS score "
+                "FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY score LIMIT ?"
+            )
+            params: tuple = (match, limit)
+        else:
+            sql = (
+                "SELECT rowid, score FROM (SELECT rowid, bm25(chunks_fts, 1.0, 0.3) AS score "
+                "FROM chunks_fts WHERE chunks_fts MATCH ? LIMIT ?) ORDER BY score LIMIT ?"
+            )
+            params = (match, max_ranked, limit)
         try:
-            rows = self._conn().execute(sql, (match, limit)).fetchall()
+            rows = self._conn().execute(sql, params).fetchall()
         except sqlite3.OperationalError:
             return []
         # bm25() is lower-is-better and negative; flip it so higher is better.
-        return self._hits([(rid, text, -score) for rid, text, score in rows])
+        return self._hits([(rid, None, -score) for rid, score in rows])
 
     def _hits(self, rows: list[tuple[int, str | None, float]]) -> list[Hit]:
         if not rows:

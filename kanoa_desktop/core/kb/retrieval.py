@@ -29,6 +29,9 @@ MODE_WHOLE = "whole"
 MODE_NONE = "none"
 RRF_K = 60  # the usual reciprocal-rank-fusion constant (Cormack et al., 2009)
 MAX_QUERY_TERMS = 40
+# Upper bound on chunks BM25 scores per query: keeps a query on a 150,000-chunk index in
+# the tens of milliseconds (see prune_common_terms).
+MAX_SCORED = 12000
 
 PROMPT_HEADER = (
     "Passages from the user's knowledge base follow, numbered [1], [2], ... "
@@ -243,6 +246,30 @@ def embed_pending(
     return stored
 
 
+def prune_common_terms(kb: KnowledgeBase, terms: Sequence[str]) -> tuple[list[str], bool]:
+    """Keep the rarest terms whose chunks together number at most :data:`MAX_SCORED`.
+
+    FTS5 computes BM25 for every chunk an OR query matches (about 1.5 us each, 200 ms for
+    130,000 chunks), while a term found in much of the index adds almost nothing to the
+    ranking (low IDF). So terms are taken rarest first while the sum of their document
+    frequencies stays within the bound; absent terms are dropped. When even the rarest
+    term alone exceeds it, that term is kept and the bool is True: the caller ranks a
+    bounded sample (``search_fts(max_ranked=...)``). An index with fewer chunks than the
+    bound is fast whatever the query and is not pruned.
+    """
+    if not terms or kb.chunk_count() <= MAX_SCORED:
+        return list(terms), False
+    dfs = kb.doc_frequencies(terms)
+    kept: list[str] = []
+    scored = 0
+    for term in sorted((t for t in terms if dfs[t] > 0), key=lambda t: dfs[t]):
+        if kept and scored + dfs[term] > MAX_SCORED:
+            break
+        kept.append(term)
+        scored += dfs[term]
+    return kept, scored > MAX_SCORED
+
+
 def search(
     kb: KnowledgeBase,
     terms: Sequence[str],
@@ -253,9 +280,14 @@ def search(
     embed_model: str = "",
     candidates: int = 60,
 ) -> list[Hit]:
-    """Ranked, diversified hits for the terms (BM25, fused with vectors when given)."""
-    match = build_match(terms)
-    bm25 = kb.search_fts(match, candidates) if match else []
+    """Ranked, diversified hits for the terms (BM25, fused with vectors when given).
+
+    Very common terms are pruned first (:func:`prune_common_terms`).
+    """
+    kept, only_common = prune_common_terms(kb, terms)
+    match = build_match(kept)
+    max_ranked = MAX_SCORED if only_common else None
+    bm25 = kb.search_fts(match, candidates, max_ranked=max_ranked) if match else []
     if query_vector is None:
         return diversify(bm25, k, per_file)
     dense = vector_ranking(kb, embed_model, query_vector, candidates)
