@@ -11,6 +11,7 @@ llama.cpp abort the request instead of generating into the void.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import ssl
 import time
@@ -325,58 +326,65 @@ class ChatClient:
                     async for ev in self._non_streamed(resp, t_sent):
                         yield ev
                     return
-                source = EventSource(resp)
-                async for sse in source.aiter_sse():
-                    data = sse.data
-                    if not data:
-                        continue
-                    if data.strip() == "[DONE]":
-                        done = True
-                        break
-                    try:
-                        chunk = json.loads(data)
-                    except ValueError:
-                        raise E.ProtocolError(
-                            "The server sent a piece of the answer that is not JSON.",
-                            "The text received so far is kept. Check the server version; "
-                            "retrying may help.",
-                            detail=data[:300],
-                            partial_text=partial(),
-                        ) from None
-                    if not isinstance(chunk, dict):
-                        continue
-                    if "error" in chunk:
-                        message, fields = E.parse_error_body(json.dumps(chunk))
-                        raise E.StreamError(
-                            f"The server failed while answering: {message or 'no reason given'}.",
-                            "The text received so far is kept; Retry asks again.",
-                            status=fields.get("code")
-                            if isinstance(fields.get("code"), int)
-                            else None,
-                            detail=message,
-                            partial_text=partial(),
-                        )
-                    if isinstance(chunk.get("usage"), dict):
-                        usage = chunk["usage"]
-                    if isinstance(chunk.get("timings"), dict):
-                        timings = chunk["timings"]
-                    for choice in chunk.get("choices") or ():
-                        delta = choice.get("delta") or {}
-                        reasoning = delta.get("reasoning") or delta.get("reasoning_content")
-                        content = delta.get("content")
-                        if (reasoning or content) and not first_seen:
-                            first_seen = True
-                            now = time.monotonic()
-                            yield FirstToken(now, now - t_sent)
-                        if reasoning:
-                            reasoning_parts.append(reasoning)
-                            yield ReasoningDelta(time.monotonic(), reasoning)
-                        if content:
-                            content_chunks += 1
-                            text_parts.append(content)
-                            yield TextDelta(time.monotonic(), content)
-                        if choice.get("finish_reason"):
-                            finish_reason = choice["finish_reason"]
+                # aclosing: leaving the loop early ([DONE], an error) must close the SSE
+                # generator here, inside this task, not later in the garbage collector.
+                async with contextlib.aclosing(EventSource(resp).aiter_sse()) as events:
+                    async for sse in events:
+                        data = sse.data
+                        if not data:
+                            continue
+                        if data.strip() == "[DONE]":
+                            # Read on to the end of the body (servers end it right after
+                            # [DONE]) rather than break: leaving httpx's nested byte
+                            # iterators half-read hands their closing to the GC.
+                            done = True
+                            continue
+                        if done:
+                            continue
+                        try:
+                            chunk = json.loads(data)
+                        except ValueError:
+                            raise E.ProtocolError(
+                                "The server sent a piece of the answer that is not JSON.",
+                                "The text received so far is kept. Check the server version; "
+                                "retrying may help.",
+                                detail=data[:300],
+                                partial_text=partial(),
+                            ) from None
+                        if not isinstance(chunk, dict):
+                            continue
+                        if "error" in chunk:
+                            message, fields = E.parse_error_body(json.dumps(chunk))
+                            raise E.StreamError(
+                                f"The server failed while answering: {message or 'no reason given'}.",
+                                "The text received so far is kept; Retry asks again.",
+                                status=fields.get("code")
+                                if isinstance(fields.get("code"), int)
+                                else None,
+                                detail=message,
+                                partial_text=partial(),
+                            )
+                        if isinstance(chunk.get("usage"), dict):
+                            usage = chunk["usage"]
+                        if isinstance(chunk.get("timings"), dict):
+                            timings = chunk["timings"]
+                        for choice in chunk.get("choices") or ():
+                            delta = choice.get("delta") or {}
+                            reasoning = delta.get("reasoning") or delta.get("reasoning_content")
+                            content = delta.get("content")
+                            if (reasoning or content) and not first_seen:
+                                first_seen = True
+                                now = time.monotonic()
+                                yield FirstToken(now, now - t_sent)
+                            if reasoning:
+                                reasoning_parts.append(reasoning)
+                                yield ReasoningDelta(time.monotonic(), reasoning)
+                            if content:
+                                content_chunks += 1
+                                text_parts.append(content)
+                                yield TextDelta(time.monotonic(), content)
+                            if choice.get("finish_reason"):
+                                finish_reason = choice["finish_reason"]
         except E.KanoaError:
             raise
         except SSEError as exc:

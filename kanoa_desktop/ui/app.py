@@ -82,6 +82,32 @@ def create_application(argv: Sequence[str] = ()):
     return app
 
 
+def create_event_loop(app, *, already_running: bool = False):
+    """The one qasync loop of the app, with asyncio's async-generator hooks installed.
+
+    qasync 0.28 on Unix replaces ``run_forever`` without installing the hooks that
+    ``BaseEventLoop.run_forever`` sets, so an async generator left half-iterated (httpx's
+    byte iterators after an early exit) would be finalised by the garbage collector outside
+    any task, and anyio raises "exit cancel scope in a different task". With the hooks the
+    loop closes such generators in a task of its own, and ``shutdown_asyncgens`` works.
+    Returns the loop; ``restore_asyncgen_hooks`` puts the previous hooks back.
+    """
+    import qasync
+
+    loop = qasync.QEventLoop(app, already_running=already_running)
+    loop._kanoa_old_agen_hooks = sys.get_asyncgen_hooks()
+    sys.set_asyncgen_hooks(
+        firstiter=loop._asyncgen_firstiter_hook, finalizer=loop._asyncgen_finalizer_hook
+    )
+    return loop
+
+
+def restore_asyncgen_hooks(loop) -> None:
+    old = getattr(loop, "_kanoa_old_agen_hooks", None)
+    if old is not None:
+        sys.set_asyncgen_hooks(*old)
+
+
 def run_app(argv: Sequence[str]) -> int:
     """Start the window with files to open; returns the process exit code."""
     import argparse
@@ -96,25 +122,34 @@ def run_app(argv: Sequence[str]) -> int:
         print(problem, file=sys.stderr)
         return 2
 
-    import qasync
-
     app = create_application(qt_args)
-    loop = qasync.QEventLoop(app)
+    loop = create_event_loop(app)
     asyncio.set_event_loop(loop)
     loop.set_exception_handler(_exception_handler)
 
     from kanoa_desktop.ui.main_window import MainWindow
 
-    window = MainWindow(profile_name=args.profile)
-    window.show()
-    if args.files:
-        window.open_paths([Path(f) for f in args.files])
-
     closing = asyncio.Event()
     app.aboutToQuit.connect(closing.set)
-    with loop:
-        loop.run_until_complete(closing.wait())
-        loop.run_until_complete(window.shutdown())
+
+    async def main() -> None:
+        # Built inside the running loop, so widgets that start tasks when shown (the GPU
+        # panel's poller) find the loop, and every task belongs to it.
+        window = MainWindow(profile_name=args.profile)
+        window.show()
+        if args.files:
+            window.open_paths([Path(f) for f in args.files])
+        await closing.wait()
+        await window.shutdown()
+        # Close async generators abandoned mid-iteration (httpx byte iterators) on this
+        # loop, so nothing is left for the garbage collector after the loop is gone.
+        await asyncio.get_running_loop().shutdown_asyncgens()
+
+    try:
+        with loop:
+            loop.run_until_complete(main())
+    finally:
+        restore_asyncgen_hooks(loop)
     return 0
 
 

@@ -425,8 +425,8 @@ class MainWindow(QMainWindow):
         self._update_vision_note()
 
     async def _set_table(self, table: LoadedTable) -> None:
-        self.table = table
-        self.table_summary = await self.run_cpu(summarise, table)
+        summary = await self.run_cpu(summarise, table)
+        self.table, self.table_summary = table, summary
         self.inputs.table.set_table(table)
         self.inputs.table.setProperty("hasTable", True)
         self.inputs.refresh()
