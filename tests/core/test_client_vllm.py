@@ -195,3 +195,18 @@ async def test_keepalive_comments_are_ignored():
         async with ChatClient(server.api_base) as client:
             events = await collect(client, _req(max_tokens=8))
     assert isinstance(events[-1], Finished)
+
+
+async def test_a_server_that_sends_no_usage_gets_estimated_figures():
+    # llama-cpp-python's own server ignores stream_options and never sends usage.
+    with VLLMTestServer(ignore_stream_options=True, answer_tokens=25) as server:
+        async with ChatClient(server.api_base) as client:
+            events = await collect(
+                client, _req(text="Describe the figure in detail.", max_tokens=100)
+            )
+    assert all(not isinstance(e, Usage) or e.estimated for e in events)
+    usage = next(e for e in events if isinstance(e, Usage))
+    deltas = [e for e in events if isinstance(e, TextDelta)]
+    assert usage.estimated
+    assert usage.completion_tokens == len(deltas) == 25  # one streamed chunk, one token
+    assert usage.prompt_tokens > 0

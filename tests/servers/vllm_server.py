@@ -68,6 +68,8 @@ applies to every chat request until ``set_mode(None)``). ``after_tokens`` (defau
 
 ``server.set_engine_dead(True)`` makes ``/health`` and ``/ping`` answer 503 and chat
 requests answer 500. ``keepalive_comments=True`` adds ``: keep-alive`` SSE comments.
+``ignore_stream_options=True`` behaves like llama-cpp-python's own server: streams carry no
+usage even when asked (clients must estimate tokens).
 
 Closing the client connection aborts the request: generation stops at once (the socket is
 polled between tokens), ``vllm:request_success_total{finished_reason="abort"}`` and
@@ -899,6 +901,7 @@ class VLLMTestServer:
         disable_log_stats: bool = False,
         legacy_error_shape: bool = False,
         keepalive_comments: bool = False,
+        ignore_stream_options: bool = False,
         port: int = 0,
         host: str = "127.0.0.1",
     ) -> None:
@@ -927,6 +930,7 @@ class VLLMTestServer:
         self.enable_prefix_caching = enable_prefix_caching
         self.legacy_error_shape = legacy_error_shape
         self.keepalive_comments = keepalive_comments
+        self.ignore_stream_options = ignore_stream_options
         self.engine_dead = False
         self._host = host
         self._port = port
@@ -1638,7 +1642,8 @@ class VLLMTestServer:
             pass
 
     def _serve_stream(self, h: _Handler, req: _Request) -> None:
-        opts = req.body.get("stream_options") or {}
+        # ignore_stream_options imitates llama-cpp-python's own server: never any usage.
+        opts = {} if self.ignore_stream_options else (req.body.get("stream_options") or {})
         include_usage = bool(opts.get("include_usage"))
         continuous = include_usage and bool(opts.get("continuous_usage_stats"))
         want_ids = bool(req.body.get("return_token_ids"))

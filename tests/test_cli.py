@@ -1,0 +1,116 @@
+"""The command line and the entry point, as a user runs them (subprocesses)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from kanoa_desktop.ui.app import NO_DISPLAY_MESSAGE, display_problem
+from tests.servers.llama import free_port
+from tests.servers.vllm_server import VLLMTestServer
+
+
+def _run(args, env=None, timeout=120):
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")
+    }
+    base.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "kanoa_desktop", *args],
+        capture_output=True,
+        text=True,
+        env=base,
+        timeout=timeout,
+    )
+
+
+def test_window_without_a_display_ends_with_a_clear_sentence_not_a_qt_abort():
+    out = _run([])
+    assert out.returncode == 2
+    assert "needs a display" in out.stderr and "QT_QPA_PLATFORM=offscreen" in out.stderr
+    assert "xvfb-run" in out.stderr
+    assert "Traceback" not in out.stderr and "qt.qpa" not in out.stderr
+
+
+def test_display_problem_rules():
+    assert display_problem({}, "linux") == NO_DISPLAY_MESSAGE
+    assert display_problem({"QT_QPA_PLATFORM": "offscreen"}, "linux") is None
+    assert display_problem({"WAYLAND_DISPLAY": "wayland-0"}, "linux") is None
+    assert "no X server" in display_problem({"DISPLAY": ":97"}, "linux")
+    assert display_problem({}, "darwin") is None
+
+
+@pytest.mark.llama
+def test_interpret_csv_streams_to_stdout_and_ends_with_usage(llama_server, tmp_path):
+    csv = tmp_path / "data.csv"
+    csv.write_text("x,y\n" + "\n".join(f"{i},{i * i}" for i in range(50)) + "\n")
+    out = _run(["interpret", str(csv), "--api-base", llama_server.api_base, "--max-tokens", "40",
+                "--context", "a quadratic"])  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert len(lines) >= 2 and lines[-1].startswith("[usage] prompt ")
+    assert "output" in lines[-1] and "time to first token" in lines[-1] and "tokens/s" in lines[-1]
+    assert "(estimated)" not in lines[-1]  # llama.cpp reports usage
+    assert "".join(lines[:-1]).strip()  # the answer itself
+
+
+def test_interpret_a_figure_against_the_vllm_test_server_uses_the_first_model(tmp_path):
+    from PIL import Image
+
+    png = tmp_path / "plot.png"
+    Image.new("RGB", (300, 200), "white").save(png)
+    with VLLMTestServer(answer_tokens=20) as server:
+        out = _run(["interpret", str(png), "--api-base", server.api_base, "--focus", "the peak"])
+        body = server.received[-1].body
+    assert out.returncode == 0, out.stderr
+    assert body["model"] == "qwen2.5-vl-7b"
+    assert body["messages"][-1]["content"][0]["type"] == "image_url"
+    assert "the peak" in body["messages"][-1]["content"][-1]["text"]
+
+
+@pytest.mark.parametrize(
+    ("make_args", "needle"),
+    [
+        (
+            lambda tmp: [
+                "interpret",
+                str(tmp / "missing.png"),
+                "--api-base",
+                "http://127.0.0.1:9/v1",
+            ],
+            "missing.png",
+        ),
+        (
+            lambda tmp: [
+                "interpret",
+                str(tmp / "ok.csv"),
+                "--api-base",
+                f"http://127.0.0.1:{free_port()}/v1",
+                "--model",
+                "m",
+            ],
+            "Nothing is listening",
+        ),
+    ],
+)
+def test_interpret_errors_print_the_typed_message_and_exit_non_zero(tmp_path, make_args, needle):
+    (tmp_path / "ok.csv").write_text("a,b\n1,2\n")
+    out = _run(make_args(tmp_path))
+    assert out.returncode == 1
+    assert needle in out.stderr and "hint:" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_interpret_with_a_wrong_key_never_prints_the_key(tmp_path):
+    (tmp_path / "ok.csv").write_text("a,b\n1,2\n")
+    with VLLMTestServer(api_key="sk-right") as server:
+        out = _run(["interpret", str(tmp_path / "ok.csv"), "--api-base", server.api_base, "--model", "qwen2.5-vl-7b"],
+                   env={"KANOA_API_KEY": "sk-wrong-secret-777"})  # fmt: skip
+    assert out.returncode == 1
+    assert "refused the API key" in out.stderr
+    assert "sk-wrong-secret-777" not in out.stderr + out.stdout
