@@ -54,16 +54,19 @@ from kanoa_desktop.core.interpret import (
     plot_table,
     summarise,
 )
+from kanoa_desktop.core.kb.budget import token_budget
+from kanoa_desktop.core.kb.retrieval import Grounding, aground
 from kanoa_desktop.core.pricing import CostTracker, Prices, load_kanoa_pricing, prices_for
 from kanoa_desktop.core.profiles import Profile, ProfileStore, vision_block_reason
 from kanoa_desktop.core.prompts import DEFAULT_SYSTEM_PROMPT
 from kanoa_desktop.core.secrets import KeyStore
 from kanoa_desktop.core.stats import StreamStats
 from kanoa_desktop.core.tables import LoadedTable
-from kanoa_desktop.core.tokens import estimate_message_tokens
+from kanoa_desktop.core.tokens import TOKENS_PER_IMAGE, estimate_message_tokens
 from kanoa_desktop.ui.answer_view import AnswerView
 from kanoa_desktop.ui.banner import ErrorBanner
 from kanoa_desktop.ui.inputs_panel import InputsPanel
+from kanoa_desktop.ui.kb_panel import KnowledgeBasePanel, SourcesView
 from kanoa_desktop.ui.profile_switcher import ProfileSwitcher
 from kanoa_desktop.ui.status_bar import StreamStatus
 
@@ -146,9 +149,13 @@ class MainWindow(QMainWindow):
         self.vision_note.setWordWrap(True)
         self.vision_note.hide()
         self.answer = AnswerView()
+        self.sources = SourcesView()
+        self.sources.setObjectName("sourcesView")
+        self.sources.openRequested.connect(self._open_source)
         rlay.addWidget(self.banner)
         rlay.addWidget(self.vision_note)
         rlay.addWidget(self.answer, 1)
+        rlay.addWidget(self.sources)
 
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.setObjectName("mainSplitter")
@@ -171,6 +178,16 @@ class MainWindow(QMainWindow):
         self.gpu_panel = self._make_gpu_panel()
         self.gpu_dock.setWidget(self.gpu_panel)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.gpu_dock)
+
+        self.kb_dock = QDockWidget("Knowledge base", self)
+        self.kb_dock.setObjectName("kbDock")
+        self.kb_panel = KnowledgeBasePanel()
+        self.kb_panel.setObjectName("kbPanel")
+        self.kb_panel.foldersChanged.connect(self._kb_folders_changed)
+        self.kb_dock.setWidget(self.kb_panel)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.kb_dock)
+        self.tabifyDockWidget(self.gpu_dock, self.kb_dock)
+        self.gpu_dock.raise_()
         self.resize(1280, 820)
         self.resizeDocks([self.gpu_dock], [360], Qt.Orientation.Horizontal)
 
@@ -278,6 +295,7 @@ class MainWindow(QMainWindow):
             q_menu.addAction(a)
         view_menu = menu.addMenu("&View")
         view_menu.addAction(self.gpu_dock.toggleViewAction())
+        view_menu.addAction(self.kb_dock.toggleViewAction())
         tools = menu.addMenu("&Tools")
         tools.addAction(self.settings_action)
 
@@ -544,6 +562,21 @@ class MainWindow(QMainWindow):
         self.status.set_model(profile.model or "(first model the server lists)")
         self._update_vision_note()
         self._update_metrics_source(profile)
+        self._kb_profile_id = profile.id
+        folders = self._settings.value(f"kb/{profile.id}", [])
+        folders = [folders] if isinstance(folders, str) else list(folders or [])
+        if [str(f) for f in self.kb_panel.folders] != folders:
+            self.kb_panel.set_folders(folders)
+
+    def _kb_folders_changed(self, folders: list) -> None:
+        # Knowledge-base folders belong to the profile that was active when attached.
+        profile_id = getattr(self, "_kb_profile_id", self.profile.id)
+        self._settings.setValue(f"kb/{profile_id}", [str(f) for f in folders])
+
+    def _open_source(self, path: str) -> None:
+        from PySide6.QtGui import QDesktopServices
+
+        QDesktopServices.openUrl(QUrl.fromLocalFile(path))
 
     def _update_metrics_source(self, profile: Profile) -> None:
         panel = self.gpu_panel
@@ -633,6 +666,7 @@ class MainWindow(QMainWindow):
         self.status.reset()
         self.status.set_state("connecting")
         turn = None
+        grounding: Grounding | None = None
         gpu = getattr(self.gpu_panel, "poller", None)
         try:
             model, info = await self._resolve_model(client, profile)
@@ -640,11 +674,14 @@ class MainWindow(QMainWindow):
             self._context_length = info.context_length if info else None
             self._max_tokens = profile.max_tokens
             block = self._vision_block(profile)
+            params = GenerationParams(model, profile.temperature, profile.max_tokens, profile.top_p)
+            grounding = await self._ground(inputs, params, profile, send_images=block is None)
             request, user_msg = build_turn(
                 self.conversation,
                 inputs,
-                GenerationParams(model, profile.temperature, profile.max_tokens, profile.top_p),
+                params,
                 send_images=block is None,
+                grounding=grounding.prompt_block if grounding else "",
             )
             self.last_request = request.payload()
             prices = prices_for(profile, self._kanoa_pricing)
@@ -654,6 +691,7 @@ class MainWindow(QMainWindow):
                 prompt_estimate=estimate_message_tokens(request.messages),
             )
             turn = self.conversation.add_turn(user_msg)
+            self.sources.clear()
             self.answer.begin_answer(
                 _question_markdown(inputs, len(self.conversation.turns) == 1, block)
             )
@@ -683,12 +721,14 @@ class MainWindow(QMainWindow):
                 else ""
             )
             turn.assistant = self.answer.end_answer(note)
+            self._show_sources(grounding, turn.assistant)
             self.inputs.question.clear()
             self._finish("done", prices)
         except asyncio.CancelledError:
             if turn is not None:
                 turn.finish_reason = "stopped"
                 turn.assistant = self.answer.end_answer("Stopped by you.")
+                self._show_sources(grounding, turn.assistant)
                 self.inputs.question.clear()
                 self._finish("stopped", self._prices_or_default(profile))
             else:
@@ -714,7 +754,51 @@ class MainWindow(QMainWindow):
                 self._update_vision_note()
         finally:
             if gpu is not None:
-                gpu.mark_request("end")
+                span = gpu.mark_request("end")
+                if turn is not None and span is not None and span.energy_wh is not None:
+                    self.status.set_energy(span.energy_wh, profile.electricity_price_per_kwh)
+
+    async def _ground(
+        self, inputs: Inputs, params: GenerationParams, profile: Profile, *, send_images: bool
+    ) -> Grounding | None:
+        """Knowledge-base passages for this question, packed into what the context leaves.
+
+        None when no knowledge base is attached. The budget is the model's context minus the
+        prompt, the images and the answer's max tokens (and a margin), capped by the
+        profile's knowledge-base limit, so grounding never overflows the context.
+        """
+        kb = self.kb_panel.knowledge_base
+        if kb is None:
+            return None
+        probe, _ = build_turn(self.conversation, inputs, params, send_images=send_images)
+        images = probe.n_images
+        prompt = estimate_message_tokens(probe.messages) - images * TOKENS_PER_IMAGE
+        cap = profile.kb_max_context_tokens
+        if self._context_length:
+            budget = token_budget(
+                self._context_length, prompt, images * TOKENS_PER_IMAGE, params.max_tokens or 0
+            )
+            budget = min(budget, cap)
+        else:
+            budget = cap
+        hints = [f.name for f in inputs.figures]
+        if inputs.table is not None:
+            hints += [inputs.table.name, *map(str, inputs.table.frame.columns[:30])]
+        return await aground(
+            kb,
+            inputs.question,
+            budget,
+            context=inputs.context,
+            focus=inputs.focus,
+            hints=hints,
+            k=max(1, profile.kb_top_k),
+        )
+
+    def _show_sources(self, grounding: Grounding | None, answer: str) -> None:
+        if grounding is None:
+            self.sources.clear()
+        else:
+            self.sources.set_grounding(grounding, answer)
 
     def _prices_or_default(self, profile: Profile) -> Prices:
         return prices_for(profile, self._kanoa_pricing)
@@ -855,8 +939,13 @@ class MainWindow(QMainWindow):
             await asyncio.gather(*tasks, return_exceptions=True)
         poller = getattr(self.gpu_panel, "poller", None)
         if poller is not None:
+            poll_task = getattr(self.gpu_panel, "_task", None)
             self.gpu_panel.set_poller(None)
+            if poll_task is not None and not poll_task.done():
+                poll_task.cancel()
+                await asyncio.gather(poll_task, return_exceptions=True)
             await poller.aclose()
+        self.kb_panel.shutdown()
         for client in list(self._clients.values()):
             await client.aclose()
         self._clients.clear()

@@ -63,11 +63,16 @@ class StreamStatus(QWidget):
         self.context.setTextVisible(False)
         self.context.setRange(0, 1000)
         self.cost = _label("statusCost", "Cost", "Cost of this answer and of the session")
+        self.energy = _label(
+            "statusEnergy", "Energy", "GPU energy of the last answer (NVML power × duration)"
+        )
+        self.energy.hide()
         for w in (self.model, self.state, self.tokens, self.speed, self.ttft):
             lay.addWidget(w)
         lay.addWidget(QLabel("Context"))
         lay.addWidget(self.context)
         lay.addWidget(self.cost)
+        lay.addWidget(self.energy)
         self.set_state("idle")
         self.reset()
 
@@ -77,6 +82,13 @@ class StreamStatus(QWidget):
     def set_state(self, state: str, detail: str = "") -> None:
         self.state.setText(STATES.get(state, state) + (f": {detail}" if detail else ""))
         self.state.setProperty("state", state)
+
+    def set_energy(self, wh: float, price_per_kwh: float | None = None) -> None:
+        text = f"{wh:.3f} Wh" if wh < 10 else f"{wh:.1f} Wh"
+        if price_per_kwh:
+            text += f" ({format_cost(wh / 1000 * price_per_kwh)})"
+        self.energy.setText(text)
+        self.energy.show()
 
     def reset(self) -> None:
         self.tokens.setText("– in / – out")

@@ -345,3 +345,35 @@ def test_closing_mid_stream_cancels_the_request_and_leaves_no_task(make_window, 
         assert all(c.closed for c in w._clients.values()) or not w._clients
         leftover = [t for t in asyncio.all_tasks(qloop) if not t.done()]
         assert leftover == []
+
+
+def test_attached_knowledge_base_grounds_the_question_and_lists_sources(make_window, run, tmp_path):
+    kb = tmp_path / "notes"
+    kb.mkdir()
+    (kb / "protocol.md").write_text(
+        "# Growth protocol\n\nCultures of strain K12 were grown at 37 C in LB medium; "
+        "OD600 was read every 30 minutes.\n"
+    )
+    (kb / "unrelated.txt").write_text("Shopping list: apples, bread.\n")
+    with VLLMTestServer(answer_tokens=20, max_model_len=4096) as server:
+        w = make_window(server.api_base, "qwen2.5-vl-7b")
+        w.kb_panel.set_folders([kb])
+
+        async def scenario():
+            await wait_until(
+                lambda: w.kb_panel.knowledge_base is not None and not w.kb_panel.is_indexing(),
+                20,
+                "indexed",
+            )
+            w.inputs.question.setPlainText("How was OD600 measured for strain K12?")
+            w.interpret()
+            await wait_until(lambda: not w.streaming and w.conversation.turns, message="answer")
+
+        run(scenario())
+        text = server.received[-1].body["messages"][-1]["content"]
+        assert "[1]" in text and "protocol.md" in text and "every 30 minutes" in text
+        assert w.sources.isVisible()
+        labels = [w.sources.list.item(i).text() for i in range(w.sources.list.count())]
+        assert any("protocol.md" in label for label in labels)
+        # The folder is remembered for this profile.
+        assert w._settings.value(f"kb/{w.profile.id}") in ([str(kb)], str(kb))
