@@ -1,0 +1,418 @@
+"""Export a stored conversation as Markdown, self-contained HTML or PDF.
+
+Plain synchronous functions (no Qt), so the UI runs them on its thread pool. Each export
+carries a reproducibility block: model, server (API base and kind), parameters, figure
+hashes, knowledge-base sources, and the kanoa desktop version. The history never holds an
+API key, so no export can contain one; endpoints are written without user info or query.
+
+- :func:`export_markdown` writes ``name.md`` and the figures beside it in ``name_figures/``,
+  linked relatively.
+- :func:`export_html` writes one ``.html`` file with the figures embedded as data URLs.
+  Model text is Markdown rendered by markdown-it-py with raw HTML disabled (it is escaped)
+  and unsafe link schemes (``javascript:``, ``vbscript:``, ``file:``, non-image ``data:``)
+  refused, so an answer cannot inject markup or script.
+- :func:`export_pdf` writes a PDF with fpdf2 (pure Python) using the DejaVu fonts that
+  matplotlib ships, so Greek letters and math symbols print.
+
+Every function returns the path written and raises :class:`ExportError` (a KanoaError with
+a plain message and hint) when the file cannot be written.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from kanoa_desktop import __version__
+from kanoa_desktop.core.errors import KanoaError
+from kanoa_desktop.core.history import StoredConversation, safe_endpoint
+
+FORMATS = {"markdown": ".md", "html": ".html", "pdf": ".pdf"}
+
+
+class ExportError(KanoaError):
+    """The export could not be written."""
+
+    title = "Cannot export the conversation"
+
+
+# --------------------------------------------------------------------------- shared
+
+
+def _when(ts: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts)) if ts else "-"
+
+
+def _state_note(turn: Any) -> str:
+    if turn.state == "interrupted":
+        return "Answer interrupted (the app stopped while it was streaming)."
+    if turn.state == "stopped":
+        return "Stopped by the user."
+    if turn.state == "error":
+        return f"Error: {turn.error_title or 'the answer failed'}" + (
+            f" ({turn.error_message})" if turn.error_message else ""
+        )
+    if turn.finish_reason == "length":
+        return "Stopped at the max tokens limit."
+    return ""
+
+
+def reproducibility(conv: StoredConversation) -> list[tuple[str, str]]:
+    """The reproducibility block as (label, value) rows, in a fixed order."""
+    params = ", ".join(f"{k}={v}" for k, v in sorted(conv.params.items()) if v is not None)
+    models = sorted({t.model for t in conv.turns if t.model} | ({conv.model} - {""}))
+    server = safe_endpoint(conv.endpoint) if conv.endpoint else "-"
+    if conv.server_kind:
+        server += f" ({conv.server_kind})"
+    rows = [
+        ("Model", ", ".join(models) or "-"),
+        ("Server", server),
+        ("Profile", conv.profile_name or "-"),
+        ("Parameters", params or "-"),
+        ("Figures (sha256 of the sent bytes)", ""),
+    ]
+    rows += [
+        (
+            f"  {f.name}",
+            f"{f.hash} ({f.mime}, {f.width}×{f.height}, {f.size_bytes:,} bytes)",
+        )
+        for f in conv.figures
+    ] or [("  (none)", "")]
+    rows.append(("Table", conv.table_name or "-"))
+    rows.append(("Knowledge-base sources", "; ".join(conv.sources) or "-"))
+    rows.append(("Started", _when(conv.created)))
+    rows.append(("Exported", _when(time.time())))
+    rows.append(("kanoa desktop", __version__))
+    return rows
+
+
+def _usage_line(turn: Any) -> str:
+    bits = []
+    if turn.prompt_tokens is not None:
+        est = " (estimated)" if turn.estimated else ""
+        bits.append(
+            f"{turn.prompt_tokens:,} prompt + {turn.output_tokens or 0:,} output tokens{est}"
+        )
+    if turn.tokens_per_s:
+        bits.append(f"{turn.tokens_per_s:.1f} tok/s")
+    if turn.ttft_s is not None:
+        bits.append(f"TTFT {turn.ttft_s:.2f} s")
+    if turn.cost is not None:
+        bits.append(f"${turn.cost:.6f}")
+    if turn.energy_wh is not None:
+        bits.append(f"{turn.energy_wh:.2f} Wh")
+    return " · ".join(bits)
+
+
+def conversation_markdown(
+    conv: StoredConversation, figure_links: dict[str, str] | None = None
+) -> str:
+    """The conversation as one Markdown document. ``figure_links`` maps figure hashes to
+    the link to use for each image (paths or data URLs); without it figures are listed."""
+    out = [f"# {_md_escape_line(conv.title)}", ""]
+    if conv.figures:
+        out += ["## Figures", ""]
+        for f in conv.figures:
+            link = (figure_links or {}).get(f.hash)
+            alt = _md_escape_line(f.name).replace("]", "\\]")
+            out.append(f"![{alt}]({link})" if link else f"- {alt} (`{f.hash[:12]}`)")
+            out.append("")
+    if conv.context.strip():
+        out += ["**Context:** " + conv.context.strip(), ""]
+    if conv.table_summary.strip():
+        out += ["## Table summary sent", "", "```text", conv.table_summary.strip("\n"), "```", ""]
+    for t in conv.turns:
+        out += [f"## Question {t.index + 1}", ""]
+        out += ["> " + line if line else ">" for line in (t.question.strip() or "-").splitlines()]
+        out += ["", f"### Answer ({t.model or conv.model}, {_when(t.started)})", ""]
+        out += [t.answer.strip() or "*(no text)*", ""]
+        note = _state_note(t)
+        if note:
+            out += [f"*{note}*", ""]
+        usage = _usage_line(t)
+        if usage:
+            out += [f"*{usage}*", ""]
+        if t.passages:
+            out += ["Sources:", ""]
+            out += [f"- [{p.get('number')}] {p.get('label') or p.get('file')}" for p in t.passages]
+            out.append("")
+    out += ["## Reproducibility", ""]
+    out += [
+        f"- **{k.strip()}**: {v}" if v else f"- **{k.strip()}**" for k, v in reproducibility(conv)
+    ]
+    out.append("")
+    return "\n".join(out)
+
+
+def _md_escape_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _slug(text: str) -> str:
+    s = re.sub(r"[^\w.-]+", "-", text, flags=re.UNICODE).strip("-.")
+    return s[:60] or "conversation"
+
+
+def _write(path: Path, data: bytes | str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(data, str):
+            path.write_text(data, encoding="utf-8")
+        else:
+            path.write_bytes(data)
+    except OSError as exc:
+        raise ExportError(
+            f"{path} could not be written ({exc.strerror or exc}).",
+            "Choose another folder, or check that there is free space and you may write there.",
+        ) from exc
+
+
+# --------------------------------------------------------------------------- Markdown
+
+
+def export_markdown(conv: StoredConversation, path: Path | str) -> Path:
+    """Write ``path`` (.md) and the figures in ``<stem>_figures/`` beside it."""
+    path = Path(path)
+    links: dict[str, str] = {}
+    if conv.figures:
+        folder = path.with_name(f"{path.stem}_figures")
+        for i, f in enumerate(conv.figures, 1):
+            name = f"{i:02d}-{_slug(Path(f.name).stem)}-{f.hash[:8]}.{f.extension}"
+            _write(folder / name, f.data)
+            # Relative and URL-safe: spaces and brackets would break the Markdown link.
+            links[f.hash] = f"{folder.name}/{name}".replace(" ", "%20")
+    _write(path, conversation_markdown(conv, links))
+    return path
+
+
+# --------------------------------------------------------------------------- HTML
+
+
+_SAFE_SCHEMES = ("http:", "https:", "mailto:", "#")
+
+
+def _markdown_renderer():
+    from markdown_it import MarkdownIt
+
+    md = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
+    md.enable("strikethrough")
+
+    def validate(url: str) -> bool:
+        u = url.strip().lower()
+        if u.startswith("data:image/") and not u.startswith("data:image/svg"):
+            return True
+        return u.startswith(_SAFE_SCHEMES) or ":" not in u.split("/", 1)[0]
+
+    md.validateLink = validate
+    return md
+
+
+def render_markdown(text: str) -> str:
+    """Model text as safe HTML: raw HTML is escaped, unsafe link schemes are refused."""
+    return _markdown_renderer().render(text)
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;max-width:52rem;margin:2rem auto;
+padding:0 1rem;line-height:1.5;color:#222}
+img{max-width:100%;height:auto;border:1px solid #ddd}
+blockquote{border-left:3px solid #bbb;margin:0;padding:0 1rem;color:#444}
+pre{background:#f5f5f5;padding:.6rem;overflow:auto}code{background:#f5f5f5}
+.note{color:#8a5a00}.usage{color:#666;font-size:.85em}
+table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2rem .5rem;vertical-align:top}
+.repro td:first-child{font-weight:600;white-space:nowrap}
+"""
+
+
+def conversation_html(conv: StoredConversation) -> str:
+    """The conversation as one self-contained HTML document (figures as data URLs)."""
+    md = _markdown_renderer()
+    e = html.escape
+    out = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
+        "img-src data:; style-src 'unsafe-inline'\">",
+        f"<title>{e(conv.title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{e(conv.title)}</h1>",
+    ]
+    if conv.figures:
+        out.append("<h2>Figures</h2>")
+        for f in conv.figures:
+            out.append(
+                f'<figure><img src="{e(f.data_url())}" alt="{e(f.name)}" '
+                f'width="{f.width or ""}" height="{f.height or ""}">'
+                f"<figcaption>{e(f.name)} <code>{e(f.hash[:12])}</code></figcaption></figure>"
+            )
+    if conv.context.strip():
+        out.append(f"<p><strong>Context:</strong> {e(conv.context.strip())}</p>")
+    if conv.table_summary.strip():
+        out.append(f"<h2>Table summary sent</h2><pre>{e(conv.table_summary.strip())}</pre>")
+    for t in conv.turns:
+        out.append(f"<h2>Question {t.index + 1}</h2>")
+        out.append(f"<blockquote>{e(t.question.strip() or '-')}</blockquote>".replace("\n", "<br>"))
+        out.append(f"<h3>Answer ({e(t.model or conv.model)}, {e(_when(t.started))})</h3>")
+        out.append(f'<div class="answer">{md.render(t.answer)}</div>')
+        note = _state_note(t)
+        if note:
+            out.append(f'<p class="note"><em>{e(note)}</em></p>')
+        usage = _usage_line(t)
+        if usage:
+            out.append(f'<p class="usage">{e(usage)}</p>')
+        if t.passages:
+            items = "".join(
+                f"<li>[{e(str(p.get('number')))}] {e(str(p.get('label') or p.get('file')))}</li>"
+                for p in t.passages
+            )
+            out.append(f"<p>Sources:</p><ul>{items}</ul>")
+    out.append('<h2>Reproducibility</h2><table class="repro">')
+    out += [f"<tr><td>{e(k)}</td><td>{e(v)}</td></tr>" for k, v in reproducibility(conv)]
+    out.append("</table></body></html>")
+    return "\n".join(out)
+
+
+def export_html(conv: StoredConversation, path: Path | str) -> Path:
+    """Write one self-contained ``.html`` file."""
+    path = Path(path)
+    _write(path, conversation_html(conv))
+    return path
+
+
+# --------------------------------------------------------------------------- PDF
+
+
+def _fonts() -> tuple[Path | None, Path | None]:
+    try:
+        import matplotlib
+
+        folder = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    except ImportError:
+        return None, None
+    sans, mono = folder / "DejaVuSans.ttf", folder / "DejaVuSansMono.ttf"
+    return (sans if sans.exists() else None), (mono if mono.exists() else None)
+
+
+def conversation_pdf(conv: StoredConversation) -> bytes:
+    """The conversation as PDF bytes (A4): figures, questions, answers, reproducibility."""
+    from fpdf import FPDF
+
+    pdf = FPDF(format="A4")
+    pdf.set_auto_page_break(auto=True, margin=15)
+    pdf.set_title(conv.title)
+    pdf.set_creator(f"kanoa desktop {__version__}")
+    sans, mono = _fonts()
+    family, code = "helvetica", "courier"
+    if sans is not None:
+        folder = sans.parent
+        pdf.add_font("dejavu", "", str(sans))
+        for style, name in (("B", "Bold"), ("I", "Oblique"), ("BI", "BoldOblique")):
+            f = folder / f"DejaVuSans-{name}.ttf"
+            pdf.add_font("dejavu", style, str(f if f.exists() else sans))
+        family = "dejavu"
+    if mono is not None:
+        pdf.add_font("dejavumono", "", str(mono))
+        for style in ("B", "I", "BI"):
+            pdf.add_font("dejavumono", style, str(mono))
+        code = "dejavumono"
+
+    def text(s: str) -> str:
+        # The core fonts (no DejaVu found) are Latin-1 only.
+        return s if family == "dejavu" else s.encode("latin-1", "replace").decode("latin-1")
+
+    def para(s: str, size: float = 10, style: str = "") -> None:
+        pdf.set_font(family, style, size)
+        pdf.multi_cell(0, size * 0.5, text(s), new_x="LMARGIN", new_y="NEXT")
+
+    def markdown_block(s: str) -> None:
+        body = _pdf_html(render_markdown(s))
+        pdf.set_font(family, "", 10)
+        try:
+            pdf.write_html(text(body), font_family=family, pre_code_font=code)
+        except Exception:  # noqa: BLE001 - fpdf2's HTML subset may refuse odd markup
+            para(s)  # the text matters more than its formatting
+        pdf.ln(2)
+
+    pdf.add_page()
+    para(conv.title, 16, "B")
+    pdf.ln(2)
+    width = pdf.w - pdf.l_margin - pdf.r_margin
+    for f in conv.figures:
+        w = min(width, (f.width or 600) * 0.2)  # ~5 px per mm, never wider than the page
+        try:
+            pdf.image(io.BytesIO(f.data), w=w)
+        except Exception:  # noqa: BLE001 - an image fpdf2 cannot place is named instead
+            para(f"[figure {f.name} could not be drawn]", 9, "I")
+        para(f"{f.name}  sha256 {f.hash[:16]}…", 8, "I")
+        pdf.ln(2)
+    if conv.context.strip():
+        para("Context: " + conv.context.strip())
+    if conv.table_summary.strip():
+        para("Table summary sent", 12, "B")
+        pdf.set_font(code, "", 7)
+        pdf.multi_cell(0, 3.5, text(conv.table_summary.strip()), new_x="LMARGIN", new_y="NEXT")
+    for t in conv.turns:
+        pdf.ln(2)
+        para(f"Question {t.index + 1}", 12, "B")
+        para(t.question.strip() or "-", 10, "I")
+        para(f"Answer ({t.model or conv.model}, {_when(t.started)})", 11, "B")
+        markdown_block(t.answer or "(no text)")
+        for line in (_state_note(t), _usage_line(t)):
+            if line:
+                para(line, 8, "I")
+        if t.passages:
+            para(
+                "Sources: "
+                + "; ".join(
+                    f"[{p.get('number')}] {p.get('label') or p.get('file')}" for p in t.passages
+                ),
+                8,
+            )
+    pdf.ln(4)
+    para("Reproducibility", 12, "B")
+    for k, v in reproducibility(conv):
+        para(f"{k}: {v}" if v else k, 8)
+    return bytes(pdf.output())
+
+
+def _pdf_html(body: str) -> str:
+    # fpdf2's HTML subset has no <p> inside <li> spacing rules or <del>; simplify.
+    body = re.sub(r"<li>\s*<p>(.*?)</p>\s*</li>", r"<li>\1</li>", body, flags=re.DOTALL)
+    return body.replace("<del>", "").replace("</del>", "")
+
+
+def export_pdf(conv: StoredConversation, path: Path | str) -> Path:
+    """Write a ``.pdf``."""
+    path = Path(path)
+    _write(path, conversation_pdf(conv))
+    return path
+
+
+def export(conv: StoredConversation, path: Path | str, fmt: str | None = None) -> Path:
+    """Export in ``fmt`` ("markdown", "html", "pdf"), or by the path's suffix."""
+    path = Path(path)
+    if fmt is None:
+        fmt = {v: k for k, v in FORMATS.items()}.get(path.suffix.lower(), "markdown")
+    if fmt not in FORMATS:
+        raise ExportError(f"Unknown export format {fmt!r}.", "Use Markdown, HTML or PDF.")
+    if path.suffix.lower() != FORMATS[fmt]:
+        path = path.with_name(path.name + FORMATS[fmt])
+    return {"markdown": export_markdown, "html": export_html, "pdf": export_pdf}[fmt](conv, path)
+
+
+__all__ = [
+    "ExportError",
+    "FORMATS",
+    "conversation_html",
+    "conversation_markdown",
+    "conversation_pdf",
+    "export",
+    "export_html",
+    "export_markdown",
+    "export_pdf",
+    "render_markdown",
+    "reproducibility",
+]
