@@ -11,11 +11,11 @@ from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QFormLayout,
     QFrame,
-    QGroupBox,
     QLabel,
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -102,11 +102,19 @@ class InputsPanel(QWidget):
         form.addRow("Question", self.question)
         lay.addLayout(form)
 
-        self.system_box = QGroupBox("System prompt")
+        # A disclosure button, not a group box: collapsed, it takes one line and no frame.
+        self.system_toggle = QToolButton()
+        self.system_toggle.setObjectName("systemPromptToggle")
+        self.system_toggle.setText("System prompt")
+        self.system_toggle.setAccessibleName("Show the system prompt")
+        self.system_toggle.setCheckable(True)
+        self.system_toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.system_toggle.setArrowType(Qt.ArrowType.RightArrow)
+        self.system_toggle.setAutoRaise(True)
+        self.system_box = QWidget()
         self.system_box.setObjectName("systemPromptBox")
-        self.system_box.setCheckable(True)
-        self.system_box.setChecked(False)
         box = QVBoxLayout(self.system_box)
+        box.setContentsMargins(0, 0, 0, 0)
         self.system_prompt = QPlainTextEdit(DEFAULT_SYSTEM_PROMPT)
         self.system_prompt.setObjectName("systemPromptEdit")
         self.system_prompt.setAccessibleName("System prompt")
@@ -118,14 +126,15 @@ class InputsPanel(QWidget):
         )
         box.addWidget(self.system_prompt)
         box.addWidget(self.reset_prompt, 0, Qt.AlignmentFlag.AlignRight)
-        self.system_box.toggled.connect(self._show_system_prompt)
-        self._show_system_prompt(False)
+        self.system_toggle.toggled.connect(self._show_system_prompt)
+        lay.addWidget(self.system_toggle)
         lay.addWidget(self.system_box)
         # Takes the spare height when nothing above stretches (figures only), so the
         # fields sit right under the figures instead of at the bottom.
         self._spacer = QWidget()
         self._spacer.setObjectName("inputsSpacer")
         lay.addWidget(self._spacer, 1)
+        self._show_system_prompt(False)
 
         for w in (self.question, self.context, self.focus):
             for seq in ("Ctrl+Return", "Ctrl+Enter"):
@@ -135,8 +144,8 @@ class InputsPanel(QWidget):
         self.refresh()
 
     def _show_system_prompt(self, on: bool) -> None:
-        self.system_prompt.setVisible(on)
-        self.reset_prompt.setVisible(on)
+        self.system_box.setVisible(on)
+        self.system_toggle.setArrowType(Qt.ArrowType.DownArrow if on else Qt.ArrowType.RightArrow)
         if hasattr(self, "_spacer"):
             self.refresh()
 
@@ -146,4 +155,4 @@ class InputsPanel(QWidget):
         self.figures.setVisible(has_figs)
         self.table.setVisible(has_table)
         self.drop.setVisible(not has_figs and not has_table)
-        self._spacer.setVisible(not has_table and has_figs and not self.system_prompt.isVisible())
+        self._spacer.setVisible(not has_table and has_figs and not self.system_toggle.isChecked())
