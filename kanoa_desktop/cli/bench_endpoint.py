@@ -1,0 +1,153 @@
+"""``kanoa-desktop bench-endpoint``: kanoa's endpoint benchmark from the command line.
+
+Runs the suite of :mod:`kanoa_desktop.core.endpoint_bench` against a profile's server (or
+``--api-base``/``--model``), prints one line per run and the Markdown table, and writes the
+table to ``--markdown FILE`` when asked. Exit status 0 when every task that ran has a
+result, 1 on a bad profile, an unreachable server or failed runs, 130 when interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from kanoa_desktop.core import errors as E
+from kanoa_desktop.core.client import ChatClient, Timeouts
+from kanoa_desktop.core.endpoint_bench import (
+    DEFAULT_RUNS,
+    EndpointBenchmark,
+    Progress,
+    scraping_reader,
+    to_markdown,
+)
+from kanoa_desktop.core.profiles import Profile, ProfileStore
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "bench-endpoint",
+        help="benchmark a model server: tokens/s and TTFT over vision and text tasks",
+        description="Run kanoa's endpoint benchmark (N runs per task) and print the table.",
+    )
+    parser.add_argument("--profile", default=None, help="profile name (default: the active one)")
+    parser.add_argument("--runs", type=int, default=DEFAULT_RUNS, help="runs per task (3)")
+    parser.add_argument("--api-base", default=None, help="override the profile's API base URL")
+    parser.add_argument("--model", default=None, help="override the profile's model")
+    parser.add_argument("--markdown", type=Path, default=None, metavar="FILE",
+                        help="also write the Markdown table to FILE")  # fmt: skip
+    parser.add_argument("--hardware", default="", help="hardware named in the table's title")
+    parser.add_argument("--no-metrics", action="store_true", help="do not scrape /metrics")
+    parser.set_defaults(command="bench-endpoint")
+    return parser
+
+
+def _profile(args: argparse.Namespace) -> tuple[Profile | None, str]:
+    store = ProfileStore()
+    store.load()
+    if args.profile is None:
+        return store.active, ""
+    profile = store.get(args.profile)
+    if profile is None:
+        names = ", ".join(store.names) or "none"
+        return None, (
+            f"There is no profile named {args.profile!r} (profiles: {names}). "
+            "Create it in Settings, or pass --api-base and --model."
+        )
+    return profile, ""
+
+
+def _api_key(profile: Profile) -> str | None:
+    try:
+        from kanoa_desktop.core.secrets import KeyStore
+
+        secret = KeyStore().get(profile.id)
+    except Exception:  # noqa: BLE001 - no keychain: run without a key, the server will say
+        return None
+    return secret.reveal() if secret else None
+
+
+def _print_progress(p: Progress) -> None:
+    r = p.record
+    if r is None:
+        print(f"[{p.done}/{p.total}] {p.task.task.label}: {p.task.skipped}", flush=True)
+    elif r.error:
+        print(f"[{p.done}/{p.total}] {p.task.task.label} run {r.index + 1}: {r.error}", flush=True)
+    else:
+        ttft = f"{r.ttft_s:.2f}" if r.ttft_s is not None else "—"
+        print(
+            f"[{p.done}/{p.total}] {p.task.task.label} run {r.index + 1}: "
+            f"{r.tokens_per_s:.1f} tok/s, TTFT {ttft} s, {r.output_tokens} tokens",
+            flush=True,
+        )
+
+
+async def _run(args: argparse.Namespace, profile: Profile) -> int:
+    api_base = args.api_base or profile.api_base
+    timeouts = Timeouts(read=profile.request_timeout_s)
+    async with ChatClient(api_base, api_key=_api_key(profile), timeouts=timeouts) as client:
+        model = args.model or profile.model
+        if not model:
+            try:
+                models = await client.models()
+            except E.KanoaError as exc:
+                print(f"error: {exc.message}", file=sys.stderr)
+                if exc.hint:
+                    print(f"hint: {exc.hint}", file=sys.stderr)
+                return 1
+            if not models:
+                print("error: the server lists no models; pass --model.", file=sys.stderr)
+                return 1
+            model = models[0].id
+        vision = {"yes": True, "no": False}.get(profile.vision)
+        metrics_url = profile.effective_metrics_url if not args.api_base else None
+        if metrics_url is None:
+            from kanoa_desktop.core.profiles import derive_metrics_url
+
+            metrics_url = derive_metrics_url(api_base)
+        async with httpx.AsyncClient() as http:
+            bench = EndpointBenchmark(
+                client,
+                model,
+                runs=args.runs,
+                vision=vision,
+                metrics=None if args.no_metrics else scraping_reader(metrics_url, http),
+                on_progress=_print_progress,
+                temperature=profile.temperature,
+                image_long_side=profile.image_long_side,
+            )
+            try:
+                result = await bench.run()
+            except asyncio.CancelledError:
+                bench.cancel()
+                raise
+    table = to_markdown(result, hardware=args.hardware)
+    print()
+    print(table)
+    if args.markdown is not None:
+        try:
+            args.markdown.write_text(table, encoding="utf-8")
+        except OSError as exc:
+            print(f"error: could not write {args.markdown}: {exc.strerror}", file=sys.stderr)
+            return 1
+        print(f"Table written to {args.markdown}.")
+    if result.error:
+        print(f"error: {result.error}", file=sys.stderr)
+        return 1
+    ran = [t for t in result.tasks if not t.skipped]
+    return 0 if all(t.summary is not None for t in ran) else 1
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.runs < 1:
+        print("error: --runs must be at least 1.", file=sys.stderr)
+        return 2
+    profile, problem = _profile(args)
+    if profile is None:
+        print(f"error: {problem}", file=sys.stderr)
+        return 1
+    return asyncio.run(_run(args, profile))
