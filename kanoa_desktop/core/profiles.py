@@ -287,7 +287,7 @@ class Preferences:
     theme: str = "system"  # "system" | "light" | "dark"
     font_size_pt: int | None = None  # None: the platform's default
     gpu_panel_visible: bool = True
-    gpu_poll_interval_s: float = 2.0
+    gpu_poll_interval_s: float = 1.0  # the GPU panel polls once a second by default
     local_nvml: bool = True
 
 
