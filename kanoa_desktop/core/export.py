@@ -298,7 +298,7 @@ def _fonts() -> tuple[Path | None, Path | None]:
 
 def conversation_pdf(conv: StoredConversation) -> bytes:
     """The conversation as PDF bytes (A4): figures, questions, answers, reproducibility."""
-    from fpdf import FPDF
+    from fpdf import FPDF, FontFace, TextStyle
 
     pdf = FPDF(format="A4")
     pdf.set_auto_page_break(auto=True, margin=15)
@@ -331,7 +331,14 @@ def conversation_pdf(conv: StoredConversation) -> bytes:
         body = _pdf_html(render_markdown(s))
         pdf.set_font(family, "", 10)
         try:
-            pdf.write_html(text(body), font_family=family, pre_code_font=code)
+            pdf.write_html(
+                text(body),
+                font_family=family,
+                tag_styles={
+                    "code": FontFace(family=code),
+                    "pre": TextStyle(font_family=code, t_margin=2, b_margin=2),
+                },
+            )
         except Exception:  # noqa: BLE001 - fpdf2's HTML subset may refuse odd markup
             para(s)  # the text matters more than its formatting
         pdf.ln(2)
