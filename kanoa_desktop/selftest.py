@@ -108,9 +108,6 @@ def check_window() -> str:
     from kanoa_desktop.ui.app import restore_asyncgen_hooks
 
     loop = create_event_loop(app)
-    old_loop = None
-    with contextlib.suppress(RuntimeError):
-        old_loop = asyncio.get_event_loop_policy().get_event_loop()
     asyncio.set_event_loop(loop)
     size: tuple[int, int] = (0, 0)
 
@@ -126,7 +123,12 @@ def check_window() -> str:
         window.hide()
         await window.shutdown()
         window.deleteLater()
-        await asyncio.sleep(0)
+        # Whatever the window left running (a GPU read orphaned by a cancelled poll) is
+        # cancelled here, as asyncio.run does, not destroyed pending when the loop closes.
+        pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
     try:
         with _temporary_home():
@@ -136,7 +138,8 @@ def check_window() -> str:
         # close() stops qasync's default executor (QThreads): a QThread still running when
         # the process exits aborts it.
         loop.close()
-        asyncio.set_event_loop(old_loop)
+        # Leave no loop set (asking for the old one would create one nobody closes).
+        asyncio.set_event_loop(None)
     if app.windowIcon().isNull():
         raise CheckFailed(
             "window built, but the application icon did not load (missing "
