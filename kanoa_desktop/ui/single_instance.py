@@ -14,6 +14,9 @@ Usage in ``run_app``, before the window is built::
     ...
     instance.listen(lambda files: window.open_files_from_launch(files))
 
+On macOS, Finder opens files in a running app with a ``QFileOpenEvent`` on the application,
+not through argv: :class:`FileOpenHandler` turns those into the same callback.
+
 ``try_forward`` needs no QApplication (it uses blocking socket calls), so a second launch
 never builds any GUI. ``listen`` needs a running Qt event loop to serve connections.
 
@@ -36,7 +39,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from PySide6.QtCore import QObject
+from PySide6.QtCore import QEvent, QObject
 from PySide6.QtNetwork import QAbstractSocket, QLocalServer, QLocalSocket
 
 log = logging.getLogger(__name__)
@@ -224,3 +227,24 @@ class SingleInstance(QObject):
                 self._on_files(files)
             except Exception:  # a failing callback must not take the guard down with it
                 log.exception("Single-instance: opening forwarded files failed")
+
+
+class FileOpenHandler(QObject):
+    """Hands ``QFileOpenEvent`` files (macOS Finder: "Open With", a drop on the Dock icon)
+    to ``on_files``, one list per event. Install with ``app.installEventFilter(handler)``
+    and keep a reference; elsewhere the event never comes, so it costs nothing."""
+
+    def __init__(self, on_files: Callable[[list[str]], None], parent: QObject | None = None):
+        super().__init__(parent)
+        self._on_files = on_files
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt override)
+        if event.type() == QEvent.Type.FileOpen:
+            path = event.file() or event.url().toLocalFile()
+            if path:
+                try:
+                    self._on_files([path])
+                except Exception:
+                    log.exception("Opening a file from the system failed")
+            return True
+        return False

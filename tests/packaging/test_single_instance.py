@@ -190,3 +190,19 @@ def test_garbage_on_the_socket_is_ignored_and_the_guard_keeps_working(qtbot, app
         assert received == [[str(tmp_path / "ok.png")]]
     finally:
         first.close()
+
+
+def test_macos_file_open_events_reach_the_same_callback(qapp):
+    from PySide6.QtCore import QCoreApplication
+    from PySide6.QtGui import QFileOpenEvent
+
+    from kanoa_desktop.ui.single_instance import FileOpenHandler
+
+    received: list[list[str]] = []
+    handler = FileOpenHandler(received.append)
+    qapp.installEventFilter(handler)
+    try:
+        QCoreApplication.sendEvent(qapp, QFileOpenEvent("/Users/ada/plot.png"))
+    finally:
+        qapp.removeEventFilter(handler)
+    assert received == [["/Users/ada/plot.png"]]
