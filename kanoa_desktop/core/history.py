@@ -51,6 +51,7 @@ FLUSH_INTERVAL_S = 1.0
 FIGURE_REF_PREFIX = "kanoa-figure:sha256:"
 TITLE_LENGTH = 80
 
+RETRIED = "retried"  # finish_reason of a failed turn that was asked again
 STATES = ("streaming", "done", "stopped", "error", "interrupted")
 
 _SCHEMA_V1 = """
@@ -235,12 +236,15 @@ class StoredConversation:
         """A :class:`~kanoa_desktop.core.chat.Conversation` to continue with follow-ups.
 
         Turns keep their partial answers; ``finish_reason`` is the server's for finished
-        turns, else the state ("stopped", "error", "interrupted").
+        turns, else the state ("stopped", "error", "interrupted"). Failed turns marked with
+        :meth:`HistoryStore.mark_retried` are left out, as the window left them out.
         """
         from kanoa_desktop.core.chat import Conversation, Turn
 
         conv = Conversation(system_prompt=self.system_prompt)
         for t in self.turns:
+            if t.finish_reason == RETRIED:
+                continue  # the window dropped this failed turn and asked again
             reason = (t.finish_reason or "stop") if t.state == "done" else t.state
             conv.turns.append(Turn(user=t.user_message, assistant=t.answer, finish_reason=reason))
         return conv
@@ -696,6 +700,13 @@ class HistoryStore:
             db = self._db
             db.execute("BEGIN IMMEDIATE")
             try:
+                if (
+                    conversation_id is not None
+                    and not db.execute(
+                        "SELECT 1 FROM conversations WHERE id = ?", (conversation_id,)
+                    ).fetchone()
+                ):
+                    conversation_id = None  # purged meanwhile: the question starts a new one
                 if conversation_id is None:
                     title = _title_for(q, [getattr(f, "name", "") for f in figures], table_name)
                     cur = db.execute(
@@ -772,6 +783,15 @@ class HistoryStore:
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
+
+    def mark_retried(self, turn_id: int) -> None:
+        """Mark a failed turn as asked again: it stays in the record and in exports, but
+        :meth:`StoredConversation.conversation` leaves it out of the messages."""
+        with self._lock:
+            self._db.execute(
+                "UPDATE turns SET finish_reason = ? WHERE id = ? AND state = 'error'",
+                (RETRIED, turn_id),
+            )
 
     # -- reading -----------------------------------------------------------------------
 

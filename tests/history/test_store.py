@@ -329,3 +329,25 @@ def test_stored_passages_keep_their_sources(store):
     assert conv.turns[0].passages[0]["label"] == "notes.md, lines 3\u20134"
     assert conv.sources == ["notes.md, lines 3\u20134"]
     assert json.loads(json.dumps(conv.turns[0].passages)) == conv.turns[0].passages
+
+
+def test_a_retried_failed_turn_stays_recorded_but_leaves_the_messages(store):
+    rec = record(store, "first", "one")
+    failed = store.begin_turn(rec.conversation_id, user_message=user_message("second"), model="m")
+    failed.append("par")
+    failed.finish("error", error_title="Server error", error_message="500")
+    store.mark_retried(failed.turn_id)
+    record(store, "second", "two", conversation_id=rec.conversation_id)
+    conv = store.load_conversation(rec.conversation_id)
+    assert [t.state for t in conv.turns] == ["done", "error", "done"]
+    assert conv.turns[1].error_title == "Server error" and conv.turns[1].answer == "par"
+    assert [t.assistant for t in conv.conversation().turns] == ["one", "two"]
+
+
+def test_a_follow_up_to_a_purged_conversation_starts_a_new_one(store):
+    rec = record(store, "first", "one")
+    store.delete(rec.conversation_id)
+    store.purge_deleted()
+    again = record(store, "follow-up", "two", conversation_id=rec.conversation_id)
+    assert again.conversation_id != rec.conversation_id
+    assert store.load_conversation(again.conversation_id).title == "follow-up"
