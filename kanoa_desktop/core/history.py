@@ -56,7 +56,7 @@ STATES = ("streaming", "done", "stopped", "error", "interrupted")
 
 _SCHEMA_V1 = """
 CREATE TABLE conversations (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: the UI passes ids around
     title TEXT NOT NULL DEFAULT '',
     created REAL NOT NULL,
     updated REAL NOT NULL,
@@ -93,7 +93,7 @@ CREATE TABLE conversation_figures (
     PRIMARY KEY (conversation_id, hash)
 );
 CREATE TABLE turns (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
     idx INTEGER NOT NULL,
     model TEXT NOT NULL DEFAULT '',
