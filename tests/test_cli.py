@@ -114,3 +114,46 @@ def test_interpret_with_a_wrong_key_never_prints_the_key(tmp_path):
     assert out.returncode == 1
     assert "refused the API key" in out.stderr
     assert "sk-wrong-secret-777" not in out.stderr + out.stdout
+
+
+def test_the_app_closes_cleanly_on_sigterm_with_a_request_running(tmp_path):
+    """Start the real app offscreen, let it stream, send SIGTERM: it exits 0, the server
+    sees the request aborted and the connection closed, and nothing is printed about
+    leaked tasks, unclosed clients or ignored exceptions."""
+    import signal
+    import time
+
+    with VLLMTestServer(tokens_per_second=20) as server:
+        script = tmp_path / "drive.py"
+        script.write_text(
+            "import asyncio, sys\n"
+            "from kanoa_desktop.ui import main_window as mw\n"
+            "orig_show = mw.MainWindow.show\n"
+            "def show(self):\n"
+            "    orig_show(self)\n"
+            "    p = self.store.active.with_user_values(api_base=sys.argv[1], model='qwen2.5-vl-7b')\n"
+            "    self.store.update(p); self._on_profile_changed(self.store.active)\n"
+            "    self.inputs.question.setPlainText('Tell me a long story.')\n"
+            "    asyncio.get_running_loop().call_later(0.3, self.interpret)\n"
+            "mw.MainWindow.show = show\n"
+            "from kanoa_desktop.ui.app import run_app\n"
+            "sys.exit(run_app([]))\n"
+        )
+        env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONWARNINGS": "always",
+               "KANOA_DESKTOP_HOME": str(tmp_path / "home")}  # fmt: skip
+        proc = subprocess.Popen(
+            [sys.executable, str(script), server.api_base],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        )  # fmt: skip
+        assert server.wait_for(lambda s: s.running == 1, 30), "the app never started streaming"
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err
+        assert server.wait_for(lambda s: s.aborted == 1 and s.open_connections == 0, 5)
+    noise = [line for line in err.splitlines() if "propagateSizeHints" not in line and line.strip()]
+    assert not any(
+        word in line for line in noise
+        for word in ("Task was destroyed", "Unclosed", "Exception ignored", "Traceback", "ResourceWarning", "never awaited")
+    ), noise  # fmt: skip
+    assert (tmp_path / "home" / "config" / "window.ini").exists()  # state saved on the way out

@@ -7,8 +7,10 @@ Nothing Qt is imported before that check.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import signal
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -129,17 +131,32 @@ def run_app(argv: Sequence[str]) -> int:
 
     from kanoa_desktop.ui.main_window import MainWindow
 
+    # The loop must outlive the window: closing it starts an async shutdown (cancel the
+    # stream, close connections) that needs the loop. So Qt does not quit on the last
+    # window; main() returns once the shutdown is done.
+    app.setQuitOnLastWindowClosed(False)
     closing = asyncio.Event()
-    app.aboutToQuit.connect(closing.set)
+    app.aboutToQuit.connect(closing.set)  # a session manager ending the session
+    window_box: list = []
 
     async def main() -> None:
         # Built inside the running loop, so widgets that start tasks when shown (the GPU
         # panel's poller) find the loop, and every task belongs to it.
         window = MainWindow(profile_name=args.profile)
+        window_box.append(window)
+        window.closed.connect(closing.set)
         window.show()
+        # Ctrl+C in a terminal, or a session manager's SIGTERM: close like the window's X
+        # (state saved, requests cancelled, connections closed), not a hard kill.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                asyncio.get_running_loop().add_signal_handler(sig, window.close)
         if args.files:
             window.open_paths([Path(f) for f in args.files])
         await closing.wait()
+        await _shutdown(window)
+
+    async def _shutdown(window) -> None:
         await window.shutdown()
         # Close async generators abandoned mid-iteration (httpx byte iterators) on this
         # loop, so nothing is left for the garbage collector after the loop is gone.
@@ -147,7 +164,13 @@ def run_app(argv: Sequence[str]) -> int:
 
     try:
         with loop:
-            loop.run_until_complete(main())
+            try:
+                loop.run_until_complete(main())
+            except RuntimeError:
+                # Qt quit underneath the loop (the session ended): run the shutdown now.
+                if not window_box:
+                    raise
+                loop.run_until_complete(_shutdown(window_box[0]))
     finally:
         restore_asyncgen_hooks(loop)
     return 0

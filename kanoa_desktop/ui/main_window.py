@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QSettings, Qt, QTimer, QUrl
+from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QSettings, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import (
     QAction,
     QDragEnterEvent,
@@ -83,6 +83,8 @@ FILE_FILTER = (
 
 class MainWindow(QMainWindow):
     """The application window. Create it on a running (or soon running) qasync loop."""
+
+    closed = Signal()  # after the window closed: the app then awaits shutdown()
 
     def __init__(
         self,
@@ -927,6 +929,7 @@ class MainWindow(QMainWindow):
         self._closing = True
         self.stop()
         super().closeEvent(event)
+        self.closed.emit()
 
     async def shutdown(self) -> None:
         """Cancel running work and close every connection; await before the loop ends."""
