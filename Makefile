@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test venv install install-test test-servers lint bench clean
+.PHONY: run test venv install install-test test-servers lint bench bench-quick clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,8 +38,18 @@ test: $(TEST_STAMP) test-servers
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check kanoa_desktop tests bench
 
-bench: $(STAMP)
-	$(BIN)/python -m bench
+BENCH_STAMP := $(VENV)/.installed-bench
+
+$(BENCH_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	touch $(STAMP) $(TEST_STAMP) $@
+
+## make bench: every benchmark table (the client bench needs the llama.cpp test server).
+bench: $(BENCH_STAMP) test-servers
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m bench $(BENCH_ARGS)
+
+bench-quick: $(BENCH_STAMP) test-servers
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m bench --quick $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -19,6 +19,7 @@ SUBCOMMANDS: dict[str, str] = {
     "interpret": "interpret",
     "metrics": "metrics",
     "kb": "kb",
+    "bench-endpoint": "bench_endpoint",
 }
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -46,6 +47,7 @@ from kanoa_desktop.core.chat import Conversation, describe_payload
 from kanoa_desktop.core.client import ChatClient, ModelInfo, Timeouts
 from kanoa_desktop.core.events import FirstToken, ReasoningDelta, RequestSent, TextDelta
 from kanoa_desktop.core.figures import PreparedFigure, prepare_figure
+from kanoa_desktop.core.history import HistoryStore, TurnRecorder
 from kanoa_desktop.core.interpret import (
     GenerationParams,
     Inputs,
@@ -65,10 +67,12 @@ from kanoa_desktop.core.tables import LoadedTable
 from kanoa_desktop.core.tokens import TOKENS_PER_IMAGE, estimate_message_tokens
 from kanoa_desktop.ui.answer_view import AnswerView
 from kanoa_desktop.ui.banner import ErrorBanner
+from kanoa_desktop.ui.history_panel import HistoryPanel
 from kanoa_desktop.ui.inputs_panel import InputsPanel
 from kanoa_desktop.ui.kb_panel import KnowledgeBasePanel, SourcesView
 from kanoa_desktop.ui.profile_switcher import ProfileSwitcher
 from kanoa_desktop.ui.status_bar import StreamStatus
+from kanoa_desktop.ui.usage_view import UsageView
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +128,10 @@ class MainWindow(QMainWindow):
         )
         self._closing = False
         self._counted = True  # whether the current answer's cost is in self.costs
+        self.history = HistoryStore()
+        self._misc_http = None  # httpx client for side jobs (benchmark metrics), made lazily
+        self._conversation_id: int | None = None
+        self._recorder: TurnRecorder | None = None
 
         self._build_ui()
         self._build_actions()
@@ -131,6 +139,8 @@ class MainWindow(QMainWindow):
         self._on_profile_changed(self.store.active)
         for problem in store_problems:
             self.banner.show_message("Settings problem", problem.message)
+        if self.history.problem is not None:
+            self.banner.show_message("History problem", self.history.problem.message)
 
     # ------------------------------------------------------------------ construction
 
@@ -189,6 +199,21 @@ class MainWindow(QMainWindow):
         self.kb_dock.setWidget(self.kb_panel)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.kb_dock)
         self.tabifyDockWidget(self.gpu_dock, self.kb_dock)
+
+        self.history_dock = QDockWidget("History", self)
+        self.history_dock.setObjectName("historyDock")
+        self.history_panel = HistoryPanel(self.history)
+        self.history_panel.reopenRequested.connect(self.reopen_conversation)
+        self.history_dock.setWidget(self.history_panel)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.history_dock)
+        self.tabifyDockWidget(self.kb_dock, self.history_dock)
+
+        self.usage_dock = QDockWidget("Usage", self)
+        self.usage_dock.setObjectName("usageDock")
+        self.usage_view = UsageView(self.history)
+        self.usage_dock.setWidget(self.usage_view)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.usage_dock)
+        self.tabifyDockWidget(self.history_dock, self.usage_dock)
         self.gpu_dock.raise_()
         self.resize(1280, 820)
         self.resizeDocks([self.gpu_dock], [360], Qt.Orientation.Horizontal)
@@ -259,6 +284,13 @@ class MainWindow(QMainWindow):
             "showRequestAction",
             "Show exactly what was sent",
         )
+        self.bench_action = action(
+            "Benchmark endpoint…",
+            self.open_benchmark,
+            None,
+            "benchmarkAction",
+            "Measure tokens/s and time to first token on kanoa's benchmark tasks",
+        )
         self.settings_action = action(
             "Settings…", self.open_settings, "Ctrl+,", "settingsAction", "Settings"
         )
@@ -298,7 +330,10 @@ class MainWindow(QMainWindow):
         view_menu = menu.addMenu("&View")
         view_menu.addAction(self.gpu_dock.toggleViewAction())
         view_menu.addAction(self.kb_dock.toggleViewAction())
+        view_menu.addAction(self.history_dock.toggleViewAction())
+        view_menu.addAction(self.usage_dock.toggleViewAction())
         tools = menu.addMenu("&Tools")
+        tools.addAction(self.bench_action)
         tools.addAction(self.settings_action)
 
     # ------------------------------------------------------------------ state
@@ -650,6 +685,10 @@ class MainWindow(QMainWindow):
         if self.streaming or self._last_inputs is None:
             return
         if self.conversation.turns and self.conversation.turns[-1].finish_reason == "error":
+            last = getattr(self, "_last_turn_id", None)
+            if last is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    self.history.mark_retried(last)
             self.conversation.turns.pop()
             self.answer.set_conversation_markdown(self._conversation_markdown())
         self._stream_task = self.spawn(self._ask(self._last_inputs))
@@ -693,6 +732,7 @@ class MainWindow(QMainWindow):
                 prompt_estimate=estimate_message_tokens(request.messages),
             )
             turn = self.conversation.add_turn(user_msg)
+            self._begin_record(inputs, user_msg, model, profile, grounding)
             self.sources.clear()
             self.answer.begin_answer(
                 _question_markdown(inputs, len(self.conversation.turns) == 1, block)
@@ -708,8 +748,12 @@ class MainWindow(QMainWindow):
                     self.stats.feed(ev)
                     if isinstance(ev, TextDelta):
                         self.answer.append(ev.text)
+                        if self._recorder is not None:
+                            self._recorder.append(ev.text)
                     elif isinstance(ev, ReasoningDelta):
-                        pass  # reasoning counts towards speed; the answer shows the text only
+                        # Counts towards speed and is kept in history; the view shows text.
+                        if self._recorder is not None:
+                            self._recorder.append_reasoning(ev.text)
                     elif isinstance(ev, RequestSent):
                         self.status.set_state("waiting")
                     elif isinstance(ev, FirstToken):
@@ -724,6 +768,7 @@ class MainWindow(QMainWindow):
             )
             turn.assistant = self.answer.end_answer(note)
             self._show_sources(grounding, turn.assistant)
+            self._end_record("done", turn.finish_reason, turn.assistant)
             self.inputs.question.clear()
             self._finish("done", prices)
         except asyncio.CancelledError:
@@ -731,6 +776,7 @@ class MainWindow(QMainWindow):
                 turn.finish_reason = "stopped"
                 turn.assistant = self.answer.end_answer("Stopped by you.")
                 self._show_sources(grounding, turn.assistant)
+                self._end_record("stopped", "stopped", turn.assistant)
                 self.inputs.question.clear()
                 self._finish("stopped", self._prices_or_default(profile))
             else:
@@ -743,6 +789,7 @@ class MainWindow(QMainWindow):
                 turn.finish_reason = "error"
                 partial = self.answer.end_answer(f"Answer interrupted: {err.title}.")
                 turn.assistant = partial
+                self._end_record("error", None, partial, err)
                 self._finish("error", self._prices_or_default(profile), err.title)
             else:
                 self.status.set_state("error", err.title)
@@ -802,6 +849,80 @@ class MainWindow(QMainWindow):
         else:
             self.sources.set_grounding(grounding, answer)
 
+    # ------------------------------------------------------------------ history
+
+    def _begin_record(
+        self, inputs: Inputs, user_msg, model: str, profile: Profile, grounding
+    ) -> None:
+        first = len(self.conversation.turns) == 1
+        try:
+            self._recorder = self.history.begin_turn(
+                self._conversation_id,
+                user_message=user_msg,
+                question=inputs.question.strip() or ("Interpret." if first else "Go on."),
+                model=model,
+                profile=profile,
+                system_prompt=self.conversation.system_prompt,
+                context=inputs.context,
+                focus=inputs.focus,
+                table_name=inputs.table.name if inputs.table is not None else "",
+                table_summary=inputs.table_summary if first else "",
+                figures=inputs.figures if first else (),
+                passages=grounding,
+            )
+        except sqlite3.Error as exc:
+            self._recorder = None
+            self.banner.show_message(
+                "History not saved",
+                f"This answer is not being saved to the history: {exc}.",
+                "Check free disk space; the answer itself is not affected.",
+            )
+            return
+        self._conversation_id = self._recorder.conversation_id
+
+    def _end_record(
+        self, state: str, finish_reason, answer: str, err: E.KanoaError | None = None
+    ) -> None:
+        recorder, self._recorder = self._recorder, None
+        if recorder is None:
+            return
+        try:
+            recorder.finish(
+                state,
+                finish_reason,
+                stats=self.stats,
+                answer=answer,
+                error_title=err.title if err else None,
+                error_message=err.message if err else None,
+            )
+        except sqlite3.Error as exc:
+            log.warning("history: could not finish the turn: %s", exc)
+        self._last_turn_id = recorder.turn_id
+        self.history_panel.refresh()
+        self.usage_view.refresh()
+
+    def reopen_conversation(self, conversation_id: int) -> None:
+        """Restore a stored conversation: figures, table summary, turns; follow-ups go on."""
+        if self.streaming:
+            self.stop()
+        conv = self.history.load_conversation(conversation_id)
+        if conv is None:
+            self.banner.show_message("Conversation not found", "It may have been deleted.")
+            return
+        self.new_conversation()
+        self.conversation = conv.conversation()
+        self._conversation_id = conv.id
+        for fig in conv.prepared_figures():
+            self.inputs.figures.add_figure(fig)
+        self.table_summary = conv.table_summary
+        self.inputs.context.setPlainText(conv.context)
+        self.inputs.focus.setText(conv.focus)
+        if conv.system_prompt:
+            self.inputs.system_prompt.setPlainText(conv.system_prompt)
+        self.inputs.refresh()
+        self.answer.set_conversation_markdown(self._conversation_markdown())
+        self.statusBar().showMessage(f"Reopened “{conv.title}”.", 4000)
+
     def _prices_or_default(self, profile: Profile) -> Prices:
         return prices_for(profile, self._kanoa_pricing)
 
@@ -836,6 +957,9 @@ class MainWindow(QMainWindow):
         self.stop_action.setEnabled(busy)
 
     def _refresh_status(self) -> None:
+        if self._recorder is not None:
+            # Saves streamed text at least once a second even when tokens stall.
+            self._recorder.flush_if_due()
         if self.stats is None:
             return
         self.status.show_stats(
@@ -862,6 +986,7 @@ class MainWindow(QMainWindow):
 
     def new_conversation(self) -> None:
         self.stop()
+        self._conversation_id = None
         self.conversation.clear()
         self.answer.clear_conversation()
         self.inputs.figures.clear()
@@ -917,6 +1042,35 @@ class MainWindow(QMainWindow):
         dlg.open()  # no exec(): qasync must keep running
         self.settings_dialog = dlg
 
+    def open_benchmark(self) -> None:
+        self.spawn(self._open_benchmark())
+
+    async def _open_benchmark(self) -> None:
+        """Tools > Benchmark endpoint: kanoa's per-task suite against the active profile."""
+        import httpx
+
+        from kanoa_desktop.core.endpoint_bench import scraping_reader
+        from kanoa_desktop.ui.bench_dialog import BenchmarkDialog
+
+        profile = self.profile
+        client = self._client_for(profile)
+        model, _ = await self._resolve_model(client, profile)  # errors land in the banner
+        vision = {"yes": True, "no": False}.get(profile.vision)
+        if vision is None:
+            vision = self.store.cached_vision(profile.api_base, model)  # None: the suite probes
+        if self._misc_http is None:
+            self._misc_http = httpx.AsyncClient()
+        dlg = BenchmarkDialog(
+            client,
+            model,
+            vision=vision,
+            metrics=scraping_reader(profile.effective_metrics_url, self._misc_http),
+            parent=self,
+        )
+        dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dlg.show()  # non-modal; it runs its suite as a task on this loop
+        self.bench_dialog = dlg
+
     def _profiles_saved(self) -> None:
         self._models.clear()
         self.profile_switcher.refresh()
@@ -949,8 +1103,14 @@ class MainWindow(QMainWindow):
                 await asyncio.gather(poll_task, return_exceptions=True)
             await poller.aclose()
         self.kb_panel.shutdown()
+        if self._recorder is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._recorder.finish("stopped", "stopped", stats=self.stats)
+        self.history.close()
         for client in list(self._clients.values()):
             await client.aclose()
+        if self._misc_http is not None:
+            await self._misc_http.aclose()
         self._clients.clear()
         self._pool.shutdown(wait=False, cancel_futures=True)
 

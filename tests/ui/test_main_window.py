@@ -377,3 +377,38 @@ def test_attached_knowledge_base_grounds_the_question_and_lists_sources(make_win
         assert any("protocol.md" in label for label in labels)
         # The folder is remembered for this profile.
         assert w._settings.value(f"kb/{w.profile.id}") in ([str(kb)], str(kb))
+
+
+def test_answers_are_recorded_and_a_reopened_conversation_continues(make_window, run, sample_png):
+    with VLLMTestServer(answer_tokens=15) as server:
+        w = make_window(server.api_base, "qwen2.5-vl-7b")
+
+        async def first():
+            w.open_paths([sample_png])
+            await wait_until(lambda: w.inputs.figures.count() == 1)
+            w.inputs.context.setPlainText("A quadratic")
+            w.interpret()
+            await wait_until(lambda: not w.streaming and w.conversation.turns)
+
+        run(first())
+        listed = w.history.list_conversations()
+        assert len(listed) == 1 and listed[0].n_turns == 1
+        cid = listed[0].id
+        assert w.history_panel.findChild(QWidget, "historyList").topLevelItemCount() == 1
+        w.new_conversation()
+        assert w.inputs.figures.count() == 0
+        w.reopen_conversation(cid)
+        assert w.inputs.figures.count() == 1 and w.inputs.context.toPlainText() == "A quadratic"
+        assert "What the figure shows" in w.answer.toPlainText()
+        w.inputs.question.setPlainText("And the slope at 2?")
+
+        async def follow_up():
+            w.interpret()
+            await wait_until(lambda: not w.streaming and len(w.conversation.turns) == 2)
+
+        run(follow_up())
+        msgs = server.received[-1].body["messages"]
+        assert [m["role"] for m in msgs] == ["system", "user", "assistant", "user"]
+        assert msgs[1]["content"][0]["type"] == "image_url"  # the figure came back from history
+        stored = w.history.load_conversation(cid)
+        assert len(stored.turns) == 2  # the follow-up joined the same conversation

@@ -200,3 +200,15 @@ def test_a_session_with_a_key_leaves_it_in_no_file(make_window, run, memory_keyr
         assert key.encode() not in path.read_bytes(), path
     assert key not in QApplication.clipboard().text()
     assert memory_keyring.get_password("kanoa-desktop", w.profile.id) == key
+
+
+def test_tools_benchmark_endpoint_opens_a_live_dialog(make_window, run):
+    from PySide6.QtWidgets import QDialog
+
+    with VLLMTestServer(answer_tokens=5) as server:
+        w = make_window(server.api_base, "")  # no model set: the first listed is used
+        w.bench_action.trigger()
+        run(wait_until(lambda: getattr(w, "bench_dialog", None) is not None, 10, "dialog"))
+        dlg = w.bench_dialog
+        assert isinstance(dlg, QDialog) and dlg.isVisible() and not dlg.isModal()
+        dlg.close()
