@@ -204,7 +204,9 @@ def check_plot() -> str:
         size = im.size
     import matplotlib
 
-    return f"matplotlib {matplotlib.__version__} ({matplotlib.get_backend()}) PNG {size[0]}x{size[1]}"
+    return (
+        f"matplotlib {matplotlib.__version__} ({matplotlib.get_backend()}) PNG {size[0]}x{size[1]}"
+    )
 
 
 def check_keyring() -> str:
@@ -354,7 +356,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--server", metavar="URL", help="also stream from this API base (…/v1)")
     parser.add_argument("--model", help="model to stream from (default: the first listed)")
     parser.add_argument(
-        "--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="S",
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT_S,
+        metavar="S",
         help=f"seconds allowed for the server check (default {DEFAULT_TIMEOUT_S:g})",
     )
     return parser
@@ -362,9 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``kanoa-desktop --self-test [--server URL] [--model M] [--timeout S]``."""
-    args, _unknown = build_parser().parse_known_args(
-        list(sys.argv[1:] if argv is None else argv)
-    )
+    args, _unknown = build_parser().parse_known_args(list(sys.argv[1:] if argv is None else argv))
     return run_self_test(args.server, args.timeout, model=args.model)
 
 

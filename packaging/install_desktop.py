@@ -62,7 +62,7 @@ def desktop_entry(template: str, executable: str) -> str:
     out = []
     for line in template.splitlines():
         if line.startswith("Exec="):
-            args = line[len("Exec="):].split(None, 1)[1:]  # keep the field codes (%F)
+            args = line[len("Exec=") :].split(None, 1)[1:]  # keep the field codes (%F)
             line = "Exec=" + " ".join([quote_exec(executable), *args])
         elif line.startswith("TryExec="):
             # TryExec is a plain path (no quoting); the launcher hides if it is gone.
@@ -109,14 +109,17 @@ def install(executable: str, home: Path | None = None, *, log=print) -> list[Pat
     home = data_home() if home is None else home
     executable = str(Path(executable).expanduser().absolute())
     if not (os.path.isfile(executable) and os.access(executable, os.X_OK)):
-        log(f"warning: {executable} is not an executable file (yet); the launcher stays "
-            "hidden until it is (TryExec)")
+        log(
+            f"warning: {executable} is not an executable file (yet); the launcher stays "
+            "hidden until it is (TryExec)"
+        )
     written = []
     for dest, src in planned_files(home).items():
         dest.parent.mkdir(parents=True, exist_ok=True)
         if dest.suffix == ".desktop":
-            dest.write_text(desktop_entry(src.read_text(encoding="utf-8"), executable),
-                            encoding="utf-8")
+            dest.write_text(
+                desktop_entry(src.read_text(encoding="utf-8"), executable), encoding="utf-8"
+            )
         else:
             shutil.copyfile(src, dest)
         written.append(dest)

@@ -7,6 +7,8 @@
 2. The same with ``--server`` pointing at the vLLM test server (tests/servers), so the
    frozen httpx/SSE stack streams a real answer.
 3. ``kanoa-desktop-cli --help``: the command line starts.
+4. The bundle's own ``_internal/resources/install_desktop.py`` installs a launcher for it
+   into a throwaway ``XDG_DATA_HOME`` (Linux only).
 
 Each run is killed after ``--timeout`` seconds (a hung bundle fails, it does not hang CI).
 Exits 0 when all passed. Prints each report and the wall time of each step.
@@ -41,8 +43,27 @@ def run_step(name: str, cmd: list[str], timeout: float, env: dict[str, str]) -> 
     if proc.returncode:
         print(proc.stderr.rstrip()[-4000:])
     ok = proc.returncode == 0
-    print(f"{'PASS' if ok else 'FAIL'} {name}: exit {proc.returncode} in "
-          f"{time.perf_counter() - t0:.1f} s", flush=True)
+    print(
+        f"{'PASS' if ok else 'FAIL'} {name}: exit {proc.returncode} in "
+        f"{time.perf_counter() - t0:.1f} s",
+        flush=True,
+    )
+    return ok
+
+
+def install_step(bundle: Path, gui: Path, home: str, timeout: float, env: dict) -> bool:
+    data = Path(home) / "xdg-data"
+    script = bundle / "_internal" / "resources" / "install_desktop.py"
+    ok = run_step(
+        "install desktop files",
+        [sys.executable, str(script), "--exec", str(gui)],
+        timeout,
+        dict(env, XDG_DATA_HOME=str(data)),
+    )
+    desktop = data / "applications" / "io.github.kanoa.Desktop.desktop"
+    if ok and f"Exec={gui} %F" not in desktop.read_text(encoding="utf-8"):
+        print(f"FAIL install desktop files: {desktop} does not launch {gui}")
+        ok = False
     return ok
 
 
@@ -69,12 +90,17 @@ def main(argv: list[str] | None = None) -> int:
         env["KANOA_DESKTOP_HOME"] = home
         results.append(run_step("self-test", [str(gui), "--self-test"], args.timeout, env))
         with VLLMTestServer() as server:
-            results.append(run_step(
-                "self-test with server",
-                [str(gui), "--self-test", "--server", server.api_base, "--timeout", "30"],
-                args.timeout, env,
-            ))
+            results.append(
+                run_step(
+                    "self-test with server",
+                    [str(gui), "--self-test", "--server", server.api_base, "--timeout", "30"],
+                    args.timeout,
+                    env,
+                )
+            )
         results.append(run_step("cli --help", [str(cli), "--help"], args.timeout, env))
+        if sys.platform.startswith("linux"):
+            results.append(install_step(args.bundle.resolve(), gui, home, args.timeout, env))
     passed = sum(results)
     print(f"package-test: {passed} of {len(results)} steps passed")
     return 0 if all(results) else 1

@@ -52,11 +52,14 @@ def main() -> int:
         print(f"wrote {out.relative_to(ROOT)}")
     # Each ICO/ICNS size from its own render, not a downscale of the largest: small sizes
     # stay as crisp as the hicolor PNGs.
-    images[256].save(ICO, format="ICO", sizes=[(s, s) for s in ICO_SIZES],
-                     append_images=[images[s] for s in ICO_SIZES if s != 256])
+    images[256].save(
+        ICO,
+        format="ICO",
+        sizes=[(s, s) for s in ICO_SIZES],
+        append_images=[images[s] for s in ICO_SIZES if s != 256],
+    )
     print(f"wrote {ICO.relative_to(ROOT)}")
-    images[512].save(ICNS, format="ICNS",
-                     append_images=[images[s] for s in (16, 32, 64, 128, 256)])
+    images[512].save(ICNS, format="ICNS", append_images=[images[s] for s in (16, 32, 64, 128, 256)])
     print(f"wrote {ICNS.relative_to(ROOT)}")
     PACKAGE_SVG.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(SVG, PACKAGE_SVG)

@@ -31,9 +31,12 @@ def make(target: str, data_home: Path) -> subprocess.CompletedProcess:
     venv_bin = Path(sys.executable).parent
     env = dict(os.environ, XDG_DATA_HOME=str(data_home))
     return subprocess.run(
-        ["make", "--no-print-directory", "-f", "packaging/Makefile.inc", target,
-         f"BIN={venv_bin}"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        ["make", "--no-print-directory", "-f", "packaging/Makefile.inc", target, f"BIN={venv_bin}"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 

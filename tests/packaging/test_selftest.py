@@ -94,14 +94,16 @@ def test_the_window_check_leaves_the_users_settings_alone(qapp, _isolated_home):
 
 @pytest.mark.parametrize("with_server", [False, True])
 def test_entry_script_runs_the_self_test_without_any_display(vllm_server, tmp_path, with_server):
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")
+    }
     env["PYTHONPATH"] = str(ROOT)
     args = [sys.executable, str(ROOT / "packaging" / "launcher.py"), "--self-test"]
     if with_server:
         args += ["--server", vllm_server.api_base, "--timeout", "30"]
-    proc = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=180)
+    proc = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     checks = lines_by_check(proc.stdout)
     assert "offscreen" in checks["window"]
@@ -112,9 +114,20 @@ def test_entry_script_exits_1_when_a_check_fails(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT), QT_QPA_PLATFORM="offscreen")
     api = f"http://127.0.0.1:{closed_port()}/v1"
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "packaging" / "launcher.py"), "--self-test",
-         "--server", api, "--timeout", "10"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180,
+        [
+            sys.executable,
+            str(ROOT / "packaging" / "launcher.py"),
+            "--self-test",
+            "--server",
+            api,
+            "--timeout",
+            "10",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert proc.returncode == 1
     assert lines_by_check(proc.stdout)["server"].startswith("FAIL")

@@ -40,9 +40,7 @@ def app_id():
 
 def launch_second(app_id: str, files: list[str], cwd: Path) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.Popen(
-        [sys.executable, "-c", SECOND_LAUNCH, app_id, *files], cwd=cwd, env=env
-    )
+    return subprocess.Popen([sys.executable, "-c", SECOND_LAUNCH, app_id, *files], cwd=cwd, env=env)
 
 
 def wait_exit(qtbot, proc: subprocess.Popen) -> int:
