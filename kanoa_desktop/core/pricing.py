@@ -19,6 +19,7 @@ are used (kanoa's cached and >128k prices do not apply to local servers).
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -195,9 +196,11 @@ class CostTracker:
 
 
 def format_cost(dollars: float) -> str:
-    """``$0.0012`` style: enough digits that local-model costs do not read as $0.00."""
+    """``$1.23``, or two significant digits below a cent (``$0.000054``): a local model's
+    answer costs hundredths of a cent, which must not read as $0.00 or $0.0001."""
     if dollars == 0:
         return "$0.00"
     if dollars < 0.01:
-        return f"${dollars:.4f}"
+        digits = 1 - math.floor(math.log10(dollars))
+        return f"${dollars:.{digits}f}"
     return f"${dollars:.2f}"

@@ -27,12 +27,14 @@ import numpy as np
 import pandas as pd
 
 from kanoa_desktop.core.errors import KanoaError
+from kanoa_desktop.core.tokens import CHARS_PER_TOKEN as TOKEN_CHARS
+from kanoa_desktop.core.tokens import estimate_text_tokens
 
 DEFAULT_MAX_BYTES = 1_000_000_000  # 1 GB: pandas needs several times this in memory
 SAMPLE_BYTES = 64 * 1024
 DELIMITERS = (",", ";", "\t", "|")
 DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
-CHARS_PER_TOKEN = 4  # the usual rough estimate for English-ish text and numbers
+CHARS_PER_TOKEN = int(TOKEN_CHARS)  # the app's estimate: see kanoa_desktop.core.tokens
 LINE_PLOT_MAX_POINTS = 5_000  # min/max buckets keep peaks visible below this
 SCATTER_MAX_POINTS = 100_000
 
@@ -333,10 +335,11 @@ def _human_bytes(n: float) -> str:
 
 
 def estimate_tokens(text: str) -> int:
-    """Rough token count: ``ceil(len(text) / 4)``. Tokenizers vary; 4 chars/token is the
-    common rule of thumb for English text and is conservative for digit-heavy tables only
-    within about 30 %, so the budget is a target, not a guarantee about a given model."""
-    return -(-len(text) // CHARS_PER_TOKEN)
+    """Rough token count: ``ceil(len(text) / 4)``, the app's one estimate
+    (:func:`kanoa_desktop.core.tokens.estimate_text_tokens`). Tokenizers vary; for
+    digit-heavy tables it is within about 30 %, so the budget is a target, not a guarantee
+    about a given model."""
+    return estimate_text_tokens(text)
 
 
 def _cell(value: object, width: int) -> str:

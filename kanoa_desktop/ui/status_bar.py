@@ -9,6 +9,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QWidget
 
+from kanoa_desktop.core.pricing import format_cost
 from kanoa_desktop.core.stats import StreamStats
 
 STATES = {
@@ -29,14 +30,6 @@ def _label(name: str, accessible: str, tip: str) -> QLabel:
     lab.setToolTip(tip)
     lab.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
     return lab
-
-
-def format_cost(usd: float) -> str:
-    if usd == 0:
-        return "$0"
-    if usd < 0.01:
-        return f"${usd:.6f}".rstrip("0")
-    return f"${usd:,.4f}"
 
 
 class StreamStatus(QWidget):

@@ -109,6 +109,7 @@ def test_cost_tracker_sums_a_session():
 def test_energy_cost_and_cost_formatting():
     assert energy_cost(3_600_000, 0.30) == pytest.approx(0.30)
     assert energy_cost(1000, None) is None
-    assert format_cost(0.00012) == "$0.0001"
+    assert format_cost(0.00012) == "$0.00012"
+    assert format_cost(0.000054) == "$0.000054"  # one local answer: never "$0.00"
     assert format_cost(1.234) == "$1.23"
     assert format_cost(0) == "$0.00"
