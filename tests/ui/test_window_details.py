@@ -212,3 +212,17 @@ def test_tools_benchmark_endpoint_opens_a_live_dialog(make_window, run):
         dlg = w.bench_dialog
         assert isinstance(dlg, QDialog) and dlg.isVisible() and not dlg.isModal()
         dlg.close()
+
+
+def test_figures_from_a_server_without_usage_are_marked_estimated(make_window, run):
+    with VLLMTestServer(ignore_stream_options=True, answer_tokens=12) as server:
+        w = make_window(server.api_base, "qwen2.5-vl-7b")
+        w.inputs.question.setPlainText("Hi")
+
+        async def scenario():
+            w.interpret()
+            await wait_until(lambda: not w.streaming and w.conversation.turns)
+
+        run(scenario())
+    tokens = w.status.tokens.text()
+    assert tokens.startswith("~") and "/ ~12 out" in tokens
