@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test venv install install-test test-servers lint bench bench-quick clean
+.PHONY: run test venv install install-test test-servers system-test-tools lint bench bench-quick clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,7 +32,18 @@ test-servers: | $(BIN)/python
 	PYTHON=$(BIN)/python bash tests/servers/build_llama_server.sh
 
 ## make test: install test extras and the real test servers, then run the whole suite.
-test: $(TEST_STAMP) test-servers
+## System tools the desktop-integration tests run (validators, icon cache). Debian names.
+SYSTEM_TEST_TOOLS := desktop-file-validate appstreamcli gtk-update-icon-cache
+system-test-tools:
+	@missing=""; for t in $(SYSTEM_TEST_TOOLS); do command -v $$t >/dev/null || missing=1; done; \
+	if [ -n "$$missing" ]; then \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      desktop-file-utils appstream gtk-update-icon-cache >/dev/null; \
+	  else echo "Install desktop-file-utils, appstream and gtk-update-icon-cache for the packaging tests."; fi; \
+	fi
+
+test: $(TEST_STAMP) test-servers system-test-tools
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(TEST_STAMP)
@@ -53,3 +64,6 @@ bench-quick: $(BENCH_STAMP) test-servers
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
+
+# make package, make package-test, make install-desktop (packaging/README.md)
+include packaging/Makefile.inc

@@ -157,3 +157,45 @@ def test_the_app_closes_cleanly_on_sigterm_with_a_request_running(tmp_path):
         for word in ("Task was destroyed", "Unclosed", "Exception ignored", "Traceback", "ResourceWarning", "never awaited")
     ), noise  # fmt: skip
     assert (tmp_path / "home" / "config" / "window.ini").exists()  # state saved on the way out
+
+
+def test_a_second_launch_hands_its_files_to_the_running_window(tmp_path):
+    import signal
+    import time
+
+    png = tmp_path / "second.png"
+    from PIL import Image
+
+    Image.new("RGB", (40, 30), "white").save(png)
+    script = tmp_path / "first.py"
+    script.write_text(
+        "import sys\n"
+        "from kanoa_desktop.ui import main_window as mw\n"
+        "orig = mw.MainWindow.open_paths\n"
+        "def open_paths(self, paths):\n"
+        "    print('OPENED', *[str(p) for p in paths], flush=True)\n"
+        "    orig(self, paths)\n"
+        "mw.MainWindow.open_paths = open_paths\n"
+        "orig_show = mw.MainWindow.show\n"
+        "def show(self):\n"
+        "    orig_show(self); print('SHOWN', flush=True)\n"
+        "mw.MainWindow.show = show\n"
+        "from kanoa_desktop.ui.app import run_app\n"
+        "sys.exit(run_app([]))\n"
+    )
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "KANOA_DESKTOP_HOME": str(tmp_path / "home"),
+           "XDG_RUNTIME_DIR": str(tmp_path)}  # fmt: skip
+    first = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, env=env)  # fmt: skip
+    try:
+        assert first.stdout.readline().strip() == "SHOWN"
+        t0 = time.monotonic()
+        second = subprocess.run([sys.executable, "-m", "kanoa_desktop", str(png)], env=env,
+                                capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert second.returncode == 0, second.stderr
+        assert time.monotonic() - t0 < 30
+        assert first.stdout.readline().split() == ["OPENED", str(png)]
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=30)
+    assert first.returncode == 0

@@ -114,15 +114,39 @@ def run_app(argv: Sequence[str]) -> int:
     """Start the window with files to open; returns the process exit code."""
     import argparse
 
+    if "--self-test" in argv:
+        from kanoa_desktop.selftest import main as self_test
+
+        return self_test(list(argv))
+
     parser = argparse.ArgumentParser(prog="kanoa-desktop", add_help=True)
     parser.add_argument("files", nargs="*", help="figures or tables to open")
     parser.add_argument("--profile", default=None, help="endpoint profile to start with")
+    parser.add_argument(
+        "--new-instance",
+        action="store_true",
+        help="open another window even if kanoa desktop is already running",
+    )
+    parser.add_argument(
+        "--self-test",
+        action="store_true",
+        help="check the window, images, plots, keychain and certificates (and stream from "
+        "--server URL if given), print a report, exit 0 or 1",
+    )
     args, qt_args = parser.parse_known_args(list(argv))
 
     problem = display_problem()
     if problem:
         print(problem, file=sys.stderr)
         return 2
+
+    from kanoa_desktop.ui.single_instance import FileOpenHandler, SingleInstance
+
+    # A second launch (a double-click on another file) hands its files to the running
+    # window and exits, instead of opening a second window.
+    instance = SingleInstance(APP_ID)
+    if not args.new_instance and instance.try_forward(args.files):
+        return 0
 
     app = create_application(qt_args)
     loop = create_event_loop(app)
@@ -145,6 +169,9 @@ def run_app(argv: Sequence[str]) -> int:
         window = MainWindow(profile_name=args.profile)
         window_box.append(window)
         window.closed.connect(closing.set)
+        if not args.new_instance:
+            instance.listen(window.open_forwarded)
+        app.installEventFilter(FileOpenHandler(window.open_forwarded, app))  # macOS Finder
         window.show()
         # Ctrl+C in a terminal, or a session manager's SIGTERM: close like the window's X
         # (state saved, requests cancelled, connections closed), not a hard kill.
@@ -157,6 +184,7 @@ def run_app(argv: Sequence[str]) -> int:
         await _shutdown(window)
 
     async def _shutdown(window) -> None:
+        instance.close()
         await window.shutdown()
         # Close async generators abandoned mid-iteration (httpx byte iterators) on this
         # loop, so nothing is left for the garbage collector after the loop is gone.

@@ -430,6 +430,15 @@ class MainWindow(QMainWindow):
         dlg.filesSelected.connect(lambda files: self.open_paths([Path(f) for f in files]))
         dlg.open()  # never exec(): no nested event loop under qasync
 
+    def open_forwarded(self, files: list[str]) -> None:
+        """Files handed over by a second launch or the OS: open them and come to the front."""
+        if self.isMinimized():
+            self.showNormal()
+        self.raise_()
+        self.activateWindow()
+        if files:
+            self.open_paths([Path(f) for f in files])
+
     def open_paths(self, paths_: list[Path]) -> None:
         for p in paths_:
             self._remember_folder(p)

@@ -131,3 +131,13 @@ def test_entry_script_exits_1_when_a_check_fails(tmp_path):
     )
     assert proc.returncode == 1
     assert lines_by_check(proc.stdout)["server"].startswith("FAIL")
+
+
+def test_app_entry_point_runs_the_self_test(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), QT_QPA_PLATFORM="offscreen")
+    proc = subprocess.run(
+        [sys.executable, "-m", "kanoa_desktop", "--self-test"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "OK" in proc.stdout
