@@ -285,33 +285,42 @@ class MetricsPoller:
         """Scrape once, update the state, notify listeners and return the update."""
         started = self._clock()
         gpus_task = asyncio.ensure_future(self._read_gpus())
-        failure: tuple[PollState, str, bool] | None = None
         try:
-            response = await self._client_or_new().get(self.url, timeout=self.timeout_s)
-        except httpx.HTTPError as err:
-            reason, definite = _describe_transport_error(self.url, err)
-            failure = (PollState.UNREACHABLE, reason, definite)
-        else:
-            if response.status_code in (404, 501):
-                failure = (
-                    PollState.NO_ENDPOINT,
-                    _no_endpoint_message(self.url, response.status_code),
-                    True,
-                )
-            elif response.status_code != 200:
-                hint = " (it may still be loading the model)" if response.status_code == 503 else ""
-                failure = (
-                    PollState.UNREACHABLE,
-                    f"the server answered HTTP {response.status_code}{hint}",
-                    False,
-                )
+            failure: tuple[PollState, str, bool] | None = None
+            try:
+                response = await self._client_or_new().get(self.url, timeout=self.timeout_s)
+            except httpx.HTTPError as err:
+                reason, definite = _describe_transport_error(self.url, err)
+                failure = (PollState.UNREACHABLE, reason, definite)
             else:
-                try:
-                    # Parsing is CPU work: keep it off the loop's (GUI) thread.
-                    snapshot = await asyncio.to_thread(self._derive, response.text, started)
-                except MetricsBodyError as err:
-                    failure = (PollState.BAD_BODY, str(err), True)
-        gpus = await gpus_task
+                if response.status_code in (404, 501):
+                    failure = (
+                        PollState.NO_ENDPOINT,
+                        _no_endpoint_message(self.url, response.status_code),
+                        True,
+                    )
+                elif response.status_code != 200:
+                    hint = (
+                        " (it may still be loading the model)"
+                        if response.status_code == 503
+                        else ""
+                    )
+                    failure = (
+                        PollState.UNREACHABLE,
+                        f"the server answered HTTP {response.status_code}{hint}",
+                        False,
+                    )
+                else:
+                    try:
+                        # Parsing is CPU work: keep it off the loop's (GUI) thread.
+                        snapshot = await asyncio.to_thread(self._derive, response.text, started)
+                    except MetricsBodyError as err:
+                        failure = (PollState.BAD_BODY, str(err), True)
+            gpus = await gpus_task
+        finally:
+            # Cancelled mid-poll (the panel closed): do not leave the NVML read pending.
+            if not gpus_task.done():
+                gpus_task.cancel()
         now = self._clock()
         spans = self._request_spans(now)
         if failure is None:
