@@ -155,9 +155,29 @@ class ChatClient:
             exc, self.api_base, partial_text=partial_text, streaming=streaming, secret=self._api_key
         )
 
+    async def _send(self, request: httpx.Request, *, stream: bool) -> httpx.Response:
+        """Send, retrying once when a pooled keep-alive connection turns out to have been
+        closed by the server: it answers nothing ("Server disconnected without sending a
+        response"), so the request was not served and sending it again is safe."""
+        try:
+            return await self._http.send(request, stream=stream)
+        except httpx.RemoteProtocolError:
+            return await self._http.send(request, stream=stream)
+
+    @contextlib.asynccontextmanager
+    async def _streaming(self, method: str, url: str, body: bytes) -> AsyncIterator[httpx.Response]:
+        request = self._http.build_request(
+            method, url, content=body, headers={"Content-Type": "application/json"}
+        )
+        resp = await self._send(request, stream=True)
+        try:
+            yield resp
+        finally:
+            await resp.aclose()
+
     async def _get(self, url: str) -> httpx.Response:
         try:
-            return await self._http.get(url)
+            return await self._send(self._http.build_request("GET", url), stream=False)
         except httpx.HTTPError as exc:
             raise self._network_error(exc) from None
 
@@ -312,9 +332,7 @@ class ChatClient:
         t_sent = time.monotonic()
         yield RequestSent(t_sent, url, request.model, request.n_images, len(body))
         try:
-            async with self._http.stream(
-                "POST", url, content=body, headers={"Content-Type": "application/json"}
-            ) as resp:
+            async with self._streaming("POST", url, body) as resp:
                 if resp.status_code != 200:
                     raw = await resp.aread()
                     raise E.error_from_status(

@@ -271,3 +271,38 @@ async def test_api_key_never_appears_in_logs_or_reprs(vllm_server, caplog):
     assert caplog.records  # httpx/httpcore did log at DEBUG
     assert key not in caplog.text
     assert key not in repr(client)
+
+
+async def test_a_keep_alive_connection_the_server_closed_is_retried_once():
+    # The stale-connection race (the server closed an idle pooled connection just as we
+    # reused it) only shows up under load; reproduce its exact exception at the transport.
+    calls = []
+
+    def handler(request):
+        calls.append(request.url.path)
+        if len(calls) == 1:
+            raise httpx.RemoteProtocolError(
+                "Server disconnected without sending a response.", request=request
+            )
+        return httpx.Response(
+            200, json={"object": "list", "data": [{"id": "m", "max_model_len": 8}]}
+        )
+
+    async with ChatClient(
+        "http://127.0.0.1:1/v1", transport=httpx.MockTransport(handler)
+    ) as client:
+        models = await client.models()
+    assert [m.id for m in models] == ["m"] and len(calls) == 2
+
+
+async def test_a_server_that_keeps_disconnecting_is_still_an_error():
+    def handler(request):
+        raise httpx.RemoteProtocolError(
+            "Server disconnected without sending a response.", request=request
+        )
+
+    async with ChatClient(
+        "http://127.0.0.1:1/v1", transport=httpx.MockTransport(handler)
+    ) as client:
+        with pytest.raises(E.ConnectionFailed):
+            await collect(client, _req())
