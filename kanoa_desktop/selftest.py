@@ -105,7 +105,7 @@ def check_window() -> str:
         # No display: the offscreen platform still loads Qt, its plugins and every widget.
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
     app = create_application([])
-    from kanoa_desktop.ui.app import restore_asyncgen_hooks
+    from kanoa_desktop.ui.app import close_event_loop
 
     loop = create_event_loop(app)
     asyncio.set_event_loop(loop)
@@ -134,10 +134,9 @@ def check_window() -> str:
         with _temporary_home():
             loop.run_until_complete(build())
     finally:
-        restore_asyncgen_hooks(loop)
         # close() stops qasync's default executor (QThreads): a QThread still running when
-        # the process exits aborts it.
-        loop.close()
+        # the process exits aborts it. close_event_loop also kills qasync's pending timers.
+        close_event_loop(loop)
         # Leave no loop set (asking for the old one would create one nobody closes).
         asyncio.set_event_loop(None)
     if app.windowIcon().isNull():

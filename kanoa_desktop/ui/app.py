@@ -110,6 +110,32 @@ def restore_asyncgen_hooks(loop) -> None:
         sys.set_asyncgen_hooks(*old)
 
 
+# Closed loops are parked here for the life of the process (see close_event_loop).
+_CLOSED_LOOPS: list = []
+
+
+def close_event_loop(loop) -> None:
+    """Close a qasync loop safely on the GUI thread.
+
+    qasync's close() only flags its timer object as stopped; Qt timers it started stay
+    registered until they fire. If the garbage collector later destroyed that QObject on
+    another thread (a worker can trigger a collection), its timers could not be killed and
+    the next one to fire would call into freed memory (a segfault inside
+    QTimerInfoList::activateTimers). So: kill the timers here, and keep the closed loop
+    referenced so it is never destroyed off the GUI thread.
+    """
+    restore_asyncgen_hooks(loop)
+    if not loop.is_closed():
+        loop.close()
+    timer = getattr(loop, "_timer", None)
+    callbacks = getattr(timer, "_SimpleTimer__callbacks", None)
+    if timer is not None and callbacks:
+        for timer_id in list(callbacks):
+            timer.killTimer(timer_id)
+        callbacks.clear()
+    _CLOSED_LOOPS.append(loop)
+
+
 def run_app(argv: Sequence[str]) -> int:
     """Start the window with files to open; returns the process exit code."""
     import argparse
@@ -191,16 +217,15 @@ def run_app(argv: Sequence[str]) -> int:
         await asyncio.get_running_loop().shutdown_asyncgens()
 
     try:
-        with loop:
-            try:
-                loop.run_until_complete(main())
-            except RuntimeError:
-                # Qt quit underneath the loop (the session ended): run the shutdown now.
-                if not window_box:
-                    raise
-                loop.run_until_complete(_shutdown(window_box[0]))
+        try:
+            loop.run_until_complete(main())
+        except RuntimeError:
+            # Qt quit underneath the loop (the session ended): run the shutdown now.
+            if not window_box:
+                raise
+            loop.run_until_complete(_shutdown(window_box[0]))
     finally:
-        restore_asyncgen_hooks(loop)
+        close_event_loop(loop)
     return 0
 
 

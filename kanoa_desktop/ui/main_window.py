@@ -639,9 +639,30 @@ class MainWindow(QMainWindow):
             interval_s=prefs.gpu_poll_interval_s,
             read_gpus=prefs.local_nvml,
         )
+        self.replace_poller(poller)
+
+    def replace_poller(self, poller) -> None:
+        """Give the GPU panel a new poller; the old one's task is cancelled and awaited
+        before its HTTP client closes, so no request is cut off under a live socket."""
+        panel = self.gpu_panel
+        old, old_task = panel.poller, getattr(panel, "_task", None)
         panel.set_poller(poller)
         if old is not None:
-            self.spawn(old.aclose())
+            self.spawn(self._retire_poller(old, old_task))
+
+    async def _retire_poller(self, poller, task) -> None:
+        # Let the current scrape finish (bounded by the poller's own timeout) rather than
+        # cancel it mid-connect, which can leave a socket behind.
+        poller.stop()
+        if task is not None and not task.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(task), poller.timeout_s + 1.0)
+            except (TimeoutError, asyncio.CancelledError):
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+            except Exception:  # noqa: BLE001 - the poll's own failure is not ours to report
+                pass
+        await poller.aclose()
 
     def _vision_block(self, profile: Profile | None = None) -> str | None:
         profile = profile or self.profile
@@ -811,10 +832,7 @@ class MainWindow(QMainWindow):
                 self.store.remember_vision(profile.api_base, profile.model, False)
                 self._update_vision_note()
         finally:
-            if gpu is not None:
-                span = gpu.mark_request("end")
-                if turn is not None and span is not None and span.energy_wh is not None:
-                    self.status.set_energy(span.energy_wh, profile.electricity_price_per_kwh)
+            self._end_gpu_span()  # when the answer ended before it was recorded
 
     async def _ground(
         self, inputs: Inputs, params: GenerationParams, profile: Profile, *, send_images: bool
@@ -889,9 +907,19 @@ class MainWindow(QMainWindow):
             return
         self._conversation_id = self._recorder.conversation_id
 
+    def _end_gpu_span(self) -> float | None:
+        """Close the GPU panel's marker of the streaming answer; its energy in Wh if known."""
+        poller = getattr(self.gpu_panel, "poller", None)
+        span = poller.mark_request("end") if poller is not None else None
+        if span is None or span.energy_wh is None:
+            return None
+        self.status.set_energy(span.energy_wh, self.profile.electricity_price_per_kwh)
+        return span.energy_wh
+
     def _end_record(
         self, state: str, finish_reason, answer: str, err: E.KanoaError | None = None
     ) -> None:
+        energy_wh = self._end_gpu_span()
         recorder, self._recorder = self._recorder, None
         if recorder is None:
             return
@@ -900,6 +928,7 @@ class MainWindow(QMainWindow):
                 state,
                 finish_reason,
                 stats=self.stats,
+                energy_wh=energy_wh,
                 answer=answer,
                 error_title=err.title if err else None,
                 error_message=err.message if err else None,
@@ -1107,10 +1136,7 @@ class MainWindow(QMainWindow):
         if poller is not None:
             poll_task = getattr(self.gpu_panel, "_task", None)
             self.gpu_panel.set_poller(None)
-            if poll_task is not None and not poll_task.done():
-                poll_task.cancel()
-                await asyncio.gather(poll_task, return_exceptions=True)
-            await poller.aclose()
+            await self._retire_poller(poller, poll_task)
         self.kb_panel.shutdown()
         if self._recorder is not None:
             with contextlib.suppress(sqlite3.Error):

@@ -212,14 +212,15 @@ async def test_panel_runs_the_poller_on_the_running_loop_and_pauses_when_hidden(
 def test_panel_shown_from_a_qt_event_starts_the_poller_on_a_qasync_loop(
     qtbot, qapp, metrics_server
 ):
-    qasync = pytest.importorskip("qasync")
     from PySide6.QtCore import QTimer
 
     metrics_server.respond(200, REFERENCE)
     poller = MetricsPoller(metrics_server.url, interval_s=0.05)
     panel = GpuPanel(poller)
     qtbot.addWidget(panel)
-    loop = qasync.QEventLoop(qapp)
+    from kanoa_desktop.ui.app import close_event_loop, create_event_loop
+
+    loop = create_event_loop(qapp)
     asyncio.set_event_loop(loop)
 
     async def scenario() -> int:
@@ -240,7 +241,7 @@ def test_panel_shown_from_a_qt_event_starts_the_poller_on_a_qasync_loop(
     try:
         paused_hits = loop.run_until_complete(scenario())
     finally:
-        loop.close()
+        close_event_loop(loop)
         asyncio.set_event_loop(None)
     assert panel.state_label.text() == "● Live · vLLM · qwen2.5-vl-7b"
     assert paused_hits == 0

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from kanoa_desktop.ui.app import create_event_loop, restore_asyncgen_hooks
+from kanoa_desktop.ui.app import close_event_loop, create_event_loop
 
 
 @pytest.fixture
@@ -44,12 +44,11 @@ def qloop(qapp, qtbot):
         t.cancel()
     if left:
         qtbot.waitUntil(lambda: all(t.done() for t in left), timeout=10_000)
-    restore_asyncgen_hooks(loop)
     asyncio.events._set_running_loop(None)
-    # loop.stop() would call QApplication.exit(), which ends pytest-qt's later waits early;
-    # mark the loop stopped the way run_forever's exit does, then close it.
+    # close() refuses a running loop: mark it stopped the way run_forever's exit does
+    # (loop.stop() would call QApplication.exit(), which ends pytest-qt's later waits).
     loop._QEventLoop__is_running = False
-    loop.close()
+    close_event_loop(loop)
     asyncio.set_event_loop(None)
 
 

@@ -226,3 +226,39 @@ def test_figures_from_a_server_without_usage_are_marked_estimated(make_window, r
         run(scenario())
     tokens = w.status.tokens.text()
     assert tokens.startswith("~") and "/ ~12 out" in tokens
+
+
+class _FakeGpuReader:
+    """Stands in for NVML (no GPU here): one GPU drawing a steady 150 W."""
+
+    def read(self):
+        from kanoa_desktop.core.gpu import GpuReading
+
+        return [
+            GpuReading(0, "Fake RTX", 80.0, 8 << 30, 16 << 30, 60.0, 150.0, 200.0, 4, 16, 4, 16)
+        ]
+
+    def close(self) -> None:
+        pass
+
+
+def test_energy_of_an_answer_is_shown_and_recorded_when_power_is_known(
+    make_window, run, monkeypatch
+):
+    # NVML is faked at its boundary: the poller's local GPU reader.
+    monkeypatch.setattr("kanoa_desktop.core.metrics_poller.LocalGpuReader", _FakeGpuReader)
+    with VLLMTestServer(tokens_per_second=40, answer_tokens=120) as server:
+        w = make_window(server.api_base, "qwen2.5-vl-7b")
+        w.inputs.question.setPlainText("Go")
+
+        async def scenario():
+            w.interpret()
+            await wait_until(lambda: not w.streaming and w.conversation.turns, 20)
+
+        run(scenario())
+        assert w.status.energy.isVisible() and w.status.energy.text().endswith("Wh")
+        wh = float(w.status.energy.text().split()[0])
+        # ~3 s at 150 W is ~0.12 Wh; the exact figure depends on when the 1 s polls land.
+        assert 0.02 < wh < 0.3
+        turn = w.history.load_conversation(w._conversation_id).turns[-1]
+        assert turn.energy_wh == pytest.approx(wh, rel=0.05, abs=0.0005)
