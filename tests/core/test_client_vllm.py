@@ -185,8 +185,7 @@ async def test_a_hundred_cancelled_streams_leak_no_connection():
             pool = client._http._transport._pool
             assert len(pool.connections) <= 4
             assert all(c.is_idle() or c.is_closed() for c in pool.connections)
-        stats = server.stats
-        assert stats.aborted == 100
+        assert server.wait_for(lambda s: s.aborted == 100, 5)
         assert server.wait_for(lambda s: s.open_connections == 0, timeout=5)
 
 

@@ -340,7 +340,8 @@ def test_midstream_error_arrives_as_data_error_then_done(
     error = json.loads(events[-2])
     assert error["error"]["code"] == 500
     assert len(events) == 1 + 2 + 2  # role, two tokens, error, [DONE]
-    assert server.stats.requests_finished["error"] == 1
+    # The server books the request after the last byte went out: wait, do not race it.
+    assert server.wait_for(lambda s: s.requests_finished.get("error") == 1, 5)
     # one-shot: the next request is healthy
     assert json.loads(stream(client, chat())[-2])["choices"][0]["finish_reason"] == "stop"
 
@@ -596,7 +597,7 @@ def test_concurrent_streams_are_served_in_parallel(server: VLLMTestServer) -> No
     for t in threads:
         t.join(10)
     assert results == ["[DONE]"] * 4
-    assert server.stats.requests_finished["stop"] == 4
+    assert server.wait_for(lambda s: s.requests_finished.get("stop") == 4, 5)
 
 
 async def test_cancelling_an_async_stream_task_aborts_on_the_server() -> None:
