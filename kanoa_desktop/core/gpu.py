@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from kanoa_desktop.core.metrics import TEMPERATURE_WARN_C, VRAM_WARN_FRACTION
+from kanoa_desktop.core.metrics import gpu_health_warnings
 
 __all__ = [
     "EnergyMeter",
@@ -73,17 +73,7 @@ class GpuReading:
         pcie = pcie_warning(self)
         if pcie:
             found.append(pcie)
-        fraction = self.memory_fraction
-        if fraction is not None and fraction > VRAM_WARN_FRACTION:
-            found.append(
-                f"{label} memory is {fraction:.0%} full: a larger image or context may fail "
-                "to load. Close other programs using the GPU or use a smaller model."
-            )
-        if self.temperature_c is not None and self.temperature_c >= TEMPERATURE_WARN_C:
-            found.append(
-                f"{label} is at {self.temperature_c:.0f} °C: it may slow itself down to "
-                "cool. Check the fans and airflow."
-            )
+        found += gpu_health_warnings(label, self.memory_fraction, self.temperature_c)
         return tuple(found)
 
 

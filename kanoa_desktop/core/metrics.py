@@ -44,6 +44,25 @@ VRAM_WARN_FRACTION = 0.95
 TEMPERATURE_WARN_C = 85.0
 
 
+def gpu_health_warnings(
+    label: str, memory_fraction: float | None, temperature_c: float | None
+) -> list[str]:
+    """Sentences for a GPU's memory nearly full or a high temperature, whether the reading
+    came from local NVML or a remote DCGM exporter."""
+    found: list[str] = []
+    if memory_fraction is not None and memory_fraction > VRAM_WARN_FRACTION:
+        found.append(
+            f"{label} memory is {memory_fraction:.0%} full: a larger image or context may "
+            "fail to load. Close other programs using the GPU or use a smaller model."
+        )
+    if temperature_c is not None and temperature_c >= TEMPERATURE_WARN_C:
+        found.append(
+            f"{label} is at {temperature_c:.0f} °C: it may slow itself down to cool. "
+            "Check the fans and airflow."
+        )
+    return found
+
+
 class ServerKind(StrEnum):
     """What published the body, from its metric names."""
 
@@ -612,15 +631,5 @@ def _with_warnings(snapshot: ServerMetrics, preempted: float | None) -> ServerMe
             "Wait for running requests to finish or send fewer at once."
         )
     for gpu in snapshot.gpus:
-        used = gpu.fb_used_fraction
-        if used is not None and used > VRAM_WARN_FRACTION:
-            warnings.append(
-                f"GPU {gpu.gpu} memory is {used:.0%} full: a larger image or context may "
-                "fail to load. Close other programs using the GPU or use a smaller model."
-            )
-        if gpu.temperature_c is not None and gpu.temperature_c >= TEMPERATURE_WARN_C:
-            warnings.append(
-                f"GPU {gpu.gpu} is at {gpu.temperature_c:.0f} °C: it may slow itself down "
-                "to cool. Check the fans and airflow."
-            )
+        warnings += gpu_health_warnings(f"GPU {gpu.gpu}", gpu.fb_used_fraction, gpu.temperature_c)
     return replace(snapshot, warnings=tuple(warnings)) if warnings else snapshot
