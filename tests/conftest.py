@@ -48,6 +48,16 @@ def llama_server_with_key(tmp_path_factory):
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def llama_embedding_server(tmp_path_factory):
+    """llama-server that also serves /v1/embeddings (mean pooling) beside chat."""
+    server = _start_llama(
+        tmp_path_factory, parallel=1, extra_args=("--embeddings", "--pooling", "mean")
+    )
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def vllm_server():
     from tests.servers.vllm_server import VLLMTestServer
@@ -63,7 +73,9 @@ def vllm_text_server():
     """A vLLM test server serving a text-only model."""
     from tests.servers.vllm_server import VLLMTestServer
 
-    server = VLLMTestServer(model="gemma-3-12b-text", root="google/gemma-3-12b-it", multimodal=False)
+    server = VLLMTestServer(
+        model="gemma-3-12b-text", root="google/gemma-3-12b-it", multimodal=False
+    )
     server.start()
     yield server
     server.stop()

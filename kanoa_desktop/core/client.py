@@ -277,6 +277,38 @@ class ChatClient:
             pass
         return ServerInfo("other", version)
 
+    async def embeddings(self, model: str, texts: list[str]) -> list[list[float]]:
+        """Vectors for ``texts`` from ``POST /v1/embeddings`` (vLLM, llama.cpp with
+        ``--embeddings``, Ollama), in the order given."""
+        body = json.dumps({"model": model, "input": list(texts)}).encode()
+        request = self._http.build_request(
+            "POST", self._url("embeddings"), content=body,
+            headers={"Content-Type": "application/json"},
+        )  # fmt: skip
+        try:
+            resp = await self._send(request, stream=False)
+        except httpx.HTTPError as exc:
+            raise self._network_error(exc) from None
+        if resp.status_code != 200:
+            raise E.error_from_status(
+                resp.status_code, resp.content, model=model, api_base=self.api_base
+            )
+        try:
+            items = sorted(resp.json()["data"], key=lambda d: d.get("index", 0))
+            vectors = [[float(x) for x in item["embedding"]] for item in items]
+        except (ValueError, KeyError, TypeError):
+            raise E.ProtocolError(
+                "The server's embeddings reply is not in the OpenAI format.",
+                "Turn hybrid search off in Settings > Knowledge base, or check the model.",
+                detail=resp.text[:300],
+            ) from None
+        if len(vectors) != len(texts):
+            raise E.ProtocolError(
+                f"The server returned {len(vectors)} embeddings for {len(texts)} texts.",
+                "Turn hybrid search off in Settings > Knowledge base.",
+            )
+        return vectors
+
     async def probe_vision(self, model: str) -> bool:
         """Send a one-pixel image: True if the model accepted it, False if it cannot see.
 

@@ -15,7 +15,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Literal
 from urllib.parse import urlsplit
@@ -162,8 +162,12 @@ class MetricsPoller:
         read_gpus: bool = False,
         on_update: Callable[[MetricsUpdate], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        dcgm_url: str | None = None,
     ) -> None:
         self.url = url
+        # A remote server's GPU from its DCGM exporter, scraped beside the server's metrics.
+        self.dcgm_url = dcgm_url or None
+        self._dcgm_deriver = MetricsDeriver()
         self.interval_s = interval_s
         self.timeout_s = timeout_s
         self.max_backoff_s = max_backoff_s
@@ -281,6 +285,38 @@ class MetricsPoller:
     def _derive(self, body: str, at: float) -> ServerMetrics:
         return self.deriver.update(parse_scrape(body, at))
 
+    async def _with_dcgm(self, snapshot: ServerMetrics, at: float) -> ServerMetrics:
+        """Add the DCGM exporter's GPUs (and their warnings) to the server's snapshot.
+
+        A DCGM failure never hides the server's metrics: it becomes one warning."""
+        if not self.dcgm_url:
+            return snapshot
+        problem: str | None = None
+        try:
+            resp = await self._client_or_new().get(self.dcgm_url, timeout=self.timeout_s)
+            if resp.status_code != 200:
+                problem = f"answered HTTP {resp.status_code}"
+            else:
+                dcgm = await asyncio.to_thread(
+                    lambda: self._dcgm_deriver.update(parse_scrape(resp.text, at))
+                )
+                if not dcgm.gpus:
+                    problem = "sent no DCGM_FI_DEV_* readings"
+                else:
+                    return replace(
+                        snapshot,
+                        gpus=dcgm.gpus,
+                        warnings=snapshot.warnings + tuple(dcgm.warnings),
+                    )
+        except httpx.HTTPError as err:
+            problem = _describe_transport_error(self.dcgm_url, err)[0]
+        except MetricsBodyError as err:
+            problem = str(err)
+        return replace(
+            snapshot,
+            warnings=snapshot.warnings + (f"DCGM exporter {self.dcgm_url}: {problem}.",),
+        )
+
     async def poll_once(self) -> MetricsUpdate:
         """Scrape once, update the state, notify listeners and return the update."""
         started = self._clock()
@@ -314,6 +350,7 @@ class MetricsPoller:
                     try:
                         # Parsing is CPU work: keep it off the loop's (GUI) thread.
                         snapshot = await asyncio.to_thread(self._derive, response.text, started)
+                        snapshot = await self._with_dcgm(snapshot, started)
                     except MetricsBodyError as err:
                         failure = (PollState.BAD_BODY, str(err), True)
             gpus = await gpus_task

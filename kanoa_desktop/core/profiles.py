@@ -81,6 +81,11 @@ class Profile:
     electricity_price_per_kwh: float | None = None
     kb_top_k: int = 4
     kb_max_context_tokens: int = 2000
+    # Hybrid knowledge-base search: the embedding model the endpoint serves on
+    # /v1/embeddings (None: BM25 only).
+    kb_embeddings_model: str | None = None
+    # A DCGM exporter for a remote server's GPU (e.g. http://gpu-host:9400/metrics).
+    dcgm_url: str | None = None
     preset: str | None = None
     id: str = field(default_factory=_new_id)
     user_set: frozenset[str] = frozenset()
@@ -325,6 +330,8 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "electricity_price_per_kwh": (int, float, type(None)),
     "kb_top_k": (int,),
     "kb_max_context_tokens": (int,),
+    "kb_embeddings_model": (str, type(None)),
+    "dcgm_url": (str, type(None)),
     "preset": (str, type(None)),
     "id": (str,),
 }

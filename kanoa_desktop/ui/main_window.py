@@ -57,7 +57,7 @@ from kanoa_desktop.core.interpret import (
     summarise,
 )
 from kanoa_desktop.core.kb.budget import token_budget
-from kanoa_desktop.core.kb.retrieval import Grounding, aground
+from kanoa_desktop.core.kb.retrieval import Grounding, aground, embed_pending
 from kanoa_desktop.core.pricing import CostTracker, Prices, load_kanoa_pricing, prices_for
 from kanoa_desktop.core.profiles import Profile, ProfileStore, vision_block_reason
 from kanoa_desktop.core.prompts import DEFAULT_SYSTEM_PROMPT
@@ -76,7 +76,10 @@ from kanoa_desktop.ui.usage_view import UsageView
 
 log = logging.getLogger(__name__)
 
-STATUS_INTERVAL_MS = 250  # the status bar updates four times a second, never per token
+STATUS_INTERVAL_MS = 250
+HYBRID_EMBED_SECONDS_PER_QUESTION = (
+    20.0  # the status bar updates four times a second, never per token
+)
 MAX_REMOTE_IMAGE_BYTES = 50 * 1024 * 1024
 FILE_FILTER = (
     "Figures and tables (*.png *.jpg *.jpeg *.gif *.bmp *.tif *.tiff *.webp *.svg *.svgz *.csv *.tsv *.tab *.txt);;"
@@ -631,13 +634,18 @@ class MainWindow(QMainWindow):
         from kanoa_desktop.core.metrics_poller import MetricsPoller
 
         old = panel.poller
-        if old is not None and old.url == profile.effective_metrics_url:
+        if (
+            old is not None
+            and old.url == profile.effective_metrics_url
+            and old.dcgm_url == (profile.dcgm_url or None)
+        ):
             return
         prefs = self.store.preferences
         poller = MetricsPoller(
             profile.effective_metrics_url,
             interval_s=prefs.gpu_poll_interval_s,
             read_gpus=prefs.local_nvml,
+            dcgm_url=profile.dcgm_url,
         )
         self.replace_poller(poller)
 
@@ -860,6 +868,7 @@ class MainWindow(QMainWindow):
         hints = [f.name for f in inputs.figures]
         if inputs.table is not None:
             hints += [inputs.table.name, *map(str, inputs.table.frame.columns[:30])]
+        embed = await self._hybrid_embedder(kb, profile)
         return await aground(
             kb,
             inputs.question,
@@ -868,7 +877,44 @@ class MainWindow(QMainWindow):
             focus=inputs.focus,
             hints=hints,
             k=max(1, profile.kb_top_k),
+            embed=embed,
+            embed_model=profile.kb_embeddings_model or "",
         )
+
+    async def _hybrid_embedder(self, kb, profile: Profile):
+        """The query embedder for hybrid search, after embedding chunks that lack vectors.
+
+        None (keyword search only) when the profile names no embedding model or the
+        endpoint cannot embed; the reason then shows in the banner and the question goes on.
+        Embedding the pending chunks is bounded per question so a large, new knowledge base
+        never holds a question up for long; the rest follows with the next questions.
+        """
+        model = profile.kb_embeddings_model
+        if not model:
+            return None
+        client = self._client_for(profile)
+        loop = asyncio.get_running_loop()
+
+        def embed_on_worker(texts: list[str]) -> list[list[float]]:
+            # Runs on the worker pool: the request itself runs on the loop.
+            future = asyncio.run_coroutine_threadsafe(client.embeddings(model, texts), loop)
+            return future.result(timeout=max(profile.request_timeout_s, 30.0))
+
+        deadline = time.monotonic() + HYBRID_EMBED_SECONDS_PER_QUESTION
+        try:
+            await self.run_cpu(
+                lambda: embed_pending(
+                    kb, embed_on_worker, model, cancel=lambda: time.monotonic() > deadline
+                )
+            )
+        except E.KanoaError as err:
+            self.banner.show_message(
+                "Hybrid search unavailable",
+                f"{err.message} Keyword search is used instead.",
+                f"{err.hint} Or clear the embedding model in Settings > Knowledge base.",
+            )
+            return None
+        return lambda texts: client.embeddings(model, texts)
 
     def _show_sources(self, grounding: Grounding | None, answer: str) -> None:
         if grounding is None:

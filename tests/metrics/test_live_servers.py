@@ -123,3 +123,32 @@ async def test_llama_server_metrics_give_generation_rate_from_real_counters(llam
     assert m.kind == ServerKind.LLAMACPP
     assert m.generation_tokens_per_s == pytest.approx(predicted / (t2 - t1))
     assert m.requests_running == 0 and m.requests_waiting == 0
+
+
+async def test_a_dcgm_exporter_adds_the_remote_gpu_to_the_server_snapshot(metrics_server):
+    from pathlib import Path
+
+    metrics_server.respond(200, (Path(__file__).parent / "data" / "dcgm.prom").read_text())
+    with VLLMTestServer() as server:
+        poller = MetricsPoller(server.metrics_url, dcgm_url=metrics_server.url)
+        try:
+            update = await poller.poll_once()
+        finally:
+            await poller.aclose()
+    assert update.state == PollState.LIVE
+    assert update.snapshot.kind == ServerKind.VLLM and update.snapshot.requests_running == 0
+    assert update.snapshot.gpus and update.snapshot.gpus[0].utilization_pct is not None
+
+
+async def test_an_unreachable_dcgm_exporter_is_a_warning_not_an_outage():
+    from tests.servers.llama import free_port
+
+    with VLLMTestServer() as server:
+        dead = f"http://127.0.0.1:{free_port()}/metrics"
+        poller = MetricsPoller(server.metrics_url, dcgm_url=dead)
+        try:
+            update = await poller.poll_once()
+        finally:
+            await poller.aclose()
+    assert update.state == PollState.LIVE and update.snapshot.gpus == ()
+    assert any(dead in w for w in update.snapshot.warnings)

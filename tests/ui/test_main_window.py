@@ -412,3 +412,59 @@ def test_answers_are_recorded_and_a_reopened_conversation_continues(make_window,
         assert msgs[1]["content"][0]["type"] == "image_url"  # the figure came back from history
         stored = w.history.load_conversation(cid)
         assert len(stored.turns) == 2  # the follow-up joined the same conversation
+
+
+@pytest.mark.llama
+def test_hybrid_search_embeds_the_knowledge_base_through_the_endpoint(
+    make_window, run, tmp_path, llama_embedding_server
+):
+    kb = tmp_path / "notes"
+    kb.mkdir()
+    (kb / "protocol.md").write_text(
+        "# Protocol\n\nOD600 of strain K12 was read every 30 minutes.\n"
+    )
+    (kb / "other.md").write_text("# Other\n\nThe seminar is on Tuesday.\n")
+    w = make_window(
+        llama_embedding_server.api_base, "smollm2", max_tokens=16, kb_embeddings_model="smollm2"
+    )
+    w.kb_panel.set_folders([kb])
+
+    async def scenario():
+        await wait_until(
+            lambda: w.kb_panel.knowledge_base is not None and not w.kb_panel.is_indexing(), 20
+        )
+        w.inputs.question.setPlainText("How often was OD600 read?")
+        w.interpret()
+        await wait_until(lambda: not w.streaming and w.conversation.turns, 60, "answer")
+
+    run(scenario())
+    assert not w.banner.isVisible(), w.banner.message.text()
+    base = w.kb_panel.knowledge_base
+    vectors = base.vectors("smollm2")
+    assert len(vectors) == base.chunk_count() >= 2  # every chunk got a vector from the server
+    assert w.conversation.turns[-1].finish_reason in ("stop", "length")
+
+
+def test_hybrid_search_on_an_endpoint_without_embeddings_falls_back_with_a_message(
+    make_window, run, tmp_path
+):
+    kb = tmp_path / "notes"
+    kb.mkdir()
+    (kb / "protocol.md").write_text("# Protocol\n\nOD600 was read every 30 minutes.\n")
+    with VLLMTestServer(answer_tokens=8) as server:  # serves no /v1/embeddings
+        w = make_window(server.api_base, "qwen2.5-vl-7b", kb_embeddings_model="bge-small")
+        w.kb_panel.set_folders([kb])
+
+        async def scenario():
+            await wait_until(
+                lambda: w.kb_panel.knowledge_base is not None and not w.kb_panel.is_indexing(), 20
+            )
+            w.inputs.question.setPlainText("How often was OD600 read?")
+            w.interpret()
+            await wait_until(lambda: not w.streaming and w.conversation.turns, 30)
+
+        run(scenario())
+        text = server.received[-1].body["messages"][-1]["content"]
+    assert w.banner.title.text() == "Hybrid search unavailable"
+    assert "Keyword search is used instead" in w.banner.message.text()
+    assert "every 30 minutes" in text  # the question still went, grounded by keywords

@@ -606,7 +606,7 @@ class ImagesPage(SettingsPage):
 
 class KnowledgeBasePage(SettingsPage):
     title = "Knowledge base"
-    FIELDS = ("kb_top_k", "kb_max_context_tokens")
+    FIELDS = ("kb_top_k", "kb_max_context_tokens", "kb_embeddings_model")
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -626,17 +626,32 @@ class KnowledgeBasePage(SettingsPage):
                 "well below the context window shown on the Endpoint page."
             ),
         )
+        self.embeddings_edit = QLineEdit(objectName="kbEmbeddingsModelEdit")
+        self.embeddings_edit.setAccessibleName("Embedding model for hybrid search")
+        self.embeddings_edit.setPlaceholderText("empty: keyword search (BM25) only")
+        self.embeddings_edit.textChanged.connect(lambda _t: self.changed.emit())
+        self.form.addRow("Hybrid search model", self.embeddings_edit)
+        self.form.addRow(
+            "",
+            _hint(
+                "When the endpoint also serves /v1/embeddings (vLLM with an embedding model, "
+                "llama.cpp started with --embeddings), name the model here: keyword and "
+                "vector rankings are then fused."
+            ),
+        )
         self.finish_layout()
 
     def load(self, profile: Profile) -> None:
         super().load(profile)
         self.top_k_spin.setValue(profile.kb_top_k)
         self.budget_spin.setValue(profile.kb_max_context_tokens)
+        self.embeddings_edit.setText(profile.kb_embeddings_model or "")
 
     def values(self) -> dict:
         return {
             "kb_top_k": self.top_k_spin.value(),
             "kb_max_context_tokens": self.budget_spin.value(),
+            "kb_embeddings_model": self.embeddings_edit.text().strip() or None,
         }
 
 
@@ -645,7 +660,7 @@ class KnowledgeBasePage(SettingsPage):
 
 class GpuPanelPage(SettingsPage):
     title = "GPU panel"
-    FIELDS = ("metrics_url", "electricity_price_per_kwh")
+    FIELDS = ("metrics_url", "dcgm_url", "electricity_price_per_kwh")
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -656,6 +671,11 @@ class GpuPanelPage(SettingsPage):
         self.metrics_edit.textChanged.connect(lambda _t: self.changed.emit())
         self.form.addRow("Metrics address", self.metrics_edit)
         self.form.addRow("", _hint("Empty: derived from the API address (…/metrics)."))
+        self.dcgm_edit = QLineEdit(objectName="dcgmUrlEdit")
+        self.dcgm_edit.setAccessibleName("DCGM exporter address")
+        self.dcgm_edit.setPlaceholderText("optional, e.g. http://gpu-host:9400/metrics")
+        self.dcgm_edit.textChanged.connect(lambda _t: self.changed.emit())
+        self.form.addRow("Remote GPU (DCGM)", self.dcgm_edit)
         self.interval_spin = QDoubleSpinBox(objectName="gpuIntervalSpin")
         self.interval_spin.setRange(0.5, 60.0)
         self.interval_spin.setSingleStep(0.5)
@@ -685,19 +705,26 @@ class GpuPanelPage(SettingsPage):
         self.metrics_edit.setText(profile.metrics_url or "")
         self.set_api_base(profile.api_base)
         self.kwh_spin.setValue(profile.electricity_price_per_kwh or 0.0)
+        self.dcgm_edit.setText(profile.dcgm_url or "")
 
     def values(self) -> dict:
         kwh = round(self.kwh_spin.value(), 3)
         return {
             "metrics_url": self.metrics_edit.text().strip() or None,
+            "dcgm_url": self.dcgm_edit.text().strip() or None,
             "electricity_price_per_kwh": kwh or None,
         }
 
     def validate(self) -> list[str]:
-        url = self.metrics_edit.text().strip()
-        if url and (msg := validate_api_base(url)) is not None:
-            return ["Metrics address: " + msg]
-        return []
+        problems = []
+        for label, edit in (
+            ("Metrics address", self.metrics_edit),
+            ("DCGM exporter", self.dcgm_edit),
+        ):
+            url = edit.text().strip()
+            if url and (msg := validate_api_base(url)) is not None:
+                problems.append(f"{label}: {msg}")
+        return problems
 
     def restore_defaults(self) -> None:
         super().restore_defaults()
