@@ -957,6 +957,8 @@ class MainWindow(QMainWindow):
         """Close the GPU panel's marker of the streaming answer; its energy in Wh if known."""
         poller = getattr(self.gpu_panel, "poller", None)
         span = poller.mark_request("end") if poller is not None else None
+        if poller is not None and not poller.paused:
+            poller.resume()  # scrape now: the panel shows the answer's end at once
         if span is None or span.energy_wh is None:
             return None
         self.status.set_energy(span.energy_wh, self.profile.electricity_price_per_kwh)
