@@ -54,9 +54,8 @@ class AnswerView(QTextBrowser):
         self.anchorClicked.connect(self._on_anchor)
         self.document().setUndoRedoEnabled(False)
         self.document().setDocumentMargin(12)
-        self.setPlaceholderText(
-            "Drop a figure or a CSV on the window, or press Ctrl+O, then Ctrl+Enter to interpret."
-        )
+        # Short enough not to be cut: a placeholder does not wrap.
+        self.setPlaceholderText("The interpretation appears here. Ctrl+Enter to ask.")
         self._history_md = ""  # Markdown of finished turns
         self._stream: MarkdownStream | None = None
         self._tail_start = 0
