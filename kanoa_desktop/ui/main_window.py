@@ -112,6 +112,7 @@ class MainWindow(QMainWindow):
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="kanoa-cpu")
         self._clients: dict[tuple, ChatClient] = {}
         self._models: dict[str, list[ModelInfo]] = {}
+        self._first_model: dict[str, str] = {}  # api base -> the model it lists first
         self._tasks: set[asyncio.Task] = set()
         self._stream_task: asyncio.Task | None = None
         self._kanoa_pricing = load_kanoa_pricing()
@@ -674,9 +675,9 @@ class MainWindow(QMainWindow):
 
     def _vision_block(self, profile: Profile | None = None) -> str | None:
         profile = profile or self.profile
-        probed = (
-            self.store.cached_vision(profile.api_base, profile.model) if profile.model else None
-        )
+        # The profile's model, or the one the server listed first when the profile names none.
+        model = profile.model or self._first_model.get(profile.api_base, "")
+        probed = self.store.cached_vision(profile.api_base, model) if model else None
         return vision_block_reason(profile, probed)
 
     def _update_vision_note(self) -> None:
@@ -747,6 +748,7 @@ class MainWindow(QMainWindow):
         turn = None
         grounding: Grounding | None = None
         gpu = getattr(self.gpu_panel, "poller", None)
+        model = profile.model
         try:
             model, info = await self._resolve_model(client, profile)
             self.status.set_model(model)
@@ -832,13 +834,12 @@ class MainWindow(QMainWindow):
             else:
                 self.status.set_state("error", err.title)
                 self._set_busy(False)
-            self.banner.show_error(
-                err,
-                can_retry=err.retryable or not isinstance(err, E.AuthFailed | E.VisionUnsupported),
-            )
-            if isinstance(err, E.VisionUnsupported) and profile.model:
-                self.store.remember_vision(profile.api_base, profile.model, False)
+            if isinstance(err, E.VisionUnsupported) and model:
+                # Remembered, so Retry (and every later question) goes without the figures.
+                self.store.remember_vision(profile.api_base, model, False)
                 self._update_vision_note()
+            # A refused key needs Settings first; anything else may go through on Retry.
+            self.banner.show_error(err, can_retry=not isinstance(err, E.AuthFailed))
         finally:
             self._end_gpu_span()  # when the answer ended before it was recorded
 
@@ -1019,6 +1020,8 @@ class MainWindow(QMainWindow):
         if models is None or (profile.model and profile.model not in {m.id for m in models}):
             models = await client.models()
             self._models[profile.api_base] = models
+        if models:
+            self._first_model[profile.api_base] = models[0].id
         if not profile.model:
             if not models:
                 raise E.BadRequest(

@@ -262,3 +262,26 @@ def test_energy_of_an_answer_is_shown_and_recorded_when_power_is_known(
         assert 0.02 < wh < 0.3
         turn = w.history.load_conversation(w._conversation_id).turns[-1]
         assert turn.energy_wh == pytest.approx(wh, rel=0.05, abs=0.0005)
+
+
+def test_a_text_only_server_with_no_model_named_stops_figures_after_one_refusal(
+    make_window, run, sample_png
+):
+    with VLLMTestServer(multimodal=False, answer_tokens=6) as server:
+        w = make_window(server.api_base, "")  # the profile names no model: the first listed
+
+        async def scenario():
+            w.open_paths([sample_png])
+            await wait_until(lambda: w.inputs.figures.count() == 1)
+            w.interpret()
+            await wait_until(lambda: w.banner.isVisible() and not w.streaming)
+            assert w.banner.title.text() == "Model cannot see images"
+            assert w.banner.retry.isVisible()  # Retry goes on without the figure
+            w.banner.retry.click()
+            await wait_until(
+                lambda: not w.streaming and w.conversation.turns[-1].finish_reason == "stop"
+            )
+
+        run(scenario())
+        assert isinstance(server.received[-1].body["messages"][-1]["content"], str)
+    assert w.vision_note.isVisible()
