@@ -285,3 +285,15 @@ def test_a_text_only_server_with_no_model_named_stops_figures_after_one_refusal(
         run(scenario())
         assert isinstance(server.received[-1].body["messages"][-1]["content"], str)
     assert w.vision_note.isVisible()
+
+
+def test_a_2_gb_csv_is_refused_with_a_clear_message_without_reading_it(make_window, run, tmp_path):
+    big = tmp_path / "huge.csv"
+    with open(big, "wb") as f:
+        f.write(b"a,b\n1,2\n")
+        f.truncate(2 * 1024**3)  # sparse: 2 GB on paper, nothing written
+    w = make_window("http://127.0.0.1:9/v1")
+    w.open_paths([big])
+    run(wait_until(lambda: w.banner.isVisible(), 10, "banner"))
+    assert "huge.csv" in w.banner.message.text() and w.banner.hint.text()
+    assert w.table is None and w.isEnabled()
