@@ -31,6 +31,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kanoa-desktop",
         description="Interpret scientific figures and tables with local multimodal models.",
+        epilog=(
+            "Without a command, kanoa-desktop starts the window: "
+            "kanoa-desktop [FILE ...] [--profile NAME] [--new-instance] "
+            "[--self-test [--server URL]]. Files open in the running window if there is one."
+        ),
     )
     parser.add_argument("--version", action="version", version=f"kanoa-desktop {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
