@@ -18,8 +18,6 @@ import os
 import platform
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -28,17 +26,9 @@ from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import best_of  # noqa: E402
 from kanoa_desktop.core.figures import prepare_figure  # noqa: E402
 from kanoa_desktop.core.tables import load_table, quick_plot, summarise_table  # noqa: E402
-
-
-def _best(fn: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def _make_csv(path: Path, rows: int) -> None:
@@ -68,8 +58,10 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
 
-    print(f"machine: {platform.machine()} {platform.processor() or ''} "
-          f"{os.cpu_count()} CPUs, Python {platform.python_version()}, pandas {pd.__version__}")
+    print(
+        f"machine: {platform.machine()} {platform.processor() or ''} "
+        f"{os.cpu_count()} CPUs, Python {platform.python_version()}, pandas {pd.__version__}"
+    )
     rows: list[tuple[str, float, str, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
         csv_path = Path(tmp) / "bench.csv"
@@ -77,16 +69,16 @@ def main() -> int:
         size_mb = csv_path.stat().st_size / 1e6
         print(f"CSV: {args.rows:,} rows × 10 columns, {size_mb:.0f} MB")
 
-        base = _best(lambda: pd.read_csv(csv_path, sep=","), args.repeat)
-        ours = _best(lambda: load_table(csv_path), args.repeat)
+        base = best_of(lambda: pd.read_csv(csv_path, sep=","), args.repeat)
+        ours = best_of(lambda: load_table(csv_path), args.repeat)
         rows.append(("load_table", ours, "pd.read_csv(sep=',')", base))
 
         table = load_table(csv_path)
-        summ = _best(lambda: summarise_table(table, token_budget=1500), args.repeat)
-        desc = _best(lambda: table.frame.describe(), args.repeat)
+        summ = best_of(lambda: summarise_table(table, token_budget=1500), args.repeat)
+        desc = best_of(lambda: table.frame.describe(), args.repeat)
         rows.append(("summarise_table (1500 tok)", summ, "frame.describe()", desc))
 
-        line = _best(lambda: quick_plot(table, None, "f0", "line"), args.repeat)
+        line = best_of(lambda: quick_plot(table, None, "f0", "line"), args.repeat)
 
         def naive_line() -> None:
             from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -97,7 +89,7 @@ def main() -> int:
             fig.add_subplot().plot(table.frame["f0"].to_numpy(), linewidth=1)
             fig.savefig(io.BytesIO(), format="png")
 
-        naive = _best(naive_line, args.repeat)
+        naive = best_of(naive_line, args.repeat)
         rows.append((f"quick_plot line ({args.rows:,} pts)", line, "matplotlib full series", naive))
 
         png_path = Path(tmp) / "plot12mp.png"
@@ -108,12 +100,18 @@ def main() -> int:
                 im.thumbnail((1024, 1024), Image.Resampling.LANCZOS)
                 im.save(io.BytesIO(), "PNG")
 
-        fig_t = _best(lambda: prepare_figure(png_path), args.repeat)
-        pil_t = _best(pillow_only, args.repeat)
+        fig_t = best_of(lambda: prepare_figure(png_path), args.repeat)
+        pil_t = best_of(pillow_only, args.repeat)
         fig = prepare_figure(png_path)
-        rows.append((f"prepare_figure 12 MP PNG -> {fig.sent_size[0]}x{fig.sent_size[1]} "
-                     f"{fig.format_label} {len(fig.data) // 1024} KB", fig_t,
-                     "Pillow open+thumbnail+PNG", pil_t))
+        rows.append(
+            (
+                f"prepare_figure 12 MP PNG -> {fig.sent_size[0]}x{fig.sent_size[1]} "
+                f"{fig.format_label} {len(fig.data) // 1024} KB",
+                fig_t,
+                "Pillow open+thumbnail+PNG",
+                pil_t,
+            )
+        )
 
     width = max(len(r[0]) for r in rows)
     bwidth = max(len(r[2]) for r in rows)

@@ -21,7 +21,6 @@ may pass its own ``svg_rasterizer`` instead (for example one built on QtSvg).
 
 from __future__ import annotations
 
-import base64
 import gzip
 import hashlib
 import io
@@ -35,6 +34,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from kanoa_desktop.core.chat import data_url
 from kanoa_desktop.core.errors import KanoaError
 
 # Above this many pixels an image is refused before it is decoded. 100 MP covers a
@@ -118,7 +118,7 @@ class PreparedFigure:
 
     def data_url(self) -> str:
         """The image as a ``data:`` URL, as OpenAI-compatible ``image_url`` parts take it."""
-        return f"data:{self.mime};base64,{base64.b64encode(self.data).decode('ascii')}"
+        return data_url(self.data, self.mime)
 
 
 # --------------------------------------------------------------------------- sniffing

@@ -42,6 +42,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from kanoa_desktop.core import paths
+from kanoa_desktop.core.chat import data_url
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +163,7 @@ class StoredFigure:
         return {"image/png": "png", "image/jpeg": "jpg", "image/gif": "gif"}.get(self.mime, "bin")
 
     def data_url(self) -> str:
-        return f"data:{self.mime};base64,{base64.b64encode(self.data).decode('ascii')}"
+        return data_url(self.data, self.mime)
 
     def prepared(self):  # -> PreparedFigure; imported lazily (figures pulls in numpy)
         """The figure as a :class:`~kanoa_desktop.core.figures.PreparedFigure` for the
