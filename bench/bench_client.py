@@ -58,17 +58,17 @@ def _metric_sum(metrics_url: str, name: str) -> float | None:
 
 def run_ours(path: str, api_base: str, model: str) -> dict:
     """One interpret through our core; monotonic times relative to the call."""
-    from kanoa_desktop.core.chat import Conversation
-    from kanoa_desktop.core.client import ChatClient
-    from kanoa_desktop.core.events import FirstToken, RequestSent
-    from kanoa_desktop.core.figures import PreparedFigure
-    from kanoa_desktop.core.interpret import (
+    from kanoa_desktop.core.ask.interpret import (
         GenerationParams,
         Inputs,
         build_turn,
         load_input,
         summarise,
     )  # fmt: skip
+    from kanoa_desktop.core.endpoint.chat import Conversation
+    from kanoa_desktop.core.endpoint.client import ChatClient
+    from kanoa_desktop.core.endpoint.events import FirstToken, RequestSent
+    from kanoa_desktop.core.inputs.figures import PreparedFigure
 
     t0 = time.monotonic()
     out: dict = {}

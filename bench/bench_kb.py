@@ -37,7 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kanoa_desktop.core import paths  # noqa: E402
+from kanoa_desktop.core.config import paths  # noqa: E402
 from kanoa_desktop.core.kb.budget import estimate_tokens  # noqa: E402
 from kanoa_desktop.core.kb.index import KnowledgeBase  # noqa: E402
 from kanoa_desktop.core.kb.readers import decode_text  # noqa: E402

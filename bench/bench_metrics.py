@@ -28,7 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kanoa_desktop.core.metrics import MetricsDeriver, parse_scrape  # noqa: E402
+from kanoa_desktop.core.monitor.metrics import MetricsDeriver, parse_scrape  # noqa: E402
 
 REFERENCE = Path(__file__).resolve().parents[1] / "tests" / "data" / "vllm-0.33-metrics.prom"
 

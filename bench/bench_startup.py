@@ -8,7 +8,7 @@ Run: ``python -m bench.bench_startup [--quick] [--repeat N] [--csv-rows N]``.
   resident memory after one idle second. Baseline: the same for an empty ``QMainWindow``
   (Python + PySide6, the floor any Qt app pays). ``KANOA_DESKTOP_HOME`` is a temporary
   folder, so no real profile is read.
-- ``import kanoa_desktop.core.client`` in a fresh process, against ``import kanoa``.
+- ``import kanoa_desktop.core.endpoint.client`` in a fresh process, against ``import kanoa``.
 - CSV: loading N rows × 10 columns (bench_tables' generator) through the window's path
   (``open_paths``: thread pool + qasync), the longest gap of a 1 ms heartbeat QTimer on
   the GUI thread while it loads and summarises; baseline: ``load_table`` called on the GUI
@@ -98,7 +98,7 @@ def _csv_stall(rows: int) -> tuple[float, float, float, float]:
     from PySide6.QtCore import QTimer
 
     from bench.bench_tables import _make_csv
-    from kanoa_desktop.core.tables import load_table, summarise_table
+    from kanoa_desktop.core.inputs.tables import load_table, summarise_table
     from kanoa_desktop.ui.app import create_application, create_event_loop
     from kanoa_desktop.ui.main_window import MainWindow
 
@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     med = statistics.median
     a_t, e_t = med(r["start_to_shown"] for r in app), med(r["start_to_shown"] for r in empty)
     a_m, e_m = med(r["rss_mb"] for r in app), med(r["rss_mb"] for r in empty)
-    imp = [_import_time("kanoa_desktop.core.client") for _ in range(repeat)]
+    imp = [_import_time("kanoa_desktop.core.endpoint.client") for _ in range(repeat)]
     kimp = [_import_time("kanoa") for _ in range(repeat)]
     imp_m = med([x for x in imp if x is not None]) if any(x is not None for x in imp) else None
     kimp_ok = [x for x in kimp if x is not None]
@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
             ("process start -> main window shown (s)", a_t, e_t, "empty QMainWindow",
              ratio(a_t, e_t)),
             ("idle RSS after 1 s (MB)", a_m, e_m, "empty QMainWindow", ratio(a_m, e_m)),
-            ("import kanoa_desktop.core.client (s)", imp_m, kimp_m, "import kanoa 0.6",
+            ("import kanoa_desktop.core.endpoint.client (s)", imp_m, kimp_m, "import kanoa 0.6",
              ratio(imp_m, kimp_m)),
         ],
         [f"median of {repeat}; KANOA_DESKTOP_HOME is a temporary folder."

@@ -27,8 +27,8 @@ from PIL import Image, ImageDraw
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import best_of  # noqa: E402
-from kanoa_desktop.core.figures import prepare_figure  # noqa: E402
-from kanoa_desktop.core.tables import load_table, quick_plot, summarise_table  # noqa: E402
+from kanoa_desktop.core.inputs.figures import prepare_figure  # noqa: E402
+from kanoa_desktop.core.inputs.tables import load_table, quick_plot, summarise_table  # noqa: E402
 
 
 def _make_csv(path: Path, rows: int) -> None:

@@ -151,7 +151,7 @@ def check_image() -> str:
     """Decode and prepare a generated PNG as the app does for a dropped figure."""
     from PIL import Image
 
-    from kanoa_desktop.core.figures import prepare_figure
+    from kanoa_desktop.core.inputs.figures import prepare_figure
 
     im = Image.linear_gradient("L").resize((640, 480)).convert("RGB")
     buf = io.BytesIO()
@@ -163,7 +163,7 @@ def check_image() -> str:
 
 def check_svg() -> str:
     """Rasterise the app's own icon through resvg, as for a dropped SVG figure."""
-    from kanoa_desktop.core.figures import prepare_figure
+    from kanoa_desktop.core.inputs.figures import prepare_figure
 
     svg = Path(__file__).resolve().parent / "resources" / "kanoa-desktop.svg"
     if not svg.exists():
@@ -195,7 +195,7 @@ def check_plot() -> str:
     import pandas as pd
     from PIL import Image
 
-    from kanoa_desktop.core.tables import quick_plot
+    from kanoa_desktop.core.inputs.tables import quick_plot
 
     frame = pd.DataFrame({"time": range(50), "signal": [(i % 10) ** 1.5 for i in range(50)]})
     png = quick_plot(frame, "time", "signal", "line", width_px=400, height_px=300)
@@ -212,7 +212,7 @@ def check_keyring() -> str:
     """Name the keychain backend; the platform's native backend must at least import."""
     import importlib
 
-    from kanoa_desktop.core.secrets import KeychainState, KeyStore
+    from kanoa_desktop.core.config.secrets import KeychainState, KeyStore
 
     status = KeyStore().status()
     native = NATIVE_KEYRING.get(sys.platform)
@@ -246,9 +246,9 @@ def check_certificates() -> str:
 
 
 async def _stream_once(api_base: str, model: str | None, read_s: float) -> str:
-    from kanoa_desktop.core.chat import ChatRequest, user_message
-    from kanoa_desktop.core.client import ChatClient, Timeouts
-    from kanoa_desktop.core.events import FirstToken, TextDelta, Usage
+    from kanoa_desktop.core.endpoint.chat import ChatRequest, user_message
+    from kanoa_desktop.core.endpoint.client import ChatClient, Timeouts
+    from kanoa_desktop.core.endpoint.events import FirstToken, TextDelta, Usage
 
     timeouts = Timeouts(connect=min(read_s, 10.0), read=read_s, write=read_s, pool=read_s)
     async with ChatClient(api_base, timeouts=timeouts) as client:
@@ -283,7 +283,7 @@ async def _stream_once(api_base: str, model: str | None, read_s: float) -> str:
 
 def check_server(api_base: str, model: str | None, timeout: float) -> str:
     """Stream a few tokens from ``api_base`` (the first model it lists unless ``model``)."""
-    from kanoa_desktop.core.errors import KanoaError
+    from kanoa_desktop.core.endpoint.errors import KanoaError
 
     async def bounded() -> str:
         return await asyncio.wait_for(_stream_once(api_base, model, timeout), timeout)

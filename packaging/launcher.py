@@ -1,6 +1,6 @@
 """Entry script of the frozen build (PyInstaller analyses its imports from here).
 
-``--self-test`` is dispatched here as well as by ``run_app``, so a bundle can always test
+``--self-test`` is dispatched here as by ``run_app``, so a bundle can always test
 itself, even built from a tree where the window's entry point does not know the flag.
 """
 

@@ -51,7 +51,7 @@ def main() -> int:
         images[size] = Image.open(io.BytesIO(data)).convert("RGBA")
         print(f"wrote {out.relative_to(ROOT)}")
     # Each ICO/ICNS size from its own render, not a downscale of the largest: small sizes
-    # stay as crisp as the hicolor PNGs.
+    # stay as the hicolor PNGs.
     images[256].save(
         ICO,
         format="ICO",

@@ -15,7 +15,7 @@ def test_core_package_imports_no_qt_module():
     modules = sorted(
         m.name for m in pkgutil.walk_packages(kanoa_desktop.core.__path__, "kanoa_desktop.core.")
     )
-    assert "kanoa_desktop.core.client" in modules  # the walk really found the core
+    assert "kanoa_desktop.core.endpoint.client" in modules  # the walk really found the core
     code = textwrap.dedent(
         f"""
         import importlib, json, sys

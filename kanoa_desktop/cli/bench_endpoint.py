@@ -1,6 +1,6 @@
 """``kanoa-desktop bench-endpoint``: kanoa's endpoint benchmark from the command line.
 
-Runs the suite of :mod:`kanoa_desktop.core.endpoint_bench` against a profile's server (or
+Runs the suite of :mod:`kanoa_desktop.core.endpoint.bench` against a profile's server (or
 ``--api-base``/``--model``), prints one line per run and the Markdown table, and writes the
 table to ``--markdown FILE`` when asked. Exit status 0 when every task that ran has a
 result, 1 on a bad profile, an unreachable server or failed runs, 130 when interrupted.
@@ -16,16 +16,16 @@ from typing import Any
 
 import httpx
 
-from kanoa_desktop.core import errors as E
-from kanoa_desktop.core.client import ChatClient, Timeouts
-from kanoa_desktop.core.endpoint_bench import (
+from kanoa_desktop.core.config.profiles import Profile, ProfileStore
+from kanoa_desktop.core.endpoint import errors as E
+from kanoa_desktop.core.endpoint.bench import (
     DEFAULT_RUNS,
     EndpointBenchmark,
     Progress,
     scraping_reader,
     to_markdown,
 )
-from kanoa_desktop.core.profiles import Profile, ProfileStore
+from kanoa_desktop.core.endpoint.client import ChatClient, Timeouts
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -63,7 +63,7 @@ def _profile(args: argparse.Namespace) -> tuple[Profile | None, str]:
 
 def _api_key(profile: Profile) -> str | None:
     try:
-        from kanoa_desktop.core.secrets import KeyStore
+        from kanoa_desktop.core.config.secrets import KeyStore
 
         secret = KeyStore().get(profile.id)
     except Exception:  # noqa: BLE001 - no keychain: run without a key, the server will say
@@ -106,7 +106,7 @@ async def _run(args: argparse.Namespace, profile: Profile) -> int:
         vision = {"yes": True, "no": False}.get(profile.vision)
         metrics_url = profile.effective_metrics_url if not args.api_base else None
         if metrics_url is None:
-            from kanoa_desktop.core.profiles import derive_metrics_url
+            from kanoa_desktop.core.config.profiles import derive_metrics_url
 
             metrics_url = derive_metrics_url(api_base)
         async with httpx.AsyncClient() as http:

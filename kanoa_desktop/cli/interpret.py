@@ -8,16 +8,22 @@ import contextlib
 import os
 import sys
 
-from kanoa_desktop.core import errors as E
-from kanoa_desktop.core.chat import Conversation, describe_payload
-from kanoa_desktop.core.client import DEFAULT_API_BASE, ChatClient, Timeouts
-from kanoa_desktop.core.events import ReasoningDelta, TextDelta
-from kanoa_desktop.core.figures import FigureError, PreparedFigure
-from kanoa_desktop.core.interpret import GenerationParams, Inputs, build_turn, load_input, summarise
-from kanoa_desktop.core.prompts import DEFAULT_SYSTEM_PROMPT
-from kanoa_desktop.core.stats import StreamStats
-from kanoa_desktop.core.tables import LoadedTable, TableError
-from kanoa_desktop.core.tokens import estimate_message_tokens
+from kanoa_desktop.core.ask.interpret import (
+    GenerationParams,
+    Inputs,
+    build_turn,
+    load_input,
+    summarise,
+)
+from kanoa_desktop.core.ask.prompts import DEFAULT_SYSTEM_PROMPT
+from kanoa_desktop.core.ask.stats import StreamStats
+from kanoa_desktop.core.ask.tokens import estimate_message_tokens
+from kanoa_desktop.core.endpoint import errors as E
+from kanoa_desktop.core.endpoint.chat import Conversation, describe_payload
+from kanoa_desktop.core.endpoint.client import DEFAULT_API_BASE, ChatClient, Timeouts
+from kanoa_desktop.core.endpoint.events import ReasoningDelta, TextDelta
+from kanoa_desktop.core.inputs.figures import FigureError, PreparedFigure
+from kanoa_desktop.core.inputs.tables import LoadedTable, TableError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -14,8 +14,8 @@ import json
 import sys
 from typing import Any
 
-from kanoa_desktop.core.metrics import MetricsDeriver, ServerMetrics
-from kanoa_desktop.core.metrics_poller import MetricsPoller, MetricsUpdate, PollState
+from kanoa_desktop.core.monitor.metrics import MetricsDeriver, ServerMetrics
+from kanoa_desktop.core.monitor.poller import MetricsPoller, MetricsUpdate, PollState
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:

@@ -24,7 +24,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QTextBrowser
 
-from kanoa_desktop.core.markdown_stream import MarkdownStream
+from kanoa_desktop.core.ask.markdown_stream import MarkdownStream
 
 MARKDOWN_FEATURES = (
     QTextDocument.MarkdownFeature.MarkdownDialectGitHub

@@ -140,11 +140,6 @@ def run_app(argv: Sequence[str]) -> int:
     """Start the window with files to open; returns the process exit code."""
     import argparse
 
-    if "--self-test" in argv:
-        from kanoa_desktop.selftest import main as self_test
-
-        return self_test(list(argv))
-
     parser = argparse.ArgumentParser(prog="kanoa-desktop", add_help=True)
     parser.add_argument("files", nargs="*", help="figures or tables to open")
     parser.add_argument("--profile", default=None, help="endpoint profile to start with")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout
 
-from kanoa_desktop.core.errors import KanoaError
+from kanoa_desktop.core.endpoint.errors import KanoaError
 
 
 class ErrorBanner(QFrame):

@@ -27,8 +27,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
-from kanoa_desktop.core.client import ChatClient
-from kanoa_desktop.core.endpoint_bench import (
+from kanoa_desktop.core.endpoint.bench import (
     DEFAULT_RUNS,
     DEFAULT_TASKS,
     EndpointBenchmark,
@@ -39,6 +38,7 @@ from kanoa_desktop.core.endpoint_bench import (
     to_markdown,
     variance_note,
 )
+from kanoa_desktop.core.endpoint.client import ChatClient
 
 COLUMNS = ("Test", "Mean (tok/s)", "StdDev", "Min", "Max", "CV", "Mean TTFT (s)", "Notes")
 

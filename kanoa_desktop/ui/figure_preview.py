@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from kanoa_desktop.core.figures import PreparedFigure
+from kanoa_desktop.core.inputs.figures import PreparedFigure
 
 THUMB_SIZE = 180
 

@@ -1,8 +1,8 @@
 """The GPU panel: live model-server metrics and local GPU readings, beside the answer.
 
-:class:`GpuPanel` renders what the core derives (:mod:`kanoa_desktop.core.metrics`,
-:mod:`kanoa_desktop.core.gpu`); it never parses or polls itself. Give it a
-:class:`~kanoa_desktop.core.metrics_poller.MetricsPoller` and it starts the poller on the
+:class:`GpuPanel` renders what the core derives (:mod:`kanoa_desktop.core.monitor.metrics`,
+:mod:`kanoa_desktop.core.monitor.gpu`); it never parses or polls itself. Give it a
+:class:`~kanoa_desktop.core.monitor.poller.MetricsPoller` and it starts the poller on the
 running asyncio loop (qasync in the app) while shown and pauses it while hidden, or feed it
 directly with :meth:`GpuPanel.show_snapshot` / :meth:`GpuPanel.show_update` (tests do).
 
@@ -33,9 +33,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from kanoa_desktop.core.gpu import GpuReading, NvmlUnavailable
-from kanoa_desktop.core.metrics import DcgmGpu, ServerKind, ServerMetrics
-from kanoa_desktop.core.metrics_poller import (
+from kanoa_desktop.core.monitor.gpu import GpuReading, NvmlUnavailable
+from kanoa_desktop.core.monitor.metrics import DcgmGpu, ServerKind, ServerMetrics
+from kanoa_desktop.core.monitor.poller import (
     MetricsPoller,
     MetricsUpdate,
     PollState,

@@ -1,7 +1,7 @@
 """The history panel (for a dock): search, filter by model, reopen, rename, delete with undo,
 delete all, export.
 
-It renders :class:`~kanoa_desktop.core.history.HistoryStore` and never runs a nested event
+It renders :class:`~kanoa_desktop.core.history.store.HistoryStore` and never runs a nested event
 loop: confirmation is an inline bar and the file dialog is opened with ``open()``, so qasync
 keeps running. Exports run on a worker thread and report back through a signal.
 """
@@ -32,9 +32,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from kanoa_desktop.core.errors import KanoaError
-from kanoa_desktop.core.export import FORMATS, export
-from kanoa_desktop.core.history import ConversationSummary, HistoryStore
+from kanoa_desktop.core.endpoint.errors import KanoaError
+from kanoa_desktop.core.history.export import FORMATS, export
+from kanoa_desktop.core.history.store import ConversationSummary, HistoryStore
 
 SEARCH_DELAY_MS = 250  # search after typing pauses, not per key
 UNDO_TIMEOUT_MS = 15_000  # how long a delete can be undone before it is purged

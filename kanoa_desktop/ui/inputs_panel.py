@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from kanoa_desktop.core.prompts import DEFAULT_SYSTEM_PROMPT
+from kanoa_desktop.core.ask.prompts import DEFAULT_SYSTEM_PROMPT
 from kanoa_desktop.ui.figure_preview import FigurePreview
 from kanoa_desktop.ui.table_view import TableView
 

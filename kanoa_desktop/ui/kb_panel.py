@@ -420,7 +420,7 @@ class SourcesView(QWidget):
         layout.addWidget(self._title)
         layout.addWidget(self.list)
         layout.addWidget(self._notice)
-        # Only as tall as its content: it sits under an answer, not beside it.
+        # Only as its content: it sits under an answer, not beside it.
         self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
         self.clear()
 

@@ -41,14 +41,7 @@ from PySide6.QtWidgets import (
 )
 
 from kanoa_desktop import APP_NAME
-from kanoa_desktop.core import errors as E
-from kanoa_desktop.core import paths
-from kanoa_desktop.core.chat import Conversation, describe_payload
-from kanoa_desktop.core.client import ChatClient, ModelInfo, Timeouts
-from kanoa_desktop.core.events import FirstToken, ReasoningDelta, RequestSent, TextDelta
-from kanoa_desktop.core.figures import PreparedFigure, prepare_figure
-from kanoa_desktop.core.history import HistoryStore, TurnRecorder
-from kanoa_desktop.core.interpret import (
+from kanoa_desktop.core.ask.interpret import (
     GenerationParams,
     Inputs,
     build_turn,
@@ -56,15 +49,22 @@ from kanoa_desktop.core.interpret import (
     plot_table,
     summarise,
 )
+from kanoa_desktop.core.ask.pricing import CostTracker, Prices, load_kanoa_pricing, prices_for
+from kanoa_desktop.core.ask.prompts import DEFAULT_SYSTEM_PROMPT
+from kanoa_desktop.core.ask.stats import StreamStats
+from kanoa_desktop.core.ask.tokens import TOKENS_PER_IMAGE, estimate_message_tokens
+from kanoa_desktop.core.config import paths
+from kanoa_desktop.core.config.profiles import Profile, ProfileStore, vision_block_reason
+from kanoa_desktop.core.config.secrets import KeyStore
+from kanoa_desktop.core.endpoint import errors as E
+from kanoa_desktop.core.endpoint.chat import Conversation, describe_payload
+from kanoa_desktop.core.endpoint.client import ChatClient, ModelInfo, Timeouts
+from kanoa_desktop.core.endpoint.events import FirstToken, ReasoningDelta, RequestSent, TextDelta
+from kanoa_desktop.core.history.store import HistoryStore, TurnRecorder
+from kanoa_desktop.core.inputs.figures import PreparedFigure, prepare_figure
+from kanoa_desktop.core.inputs.tables import LoadedTable
 from kanoa_desktop.core.kb.budget import token_budget
 from kanoa_desktop.core.kb.retrieval import Grounding, aground, embed_pending
-from kanoa_desktop.core.pricing import CostTracker, Prices, load_kanoa_pricing, prices_for
-from kanoa_desktop.core.profiles import Profile, ProfileStore, vision_block_reason
-from kanoa_desktop.core.prompts import DEFAULT_SYSTEM_PROMPT
-from kanoa_desktop.core.secrets import KeyStore
-from kanoa_desktop.core.stats import StreamStats
-from kanoa_desktop.core.tables import LoadedTable
-from kanoa_desktop.core.tokens import TOKENS_PER_IMAGE, estimate_message_tokens
 from kanoa_desktop.ui.answer_view import AnswerView
 from kanoa_desktop.ui.banner import ErrorBanner
 from kanoa_desktop.ui.history_panel import HistoryPanel
@@ -632,7 +632,7 @@ class MainWindow(QMainWindow):
         panel = self.gpu_panel
         if not hasattr(panel, "set_poller"):
             return
-        from kanoa_desktop.core.metrics_poller import MetricsPoller
+        from kanoa_desktop.core.monitor.poller import MetricsPoller
 
         old = panel.poller
         if (
@@ -1138,7 +1138,7 @@ class MainWindow(QMainWindow):
         """Tools > Benchmark endpoint: kanoa's per-task suite against the active profile."""
         import httpx
 
-        from kanoa_desktop.core.endpoint_bench import scraping_reader
+        from kanoa_desktop.core.endpoint.bench import scraping_reader
         from kanoa_desktop.ui.bench_dialog import BenchmarkDialog
 
         profile = self.profile

@@ -10,7 +10,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QWidget
 
-from kanoa_desktop.core.profiles import Profile, ProfileStore
+from kanoa_desktop.core.config.profiles import Profile, ProfileStore
 
 
 class ProfileSwitcher(QComboBox):

@@ -218,7 +218,7 @@ class SingleInstance(QObject):
             log.warning("Single-instance: ignored a message it does not understand")
             sock.abort()
             return
-        # Acknowledge first: the launching process exits as soon as it reads "ok", and
+        # Acknowledge first: the launching process exits as it reads "ok", and
         # opening files (or a failure in doing so) is the window's business, not its.
         sock.write(ACK)
         sock.flush()

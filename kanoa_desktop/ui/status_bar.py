@@ -9,8 +9,8 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QWidget
 
-from kanoa_desktop.core.pricing import format_cost
-from kanoa_desktop.core.stats import StreamStats
+from kanoa_desktop.core.ask.pricing import format_cost
+from kanoa_desktop.core.ask.stats import StreamStats
 
 STATES = {
     "idle": "Ready",

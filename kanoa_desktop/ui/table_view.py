@@ -6,7 +6,7 @@ which is only for the rows on screen. Rows have a fixed height so the view never
 them.
 
 The plot bar does not plot: it emits :attr:`TableView.plotRequested` with the chosen
-columns and kind, and the window runs :func:`kanoa_desktop.core.tables.quick_plot` on a
+columns and kind, and the window runs :func:`kanoa_desktop.core.inputs.tables.quick_plot` on a
 thread pool.
 """
 
@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from kanoa_desktop.core.tables import LoadedTable
+from kanoa_desktop.core.inputs.tables import LoadedTable
 
 ROW_NUMBER = "(row number)"
 PLOT_KINDS = (("Line", "line"), ("Scatter", "scatter"), ("Histogram", "hist"))

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from kanoa_desktop.core.client import ChatClient
-from kanoa_desktop.core.endpoint_bench import DEFAULT_TASKS
+from kanoa_desktop.core.endpoint.bench import DEFAULT_TASKS
+from kanoa_desktop.core.endpoint.client import ChatClient
 from kanoa_desktop.ui.bench_dialog import BenchmarkDialog
 from tests.servers.vllm_server import VLLMTestServer
 from tests.ui.conftest import wait_until

@@ -7,7 +7,7 @@ import argparse
 import pytest
 
 from kanoa_desktop.cli import bench_endpoint
-from kanoa_desktop.core.profiles import ProfileStore
+from kanoa_desktop.core.config.profiles import ProfileStore
 from tests.servers.vllm_server import VLLMTestServer
 
 pytestmark = pytest.mark.timeout(60)

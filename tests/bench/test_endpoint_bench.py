@@ -8,8 +8,7 @@ import statistics
 import httpx
 import pytest
 
-from kanoa_desktop.core.client import ChatClient
-from kanoa_desktop.core.endpoint_bench import (
+from kanoa_desktop.core.endpoint.bench import (
     DEFAULT_TASKS,
     EndpointBenchmark,
     MetricsReading,
@@ -20,6 +19,7 @@ from kanoa_desktop.core.endpoint_bench import (
     summarise,
     to_markdown,
 )
+from kanoa_desktop.core.endpoint.client import ChatClient
 from tests.servers.vllm_server import VLLMTestServer, prompt_tokens
 
 pytestmark = pytest.mark.timeout(60)

@@ -9,10 +9,10 @@ import time
 import httpx
 import pytest
 
-from kanoa_desktop.core import errors as E
-from kanoa_desktop.core.chat import ChatRequest, Conversation, user_message
-from kanoa_desktop.core.client import ONE_PIXEL_PNG, ChatClient, collect
-from kanoa_desktop.core.events import Finished, FirstToken, RequestSent, TextDelta, Usage
+from kanoa_desktop.core.endpoint import errors as E
+from kanoa_desktop.core.endpoint.chat import ChatRequest, Conversation, user_message
+from kanoa_desktop.core.endpoint.client import ONE_PIXEL_PNG, ChatClient, collect
+from kanoa_desktop.core.endpoint.events import Finished, FirstToken, RequestSent, TextDelta, Usage
 
 pytestmark = pytest.mark.llama
 

@@ -7,10 +7,10 @@ import contextlib
 
 import pytest
 
-from kanoa_desktop.core import errors as E
-from kanoa_desktop.core.chat import ChatRequest, user_message
-from kanoa_desktop.core.client import ONE_PIXEL_PNG, ChatClient, Timeouts, collect
-from kanoa_desktop.core.events import (
+from kanoa_desktop.core.endpoint import errors as E
+from kanoa_desktop.core.endpoint.chat import ChatRequest, user_message
+from kanoa_desktop.core.endpoint.client import ONE_PIXEL_PNG, ChatClient, Timeouts, collect
+from kanoa_desktop.core.endpoint.events import (
     Finished,
     FirstToken,
     ReasoningDelta,

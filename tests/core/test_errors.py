@@ -13,9 +13,9 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import httpx
 import pytest
 
-from kanoa_desktop.core import errors as E
-from kanoa_desktop.core.chat import ChatRequest, user_message
-from kanoa_desktop.core.client import ChatClient, collect
+from kanoa_desktop.core.endpoint import errors as E
+from kanoa_desktop.core.endpoint.chat import ChatRequest, user_message
+from kanoa_desktop.core.endpoint.client import ChatClient, collect
 
 
 @pytest.mark.parametrize(

@@ -8,9 +8,9 @@ import io
 import pytest
 from PIL import Image
 
-from kanoa_desktop.core.chat import data_url, user_message
-from kanoa_desktop.core.figures import prepare_figure
-from kanoa_desktop.core.history import HistoryStore
+from kanoa_desktop.core.endpoint.chat import data_url, user_message
+from kanoa_desktop.core.history.store import HistoryStore
+from kanoa_desktop.core.inputs.figures import prepare_figure
 
 
 class FakeClock:

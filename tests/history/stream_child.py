@@ -12,10 +12,10 @@ import asyncio
 import sys
 import time
 
-from kanoa_desktop.core.chat import ChatRequest, user_message
-from kanoa_desktop.core.client import ChatClient
-from kanoa_desktop.core.events import TextDelta
-from kanoa_desktop.core.history import HistoryStore
+from kanoa_desktop.core.endpoint.chat import ChatRequest, user_message
+from kanoa_desktop.core.endpoint.client import ChatClient
+from kanoa_desktop.core.endpoint.events import TextDelta
+from kanoa_desktop.core.history.store import HistoryStore
 
 
 async def main(api_base: str, model: str, db_path: str) -> None:

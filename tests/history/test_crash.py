@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from kanoa_desktop.core.history import HistoryStore
+from kanoa_desktop.core.history.store import HistoryStore
 from tests.servers.vllm_server import VLLMTestServer, generated_pieces
 
 ROOT = Path(__file__).resolve().parents[2]

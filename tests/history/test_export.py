@@ -12,11 +12,11 @@ import pypdfium2
 import pytest
 from PIL import Image
 
-from kanoa_desktop.core.export import ExportError, export, reproducibility
-from kanoa_desktop.core.history import HistoryStore
+from kanoa_desktop.core.config.profiles import Profile
+from kanoa_desktop.core.config.secrets import KeyStore
+from kanoa_desktop.core.history.export import ExportError, export, reproducibility
+from kanoa_desktop.core.history.store import HistoryStore
 from kanoa_desktop.core.kb.retrieval import Passage, Source
-from kanoa_desktop.core.profiles import Profile
-from kanoa_desktop.core.secrets import KeyStore
 from tests.profiles.conftest import MemoryKeyring
 
 from .conftest import figure, record

@@ -10,8 +10,8 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QDialog, QFileDialog, QLineEdit
 
-from kanoa_desktop.core.chat import user_message
-from kanoa_desktop.core.history import HistoryStore
+from kanoa_desktop.core.endpoint.chat import user_message
+from kanoa_desktop.core.history.store import HistoryStore
 from kanoa_desktop.ui.history_panel import HistoryPanel
 from kanoa_desktop.ui.usage_view import UsageView
 
@@ -164,8 +164,8 @@ def test_a_failed_export_is_a_message(qtbot, panel, filled, tmp_path):
 
 
 def test_usage_view_shows_session_and_all_time_per_model_and_day(qtbot, filled):
-    from kanoa_desktop.core.events import Usage
-    from kanoa_desktop.core.stats import StreamStats
+    from kanoa_desktop.core.ask.stats import StreamStats
+    from kanoa_desktop.core.endpoint.events import Usage
 
     rec = filled.begin_turn(None, user_message=user_message("q"), model="smollm2")
     stats = StreamStats()

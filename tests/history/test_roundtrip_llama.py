@@ -6,13 +6,13 @@ import re
 
 import pytest
 
-from kanoa_desktop.core.chat import ChatRequest, Conversation, user_message
-from kanoa_desktop.core.client import ChatClient
-from kanoa_desktop.core.events import Finished, ReasoningDelta, TextDelta
-from kanoa_desktop.core.export import conversation_markdown
-from kanoa_desktop.core.history import HistoryStore
-from kanoa_desktop.core.profiles import Profile
-from kanoa_desktop.core.stats import StreamStats
+from kanoa_desktop.core.ask.stats import StreamStats
+from kanoa_desktop.core.config.profiles import Profile
+from kanoa_desktop.core.endpoint.chat import ChatRequest, Conversation, user_message
+from kanoa_desktop.core.endpoint.client import ChatClient
+from kanoa_desktop.core.endpoint.events import Finished, ReasoningDelta, TextDelta
+from kanoa_desktop.core.history.export import conversation_markdown
+from kanoa_desktop.core.history.store import HistoryStore
 
 pytestmark = pytest.mark.llama
 

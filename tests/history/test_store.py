@@ -5,18 +5,18 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from kanoa_desktop.core import paths
-from kanoa_desktop.core.chat import user_message
-from kanoa_desktop.core.events import Finished, FirstToken, RequestSent, TextDelta, Usage
-from kanoa_desktop.core.history import (
+from kanoa_desktop.core.ask.stats import StreamStats
+from kanoa_desktop.core.config import paths
+from kanoa_desktop.core.config.profiles import Profile
+from kanoa_desktop.core.endpoint.chat import user_message
+from kanoa_desktop.core.endpoint.events import Finished, FirstToken, RequestSent, TextDelta, Usage
+from kanoa_desktop.core.history.store import (
     FIGURE_REF_PREFIX,
     SCHEMA_VERSION,
     HistoryStore,
     fts_query,
     safe_endpoint,
 )
-from kanoa_desktop.core.profiles import Profile
-from kanoa_desktop.core.stats import StreamStats
 
 from .conftest import figure, record
 

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kanoa_desktop.core import figures
-from kanoa_desktop.core.figures import (
+from kanoa_desktop.core.inputs import figures
+from kanoa_desktop.core.inputs.figures import (
     CorruptFigureError,
     DecompressionBombError,
     EmptyFigureError,
@@ -259,7 +259,7 @@ def test_matplotlib_scatter_stays_png_although_jpeg_would_be_much_smaller(monkey
     # what marks it as line art, so it must not be sent as ringing JPEG.
     import pandas as pd
 
-    from kanoa_desktop.core.tables import quick_plot
+    from kanoa_desktop.core.inputs.tables import quick_plot
 
     rng = np.random.default_rng(3)
     frame = pd.DataFrame({"x": rng.normal(size=20000), "y": rng.normal(size=20000)})

@@ -10,8 +10,8 @@ from PIL import Image
 from PySide6.QtCore import QModelIndex, Qt
 from PySide6.QtWidgets import QLabel, QToolButton
 
-from kanoa_desktop.core.figures import prepare_figure
-from kanoa_desktop.core.tables import load_table
+from kanoa_desktop.core.inputs.figures import prepare_figure
+from kanoa_desktop.core.inputs.tables import load_table
 from kanoa_desktop.ui.figure_preview import FigurePreview, caption_for, qt_svg_rasterizer
 from kanoa_desktop.ui.table_view import ROW_NUMBER, DataFrameModel, TableView
 

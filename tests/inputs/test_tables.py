@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from kanoa_desktop.core.tables import (
+from kanoa_desktop.core.inputs.tables import (
     CHARS_PER_TOKEN,
     EmptyTableError,
     NotATableError,

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from kanoa_desktop.core.chat import ChatRequest
-from kanoa_desktop.core.client import ChatClient, collect
-from kanoa_desktop.core.events import TextDelta, Usage
+from kanoa_desktop.core.endpoint.chat import ChatRequest
+from kanoa_desktop.core.endpoint.client import ChatClient, collect
+from kanoa_desktop.core.endpoint.events import TextDelta, Usage
 from kanoa_desktop.core.kb.budget import estimate_tokens, token_budget
 from kanoa_desktop.core.kb.retrieval import MODE_RETRIEVED, ground
 from kanoa_desktop.ui.kb_panel import SourcesView

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from kanoa_desktop.core.gpu import (
+from kanoa_desktop.core.monitor.gpu import (
     EnergyMeter,
     GpuReading,
     LocalGpuReader,

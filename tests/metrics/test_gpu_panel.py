@@ -12,9 +12,9 @@ pytest.importorskip("pytestqt")
 
 from PySide6.QtWidgets import QLabel  # noqa: E402
 
-from kanoa_desktop.core.gpu import GpuReading, NvmlUnavailable  # noqa: E402
-from kanoa_desktop.core.metrics import MetricsDeriver, parse_scrape  # noqa: E402
-from kanoa_desktop.core.metrics_poller import (  # noqa: E402
+from kanoa_desktop.core.monitor.gpu import GpuReading, NvmlUnavailable  # noqa: E402
+from kanoa_desktop.core.monitor.metrics import MetricsDeriver, parse_scrape  # noqa: E402
+from kanoa_desktop.core.monitor.poller import (  # noqa: E402
     MetricsPoller,
     MetricsUpdate,
     PollState,

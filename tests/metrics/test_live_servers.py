@@ -11,11 +11,11 @@ import time
 import httpx
 import pytest
 
-from kanoa_desktop.core.chat import ChatRequest, user_message
-from kanoa_desktop.core.client import ChatClient, collect
-from kanoa_desktop.core.events import Usage
-from kanoa_desktop.core.metrics import MetricsDeriver, ServerKind, parse_scrape
-from kanoa_desktop.core.metrics_poller import MetricsPoller, PollState
+from kanoa_desktop.core.endpoint.chat import ChatRequest, user_message
+from kanoa_desktop.core.endpoint.client import ChatClient, collect
+from kanoa_desktop.core.endpoint.events import Usage
+from kanoa_desktop.core.monitor.metrics import MetricsDeriver, ServerKind, parse_scrape
+from kanoa_desktop.core.monitor.poller import MetricsPoller, PollState
 from tests.servers.vllm_server import VLLMTestServer, prompt_tokens
 
 

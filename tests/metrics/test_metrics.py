@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kanoa_desktop.core.metrics import (
+from kanoa_desktop.core.monitor.metrics import (
     MetricsBodyError,
     MetricsDeriver,
     ServerKind,

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from kanoa_desktop.core.gpu import LocalGpuReader, NvmlUnavailable
-from kanoa_desktop.core.metrics import ServerKind
-from kanoa_desktop.core.metrics_poller import (
+from kanoa_desktop.core.monitor.gpu import LocalGpuReader, NvmlUnavailable
+from kanoa_desktop.core.monitor.metrics import ServerKind
+from kanoa_desktop.core.monitor.poller import (
     MetricsPoller,
     PollState,
     default_metrics_url,

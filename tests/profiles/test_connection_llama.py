@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kanoa_desktop.core.secrets import Secret
+from kanoa_desktop.core.config.secrets import Secret
 from kanoa_desktop.ui.settings.connection import ConnectionRequest, check_connection
 
 pytestmark = pytest.mark.llama

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kanoa_desktop.core.pricing import (
+from kanoa_desktop.core.ask.pricing import (
     CostTracker,
     Prices,
     answer_cost,
@@ -16,7 +16,7 @@ from kanoa_desktop.core.pricing import (
     load_kanoa_pricing,
     prices_for,
 )
-from kanoa_desktop.core.profiles import Profile
+from kanoa_desktop.core.config.profiles import Profile
 
 MOLMO = "allenai/Molmo-7B-D-0924"
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from kanoa_desktop.core import paths
-from kanoa_desktop.core.profiles import (
+from kanoa_desktop.core.config import paths
+from kanoa_desktop.core.config.profiles import (
     DEFAULT_API_BASE,
     DEFAULT_PROFILE_NAME,
     PRESETS,
@@ -116,7 +116,7 @@ def test_v1_document_migrates_to_v2_and_hands_keys_out():
 
 
 def test_loading_a_v1_file_moves_its_key_to_the_keychain_and_rewrites_the_file(memory_keyring):
-    from kanoa_desktop.core.secrets import KeyStore
+    from kanoa_desktop.core.config.secrets import KeyStore
 
     keys = KeyStore()
     store = ProfileStore(keys=keys)
@@ -131,7 +131,7 @@ def test_loading_a_v1_file_moves_its_key_to_the_keychain_and_rewrites_the_file(m
 
 
 def test_v1_key_is_dropped_from_the_file_with_a_message_when_no_keychain(no_keyring):
-    from kanoa_desktop.core.secrets import KeyStore
+    from kanoa_desktop.core.config.secrets import KeyStore
 
     store = ProfileStore(keys=KeyStore())
     store.path.write_text(json.dumps(V1_DOC))
@@ -249,7 +249,7 @@ def test_renaming_keeps_the_profile_id_and_clashing_names_are_made_unique():
 
 
 def test_export_never_contains_keys_and_import_renames_on_clash(memory_keyring, tmp_path):
-    from kanoa_desktop.core.secrets import KeyStore
+    from kanoa_desktop.core.config.secrets import KeyStore
 
     keys = KeyStore()
     store = ProfileStore(keys=keys)
@@ -287,7 +287,7 @@ def test_importing_a_file_that_is_not_a_profiles_file_reports_it(tmp_path):
 
 
 def test_api_key_is_absent_from_every_file_the_store_writes(memory_keyring, app_home: Path):
-    from kanoa_desktop.core.secrets import KeyStore
+    from kanoa_desktop.core.config.secrets import KeyStore
 
     key = "sk-live-0123456789abcdef-never-on-disk"
     keys = KeyStore()
@@ -363,7 +363,7 @@ def test_listeners_hear_about_changes():
 
 
 def test_removing_a_profile_deletes_its_key(memory_keyring):
-    from kanoa_desktop.core.secrets import KeyStore
+    from kanoa_desktop.core.config.secrets import KeyStore
 
     keys = KeyStore()
     store = ProfileStore(keys=keys)

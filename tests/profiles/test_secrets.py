@@ -11,7 +11,7 @@ import keyring.errors
 import pytest
 from keyring.backends import chainer
 
-from kanoa_desktop.core.secrets import SERVICE, KeychainState, KeyStore, Secret
+from kanoa_desktop.core.config.secrets import SERVICE, KeychainState, KeyStore, Secret
 
 
 def test_key_round_trips_through_the_keychain_under_the_profile_id(memory_keyring):

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from PySide6.QtWidgets import QLineEdit
 
-from kanoa_desktop.core.client import Health, ModelInfo, ServerInfo
-from kanoa_desktop.core.profiles import Profile, ProfileStore
-from kanoa_desktop.core.secrets import KeyStore
+from kanoa_desktop.core.config.profiles import Profile, ProfileStore
+from kanoa_desktop.core.config.secrets import KeyStore
+from kanoa_desktop.core.endpoint.client import Health, ModelInfo, ServerInfo
 from kanoa_desktop.ui.profile_switcher import ProfileSwitcher
 from kanoa_desktop.ui.settings import ConnectionReport, ConnectionRequest, SettingsDialog
 

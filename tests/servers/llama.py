@@ -112,7 +112,7 @@ class LlamaServer:
             args += ["--api-key", self.api_key]
         args += list(self.extra_args)
         self.log_path = log_dir / f"llama-server-{self.port}.log"
-        log = open(self.log_path, "wb")  # noqa: SIM115 - lives as long as the process
+        log = open(self.log_path, "wb")  # noqa: SIM115 - lives as the process
         self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
         log.close()
         deadline = time.monotonic() + timeout

@@ -232,7 +232,7 @@ class _FakeGpuReader:
     """Stands in for NVML (no GPU here): one GPU drawing a steady 150 W."""
 
     def read(self):
-        from kanoa_desktop.core.gpu import GpuReading
+        from kanoa_desktop.core.monitor.gpu import GpuReading
 
         return [
             GpuReading(0, "Fake RTX", 80.0, 8 << 30, 16 << 30, 60.0, 150.0, 200.0, 4, 16, 4, 16)
@@ -246,7 +246,7 @@ def test_energy_of_an_answer_is_shown_and_recorded_when_power_is_known(
     make_window, run, monkeypatch
 ):
     # NVML is faked at its boundary: the poller's local GPU reader.
-    monkeypatch.setattr("kanoa_desktop.core.metrics_poller.LocalGpuReader", _FakeGpuReader)
+    monkeypatch.setattr("kanoa_desktop.core.monitor.poller.LocalGpuReader", _FakeGpuReader)
     with VLLMTestServer(tokens_per_second=40, answer_tokens=120) as server:
         w = make_window(server.api_base, "qwen2.5-vl-7b")
         w.inputs.question.setPlainText("Go")

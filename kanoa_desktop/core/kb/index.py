@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kanoa_desktop.core import paths
+from kanoa_desktop.core.config import paths
 from kanoa_desktop.core.kb.budget import estimate_tokens
 from kanoa_desktop.core.kb.chunking import (
     DEFAULT_MAX_TOKENS,

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from kanoa_desktop.core.client import ChatClient, Health, ModelInfo, ServerInfo, Timeouts
-from kanoa_desktop.core.errors import KanoaError
-from kanoa_desktop.core.secrets import Secret
+from kanoa_desktop.core.config.secrets import Secret
+from kanoa_desktop.core.endpoint.client import ChatClient, Health, ModelInfo, ServerInfo, Timeouts
+from kanoa_desktop.core.endpoint.errors import KanoaError
 
 
 @dataclass(frozen=True)

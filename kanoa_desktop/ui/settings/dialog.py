@@ -7,7 +7,7 @@ calls :meth:`SettingsDialog.show_connection_result` with a ``ConnectionReport``.
 
 Edits live in drafts until OK or Apply, which validate every page (inline messages,
 the dialog stays open on a problem), write the store and the key store, and emit
-``profilesSaved``. Keys typed in the dialog leave the widget as soon as editing ends
+``profilesSaved``. Keys typed in the dialog leave the widget as editing ends
 and are written to the keychain on OK/Apply, never to the profile file.
 """
 
@@ -31,14 +31,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from kanoa_desktop.core.profiles import (
+from kanoa_desktop.core.config.profiles import (
     Profile,
     ProfileStore,
     apply_preset,
     unique_name,
     validate_profile,
 )
-from kanoa_desktop.core.secrets import KeyStore
+from kanoa_desktop.core.config.secrets import KeyStore
 from kanoa_desktop.ui.settings.connection import ConnectionReport, ConnectionRequest
 from kanoa_desktop.ui.settings.pages import (
     AppearancePage,

@@ -34,8 +34,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from kanoa_desktop.core.client import ModelInfo
-from kanoa_desktop.core.profiles import (
+from kanoa_desktop.core.config.profiles import (
     PRESETS,
     THEMES,
     UNENCRYPTED_WARNING,
@@ -46,7 +45,8 @@ from kanoa_desktop.core.profiles import (
     validate_api_base,
     vision_block_reason,
 )
-from kanoa_desktop.core.secrets import KeychainState, KeyStore, Secret
+from kanoa_desktop.core.config.secrets import KeychainState, KeyStore, Secret
+from kanoa_desktop.core.endpoint.client import ModelInfo
 from kanoa_desktop.ui.settings.connection import ConnectionReport
 
 _DEFAULT = Profile()

@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kanoa_desktop.core.chat import ChatRequest, Conversation, user_message
-from kanoa_desktop.core.figures import PreparedFigure, prepare_figure, sniff_kind
-from kanoa_desktop.core.prompts import build_question
-from kanoa_desktop.core.tables import LoadedTable, load_table, quick_plot, summarise_table
+from kanoa_desktop.core.ask.prompts import build_question
+from kanoa_desktop.core.endpoint.chat import ChatRequest, Conversation, user_message
+from kanoa_desktop.core.inputs.figures import PreparedFigure, prepare_figure, sniff_kind
+from kanoa_desktop.core.inputs.tables import LoadedTable, load_table, quick_plot, summarise_table
 
 TABLE_SUFFIXES = {".csv", ".tsv", ".tab", ".txt", ".dat"}
 DEFAULT_TABLE_TOKEN_BUDGET = 1500

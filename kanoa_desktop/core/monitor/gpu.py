@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from kanoa_desktop.core.metrics import gpu_health_warnings
+from kanoa_desktop.core.monitor.metrics import gpu_health_warnings
 
 __all__ = [
     "EnergyMeter",

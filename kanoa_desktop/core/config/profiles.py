@@ -3,7 +3,7 @@
 A :class:`Profile` is a frozen plain object; change one with :meth:`Profile.with_user_values`
 (what the settings dialog does: the changed fields are remembered as *user-set*) or
 :func:`dataclasses.replace`. API keys are never part of a profile: they live in the OS
-keychain through :mod:`kanoa_desktop.core.secrets`, keyed by :attr:`Profile.id`, a random id
+keychain through :mod:`kanoa_desktop.core.config.secrets`, keyed by :attr:`Profile.id`, a random id
 that survives renames.
 
 Presets (:data:`PRESETS`) describe the models kanoa's documentation lists as tested.
@@ -13,7 +13,7 @@ those. We track this explicitly rather than comparing with the defaults because 
 deliberately chose a default value (say temperature 0.7) must keep it too.
 
 :class:`ProfileStore` keeps the profiles in ``profiles.json`` in
-:func:`kanoa_desktop.core.paths.config_dir`: human-readable JSON with a ``schema_version``,
+:func:`kanoa_desktop.core.config.paths.config_dir`: human-readable JSON with a ``schema_version``,
 migrated forward on load, written atomically (temporary file + :func:`os.replace`). A file
 that cannot be read is set aside as ``profiles.json.corrupt-<timestamp>`` and the store
 starts from the defaults; the reason comes back as a :class:`StoreProblem` for the UI.
@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
-from kanoa_desktop.core import paths
+from kanoa_desktop.core.config import paths
 
 SCHEMA_VERSION = 2
 FILE_NAME = "profiles.json"

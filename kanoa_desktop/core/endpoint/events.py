@@ -7,7 +7,7 @@ callers compute time to first token and tokens/s without clocks of their own:
 
 ``FirstToken`` precedes the first text or reasoning delta. ``Usage`` comes once, before
 ``Finished``; when the server sent none its figures are estimated (``estimated=True``).
-A failure ends the stream with an exception from :mod:`kanoa_desktop.core.errors` instead
+A failure ends the stream with an exception from :mod:`kanoa_desktop.core.endpoint.errors` instead
 of ``Finished``; the text received so far travels on the exception.
 """
 

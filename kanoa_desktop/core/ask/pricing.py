@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kanoa_desktop.core.profiles import Profile
+from kanoa_desktop.core.config.profiles import Profile
 
 KANOA_LOCAL_BACKEND = "vllm"
 

@@ -22,8 +22,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from kanoa_desktop.core.gpu import EnergyMeter, GpuReading, LocalGpuReader, NvmlUnavailable
-from kanoa_desktop.core.metrics import (
+from kanoa_desktop.core.monitor.gpu import EnergyMeter, GpuReading, LocalGpuReader, NvmlUnavailable
+from kanoa_desktop.core.monitor.metrics import (
     MetricsBodyError,
     MetricsDeriver,
     ServerKind,

@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from kanoa_desktop import __version__
-from kanoa_desktop.core.errors import KanoaError
-from kanoa_desktop.core.history import StoredConversation, safe_endpoint
+from kanoa_desktop.core.endpoint.errors import KanoaError
+from kanoa_desktop.core.history.store import StoredConversation, safe_endpoint
 
 FORMATS = {"markdown": ".md", "html": ".html", "pdf": ".pdf"}
 

@@ -2,7 +2,7 @@
 
 One :class:`ChatClient` owns one long-lived ``httpx.AsyncClient`` (a connection pool), so
 successive questions reuse connections. Every failure surfaces as a
-:class:`~kanoa_desktop.core.errors.KanoaError`; text already streamed travels on it.
+:class:`~kanoa_desktop.core.endpoint.errors.KanoaError`; text already streamed travels on it.
 
 Streams are async generators. Consume them with ``contextlib.aclosing`` (or let a task be
 cancelled): closing the generator closes the HTTP response at once, which makes vLLM and
@@ -22,9 +22,10 @@ from typing import Any, Literal
 import httpx
 from httpx_sse import EventSource, SSEError
 
-from kanoa_desktop.core import errors as E
-from kanoa_desktop.core.chat import ChatRequest, user_message
-from kanoa_desktop.core.events import (
+from kanoa_desktop.core.ask.tokens import estimate_message_tokens, estimate_text_tokens
+from kanoa_desktop.core.endpoint import errors as E
+from kanoa_desktop.core.endpoint.chat import ChatRequest, user_message
+from kanoa_desktop.core.endpoint.events import (
     Finished,
     FirstToken,
     ReasoningDelta,
@@ -33,7 +34,6 @@ from kanoa_desktop.core.events import (
     TextDelta,
     Usage,
 )
-from kanoa_desktop.core.tokens import estimate_message_tokens, estimate_text_tokens
 
 DEFAULT_API_BASE = "http://localhost:8000/v1"
 
@@ -340,7 +340,7 @@ class ChatClient:
     # -- streaming ------------------------------------------------------------------------
 
     async def stream_chat(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
-        """Stream one chat completion as typed events (see :mod:`~kanoa_desktop.core.events`).
+        """Stream one chat completion as typed events (see :mod:`~kanoa_desktop.core.endpoint.events`).
 
         Raises a :class:`KanoaError` on failure, with the text received so far in
         ``partial_text``. Cancelling the consuming task, or closing the generator, closes

@@ -41,8 +41,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from kanoa_desktop.core import paths
-from kanoa_desktop.core.chat import data_url
+from kanoa_desktop.core.config import paths
+from kanoa_desktop.core.endpoint.chat import data_url
 
 log = logging.getLogger(__name__)
 
@@ -166,9 +166,9 @@ class StoredFigure:
         return data_url(self.data, self.mime)
 
     def prepared(self):  # -> PreparedFigure; imported lazily (figures pulls in numpy)
-        """The figure as a :class:`~kanoa_desktop.core.figures.PreparedFigure` for the
+        """The figure as a :class:`~kanoa_desktop.core.inputs.figures.PreparedFigure` for the
         inputs panel. ``sha256`` is that of the sent bytes (the original file is not kept)."""
-        from kanoa_desktop.core.figures import PreparedFigure
+        from kanoa_desktop.core.inputs.figures import PreparedFigure
 
         sent = (self.width or 0, self.height or 0)
         orig = (self.original_width or sent[0], self.original_height or sent[1])
@@ -234,13 +234,13 @@ class StoredConversation:
     turns: list[StoredTurn]
 
     def conversation(self):  # -> chat.Conversation
-        """A :class:`~kanoa_desktop.core.chat.Conversation` to continue with follow-ups.
+        """A :class:`~kanoa_desktop.core.endpoint.chat.Conversation` to continue with follow-ups.
 
         Turns keep their partial answers; ``finish_reason`` is the server's for finished
         turns, else the state ("stopped", "error", "interrupted"). Failed turns marked with
         :meth:`HistoryStore.mark_retried` are left out, as the window left them out.
         """
-        from kanoa_desktop.core.chat import Conversation, Turn
+        from kanoa_desktop.core.endpoint.chat import Conversation, Turn
 
         conv = Conversation(system_prompt=self.system_prompt)
         for t in self.turns:
@@ -1147,7 +1147,7 @@ class TurnRecorder:
     ) -> None:
         """Close the turn: ``state`` is done, stopped, error or interrupted.
 
-        ``stats`` (a :class:`~kanoa_desktop.core.stats.StreamStats`) gives tokens, the
+        ``stats`` (a :class:`~kanoa_desktop.core.ask.stats.StreamStats`) gives tokens, the
         estimated flag, TTFT, tokens/s, duration and cost. ``answer``/``reasoning``, when
         given, replace the recorded text (the full text from ``Finished``); otherwise the
         buffered text is written. A second call does nothing.

@@ -34,8 +34,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from kanoa_desktop.core.chat import data_url
-from kanoa_desktop.core.errors import KanoaError
+from kanoa_desktop.core.endpoint.chat import data_url
+from kanoa_desktop.core.endpoint.errors import KanoaError
 
 # Above this many pixels an image is refused before it is decoded. 100 MP covers a
 # full-frame camera (61 MP) or a large scanned poster; an RGBA buffer of it is 400 MB.

@@ -26,15 +26,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kanoa_desktop.core.errors import KanoaError
-from kanoa_desktop.core.tokens import CHARS_PER_TOKEN as TOKEN_CHARS
-from kanoa_desktop.core.tokens import estimate_text_tokens
+from kanoa_desktop.core.ask.tokens import CHARS_PER_TOKEN as TOKEN_CHARS
+from kanoa_desktop.core.ask.tokens import estimate_text_tokens
+from kanoa_desktop.core.endpoint.errors import KanoaError
 
 DEFAULT_MAX_BYTES = 1_000_000_000  # 1 GB: pandas needs several times this in memory
 SAMPLE_BYTES = 64 * 1024
 DELIMITERS = (",", ";", "\t", "|")
 DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
-CHARS_PER_TOKEN = int(TOKEN_CHARS)  # the app's estimate: see kanoa_desktop.core.tokens
+CHARS_PER_TOKEN = int(TOKEN_CHARS)  # the app's estimate: see kanoa_desktop.core.ask.tokens
 LINE_PLOT_MAX_POINTS = 5_000  # min/max buckets keep peaks visible below this
 SCATTER_MAX_POINTS = 100_000
 
@@ -336,7 +336,7 @@ def _human_bytes(n: float) -> str:
 
 def estimate_tokens(text: str) -> int:
     """Rough token count: ``ceil(len(text) / 4)``, the app's one estimate
-    (:func:`kanoa_desktop.core.tokens.estimate_text_tokens`). Tokenizers vary; for
+    (:func:`kanoa_desktop.core.ask.tokens.estimate_text_tokens`). Tokenizers vary; for
     digit-heavy tables it is within about 30 %, so the budget is a target, not a guarantee
     about a given model."""
     return estimate_text_tokens(text)

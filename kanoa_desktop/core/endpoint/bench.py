@@ -35,14 +35,14 @@ from typing import Any, Literal
 
 import httpx
 
-from kanoa_desktop.core import errors as E
-from kanoa_desktop.core.chat import ChatRequest, user_message
-from kanoa_desktop.core.client import ChatClient
-from kanoa_desktop.core.figures import prepare_figure
-from kanoa_desktop.core.metrics import MetricsBodyError, parse_scrape
-from kanoa_desktop.core.stats import StreamStats
+from kanoa_desktop.core.ask.stats import StreamStats
+from kanoa_desktop.core.endpoint import errors as E
+from kanoa_desktop.core.endpoint.chat import ChatRequest, user_message
+from kanoa_desktop.core.endpoint.client import ChatClient
+from kanoa_desktop.core.inputs.figures import prepare_figure
+from kanoa_desktop.core.monitor.metrics import MetricsBodyError, parse_scrape
 
-RESOURCES_DIR = Path(__file__).resolve().parents[2] / "resources" / "bench"
+RESOURCES_DIR = Path(__file__).resolve().parents[3] / "resources" / "bench"
 DEFAULT_RUNS = 3
 
 # Notes as in kanoa's tables. Thresholds on the coefficient of variation (kanoa's docs do not

@@ -1,0 +1,1 @@
+"""Profiles, secrets in the keychain, and where files live."""

@@ -1,0 +1,1 @@
+"""Conversations on disk (SQLite) and their exports."""

@@ -1,0 +1,1 @@
+"""Figures and tables: decoding and preparing what the user gives the model."""

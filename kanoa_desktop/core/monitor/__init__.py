@@ -1,0 +1,1 @@
+"""Server and GPU health: Prometheus /metrics parsing, the poller, NVML."""
