@@ -33,14 +33,17 @@ test-servers: | $(BIN)/python
 
 ## make test: install test extras and the real test servers, then run the whole suite.
 ## System tools the desktop-integration tests run (validators, icon cache). Debian names.
-SYSTEM_TEST_TOOLS := desktop-file-validate appstreamcli gtk-update-icon-cache
+## Prometheus (2.42 in Debian 12) is the fleet tests' real time-series store.
+SYSTEM_TEST_TOOLS := desktop-file-validate appstreamcli gtk-update-icon-cache prometheus
 system-test-tools:
 	@missing=""; for t in $(SYSTEM_TEST_TOOLS); do command -v $$t >/dev/null || missing=1; done; \
 	if [ -n "$$missing" ]; then \
 	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 	    (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	      desktop-file-utils appstream gtk-update-icon-cache >/dev/null; \
-	  else echo "Install desktop-file-utils, appstream and gtk-update-icon-cache for the packaging tests."; fi; \
+	      desktop-file-utils appstream gtk-update-icon-cache >/dev/null && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	      prometheus >/dev/null; \
+	  else echo "Install desktop-file-utils, appstream, gtk-update-icon-cache and prometheus for the packaging and fleet tests."; fi; \
 	fi
 
 test: $(TEST_STAMP) test-servers system-test-tools
