@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 import pkgutil
+import shutil
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import kanoa_desktop.core
+
+ROOT = Path(__file__).resolve().parent.parent
+LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
 
 def test_core_package_imports_no_qt_module():
@@ -28,6 +34,46 @@ def test_core_package_imports_no_qt_module():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+def _lint_imports(root: Path) -> subprocess.CompletedProcess:
+    # PYTHONPATH first, so the package analysed is the one under root (not the editable one).
+    env = dict(os.environ, PYTHONPATH=str(root))
+    return subprocess.run(
+        [str(LINT_IMPORTS), "--config", str(root / "pyproject.toml"), "--no-cache"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_import_contracts_hold_for_the_tree():
+    out = _lint_imports(ROOT)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+    assert "3 kept, 0 broken" in out.stdout
+
+
+def test_import_contracts_catch_qt_in_core_and_the_window_in_the_command_line(tmp_path):
+    """The contracts are not vacuous: a copy of the tree whose core imports Qt (through
+    a chain) and whose command line imports the window breaks all three."""
+    shutil.copytree(
+        ROOT / "kanoa_desktop",
+        tmp_path / "kanoa_desktop",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    (tmp_path / "kanoa_desktop" / "core" / "kb" / "sneaky.py").write_text(
+        "from kanoa_desktop.ui import gpu_panel  # noqa\n"
+    )
+    (tmp_path / "kanoa_desktop" / "cli" / "sneaky.py").write_text(
+        "import kanoa_desktop.ui.main_window  # noqa\n"
+    )
+    out = _lint_imports(tmp_path)
+    assert out.returncode == 1, out.stdout[-3000:]
+    assert "0 kept, 3 broken" in out.stdout, out.stdout[-3000:]
+    assert "kanoa_desktop.core.kb.sneaky -> kanoa_desktop.ui.gpu_panel" in out.stdout
+    assert "kanoa_desktop.cli.sneaky -> kanoa_desktop.ui.main_window" in out.stdout
 
 
 def test_void_method_calls_do_not_leak_references_to_none():
