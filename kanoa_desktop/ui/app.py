@@ -1,7 +1,8 @@
 """Start the window on one qasync event loop, and shut it down cleanly.
 
-Qt aborts the process when it cannot open a display; we check first and say what to do.
-Nothing Qt is imported before that check.
+Qt aborts the process when it cannot open a display or load its platform plugin's system
+libraries; we check both first and say what to do (one apt line for every missing library).
+Nothing Qt is imported before those checks.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import signal
+import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -63,6 +66,179 @@ def display_problem(
                 "`xvfb-run kanoa-desktop`."
             )
     return None
+
+
+# The Debian/Ubuntu package that ships each library Qt's platform plugins link (the sonames
+# ldd prints). Anything not listed falls back to Debian's naming rule (libfoo.so.1 -> libfoo1).
+DEBIAN_PACKAGES: dict[str, str] = {
+    "libxcb-cursor.so.0": "libxcb-cursor0",
+    "libxcb-icccm.so.4": "libxcb-icccm4",
+    "libxcb-util.so.1": "libxcb-util1",
+    "libxcb-image.so.0": "libxcb-image0",
+    "libxcb-keysyms.so.1": "libxcb-keysyms1",
+    "libxcb-randr.so.0": "libxcb-randr0",
+    "libxcb-render-util.so.0": "libxcb-render-util0",
+    "libxcb-render.so.0": "libxcb-render0",
+    "libxcb-shm.so.0": "libxcb-shm0",
+    "libxcb-sync.so.1": "libxcb-sync1",
+    "libxcb-xfixes.so.0": "libxcb-xfixes0",
+    "libxcb-shape.so.0": "libxcb-shape0",
+    "libxcb-xkb.so.1": "libxcb-xkb1",
+    "libxcb-xinput.so.0": "libxcb-xinput0",
+    "libxcb-glx.so.0": "libxcb-glx0",
+    "libxcb.so.1": "libxcb1",
+    "libX11-xcb.so.1": "libx11-xcb1",
+    "libX11.so.6": "libx11-6",
+    "libxkbcommon.so.0": "libxkbcommon0",
+    "libxkbcommon-x11.so.0": "libxkbcommon-x11-0",
+    "libGL.so.1": "libgl1",
+    "libEGL.so.1": "libegl1",
+    "libGLX.so.0": "libglx0",
+    "libOpenGL.so.0": "libopengl0",
+    "libfontconfig.so.1": "libfontconfig1",
+    "libfreetype.so.6": "libfreetype6",
+    "libglib-2.0.so.0": "libglib2.0-0",
+    "libgthread-2.0.so.0": "libglib2.0-0",
+    "libdbus-1.so.3": "libdbus-1-3",
+    "libSM.so.6": "libsm6",
+    "libICE.so.6": "libice6",
+    "libwayland-client.so.0": "libwayland-client0",
+    "libwayland-cursor.so.0": "libwayland-cursor0",
+    "libwayland-egl.so.1": "libwayland-egl1",
+    "libdecor-0.so.0": "libdecor-0-0",
+}
+
+# What a fresh Debian 12 desktop typically lacks for Qt 6's xcb plugin (seen: Qt blamed only
+# libxcb-cursor0 while libxcb-icccm4 and libxcb-keysyms1 were missing too). README gives
+# this line; the app prints the line for exactly what is missing on the machine.
+XCB_APT_PACKAGES: tuple[str, ...] = (
+    "libxcb-cursor0",
+    "libxcb-icccm4",
+    "libxcb-keysyms1",
+    "libxcb-image0",
+    "libxcb-render-util0",
+    "libxkbcommon-x11-0",
+)
+
+# Qt platform name -> (plugin file name, the environment variable its display needs).
+_PLATFORM_PLUGINS = {
+    "xcb": ("libqxcb.so", "DISPLAY"),
+    "wayland": ("libqwayland.so", "WAYLAND_DISPLAY"),
+}
+
+
+def debian_package(soname: str) -> str:
+    """The Debian/Ubuntu package that ships ``soname`` (``libxcb-icccm.so.4`` ->
+    ``libxcb-icccm4``), by table, else by Debian's library naming rule."""
+    if soname in DEBIAN_PACKAGES:
+        return DEBIAN_PACKAGES[soname]
+    name, _, version = soname.partition(".so.")
+    version = version.split(".")[0]
+    name = name.lower()
+    if not version:
+        return name
+    return f"{name}-{version}" if name[-1:].isdigit() else f"{name}{version}"
+
+
+def apt_install_line(packages: Sequence[str]) -> str:
+    """One ``sudo apt install ...`` line, each package once, in the order given."""
+    return "sudo apt install " + " ".join(dict.fromkeys(packages))
+
+
+def qt_plugins_dir() -> Path | None:
+    """PySide6's Qt plugin folder, found without importing PySide6 (so without loading Qt)."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("PySide6")
+    except (ImportError, ValueError):
+        return None
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        folder = Path(location) / "Qt" / "plugins"
+        if folder.is_dir():
+            return folder
+    return None
+
+
+def missing_libraries(library: Path) -> list[str]:
+    """Sonames the dynamic loader cannot find for ``library`` or anything it links, in the
+    order ldd reports them (each once). Empty when all resolve, or when ``ldd`` is not
+    available to tell (Qt then reports the failure itself)."""
+    ldd = shutil.which("ldd")
+    if ldd is None:
+        return []
+    try:
+        out = subprocess.run(
+            [ldd, str(library)], capture_output=True, text=True, timeout=20, check=False
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    missing: dict[str, None] = {}
+    for line in out.splitlines():
+        name, sep, where = line.strip().partition("=>")
+        if sep and where.strip() == "not found":
+            missing[name.strip()] = None
+    return list(missing)
+
+
+def _platform_candidates(env: Mapping[str, str]) -> list[str]:
+    """The platforms Qt will try, in order (QT_QPA_PLATFORM may list several: "wayland;xcb")."""
+    wanted = env.get("QT_QPA_PLATFORM", "")
+    if wanted:
+        return [p.split(":")[0] for p in wanted.split(";") if p.split(":")[0]]
+    if env.get("WAYLAND_DISPLAY") or env.get("XDG_SESSION_TYPE") == "wayland":
+        return ["wayland", "xcb"]  # Qt 6 prefers Wayland in a Wayland session
+    return ["xcb"]
+
+
+def platform_library_problem(
+    env: Mapping[str, str] | None = None,
+    platform: str | None = None,
+    plugins_dir: Path | None = None,
+) -> str | None:
+    """A message naming the system libraries Qt's platform plugin needs and cannot find,
+    with one ``apt install`` line for all of them; None when a platform Qt will try has
+    every library (or on a headless platform, or outside Linux).
+
+    Checked before Qt loads: a missing library makes Qt abort, and its own message names
+    only the first library it tripped on (often not the only one missing).
+    """
+    env = os.environ if env is None else env
+    platform = sys.platform if platform is None else platform
+    if not platform.startswith("linux"):
+        return None
+    plugins_dir = plugins_dir or qt_plugins_dir()
+    if plugins_dir is None:
+        return None
+    missing: dict[str, None] = {}
+    tried: list[str] = []
+    for name in _platform_candidates(env):
+        if name in HEADLESS_PLATFORMS:
+            return None
+        if name not in _PLATFORM_PLUGINS:
+            return None  # a platform we do not know how to check: let Qt decide
+        plugin_file, display_var = _PLATFORM_PLUGINS[name]
+        plugin = plugins_dir / "platforms" / plugin_file
+        if not env.get(display_var) or not plugin.is_file():
+            continue
+        lacking = missing_libraries(plugin)
+        if not lacking:
+            return None  # Qt can start this platform
+        tried.append(name)
+        missing.update(dict.fromkeys(lacking))
+    if not missing:
+        return None
+    names = {"xcb": "X11 (xcb)", "wayland": "Wayland"}
+    plugins = " and ".join(names[n] for n in tried)
+    plural = "s need" if len(tried) > 1 else " needs"
+    return (
+        f"kanoa desktop cannot open its window: Qt's {plugins} platform plugin{plural} "
+        f"libraries that are not installed ({', '.join(missing)}). On Debian or Ubuntu "
+        "install them with:\n\n    "
+        + apt_install_line([debian_package(s) for s in missing])
+        + "\n\nthen start kanoa desktop again. The command line works without them: "
+        "`kanoa-desktop --help`."
+    )
 
 
 def create_application(argv: Sequence[str] = ()):
@@ -156,7 +332,7 @@ def run_app(argv: Sequence[str]) -> int:
     )
     args, qt_args = parser.parse_known_args(list(argv))
 
-    problem = display_problem()
+    problem = display_problem() or platform_library_problem()
     if problem:
         print(problem, file=sys.stderr)
         return 2

@@ -213,17 +213,24 @@ def test_preset_never_overwrites_user_values_even_ones_equal_to_defaults():
 
 
 def test_every_preset_points_at_the_local_server_and_is_valid():
-    assert set(PRESETS) == {
+    vllm_models = {
         "molmo-7b-d",
         "gemma-3-4b",
         "gemma-3-12b",
         "qwen2.5-vl-7b",
         "llama-3.2-11b-vision",
     }
-    for key in PRESETS:
+    servers = {"llama.cpp": 8080, "ollama": 11434, "lm-studio": 1234}
+    assert set(PRESETS) == vllm_models | set(servers)
+    for key in vllm_models:
         profile = profile_from_preset(key)
         assert profile.api_base == "http://localhost:8000/v1"
         assert profile.vision == "yes"
+        assert validate_profile(profile) == []
+    for key, port in servers.items():
+        profile = profile_from_preset(key)
+        assert profile.api_base == f"http://localhost:{port}/v1"
+        assert profile.model == "" and profile.vision == "auto"
         assert validate_profile(profile) == []
 
 

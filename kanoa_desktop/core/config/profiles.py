@@ -155,6 +155,27 @@ def _preset(key: str, label: str, model: str, **extra: Any) -> Preset:
     return Preset(key, label, values)
 
 
+# Servers other than vLLM, on their default ports. They name no model: each serves the model
+# it was started with (llama.cpp) or lists what was pulled (Ollama, LM Studio), and the
+# profile then uses the first model the server lists. Vision is probed ("auto").
+SERVER_PRESETS: tuple[Preset, ...] = (
+    Preset(
+        "llama.cpp",
+        "llama.cpp server (port 8080)",
+        {"api_base": "http://localhost:8080/v1", "model": "", "vision": "auto"},
+    ),
+    Preset(
+        "ollama",
+        "Ollama (port 11434)",
+        {"api_base": "http://localhost:11434/v1", "model": "", "vision": "auto"},
+    ),
+    Preset(
+        "lm-studio",
+        "LM Studio (port 1234)",
+        {"api_base": "http://localhost:1234/v1", "model": "", "vision": "auto"},
+    ),
+)
+
 # The models kanoa's vLLM documentation lists as tested (Molmo, Gemma 3) plus the two it
 # names as strong candidates. Molmo accepts one image per prompt (vLLM answers 400
 # "At most 1 image(s) may be provided in one prompt." otherwise).
@@ -170,6 +191,7 @@ PRESETS: dict[str, Preset] = {
             "Llama 3.2 11B Vision",
             "meta-llama/Llama-3.2-11B-Vision-Instruct",
         ),
+        *SERVER_PRESETS,
     )
 }
 
