@@ -35,6 +35,8 @@ test-servers: | $(BIN)/python
 ## System tools the desktop-integration tests run (validators, icon cache). Debian names.
 ## Prometheus (2.42 in Debian 12) is the fleet tests' real time-series store.
 SYSTEM_TEST_TOOLS := desktop-file-validate appstreamcli gtk-update-icon-cache prometheus
+XVFB_TEST_PACKAGES := xvfb xauth libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 \
+	libxcb-render-util0 libxkbcommon-x11-0
 system-test-tools:
 	@missing=""; for t in $(SYSTEM_TEST_TOOLS); do command -v $$t >/dev/null || missing=1; done; \
 	if [ -n "$$missing" ]; then \
@@ -44,6 +46,13 @@ system-test-tools:
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 	      prometheus >/dev/null; \
 	  else echo "Install desktop-file-utils, appstream, gtk-update-icon-cache and prometheus for the packaging and fleet tests."; fi; \
+	fi
+	@# The Xvfb window test: xvfb-run, and every library Qt's xcb plugin links (README's line).
+	@if command -v dpkg >/dev/null && ! dpkg -s $(XVFB_TEST_PACKAGES) >/dev/null 2>&1; then \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends $(XVFB_TEST_PACKAGES) >/dev/null; \
+	  else echo "Install $(XVFB_TEST_PACKAGES) for the Xvfb window test."; fi; \
 	fi
 
 test: $(TEST_STAMP) test-servers system-test-tools
