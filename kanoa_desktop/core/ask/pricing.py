@@ -131,12 +131,19 @@ def _match(models: Mapping[str, Prices], model: str) -> Prices | None:
     return None
 
 
-def prices_for(profile: Profile, kanoa: KanoaPricing | None = None) -> Prices:
-    """kanoa's override prices when the profile's model is listed there, else the profile's."""
-    if kanoa is not None and profile.model:
+def prices_for(
+    profile: Profile, kanoa: KanoaPricing | None = None, *, model: str | None = None
+) -> Prices:
+    """kanoa's override prices when the model is listed there, else the profile's.
+
+    ``model`` is the model actually asked (the server's first when the profile names
+    none); it defaults to the profile's.
+    """
+    model = model or profile.model
+    if kanoa is not None and model:
         order = [KANOA_LOCAL_BACKEND] + sorted(b for b in kanoa.table if b != KANOA_LOCAL_BACKEND)
         for backend in order:
-            found = _match(kanoa.table.get(backend, {}), profile.model)
+            found = _match(kanoa.table.get(backend, {}), model)
             if found is not None:
                 return found
     return Prices(profile.price_input_per_million, profile.price_output_per_million, "profile")

@@ -94,6 +94,7 @@ class Turn:
     user: dict[str, Any]
     assistant: str = ""
     finish_reason: str | None = None  # "stop", "length", "stopped" (by the user), "error"
+    asked: str = ""  # what the user asked (Markdown for the view), not the prompt sent
 
 
 @dataclass
