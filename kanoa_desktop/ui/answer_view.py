@@ -66,6 +66,14 @@ class AnswerView(QTextBrowser):
         self._timer.timeout.connect(self.flush)
         self.renders = 0  # full renders, for tests and benchmarks
         self.fragment_renders = 0
+        # Follow the stream (stay at the bottom) unless the user scrolled up. The layout
+        # of a long document finishes after setMarkdown returns, so the bottom is pinned
+        # again whenever the scroll range grows, not only once.
+        self._follow = True
+        self._scrolling = False  # our own scroll changes, not the user's
+        bar = self.verticalScrollBar()
+        bar.valueChanged.connect(self._user_scrolled)
+        bar.rangeChanged.connect(self._range_changed)
 
     # -- safety --------------------------------------------------------------------------
 
@@ -84,13 +92,25 @@ class AnswerView(QTextBrowser):
         """The whole conversation as Markdown, including a streaming answer so far."""
         return self._history_md + (self._stream.text if self._stream else "")
 
+    @property
+    def following(self) -> bool:
+        """True while the view keeps the newest text in view (the user has not scrolled up)."""
+        return self._follow
+
+    def scroll_to_newest(self) -> None:
+        """Show the end of the conversation and follow it again."""
+        self._follow = True
+        self._pin_bottom()
+
     def clear_conversation(self) -> None:
         self._timer.stop()
+        self._follow = True
         self._history_md = ""
         self._stream = None
         self._render_full("")
 
     def set_conversation_markdown(self, markdown: str) -> None:
+        self._follow = True  # a reopened conversation shows its newest answer
         self._history_md = markdown
         self._stream = None
         self._render_full(markdown)
@@ -99,6 +119,7 @@ class AnswerView(QTextBrowser):
         """Show the question and prepare to stream its answer below it."""
         self._history_md += question_md
         self._stream = MarkdownStream()
+        self._follow = True  # the user just asked: show the question and its answer
         self._render_full(self._history_md)
         self._tail_start = self._end_position()
 
@@ -113,8 +134,6 @@ class AnswerView(QTextBrowser):
         """Render newly finished blocks and redraw the plain-text tail."""
         if self._stream is None:
             return
-        bar = self.verticalScrollBar()
-        at_bottom = bar.value() >= bar.maximum() - 4
         doc = self.document()
         cursor = QTextCursor(doc)
         cursor.beginEditBlock()
@@ -136,8 +155,8 @@ class AnswerView(QTextBrowser):
         if tail:
             cursor.insertText(tail, QTextCharFormat())
         cursor.endEditBlock()
-        if at_bottom:
-            bar.setValue(bar.maximum())
+        if self._follow:
+            self._pin_bottom()
 
     def end_answer(self, note: str = "") -> str:
         """Finish the streaming turn with one full render; returns the answer's text."""
@@ -163,9 +182,35 @@ class AnswerView(QTextBrowser):
         return cursor.position()
 
     def _render_full(self, markdown: str) -> None:
+        # setMarkdown resets the scroll position to the top (the old "jumps to the top when
+        # an answer ends"): pin the bottom when following, else put the user's place back.
         bar = self.verticalScrollBar()
-        at_bottom = bar.value() >= bar.maximum() - 4
-        self.document().setMarkdown(defang_images(markdown), MARKDOWN_FEATURES)
+        kept = bar.value()
+        self._scrolling = True
+        try:
+            self.document().setMarkdown(defang_images(markdown), MARKDOWN_FEATURES)
+        finally:
+            self._scrolling = False
         self.renders += 1
-        if at_bottom:
-            bar.setValue(bar.maximum())
+        if self._follow:
+            self._pin_bottom()
+        else:
+            self._scroll_to(kept)
+
+    def _pin_bottom(self) -> None:
+        self._scroll_to(self.verticalScrollBar().maximum())
+
+    def _scroll_to(self, value: int) -> None:
+        self._scrolling = True
+        try:
+            self.verticalScrollBar().setValue(value)
+        finally:
+            self._scrolling = False
+
+    def _user_scrolled(self, value: int) -> None:
+        if not self._scrolling:
+            self._follow = value >= self.verticalScrollBar().maximum() - 4
+
+    def _range_changed(self, _low: int, _high: int) -> None:
+        if self._follow:
+            self._pin_bottom()

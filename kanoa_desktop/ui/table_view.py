@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QPushButton,
+    QSizePolicy,
     QTableView,
     QVBoxLayout,
     QWidget,
@@ -122,6 +123,9 @@ class TableView(QWidget):
         self.caption.setObjectName("tableCaption")
         self.caption.setWordWrap(True)
         self.caption.setTextFormat(Qt.TextFormat.PlainText)
+        # A long file name is one unbreakable word: let it be cut rather than widen the window.
+        self.caption.setMinimumWidth(1)
+        self.caption.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
 
         self.view = QTableView(self)
         self.view.setObjectName("tableCells")
@@ -154,6 +158,14 @@ class TableView(QWidget):
         self.plot_button.setAccessibleName("Plot the chosen columns")
         self.plot_button.clicked.connect(self._emit_plot)
         self.kind_combo.currentIndexChanged.connect(self._update_enabled)
+        # Long column names must not widen the window: by default a combo's minimum width
+        # is its longest item, which grew the window to 1,386 px when a CSV loaded. The
+        # popup still shows the full names.
+        for combo in (self.x_combo, self.y_combo):
+            combo.setSizeAdjustPolicy(
+                QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+            )
+            combo.setMinimumContentsLength(6)
 
         bar = QHBoxLayout()
         bar.setContentsMargins(0, 0, 0, 0)
