@@ -7,20 +7,38 @@ successive questions reuse connections. Every failure surfaces as a
 Streams are async generators. Consume them with ``contextlib.aclosing`` (or let a task be
 cancelled): closing the generator closes the HTTP response at once, which makes vLLM and
 llama.cpp abort the request instead of generating into the void.
+
+Limits a misbehaving server cannot defeat (all in :data:`BODY_CAPS` and :class:`Timeouts`):
+
+- every body is read through a cap per kind (a JSON reply, the model list, embeddings, an
+  error body, one line or event of a stream); reading stops at the cap with
+  :class:`~kanoa_desktop.core.endpoint.errors.BodyTooLarge`;
+- a stream must deliver its first token within ``Timeouts.first_token`` and then a new
+  token at least every ``Timeouts.progress`` seconds: keep-alive comments and bytes
+  dripped one at a time do not count (:class:`~kanoa_desktop.core.endpoint.errors.FirstTokenTimeout`,
+  :class:`~kanoa_desktop.core.endpoint.errors.ProgressTimeout`); a non-streamed reply must be
+  complete within ``Timeouts.reply``;
+- a stream that ignores ``max_tokens`` is stopped a little past it (see
+  :mod:`~kanoa_desktop.core.endpoint.events`, ``Notice("max_tokens_ignored")``);
+- redirects are never followed (:class:`~kanoa_desktop.core.endpoint.errors.Redirected`
+  says where to); lone surrogates in text become U+FFFD; usage numbers that are not
+  plausible token counts are ignored and estimated instead; the API key is scrubbed from
+  every error.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
+import math
 import ssl
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import httpx
-from httpx_sse import EventSource, SSEError
 
 from kanoa_desktop.core.ask.tokens import estimate_message_tokens, estimate_text_tokens
 from kanoa_desktop.core.endpoint import errors as E
@@ -28,12 +46,38 @@ from kanoa_desktop.core.endpoint.chat import ChatRequest, user_message
 from kanoa_desktop.core.endpoint.events import (
     Finished,
     FirstToken,
+    Notice,
     ReasoningDelta,
     RequestSent,
     StreamEvent,
     TextDelta,
     Usage,
 )
+from kanoa_desktop.core.endpoint.router import fetch_router_status, refine_router_error
+from kanoa_desktop.core.endpoint.sse import SseComment, SseTooLarge, iter_sse
+from kanoa_desktop.core.safety import remember_secret, replace_surrogates
+
+T = TypeVar("T")
+KiB = 1024
+MiB = 1024 * KiB
+
+# Size caps per kind of body. Real replies are far smaller; the caps only stop a server
+# (or a proxy) that sends without end from growing the process by gigabytes.
+BODY_CAPS: dict[str, int] = {
+    "json": 8 * MiB,  # a non-streamed chat reply, /version, /props, /api/version, /health
+    "models": 4 * MiB,  # GET /v1/models (thousands of entries fit)
+    "embeddings": 64 * MiB,  # POST /v1/embeddings: one batch of vectors
+    "error": 64 * KiB,  # any non-2xx body; only a few hundred characters are ever shown
+    "sse_line": 1 * MiB,  # one line, and one event, of a stream (a chunk is ~300 bytes)
+}
+# A stream is stopped once it is this far past its max_tokens (tokens are counted as
+# content and reasoning chunks, or characters / RUNAWAY_CHARS_PER_TOKEN if that is more).
+RUNAWAY_FACTOR = 1.1
+RUNAWAY_SLACK_TOKENS = 16
+RUNAWAY_CHARS_PER_TOKEN = 16  # generous: real tokens are 3-5 characters
+UNBOUNDED_MAX_TOKENS = 32_768  # the limit assumed when a request sets no max_tokens
+# Usage figures above this are not token counts (a corrupt or hostile server).
+MAX_PLAUSIBLE_TOKENS = 10**12
 
 DEFAULT_API_BASE = "http://localhost:8000/v1"
 
@@ -46,16 +90,134 @@ ONE_PIXEL_PNG = (
 
 @dataclass(frozen=True, slots=True)
 class Timeouts:
-    """Connect fast, but let a stream wait long for its next token: a big prompt on a
-    loaded 16 GB GPU can take a minute before the first one. Never infinite."""
+    """Connect fast, but let a stream wait long for its first token: a big prompt on a
+    loaded 16 GB GPU can take a minute or more. Never infinite; seconds.
+
+    ``read`` bounds one silent socket read; it alone cannot stop a server that sends a
+    keep-alive comment or one byte every few seconds, so ``first_token`` (from sending a
+    chat request to its first content or reasoning token), ``progress`` (the longest gap
+    between two tokens once the answer streams) and ``reply`` (a whole non-streamed reply:
+    model list, embeddings, probes, error bodies) are deadlines that only tokens, or the
+    end of the reply, satisfy."""
 
     connect: float = 10.0
     read: float = 180.0
     write: float = 60.0
     pool: float = 10.0
+    first_token: float = 300.0
+    progress: float = 120.0
+    reply: float = 300.0
 
     def httpx(self) -> httpx.Timeout:
         return httpx.Timeout(connect=self.connect, read=self.read, write=self.write, pool=self.pool)
+
+
+class _DeadlinePassed(Exception):
+    """Internal: a first-token, progress or reply deadline passed."""
+
+
+async def _until(deadline: float, aw: Awaitable[T]) -> T:
+    """``await aw``, cancelling it at ``deadline`` (``time.monotonic()``) with
+    :class:`_DeadlinePassed`. Runs in the caller's task (httpx needs that)."""
+    delay = deadline - time.monotonic()
+    if delay <= 0:
+        if hasattr(aw, "close"):
+            aw.close()  # type: ignore[union-attr]  # an un-awaited coroutine: no warning
+        raise _DeadlinePassed
+    try:
+        async with asyncio.timeout(delay) as cm:
+            return await aw
+    except TimeoutError:
+        if cm.expired():
+            raise _DeadlinePassed from None
+        raise
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A whole, size-capped HTTP reply."""
+
+    status_code: int
+    headers: httpx.Headers
+    content: bytes
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+
+def body_too_large(what: str, cap: int, *, partial_text: str = "") -> E.BodyTooLarge:
+    """The error for a body (or one stream line) that passed its cap."""
+    size = f"{cap // MiB} MB" if cap >= MiB else f"{cap // KiB} KB"
+    return E.BodyTooLarge(
+        f"The server's {what} is larger than {size}; kanoa desktop stopped reading it there.",
+        "Check that the address points at the right server: a misconfigured server or "
+        "proxy is sending data without end."
+        + (" The text received so far is kept." if partial_text else ""),
+        kind=what,
+        cap_bytes=cap,
+        partial_text=partial_text,
+    )
+
+
+async def read_capped(resp: httpx.Response, cap: int, what: str) -> bytes:
+    """The body of a streamed ``resp``, read up to ``cap`` bytes.
+
+    Raises :class:`~kanoa_desktop.core.endpoint.errors.BodyTooLarge` as soon as the body
+    (or its declared length) passes ``cap``; nothing past the cap is kept."""
+    declared = resp.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > cap:
+        raise body_too_large(what, cap)
+    buf = bytearray()
+    async with contextlib.aclosing(resp.aiter_bytes()) as chunks:
+        async for chunk in chunks:
+            buf += chunk
+            if len(buf) > cap:
+                raise body_too_large(what, cap)
+    return bytes(buf)
+
+
+def token_count(value: Any) -> int | None:
+    """A usage figure if it is a plausible token count (an integer from 0 to 10^12,
+    possibly written as a float), else None: NaN, infinities, negatives, 10^35, strings
+    and booleans are unknown, never shown."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float):
+        if not math.isfinite(value) or not value.is_integer():
+            return None
+        value = int(value)
+    if isinstance(value, int) and 0 <= value <= MAX_PLAUSIBLE_TOKENS:
+        return value
+    return None
+
+
+def _finite_timings(timings: dict[str, Any]) -> dict[str, Any]:
+    # llama.cpp's timings go to the status bar and history: keep finite numbers only.
+    return {
+        k: v
+        for k, v in timings.items()
+        if isinstance(k, str)
+        and (
+            isinstance(v, str | bool)
+            or (isinstance(v, int | float) and math.isfinite(v) and v >= 0)
+        )
+    }
+
+
+def runaway_limit(max_tokens: int | None) -> int:
+    """Tokens after which a stream that ignores ``max_tokens`` is stopped."""
+    base = max_tokens if isinstance(max_tokens, int) and max_tokens > 0 else UNBOUNDED_MAX_TOKENS
+    return int(base * RUNAWAY_FACTOR) + RUNAWAY_SLACK_TOKENS
+
+
+REASONING_ONLY_NOTICE = (
+    "The model only reasoned and gave no answer: it was probably cut by the max tokens "
+    "limit while thinking. Its reasoning is shown folded; raise Max tokens and ask again."
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +273,7 @@ class ChatClient:
         self.root = root_url(self.api_base)
         self.timeouts = timeouts or Timeouts()
         self._api_key = api_key or None
+        remember_secret(self._api_key)  # scrubbed from every error and log from now on
         headers = {"User-Agent": "kanoa-desktop"}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
@@ -123,6 +286,7 @@ class ChatClient:
             verify=verify_arg,
             transport=transport,
             limits=httpx.Limits(max_connections=8, max_keepalive_connections=4),
+            follow_redirects=False,  # a redirect is reported (E.Redirected), never followed
         )
         self._models_cache: list[ModelInfo] | None = None
 
@@ -155,6 +319,18 @@ class ChatClient:
             exc, self.api_base, partial_text=partial_text, streaming=streaming, secret=self._api_key
         )
 
+    def _status_error(
+        self, reply: Reply | httpx.Response, body: bytes, *, model: str = "", partial_text=""
+    ) -> E.KanoaError:
+        return E.error_from_status(
+            reply.status_code,
+            body,
+            model=model,
+            api_base=self.api_base,
+            partial_text=partial_text,
+            headers=reply.headers,
+        )
+
     async def _send(self, request: httpx.Request, *, stream: bool) -> httpx.Response:
         """Send, retrying once when a pooled keep-alive connection turns out to have been
         closed by the server: it answers nothing ("Server disconnected without sending a
@@ -164,20 +340,50 @@ class ChatClient:
         except httpx.RemoteProtocolError:
             return await self._http.send(request, stream=stream)
 
-    @contextlib.asynccontextmanager
-    async def _streaming(self, method: str, url: str, body: bytes) -> AsyncIterator[httpx.Response]:
-        request = self._http.build_request(
-            method, url, content=body, headers={"Content-Type": "application/json"}
-        )
-        resp = await self._send(request, stream=True)
-        try:
-            yield resp
-        finally:
-            await resp.aclose()
+    async def _request(
+        self,
+        method: str,
+        url: str,
+        *,
+        kind: str,
+        what: str,
+        body: bytes | None = None,
+        read_s: float | None = None,
+    ) -> Reply:
+        """One whole request with a capped body (``BODY_CAPS[kind]``, or the error cap for
+        a non-2xx reply) and an overall deadline (``Timeouts.reply``; with ``read_s``, a
+        shorter per-read timeout, at most three times that).
 
-    async def _get(self, url: str) -> httpx.Response:
+        Transport failures raise the matching KanoaError; HTTP statuses are returned."""
+        headers = {"Content-Type": "application/json"} if body is not None else None
+        request = self._http.build_request(
+            method,
+            url,
+            content=body,
+            headers=headers,
+            timeout=self._http.timeout if read_s is None else read_s,
+        )
+        budget = self.timeouts.reply if read_s is None else min(self.timeouts.reply, read_s * 3)
+        deadline = time.monotonic() + budget
+
+        async def go() -> Reply:
+            resp = await self._send(request, stream=True)
+            try:
+                ok = 200 <= resp.status_code < 300
+                cap = BODY_CAPS[kind] if ok else BODY_CAPS["error"]
+                content = await read_capped(resp, cap, what if ok else "error reply")
+            finally:
+                await resp.aclose()
+            return Reply(resp.status_code, resp.headers, content)
+
         try:
-            return await self._send(self._http.build_request("GET", url), stream=False)
+            return await _until(deadline, go())
+        except _DeadlinePassed:
+            raise E.ReadTimeout(
+                f"The server at {self.api_base} took more than {budget:.0f} s to send its "
+                f"{what}, though it kept the connection open.",
+                "The server may be overloaded or misbehaving; try again later.",
+            ) from None
         except httpx.HTTPError as exc:
             raise self._network_error(exc) from None
 
@@ -185,12 +391,17 @@ class ChatClient:
 
     async def models(self) -> list[ModelInfo]:
         """The models the server serves, each with its context length when it tells."""
-        resp = await self._get(self._url("models"))
+        resp = await self._request("GET", self._url("models"), kind="models", what="model list")
         if resp.status_code != 200:
-            raise E.error_from_status(resp.status_code, resp.content, api_base=self.api_base)
+            raise self._status_error(resp, resp.content)
         try:
             data = resp.json()
+            if "data" not in data and isinstance(data.get("models"), list):
+                # A vLLM router with --enable-igw: {"models": ["name", ...]}.
+                data = {"data": [m if isinstance(m, dict) else {"id": m} for m in data["models"]]}
             entries = data["data"]
+            if not isinstance(entries, list):
+                raise TypeError
         except (ValueError, KeyError, TypeError):
             raise E.ProtocolError(
                 f"{self._url('models')} did not answer with a model list.",
@@ -207,13 +418,13 @@ class ChatClient:
         vLLM and llama.cpp answer ``/health``; servers without it (Ollama,
         llama-cpp-python) are checked through ``/v1/models``.
         """
+        quick = min(self.timeouts.connect, 10.0)
         t0 = time.monotonic()
         try:
-            resp = await self._http.get(
-                f"{self.root}/health", timeout=min(self.timeouts.connect, 10.0)
+            resp = await self._request(
+                "GET", f"{self.root}/health", kind="json", what="health reply", read_s=quick
             )
-        except httpx.HTTPError as exc:
-            err = self._network_error(exc)
+        except E.KanoaError as err:
             detail = err.message
             if isinstance(err, E.ConnectionRefused):
                 detail += " (vLLM opens its port only once the model has loaded.)"
@@ -221,19 +432,28 @@ class ChatClient:
         latency = time.monotonic() - t0
         if resp.status_code == 200:
             return Health("ok", latency, "/health answered")
+        if 300 <= resp.status_code < 400:
+            err = self._status_error(resp, resp.content)
+            return Health("down", latency, f"{err.message} {err.hint}".strip())
         if resp.status_code == 503:
             message, fields = E.parse_error_body(resp.content)
             if "loading" in message.lower() or fields.get("type") == "unavailable_error":
                 return Health("loading", latency, "The server is loading the model.")
+            if message.startswith("Unhealthy servers"):
+                # A vLLM router answers 503 while any one server behind it is down.
+                router = await fetch_router_status(self._http, self.root)
+                if router is not None:
+                    state = "ok" if router.healthy else "down"
+                    return Health(state, latency, router.summary())
             return Health("down", latency, "The server's engine is not running (503 on /health).")
         # No /health here: ask for the model list instead.
         t0 = time.monotonic()
         try:
-            resp = await self._http.get(
-                self._url("models"), timeout=min(self.timeouts.connect, 10.0)
+            resp = await self._request(
+                "GET", self._url("models"), kind="models", what="model list", read_s=quick
             )
-        except httpx.HTTPError as exc:
-            return Health("down", None, self._network_error(exc).message)
+        except E.KanoaError as err:
+            return Health("down", None, err.message)
         latency = time.monotonic() - t0
         if resp.status_code == 200:
             return Health("ok", latency, "/v1/models answered")
@@ -241,7 +461,18 @@ class ChatClient:
             return Health("loading", latency, "The server is loading the model.")
         if resp.status_code in (401, 403):
             return Health("ok", latency, "The server answers but needs an API key.")
+        if 300 <= resp.status_code < 400 or resp.status_code == 429:
+            err = self._status_error(resp, resp.content)
+            return Health("down", latency, f"{err.message} {err.hint}".strip())
         return Health("down", latency, f"The server answered {resp.status_code} to /v1/models.")
+
+    async def _json_or_none(self, url: str) -> Any:
+        """The JSON of a small optional GET (``/version``, ``/props``), or None."""
+        try:
+            resp = await self._request("GET", url, kind="json", what="reply", read_s=5.0)
+            return resp.json() if resp.status_code == 200 else None
+        except (E.KanoaError, ValueError):
+            return None
 
     async def server_info(self) -> ServerInfo:
         """Which kind of server this is, and its version when it tells."""
@@ -251,52 +482,36 @@ class ChatClient:
             owned = models[0].owned_by if models else ""
         except E.KanoaError:
             pass
-        version: str | None = None
-        try:
-            resp = await self._http.get(f"{self.root}/version", timeout=5.0)
-            if resp.status_code == 200 and isinstance(resp.json(), dict):
-                version = str(resp.json().get("version")) if resp.json().get("version") else None
-        except (httpx.HTTPError, ValueError):
-            pass
+        data = await self._json_or_none(f"{self.root}/version")
+        version = None
+        if isinstance(data, dict) and data.get("version"):
+            version = str(data["version"])[:100]
         if owned == "vllm" or (version and not owned):
             return ServerInfo("vllm", version)
         if owned == "llamacpp":
-            build = None
-            try:
-                resp = await self._http.get(f"{self.root}/props", timeout=5.0)
-                if resp.status_code == 200:
-                    build = resp.json().get("build_info")
-            except (httpx.HTTPError, ValueError, AttributeError):
-                pass
-            return ServerInfo("llama.cpp", build)
-        try:
-            resp = await self._http.get(f"{self.root}/api/version", timeout=5.0)
-            if resp.status_code == 200 and "version" in resp.json():
-                return ServerInfo("ollama", str(resp.json()["version"]))
-        except (httpx.HTTPError, ValueError, TypeError):
-            pass
+            props = await self._json_or_none(f"{self.root}/props")
+            build = props.get("build_info") if isinstance(props, dict) else None
+            return ServerInfo("llama.cpp", str(build)[:100] if build else None)
+        data = await self._json_or_none(f"{self.root}/api/version")
+        if isinstance(data, dict) and "version" in data:
+            return ServerInfo("ollama", str(data["version"])[:100])
         return ServerInfo("other", version)
 
     async def embeddings(self, model: str, texts: list[str]) -> list[list[float]]:
         """Vectors for ``texts`` from ``POST /v1/embeddings`` (vLLM, llama.cpp with
         ``--embeddings``, Ollama), in the order given."""
         body = json.dumps({"model": model, "input": list(texts)}).encode()
-        request = self._http.build_request(
-            "POST", self._url("embeddings"), content=body,
-            headers={"Content-Type": "application/json"},
-        )  # fmt: skip
-        try:
-            resp = await self._send(request, stream=False)
-        except httpx.HTTPError as exc:
-            raise self._network_error(exc) from None
+        resp = await self._request(
+            "POST", self._url("embeddings"), kind="embeddings", what="embeddings reply", body=body
+        )
         if resp.status_code != 200:
-            raise E.error_from_status(
-                resp.status_code, resp.content, model=model, api_base=self.api_base
-            )
+            raise self._status_error(resp, resp.content, model=model)
         try:
             items = sorted(resp.json()["data"], key=lambda d: d.get("index", 0))
             vectors = [[float(x) for x in item["embedding"]] for item in items]
-        except (ValueError, KeyError, TypeError):
+            if not all(math.isfinite(x) for v in vectors for x in v):
+                raise ValueError("non-finite value in an embedding")
+        except (ValueError, KeyError, TypeError, AttributeError):
             raise E.ProtocolError(
                 "The server's embeddings reply is not in the OpenAI format.",
                 "Turn hybrid search off in Settings > Knowledge base, or check the model.",
@@ -313,24 +528,29 @@ class ChatClient:
         """Send a one-pixel image: True if the model accepted it, False if it cannot see.
 
         Other failures (server down, bad key) raise, since they say nothing about vision.
+        llama.cpp says it itself (``/props`` ``modalities.vision``): no probe is sent then.
         """
+        if self._models_cache and self._models_cache[0].owned_by == "llamacpp":
+            props = await self._json_or_none(f"{self.root}/props")
+            modalities = props.get("modalities") if isinstance(props, dict) else None
+            if isinstance(modalities, dict) and isinstance(modalities.get("vision"), bool):
+                return modalities["vision"]
         req = ChatRequest(
             model=model,
             messages=[user_message("Reply with one word.", [ONE_PIXEL_PNG])],
             max_tokens=1,
             temperature=0.0,
         )
-        try:
-            resp = await self._http.post(
-                self._url("chat/completions"), json=req.payload(stream=False)
-            )
-        except httpx.HTTPError as exc:
-            raise self._network_error(exc) from None
+        resp = await self._request(
+            "POST",
+            self._url("chat/completions"),
+            kind="json",
+            what="reply",
+            body=json.dumps(req.payload(stream=False)).encode(),
+        )
         if resp.status_code == 200:
             return True
-        err = E.error_from_status(
-            resp.status_code, resp.content, model=model, api_base=self.api_base
-        )
+        err = self._status_error(resp, resp.content, model=model)
         if isinstance(err, E.VisionUnsupported):
             return False
         if isinstance(err, E.TooManyImages):
@@ -344,108 +564,211 @@ class ChatClient:
 
         Raises a :class:`KanoaError` on failure, with the text received so far in
         ``partial_text``. Cancelling the consuming task, or closing the generator, closes
-        the connection so the server stops generating.
+        the connection so the server stops generating. The first token must come within
+        ``Timeouts.first_token`` and each next one within ``Timeouts.progress``
+        (:class:`E.FirstTokenTimeout`, :class:`E.ProgressTimeout`); a stream that runs
+        past ``runaway_limit(request.max_tokens)`` tokens is cut and finished with
+        ``finish_reason="length"`` and a ``max_tokens_ignored`` notice.
         """
         payload = request.payload(stream=True)
         body = json.dumps(payload).encode()
         url = self._url("chat/completions")
+        to = self.timeouts
+        line_cap = BODY_CAPS["sse_line"]
+        limit = runaway_limit(request.max_tokens)
         text_parts: list[str] = []
         reasoning_parts: list[str] = []
         usage: dict[str, Any] | None = None
         timings: dict[str, Any] = {}
         finish_reason: str | None = None
+        notices: list[Notice] = []
         content_chunks = 0
+        token_chunks = 0  # content and reasoning chunks: what max_tokens counts
+        chars = 0
         first_seen = False
         done = False
+        last_token = 0.0
 
         def partial() -> str:
             return "".join(text_parts)
 
+        def deadline() -> float:
+            return last_token + to.progress if first_seen else t_sent + to.first_token
+
+        def stalled() -> E.KanoaError:
+            if first_seen:
+                return E.ProgressTimeout(
+                    f"The answer stalled: no new token for {to.progress:.0f} s "
+                    "(the server kept the connection open without sending any).",
+                    "The text received so far is kept; Retry asks again. The limit is "
+                    "'Progress timeout' in Settings > Endpoint.",
+                    partial_text=partial(),
+                )
+            return E.FirstTokenTimeout(
+                f"The server sent no answer within {to.first_token:.0f} s of the question "
+                "(it kept the connection open without sending a token).",
+                "The server may be overloaded, or the prompt very long; try again, or raise "
+                "'First-token timeout' in Settings > Endpoint.",
+            )
+
         t_sent = time.monotonic()
         yield RequestSent(t_sent, url, request.model, request.n_images, len(body))
+        http_request = self._http.build_request(
+            "POST", url, content=body, headers={"Content-Type": "application/json"}
+        )
         try:
-            async with self._streaming("POST", url, body) as resp:
-                if resp.status_code != 200:
-                    raw = await resp.aread()
-                    raise E.error_from_status(
-                        resp.status_code, raw, model=request.model, api_base=self.api_base
+            resp = await _until(deadline(), self._send(http_request, stream=True))
+        except _DeadlinePassed:
+            raise stalled() from None
+        except httpx.HTTPError as exc:
+            raise self._network_error(exc) from None
+        try:
+            if resp.status_code != 200:
+                try:
+                    raw = await _until(
+                        deadline(), read_capped(resp, BODY_CAPS["error"], "error reply")
                     )
-                ctype = resp.headers.get("content-type", "")
-                if "text/event-stream" not in ctype:
-                    # A server that ignored stream=true: take its whole answer as one piece.
-                    async for ev in self._non_streamed(resp, t_sent):
-                        yield ev
-                    return
-                # aclosing: leaving the loop early ([DONE], an error) must close the SSE
-                # generator here, inside this task, not later in the garbage collector.
-                async with contextlib.aclosing(EventSource(resp).aiter_sse()) as events:
-                    async for sse in events:
-                        data = sse.data
-                        if not data:
-                            continue
-                        if data.strip() == "[DONE]":
-                            # Read on to the end of the body (servers end it right after
-                            # [DONE]) rather than break: leaving httpx's nested byte
-                            # iterators half-read hands their closing to the GC.
-                            done = True
-                            continue
+                except _DeadlinePassed:
+                    raw = b""  # the status says enough
+                except E.BodyTooLarge:
+                    raw = b""
+                raise await refine_router_error(
+                    self._http, self.root, self._status_error(resp, raw, model=request.model),
+                    request.model,
+                )  # fmt: skip
+            ctype = resp.headers.get("content-type", "")
+            if "text/event-stream" not in ctype:
+                # A server that ignored stream=true: take its whole answer as one piece.
+                try:
+                    raw = await _until(
+                        t_sent + max(to.first_token, to.reply),
+                        read_capped(resp, BODY_CAPS["json"], "reply"),
+                    )
+                except _DeadlinePassed:
+                    raise stalled() from None
+                for ev in self._non_streamed(raw, t_sent, request):
+                    yield ev
+                return
+            # aclosing: leaving early ([DONE], an error, the runaway cut) closes both
+            # generators here, inside this task, not later in the garbage collector.
+            async with (
+                contextlib.aclosing(resp.aiter_bytes()) as chunks,
+                contextlib.aclosing(
+                    iter_sse(chunks, max_line_bytes=line_cap, max_event_bytes=line_cap)
+                ) as events,
+            ):
+                while True:
+                    try:
+                        sse = await _until(deadline(), anext(events))
+                    except StopAsyncIteration:
+                        break
+                    except _DeadlinePassed:
                         if done:
+                            break  # [DONE] came; the server just did not close
+                        raise stalled() from None
+                    if isinstance(sse, SseComment):
+                        continue  # keep-alive: bytes, not progress
+                    data = sse.data
+                    if not data:
+                        continue
+                    if data.strip() == "[DONE]":
+                        # Read on to the end of the body (servers end it right after
+                        # [DONE]) rather than break: leaving httpx's nested byte
+                        # iterators half-read hands their closing to the GC.
+                        done = True
+                        continue
+                    if done:
+                        continue
+                    try:
+                        chunk = json.loads(data)
+                    except ValueError:
+                        raise E.ProtocolError(
+                            "The server sent a piece of the answer that is not JSON.",
+                            "The text received so far is kept. Check the server version; "
+                            "retrying may help.",
+                            detail=data[:300],
+                            partial_text=partial(),
+                        ) from None
+                    except RecursionError:
+                        raise E.ProtocolError(
+                            "The server sent a piece of the answer nested too deeply to read.",
+                            "The text received so far is kept.",
+                            partial_text=partial(),
+                        ) from None
+                    if not isinstance(chunk, dict):
+                        continue
+                    if "error" in chunk:
+                        message, fields = E.parse_error_body(json.dumps(chunk))
+                        code = fields.get("code")
+                        raise E.StreamError(
+                            f"The server failed while answering: "
+                            f"{message[: E.MAX_MESSAGE_CHARS] or 'no reason given'}.",
+                            "The text received so far is kept; Retry asks again.",
+                            status=code if isinstance(code, int) else None,
+                            detail=message[: E.MAX_MESSAGE_CHARS],
+                            partial_text=partial(),
+                        )
+                    if isinstance(chunk.get("usage"), dict):
+                        usage = chunk["usage"]
+                    if isinstance(chunk.get("timings"), dict):
+                        timings = chunk["timings"]
+                    choices = chunk.get("choices")
+                    for choice in choices if isinstance(choices, list) else ():
+                        if not isinstance(choice, dict):
                             continue
-                        try:
-                            chunk = json.loads(data)
-                        except ValueError:
-                            raise E.ProtocolError(
-                                "The server sent a piece of the answer that is not JSON.",
-                                "The text received so far is kept. Check the server version; "
-                                "retrying may help.",
-                                detail=data[:300],
-                                partial_text=partial(),
-                            ) from None
-                        if not isinstance(chunk, dict):
-                            continue
-                        if "error" in chunk:
-                            message, fields = E.parse_error_body(json.dumps(chunk))
-                            raise E.StreamError(
-                                f"The server failed while answering: {message or 'no reason given'}.",
-                                "The text received so far is kept; Retry asks again.",
-                                status=fields.get("code")
-                                if isinstance(fields.get("code"), int)
-                                else None,
-                                detail=message,
-                                partial_text=partial(),
+                        delta = choice.get("delta")
+                        delta = delta if isinstance(delta, dict) else {}
+                        reasoning = delta.get("reasoning") or delta.get("reasoning_content")
+                        content = delta.get("content")
+                        reasoning = reasoning if isinstance(reasoning, str) else ""
+                        content = content if isinstance(content, str) else ""
+                        if (reasoning or content) and not first_seen:
+                            first_seen = True
+                            now = time.monotonic()
+                            yield FirstToken(now, now - t_sent)
+                        if reasoning:
+                            reasoning = replace_surrogates(reasoning)
+                            reasoning_parts.append(reasoning)
+                            token_chunks += 1
+                            chars += len(reasoning)
+                            last_token = time.monotonic()
+                            yield ReasoningDelta(last_token, reasoning)
+                        if content:
+                            content = replace_surrogates(content)
+                            content_chunks += 1
+                            token_chunks += 1
+                            chars += len(content)
+                            text_parts.append(content)
+                            last_token = time.monotonic()
+                            yield TextDelta(last_token, content)
+                        reason = choice.get("finish_reason")
+                        if isinstance(reason, str) and reason:
+                            finish_reason = reason[:40]
+                    if max(token_chunks, chars // RUNAWAY_CHARS_PER_TOKEN) > limit:
+                        # The server ignores max_tokens: stop reading (closing the
+                        # response makes it stop generating) and say so.
+                        asked = request.max_tokens or UNBOUNDED_MAX_TOKENS
+                        notices.append(
+                            Notice(
+                                "max_tokens_ignored",
+                                f"The server kept generating past the {asked:,}-token limit; "
+                                "kanoa desktop stopped reading the answer there.",
                             )
-                        if isinstance(chunk.get("usage"), dict):
-                            usage = chunk["usage"]
-                        if isinstance(chunk.get("timings"), dict):
-                            timings = chunk["timings"]
-                        for choice in chunk.get("choices") or ():
-                            delta = choice.get("delta") or {}
-                            reasoning = delta.get("reasoning") or delta.get("reasoning_content")
-                            content = delta.get("content")
-                            if (reasoning or content) and not first_seen:
-                                first_seen = True
-                                now = time.monotonic()
-                                yield FirstToken(now, now - t_sent)
-                            if reasoning:
-                                reasoning_parts.append(reasoning)
-                                yield ReasoningDelta(time.monotonic(), reasoning)
-                            if content:
-                                content_chunks += 1
-                                text_parts.append(content)
-                                yield TextDelta(time.monotonic(), content)
-                            if choice.get("finish_reason"):
-                                finish_reason = choice["finish_reason"]
+                        )
+                        finish_reason, done, usage = "length", True, None
+                        break
         except E.KanoaError:
             raise
-        except SSEError as exc:
-            raise E.ProtocolError(
-                "The server's stream is not in the expected format.",
-                "Check that the API base URL points at an OpenAI-compatible server.",
-                detail=str(exc),
+        except SseTooLarge as exc:
+            raise body_too_large(
+                "stream (one line)" if exc.what == "line" else "stream (one event)",
+                exc.cap,
                 partial_text=partial(),
             ) from None
         except httpx.HTTPError as exc:
             raise self._network_error(exc, partial_text=partial(), streaming=first_seen) from None
+        finally:
+            await resp.aclose()
 
         if not done and finish_reason is None:
             raise E.StreamTruncated(
@@ -453,9 +776,13 @@ class ChatClient:
                 "The text received so far is kept; Retry asks again.",
                 partial_text=partial(),
             )
+        text = partial()
+        reasoning_text = "".join(reasoning_parts)
+        if not text.strip() and reasoning_text.strip():
+            notices.append(Notice("reasoning_only", REASONING_ONLY_NOTICE))
         now = time.monotonic()
-        yield self._usage_event(now, usage, timings, request, content_chunks, partial())
-        yield Finished(now, finish_reason, partial(), "".join(reasoning_parts))
+        yield self._usage_event(now, usage, timings, request, content_chunks, text)
+        yield Finished(now, finish_reason, text, reasoning_text, tuple(notices))
 
     def _usage_event(
         self,
@@ -466,61 +793,88 @@ class ChatClient:
         content_chunks: int,
         text: str,
     ) -> Usage:
-        if usage and isinstance(usage.get("prompt_tokens"), int):
-            return Usage(
-                now,
-                int(usage.get("prompt_tokens") or 0),
-                int(usage.get("completion_tokens") or 0),
-                estimated=False,
-                server_timings=timings,
+        """The server's usage when its figures are plausible token counts; otherwise
+        llama.cpp's timings; otherwise (or for the figure that is not) an estimate."""
+        timings = _finite_timings(timings)
+        estimate_out = max(content_chunks, estimate_text_tokens(text) if not content_chunks else 0)
+        prompt = completion = None
+        if usage:
+            prompt = token_count(usage.get("prompt_tokens"))
+            completion = (
+                token_count(usage.get("completion_tokens"))
+                if "completion_tokens" in usage
+                else (0 if prompt is not None else None)
             )
-        if timings and isinstance(timings.get("prompt_n"), int):
+        if prompt is None and timings:
             # llama.cpp's timings count exactly, even without a usage chunk.
-            return Usage(
-                now, int(timings["prompt_n"]), int(timings.get("predicted_n") or 0), False, timings
-            )
-        completion = max(content_chunks, estimate_text_tokens(text) if not content_chunks else 0)
-        return Usage(now, estimate_message_tokens(request.messages), completion, True, timings)
+            prompt = token_count(timings.get("prompt_n"))
+            if prompt is not None:
+                completion = token_count(timings.get("predicted_n", 0))
+        if prompt is not None and completion is not None:
+            return Usage(now, prompt, completion, estimated=False, server_timings=timings)
+        if prompt is not None:
+            return Usage(now, prompt, estimate_out, estimated=True, server_timings=timings)
+        return Usage(now, estimate_message_tokens(request.messages), estimate_out, True, timings)
 
-    async def _non_streamed(
-        self, resp: httpx.Response, t_sent: float
-    ) -> AsyncIterator[StreamEvent]:
-        raw = await resp.aread()
+    def _non_streamed(self, raw: bytes, t_sent: float, request: ChatRequest) -> list[StreamEvent]:
         try:
             data = json.loads(raw)
             choice = data["choices"][0]
-            text = choice["message"].get("content") or ""
-        except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+            message = choice["message"]
+            text = message.get("content") or ""
+            reasoning = message.get("reasoning") or message.get("reasoning_content") or ""
+            if not isinstance(text, str) or not isinstance(reasoning, str):
+                raise TypeError
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError):
             raise E.ProtocolError(
                 "The server did not stream and its reply is not a chat completion.",
                 "Check that the API base URL points at an OpenAI-compatible server.",
                 detail=raw[:300].decode("utf-8", "replace"),
             ) from None
+        text, reasoning = replace_surrogates(text), replace_surrogates(reasoning)
         now = time.monotonic()
-        yield FirstToken(now, now - t_sent)
+        events: list[StreamEvent] = [FirstToken(now, now - t_sent)]
+        if reasoning:
+            events.append(ReasoningDelta(now, reasoning))
         if text:
-            yield TextDelta(now, text)
-        usage = data.get("usage") or {}
-        if isinstance(usage.get("prompt_tokens"), int):
-            yield Usage(now, usage["prompt_tokens"], int(usage.get("completion_tokens") or 0))
-        else:
-            yield Usage(now, 0, estimate_text_tokens(text), estimated=True)
-        yield Finished(now, choice.get("finish_reason"), text)
+            events.append(TextDelta(now, text))
+        usage = data.get("usage")
+        events.append(
+            self._usage_event(now, usage if isinstance(usage, dict) else None, {}, request, 0, text)
+        )
+        reason = choice.get("finish_reason") if isinstance(choice, dict) else None
+        notices = (
+            (Notice("reasoning_only", REASONING_ONLY_NOTICE),)
+            if reasoning.strip() and not text.strip()
+            else ()
+        )
+        events.append(
+            Finished(now, reason if isinstance(reason, str) else None, text, reasoning, notices)
+        )
+        return events
+
+
+def _context_length(value: Any) -> int | None:
+    # A context window is a positive integer of plausible size; anything else is unknown.
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= 1 << 40:
+        return value
+    return None
 
 
 def parse_model_entry(entry: dict[str, Any]) -> ModelInfo:
-    ctx = entry.get("max_model_len")
-    if not isinstance(ctx, int):
+    ctx = _context_length(entry.get("max_model_len"))
+    if ctx is None:
         meta = entry.get("meta")
-        ctx = meta.get("n_ctx") if isinstance(meta, dict) else None
-    if not isinstance(ctx, int):
-        ctx = entry.get("context_length") if isinstance(entry.get("context_length"), int) else None
+        ctx = _context_length(meta.get("n_ctx")) if isinstance(meta, dict) else None
+    if ctx is None:
+        ctx = _context_length(entry.get("context_length"))
+    root, parent = entry.get("root"), entry.get("parent")
     return ModelInfo(
         id=str(entry["id"]),
         context_length=ctx,
         owned_by=str(entry.get("owned_by") or ""),
-        root=entry.get("root"),
-        parent=entry.get("parent"),
+        root=root if isinstance(root, str) else None,
+        parent=parent if isinstance(parent, str) else None,
     )
 
 
@@ -626,7 +980,12 @@ async def collect(client: ChatClient, request: ChatRequest) -> list[StreamEvent]
 
 
 __all__ = [
+    "BODY_CAPS",
     "ChatClient",
+    "Reply",
+    "read_capped",
+    "runaway_limit",
+    "token_count",
     "Health",
     "ModelInfo",
     "ServerInfo",

@@ -7,9 +7,15 @@ Every error the client raises is a :class:`KanoaError`. ``message`` says what ha
 
 from __future__ import annotations
 
+import email.utils
 import json
+import math
 import re
+import time
+from collections.abc import Mapping
 from typing import Any
+
+from kanoa_desktop.core.safety import escape_control, scrub_secrets
 
 
 class KanoaError(Exception):
@@ -26,11 +32,14 @@ class KanoaError(Exception):
         detail: str = "",
         partial_text: str = "",
     ) -> None:
+        # Server words reach these strings: never let them carry a key (an echoed
+        # Authorization header) or terminal escapes to a banner, a log or a terminal.
+        message = escape_control(scrub_secrets(message), keep="\n\t")
         super().__init__(message)
         self.message = message
-        self.hint = hint
+        self.hint = escape_control(scrub_secrets(hint), keep="\n\t")
         self.status = status
-        self.detail = detail
+        self.detail = escape_control(scrub_secrets(detail), keep="\n\t")
         self.partial_text = partial_text
 
     def __str__(self) -> str:
@@ -80,6 +89,20 @@ class ReadTimeout(ConnectionFailed):
     title = "Server stopped answering"
 
 
+class FirstTokenTimeout(ReadTimeout):
+    """No token arrived within ``Timeouts.first_token`` seconds of sending (keep-alive
+    comments and dripped bytes do not count)."""
+
+    title = "No answer from the server"
+
+
+class ProgressTimeout(ReadTimeout):
+    """The stream had started but no new token arrived within ``Timeouts.progress``
+    seconds (keep-alive comments and dripped bytes do not count)."""
+
+    title = "The answer stalled"
+
+
 class ServerLoading(KanoaError):
     title = "Server is still loading"
 
@@ -89,11 +112,52 @@ class ServerLoading(KanoaError):
 
 
 class ServerBusy(KanoaError):
+    """503 or 429. ``retry_after_s``: seconds the server asked us to wait (its
+    ``Retry-After`` header), or None when it did not say; Retry should wait that long."""
+
     title = "Server is busy"
+
+    def __init__(
+        self, message: str, hint: str = "", *, retry_after_s: float | None = None, **kw: Any
+    ) -> None:
+        super().__init__(message, hint, **kw)
+        self.retry_after_s = retry_after_s
 
     @property
     def retryable(self) -> bool:
         return True
+
+
+class RateLimited(ServerBusy):
+    """429 Too Many Requests (a rate limit or a full queue)."""
+
+    title = "Server is busy (too many requests)"
+
+
+class Redirected(KanoaError):
+    """The server answered 3xx. Redirects are never followed silently (a POST would lose
+    its body, and the user did not choose the new address); ``location`` says where."""
+
+    title = "Server redirects elsewhere"
+
+    def __init__(self, message: str, hint: str = "", *, location: str = "", **kw: Any) -> None:
+        super().__init__(message, hint, **kw)
+        self.location = location
+
+
+class BodyTooLarge(KanoaError):
+    """A reply (or one line of a stream) exceeded its size cap; reading stopped there.
+
+    ``kind`` names the cap (see ``client.BODY_CAPS``), ``cap_bytes`` its size."""
+
+    title = "Reply too large"
+
+    def __init__(
+        self, message: str, hint: str = "", *, kind: str = "", cap_bytes: int = 0, **kw: Any
+    ) -> None:
+        super().__init__(message, hint, **kw)
+        self.kind = kind
+        self.cap_bytes = cap_bytes
 
 
 # --- what the server refused -------------------------------------------------------------
@@ -146,6 +210,36 @@ class BadRequest(KanoaError):
 
 class ServerError(KanoaError):
     title = "Server error"
+
+    @property
+    def retryable(self) -> bool:
+        return True
+
+
+# --- a vLLM router in front of several servers -------------------------------------------
+
+
+class RouterNoWorkers(ServerBusy):
+    """A vLLM router answered that none of its servers can take the request (503 "No
+    available workers ..."): every server behind it is down, or every one for the model."""
+
+    title = "No server behind the router"
+
+
+class RouterRequestFailed(ServerError):
+    """A vLLM router could not reach the server it picked (500 "Request failed: ...")."""
+
+    title = "The router lost its server"
+
+
+class RouterModelUnavailable(KanoaError):
+    """A vLLM router routing by model (``--enable-igw``) has no working server for it."""
+
+    title = "No server for this model"
+
+    def __init__(self, message: str, hint: str = "", *, model: str = "", **kw: Any) -> None:
+        super().__init__(message, hint, **kw)
+        self.model = model
 
     @property
     def retryable(self) -> bool:
@@ -246,10 +340,61 @@ def parse_error_body(body: str | bytes) -> tuple[str, dict[str, Any]]:
             if isinstance(detail, list):  # FastAPI validation errors
                 detail = "; ".join(str(d.get("msg", d)) for d in detail if isinstance(d, dict))
             return str(detail), data
-    # An HTML page from a proxy, or nothing at all: keep it short.
-    snippet = re.sub(r"<[^>]+>", " ", text)
-    snippet = re.sub(r"\s+", " ", snippet).strip()
+    # An HTML page from a proxy, or nothing at all: keep it short. ``[^<>]*`` keeps the
+    # tag pattern linear on a body of unclosed "<<<<".
+    snippet = _TAG_RE.sub(" ", text[:20_000])
+    snippet = " ".join(snippet.split())
     return snippet[:300], {}
+
+
+_TAG_RE = re.compile(r"<[^<>]*>")
+# A server's message is shown in a banner: long enough for any real one.
+MAX_MESSAGE_CHARS = 1000
+
+
+def retry_after_seconds(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date),
+    bounded to a day; None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when is None:
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    if not math.isfinite(seconds):
+        return None
+    return min(max(seconds, 0.0), 86_400.0)
+
+
+def _redirect_error(status: int, location: str, api_base: str, **kw: Any) -> Redirected:
+    from urllib.parse import urlsplit
+
+    here = urlsplit(api_base) if api_base else None
+    there = urlsplit(location) if location else None
+    where = location or "another address (it did not say which)"
+    hint = "Put the address it redirects to in Settings > Endpoint, if you trust it."
+    if here is not None and there is not None and there.scheme:
+        if here.scheme == "http" and there.scheme == "https" and here.netloc == there.netloc:
+            hint = f"The server wants HTTPS: use {api_base.replace('http://', 'https://', 1)}."
+        elif there.path.rstrip("/").endswith("/v1") or "/v1/" in there.path:
+            if "/v1" not in here.path:
+                hint = "The API base is missing /v1: add it in Settings > Endpoint."
+    elif location.startswith("/v1"):
+        hint = "The API base is missing /v1: add it in Settings > Endpoint."
+    return Redirected(
+        f"The server at {api_base or 'this address'} redirects ({status}) to {where}; "
+        "kanoa desktop does not follow redirects by itself.",
+        hint,
+        location=location,
+        **kw,
+    )
 
 
 def error_from_status(
@@ -260,12 +405,35 @@ def error_from_status(
     api_base: str = "",
     context_length: int | None = None,
     partial_text: str = "",
+    headers: Mapping[str, str] | None = None,
 ) -> KanoaError:
-    """Turn an HTTP error reply into the matching :class:`KanoaError`."""
+    """Turn an HTTP error reply into the matching :class:`KanoaError`.
+
+    ``headers`` (the reply's) give ``Location`` for 3xx (:class:`Redirected`) and
+    ``Retry-After`` for 429/503 (:class:`RateLimited` / :class:`ServerBusy`)."""
     message, fields = parse_error_body(body)
+    message = message[:MAX_MESSAGE_CHARS]
     low = message.lower()
     etype = str(fields.get("type") or "").lower()
     kw: dict[str, Any] = {"status": status, "detail": message, "partial_text": partial_text}
+    headers = headers or {}
+
+    if 300 <= status < 400:
+        return _redirect_error(status, str(headers.get("location") or ""), api_base, **kw)
+    retry_after = retry_after_seconds(headers.get("retry-after"))
+    if status == 429:
+        when = (
+            f"Try again in {retry_after:.0f} s."
+            if retry_after is not None
+            else "Wait a few seconds and try again."
+        )
+        return RateLimited(
+            f"The server is busy: it refused the request for now (429"
+            f"{': ' + message if message else ''}).",
+            when + " Retry waits for it.",
+            retry_after_s=retry_after,
+            **kw,
+        )
 
     if (
         status in (401, 403)
@@ -358,10 +526,36 @@ def error_from_status(
             **kw,
         )
 
+    # A vLLM router's own failures are plain text (kanoa_desktop.core.endpoint.router
+    # refines them from its /workers list).
+    if status == 503 and (
+        "no available workers" in low
+        or "no workers are currently available" in low
+        or "no models available" in low
+    ):
+        return RouterNoWorkers(
+            "The router has no working server behind it for this request "
+            f"(503: {message}).",
+            "Start the model servers behind the router again; it sends requests as soon "
+            "as its health check sees one up.",
+            retry_after_s=retry_after,
+            **kw,
+        )
+    if status == 500 and low.startswith("request failed:"):
+        return RouterRequestFailed(
+            "The router could not reach the server it picked: that server may have just "
+            "gone down.",
+            "Retry: the router tries another one, and stops sending to a dead server "
+            "once its health check notices.",
+            **kw,
+        )
     if status == 503:
         return ServerBusy(
             "The server is overloaded or not ready (503).",
-            "Wait a few seconds and try again.",
+            f"Try again in {retry_after:.0f} s."
+            if retry_after is not None
+            else "Wait a few seconds and try again.",
+            retry_after_s=retry_after,
             **kw,
         )
     if status == 404:
@@ -384,7 +578,6 @@ def error_from_status(
 
 
 def scrub(text: str, secret: str | None) -> str:
-    """Remove a secret from text that may be shown or logged."""
-    if secret and secret in text:
-        return text.replace(secret, "•••")
-    return text
+    """Remove a secret, and anything that looks like a credential, from text that may be
+    shown or logged (see :func:`kanoa_desktop.core.safety.scrub_secrets`)."""
+    return scrub_secrets(text, secret)

@@ -9,6 +9,15 @@ callers compute time to first token and tokens/s without clocks of their own:
 ``Finished``; when the server sent none its figures are estimated (``estimated=True``).
 A failure ends the stream with an exception from :mod:`kanoa_desktop.core.endpoint.errors` instead
 of ``Finished``; the text received so far travels on the exception.
+
+``Finished.notices`` carries what the user should be told about an answer that did end:
+
+- ``Notice("max_tokens_ignored", ...)``: the server kept generating past the request's
+  ``max_tokens``; the client stopped reading a little past it (``max_tokens * 1.1 + 16``
+  tokens, counted as content and reasoning chunks, or characters / 16 if more), closed the
+  connection, and finished with ``finish_reason="length"`` and the text so far.
+- ``Notice("reasoning_only", ...)``: the model produced reasoning but no answer text
+  (typically cut by max tokens while thinking); show ``Finished.reasoning`` folded.
 """
 
 from __future__ import annotations
@@ -58,11 +67,22 @@ class Usage:
 
 
 @dataclass(frozen=True, slots=True)
+class Notice:
+    """Something the user should read about a finished answer (see the module docstring).
+
+    ``kind``: ``"max_tokens_ignored"`` or ``"reasoning_only"``; ``message``: a sentence."""
+
+    kind: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
 class Finished:
     t: float
     finish_reason: str | None  # "stop", "length", ... as the server said; None if it did not
     text: str  # the whole answer text
     reasoning: str = ""
+    notices: tuple[Notice, ...] = ()
 
 
 StreamEvent = RequestSent | FirstToken | TextDelta | ReasoningDelta | Usage | Finished
