@@ -1,19 +1,41 @@
 """Entry point: ``kanoa-desktop`` / ``python -m kanoa_desktop``.
 
-A known subcommand (``interpret``, ``metrics``, ``kb``...) runs the command line; anything
-else starts the window, opening any files given.
+A known subcommand (``interpret``, ``metrics``, ``kb``...) runs the command line; a first
+word that is neither a subcommand nor an existing file is refused with the list of
+commands; anything else starts the window, opening any files given. The log file
+(core/config/logs.py) is set up first, for the window and the command line alike.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+
+# A command name, not a file name: no dot, no slash, no option dash.
+_WORD = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+
+
+def unknown_command(args: Sequence[str], commands: Sequence[str]) -> str | None:
+    """The message for a first argument that looks like a command but is none, else None."""
+    if not args:
+        return None
+    first = args[0]
+    if first in commands or not _WORD.fullmatch(first) or Path(first).exists():
+        return None
+    return (
+        f"kanoa-desktop: unknown command {first!r}. Commands: {', '.join(commands)}. "
+        "To open files in the window, name files that exist; see kanoa-desktop --help."
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     from kanoa_desktop.cli import SUBCOMMANDS, run_cli
+    from kanoa_desktop.core.config.logs import setup_logging
 
+    setup_logging()
     if "--self-test" in args:
         # The self-test drives the window itself; dispatched here so ui.app never
         # imports it (no import cycle between the self-test and the window).
@@ -22,6 +44,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return self_test(args)
     if args and (args[0] in SUBCOMMANDS or args[0] in ("-h", "--help", "--version")):
         return run_cli(args)
+    problem = unknown_command(args, list(SUBCOMMANDS))
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
     from kanoa_desktop.ui.app import run_app
 
     return run_app(args)

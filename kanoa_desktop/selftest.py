@@ -322,6 +322,9 @@ def run_self_test(
     """
     out = sys.stdout if out is None else out
     print(header(), file=out, flush=True)
+    from kanoa_desktop.core.config.logs import log_path
+
+    print(f"Log file: {log_path()}", file=out, flush=True)
     checks: list[tuple[str, Callable[[], str]]] = [
         ("window", check_window),
         ("image", check_image),

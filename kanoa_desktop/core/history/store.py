@@ -430,7 +430,10 @@ class HistoryStore:
         *,
         clock: Callable[[], float] = time.monotonic,
         flush_interval_s: float = FLUSH_INTERVAL_S,
+        recover: bool = True,
     ) -> None:
+        # recover=False for a reader beside a running window (kanoa-desktop history ...):
+        # the window's streaming turn is not a crash, and its deletes may still be undone.
         self.path = Path(path) if path is not None else paths.data_dir() / FILE_NAME
         self.clock = clock
         self.flush_interval_s = flush_interval_s
@@ -440,7 +443,8 @@ class HistoryStore:
         self.session_started = time.time()
         self._lock = threading.RLock()
         self._db = self._open()
-        self._recover()
+        if recover:
+            self._recover()
 
     # -- opening -----------------------------------------------------------------------
 
