@@ -1,0 +1,181 @@
+"""Light, dark, or follow the system; and the font size. One call: :func:`apply_appearance`.
+
+The palette is ours for both schemes (Fusion-like colours), so the window looks the same on
+every desktop and under Xvfb, where no platform theme reports a scheme. "system" reads
+``QStyleHints.colorScheme()`` (Unknown counts as light) and follows
+``colorSchemeChanged`` while the preference stays "system". An explicit choice is also
+passed to ``QStyleHints.setColorScheme`` so native parts (title bars, file dialogs) agree
+where the platform supports it.
+
+Plots are not styled by the palette: pyqtgraph draws with its own pens. Existing plots are
+restyled on every change, and :func:`plot_colours` gives the set for plots made later
+(the GPU panel's curves). pyqtgraph is never imported here: plots exist only if it is.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+from PySide6.QtCore import QObject, Qt
+from PySide6.QtGui import QColor, QFont, QGuiApplication, QPalette
+from PySide6.QtWidgets import QApplication
+
+THEMES = ("system", "light", "dark")
+_PALETTE_BLIND_STYLES = ("windowsvista", "windows11", "windows", "macos")
+
+
+@dataclass(frozen=True)
+class PlotColours:
+    """Pens for pyqtgraph plots and the GPU panel, readable on the scheme's background."""
+
+    scheme: str  # "light" | "dark"
+    foreground: str  # axes, ticks, titles
+    curve: str  # the data line
+    shade: tuple[int, int, int, int]  # request spans behind the curve (RGBA)
+    warning: str  # warning text (KV cache full, preemptions)
+
+
+LIGHT_PLOTS = PlotColours("light", "#424242", "#1565c0", (255, 160, 0, 50), "#b45309")
+DARK_PLOTS = PlotColours("dark", "#c8c8c8", "#64b5f6", (255, 183, 77, 60), "#fbbf24")
+
+
+def _palette(dark: bool) -> QPalette:
+    if dark:
+        window, base, alt, text = "#2b2b2b", "#1f1f1f", "#262626", "#e6e6e6"
+        button, mid, highlight, link = "#353535", "#4a4a4a", "#3d7bd9", "#7fb3ff"
+        disabled, placeholder = "#7a7a7a", "#8c8c8c"
+        tip_base, tip_text = "#3a3a3a", "#f0f0f0"
+    else:
+        window, base, alt, text = "#efefef", "#ffffff", "#f5f5f5", "#1e1e1e"
+        button, mid, highlight, link = "#e6e6e6", "#b8b8b8", "#2f6fd0", "#1a56b0"
+        disabled, placeholder = "#9a9a9a", "#777777"
+        tip_base, tip_text = "#ffffdc", "#1e1e1e"
+    p = QPalette()
+    role = QPalette.ColorRole
+    for r, c in (
+        (role.Window, window),
+        (role.WindowText, text),
+        (role.Base, base),
+        (role.AlternateBase, alt),
+        (role.Text, text),
+        (role.Button, button),
+        (role.ButtonText, text),
+        (role.BrightText, "#ff5252"),
+        (role.Highlight, highlight),
+        (role.HighlightedText, "#ffffff"),
+        (role.Link, link),
+        (role.LinkVisited, link),
+        (role.ToolTipBase, tip_base),
+        (role.ToolTipText, tip_text),
+        (role.PlaceholderText, placeholder),
+        (role.Mid, mid),
+        (role.Midlight, QColor(button).lighter(115).name()),
+        (role.Dark, QColor(mid).darker(130).name()),
+        (role.Shadow, "#000000"),
+        (role.Light, QColor(button).lighter(140).name()),
+    ):
+        p.setColor(r, QColor(c))
+    for r in (role.WindowText, role.Text, role.ButtonText):
+        p.setColor(QPalette.ColorGroup.Disabled, r, QColor(disabled))
+    return p
+
+
+def system_scheme() -> str:
+    """ "dark" when the platform says so, else "light" (Unknown counts as light)."""
+    hints = QGuiApplication.styleHints()
+    return "dark" if hints.colorScheme() == Qt.ColorScheme.Dark else "light"
+
+
+class _Appearance(QObject):
+    """The applied preference; follows the system's scheme while the theme is "system"."""
+
+    def __init__(self, app: QApplication) -> None:
+        super().__init__(app)
+        self.app = app
+        self.theme = "system"
+        self.scheme = "light"
+        self.default_font = QFont(app.font())
+        app.styleHints().colorSchemeChanged.connect(self._system_changed)
+
+    def _system_changed(self, scheme: Qt.ColorScheme) -> None:
+        # The signal's argument, not a fresh read: it is what the desktop just switched to.
+        wanted = "dark" if scheme == Qt.ColorScheme.Dark else "light"
+        if self.theme == "system" and wanted != self.scheme:
+            self.apply_scheme(wanted)
+
+    def apply_scheme(self, scheme: str) -> None:
+        self.scheme = scheme
+        if self.app.style().name().lower() in _PALETTE_BLIND_STYLES:
+            # Native Windows/macOS styles ignore a palette that disagrees with the system.
+            self.app.setStyle("Fusion")
+        self.app.setPalette(_palette(scheme == "dark"))
+        restyle_plots(plot_colours())
+
+
+_STATE: _Appearance | None = None
+
+
+def apply_appearance(app: QApplication, theme: str = "system", font_size_pt: int | None = None):
+    """Apply a theme ("system", "light" or "dark"; anything else counts as "system") and a
+    font size in points (None: the platform's default) to the whole app, plots included.
+
+    Safe to call again whenever the preferences change; while the theme is "system" the
+    app follows the desktop's colour scheme by itself. Returns the scheme now shown.
+    """
+    global _STATE
+    if _STATE is None or _STATE.app is not app:
+        _STATE = _Appearance(app)
+    state = _STATE
+    theme = theme if theme in THEMES else "system"
+    state.theme = theme
+    hints = app.styleHints()
+    if theme == "system":
+        hints.unsetColorScheme()
+        scheme = system_scheme()
+    else:
+        hints.setColorScheme(Qt.ColorScheme.Dark if theme == "dark" else Qt.ColorScheme.Light)
+        scheme = theme
+    state.apply_scheme(scheme)
+    font = QFont(state.default_font)
+    if font_size_pt:
+        font.setPointSizeF(float(font_size_pt))
+    app.setFont(font)
+    return scheme
+
+
+def current_scheme() -> str:
+    """The scheme applied now: "light" or "dark" ("light" before any apply_appearance)."""
+    return _STATE.scheme if _STATE is not None else "light"
+
+
+def plot_colours() -> PlotColours:
+    """Pens for plots in the scheme applied now (for plots created after a change)."""
+    return DARK_PLOTS if current_scheme() == "dark" else LIGHT_PLOTS
+
+
+def restyle_plots(colours: PlotColours) -> int:
+    """Give every existing pyqtgraph plot the colours (axes, titles, curves, shaded
+    spans), and make them pyqtgraph's default for new plots. Returns how many plots."""
+    pg = sys.modules.get("pyqtgraph")
+    if pg is None:
+        return 0  # no plot can exist yet; GPU panel plots made later read plot_colours()
+    pg.setConfigOption("foreground", colours.foreground)
+    count = 0
+    for widget in QApplication.allWidgets():
+        if not isinstance(widget, pg.PlotWidget):
+            continue
+        item = widget.getPlotItem()
+        for name in ("left", "bottom"):
+            axis = item.getAxis(name)
+            axis.setPen(pg.mkPen(colours.foreground))
+            axis.setTextPen(pg.mkPen(colours.foreground))
+        if item.titleLabel.text:
+            item.titleLabel.setText(item.titleLabel.text, color=colours.foreground)
+        for curve in item.listDataItems():
+            curve.setPen(pg.mkPen(colours.curve, width=1.5))
+        for child in item.items:
+            if isinstance(child, pg.LinearRegionItem):
+                child.setBrush(pg.mkBrush(*colours.shade))
+        count += 1
+    return count
