@@ -36,7 +36,7 @@ from urllib.parse import urlsplit
 
 from kanoa_desktop.core.config import paths
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 FILE_NAME = "profiles.json"
 EXPORT_KIND = "kanoa-desktop-profiles"
 
@@ -84,8 +84,13 @@ class Profile:
     # Hybrid knowledge-base search: the embedding model the endpoint serves on
     # /v1/embeddings (None: BM25 only).
     kb_embeddings_model: str | None = None
+    # Folders whose documents ground this profile's answers (the window and the command
+    # line both read them; before schema 3 the window kept them in window.ini).
+    kb_folders: tuple[str, ...] = ()
     # A DCGM exporter for a remote server's GPU (e.g. http://gpu-host:9400/metrics).
     dcgm_url: str | None = None
+    # A Prometheus server scraping a whole fleet (the fleet view), e.g. http://prom:9090.
+    prometheus_url: str | None = None
     preset: str | None = None
     id: str = field(default_factory=_new_id)
     user_set: frozenset[str] = frozenset()
@@ -267,6 +272,8 @@ def validate_profile(profile: Profile) -> list[str]:
         problems.append(msg)
     if profile.metrics_url and (msg := validate_api_base(profile.metrics_url)) is not None:
         problems.append("Metrics address: " + msg)
+    if profile.prometheus_url and (msg := validate_api_base(profile.prometheus_url)) is not None:
+        problems.append("Prometheus address: " + msg)
     if not 0.0 <= profile.temperature <= 2.0:
         problems.append("Temperature must be between 0 and 2.")
     if not 0.0 < profile.top_p <= 1.0:
@@ -353,7 +360,9 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "kb_top_k": (int,),
     "kb_max_context_tokens": (int,),
     "kb_embeddings_model": (str, type(None)),
+    "kb_folders": (list, tuple),
     "dcgm_url": (str, type(None)),
+    "prometheus_url": (str, type(None)),
     "preset": (str, type(None)),
     "id": (str,),
 }
@@ -363,6 +372,7 @@ def profile_to_dict(profile: Profile) -> dict[str, Any]:
     """JSON-ready dict of a profile (``user_set`` as a sorted list)."""
     data = {f.name: getattr(profile, f.name) for f in dataclasses.fields(Profile)}
     data["user_set"] = sorted(profile.user_set)
+    data["kb_folders"] = list(profile.kb_folders)
     return data
 
 
@@ -383,6 +393,9 @@ def profile_from_dict(data: Mapping[str, Any]) -> tuple[Profile, list[str]]:
             ok = isinstance(value, types)
         if name == "vision" and value not in VISION_CHOICES:
             ok = False
+        if name == "kb_folders" and ok:
+            ok = all(isinstance(x, str) and x for x in value)
+            value = tuple(dict.fromkeys(value))  # order kept, repeats dropped
         if ok:
             kwargs[name] = float(value) if float in types and isinstance(value, int) else value
         else:
@@ -460,10 +473,98 @@ def _migrate_v1_to_v2(doc: dict[str, Any]) -> tuple[dict[str, Any], dict[str, st
     return migrated, keys
 
 
+def _migrate_v2_to_v3(doc: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """v2 -> v3: profiles gain ``kb_folders``. The folders themselves come from the
+    window's ``window.ini`` (:func:`window_kb_folders`), merged by :meth:`ProfileStore.load`
+    (this function only sees the document)."""
+    profiles = doc.get("profiles")
+    if isinstance(profiles, list):
+        for entry in profiles:
+            if isinstance(entry, dict):
+                entry.setdefault("kb_folders", [])
+    return {**doc, "schema_version": 3}, {}
+
+
 # version -> function taking a document of that version to the next version
 MIGRATIONS: dict[int, Callable[[dict[str, Any]], tuple[dict[str, Any], dict[str, str]]]] = {
     1: _migrate_v1_to_v2,
+    2: _migrate_v2_to_v3,
 }
+
+WINDOW_INI = "window.ini"
+
+
+def _qt_ini_list(raw: str) -> list[str]:
+    """A value as QSettings' INI format writes a string list: items split on ``,`` or ``;``
+    outside double quotes, unquoted items trimmed, C-style escapes (``\\"``, ``\\\\``,
+    ``\\xHH``...). ``@Invalid()`` (an empty list) and other ``@`` variants give nothing;
+    ``@@`` stands for a leading ``@``."""
+    items: list[str] = []
+    cur: list[str] = []
+    quoted_item = in_quotes = False
+    escapes = dict(zip("abfnrtv0", "\a\b\f\n\r\t\v\0", strict=True))
+    i, n = 0, len(raw)
+
+    def end_item() -> None:
+        text = "".join(cur)
+        items.append(text if quoted_item else text.strip())
+
+    while i < n:
+        ch = raw[i]
+        if ch == "\\" and i + 1 < n:
+            nxt = raw[i + 1]
+            if nxt == "x":
+                j = i + 2
+                while j < n and raw[j] in "0123456789abcdefABCDEF" and j - i - 2 < 4:
+                    j += 1
+                cur.append(chr(int(raw[i + 2 : j], 16)) if j > i + 2 else "x")
+                i = j
+                continue
+            cur.append(escapes.get(nxt, nxt))
+            i += 2
+            continue
+        if ch == '"':
+            in_quotes = not in_quotes
+            quoted_item = True
+        elif ch in ",;" and not in_quotes:
+            end_item()
+            cur, quoted_item = [], False
+        elif not in_quotes and ch in " \t" and (not cur or quoted_item):
+            pass  # spaces around an item, or around its quotes, are not part of it
+        else:
+            cur.append(ch)
+        i += 1
+    end_item()
+    out = []
+    for item in items:
+        if item.startswith("@@"):
+            item = item[1:]
+        elif item.startswith("@"):
+            continue  # @Invalid() (an empty list), @Variant(...), @ByteArray(...)
+        if item:
+            out.append(item)
+    return out
+
+
+def window_kb_folders(ini_path: Path) -> dict[str, tuple[str, ...]]:
+    """Knowledge-base folders per profile id from the window's QSettings INI file (the
+    ``[kb]`` group, one list per profile id), as windows before schema 3 kept them.
+    A missing or unreadable file gives an empty dict."""
+    import configparser
+
+    parser = configparser.RawConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]  # ids keep their case
+    try:
+        parser.read_string(Path(ini_path).read_text(encoding="utf-8", errors="replace"))
+    except (OSError, configparser.Error):
+        return {}
+    if not parser.has_section("kb"):
+        return {}
+    return {
+        key: tuple(dict.fromkeys(folders))
+        for key, value in parser.items("kb")
+        if (folders := _qt_ini_list(value))
+    }
 
 
 def migrate(doc: Any) -> tuple[dict[str, Any], dict[str, str]]:
@@ -654,10 +755,25 @@ class ProfileStore:
         cache = doc.get("vision_cache", {})
         if isinstance(cache, Mapping):
             self._vision_cache = {k: v for k, v in cache.items() if isinstance(v, bool)}
+        if parsed.get("schema_version", SCHEMA_VERSION) < 3:
+            self._merge_window_kb_folders()
         if parsed.get("schema_version") != SCHEMA_VERSION:
             problems.extend(self._after_migration(found_keys))
         self._changed()
         return problems
+
+    def _merge_window_kb_folders(self) -> int:
+        """Once, when a pre-3 file is loaded: each profile takes the knowledge-base folders
+        the window kept for it in ``window.ini`` beside this file. Returns how many
+        profiles got folders."""
+        found = window_kb_folders(self.path.with_name(WINDOW_INI))
+        merged = 0
+        for i, profile in enumerate(self._profiles):
+            folders = found.get(profile.id)
+            if folders and not profile.kb_folders:
+                self._profiles[i] = profile.with_user_values(kb_folders=folders)
+                merged += 1
+        return merged
 
     def _after_migration(self, found_keys: dict[str, str]) -> list[StoreProblem]:
         problems: list[StoreProblem] = []

@@ -53,7 +53,11 @@ from kanoa_desktop.core.endpoint.events import (
     TextDelta,
     Usage,
 )
-from kanoa_desktop.core.endpoint.router import fetch_router_status, refine_router_error
+from kanoa_desktop.core.endpoint.router import (
+    RouterStatus,
+    fetch_router_status,
+    refine_router_error,
+)
 from kanoa_desktop.core.endpoint.sse import SseComment, SseTooLarge, iter_sse
 from kanoa_desktop.core.safety import remember_secret, replace_surrogates
 
@@ -402,7 +406,7 @@ class ChatClient:
             entries = data["data"]
             if not isinstance(entries, list):
                 raise TypeError
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
             raise E.ProtocolError(
                 f"{self._url('models')} did not answer with a model list.",
                 "Check that the API base URL points at an OpenAI-compatible server (ending in /v1).",
@@ -465,6 +469,11 @@ class ChatClient:
             err = self._status_error(resp, resp.content)
             return Health("down", latency, f"{err.message} {err.hint}".strip())
         return Health("down", latency, f"The server answered {resp.status_code} to /v1/models.")
+
+    async def router_status(self) -> RouterStatus | None:
+        """A vLLM router's workers (health, load, model) when this address is a router;
+        None for a plain server."""
+        return await fetch_router_status(self._http, self.root)
 
     async def _json_or_none(self, url: str) -> Any:
         """The JSON of a small optional GET (``/version``, ``/props``), or None."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from kanoa_desktop.core.config.secrets import Secret
 from kanoa_desktop.core.endpoint.client import ChatClient, Health, ModelInfo, ServerInfo, Timeouts
 from kanoa_desktop.core.endpoint.errors import KanoaError
+from kanoa_desktop.core.endpoint.router import RouterStatus
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class ConnectionReport:
     vision: bool | None = None  # one-pixel probe result; None: not probed
     vision_model: str | None = None
     error: str | None = None  # plain words: what went wrong and what to do
+    router: RouterStatus | None = None  # a vLLM router's workers; None: not a router
 
 
 async def check_connection(
@@ -60,18 +62,20 @@ async def check_connection(
     models: list[ModelInfo] = []
     server: ServerInfo | None = None
     vision: bool | None = None
+    router: RouterStatus | None = None
     try:
         health = await client.health()
         if health.state == "down":
             return ConnectionReport(health=health, error=health.detail)
+        router = await client.router_status()
         models = await client.models()
         server = await client.server_info()
         model = request.model or (models[0].id if models else "")
         if request.vision == "auto" and model and health.state == "ok":
             vision = await client.probe_vision(model)
-        return ConnectionReport(health, models, server, vision, model or None)
+        return ConnectionReport(health, models, server, vision, model or None, router=router)
     except KanoaError as exc:
         error = str(exc)  # message + what to do next
-        return ConnectionReport(health, models, server, vision, None, error)
+        return ConnectionReport(health, models, server, vision, None, error, router)
     finally:
         await client.aclose()

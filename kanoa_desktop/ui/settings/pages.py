@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -47,6 +48,7 @@ from kanoa_desktop.core.config.profiles import (
 )
 from kanoa_desktop.core.config.secrets import KeychainState, KeyStore, Secret
 from kanoa_desktop.core.endpoint.client import ModelInfo
+from kanoa_desktop.core.endpoint.router import RouterStatus
 from kanoa_desktop.ui.settings.connection import ConnectionReport
 
 _DEFAULT = Profile()
@@ -256,6 +258,15 @@ class EndpointPage(SettingsPage):
         self.model_list.setMaximumHeight(130)
         self.model_list.hide()
         test_layout.addWidget(self.model_list)
+        # A vLLM router: the servers behind it, with health and load.
+        self.worker_list = QTreeWidget(objectName="routerWorkerList")
+        self.worker_list.setHeaderLabels(["Server behind the router", "Model", "Health", "Load"])
+        self.worker_list.setRootIsDecorated(False)
+        self.worker_list.header().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.worker_list.setAccessibleName("Servers behind the router")
+        self.worker_list.setMaximumHeight(130)
+        self.worker_list.hide()
+        test_layout.addWidget(self.worker_list)
         self.body.addWidget(test_group)
 
         self._context: dict[str, int | None] = {}
@@ -423,6 +434,9 @@ class EndpointPage(SettingsPage):
             )
             version = f" {report.server.version}" if report.server.version else ""
             lines.append(f"Server: {kind}{version}")
+        if report.router is not None:
+            lines.append(f"<b>{report.router.summary()}</b>")
+        self.show_router_workers(report.router)
         if report.models:
             lines.append(f"{len(report.models)} model(s): click one to use it.")
         if report.vision is not None:
@@ -436,6 +450,24 @@ class EndpointPage(SettingsPage):
             lines.append(f"<span style='color:#b3261e'>{report.error}</span>")
         self.result_label.setText("<br>".join(lines) or "No answer.")
         self.set_models(report.models)
+
+    def show_router_workers(self, router: RouterStatus | None) -> None:
+        """List a vLLM router's servers (url, model, healthy or down, load); hide the list
+        when the address is not a router."""
+        self.worker_list.clear()
+        for w in router.workers if router is not None else ():
+            item = QTreeWidgetItem(
+                [
+                    w.url,
+                    w.model or "—",
+                    "healthy" if w.healthy else "down",
+                    "—" if w.load is None else str(w.load),
+                ]
+            )
+            if not w.healthy:
+                item.setForeground(2, QColor("#b3261e"))
+            self.worker_list.addTopLevelItem(item)
+        self.worker_list.setVisible(router is not None and bool(router.workers))
 
     def set_models(self, models: list[ModelInfo] | tuple) -> None:
         current = self.model_combo.currentText()
@@ -660,7 +692,7 @@ class KnowledgeBasePage(SettingsPage):
 
 class GpuPanelPage(SettingsPage):
     title = "GPU panel"
-    FIELDS = ("metrics_url", "dcgm_url", "electricity_price_per_kwh")
+    FIELDS = ("metrics_url", "dcgm_url", "prometheus_url", "electricity_price_per_kwh")
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -676,6 +708,14 @@ class GpuPanelPage(SettingsPage):
         self.dcgm_edit.setPlaceholderText("optional, e.g. http://gpu-host:9400/metrics")
         self.dcgm_edit.textChanged.connect(lambda _t: self.changed.emit())
         self.form.addRow("Remote GPU (DCGM)", self.dcgm_edit)
+        self.prometheus_edit = QLineEdit(objectName="prometheusUrlEdit")
+        self.prometheus_edit.setAccessibleName("Prometheus address for the fleet view")
+        self.prometheus_edit.setPlaceholderText("optional, e.g. http://prometheus:9090")
+        self.prometheus_edit.textChanged.connect(lambda _t: self.changed.emit())
+        self.form.addRow("Fleet (Prometheus)", self.prometheus_edit)
+        self.form.addRow(
+            "", _hint("A Prometheus server scraping all your model servers: the Fleet view.")
+        )
         self.interval_spin = QDoubleSpinBox(objectName="gpuIntervalSpin")
         self.interval_spin.setRange(0.5, 60.0)
         self.interval_spin.setSingleStep(0.5)
@@ -706,12 +746,14 @@ class GpuPanelPage(SettingsPage):
         self.set_api_base(profile.api_base)
         self.kwh_spin.setValue(profile.electricity_price_per_kwh or 0.0)
         self.dcgm_edit.setText(profile.dcgm_url or "")
+        self.prometheus_edit.setText(profile.prometheus_url or "")
 
     def values(self) -> dict:
         kwh = round(self.kwh_spin.value(), 3)
         return {
             "metrics_url": self.metrics_edit.text().strip() or None,
             "dcgm_url": self.dcgm_edit.text().strip() or None,
+            "prometheus_url": self.prometheus_edit.text().strip() or None,
             "electricity_price_per_kwh": kwh or None,
         }
 
@@ -720,6 +762,7 @@ class GpuPanelPage(SettingsPage):
         for label, edit in (
             ("Metrics address", self.metrics_edit),
             ("DCGM exporter", self.dcgm_edit),
+            ("Prometheus", self.prometheus_edit),
         ):
             url = edit.text().strip()
             if url and (msg := validate_api_base(url)) is not None:
