@@ -5,17 +5,23 @@ The model builds nothing per cell ahead of time: it keeps one NumPy array per co
 which is only for the rows on screen. Rows have a fixed height so the view never measures
 them.
 
+Cells show numbers as the file wrote them (37.00 stays 37.00, a decimal comma stays a
+comma) and dates without a spurious time: the model asks
+:meth:`kanoa_desktop.core.inputs.tables.LoadedTable.formatter` for each column.
+
 The plot bar does not plot: it emits :attr:`TableView.plotRequested` with the chosen
 columns and kind, and the window runs :func:`kanoa_desktop.core.inputs.tables.quick_plot` on a
-thread pool.
+thread pool. Likewise the sheet chooser (Excel workbooks with several sheets) emits
+:attr:`TableView.sheetRequested` and the window loads that sheet on the pool.
+
+pandas and numpy are imported when a table is shown, not when this module is imported.
 """
 
 from __future__ import annotations
 
-import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
@@ -29,42 +35,54 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from kanoa_desktop.core.inputs.tables import LoadedTable
+from kanoa_desktop.core.inputs.tables import LoadedTable, format_value
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 ROW_NUMBER = "(row number)"
 PLOT_KINDS = (("Line", "line"), ("Scatter", "scatter"), ("Histogram", "hist"))
+# Columns are sized to their header and first rows, within these bounds (pixels).
+MIN_COLUMN_WIDTH = 60
+MAX_COLUMN_WIDTH = 320
 _Index = QModelIndex | QPersistentModelIndex
 
 
-def _format(value: object) -> str:
-    if value is None or value is pd.NA or value is pd.NaT:
-        return ""
-    if isinstance(value, float | np.floating):
-        return "" if math.isnan(value) else f"{value:.6g}"
-    return str(value)
-
-
 class DataFrameModel(QAbstractTableModel):
-    """Read-only Qt model over a DataFrame. Cells are formatted on demand (DisplayRole);
-    numbers are right-aligned; missing values show empty. The frame is not copied."""
+    """Read-only Qt model over a DataFrame. Cells are formatted on demand (DisplayRole)
+    by one formatter per column; numbers are right-aligned; missing values show empty.
+    The frame is not copied."""
 
     def __init__(self, frame: pd.DataFrame | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self._frame = pd.DataFrame()
-        self._columns: list[np.ndarray] = []
+        self._frame = None
+        self._columns: list = []
         self._numeric: list[bool] = []
         self._labels: list[str] = []
-        self._index: np.ndarray = np.empty(0)
+        self._index: list | object = []
+        self._formatters: list[Callable[[object], str]] = []
         if frame is not None:
             self.set_frame(frame)
 
-    def frame(self) -> pd.DataFrame:
+    def frame(self) -> pd.DataFrame | None:
         return self._frame
 
-    def set_frame(self, frame: pd.DataFrame) -> None:
-        """Show another frame (resets the view)."""
+    def set_table(self, table: LoadedTable) -> None:
+        """Show a loaded table, each column formatted as its file wrote it."""
+        self.set_frame(table.frame, [table.formatter(i) for i in range(table.frame.shape[1])])
+
+    def set_frame(
+        self,
+        frame: pd.DataFrame,
+        formatters: list[Callable[[object], str]] | None = None,
+    ) -> None:
+        """Show another frame (resets the view). ``formatters`` give each column's cell
+        text (default: numbers in their shortest exact form, see ``format_value``)."""
+        import pandas as pd
+
         self.beginResetModel()
         self._frame = frame
+        self._formatters = formatters or [format_value] * frame.shape[1]
         # One array per column, taken once: data() then costs an array index, not a
         # DataFrame lookup (iat is ~100x slower per call).
         self._columns = [frame.iloc[:, i].to_numpy() for i in range(frame.shape[1])]
@@ -87,10 +105,14 @@ class DataFrameModel(QAbstractTableModel):
         if not index.isValid():
             return None
         if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
-            return _format(self._columns[index.column()][index.row()])
+            col = index.column()
+            return self._formatters[col](self._columns[col][index.row()])
         if role == Qt.ItemDataRole.TextAlignmentRole:
-            h = Qt.AlignmentFlag.AlignRight if self._numeric[index.column()] else (
-                Qt.AlignmentFlag.AlignLeft)
+            h = (
+                Qt.AlignmentFlag.AlignRight
+                if self._numeric[index.column()]
+                else (Qt.AlignmentFlag.AlignLeft)
+            )
             return int(h | Qt.AlignmentFlag.AlignVCenter)
         return None
 
@@ -101,7 +123,7 @@ class DataFrameModel(QAbstractTableModel):
             return None
         if orientation == Qt.Orientation.Horizontal:
             return self._labels[section] if 0 <= section < len(self._labels) else None
-        return _format(self._index[section]) if 0 <= section < len(self._index) else None
+        return format_value(self._index[section]) if 0 <= section < len(self._index) else None
 
 
 class TableView(QWidget):
@@ -112,6 +134,7 @@ class TableView(QWidget):
     """
 
     plotRequested = Signal(object, object, str)
+    sheetRequested = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -139,8 +162,22 @@ class TableView(QWidget):
         # each of a million rows.
         vh.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
         vh.setDefaultSectionSize(self.fontMetrics().height() + 6)
-        self.view.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        self.view.horizontalHeader().setDefaultSectionSize(110)
+        hh = self.view.horizontalHeader()
+        hh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        hh.setDefaultSectionSize(110)
+        # The last column takes the space left, so it is never cut off at the right edge;
+        # column widths are measured on the first rows only (a million rows stay fast).
+        hh.setStretchLastSection(True)
+        hh.setResizeContentsPrecision(50)
+
+        self.sheet_label = QLabel("Sheet:", self)
+        self.sheet_combo = QComboBox(self)
+        self.sheet_combo.setObjectName("sheetCombo")
+        self.sheet_combo.setAccessibleName("Workbook sheet")
+        self.sheet_combo.setToolTip("Show another sheet of this workbook")
+        self.sheet_label.setBuddy(self.sheet_combo)
+        # activated, not currentIndexChanged: only a choice by the user loads a sheet.
+        self.sheet_combo.activated.connect(self._emit_sheet)
 
         self.x_combo = QComboBox(self)
         self.x_combo.setObjectName("plotXCombo")
@@ -179,32 +216,49 @@ class TableView(QWidget):
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.caption)
+        top = QHBoxLayout()
+        top.setContentsMargins(0, 0, 0, 0)
+        top.addWidget(self.caption, 1)
+        top.addWidget(self.sheet_label)
+        top.addWidget(self.sheet_combo)
+        self._show_sheets(None)
+        layout.addLayout(top)
         layout.addWidget(self.view, 1)
         layout.addLayout(bar)
         self._update_enabled()
 
     def set_table(self, table: LoadedTable | pd.DataFrame, name: str | None = None) -> None:
-        """Show a table and offer its numeric (and datetime, for x) columns for plotting."""
+        """Show a table and offer its numeric (and datetime, for x) columns for plotting.
+
+        The caption names the file, its shape, how it was read and every note (skipped
+        rows, fallbacks); a workbook with several sheets shows the sheet chooser."""
+        import pandas as pd
+
         frame = table.frame if isinstance(table, LoadedTable) else table
         if isinstance(table, LoadedTable):
-            name = name or table.name
-            how = f"{table.delimiter_name}-separated, {table.encoding}"
-            if table.decimal == ",":
-                how += ", decimal comma"
-            parts = [f"{name}: {len(frame):,} rows × {frame.shape[1]:,} columns ({how})."]
+            name = name or table.path.name  # the sheet is named in source_label
+            parts = [
+                f"{name}: {len(frame):,} rows × {frame.shape[1]:,} columns ({table.source_label})."
+            ]
             # The decimal-comma note is already said in the parenthesis.
             parts += [n for n in table.notes if "decimal separator" not in n]
+            self.model.set_table(table)
+            self._show_sheets(table)
         else:
-            parts = [f"{name + ': ' if name else ''}{len(frame):,} rows × {frame.shape[1]:,} "
-                     "columns."]
+            parts = [
+                f"{name + ': ' if name else ''}{len(frame):,} rows × {frame.shape[1]:,} columns."
+            ]
+            self.model.set_frame(frame)
+            self._show_sheets(None)
         self.caption.setText(" ".join(parts))
-        self.model.set_frame(frame)
+        self._fit_columns()
 
-        numeric = [str(c) for c in frame.columns
-                   if pd.api.types.is_numeric_dtype(frame[c].dtype)]
-        xs = [str(c) for c in frame.columns
-              if str(c) in numeric or pd.api.types.is_datetime64_any_dtype(frame[c].dtype)]
+        numeric = [str(c) for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c].dtype)]
+        xs = [
+            str(c)
+            for c in frame.columns
+            if str(c) in numeric or pd.api.types.is_datetime64_any_dtype(frame[c].dtype)
+        ]
         self.x_combo.clear()
         self.x_combo.addItem(ROW_NUMBER, None)
         for c in xs:
@@ -212,11 +266,37 @@ class TableView(QWidget):
         self.y_combo.clear()
         for c in numeric:
             self.y_combo.addItem(c, c)
-        # A sensible first choice: first numeric column against the next one, if any.
-        if len(numeric) >= 2 and numeric[0] in xs:
+        # A sensible first choice: a time column against the first numeric one, else the
+        # first numeric column against the next one.
+        dates = [c for c in xs if c not in numeric]
+        if dates and numeric:
+            self.x_combo.setCurrentIndex(xs.index(dates[0]) + 1)
+        elif len(numeric) >= 2 and numeric[0] in xs:
             self.x_combo.setCurrentIndex(xs.index(numeric[0]) + 1)
             self.y_combo.setCurrentIndex(1)
         self._update_enabled()
+
+    def _fit_columns(self) -> None:
+        self.view.resizeColumnsToContents()
+        hh = self.view.horizontalHeader()
+        for i in range(hh.count()):
+            width = hh.sectionSize(i)
+            hh.resizeSection(i, max(MIN_COLUMN_WIDTH, min(MAX_COLUMN_WIDTH, width)))
+
+    def _show_sheets(self, table: LoadedTable | None) -> None:
+        sheets = table.sheets if table is not None and table.kind == "excel" else ()
+        self.sheet_combo.blockSignals(True)
+        self.sheet_combo.clear()
+        self.sheet_combo.addItems(list(sheets))
+        if table is not None and table.sheet in sheets:
+            self.sheet_combo.setCurrentIndex(sheets.index(table.sheet))
+        self.sheet_combo.blockSignals(False)
+        several = len(sheets) > 1
+        self.sheet_label.setVisible(several)
+        self.sheet_combo.setVisible(several)
+
+    def _emit_sheet(self, index: int) -> None:
+        self.sheetRequested.emit(self.sheet_combo.itemText(index))
 
     def _update_enabled(self) -> None:
         has_y = self.y_combo.count() > 0

@@ -1,10 +1,19 @@
-"""Load a CSV/TSV, summarise it for a model within a token budget, and draw a quick plot.
+"""Load a table (CSV/TSV, Excel, Parquet), summarise it for a model within a token budget,
+and draw a quick plot.
 
-Plain synchronous functions (no Qt): the UI runs them on a thread pool.
+Plain synchronous functions (no Qt): the UI runs them on a thread pool. pandas and numpy
+are imported inside the functions, so importing this module costs nothing at start.
 
-- :func:`load_table` detects encoding (UTF-8, UTF-8 with BOM, UTF-16 with BOM, Windows-1252 /
-  Latin-1 fallback), delimiter (comma, semicolon, tab, pipe) and a comma decimal separator,
-  then parses with pandas' C engine. Files over ``max_bytes`` are refused before any read.
+- :func:`load_table` reads delimited text (encoding, delimiter and decimal comma found by
+  :mod:`kanoa_desktop.core.inputs.delimited`, parsed with pandas' C engine), Excel
+  workbooks (``.xlsx``/``.xlsm``, one sheet at a time, :func:`list_sheets` names them) and
+  Parquet (fastparquet). The extension and the content must agree. Files over
+  ``max_bytes`` are refused before any read.
+- Date and time columns written as text are parsed into datetimes (so a quick plot has a
+  time axis); numbers keep the number of decimals they were written with for display
+  (:meth:`LoadedTable.format_cell`: 37.00 stays 37.00).
+- Rows that cannot be read (more fields than the header) are skipped and *counted in*
+  ``notes``, which the window and the command line show.
 - :func:`summarise_table` writes Markdown that never exceeds its token budget.
 - :func:`quick_plot` renders PNG bytes with matplotlib's Agg canvas (no pyplot state, so it
   is safe off the GUI thread).
@@ -14,29 +23,46 @@ Every failure is a :class:`TableError` with a plain ``message`` and a ``hint``.
 
 from __future__ import annotations
 
-import codecs
-import csv
 import io
+import math
 import re
 import warnings
-from collections import Counter
+import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date, datetime, time
 from pathlib import Path
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from kanoa_desktop.core.ask.tokens import CHARS_PER_TOKEN as TOKEN_CHARS
 from kanoa_desktop.core.ask.tokens import estimate_text_tokens
 from kanoa_desktop.core.endpoint.errors import KanoaError
+from kanoa_desktop.core.inputs import delimited
+from kanoa_desktop.core.inputs.delimited import DELIMITER_NAMES, SAMPLE_BYTES
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
 
 DEFAULT_MAX_BYTES = 1_000_000_000  # 1 GB: pandas needs several times this in memory
-SAMPLE_BYTES = 64 * 1024
-DELIMITERS = (",", ";", "\t", "|")
-DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 CHARS_PER_TOKEN = int(TOKEN_CHARS)  # the app's estimate: see kanoa_desktop.core.ask.tokens
 LINE_PLOT_MAX_POINTS = 5_000  # min/max buckets keep peaks visible below this
 SCATTER_MAX_POINTS = 100_000
+# An .xlsx is a zip of XML: a small file can expand without bound (a zip bomb). Sheets
+# beyond this, uncompressed, are refused before openpyxl reads them.
+MAX_XLSX_UNCOMPRESSED = 512 * 1024 * 1024
+# Parquet is compressed too: refuse more cells than this unless only the first rows are
+# asked for (``max_rows``).
+MAX_PARQUET_CELLS = 100_000_000
+EXCEL_SUFFIXES = (".xlsx", ".xlsm")
+PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
+# At most this many values of a text column are tried as dates; 90 % must parse.
+DATE_SAMPLE = 200
+DATE_SHARE = 0.9
+
+_ZIP_MAGIC = b"PK\x03\x04"
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+_PARQUET_MAGIC = b"PAR1"
 
 
 class TableError(KanoaError):
@@ -50,28 +76,97 @@ class TableNotFoundError(TableError):
 
 
 class TableTooLargeError(TableError):
-    """The file is larger than ``max_bytes``; nothing was read."""
+    """The file is larger than ``max_bytes`` (or expands beyond a cap); nothing was read."""
 
 
 class EmptyTableError(TableError):
-    """The file is empty or holds only blank lines."""
+    """The file is empty, holds only blank lines, or a workbook has no data."""
 
 
 class NotATableError(TableError):
-    """The file is binary or has no recognisable delimited structure."""
+    """The file is binary or has no recognisable delimited structure, or its content does
+    not match its extension."""
 
 
 class TableParseError(TableError):
-    """pandas could not parse the file even after the fallbacks."""
+    """The file could not be parsed even after the fallbacks (a damaged workbook, ...)."""
 
 
 class PlotError(TableError):
     """The chosen columns cannot be plotted (missing, not numeric, no values)."""
 
 
+# --------------------------------------------------------------------------- display
+
+
+def _blank(value: object) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float):
+        return math.isnan(value)
+    try:
+        import pandas as pd
+
+        return value is pd.NA or value is pd.NaT or (pd.isna(value) is True)
+    except (TypeError, ValueError):
+        return False
+
+
+def _plain_number(value: float) -> str:
+    """The shortest text that reads back as the same float (no digit is lost)."""
+    import numpy as np
+
+    if value != 0 and not (1e-6 <= abs(value) < 1e16):
+        return repr(float(value))
+    return np.format_float_positional(value, trim="-")
+
+
+def format_value(value: object, fmt: str | None = None, decimal: str = ".") -> str:
+    """Text for one cell. ``fmt`` is a column format from :attr:`LoadedTable.formats`:
+    ``"fixed:N"`` (N decimals, as the file wrote them), ``"date"``, ``"time"``,
+    ``"datetime"`` or None (numbers in their shortest exact form, anything else as str).
+    ``decimal`` is the decimal separator floats are shown with (the file's)."""
+    if _blank(value):
+        return ""
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float) or type(value).__module__ == "numpy":
+        kind = getattr(getattr(value, "dtype", None), "kind", "f")
+        if kind == "f":
+            if fmt and fmt.startswith("fixed:"):
+                text = f"{float(value):.{int(fmt[6:])}f}"
+            else:
+                text = _plain_number(float(value))
+            return text.replace(".", decimal) if decimal != "." else text
+        if kind in "iub":
+            return str(value)
+        if kind == "M":
+            import pandas as pd
+
+            value = pd.Timestamp(value)
+    if isinstance(value, datetime):
+        if fmt == "date":
+            return value.strftime("%Y-%m-%d")
+        if fmt == "time":
+            return value.strftime("%H:%M:%S") + (
+                f".{value.microsecond:06d}".rstrip("0") if value.microsecond else ""
+            )
+        text = value.isoformat(sep=" ")
+        return text[:-6] if text.endswith(".000000") else text
+    if isinstance(value, date | time):
+        return value.isoformat()
+    return str(value)
+
+
 @dataclass
 class LoadedTable:
-    """A parsed table and how it was read. ``notes`` are sentences worth showing the user."""
+    """A parsed table and how it was read.
+
+    ``notes`` are sentences worth showing the user (skipped rows, fallbacks). ``kind`` is
+    "csv", "excel" or "parquet"; ``sheet``/``sheets`` name the workbook sheet shown and
+    all of them (Excel only). ``formats`` maps a column's position to its display format
+    (see :func:`format_value`).
+    """
 
     frame: pd.DataFrame
     path: Path
@@ -79,6 +174,10 @@ class LoadedTable:
     encoding: str
     decimal: str
     notes: list[str] = field(default_factory=list)
+    kind: str = "csv"
+    sheet: str | None = None
+    sheets: tuple[str, ...] = ()
+    formats: dict[int, str] = field(default_factory=dict)
 
     @property
     def rows(self) -> int:
@@ -90,80 +189,32 @@ class LoadedTable:
 
     @property
     def name(self) -> str:
+        if self.kind == "excel" and self.sheet and len(self.sheets) > 1:
+            return f"{self.path.name} [{self.sheet}]"
         return self.path.name
 
     @property
     def delimiter_name(self) -> str:
         return DELIMITER_NAMES.get(self.delimiter, repr(self.delimiter))
 
+    @property
+    def source_label(self) -> str:
+        """How the file was read, in words: "comma-separated, UTF-8", "Excel, sheet …"."""
+        if self.kind == "excel":
+            return f"Excel workbook, sheet {self.sheet!r}" if self.sheet else "Excel workbook"
+        if self.kind == "parquet":
+            return "Parquet"
+        how = f"{self.delimiter_name}-separated, {self.encoding}"
+        return how + (", decimal comma" if self.decimal == "," else "")
 
-# --------------------------------------------------------------------------- detection
+    def format_cell(self, column: int, value: object) -> str:
+        """Text of ``value`` in the column at position ``column``, as the file wrote it."""
+        return format_value(value, self.formats.get(column), self.decimal)
 
-
-def _detect_encoding(sample: bytes, full_read: bool) -> tuple[str, str]:
-    """Return (encoding for pandas, label). The sample may end mid-character."""
-    if sample.startswith(codecs.BOM_UTF8):
-        return "utf-8-sig", "UTF-8 with BOM"
-    if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return "utf-16", "UTF-16"
-    try:
-        codecs.getincrementaldecoder("utf-8")().decode(sample, final=full_read)
-        return "utf-8", "UTF-8"
-    except UnicodeDecodeError:
-        pass
-    try:
-        sample.decode("cp1252")
-        return "cp1252", "Windows-1252 (Latin-1)"
-    except UnicodeDecodeError:
-        return "latin-1", "Latin-1"
-
-
-def _split_fields(lines: list[str], delim: str) -> list[list[str]]:
-    try:
-        return list(csv.reader(lines, delimiter=delim))
-    except csv.Error:
-        return [ln.split(delim) for ln in lines]
-
-
-def _detect_delimiter(lines: list[str], suffix: str) -> str:
-    """Choose the delimiter whose field count is most consistent across lines (quote-aware)."""
-    if not lines:
-        return "\t" if suffix in (".tsv", ".tab") else ","
-    best, best_score = None, (0.0, 0)
-    for delim in DELIMITERS:
-        counts = [len(r) for r in _split_fields(lines, delim) if r]
-        if not counts:
-            continue
-        mode, freq = Counter(counts).most_common(1)[0]
-        if mode < 2:
-            continue
-        score = (freq / len(counts), mode)
-        if score > best_score:
-            best, best_score = delim, score
-    if best is None:
-        return "\t" if suffix in (".tsv", ".tab") else ","
-    if suffix in (".tsv", ".tab") and "\t" in lines[0]:
-        return "\t"
-    return best
-
-
-_COMMA_DECIMAL = re.compile(r"^\s*[-+]?\d{1,3}(?:\.\d{3})*,\d+\s*$|^\s*[-+]?\d+,\d+\s*$")
-_DOT_DECIMAL = re.compile(r"^\s*[-+]?\d+\.\d+(?:[eE][-+]?\d+)?\s*$")
-
-
-def _detect_decimal(rows: list[list[str]], delim: str) -> str:
-    """A comma decimal is only possible when comma is not the delimiter; count votes."""
-    if delim == ",":
-        return "."
-    comma = dot = 0
-    for row in rows[1:]:
-        for cell in row:
-            cell = cell.strip().strip('"')
-            if _COMMA_DECIMAL.match(cell):
-                comma += 1
-            elif _DOT_DECIMAL.match(cell):
-                dot += 1
-    return "," if comma > dot else "."
+    def formatter(self, column: int) -> Callable[[object], str]:
+        """``format_cell`` for one column, for a view that formats many of its cells."""
+        fmt, decimal = self.formats.get(column), self.decimal
+        return lambda value: format_value(value, fmt, decimal)
 
 
 # --------------------------------------------------------------------------- loading
@@ -174,14 +225,16 @@ def load_table(
     *,
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_rows: int | None = None,
+    sheet: str | None = None,
 ) -> LoadedTable:
-    """Read a delimited text file into a DataFrame.
+    """Read a table file into a DataFrame: delimited text, Excel or Parquet.
 
     Refuses files over ``max_bytes`` without reading them (TableTooLargeError) unless
     ``max_rows`` is given, in which case only the first ``max_rows`` rows are read and a
-    note says so. Raises a TableError subclass for missing, empty, binary or unparseable
-    files. Header-only files load as 0 rows with a note; rows with too many fields are
-    skipped with a note naming how many.
+    note says so. ``sheet`` names the Excel sheet (default: the first with data). Raises a
+    TableError subclass for missing, empty, binary, mislabelled or unparseable files.
+    Header-only files load as 0 rows with a note; rows with too many fields are skipped with
+    a note naming how many.
     """
     path = Path(path)
     label = path.name
@@ -218,37 +271,63 @@ def load_table(
         raise TableNotFoundError(
             f"{label} cannot be read ({exc.strerror or exc}).", "Check the file's permissions."
         ) from exc
+    suffix = path.suffix.lower()
+    if suffix == ".xls" or (sample.startswith(_OLE_MAGIC) and suffix in EXCEL_SUFFIXES):
+        raise NotATableError(
+            f"{label} is an encrypted (password-protected) workbook or an old Excel 97–2003 "
+            "file, which kanoa desktop does not read.",
+            "Open it in a spreadsheet, remove the password, and save it as .xlsx or CSV.",
+        )
+    if suffix in EXCEL_SUFFIXES:
+        if not sample.startswith(_ZIP_MAGIC):
+            raise NotATableError(
+                f"{label} is named {suffix} but is not an Excel workbook.",
+                "Check the file, or rename it to what it holds.",
+            )
+        table = _load_excel(path, label, sheet, max_rows)
+    elif suffix in PARQUET_SUFFIXES or sample.startswith(_PARQUET_MAGIC):
+        if not sample.startswith(_PARQUET_MAGIC):
+            raise NotATableError(
+                f"{label} is named {suffix} but is not a Parquet file.",
+                "Check the file, or rename it to what it holds.",
+            )
+        table = _load_parquet(path, label, max_rows)
+    else:
+        table = _load_delimited(path, label, sample, size, max_rows)
+    table.notes[:0] = notes
+    return table
+
+
+def _load_delimited(
+    path: Path, label: str, sample: bytes, size: int, max_rows: int | None
+) -> LoadedTable:
+    notes: list[str] = []
     full_read = size <= SAMPLE_BYTES
-    encoding, enc_label = _detect_encoding(sample, full_read)
-    if encoding != "utf-16" and b"\x00" in sample:
+    dialect = delimited.sniff(sample, suffix=path.suffix.lower(), complete=full_read)
+    if dialect.binary:
         raise NotATableError(
             f"{label} is a binary file, not a CSV or TSV table.",
             "Export the data as CSV (comma- or semicolon-separated) or TSV.",
         )
-    text = sample.decode(encoding, errors="replace")
-    if not full_read:
-        text = text.rsplit("\n", 1)[0]  # drop the partial last line of the sample
-    lines = [ln for ln in text.splitlines() if ln.strip()][:200]
-    if not lines:
+    if not dialect.lines:
         raise EmptyTableError(f"{label} holds only blank lines.", "Check the file's contents.")
-    delim = _detect_delimiter(lines, path.suffix.lower())
-    rows = _split_fields(lines, delim)
-    decimal = _detect_decimal(rows, delim)
-    if encoding == "utf-16":
+    encoding, enc_label = dialect.encoding.codec, dialect.encoding.label
+    delim, decimal = dialect.delimiter, dialect.decimal
+    if enc_label == "UTF-16":
         notes.append("The file is UTF-16; it was converted while reading.")
 
     frame, skipped = _read(path, label, delim, decimal, encoding, max_rows)
     if frame is None:  # a UTF-8 sample, but the rest of the file is not UTF-8
-        encoding, enc_label = "cp1252", "Windows-1252 (Latin-1)"
-        frame, skipped = _read(path, label, delim, decimal, "cp1252", max_rows)
+        encoding, enc_label = delimited.CP1252.codec, delimited.CP1252.label
+        frame, skipped = _read(path, label, delim, decimal, encoding, max_rows)
         if frame is None:
-            encoding, enc_label = "latin-1", "Latin-1"
-            frame, skipped = _read(path, label, delim, decimal, "latin-1", max_rows)
+            encoding, enc_label = delimited.LATIN1.codec, delimited.LATIN1.label
+            frame, skipped = _read(path, label, delim, decimal, encoding, max_rows)
         notes.append("The file is not UTF-8 throughout; it was read as " + enc_label + ".")
     assert frame is not None
     if skipped:
         notes.append(skipped)
-    if frame.shape[1] == 1 and len(lines) > 1 and delim == ",":
+    if frame.shape[1] == 1 and len(dialect.lines) > 1 and delim == ",":
         notes.append("Only one column was found; the file may not be delimited.")
     if len(frame) == 0:
         notes.append("The file has a header row but no data rows.")
@@ -257,15 +336,32 @@ def load_table(
         notes.append(f"{len(unnamed)} column(s) had no header name.")
     if decimal == ",":
         notes.append("Numbers use a comma as the decimal separator.")
+    formats = _written_decimals(frame, dialect.rows, decimal)
+    formats.update(_parse_dates(frame, notes))
     return LoadedTable(
-        frame=frame, path=path, delimiter=delim, encoding=enc_label, decimal=decimal, notes=notes
+        frame=frame,
+        path=path,
+        delimiter=delim,
+        encoding=enc_label,
+        decimal=decimal,
+        notes=notes,
+        formats=formats,
     )
+
+
+_SKIPPING = re.compile(r"Skipping line (\d+)")
 
 
 def _read(
     path: Path, label: str, delim: str, decimal: str, encoding: str, max_rows: int | None
 ) -> tuple[pd.DataFrame | None, str]:
-    """Parse with the C engine. Returns (None, "") on a decode error so the caller falls back."""
+    """Parse with the C engine. Returns (None, "") on a decode error so the caller falls back.
+
+    Rows with more fields than the header are skipped; pandas warns once per skipped line,
+    and those warnings are counted into the returned note.
+    """
+    import pandas as pd
+
     kwargs = dict(
         sep=delim,
         decimal=decimal,
@@ -273,29 +369,15 @@ def _read(
         engine="c",
         nrows=max_rows,
         skip_blank_lines=True,
+        on_bad_lines="warn",
     )
     try:
-        try:
-            # low_memory=False would avoid mixed-type chunks but doubles the parse time; a
-            # DtypeWarning is turned into a note instead.
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", pd.errors.DtypeWarning)
-                frame = pd.read_csv(path, **kwargs)
-            mixed = [w for w in caught if issubclass(w.category, pd.errors.DtypeWarning)]
-            return frame, (
-                "Some columns mix numbers and text; they are kept as text." if mixed else ""
-            )
-        except pd.errors.ParserError as first:
-            # Ragged rows: skip lines with too many fields rather than refuse the whole file.
-            total = _count_lines(path)
-            frame = pd.read_csv(path, on_bad_lines="skip", **kwargs)
-            lost = max(0, total - 1 - len(frame))
-            detail = str(first).split("\n")[0].strip().rstrip(".")
-            return frame, (
-                f"{lost:,} row(s) with more fields than the header were skipped ({detail})."
-                if lost
-                else f"Some rows were irregular and were skipped ({detail})."
-            )
+        # low_memory=False would avoid mixed-type chunks but doubles the parse time; a
+        # DtypeWarning is turned into a note instead.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", pd.errors.DtypeWarning)
+            warnings.simplefilter("always", pd.errors.ParserWarning)
+            frame = pd.read_csv(path, **kwargs)
     except UnicodeDecodeError:
         return None, ""
     except pd.errors.EmptyDataError as exc:
@@ -311,16 +393,358 @@ def _read(
         raise TableNotFoundError(
             f"{label} cannot be read ({exc.strerror or exc}).", "Check the file."
         ) from exc
+    notes = []
+    lines: list[int] = []
+    for w in caught:
+        if issubclass(w.category, pd.errors.ParserWarning):
+            lines += [int(n) for n in _SKIPPING.findall(str(w.message))]
+    if lines:
+        shown = ", ".join(str(n) for n in lines[:5]) + (", …" if len(lines) > 5 else "")
+        notes.append(
+            f"{len(lines):,} row(s) with more fields than the header were skipped "
+            f"(line{'s' if len(lines) > 1 else ''} {shown})."
+        )
+    if any(issubclass(w.category, pd.errors.DtypeWarning) for w in caught):
+        notes.append("Some columns mix numbers and text; they are kept as text.")
+    return frame, " ".join(notes)
 
 
-def _count_lines(path: Path) -> int:
-    n = 0
-    last = b"\n"
-    with path.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
-            n += chunk.count(b"\n")
-            last = chunk[-1:]
-    return n + (0 if last == b"\n" else 1)
+_WRITTEN_NUMBER = {
+    ".": re.compile(r"^[-+]?\d*(?:\.(\d*))?$"),
+    ",": re.compile(r"^[-+]?[\d.]*(?:,(\d*))?$"),
+}
+
+
+def _written_decimals(frame: pd.DataFrame, rows: list[list[str]], decimal: str) -> dict[int, str]:
+    """``fixed:N`` for each float column whose sampled cells all show N decimals.
+
+    Only the sniffed rows (the first 200 lines) are looked at: a column that mixes 1.5 and
+    2.25 there, or writes exponents, keeps the shortest exact form instead.
+    """
+    import pandas as pd
+
+    pattern = _WRITTEN_NUMBER.get(decimal, _WRITTEN_NUMBER["."])
+    formats: dict[int, str] = {}
+    width = frame.shape[1]
+    body = [r for r in rows[1:] if len(r) == width]
+    for j in range(width):
+        if not pd.api.types.is_float_dtype(frame.dtypes.iloc[j]):
+            continue
+        seen: set[int] = set()
+        for row in body:
+            cell = row[j].strip().strip('"').strip()
+            if not cell:
+                continue
+            m = pattern.match(cell)
+            if m is None:  # an exponent, "NaN", "n/a"...
+                seen.add(-1)
+                break
+            seen.add(len(m.group(1) or ""))
+        if len(seen) == 1 and -1 not in seen:
+            formats[j] = f"fixed:{seen.pop()}"
+    return formats
+
+
+_DATE_START = re.compile(r"^\s*\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}(?:[ T]\d{1,2}:\d{2}.*)?\s*$")
+_TIME_ONLY = re.compile(r"^\s*\d{1,2}:\d{2}(:\d{2}(\.\d{1,9})?)?\s*$")
+
+
+def _date_format(values: list[str]) -> tuple[str, str] | None:
+    """(strptime format, display) that parses at least 90 % of ``values``, or None."""
+    import pandas as pd
+    from pandas.tseries.api import guess_datetime_format
+
+    first = values[0].strip()
+    if all(_TIME_ONLY.match(v) for v in values):
+        parts = first.count(":")
+        fmt = "%H:%M" if parts == 1 else ("%H:%M:%S.%f" if "." in first else "%H:%M:%S")
+        candidates = [(fmt, "time")]
+    elif sum(bool(_DATE_START.match(v)) for v in values) >= DATE_SHARE * len(values):
+        candidates = []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for dayfirst in (False, True):
+                fmt = guess_datetime_format(first, dayfirst=dayfirst)
+                if fmt and all(fmt != c[0] for c in candidates):
+                    has_time = "%H" in fmt or "%I" in fmt
+                    candidates.append((fmt, "datetime" if has_time else "date"))
+    else:
+        return None
+    best, best_ok = None, 0
+    sample = pd.Series(values, dtype=object)
+    for fmt, display in candidates:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            parsed = pd.to_datetime(sample, format=fmt, errors="coerce")
+        ok = int(parsed.notna().sum())
+        if ok > best_ok:
+            best, best_ok = (fmt, display), ok
+    return best if best_ok >= DATE_SHARE * len(values) else None
+
+
+def _parse_dates(frame: pd.DataFrame, notes: list[str]) -> dict[int, str]:
+    """Turn text columns that hold dates or times into datetimes, in place.
+
+    A column is converted when 90 % of its first 200 values parse with one format (ISO,
+    day-first or month-first, chosen by what parses more; time of day alone too). Values
+    that do not parse become missing and a note counts them.
+    """
+    import pandas as pd
+
+    formats: dict[int, str] = {}
+    converted: list[str] = []
+    for j in range(frame.shape[1]):
+        col = frame.iloc[:, j]
+        if not (pd.api.types.is_object_dtype(col.dtype) or pd.api.types.is_string_dtype(col)):
+            continue
+        head = col.dropna().head(DATE_SAMPLE)
+        values = [v for v in head.tolist() if isinstance(v, str) and v.strip()]
+        if len(values) < max(1, len(head) // 2):
+            continue
+        found = _date_format(values)
+        if found is None:
+            continue
+        fmt, display = found
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            parsed = pd.to_datetime(col, format=fmt, errors="coerce")
+        lost = int(col.notna().sum() - parsed.notna().sum())
+        frame.isetitem(j, parsed)
+        formats[j] = display
+        converted.append(str(frame.columns[j]))
+        if lost:
+            notes.append(
+                f"{lost:,} value(s) of column {frame.columns[j]!s} are not dates in the "
+                "column's format and show as missing."
+            )
+    if converted:
+        names = ", ".join(converted[:5]) + (", …" if len(converted) > 5 else "")
+        notes.append(f"Read as dates and times: {names}.")
+    return formats
+
+
+# --------------------------------------------------------------------------- Excel
+
+
+def _check_zip(path: Path, label: str) -> None:
+    """Refuse damaged workbooks and zip bombs before openpyxl inflates anything."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            expanded = sum(info.file_size for info in zf.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise TableParseError(
+            f"{label} is a damaged Excel workbook ({exc}).",
+            "Open it in a spreadsheet and save it again, or export the sheet as CSV.",
+        ) from exc
+    if expanded > MAX_XLSX_UNCOMPRESSED:
+        raise TableTooLargeError(
+            f"{label} expands to {_human_bytes(expanded)} when unpacked, more than the "
+            f"{_human_bytes(MAX_XLSX_UNCOMPRESSED)} limit for workbooks; it was not read.",
+            "Export the sheet you need as CSV.",
+        )
+
+
+def _open_workbook(path: Path, label: str):
+    from openpyxl import load_workbook
+
+    _check_zip(path, label)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "unknown extension", "no default style"
+            return load_workbook(path, read_only=True, data_only=True, keep_links=False)
+    except Exception as exc:  # noqa: BLE001 - openpyxl raises KeyError, ValueError, XML errors…
+        raise TableParseError(
+            f"{label} could not be read as an Excel workbook ({type(exc).__name__}: {exc}).",
+            "Open it in a spreadsheet and save it again, or export the sheet as CSV.",
+        ) from exc
+
+
+def list_sheets(path: Path | str) -> list[str]:
+    """The names of a workbook's worksheets, in order (chart sheets are left out)."""
+    path = Path(path)
+    wb = _open_workbook(path, path.name)
+    try:
+        return list(wb.sheetnames)
+    finally:
+        wb.close()
+
+
+_FIXED_FORMAT = re.compile(r"^[#,]*0(?:\.(0+))?$")
+
+
+def _sheet_probe(ws, rows: int = 50) -> tuple[bool, list[str | None]]:
+    """(has any value, number format of each column in the first data row(s))."""
+    has_data = False
+    formats: list[str | None] = []
+    for r, row in enumerate(ws.iter_rows(max_row=rows + 1)):
+        for j, cell in enumerate(row):
+            value = getattr(cell, "value", None)
+            if value is not None and value != "":
+                has_data = True
+            if r == 0:
+                continue
+            while len(formats) <= j:
+                formats.append(None)
+            fmt = getattr(cell, "number_format", None) if isinstance(value, float | int) else None
+            if fmt is None:
+                continue
+            if formats[j] is None:
+                formats[j] = fmt
+            elif formats[j] != fmt:
+                formats[j] = "mixed"
+    return has_data, formats
+
+
+def _load_excel(path: Path, label: str, sheet: str | None, max_rows: int | None) -> LoadedTable:
+    import pandas as pd
+
+    wb = _open_workbook(path, label)
+    notes: list[str] = []
+    try:
+        names = [ws.title for ws in wb.worksheets]
+        if sheet is not None and sheet not in names:
+            raise TableError(
+                f"{label} has no sheet named {sheet!r}.",
+                "Choose one of: " + ", ".join(names) + ".",
+            )
+        chosen, cell_formats = None, []
+        for name in [sheet] if sheet is not None else names:
+            has_data, cell_formats = _sheet_probe(wb[name])
+            if has_data:
+                chosen = name
+                break
+            if sheet is not None:
+                raise EmptyTableError(
+                    f"Sheet {sheet!r} of {label} is empty.",
+                    "Choose another sheet: " + ", ".join(n for n in names if n != sheet) + "."
+                    if len(names) > 1
+                    else "Check the workbook.",
+                )
+        if chosen is None:
+            raise EmptyTableError(
+                f"{label} has no data: "
+                + ("its only sheet is empty." if len(names) == 1 else "every sheet is empty."),
+                "Check that the workbook was saved with its data.",
+            )
+        if sheet is None and chosen != names[0]:
+            notes.append(f"Sheet {chosen!r} is shown: the sheets before it are empty.")
+    finally:
+        wb.close()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            frame = pd.read_excel(path, sheet_name=chosen, engine="openpyxl", nrows=max_rows)
+    except Exception as exc:  # noqa: BLE001 - openpyxl/pandas raise many kinds for bad sheets
+        raise TableParseError(
+            f"Sheet {chosen!r} of {label} could not be read ({type(exc).__name__}: {exc}).",
+            "Open it in a spreadsheet and save it again, or export the sheet as CSV.",
+        ) from exc
+    # Drop columns and rows that are entirely empty (formatting beyond the data).
+    frame = frame.dropna(axis=1, how="all").dropna(axis=0, how="all")
+    if frame.empty and len(frame.columns) == 0:
+        raise EmptyTableError(f"Sheet {chosen!r} of {label} has no data.", "Check the sheet.")
+    if len(frame) == 0:
+        notes.append("The sheet has a header row but no data rows.")
+    unnamed = [c for c in frame.columns if str(c).startswith("Unnamed: ")]
+    if unnamed:
+        notes.append(f"{len(unnamed)} column(s) had no header name.")
+    formats: dict[int, str] = {}
+    for j in range(frame.shape[1]):
+        col = frame.iloc[:, j]
+        if pd.api.types.is_float_dtype(col.dtype):
+            pos = frame.columns.get_loc(frame.columns[j])
+            fmt = cell_formats[pos] if isinstance(pos, int) and pos < len(cell_formats) else None
+            m = _FIXED_FORMAT.match(fmt or "")
+            if m:
+                formats[j] = f"fixed:{len(m.group(1) or '')}"
+        elif pd.api.types.is_datetime64_any_dtype(col.dtype):
+            times = col.dropna()
+            midnight = bool(len(times)) and bool((times == times.dt.normalize()).all())
+            formats[j] = "date" if midnight else "datetime"
+    formats.update(_parse_dates(frame, notes))
+    return LoadedTable(
+        frame=frame.reset_index(drop=True),
+        path=path,
+        delimiter="",
+        encoding="",
+        decimal=".",
+        notes=notes,
+        kind="excel",
+        sheet=chosen,
+        sheets=tuple(names),
+        formats=formats,
+    )
+
+
+# --------------------------------------------------------------------------- Parquet
+
+
+def _load_parquet(path: Path, label: str, max_rows: int | None) -> LoadedTable:
+    import pandas as pd
+
+    with warnings.catch_warnings():
+        # fastparquet reads a pandas option that pandas 3 deprecates, at import.
+        warnings.simplefilter("ignore")
+        from fastparquet import ParquetFile
+
+    notes: list[str] = []
+    # fastparquet leaves the files it opens itself to the garbage collector: give it one
+    # that is closed here.
+    try:
+        with path.open("rb") as fh:
+            try:
+                pf = ParquetFile(fh)
+                n_rows, n_cols = pf.count(), len(pf.columns)
+            except Exception as exc:  # noqa: BLE001 - thrift/format errors come in many kinds
+                raise TableParseError(
+                    f"{label} is a damaged or unsupported Parquet file "
+                    f"({type(exc).__name__}: {exc}).",
+                    "Write it again (for example with pandas.DataFrame.to_parquet) or export "
+                    "it as CSV.",
+                ) from exc
+            if n_rows * max(n_cols, 1) > MAX_PARQUET_CELLS and max_rows is None:
+                raise TableTooLargeError(
+                    f"{label} holds {n_rows:,} rows × {n_cols:,} columns, more than the "
+                    f"{MAX_PARQUET_CELLS:,}-cell limit for tables; it was not read.",
+                    "Load only the first rows, or select the columns you need into a smaller file.",
+                )
+            try:
+                frame = pf.head(max_rows) if max_rows is not None else pf.to_pandas()
+            except Exception as exc:  # noqa: BLE001
+                raise TableParseError(
+                    f"{label} could not be read ({type(exc).__name__}: {exc}).",
+                    "Write it again or export it as CSV.",
+                ) from exc
+    except OSError as exc:
+        raise TableNotFoundError(
+            f"{label} cannot be read ({exc.strerror or exc}).", "Check the file."
+        ) from exc
+    if max_rows is not None and n_rows > max_rows:
+        notes.append(f"Only the first {max_rows:,} of {n_rows:,} rows were read.")
+    if n_cols == 0:
+        raise EmptyTableError(f"{label} has no columns.", "Check the file.")
+    if len(frame) == 0:
+        notes.append("The file has columns but no rows.")
+    if not isinstance(frame.index, pd.RangeIndex):
+        frame = frame.reset_index()
+    formats: dict[int, str] = {}
+    for j in range(frame.shape[1]):
+        col = frame.iloc[:, j]
+        if pd.api.types.is_datetime64_any_dtype(col.dtype):
+            times = col.dropna()
+            midnight = bool(len(times)) and bool((times == times.dt.normalize()).all())
+            formats[j] = "date" if midnight else "datetime"
+    formats.update(_parse_dates(frame, notes))
+    return LoadedTable(
+        frame=frame,
+        path=path,
+        delimiter="",
+        encoding="",
+        decimal=".",
+        notes=notes,
+        kind="parquet",
+        formats=formats,
+    )
 
 
 def _human_bytes(n: float) -> str:
@@ -342,22 +766,27 @@ def estimate_tokens(text: str) -> int:
     return estimate_text_tokens(text)
 
 
-def _cell(value: object, width: int) -> str:
-    if isinstance(value, float):
-        text = "" if np.isnan(value) else f"{value:.6g}"
-    elif value is None or value is pd.NA or value is pd.NaT:
-        text = ""
+def _cell(value: object, width: int, fmt: str | None = None) -> str:
+    if fmt is None and isinstance(value, float):
+        text = "" if math.isnan(value) else f"{value:.6g}"  # compact for statistics
     else:
-        text = str(value)
+        text = format_value(value, fmt)
     text = text.replace("|", "\\|").replace("\n", " ").replace("\r", " ")
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _md_table(frame: pd.DataFrame, width: int, index_name: str = "row") -> str:
+def _md_table(
+    frame: pd.DataFrame,
+    width: int,
+    index_name: str = "row",
+    formats: dict[int, str] | None = None,
+) -> str:
+    fmts = [(formats or {}).get(j) for j in range(frame.shape[1])]
     header = [index_name] + [_cell(c, width) for c in frame.columns]
     out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for idx, row in zip(frame.index, frame.itertuples(index=False, name=None), strict=True):
-        out.append("| " + " | ".join([_cell(idx, width)] + [_cell(v, width) for v in row]) + " |")
+        cells = [_cell(v, width, f) for v, f in zip(row, fmts, strict=True)]
+        out.append("| " + " | ".join([_cell(idx, width)] + cells) + " |")
     return "\n".join(out)
 
 
@@ -399,10 +828,13 @@ def summarise_table(
     """
     if token_budget < 1:
         raise ValueError("token_budget must be positive")
+    import pandas as pd
+
     frame = table.frame if isinstance(table, LoadedTable) else table
     if name is None and isinstance(table, LoadedTable):
         name = table.name
     notes = table.notes if isinstance(table, LoadedTable) else []
+    formats = table.formats if isinstance(table, LoadedTable) else {}
     limit = token_budget * CHARS_PER_TOKEN
     n_rows, n_cols = frame.shape
     first_cols = frame.columns[: _LEVELS[0].max_cols]
@@ -412,7 +844,7 @@ def summarise_table(
 
     text = ""
     for level in _LEVELS:
-        text = _render(frame, name, notes, level, missing, described)
+        text = _render(frame, name, notes, level, missing, described, formats)
         if len(text) <= limit:
             return text
     marker = "\n…(summary cut to fit the token budget)"
@@ -428,7 +860,10 @@ def _render(
     lv: _Level,
     missing: pd.Series,
     described: pd.DataFrame | None,
+    formats: dict[int, str],
 ) -> str:
+    import numpy as np
+
     n_rows, n_cols = frame.shape
     cols = list(frame.columns[: lv.max_cols])
     hidden = n_cols - len(cols)
@@ -448,13 +883,23 @@ def _render(
             stats = shown.drop(columns=["count"], errors="ignore")
             out += ["", "### Numeric columns (describe)", "", _md_table(stats, lv.width, "column")]
     if n_rows:
-        view = frame[cols]
+        view = frame.iloc[:, : len(cols)]
         head = min(lv.head, n_rows)
         tail = min(lv.tail, n_rows - head)
         if head:
-            out += ["", f"### First {head} rows", "", _md_table(view.iloc[:head], lv.width)]
+            out += [
+                "",
+                f"### First {head} rows",
+                "",
+                _md_table(view.iloc[:head], lv.width, "row", formats),
+            ]
         if tail:
-            out += ["", f"### Last {tail} rows", "", _md_table(view.iloc[-tail:], lv.width)]
+            out += [
+                "",
+                f"### Last {tail} rows",
+                "",
+                _md_table(view.iloc[-tail:], lv.width, "row", formats),
+            ]
         middle = n_rows - head - tail
         if lv.sample and middle > 0:
             k = min(lv.sample, middle)
@@ -464,7 +909,7 @@ def _render(
                 "",
                 f"### {len(idx)} evenly spaced rows",
                 "",
-                _md_table(view.iloc[idx], lv.width),
+                _md_table(view.iloc[idx], lv.width, "row", formats),
             ]
     return "\n".join(out) + "\n"
 
@@ -473,8 +918,13 @@ def _render(
 
 
 def _numeric(series: pd.Series, label: str, allow_datetime: bool) -> np.ndarray:
+    import numpy as np
+    import pandas as pd
+
     if allow_datetime and pd.api.types.is_datetime64_any_dtype(series.dtype):
-        return series.to_numpy()
+        if getattr(series.dt, "tz", None) is not None:
+            series = series.dt.tz_convert("UTC").dt.tz_localize(None)  # plot in UTC
+        return series.to_numpy(dtype="datetime64[ns]")
     if pd.api.types.is_bool_dtype(series.dtype):
         return series.to_numpy(dtype=float, na_value=np.nan)
     if pd.api.types.is_numeric_dtype(series.dtype):
@@ -488,6 +938,8 @@ def _numeric(series: pd.Series, label: str, allow_datetime: bool) -> np.ndarray:
 def _minmax_downsample(x: np.ndarray, y: np.ndarray, buckets: int) -> tuple[np.ndarray, ...]:
     """Keep the min and max of each of ``buckets`` consecutive slices, in order: the line
     looks the same at screen resolution and spikes are not lost (unlike striding)."""
+    import numpy as np
+
     n = len(y)
     edges = np.linspace(0, n, buckets + 1).astype(int)
     keep: list[int] = []
@@ -519,6 +971,7 @@ def quick_plot(
     min and max per bucket; scatter plots over 100,000 points show an even subset, and the
     title says so. Raises PlotError for unknown columns, non-numeric data or no values.
     """
+    import numpy as np
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -571,6 +1024,8 @@ def quick_plot(
                 title_note = f" (every {step}th point)"
             ax.scatter(xv, yv, s=4, alpha=0.6, linewidths=0)
         ax.set_xlabel("row" if x is None else str(x))
+        if xv.dtype.kind == "M":
+            fig.autofmt_xdate()  # dates on a real time axis, labels slanted to fit
         ax.set_ylabel(str(y))
     label = {"line": "Line", "scatter": "Scatter", "hist": "Histogram"}[kind]
     ax.set_title(f"{label}{title_note}")

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 
+from kanoa_desktop.core.inputs import delimited
+
 # Reading more than this much text from one file gains little for retrieval and costs
 # index time and disk; the rest of the file is dropped with a note.
 MAX_TEXT_BYTES = 5 * 1024 * 1024
@@ -329,17 +331,22 @@ CSV_SAMPLE_ROWS = 5
 
 
 def _read_csv(path: Path, max_bytes: int) -> ReadResult:
-    """Header, size and a few rows: enough to find the table, never a full dump."""
+    """Header, size and a few rows: enough to find the table, never a full dump.
+
+    Encoding and delimiter come from the same sniffer the table loader uses, so a UTF-16
+    or semicolon-separated file that the table view reads is indexed, not called binary.
+    """
     data, capped = _read_bytes(path, max_bytes)
-    text, note = decode_text(data)
-    if text is None:
-        return ReadResult.skipped(note)
-    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-    if delimiter == ",":
-        try:
-            delimiter = csv.Sniffer().sniff(text[:4096], delimiters=",;\t|").delimiter
-        except csv.Error:
-            pass
+    dialect = delimited.sniff(
+        data[: delimited.SAMPLE_BYTES],
+        suffix=path.suffix.lower(),
+        complete=not capped and len(data) <= delimited.SAMPLE_BYTES,
+    )
+    if dialect.binary:
+        return ReadResult.skipped("binary file (contains NUL bytes)")
+    text = data.decode(dialect.encoding.codec, errors="replace").lstrip("\ufeff")
+    note = "" if dialect.encoding.codec.startswith("utf-8") else f"read as {dialect.encoding.label}"
+    delimiter = dialect.delimiter
     rows = csv.reader(io.StringIO(text[:65536]), delimiter=delimiter)
     try:
         header = next(rows, [])
