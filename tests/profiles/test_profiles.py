@@ -103,7 +103,7 @@ V1_DOC = {
 
 def test_v1_document_migrates_to_v2_and_hands_keys_out():
     doc, keys = migrate(json.loads(json.dumps(V1_DOC)))
-    assert doc["schema_version"] == 2
+    assert doc["schema_version"] == SCHEMA_VERSION
     by_name = {p["name"]: p for p in doc["profiles"]}
     molmo = by_name["Molmo box"]
     assert molmo["price_input_per_million"] == 0.25
@@ -126,7 +126,7 @@ def test_loading_a_v1_file_moves_its_key_to_the_keychain_and_rewrites_the_file(m
     assert store.active.vision == "yes"
     assert keys.get(store.active.id).reveal() == "sk-v1-secret-in-old-file"
     text = store.path.read_text()
-    assert json.loads(text)["schema_version"] == 2
+    assert json.loads(text)["schema_version"] == SCHEMA_VERSION
     assert "sk-v1-secret-in-old-file" not in text
 
 
