@@ -7,7 +7,22 @@ from PySide6.QtWidgets import QHeaderView, QTreeWidget, QTreeWidgetItem, QVBoxLa
 
 from kanoa_desktop.core.history.store import HistoryStore, UsageRow, UsageTotals
 
-COLUMNS = ["Period / model", "Questions", "Prompt tokens", "Output tokens", "Cost (USD)"]
+# Short number headers (the full meaning in each header's tooltip): the dock is narrow, and
+# the first column, with the model names, must never be cut ("T…").
+COLUMNS = ["Period / model", "Asked", "Prompt", "Output", "Cost"]
+COLUMN_TIPS = [
+    "Period, then each model",
+    "Questions asked",
+    "Prompt tokens",
+    "Output tokens",
+    "Cost in US dollars",
+]
+
+
+def short_model(model: str) -> str:
+    """The model name without its organisation ("meta-llama/Llama-3.2-11B-Vision-Instruct"
+    shows as "Llama-3.2-11B-Vision-Instruct"; the tooltip keeps the full name)."""
+    return model.rsplit("/", 1)[-1] or model
 
 
 def _cost(value: float) -> str:
@@ -27,20 +42,35 @@ class UsageView(QWidget):
         self.tree = QTreeWidget()
         self.tree.setObjectName("usageTree")
         self.tree.setHeaderLabels(COLUMNS)
-        self.tree.header().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header_item = self.tree.headerItem()
+        for c, tip in enumerate(COLUMN_TIPS):
+            header_item.setToolTip(c, tip)
+        # Every column as wide as its contents: a narrow dock scrolls sideways instead of
+        # cutting the model names.
         self.tree.header().setStretchLastSection(False)
-        for c in range(1, len(COLUMNS)):
+        for c in range(len(COLUMNS)):
             self.tree.header().setSectionResizeMode(c, QHeaderView.ResizeMode.ResizeToContents)
+        self.tree.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        self.tree.setIndentation(12)  # three levels deep: keep room for the names
         lay.addWidget(self.tree)
         self.totals: UsageTotals | None = None
         self.refresh()
 
-    def _row(self, parent, label: str, rows: list[UsageRow]) -> QTreeWidgetItem:
+    def _row(
+        self, parent, label: str, rows: list[UsageRow], *, shown: str | None = None
+    ) -> QTreeWidgetItem:
         p, o, cost = UsageTotals.total(rows)
         est = "~" if any(r.estimated for r in rows) else ""
         item = QTreeWidgetItem(
-            [label, str(sum(r.turns for r in rows)), f"{est}{p:,}", f"{est}{o:,}", _cost(cost)]
+            [
+                shown or label,
+                str(sum(r.turns for r in rows)),
+                f"{est}{p:,}",
+                f"{est}{o:,}",
+                _cost(cost),
+            ]
         )
+        item.setToolTip(0, label)
         for c in range(1, len(COLUMNS)):
             item.setTextAlignment(c, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if est:
@@ -74,12 +104,13 @@ class UsageView(QWidget):
                 days.setdefault(r.day, []).append(r)
             by_model = self._row(top, "By model", rows)
             for model in sorted(models):
-                self._row(by_model, model, models[model])
+                self._row(by_model, model, models[model], shown=short_model(model))
             by_day = self._row(top, "By day", rows)
             for day, day_rows in days.items():  # newest day first (the store's order)
                 d = self._row(by_day, day, day_rows)
                 for r in sorted(day_rows, key=lambda r: r.model):
-                    self._row(d, r.model or "(model unknown)", [r])
+                    model = r.model or "(model unknown)"
+                    self._row(d, model, [r], shown=short_model(model))
             by_model.setExpanded(True)
             by_day.setExpanded(True)
             top.setExpanded(True)
