@@ -37,8 +37,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from kanoa_desktop.core.ask.tokens import estimate_text_tokens  # noqa: E402
 from kanoa_desktop.core.config import paths  # noqa: E402
-from kanoa_desktop.core.kb.budget import estimate_tokens  # noqa: E402
 from kanoa_desktop.core.kb.index import KnowledgeBase  # noqa: E402
 from kanoa_desktop.core.kb.readers import decode_text  # noqa: E402
 from kanoa_desktop.core.kb.retrieval import ground, query_terms, search  # noqa: E402
@@ -188,7 +188,7 @@ def _folder_stats(root: Path) -> tuple[int, int, int]:
             size += path.stat().st_size
             if path.suffix != ".pdf":
                 text, _note = decode_text(path.read_bytes())
-                tokens += estimate_tokens(text or "")
+                tokens += estimate_text_tokens(text or "")
     return files, size, tokens
 
 

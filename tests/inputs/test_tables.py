@@ -9,15 +9,14 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from kanoa_desktop.core.ask.tokens import CHARS_PER_TOKEN, estimate_text_tokens
 from kanoa_desktop.core.inputs.tables import (
-    CHARS_PER_TOKEN,
     EmptyTableError,
     NotATableError,
     PlotError,
     TableError,
     TableNotFoundError,
     TableTooLargeError,
-    estimate_tokens,
     load_table,
     quick_plot,
     summarise_table,
@@ -177,7 +176,7 @@ def _wide(rows: int = 300, cols: int = 200) -> pd.DataFrame:
 def test_summary_never_exceeds_budget_on_wide_table(budget):
     text = summarise_table(_wide(), token_budget=budget, name="wide.csv")
     assert len(text) <= budget * CHARS_PER_TOKEN
-    assert estimate_tokens(text) <= budget
+    assert estimate_text_tokens(text) <= budget
 
 
 def test_summary_says_when_columns_are_hidden():

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from kanoa_desktop.core.kb.budget import estimate_tokens
+from kanoa_desktop.core.ask.tokens import estimate_text_tokens
 from kanoa_desktop.core.kb.chunking import chunk_segment
 from kanoa_desktop.core.kb.readers import Segment
 
@@ -15,7 +15,7 @@ def _doc() -> str:
 def test_chunks_respect_the_token_limit_and_cover_every_line():
     text = _doc()
     chunks = chunk_segment(Segment(text), max_tokens=50, overlap_tokens=10)
-    assert all(estimate_tokens(c.text) <= 50 for c in chunks)
+    assert all(estimate_text_tokens(c.text) <= 50 for c in chunks)
     lines = text.split("\n")
     for c in chunks:
         # The span is right: the chunk's first and last lines are those lines of the file.

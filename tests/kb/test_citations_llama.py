@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import pytest
 
+from kanoa_desktop.core.ask.tokens import estimate_text_tokens
 from kanoa_desktop.core.endpoint.chat import ChatRequest
 from kanoa_desktop.core.endpoint.client import ChatClient, collect
 from kanoa_desktop.core.endpoint.events import TextDelta, Usage
-from kanoa_desktop.core.kb.budget import estimate_tokens, token_budget
+from kanoa_desktop.core.kb.budget import token_budget
 from kanoa_desktop.core.kb.retrieval import MODE_RETRIEVED, ground
 from kanoa_desktop.ui.kb_panel import SourcesView
 
@@ -42,7 +43,7 @@ async def test_grounded_prompt_fits_the_real_context_and_citations_map_to_source
     async with ChatClient(llama_server.api_base) as client:
         context_length = (await client.models())[0].context_length
         budget = token_budget(
-            context_length, estimate_tokens(SYSTEM + question), max_tokens=MAX_TOKENS
+            context_length, estimate_text_tokens(SYSTEM + question), max_tokens=MAX_TOKENS
         )
         grounding = ground(big_kb, question, budget)
         assert grounding.mode == MODE_RETRIEVED

@@ -8,7 +8,8 @@ import random
 
 import pytest
 
-from kanoa_desktop.core.kb.budget import estimate_tokens, pack, token_budget
+from kanoa_desktop.core.ask.tokens import estimate_text_tokens
+from kanoa_desktop.core.kb.budget import pack, token_budget
 from kanoa_desktop.core.kb.retrieval import (
     MODE_NONE,
     MODE_RETRIEVED,
@@ -121,8 +122,8 @@ def test_packing_never_exceeds_the_budget_over_many_budgets(corpus_kb):
     ]:
         for q in questions:
             g = ground(corpus_kb, q, budget=budget, k=12)
-            assert g.tokens <= budget and estimate_tokens(g.prompt_block) <= budget
-            assert g.tokens == estimate_tokens(g.prompt_block)
+            assert g.tokens <= budget and estimate_text_tokens(g.prompt_block) <= budget
+            assert g.tokens == estimate_text_tokens(g.prompt_block)
             if g.mode == MODE_NONE:
                 assert g.notice == NO_PASSAGE_NOTICE
 
@@ -148,8 +149,8 @@ def test_token_budget_subtracts_prompt_images_answer_and_margin():
 
 
 def test_estimate_is_conservative_for_non_ascii():
-    assert estimate_tokens("abcdefg") == 2
-    assert estimate_tokens("温度") == 2 and estimate_tokens("") == 0
+    assert estimate_text_tokens("abcdefg") == 2
+    assert estimate_text_tokens("温度") == 2 and estimate_text_tokens("") == 0
 
 
 def test_small_knowledge_base_is_sent_whole_and_marked(tmp_path, make_kb):

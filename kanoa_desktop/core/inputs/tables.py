@@ -34,8 +34,7 @@ from datetime import date, datetime, time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kanoa_desktop.core.ask.tokens import CHARS_PER_TOKEN as TOKEN_CHARS
-from kanoa_desktop.core.ask.tokens import estimate_text_tokens
+from kanoa_desktop.core.ask.tokens import CHARS_PER_TOKEN, estimate_text_tokens
 from kanoa_desktop.core.endpoint.errors import KanoaError
 from kanoa_desktop.core.inputs import delimited
 from kanoa_desktop.core.inputs.delimited import DELIMITER_NAMES, SAMPLE_BYTES
@@ -45,7 +44,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
 DEFAULT_MAX_BYTES = 1_000_000_000  # 1 GB: pandas needs several times this in memory
-CHARS_PER_TOKEN = int(TOKEN_CHARS)  # the app's estimate: see kanoa_desktop.core.ask.tokens
 LINE_PLOT_MAX_POINTS = 5_000  # min/max buckets keep peaks visible below this
 SCATTER_MAX_POINTS = 100_000
 # An .xlsx is a zip of XML: a small file can expand without bound (a zip bomb). Sheets
@@ -758,14 +756,6 @@ def _human_bytes(n: float) -> str:
 # --------------------------------------------------------------------------- summary
 
 
-def estimate_tokens(text: str) -> int:
-    """Rough token count: ``ceil(len(text) / 4)``, the app's one estimate
-    (:func:`kanoa_desktop.core.ask.tokens.estimate_text_tokens`). Tokenizers vary; for
-    digit-heavy tables it is within about 30 %, so the budget is a target, not a guarantee
-    about a given model."""
-    return estimate_text_tokens(text)
-
-
 def _cell(value: object, width: int, fmt: str | None = None) -> str:
     if fmt is None and isinstance(value, float):
         text = "" if math.isnan(value) else f"{value:.6g}"  # compact for statistics
@@ -820,11 +810,15 @@ def summarise_table(
 ) -> str:
     """A deterministic Markdown summary of the table that fits ``token_budget`` tokens.
 
-    Tokens are estimated as 4 characters each (see :func:`estimate_tokens`). Sections: shape,
+    Tokens are counted with the app's one estimate,
+    :func:`~kanoa_desktop.core.ask.tokens.estimate_text_tokens` (tokenizers vary; for
+    digit-heavy tables it is within about 30 %, so the budget is a target, not a guarantee
+    about a given model). Sections: shape,
     columns with types and missing counts, describe() of numeric columns, head, tail and an
     evenly spaced sample. When the text is too long, fewer rows and columns are shown (with
     a note saying how many were left out); as a last resort the text is cut with a marker.
-    The result is never longer than ``token_budget * 4`` characters.
+    The result's estimate never exceeds ``token_budget`` (so it is never longer than
+    ``token_budget * CHARS_PER_TOKEN`` characters).
     """
     if token_budget < 1:
         raise ValueError("token_budget must be positive")
@@ -835,7 +829,7 @@ def summarise_table(
         name = table.name
     notes = table.notes if isinstance(table, LoadedTable) else []
     formats = table.formats if isinstance(table, LoadedTable) else {}
-    limit = token_budget * CHARS_PER_TOKEN
+    limit = int(token_budget * CHARS_PER_TOKEN)
     n_rows, n_cols = frame.shape
     first_cols = frame.columns[: _LEVELS[0].max_cols]
     missing = frame[first_cols].isna().sum()
@@ -845,12 +839,25 @@ def summarise_table(
     text = ""
     for level in _LEVELS:
         text = _render(frame, name, notes, level, missing, described, formats)
-        if len(text) <= limit:
+        if len(text) <= limit and estimate_text_tokens(text) <= token_budget:
             return text
+    return _cut_to_budget(text, token_budget)
+
+
+def _cut_to_budget(text: str, token_budget: int) -> str:
+    """The longest prefix of ``text``, with a marker when there is room for it, whose
+    estimate fits ``token_budget`` (the estimate grows with the prefix: binary search)."""
     marker = "\n…(summary cut to fit the token budget)"
-    if limit <= len(marker):
-        return text[:limit]
-    return text[: limit - len(marker)] + marker
+    if estimate_text_tokens(marker) >= token_budget:
+        marker = ""
+    lo, hi = 0, min(len(text), int(token_budget * CHARS_PER_TOKEN))
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if estimate_text_tokens(text[:mid] + marker) <= token_budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    return text[:lo] + marker
 
 
 def _render(

@@ -5,7 +5,7 @@ an index, :func:`ground` (``retrieval.py``) per question, and
 :func:`token_budget` (``budget.py``) to size what the knowledge base may add to a prompt.
 """
 
-from kanoa_desktop.core.kb.budget import estimate_tokens, token_budget
+from kanoa_desktop.core.kb.budget import token_budget
 from kanoa_desktop.core.kb.index import (
     FileReport,
     FolderWatcher,
@@ -38,7 +38,6 @@ __all__ = [
     "Source",
     "aground",
     "embed_pending",
-    "estimate_tokens",
     "ground",
     "kb_path_for",
     "token_budget",

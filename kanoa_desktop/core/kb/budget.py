@@ -1,34 +1,20 @@
-"""Token estimates and the knowledge-base share of a model's context.
+"""The knowledge-base share of a model's context, and packing passages into it.
 
-We cannot afford a real tokenizer per chunk (and the model's may be unknown), so tokens are
-estimated *conservatively*: English prose averages about 4 characters per token with
-common BPE tokenizers and code about 3-3.5, so ASCII text is counted at
-:data:`CHARS_PER_TOKEN` = 3.5 characters per token, rounded up; every non-ASCII character
-counts as a whole token (CJK and many symbols take one or more tokens each). The estimate
-therefore errs towards "too many tokens", which is the safe side for a budget. A caller
-with an exact tokenizer (llama.cpp ``/tokenize``) may pass its own ``count`` function.
+Tokens are counted with the app's one estimate,
+:func:`kanoa_desktop.core.ask.tokens.estimate_text_tokens` (conservative: we cannot afford
+a real tokenizer per chunk, and the model's may be unknown). A caller with an exact
+tokenizer (llama.cpp ``/tokenize``) may pass its own ``count`` function.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import TypeVar
 
-CHARS_PER_TOKEN = 3.5
+from kanoa_desktop.core.ask.tokens import estimate_text_tokens
 
 TokenCounter = Callable[[str], int]
 T = TypeVar("T")
-
-
-def estimate_tokens(text: str) -> int:
-    """Conservative token count of ``text`` (see the module docstring); 0 for ''."""
-    if not text:
-        return 0
-    if text.isascii():
-        return math.ceil(len(text) / CHARS_PER_TOKEN)
-    non_ascii = sum(1 for ch in text if ord(ch) > 127)
-    return math.ceil((len(text) - non_ascii) / CHARS_PER_TOKEN) + non_ascii
 
 
 def default_safety_margin(context_length: int) -> int:
@@ -57,7 +43,7 @@ def pack(
     items: list[T],
     budget: int,
     render: Callable[[list[T]], str],
-    count: TokenCounter = estimate_tokens,
+    count: TokenCounter = estimate_text_tokens,
     limit: int | None = None,
 ) -> list[T]:
     """The longest rank-ordered selection of ``items`` whose rendering fits ``budget``.

@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from kanoa_desktop.core.kb.budget import CHARS_PER_TOKEN
+from kanoa_desktop.core.ask.tokens import CHARS_PER_TOKEN
 from kanoa_desktop.core.kb.readers import Segment
 
 DEFAULT_MAX_TOKENS = 320

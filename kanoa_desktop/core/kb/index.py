@@ -29,8 +29,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kanoa_desktop.core.ask.tokens import estimate_text_tokens
 from kanoa_desktop.core.config import paths
-from kanoa_desktop.core.kb.budget import estimate_tokens
 from kanoa_desktop.core.kb.chunking import (
     DEFAULT_MAX_TOKENS,
     DEFAULT_OVERLAP_TOKENS,
@@ -567,7 +567,7 @@ class KnowledgeBase:
                     c.line_start,
                     c.line_end,
                     c.overlap,
-                    estimate_tokens(c.text),
+                    estimate_text_tokens(c.text),
                 )
                 for i, c in enumerate(chunks)
             ],

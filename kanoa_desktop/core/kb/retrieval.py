@@ -20,7 +20,8 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from kanoa_desktop.core.kb.budget import TokenCounter, estimate_tokens, pack
+from kanoa_desktop.core.ask.tokens import estimate_text_tokens
+from kanoa_desktop.core.kb.budget import TokenCounter, pack
 from kanoa_desktop.core.kb.index import Hit, KnowledgeBase
 
 NO_PASSAGE_NOTICE = "No passage from the knowledge base was used."
@@ -342,7 +343,7 @@ def ground(
     k: int = 8,
     per_file: int = 2,
     allow_whole: bool = True,
-    count: TokenCounter = estimate_tokens,
+    count: TokenCounter = estimate_text_tokens,
     query_vector: Sequence[float] | None = None,
     embed_model: str = "",
 ) -> Grounding:
