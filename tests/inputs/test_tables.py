@@ -179,6 +179,15 @@ def test_summary_never_exceeds_budget_on_wide_table(budget):
     assert estimate_text_tokens(text) <= budget
 
 
+@pytest.mark.parametrize("budget", [20, 150, 600])
+def test_a_table_of_cjk_text_stays_within_the_budget_estimate(budget):
+    # Each CJK character is a token in the estimate: a character count would overrun it.
+    frame = pd.DataFrame({"地点": [f"東京都千代田区観測所{i}" for i in range(400)], "温度": range(400)})
+    text = summarise_table(frame, token_budget=budget, name="観測.csv")
+    assert estimate_text_tokens(text) <= budget
+    assert "観測" in text or budget < 30
+
+
 def test_summary_says_when_columns_are_hidden():
     text = summarise_table(_wide(), token_budget=1500)
     assert "201 columns" in text
