@@ -11,11 +11,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import sys
 from typing import Any
 
 from kanoa_desktop.core.monitor.metrics import MetricsDeriver, ServerMetrics
 from kanoa_desktop.core.monitor.poller import MetricsPoller, MetricsUpdate, PollState
+from kanoa_desktop.core.safety import escape_control
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -40,20 +42,38 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _fmt(value: float | None, unit: str = "", digits: int = 1) -> str:
-    if value is None:
+    if value is None or not math.isfinite(value):
         return "—"
     return f"{value:.{digits}f}{(' ' + unit) if unit else ''}"
 
 
 def _pct(value: float | None) -> str:
-    return "—" if value is None else f"{value * 100:.1f} %"
+    return "—" if value is None or not math.isfinite(value) else f"{value * 100:.1f} %"
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float as None and every string escaped, so the
+    line is valid JSON (no bare NaN) and prints no terminal escapes."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, str):
+        return escape_control(value)
+    if isinstance(value, dict):
+        return {escape_control(str(k)): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
 
 
 def format_table(snapshot: ServerMetrics) -> str:
     """The human table ``metrics`` prints for one snapshot ("—" where a value is unknown)."""
-    models = ", ".join(snapshot.models) or "—"
+    models = ", ".join(escape_control(m) for m in snapshot.models) or "—"
     rows = [
-        ("server", f"{snapshot.kind}  (models: {models}; showing: {snapshot.model or 'all'})"),
+        (
+            "server",
+            f"{snapshot.kind}  (models: {models}; "
+            f"showing: {escape_control(snapshot.model or 'all')})",
+        ),
         (
             "requests",
             f"running {_fmt(snapshot.requests_running, digits=0)}  "
@@ -86,19 +106,21 @@ def format_table(snapshot: ServerMetrics) -> str:
         )
     )
     if snapshot.finished_reasons:
-        reasons = "  ".join(f"{k} {v}" for k, v in sorted(snapshot.finished_reasons.items()))
+        reasons = "  ".join(
+            f"{escape_control(k)} {v}" for k, v in sorted(snapshot.finished_reasons.items())
+        )
         rows.append(("finished", reasons))
     for gpu in snapshot.gpus:
         rows.append(
             (
-                f"GPU {gpu.gpu}",
-                f"{gpu.name or ''} util {_fmt(gpu.utilization_pct, '%', 0)}  "
+                f"GPU {escape_control(gpu.gpu)}",
+                f"{escape_control(gpu.name or '')} util {_fmt(gpu.utilization_pct, '%', 0)}  "
                 f"FB used {_fmt(gpu.fb_used_mib, 'MiB', 0)} free {_fmt(gpu.fb_free_mib, 'MiB', 0)}"
                 f"  {_fmt(gpu.temperature_c, '°C', 0)}  {_fmt(gpu.power_w, 'W', 0)}",
             )
         )
     for warning in snapshot.warnings:
-        rows.append(("warning", warning))
+        rows.append(("warning", escape_control(warning)))
     width = max(len(label) for label, _ in rows)
     return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)
 
@@ -108,10 +130,10 @@ def _print(update: MetricsUpdate, as_json: bool) -> None:
         record: dict[str, Any] = {"state": str(update.state), "message": update.message}
         if update.snapshot is not None:
             record.update(update.snapshot.to_dict())
-        print(json.dumps(record), flush=True)
+        print(json.dumps(_json_safe(record), allow_nan=False), flush=True)
         return
     if update.state is not PollState.LIVE:
-        print(update.message, flush=True)
+        print(escape_control(update.message), flush=True)
     if update.snapshot is not None:
         print(format_table(update.snapshot) + "\n", flush=True)
 
@@ -127,7 +149,11 @@ async def _main(args: argparse.Namespace) -> int:
     try:
         first = await poller.poll_once()
         if first.state is not PollState.LIVE:
-            print(f"Cannot read metrics from {args.url}: {first.message}", file=sys.stderr)
+            print(
+                f"Cannot read metrics from {escape_control(args.url)}: "
+                f"{escape_control(first.message)}",
+                file=sys.stderr,
+            )
             return 1
         if args.once:
             await asyncio.sleep(interval)

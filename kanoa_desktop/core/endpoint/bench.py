@@ -40,7 +40,7 @@ from kanoa_desktop.core.endpoint import errors as E
 from kanoa_desktop.core.endpoint.chat import ChatRequest, user_message
 from kanoa_desktop.core.endpoint.client import ChatClient
 from kanoa_desktop.core.inputs.figures import prepare_figure
-from kanoa_desktop.core.monitor.metrics import MetricsBodyError, parse_scrape
+from kanoa_desktop.core.monitor.metrics import MetricsBodyError, fetch_metrics, parse_scrape
 
 RESOURCES_DIR = Path(__file__).resolve().parents[3] / "resources" / "bench"
 DEFAULT_RUNS = 3
@@ -491,8 +491,8 @@ def scraping_reader(url: str, http: httpx.AsyncClient, timeout_s: float = 2.0) -
 
     async def read() -> MetricsReading | None:
         try:
-            resp = await http.get(url, timeout=timeout_s)
-        except httpx.HTTPError:
+            resp = await fetch_metrics(http, url, timeout_s=timeout_s)  # capped, deadlined
+        except (httpx.HTTPError, MetricsBodyError):
             return None
         if resp.status_code != 200:
             return None

@@ -167,19 +167,25 @@ def body_too_large(what: str, cap: int, *, partial_text: str = "") -> E.BodyTooL
     )
 
 
-async def read_capped(resp: httpx.Response, cap: int, what: str) -> bytes:
+async def read_capped(
+    resp: httpx.Response, cap: int, what: str, *, truncate: bool = False
+) -> bytes:
     """The body of a streamed ``resp``, read up to ``cap`` bytes.
 
     Raises :class:`~kanoa_desktop.core.endpoint.errors.BodyTooLarge` as soon as the body
-    (or its declared length) passes ``cap``; nothing past the cap is kept."""
+    (or its declared length) passes ``cap``; nothing past the cap is kept. With
+    ``truncate`` (error bodies, whose start says enough) it returns the first ``cap``
+    bytes instead and stops reading."""
     declared = resp.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > cap:
+    if not truncate and declared.isdigit() and int(declared) > cap:
         raise body_too_large(what, cap)
     buf = bytearray()
     async with contextlib.aclosing(resp.aiter_bytes()) as chunks:
         async for chunk in chunks:
             buf += chunk
             if len(buf) > cap:
+                if truncate:
+                    return bytes(buf[:cap])
                 raise body_too_large(what, cap)
     return bytes(buf)
 
@@ -375,7 +381,9 @@ class ChatClient:
             try:
                 ok = 200 <= resp.status_code < 300
                 cap = BODY_CAPS[kind] if ok else BODY_CAPS["error"]
-                content = await read_capped(resp, cap, what if ok else "error reply")
+                content = await read_capped(
+                    resp, cap, what if ok else "error reply", truncate=not ok
+                )
             finally:
                 await resp.aclose()
             return Reply(resp.status_code, resp.headers, content)
@@ -635,12 +643,11 @@ class ChatClient:
             if resp.status_code != 200:
                 try:
                     raw = await _until(
-                        deadline(), read_capped(resp, BODY_CAPS["error"], "error reply")
+                        deadline(),
+                        read_capped(resp, BODY_CAPS["error"], "error reply", truncate=True),
                     )
                 except _DeadlinePassed:
                     raw = b""  # the status says enough
-                except E.BodyTooLarge:
-                    raw = b""
                 raise await refine_router_error(
                     self._http, self.root, self._status_error(resp, raw, model=request.model),
                     request.model,

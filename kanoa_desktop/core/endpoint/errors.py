@@ -373,7 +373,7 @@ def retry_after_seconds(value: str | None, *, now: float | None = None) -> float
     return min(max(seconds, 0.0), 86_400.0)
 
 
-def _redirect_error(status: int, location: str, api_base: str, **kw: Any) -> Redirected:
+def _redirect_error(code: int, location: str, api_base: str, **kw: Any) -> Redirected:
     from urllib.parse import urlsplit
 
     here = urlsplit(api_base) if api_base else None
@@ -389,7 +389,7 @@ def _redirect_error(status: int, location: str, api_base: str, **kw: Any) -> Red
     elif location.startswith("/v1"):
         hint = "The API base is missing /v1: add it in Settings > Endpoint."
     return Redirected(
-        f"The server at {api_base or 'this address'} redirects ({status}) to {where}; "
+        f"The server at {api_base or 'this address'} redirects ({code}) to {where}; "
         "kanoa desktop does not follow redirects by itself.",
         hint,
         location=location,

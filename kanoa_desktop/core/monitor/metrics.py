@@ -14,10 +14,17 @@ Servers understood: vLLM (``vllm:*``, old and new names, with or without the ``e
 label and the ``_created`` families), llama.cpp ``llama-server`` (``llamacpp:*``) and the
 NVIDIA DCGM exporter (``DCGM_FI_DEV_*``). A value the body does not give is ``None``,
 never a pretend ``0``.
+
+Hostile or broken bodies: a sample whose value is NaN, infinite or negative is dropped
+(its metric reads as unknown, never "inf %" and never a crash); a series repeated with the
+same name and labels counts once (the first), never summed; :func:`fetch_metrics` reads at
+most :data:`METRICS_BODY_CAP` bytes within an overall deadline.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
 from bisect import bisect_left
 from collections import deque
@@ -25,11 +32,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 
+import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 __all__ = [
+    "METRICS_BODY_CAP",
     "DcgmGpu",
     "MetricsBodyError",
+    "MetricsBodyTooLarge",
+    "MetricsResponse",
+    "fetch_metrics",
     "MetricsDeriver",
     "Scrape",
     "ServerKind",
@@ -74,6 +86,63 @@ class ServerKind(StrEnum):
 
 class MetricsBodyError(ValueError):
     """The body is not Prometheus text. ``str(err)`` is a sentence a user can read."""
+
+
+class MetricsBodyTooLarge(MetricsBodyError):
+    """The body passed :data:`METRICS_BODY_CAP`; reading stopped there."""
+
+
+# A vLLM body is ~100 KB (a few MB with many LoRA adapters); anything past this is a
+# server or proxy sending without end.
+METRICS_BODY_CAP = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class MetricsResponse:
+    """A capped ``/metrics`` reply: the status and, for 200, the body as text."""
+
+    status_code: int
+    text: str
+
+
+async def fetch_metrics(
+    http: httpx.AsyncClient, url: str, *, timeout_s: float, cap: int = METRICS_BODY_CAP
+) -> MetricsResponse:
+    """GET ``url`` with a per-read ``timeout_s`` and an overall deadline of
+    ``max(3 * timeout_s, 10)`` seconds (so a body dripped byte by byte still ends), reading
+    at most ``cap`` bytes of a 200 body (other statuses' bodies are not read).
+
+    Raises ``httpx.ReadTimeout`` at the deadline (like any other transport error) and
+    :class:`MetricsBodyTooLarge` past the cap. Redirects are not followed."""
+    budget = max(3.0 * timeout_s, 10.0)
+    try:
+        async with asyncio.timeout(budget) as cm:
+            async with http.stream("GET", url, timeout=timeout_s, follow_redirects=False) as resp:
+                if resp.status_code != 200:
+                    return MetricsResponse(resp.status_code, "")
+                declared = resp.headers.get("content-length", "")
+                if declared.isdigit() and int(declared) > cap:
+                    raise _too_large(url, cap)
+                buf = bytearray()
+                async with contextlib.aclosing(resp.aiter_bytes()) as chunks:
+                    async for chunk in chunks:
+                        buf += chunk
+                        if len(buf) > cap:
+                            raise _too_large(url, cap)
+                return MetricsResponse(200, buf.decode(resp.encoding or "utf-8", "replace"))
+    except TimeoutError:
+        if cm.expired():
+            raise httpx.ReadTimeout(
+                f"the metrics page took more than {budget:.0f} s to arrive"
+            ) from None
+        raise
+
+
+def _too_large(url: str, cap: int) -> MetricsBodyTooLarge:
+    return MetricsBodyTooLarge(
+        f"The metrics page at {url} is larger than {cap // (1024 * 1024)} MB; kanoa desktop "
+        "stopped reading it. Check that the URL points at the model server's /metrics."
+    )
 
 
 # --- parsing -----------------------------------------------------------------------------
@@ -178,10 +247,18 @@ def _first_line(body: str) -> str:
 
 def _parse(text: str) -> dict[str, list[tuple[Labels, float]]]:
     samples: dict[str, list[tuple[Labels, float]]] = {}
+    seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             # prometheus_client gives int for integer-looking values (llama.cpp's "36").
-            samples.setdefault(sample.name, []).append((sample.labels, float(sample.value)))
+            value = float(sample.value)
+            if not math.isfinite(value) or value < 0:
+                continue  # unknown: never shown as "inf %", never summed into a total
+            key = (sample.name, tuple(sorted(sample.labels.items())))
+            if key in seen:
+                continue  # a repeated series counts once
+            seen.add(key)
+            samples.setdefault(sample.name, []).append((sample.labels, value))
     return samples
 
 
@@ -415,7 +492,10 @@ class MetricsDeriver:
             by_bound: dict[float, float] = {}
             for labels, value in pairs:
                 if self._selected(labels):
-                    bound = float(labels.get("le", "nan"))
+                    try:
+                        bound = float(labels.get("le", "nan"))
+                    except ValueError:
+                        continue  # a bucket bound that is not a number: not a bucket
                     by_bound[bound] = by_bound.get(bound, 0.0) + value
             return sorted((b, c) for b, c in by_bound.items() if not math.isnan(b))
         return []

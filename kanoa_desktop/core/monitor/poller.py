@@ -28,6 +28,7 @@ from kanoa_desktop.core.monitor.metrics import (
     MetricsDeriver,
     ServerKind,
     ServerMetrics,
+    fetch_metrics,
     parse_scrape,
 )
 
@@ -293,7 +294,9 @@ class MetricsPoller:
             return snapshot
         problem: str | None = None
         try:
-            resp = await self._client_or_new().get(self.dcgm_url, timeout=self.timeout_s)
+            resp = await fetch_metrics(
+                self._client_or_new(), self.dcgm_url, timeout_s=self.timeout_s
+            )
             if resp.status_code != 200:
                 problem = f"answered HTTP {resp.status_code}"
             else:
@@ -324,10 +327,15 @@ class MetricsPoller:
         try:
             failure: tuple[PollState, str, bool] | None = None
             try:
-                response = await self._client_or_new().get(self.url, timeout=self.timeout_s)
+                # Capped and deadlined: an endless or dripped body cannot grow or hang us.
+                response = await fetch_metrics(
+                    self._client_or_new(), self.url, timeout_s=self.timeout_s
+                )
             except httpx.HTTPError as err:
                 reason, definite = _describe_transport_error(self.url, err)
                 failure = (PollState.UNREACHABLE, reason, definite)
+            except MetricsBodyError as err:
+                failure = (PollState.BAD_BODY, str(err), True)
             else:
                 if response.status_code in (404, 501):
                     failure = (

@@ -1,0 +1,396 @@
+"""A small misbehaving HTTP server on loopback, for the hostile-input tests.
+
+Raw asyncio sockets (no web framework, so it can send what no framework would: an endless
+line, a body dripped byte by byte, a redirect to https). It runs its own event loop in a
+thread, so a test's loop drives the client against it. The first path segment picks the
+behaviour, so one server serves every scenario: ``server.api_base("runaway")`` is
+``http://127.0.0.1:PORT/runaway/v1``.
+
+Endless behaviours stop by themselves after ``ENDLESS_BYTES`` or ``ENDLESS_SECONDS``
+(whichever first), so a client that never stops reading still ends, with a process that
+has grown by that much: the memory assertions catch it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+ENDLESS_BYTES = 600 * 1024 * 1024
+ENDLESS_SECONDS = 90.0
+
+
+@dataclass
+class Request:
+    method: str
+    path: str  # after the scenario segment, e.g. "/v1/chat/completions"
+    headers: dict[str, str]
+    body: bytes
+    scenario: str
+
+
+@dataclass
+class Seen:
+    requests: list[Request] = field(default_factory=list)
+
+
+def _chunk(content: str | None = None, *, reasoning: str | None = None, finish=None, **extra):
+    delta = {}
+    if content is not None:
+        delta["content"] = content
+    if reasoning is not None:
+        delta["reasoning_content"] = reasoning
+    body = {
+        "id": "x",
+        "object": "chat.completion.chunk",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        **extra,
+    }
+    return b"data: " + json.dumps(body).encode() + b"\n\n"
+
+
+def _raw_chunk(json_text: str) -> bytes:
+    return b"data: " + json_text.encode() + b"\n\n"
+
+
+SSE_HEAD = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+    b"Connection: close\r\n\r\n"
+)
+
+
+def _head(status: str, ctype: str = "application/json", extra: str = "", length=None) -> bytes:
+    text = f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nConnection: close\r\n{extra}"
+    if length is not None:
+        text += f"Content-Length: {length}\r\n"
+    return (text + "\r\n").encode()
+
+
+async def _endless(writer: asyncio.StreamWriter, piece: bytes, pause: float = 0.0) -> None:
+    sent, started = 0, time.monotonic()
+    while sent < ENDLESS_BYTES and time.monotonic() - started < ENDLESS_SECONDS:
+        writer.write(piece)
+        sent += len(piece)
+        await writer.drain()
+        if pause:
+            await asyncio.sleep(pause)
+
+
+Handler = Callable[[Request, asyncio.StreamWriter], Awaitable[None]]
+SCENARIOS: dict[str, Handler] = {}
+
+
+def scenario(name: str):
+    def register(fn: Handler) -> Handler:
+        SCENARIOS[name] = fn
+        return fn
+
+    return register
+
+
+# --- bodies without end -------------------------------------------------------------------
+
+
+@scenario("endless-json")
+async def endless_json(req: Request, w: asyncio.StreamWriter) -> None:
+    # /v1/models, /v1/embeddings, a non-streamed chat reply: a JSON list that never closes.
+    w.write(_head("200 OK") + b'{"object":"list","data":[')
+    await _endless(w, b'{"id":"m","object":"model","owned_by":"x"},' * 1000)
+
+
+@scenario("endless-error")
+async def endless_error(req: Request, w: asyncio.StreamWriter) -> None:
+    w.write(_head("500 Internal Server Error") + b'{"error":{"message":"')
+    await _endless(w, b"x" * 65536)
+
+
+@scenario("endless-metrics")
+async def endless_metrics(req: Request, w: asyncio.StreamWriter) -> None:
+    w.write(_head("200 OK", "text/plain; version=0.0.4"))
+    await _endless(w, b'vllm:num_requests_running{model_name="m"} 1.0\n' * 2000)
+
+
+@scenario("endless-line")
+async def endless_line(req: Request, w: asyncio.StreamWriter) -> None:
+    w.write(SSE_HEAD + _chunk("Hello") + b'data: {"choices":[{"delta":{"content":"')
+    await _endless(w, b"a" * 65536)
+
+
+@scenario("runaway")
+async def runaway(req: Request, w: asyncio.StreamWriter) -> None:
+    # A server that ignores max_tokens: a token per chunk, never a finish_reason.
+    w.write(SSE_HEAD)
+    await _endless(w, b"".join(_chunk("tok ") for _ in range(200)))
+
+
+@scenario("huge-chunks")
+async def huge_chunks(req: Request, w: asyncio.StreamWriter) -> None:
+    # Few chunks, each a large piece of text: counted by characters, not chunks.
+    w.write(SSE_HEAD)
+    await _endless(w, _chunk("word " * 40_000))
+
+
+# --- timeouts that must not be reset by bytes -----------------------------------------------
+
+
+@scenario("keepalive")
+async def keepalive(req: Request, w: asyncio.StreamWriter) -> None:
+    w.write(SSE_HEAD)
+    await _endless(w, b": keep-alive\n\n", pause=0.05)
+
+
+@scenario("keepalive-after-token")
+async def keepalive_after_token(req: Request, w: asyncio.StreamWriter) -> None:
+    w.write(SSE_HEAD + _chunk("The first words"))
+    await _endless(w, b": keep-alive\n\n", pause=0.05)
+
+
+@scenario("drip")
+async def drip(req: Request, w: asyncio.StreamWriter) -> None:
+    # One byte every 50 ms, never completing anything: each read succeeds, so a per-read
+    # timeout never fires.
+    if req.path.endswith("/chat/completions"):
+        w.write(SSE_HEAD + _chunk("The first words") + b'data: {"choices":[')
+    else:
+        w.write(_head("200 OK") + b'{"object":"list","data":[')
+    await _endless(w, b" ", pause=0.05)
+
+
+@scenario("silent-headers")
+async def silent_headers(req: Request, w: asyncio.StreamWriter) -> None:
+    # Status line dripped one byte at a time: headers that never end.
+    for i in range(int(ENDLESS_SECONDS / 0.05)):
+        w.write(b"HTTP/1.1 200 OK\r\nX-Drip: "[i : i + 1] if i < 25 else b"a")
+        await w.drain()
+        await asyncio.sleep(0.05)
+
+
+# --- clear messages -----------------------------------------------------------------------
+
+
+@scenario("ratelimit")
+async def ratelimit(req: Request, w: asyncio.StreamWriter) -> None:
+    body = b'{"error":{"message":"Too many requests","type":"rate_limit"}}'
+    w.write(_head("429 Too Many Requests", extra="Retry-After: 7\r\n", length=len(body)) + body)
+
+
+@scenario("busy-date")
+async def busy_date(req: Request, w: asyncio.StreamWriter) -> None:
+    import email.utils
+
+    when = email.utils.formatdate(time.time() + 30, usegmt=True)
+    w.write(_head("503 Service Unavailable", extra=f"Retry-After: {when}\r\n", length=0))
+
+
+@scenario("to-https")
+async def to_https(req: Request, w: asyncio.StreamWriter) -> None:
+    host = req.headers.get("host", "127.0.0.1")
+    loc = f"https://{host}/to-https{req.path}"
+    w.write(_head("301 Moved Permanently", extra=f"Location: {loc}\r\n", length=0))
+
+
+@scenario("to-v1")
+async def to_v1(req: Request, w: asyncio.StreamWriter) -> None:
+    # The user typed the base without /v1; the server redirects /chat/completions there.
+    host = req.headers.get("host", "127.0.0.1")
+    loc = f"http://{host}/to-v1/v1{req.path}"
+    w.write(_head("307 Temporary Redirect", extra=f"Location: {loc}\r\n", length=0))
+
+
+@scenario("echo-key")
+async def echo_key(req: Request, w: asyncio.StreamWriter) -> None:
+    auth = req.headers.get("authorization", "")
+    body = json.dumps(
+        {"error": {"message": f"Invalid credentials. Received header Authorization: {auth}"}}
+    ).encode()
+    w.write(_head("400 Bad Request", length=len(body)) + body)
+
+
+@scenario("echo-key-500")
+async def echo_key_500(req: Request, w: asyncio.StreamWriter) -> None:
+    auth = req.headers.get("authorization", "")
+    key = auth.split(" ", 1)[-1]
+    body = f"<html><body>upstream failed for api_key={key} ({auth})</body></html>".encode()
+    w.write(_head("502 Bad Gateway", "text/html", length=len(body)) + body)
+
+
+@scenario("surrogate")
+async def surrogate(req: Request, w: asyncio.StreamWriter) -> None:
+    w.write(
+        SSE_HEAD
+        + _chunk("Plot ")
+        + _raw_chunk('{"choices":[{"index":0,"delta":{"content":"\\ud83d"},"finish_reason":null}]}')
+        + _chunk(" of growth", finish="stop")
+        + b"data: [DONE]\n\n"
+    )
+
+
+@scenario("nan-usage")
+async def nan_usage(req: Request, w: asyncio.StreamWriter) -> None:
+    w.write(
+        SSE_HEAD
+        + _chunk("One two three", finish="stop")
+        + _raw_chunk('{"choices":[],"usage":{"prompt_tokens":NaN,"completion_tokens":Infinity}}')
+        + b"data: [DONE]\n\n"
+    )
+
+
+@scenario("absurd-usage")
+async def absurd_usage(req: Request, w: asyncio.StreamWriter) -> None:
+    w.write(
+        SSE_HEAD
+        + _chunk("One two three", finish="stop")
+        + _raw_chunk('{"choices":[],"usage":{"prompt_tokens":-5,"completion_tokens":1e35}}')
+        + b"data: [DONE]\n\n"
+    )
+
+
+@scenario("huge-usage-int")
+async def huge_usage_int(req: Request, w: asyncio.StreamWriter) -> None:
+    w.write(
+        SSE_HEAD
+        + _chunk("One two three", finish="stop")
+        + _raw_chunk(
+            '{"choices":[],"usage":{"prompt_tokens":12,"completion_tokens":'
+            + "9" * 36
+            + "}}"
+        )
+        + b"data: [DONE]\n\n"
+    )
+
+
+@scenario("reasoning-only")
+async def reasoning_only(req: Request, w: asyncio.StreamWriter) -> None:
+    w.write(
+        SSE_HEAD
+        + _chunk(reasoning="Let me think about the axes. ")
+        + _chunk(reasoning="The x axis is time, and", finish="length")
+        + b"data: [DONE]\n\n"
+    )
+
+
+@scenario("odd-shapes")
+async def odd_shapes(req: Request, w: asyncio.StreamWriter) -> None:
+    # Chunks that are valid JSON but not the expected shapes: none may crash the client.
+    w.write(
+        SSE_HEAD
+        + _raw_chunk('{"choices": 5}')
+        + _raw_chunk('{"choices": ["x", null, {"delta": "text"}]}')
+        + _raw_chunk('{"choices": [{"delta": {"content": 42}}]}')
+        + _raw_chunk('{"choices": [{"delta": {"content": ["a"]}}]}')
+        + _raw_chunk("[1, 2]")
+        + _chunk("Fine.", finish="stop")
+        + b"data: [DONE]\n\n"
+    )
+
+
+@scenario("metrics-nan")
+async def metrics_nan(req: Request, w: asyncio.StreamWriter) -> None:
+    body = (
+        b"# TYPE vllm:kv_cache_usage_perc gauge\n"
+        b'vllm:kv_cache_usage_perc{model_name="m",engine="0"} NaN\n'
+        b"# TYPE vllm:num_requests_running gauge\n"
+        b'vllm:num_requests_running{model_name="m",engine="0"} +Inf\n'
+        b"# TYPE vllm:num_requests_waiting gauge\n"
+        b'vllm:num_requests_waiting{model_name="m",engine="0"} -3\n'
+        b"# TYPE vllm:prompt_tokens counter\n"
+        b'vllm:prompt_tokens_total{model_name="m",engine="0"} NaN\n'
+        b"# TYPE vllm:request_success counter\n"
+        b'vllm:request_success_total{finished_reason="stop",model_name="m",engine="0"} NaN\n'
+        b'vllm:request_success_total{finished_reason="length",model_name="m",engine="0"} 4\n'
+    )
+    w.write(_head("200 OK", "text/plain; version=0.0.4", length=len(body)) + body)
+
+
+class HostileServer:
+    """Serve every scenario on one loopback port; ``with HostileServer() as s: ...``."""
+
+    def __init__(self) -> None:
+        self.port = 0
+        self.seen = Seen()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._server: asyncio.base_events.Server | None = None
+        self._tasks: set[asyncio.Task] = set()
+
+    def url(self, scenario: str, path: str = "") -> str:
+        return f"http://127.0.0.1:{self.port}/{scenario}{path}"
+
+    def api_base(self, scenario: str) -> str:
+        return self.url(scenario, "/v1")
+
+    def start(self) -> HostileServer:
+        self._thread = threading.Thread(target=self._run, name="hostile-server", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("the hostile test server did not start")
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._shutdown)
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def __enter__(self) -> HostileServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _shutdown(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        if self._server is not None:
+            self._server.close()
+        assert self._loop is not None
+        self._loop.call_later(0.2, self._loop.stop)
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        self._server = loop.run_until_complete(
+            asyncio.start_server(self._handle, "127.0.0.1", 0)
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+        self._ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            loop.close()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            method, target, _ = lines[0].split(" ", 2)
+            headers = {}
+            for line in lines[1:]:
+                if ":" in line:
+                    k, v = line.split(":", 1)
+                    headers[k.strip().lower()] = v.strip()
+            body = b""
+            if headers.get("content-length", "0").isdigit():
+                body = await reader.readexactly(int(headers.get("content-length", "0")))
+            name, _, rest = target.lstrip("/").partition("/")
+            req = Request(method, "/" + rest, headers, body, name)
+            self.seen.requests.append(req)
+            handler = SCENARIOS.get(name)
+            if handler is None:
+                writer.write(_head("404 Not Found", length=0))
+            else:
+                await handler(req, writer)
+            await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            pass
+        finally:
+            self._tasks.discard(task)
+            writer.close()
