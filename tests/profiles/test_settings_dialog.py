@@ -107,9 +107,11 @@ def test_no_keychain_offers_session_only_and_then_keeps_the_key(qtbot, store, no
     qtbot.addWidget(dlg)
     dlg.show()
     page = dlg.endpoint
+    # A local server with no key: nothing to say about keychains yet.
+    assert not page.session_button.isVisibleTo(dlg)
+    type_key(qtbot, page.api_key_edit, "sk-session-1")
     assert page.session_button.isVisibleTo(dlg)
     assert "No system keychain" in page.keychain_label.text()
-    type_key(qtbot, page.api_key_edit, "sk-session-1")
     assert not dlg.apply()
     assert "cannot be saved" in page.messages.text()
     dlg.grab().save(str(SHOTS / "settings_endpoint_no_keychain.png"))

@@ -11,6 +11,7 @@ App-wide settings go through ``load_preferences`` / ``save_preferences``.
 from __future__ import annotations
 
 import dataclasses
+from urllib.parse import urlsplit
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
@@ -20,6 +21,7 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QHeaderView,
@@ -27,6 +29,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
+    QScrollArea,
     QSizePolicy,
     QSpinBox,
     QTreeWidget,
@@ -42,6 +45,7 @@ from kanoa_desktop.core.config.profiles import (
     Preferences,
     Profile,
     derive_metrics_url,
+    is_local_host,
     is_unencrypted_remote,
     validate_api_base,
     vision_block_reason,
@@ -60,6 +64,12 @@ class KeyChange:
 
     key: Secret | None
 
+
+_KEYCHAIN_LINES = {
+    KeychainState.KEYCHAIN: "Keys are saved in the system keychain.",
+    KeychainState.SESSION_ONLY: "Keys are kept for this session only.",
+    KeychainState.UNAVAILABLE: "No system keychain: keys cannot be saved.",
+}
 
 _ERROR_STYLE = "color: palette(bright-text); background: #b3261e; padding: 4px; border-radius: 3px;"
 _WARN_STYLE = "color: black; background: #f6d365; padding: 4px; border-radius: 3px;"
@@ -160,6 +170,7 @@ class EndpointPage(SettingsPage):
 
     def __init__(self, keys: KeyStore, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self._scroll_body()
         self._keys = keys
         self._pending_key: Secret | None = None
         self._forget_key = False
@@ -196,13 +207,16 @@ class EndpointPage(SettingsPage):
         key_row.addWidget(self.api_key_edit, 1)
         key_row.addWidget(self.forget_key_button)
         self.form.addRow("API key", key_row)
-        self.keychain_label = _label(name="keychainStatusLabel")
+        # Where keys are kept: one short line (the full story in its tooltip), shown only
+        # when a key matters — a key is set, or the server is another machine. A wrapped
+        # paragraph here dominated the page and was squeezed (clipped) after Test connection.
+        self.keychain_label = _label(wrap=False, name="keychainStatusLabel")
         self.session_button = QPushButton(
             "Keep keys for this session only", objectName="sessionOnlyButton"
         )
         self.session_button.clicked.connect(self._session_only)
-        self.form.addRow("", self.keychain_label)
         session_row = QHBoxLayout()
+        session_row.addWidget(self.keychain_label)
         session_row.addWidget(self.session_button)
         session_row.addStretch(1)
         self.form.addRow("", session_row)
@@ -274,6 +288,25 @@ class EndpointPage(SettingsPage):
             w.textChanged.connect(self.changed)
         self.finish_layout()
 
+    def _scroll_body(self) -> None:
+        """Put the page's form (and what comes below it) in a scroll area: with a remote
+        address, a key and a Test connection result it is taller than the dialog, and Qt
+        squeezed the warnings until they were clipped instead."""
+        outer = self.body
+        outer.removeItem(self.form)
+        self.form.setParent(None)
+        content = QWidget(objectName="endpointPageContent")
+        self.body = QVBoxLayout(content)
+        self.body.setContentsMargins(0, 0, 0, 0)
+        self.body.addLayout(self.form)
+        self.scroll = QScrollArea(objectName="endpointPageScroll")
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.scroll.setWidget(content)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(self.scroll)
+
     # -- key handling: the widget never keeps the key after entry
     def _take_key(self) -> None:
         text = self.api_key_edit.text()
@@ -336,14 +369,19 @@ class EndpointPage(SettingsPage):
         else:
             self.api_key_edit.setPlaceholderText("None (most local servers need no key)")
         self.forget_key_button.setEnabled(stored or self._pending_key is not None)
-        self.keychain_label.setText(status.message)
         unavailable = status.state is KeychainState.UNAVAILABLE
+        self.keychain_label.setText(_KEYCHAIN_LINES[status.state])
+        self.keychain_label.setToolTip(status.message)
         self.keychain_label.setStyleSheet(_WARN_STYLE if unavailable else "")
-        self.form.setRowVisible(self._session_row, unavailable)
+        host = urlsplit(self.api_base_edit.text().strip()).hostname or "localhost"
+        key_matters = stored or self._pending_key is not None or not is_local_host(host)
+        self.form.setRowVisible(self._session_row, key_matters)  # shows the whole row
+        self.session_button.setVisible(key_matters and unavailable)
 
     # -- fields
     def _api_base_changed(self, text: str) -> None:
         self.form.setRowVisible(self.unencrypted_label, is_unencrypted_remote(text))
+        self._refresh_key_status()
 
     def _model_changed(self, text: str) -> None:
         ctx = self._context.get(text)
