@@ -9,7 +9,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QWidget
 
-from kanoa_desktop.core.ask.pricing import format_cost
+from kanoa_desktop.core.ask.pricing import energy_cost, format_cost
 from kanoa_desktop.core.ask.stats import StreamStats
 
 STATES = {
@@ -78,8 +78,9 @@ class StreamStatus(QWidget):
 
     def set_energy(self, wh: float, price_per_kwh: float | None = None) -> None:
         text = f"{wh:.3f} Wh" if wh < 10 else f"{wh:.1f} Wh"
-        if price_per_kwh:
-            text += f" ({format_cost(wh / 1000 * price_per_kwh)})"
+        cost = energy_cost(wh, price_per_kwh)
+        if cost:
+            text += f" ({format_cost(cost)})"
         self.energy.setText(text)
         self.energy.show()
 

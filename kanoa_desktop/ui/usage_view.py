@@ -5,6 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QHeaderView, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
+from kanoa_desktop.core.ask.pricing import format_cost
 from kanoa_desktop.core.history.store import HistoryStore, UsageRow, UsageTotals
 
 # Short number headers (the full meaning in each header's tooltip): the dock is narrow, and
@@ -23,10 +24,6 @@ def short_model(model: str) -> str:
     """The model name without its organisation ("meta-llama/Llama-3.2-11B-Vision-Instruct"
     shows as "Llama-3.2-11B-Vision-Instruct"; the tooltip keeps the full name)."""
     return model.rsplit("/", 1)[-1] or model
-
-
-def _cost(value: float) -> str:
-    return f"${value:.4f}" if value < 1 else f"${value:,.2f}"
 
 
 class UsageView(QWidget):
@@ -67,7 +64,7 @@ class UsageView(QWidget):
                 str(sum(r.turns for r in rows)),
                 f"{est}{p:,}",
                 f"{est}{o:,}",
-                _cost(cost),
+                format_cost(cost),
             ]
         )
         item.setToolTip(0, label)

@@ -11,7 +11,6 @@ from kanoa_desktop.core.monitor.gpu import (
     GpuReading,
     LocalGpuReader,
     NvmlUnavailable,
-    energy_cost,
     energy_wh,
     pcie_warning,
     read_local_gpus,
@@ -119,8 +118,6 @@ def test_unknown_fields_give_no_warnings():
 
 def test_energy_helpers():
     assert energy_wh(300.0, 36.0) == pytest.approx(3.0)  # 300 W for 1/100 h
-    assert energy_cost(3.0, 0.25) == pytest.approx(0.00075)  # 0.003 kWh at 0.25 a kWh
-    assert energy_cost(3.0, None) is None
 
 
 def test_energy_meter_integrates_trapezoids():

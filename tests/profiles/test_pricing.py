@@ -107,8 +107,10 @@ def test_cost_tracker_sums_a_session():
 
 
 def test_energy_cost_and_cost_formatting():
-    assert energy_cost(3_600_000, 0.30) == pytest.approx(0.30)
+    assert energy_cost(1000.0, 0.30) == pytest.approx(0.30)  # watt-hours: 1 kWh
+    assert energy_cost(3.0, 0.25) == pytest.approx(0.00075)  # one answer's GPU energy
     assert energy_cost(1000, None) is None
+    assert format_cost(1234.5) == "$1,234.50"
     assert format_cost(0.00012) == "$0.00012"
     assert format_cost(0.000054) == "$0.000054"  # one local answer: never "$0.00"
     assert format_cost(1.234) == "$1.23"

@@ -157,11 +157,12 @@ def answer_cost(prompt_tokens: int, output_tokens: int, prices: Prices) -> float
     ) / 1_000_000
 
 
-def energy_cost(joules: float, price_per_kwh: float | None) -> float | None:
-    """Electricity cost of ``joules`` at ``price_per_kwh`` (None when no price is set)."""
+def energy_cost(energy_wh: float, price_per_kwh: float | None) -> float | None:
+    """Electricity cost of ``energy_wh`` watt-hours (the unit history and the GPU panel use)
+    at ``price_per_kwh``; None when no price is set."""
     if price_per_kwh is None:
         return None
-    return max(joules, 0.0) / 3_600_000 * price_per_kwh
+    return max(energy_wh, 0.0) / 1000.0 * price_per_kwh
 
 
 @dataclass(frozen=True)
@@ -203,11 +204,11 @@ class CostTracker:
 
 
 def format_cost(dollars: float) -> str:
-    """``$1.23``, or two significant digits below a cent (``$0.000054``): a local model's
+    """The app's one cost format: ``$1.23`` (``$1,234.56``), or two significant digits below a cent (``$0.000054``): a local model's
     answer costs hundredths of a cent, which must not read as $0.00 or $0.0001."""
     if dollars == 0:
         return "$0.00"
     if dollars < 0.01:
         digits = 1 - math.floor(math.log10(dollars))
         return f"${dollars:.{digits}f}"
-    return f"${dollars:.2f}"
+    return f"${dollars:,.2f}"

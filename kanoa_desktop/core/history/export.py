@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from kanoa_desktop import __version__
+from kanoa_desktop.core.ask.pricing import format_cost
 from kanoa_desktop.core.endpoint.errors import KanoaError
 from kanoa_desktop.core.history.store import StoredConversation, safe_endpoint
 
@@ -102,7 +103,7 @@ def _usage_line(turn: Any) -> str:
     if turn.ttft_s is not None:
         bits.append(f"TTFT {turn.ttft_s:.2f} s")
     if turn.cost is not None:
-        bits.append(f"${turn.cost:.6f}")
+        bits.append(format_cost(turn.cost))
     if turn.energy_wh is not None:
         bits.append(f"{turn.energy_wh:.2f} Wh")
     return " · ".join(bits)

@@ -20,7 +20,6 @@ __all__ = [
     "GpuReading",
     "LocalGpuReader",
     "NvmlUnavailable",
-    "energy_cost",
     "energy_wh",
     "pcie_warning",
     "read_local_gpus",
@@ -214,11 +213,6 @@ def read_local_gpus() -> list[GpuReading] | NvmlUnavailable:
 def energy_wh(average_watts: float, duration_s: float) -> float:
     """Energy in watt-hours for a mean power over a duration."""
     return average_watts * duration_s / 3600.0
-
-
-def energy_cost(wh: float, price_per_kwh: float | None) -> float | None:
-    """Cost of ``wh`` watt-hours at ``price_per_kwh`` (any currency); None without a price."""
-    return None if price_per_kwh is None else wh / 1000.0 * price_per_kwh
 
 
 class EnergyMeter:
