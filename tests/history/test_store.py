@@ -351,3 +351,24 @@ def test_a_follow_up_to_a_purged_conversation_starts_a_new_one(store):
     again = record(store, "follow-up", "two", conversation_id=rec.conversation_id)
     assert again.conversation_id != rec.conversation_id
     assert store.load_conversation(again.conversation_id).title == "follow-up"
+
+
+def test_interpret_conversations_are_titled_by_their_figures_tables_and_focus(store):
+    from kanoa_desktop.core.history.store import _title_for
+
+    def title(question, **kw):
+        rec = store.begin_turn(None, user_message=user_message(question), question=question, **kw)
+        rec.finish("done", "stop")
+        return store.load_conversation(rec.conversation_id).title
+
+    a = title("Interpret.", figures=[figure(name="western_blot.png")], focus="the 50 kDa band")
+    b = title("Interpret.", table_name="growth_curve.csv", focus="the doubling time")
+    c = title("Interpret this data.", table_name="growth_curve.csv")
+    assert a == "western_blot.png: the 50 kDa band"
+    assert b == "growth_curve.csv: the doubling time"
+    assert c == "growth_curve.csv"
+    assert len({a, b, c}) == 3
+    # A real question stays the title; nothing at all still gives a title.
+    assert title("Why does strain B plateau?", table_name="g.csv") == "Why does strain B plateau?"
+    assert _title_for("", [], "") == "Conversation"
+    assert len(_title_for("Interpret.", ["x" * 200], "")) == 80

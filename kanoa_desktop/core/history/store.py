@@ -399,14 +399,34 @@ def fts_query(search: str) -> str | None:
     return " ".join('"' + w.replace('"', '""') + '"*' for w in words)
 
 
-def _title_for(question: str, figure_names: Sequence[str], table_name: str) -> str:
+# Questions that say nothing about the subject: the app's default ("Interpret.") and kanoa's.
+_GENERIC_QUESTIONS = {
+    "",
+    "interpret",
+    "interpret this figure",
+    "interpret these figures",
+    "interpret this data",
+    "interpret this table",
+    "go on",
+}
+
+
+def _title_for(
+    question: str, figure_names: Sequence[str], table_name: str, focus: str = ""
+) -> str:
+    """A title that tells conversations apart: the question when it says more than
+    "Interpret.", else what was asked about (figure and table names) and the focus."""
     text = " ".join(question.split())
-    if not text and figure_names:
-        text = "Figure: " + ", ".join(figure_names)
-    if not text and table_name:
-        text = f"Table: {table_name}"
-    text = text or "Conversation"
-    return text if len(text) <= TITLE_LENGTH else text[: TITLE_LENGTH - 1].rstrip() + "…"
+    if text.rstrip(".?! ").lower() not in _GENERIC_QUESTIONS:
+        title = text
+    else:
+        focus = " ".join(focus.split())
+        subject = ", ".join(n.strip() for n in [*figure_names, table_name] if n and n.strip())
+        if subject and focus:
+            title = f"{subject}: {focus}"
+        else:
+            title = subject or focus or text or "Conversation"
+    return title if len(title) <= TITLE_LENGTH else title[: TITLE_LENGTH - 1].rstrip() + "…"
 
 
 def _timestamp() -> str:
@@ -690,8 +710,8 @@ class HistoryStore:
     ) -> TurnRecorder:
         """Record the start of a question; returns the recorder for its streamed answer.
 
-        ``conversation_id`` None starts a new conversation (its title is the question, or
-        the figure or table names). ``user_message`` is the message as sent, images as data
+        ``conversation_id`` None starts a new conversation (its title names the figures
+        and table, then the focus or the question when it is more than "Interpret."). ``user_message`` is the message as sent, images as data
         URLs; ``figures`` (PreparedFigure objects) only add names and sizes to the stored
         images. ``profile`` gives name, API base and parameters; its key is never read.
         ``question`` defaults to the message's text.
@@ -713,7 +733,9 @@ class HistoryStore:
                 ):
                     conversation_id = None  # purged meanwhile: the question starts a new one
                 if conversation_id is None:
-                    title = _title_for(q, [getattr(f, "name", "") for f in figures], table_name)
+                    title = _title_for(
+                        q, [getattr(f, "name", "") for f in figures], table_name, focus
+                    )
                     cur = db.execute(
                         "INSERT INTO conversations(title, created, updated, profile_name, "
                         "endpoint, server_kind, model, params, system_prompt, context, focus, "
