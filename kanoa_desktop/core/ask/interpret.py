@@ -1,43 +1,25 @@
 """From inputs to a chat request: the one path the window and the command line share.
 
-``load_input`` is CPU work (decoding images, parsing tables): run it off the GUI thread.
+``load_input`` (from :mod:`kanoa_desktop.core.inputs.load`) is CPU work (decoding images,
+parsing tables, opening PDFs): run it off the GUI thread.
 ``build_turn`` is cheap and decides what goes into the next user message.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from kanoa_desktop.core.ask.prompts import build_question
 from kanoa_desktop.core.endpoint.chat import ChatRequest, Conversation, user_message
-from kanoa_desktop.core.inputs.figures import PreparedFigure, prepare_figure, sniff_kind
-from kanoa_desktop.core.inputs.tables import LoadedTable, load_table, quick_plot, summarise_table
+from kanoa_desktop.core.inputs.figures import PreparedFigure, prepare_figure
 
-TABLE_SUFFIXES = {".csv", ".tsv", ".tab", ".txt", ".dat"}
+# Routing and loading live with the inputs (figures, tables, PDFs, notebooks); these names
+# stay importable from here for the window and the command line.
+from kanoa_desktop.core.inputs.load import TABLE_SUFFIXES, input_kind, load_input  # noqa: F401
+from kanoa_desktop.core.inputs.tables import LoadedTable, quick_plot, summarise_table
+
 DEFAULT_TABLE_TOKEN_BUDGET = 1500
-
-
-def input_kind(path: Path | str) -> str:
-    """ "table" or "figure" for a file the user dropped (by content, then by name)."""
-    path = Path(path)
-    try:
-        kind = sniff_kind(path)
-    except OSError:
-        kind = None
-    if kind == "table":
-        return "table"
-    if kind in ("image", "svg"):
-        return "figure"
-    return "table" if path.suffix.lower() in TABLE_SUFFIXES else "figure"
-
-
-def load_input(path: Path | str, *, long_side: int = 1024) -> PreparedFigure | LoadedTable:
-    """Prepare a figure or load a table. Raises FigureError / TableError on bad input."""
-    if input_kind(path) == "table":
-        return load_table(path)
-    return prepare_figure(Path(path), long_side=long_side)
 
 
 def plot_table(

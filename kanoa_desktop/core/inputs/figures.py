@@ -53,6 +53,11 @@ LINE_ART_SHARE = 0.4
 
 RASTER_FORMATS = {"PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "MPO"}
 TABLE_SUFFIXES = {".csv", ".tsv", ".tab", ".txt", ".psv"}
+# A file named like an image must hold one: text in a ".png" is "not an image", never a table.
+IMAGE_SUFFIXES = {
+    ".png", ".jpg", ".jpeg", ".jpe", ".gif", ".bmp", ".dib", ".tif", ".tiff", ".webp",
+    ".svg", ".svgz",
+}  # fmt: skip
 
 SvgRasterizer = Callable[[bytes, int], bytes]
 """``(svg_bytes, long_side) -> PNG bytes`` with the long side of the PNG equal to long_side."""
@@ -151,7 +156,9 @@ def sniff_kind(source: Path | str | bytes) -> str | None:
     """Route a dropped file or pasted bytes: ``"image"``, ``"svg"``, ``"table"`` or None.
 
     Looks at content first (magic bytes), then at the file name. Reads at most 8 KiB.
-    Never raises: an unreadable path gives None.
+    Extension and content must agree: a file named like an image whose content is not an
+    image gives None, even when it holds delimited text. Never raises: an unreadable path
+    gives None.
     """
     suffix = ""
     if isinstance(source, bytes):
@@ -179,6 +186,8 @@ def sniff_kind(source: Path | str | bytes) -> str | None:
         pass
     if head[:8] == b"\x89PNG\r\n\x1a\n" or head[:3] == b"\xff\xd8\xff":
         return "image"  # a truncated header that Pillow could not open from 8 KiB
+    if suffix in IMAGE_SUFFIXES:
+        return None
     if suffix in TABLE_SUFFIXES or _looks_like_text_table(head):
         return "table" if b"\x00" not in head else None
     return None
@@ -446,6 +455,11 @@ def prepare_figure(
         kind = "svg"
     if kind == "svg":
         im, original, fmt, notes = _prepare_svg(raw, label, long_side, svg_rasterizer)
+    elif kind == "table" and suffix in IMAGE_SUFFIXES:
+        raise NotAnImageError(
+            f"{label} is not an image: it is named {suffix} but holds text.",
+            "Check the file, or rename it to what it holds.",
+        )
     elif kind == "table":
         raise NotAnImageError(
             f"{label} looks like a table (CSV/TSV), not an image.",
