@@ -20,6 +20,7 @@ SUBCOMMANDS: dict[str, str] = {
     "metrics": "metrics",
     "kb": "kb",
     "bench-endpoint": "bench_endpoint",
+    "fleet": "fleet",
     "history": "history",
 }
 

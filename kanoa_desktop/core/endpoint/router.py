@@ -74,7 +74,7 @@ class RouterStatus:
 
     def summary(self) -> str:
         """One line: "vLLM router (routes by model): 2 of 3 servers healthy"."""
-        how = "routes by model" if self.mode == "igw" else "round the servers"
+        how = "routes by model" if self.mode == "igw" else "any server for any model"
         noun = "server" if self.total == 1 else "servers"
         return f"vLLM router ({how}): {self.healthy} of {self.total} {noun} healthy"
 

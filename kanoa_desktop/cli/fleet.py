@@ -1,0 +1,235 @@
+"""``kanoa-desktop fleet``: a lab's model servers, router and GPUs, read from Prometheus.
+
+The same rows as the window's Fleet view: one per scraped instance (up or down, running
+and waiting requests, KV cache, generation and prompt tokens/s, TTFT and inter-token
+p50/p95, preemptions), router rows (retries, errors, open circuits, healthy workers), GPU
+rows from a DCGM exporter, and the warnings. ``--router URL`` adds the router's own list
+of servers with their health and load. ``--json`` prints one JSON object per instance per
+line (its ``instance`` label, ``up``, ``kind`` and the figures).
+
+``--once`` prints one snapshot and exits; ``--interval S`` prints one every S seconds
+until interrupted. Prometheus not answering gives a sentence on stderr and status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from typing import Any
+
+from kanoa_desktop.core.monitor.fleet import FleetReader, FleetRow, FleetSnapshot, PrometheusError
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "fleet",
+        help="print every model server, router and GPU a Prometheus server scrapes",
+        description=(
+            "Read a lab's fleet from Prometheus (rates and latency quantiles computed by "
+            "Prometheus) and print one row per instance."
+        ),
+    )
+    parser.add_argument(
+        "--prometheus",
+        required=True,
+        metavar="URL",
+        help="Prometheus server, e.g. http://prom:9090",
+    )
+    parser.add_argument(
+        "--router", default=None, metavar="URL", help="a vLLM router: also list its servers"
+    )
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--once", action="store_true", help="print one snapshot and exit")
+    mode.add_argument(
+        "--interval", type=float, default=None, metavar="S", help="seconds between prints (5)"
+    )
+    parser.add_argument("--json", action="store_true", help="one JSON object per instance")
+    parser.add_argument(
+        "--window",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="seconds of history behind rates and quantiles (60)",
+    )
+    parser.add_argument("--timeout", type=float, default=5.0, metavar="S", help=argparse.SUPPRESS)
+    parser.set_defaults(command="fleet")
+    return parser
+
+
+def _n(value: float | None, digits: int = 1) -> str:
+    return "—" if value is None else f"{value:,.{digits}f}"
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:.0f}%"
+
+
+def _ms(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value * 1000:.0f}ms" if value < 1 else f"{value:.2f}s"
+
+
+def _up(row: FleetRow) -> str:
+    return {True: "up", False: "DOWN", None: "?"}[row.up]
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
+    for r in rows:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
+    return "\n".join(lines)
+
+
+def format_fleet(snapshot: FleetSnapshot) -> str:
+    """The human tables ``fleet`` prints ("—" where Prometheus has no value)."""
+    parts: list[str] = []
+    servers = [r for r in snapshot.rows if r.kind not in ("router", "dcgm")]
+    if servers:
+        parts.append(
+            _table(
+                [
+                    "instance",
+                    "kind",
+                    "state",
+                    "run",
+                    "wait",
+                    "KV",
+                    "gen tok/s",
+                    "prompt tok/s",
+                    "TTFT p50/p95",
+                    "ITL p50/p95",
+                    "preempt/min",
+                    "models",
+                ],
+                [
+                    [
+                        r.instance,
+                        r.kind,
+                        _up(r),
+                        _n(r.requests_running, 0),
+                        _n(r.requests_waiting, 0),
+                        _pct(r.kv_cache_usage),
+                        _n(r.generation_tokens_per_s),
+                        _n(r.prompt_tokens_per_s),
+                        f"{_ms(r.ttft_p50_s)}/{_ms(r.ttft_p95_s)}",
+                        f"{_ms(r.itl_p50_s)}/{_ms(r.itl_p95_s)}",
+                        _n(r.preemptions_per_min),
+                        ", ".join(r.models) or "—",
+                    ]
+                    for r in servers
+                ],
+            )  # fmt: skip
+        )
+    routers = [r for r in snapshot.rows if r.kind == "router"]
+    if routers:
+        parts.append(
+            _table(
+                [
+                    "router",
+                    "state",
+                    "req/s",
+                    "retries/min",
+                    "errors/min",
+                    "healthy",
+                    "open circuits",
+                ],
+                [
+                    [
+                        r.instance,
+                        _up(r),
+                        _n(r.router_requests_per_s, 2),
+                        _n(r.router_retries_per_min),
+                        _n(r.router_errors_per_min),
+                        f"{_n(r.router_workers_healthy, 0)}/{_n(r.router_workers_total, 0)}",
+                        ", ".join(r.open_circuits) or "none",
+                    ]
+                    for r in routers
+                ],
+            )  # fmt: skip
+        )
+    if snapshot.gpus:
+        parts.append(
+            _table(
+                ["GPU", "host", "name", "util", "memory", "temp", "power"],
+                [
+                    [
+                        g.gpu.gpu,
+                        g.hostname or g.instance,
+                        g.gpu.name or "—",
+                        f"{_n(g.gpu.utilization_pct, 0)}%",
+                        _pct(g.gpu.fb_used_fraction),
+                        f"{_n(g.gpu.temperature_c, 0)}°C",
+                        f"{_n(g.gpu.power_w, 0)}W",
+                    ]
+                    for g in snapshot.gpus
+                ],
+            )  # fmt: skip
+        )
+    if snapshot.router is not None:
+        parts.append(
+            snapshot.router.summary()
+            + "\n"
+            + _table(
+                ["server behind the router", "model", "health", "load"],
+                [
+                    [
+                        w.url,
+                        w.model or "—",
+                        "healthy" if w.healthy else "DOWN",
+                        "—" if w.load is None else str(w.load),
+                    ]
+                    for w in snapshot.router.workers
+                ],
+            )  # fmt: skip
+        )
+    for warning in snapshot.warnings:
+        parts.append(f"warning: {warning}")
+    return "\n\n".join(parts) if parts else "Prometheus has no targets."
+
+
+def _print(snapshot: FleetSnapshot, as_json: bool) -> None:
+    if as_json:
+        for obj in snapshot.to_dicts():
+            print(json.dumps(obj), flush=True)
+        return
+    print(format_fleet(snapshot) + "\n", flush=True)
+
+
+async def _main(args: argparse.Namespace) -> int:
+    reader = FleetReader(
+        args.prometheus,
+        router_url=args.router,
+        rate_window_s=args.window,
+        timeout_s=args.timeout,
+    )
+    interval = args.interval if args.interval is not None else 5.0
+    try:
+        while True:
+            try:
+                snapshot = await reader.snapshot()
+            except PrometheusError as err:
+                print(str(err), file=sys.stderr, flush=True)
+                if args.once or args.interval is None:
+                    return 1
+            else:
+                _print(snapshot, args.json)
+                if args.once or args.interval is None:
+                    return 0
+            await asyncio.sleep(interval)
+    finally:
+        await reader.aclose()
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point for ``kanoa-desktop fleet``; returns the exit status."""
+    if args.interval is not None and args.interval <= 0:
+        print("--interval must be a positive number of seconds.", file=sys.stderr)
+        return 2
+    if args.window <= 0:
+        print("--window must be a positive number of seconds.", file=sys.stderr)
+        return 2
+    return asyncio.run(_main(args))
