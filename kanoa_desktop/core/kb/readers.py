@@ -371,8 +371,13 @@ def _read_csv(path: Path, max_bytes: int) -> ReadResult:
 def _read_pdf(path: Path, max_bytes: int) -> ReadResult:
     import pypdfium2 as pdfium  # imported lazily: only PDFs pay for it
 
+    # PDFium is not thread-safe, not even across documents: share the PDF picker's lock,
+    # taken per page so that indexing a long PDF does not stall the picker.
+    from kanoa_desktop.core.inputs.pdf import PDFIUM_LOCK
+
     try:
-        doc = pdfium.PdfDocument(str(path))
+        with PDFIUM_LOCK:
+            doc = pdfium.PdfDocument(str(path))
     except pdfium.PdfiumError as exc:
         if getattr(exc, "err_code", None) == pdfium.raw.FPDF_ERR_PASSWORD:
             return ReadResult.skipped(
@@ -385,18 +390,20 @@ def _read_pdf(path: Path, max_bytes: int) -> ReadResult:
     status, reason = STATUS_INDEXED, ""
     total = 0
     try:
-        n_pages = len(doc)
+        with PDFIUM_LOCK:
+            n_pages = len(doc)
         for index in range(n_pages):
             if index >= MAX_PDF_PAGES or total > max_bytes:
                 status = STATUS_CAPPED
                 reason = f"only the first {index} of {n_pages} pages were indexed"
                 break
             try:
-                page = doc[index]
-                textpage = page.get_textpage()
-                text = textpage.get_text_bounded()
-                textpage.close()
-                page.close()
+                with PDFIUM_LOCK:
+                    page = doc[index]
+                    textpage = page.get_textpage()
+                    text = textpage.get_text_bounded()
+                    textpage.close()
+                    page.close()
             except pdfium.PdfiumError:
                 reason = "some pages could not be read"
                 continue
@@ -405,7 +412,8 @@ def _read_pdf(path: Path, max_bytes: int) -> ReadResult:
             if text.strip():
                 segments.append(Segment(text, line=1, page=index + 1))
     finally:
-        doc.close()
+        with PDFIUM_LOCK:
+            doc.close()
     if not segments and status == STATUS_INDEXED and not reason:
         reason = "no text layer (a scanned PDF?)"
     return ReadResult(segments, status, reason)
