@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from kanoa_desktop.core.config.profiles import Profile, derive_metrics_url
 from kanoa_desktop.core.monitor.gpu import LocalGpuReader, NvmlUnavailable
 from kanoa_desktop.core.monitor.metrics import ServerKind
 from kanoa_desktop.core.monitor.poller import (
     MetricsPoller,
     PollState,
-    default_metrics_url,
 )
 from tests.metrics import fake_pynvml
 from tests.metrics.bodies import Series, vllm_body
@@ -30,8 +30,9 @@ REFERENCE = (Path(__file__).parents[1] / "data" / "vllm-0.33-metrics.prom").read
         ("https://host/proxy/v1", "https://host/proxy/metrics"),
     ],
 )
-def test_default_metrics_url(base, url):
-    assert default_metrics_url(base) == url
+def test_the_metrics_url_is_derived_from_the_api_base(base, url):
+    assert derive_metrics_url(base) == url
+    assert Profile(api_base=base).effective_metrics_url == url
 
 
 async def test_live_scrape_of_the_reference_body(metrics_server):

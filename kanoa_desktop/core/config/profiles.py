@@ -35,6 +35,7 @@ from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
 from kanoa_desktop.core.config import paths
+from kanoa_desktop.core.endpoint.client import root_url
 
 SCHEMA_VERSION = 3
 FILE_NAME = "profiles.json"
@@ -136,11 +137,10 @@ def _field_default(f: dataclasses.Field) -> Any:
 
 
 def derive_metrics_url(api_base: str) -> str:
-    """``<api base without trailing /v1>/metrics``; trailing slashes are ignored."""
-    base = api_base.strip().rstrip("/")
-    if base.endswith("/v1"):
-        base = base[: -len("/v1")]
-    return base + "/metrics"
+    """The app's one metrics-URL rule: the server root plus ``/metrics``
+    (``http://h:8000/v1/`` -> ``http://h:8000/metrics``; a base without ``/v1`` just gets
+    ``/metrics``), as vLLM and llama.cpp serve it."""
+    return root_url(api_base) + "/metrics"
 
 
 # ---------------------------------------------------------------- presets

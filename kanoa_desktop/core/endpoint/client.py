@@ -260,8 +260,9 @@ class ServerInfo:
 
 
 def root_url(api_base: str) -> str:
-    """The server root for an API base: ``http://h:8000/v1`` -> ``http://h:8000``."""
-    base = api_base.rstrip("/")
+    """The server root for an API base: ``http://h:8000/v1`` -> ``http://h:8000`` (and
+    ``http://h:8000/v1/`` too; a base without ``/v1`` is its own root)."""
+    base = api_base.strip().rstrip("/")
     if base.endswith("/v1"):
         base = base[: -len("/v1")]
     return base

@@ -37,25 +37,12 @@ __all__ = [
     "MetricsUpdate",
     "PollState",
     "RequestSpan",
-    "default_metrics_url",
 ]
 
 log = logging.getLogger(__name__)
 
 # How long request spans are kept for the panel's plots.
 SPAN_HISTORY_S = 300.0
-
-
-def default_metrics_url(api_base: str) -> str:
-    """The metrics URL for an OpenAI-compatible API base.
-
-    ``http://host:8000/v1`` and ``http://host:8000/v1/`` → ``http://host:8000/metrics``;
-    a base without ``/v1`` just gets ``/metrics`` appended.
-    """
-    base = api_base.strip().rstrip("/")
-    if base.endswith("/v1"):
-        base = base[: -len("/v1")]
-    return base + "/metrics"
 
 
 class PollState(StrEnum):
