@@ -149,3 +149,26 @@ def test_an_unwritable_target_is_a_plain_error(conversation, tmp_path):
     with pytest.raises(ExportError) as err:
         export(conv, blocker / "report.html")
     assert "could not be written" in err.value.message and err.value.hint
+
+
+def test_pdf_renders_the_table_summary_markdown_not_its_source(tmp_path):
+    import pandas as pd
+
+    from kanoa_desktop.core.endpoint.chat import user_message
+    from kanoa_desktop.core.inputs.tables import summarise_table
+
+    frame = pd.DataFrame({"hour": [0.0, 0.5, 1.0, 1.5], "od600": [0.05, 0.0552585, 0.061, 0.067]})
+    summary = summarise_table(frame, name="growth.csv", token_budget=600)
+    assert "|---|" in summary and "### " in summary  # Markdown source
+    store = HistoryStore()
+    rec = store.begin_turn(
+        None, user_message=user_message("Interpret."), model="m", table_summary=summary
+    )
+    rec.finish("done", "stop")
+    path = export(store.load_conversation(rec.conversation_id), tmp_path / "t.pdf", "pdf")
+    store.close()
+    doc = pypdfium2.PdfDocument(str(path))
+    text = "".join(page.get_textpage().get_text_range() for page in doc)
+    doc.close()
+    assert "Numeric columns (describe)" in text and "0.0552585" in text
+    assert "|---" not in text and "###" not in text and "| hour |" not in text

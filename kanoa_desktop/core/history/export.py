@@ -328,20 +328,18 @@ def conversation_pdf(conv: StoredConversation) -> bytes:
         pdf.set_font(family, style, size)
         pdf.multi_cell(0, size * 0.5, text(s), new_x="LMARGIN", new_y="NEXT")
 
-    def markdown_block(s: str) -> None:
+    def markdown_block(s: str, size: float = 10, headings: dict | None = None) -> None:
         body = _pdf_html(render_markdown(s))
-        pdf.set_font(family, "", 10)
+        pdf.set_font(family, "", size)
+        styles = {
+            "code": FontFace(family=code),
+            "pre": TextStyle(font_family=code, t_margin=2, b_margin=2),
+            **(headings or {}),
+        }
         try:
-            pdf.write_html(
-                text(body),
-                font_family=family,
-                tag_styles={
-                    "code": FontFace(family=code),
-                    "pre": TextStyle(font_family=code, t_margin=2, b_margin=2),
-                },
-            )
+            pdf.write_html(text(body), font_family=family, tag_styles=styles)
         except Exception:  # noqa: BLE001 - fpdf2's HTML subset may refuse odd markup
-            para(s)  # the text matters more than its formatting
+            para(s, size)  # the text matters more than its formatting
         pdf.ln(2)
 
     pdf.add_page()
@@ -359,9 +357,15 @@ def conversation_pdf(conv: StoredConversation) -> bytes:
     if conv.context.strip():
         para("Context: " + conv.context.strip())
     if conv.table_summary.strip():
+        # The summary is Markdown (headings, lists, tables): render it, small but readable,
+        # with its headings below the section's own.
         para("Table summary sent", 12, "B")
-        pdf.set_font(code, "", 7)
-        pdf.multi_cell(0, 3.5, text(conv.table_summary.strip()), new_x="LMARGIN", new_y="NEXT")
+        sub = {
+            tag: TextStyle(font_family=family, font_style="B", font_size_pt=pt, t_margin=3,
+                           b_margin=1)
+            for tag, pt in (("h1", 11), ("h2", 10.5), ("h3", 9.5), ("h4", 9))
+        }  # fmt: skip
+        markdown_block(conv.table_summary.strip(), 8.5, sub)
     for t in conv.turns:
         pdf.ln(2)
         para(f"Question {t.index + 1}", 12, "B")
