@@ -228,6 +228,47 @@ def test_fleet_command_prints_one_json_object_per_instance(fleet):
     assert address(fleet.a.base_url) in table.stdout and "up" in table.stdout
 
 
+def test_fleet_panel_shows_the_rows_routers_gpus_and_history(fleet, qtbot):
+    from kanoa_desktop.core.monitor.fleet import FleetPoller
+    from kanoa_desktop.ui.fleet_panel import FleetPanel
+
+    reader = FleetReader(fleet.prometheus.url, rate_window_s=20)
+    poller = FleetPoller(reader)
+    panel = FleetPanel(poller)
+    qtbot.addWidget(panel)
+    panel.resize(1100, 900)
+
+    async def main():
+        try:
+            update = await poller.refresh()
+            history = {key: await reader.history(key, 900.0) for key in ("generation_tps", "kv")}
+            return update, history
+        finally:
+            await reader.aclose()
+
+    update, history = asyncio.run(main())
+    assert update.error is None
+    for key, data in history.items():
+        panel.show_history(key, data, range_s=900.0)
+    panel.show()
+    table = panel.servers_table
+    shown = {table.cell_text(r, "instance"): r for r in range(table.rowCount())}
+    for s in fleet.vllm_servers:
+        r = shown[address(s.base_url)]
+        assert table.cell_text(r, "state") == "up" and table.cell_text(r, "kind") == "vLLM"
+        assert table.cell_text(r, "models") == MODEL
+    assert table.cell_text(shown[address(fleet.llama.base_url)], "kind") == "llama.cpp"
+    assert panel.routers_table.isVisible() and panel.routers_table.rowCount() == 1
+    assert panel.routers_table.cell_text(0, "healthy") == "3 of 3"
+    assert panel.gpus_table.isVisible() and panel.gpus_table.rowCount() == 2
+    assert "node1" in panel.warnings_label.text()
+    assert "Live from" in panel.state_label.text()
+    curves = panel.curve_data("generation_tps")
+    assert {address(s.base_url) for s in fleet.vllm_servers} <= set(curves)
+    assert all(-15.0 <= x <= 0.1 for xs, _ in curves.values() for x in xs)
+    panel.grab().save("/tmp/kanoa-fleet-panel.png")
+
+
 def test_streams_through_the_router_survive_a_killed_server_which_shows_as_down(fleet):
     victim = address(fleet.victim.base_url)
     fleet.victim.stop()

@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -293,9 +294,11 @@ def _value(sample: Mapping[str, Any]) -> float | None:
     return value if math.isfinite(value) else None  # NaN: 0/0 or no observations
 
 
-def _instance_order(instance: str) -> tuple[str, int, str]:
-    host, _, port = instance.rpartition(":")
-    return (host, int(port) if port.isdigit() else 0, instance)
+def _instance_order(instance: str) -> tuple:
+    """Natural order: 10.0.0.9:8000 before 10.0.0.10:8000."""
+    return tuple(
+        (0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"(\d+)", instance)
+    )
 
 
 _ROW_FIELDS = {
