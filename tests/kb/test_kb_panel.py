@@ -115,9 +115,11 @@ def grounding(tmp_path, make_kb):
     return ground(kb, "kelpforest abyssopelagic zephyrite", budget=600, allow_whole=False)
 
 
-def test_sources_view_lists_passages_and_opens_the_clicked_file(qtbot, grounding):
+def test_sources_view_shows_the_clicked_passage_with_its_path_and_opens_it(qtbot, grounding):
     view = SourcesView()
     qtbot.addWidget(view)
+    asked = []
+    view.opener = lambda url: asked.append(url.toLocalFile()) or True
     view.set_grounding(grounding)
     view.show()
     labels = [view.list.item(i).text() for i in range(view.list.count())]
@@ -125,9 +127,37 @@ def test_sources_view_lists_passages_and_opens_the_clicked_file(qtbot, grounding
     assert "[1]  report.pdf, p. 1" in labels or "[1]  report.pdf, p. 2" in labels
     item = view.list.item(0)
     rect = view.list.visualItemRect(item)
-    with qtbot.waitSignal(view.openRequested) as opened:
+    with qtbot.waitSignal(view.passageShown) as shown:
         qtbot.mouseClick(view.list.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
-    assert opened.args[0] == str(grounding.passages[0].source.path)
+    first = grounding.passages[0]
+    assert shown.args[0] == first.number
+    assert view.passage_box.isVisible()
+    assert view.passage_path.text() == str(first.source.path)
+    assert view.passage_text.toPlainText() == first.text
+    with qtbot.waitSignal(view.opened) as opened:
+        view.open_folder_button.click()
+    assert opened.args == [str(first.source.path.parent), True]
+    view.open_file_button.click()
+    assert asked == [str(first.source.path.parent), str(first.source.path)]
+    assert not view.passage_note.isVisible()
+
+
+def test_no_file_opener_is_said_in_the_app_with_the_path_to_copy(qtbot, grounding):
+    from PySide6.QtGui import QGuiApplication
+
+    view = SourcesView()
+    qtbot.addWidget(view)
+    view.opener = lambda url: False  # what QDesktopServices answers with no launcher
+    view.set_grounding(grounding)
+    view.show()
+    view._show_passage(view.list.item(0))
+    with qtbot.waitSignal(view.opened) as opened:
+        view.open_file_button.click()
+    assert opened.args[1] is False
+    assert view.passage_note.isVisible() and "No application" in view.passage_note.text()
+    assert str(grounding.passages[0].source.path) in view.passage_note.text()
+    view.copy_path_button.click()
+    assert QGuiApplication.clipboard().text() == str(grounding.passages[0].source.path)
 
 
 def test_sources_view_shows_only_cited_passages_for_an_answer(qtbot, grounding):
