@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import time
 
+from PySide6.QtCore import Qt
+
 from kanoa_desktop.core.monitor.fleet import FleetUpdate, build_snapshot
 from kanoa_desktop.ui.fleet_panel import FleetPanel, make_fleet_dock
 
@@ -56,7 +58,7 @@ def test_down_server_and_full_kv_cache_are_marked_and_warned(qtbot):
     assert table.cell_text(1, "ttft") == "50 ms / —"
     assert table.cell_text(2, "kv") == "95 %"
     assert table.item(0, 0).background().color().alpha() > 0
-    assert table.item(1, 0).background().color().alpha() == 0
+    assert table.item(1, 0).background().style() == Qt.BrushStyle.NoBrush
     warnings = panel.warnings_label.text()
     assert "10.0.0.1:8000 (vllm) is down" in warnings
     assert "10.0.0.2:8000 (vllm): KV cache is 95% full" in warnings
