@@ -270,11 +270,8 @@ class PdfDocument:
                         "Crop the region from the page view instead.",
                     )
                 try:
-                    bitmap = obj.get_bitmap(render=True)
-                    try:
-                        image = bitmap.to_pil()
-                    finally:
-                        bitmap.close()
+                    # A "foreign" bitmap owned by PDFium: pypdfium2 frees it with the page.
+                    image = obj.get_bitmap(render=True).to_pil().copy()
                 except Exception as exc:  # noqa: BLE001 - unusual colour spaces, broken data
                     raise CorruptPdfError(
                         f"Image {index + 1} on page {page + 1} of {self.name} cannot be "
