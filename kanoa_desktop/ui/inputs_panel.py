@@ -7,7 +7,6 @@ Figures and a table are shown as the core prepared them; the text fields hold ka
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QFormLayout,
     QFrame,
@@ -136,11 +135,8 @@ class InputsPanel(QWidget):
         lay.addWidget(self._spacer, 1)
         self._show_system_prompt(False)
 
-        for w in (self.question, self.context, self.focus):
-            for seq in ("Ctrl+Return", "Ctrl+Enter"):
-                sc = QShortcut(QKeySequence(seq), w)
-                sc.setContext(Qt.ShortcutContext.WidgetShortcut)
-                sc.activated.connect(self.interpretRequested)
+        # Ctrl+Enter is bound once, by the window's Interpret action (a window shortcut):
+        # binding it here too made Qt call it ambiguous and do nothing in these fields.
         self.refresh()
 
     def _show_system_prompt(self, on: bool) -> None:

@@ -1,91 +1,72 @@
 """The main window: inputs on the left, the streamed answer on the right, a live status bar
-and the GPU panel docked beside.
+and docks (GPU and server, knowledge base, history, usage).
 
-Data flows one way: inputs -> request (core) -> stream of events -> answer view, status bar,
-GPU panel markers. Network I/O runs as asyncio tasks on the qasync loop; decoding images and
-parsing tables runs on a thread pool, so the window never freezes.
+The window is an adapter. A question runs in a :class:`~kanoa_desktop.core.ask.pipeline.
+ConversationRunner` (core, no Qt), which reports typed events; the window renders them.
+Inputs load through :class:`~kanoa_desktop.ui.input_loader.InputLoader` on a worker pool,
+the GPU panel's poller is managed by :class:`~kanoa_desktop.ui.monitor_host.MonitorHost`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QSettings, Qt, QTimer, QUrl, Signal
-from PySide6.QtGui import (
-    QAction,
-    QDragEnterEvent,
-    QDropEvent,
-    QGuiApplication,
-    QImage,
-    QKeySequence,
-)
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication
 from PySide6.QtWidgets import (
     QApplication,
-    QDialog,
     QDockWidget,
     QFileDialog,
     QLabel,
     QMainWindow,
     QPlainTextEdit,
     QSplitter,
-    QToolBar,
     QVBoxLayout,
     QWidget,
 )
 
 from kanoa_desktop import APP_NAME
-from kanoa_desktop.core.ask.interpret import (
-    GenerationParams,
-    Inputs,
-    build_turn,
-    load_input,
-    plot_table,
-    summarise,
-)
-from kanoa_desktop.core.ask.pricing import CostTracker, Prices, load_kanoa_pricing, prices_for
+from kanoa_desktop.core.ask import pipeline as P
+from kanoa_desktop.core.ask.interpret import Inputs
+from kanoa_desktop.core.ask.pricing import CostTracker, load_kanoa_pricing
 from kanoa_desktop.core.ask.prompts import DEFAULT_SYSTEM_PROMPT
-from kanoa_desktop.core.ask.stats import StreamStats
-from kanoa_desktop.core.ask.tokens import TOKENS_PER_IMAGE, estimate_message_tokens
 from kanoa_desktop.core.config import paths
-from kanoa_desktop.core.config.profiles import Profile, ProfileStore, vision_block_reason
+from kanoa_desktop.core.config.profiles import Profile, ProfileStore
 from kanoa_desktop.core.config.secrets import KeyStore
 from kanoa_desktop.core.endpoint import errors as E
-from kanoa_desktop.core.endpoint.chat import Conversation, describe_payload
-from kanoa_desktop.core.endpoint.client import ChatClient, ModelInfo, Timeouts
-from kanoa_desktop.core.endpoint.events import FirstToken, ReasoningDelta, RequestSent, TextDelta
-from kanoa_desktop.core.history.store import HistoryStore, TurnRecorder
-from kanoa_desktop.core.inputs.figures import PreparedFigure, prepare_figure
+from kanoa_desktop.core.endpoint.pool import ClientPool
+from kanoa_desktop.core.history.store import HistoryStore
+from kanoa_desktop.core.inputs.figures import PreparedFigure
 from kanoa_desktop.core.inputs.tables import LoadedTable
-from kanoa_desktop.core.kb.budget import token_budget
-from kanoa_desktop.core.kb.retrieval import Grounding, aground, embed_pending
+from kanoa_desktop.ui import window_dialogs as dialogs
 from kanoa_desktop.ui.answer_view import AnswerView
 from kanoa_desktop.ui.banner import ErrorBanner
 from kanoa_desktop.ui.history_panel import HistoryPanel
+from kanoa_desktop.ui.input_loader import FILE_FILTER, InputLoader
 from kanoa_desktop.ui.inputs_panel import InputsPanel
 from kanoa_desktop.ui.kb_panel import KnowledgeBasePanel, SourcesView
-from kanoa_desktop.ui.profile_switcher import ProfileSwitcher
+from kanoa_desktop.ui.monitor_host import MonitorHost
 from kanoa_desktop.ui.status_bar import StreamStatus
 from kanoa_desktop.ui.usage_view import UsageView
+from kanoa_desktop.ui.window_actions import build_actions
 
 log = logging.getLogger(__name__)
 
-STATUS_INTERVAL_MS = 250
-HYBRID_EMBED_SECONDS_PER_QUESTION = (
-    20.0  # the status bar updates four times a second, never per token
-)
-MAX_REMOTE_IMAGE_BYTES = 50 * 1024 * 1024
-FILE_FILTER = (
-    "Figures and tables (*.png *.jpg *.jpeg *.gif *.bmp *.tif *.tiff *.webp *.svg *.svgz *.csv *.tsv *.tab *.txt);;"
-    "Figures (*.png *.jpg *.jpeg *.gif *.bmp *.tif *.tiff *.webp *.svg *.svgz);;"
-    "Tables (*.csv *.tsv *.tab *.txt);;All files (*)"
-)
+STATUS_INTERVAL_MS = 250  # the status bar updates four times a second, never per token
+
+
+def quote(text: str) -> str:
+    return "\n".join(f"> {line}" if line else ">" for line in text.strip().splitlines())
+
+
+def you_markdown(asked: str, index: int | None = None) -> str:
+    label = f"**You** ({index})" if index else "**You**"
+    return f"{label}\n\n{quote(asked)}\n\n"
 
 
 class MainWindow(QMainWindow):
@@ -110,37 +91,36 @@ class MainWindow(QMainWindow):
         if profile_name and self.store.get(profile_name):
             self.store.set_active(profile_name)
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="kanoa-cpu")
-        self._clients: dict[tuple, ChatClient] = {}
-        self._models: dict[str, list[ModelInfo]] = {}
-        self._first_model: dict[str, str] = {}  # api base -> the model it lists first
+        self.clients = ClientPool(self.keys)
         self._tasks: set[asyncio.Task] = set()
-        self._stream_task: asyncio.Task | None = None
+        self._retired: list[P.ConversationRunner] = []  # stopped, still ending their turn
         self._kanoa_pricing = load_kanoa_pricing()
         self.costs = CostTracker()
-        self.conversation = Conversation(system_prompt=DEFAULT_SYSTEM_PROMPT)
-        self.stats: StreamStats | None = None
-        self.last_request: dict[str, Any] | None = None
         self.table: LoadedTable | None = None
         self.table_summary = ""
         self.table_plot: PreparedFigure | None = None
-        self._last_inputs: Inputs | None = None
-        self._retry_question: str | None = None
         self._context_length: int | None = None
-        self._max_tokens: int | None = None
+        self._asked_text = ""  # the question field's text when it was asked
         self._settings = QSettings(
             str(paths.config_dir() / "window.ini"), QSettings.Format.IniFormat
         )
         self._closing = False
-        self._counted = True  # whether the current answer's cost is in self.costs
         self.history = HistoryStore()
         self._misc_http = None  # httpx client for side jobs (benchmark metrics), made lazily
-        self._conversation_id: int | None = None
-        self._recorder: TurnRecorder | None = None
 
         self._build_ui()
-        self._build_actions()
+        build_actions(self, (self.gpu_dock, self.kb_dock, self.history_dock, self.usage_dock))
+        self.monitor = MonitorHost(self.gpu_panel, self.spawn)
+        self.loader = InputLoader(self.spawn, self.run_cpu, lambda: self.profile.image_long_side)
+        self.loader.loaded.connect(self._input_loaded)
+        self.loader.failed.connect(
+            lambda err: self.banner.show_error(_as_error(err), can_retry=False)
+        )
+        self.loader.loading.connect(self._show_loading)
+        self.runner = self._new_runner()
         self._restore_state()
         self._on_profile_changed(self.store.active)
+        self.apply_preferences()
         for problem in store_problems:
             self.banner.show_message("Settings problem", problem.message)
         if self.history.problem is not None:
@@ -168,8 +148,8 @@ class MainWindow(QMainWindow):
         self.sources = SourcesView()
         self.sources.setObjectName("sourcesView")
         self.sources.openRequested.connect(self._open_source)
-        rlay.addWidget(self.banner)
-        rlay.addWidget(self.vision_note)
+        for w in (self.banner, self.vision_note):
+            rlay.addWidget(w)
         rlay.addWidget(self.answer, 1)
         rlay.addWidget(self.sources)
 
@@ -189,38 +169,29 @@ class MainWindow(QMainWindow):
         self._status_timer.setInterval(STATUS_INTERVAL_MS)
         self._status_timer.timeout.connect(self._refresh_status)
 
-        self.gpu_dock = QDockWidget("GPU and server", self)
-        self.gpu_dock.setObjectName("gpuDock")
         self.gpu_panel = self._make_gpu_panel()
-        self.gpu_dock.setWidget(self.gpu_panel)
-        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.gpu_dock)
-
-        self.kb_dock = QDockWidget("Knowledge base", self)
-        self.kb_dock.setObjectName("kbDock")
+        self.gpu_dock = self._dock("GPU and server", "gpuDock", self.gpu_panel)
         self.kb_panel = KnowledgeBasePanel()
         self.kb_panel.setObjectName("kbPanel")
         self.kb_panel.foldersChanged.connect(self._kb_folders_changed)
-        self.kb_dock.setWidget(self.kb_panel)
-        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.kb_dock)
-        self.tabifyDockWidget(self.gpu_dock, self.kb_dock)
-
-        self.history_dock = QDockWidget("History", self)
-        self.history_dock.setObjectName("historyDock")
+        self.kb_dock = self._dock("Knowledge base", "kbDock", self.kb_panel, self.gpu_dock)
         self.history_panel = HistoryPanel(self.history)
         self.history_panel.reopenRequested.connect(self.reopen_conversation)
-        self.history_dock.setWidget(self.history_panel)
-        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.history_dock)
-        self.tabifyDockWidget(self.kb_dock, self.history_dock)
-
-        self.usage_dock = QDockWidget("Usage", self)
-        self.usage_dock.setObjectName("usageDock")
+        self.history_dock = self._dock("History", "historyDock", self.history_panel, self.kb_dock)
         self.usage_view = UsageView(self.history)
-        self.usage_dock.setWidget(self.usage_view)
-        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.usage_dock)
-        self.tabifyDockWidget(self.history_dock, self.usage_dock)
+        self.usage_dock = self._dock("Usage", "usageDock", self.usage_view, self.history_dock)
         self.gpu_dock.raise_()
-        self.resize(1280, 820)
+        self.resize(1280, 720)
         self.resizeDocks([self.gpu_dock], [360], Qt.Orientation.Horizontal)
+
+    def _dock(self, title: str, name: str, widget: QWidget, tab_with=None) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)
+        dock.setWidget(widget)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+        if tab_with is not None:
+            self.tabifyDockWidget(tab_with, dock)
+        return dock
 
     def _make_gpu_panel(self) -> QWidget:
         try:
@@ -231,127 +202,14 @@ class MainWindow(QMainWindow):
             return lab
         return GpuPanel()
 
-    def _build_actions(self) -> None:
-        tb = QToolBar("Main")
-        tb.setObjectName("mainToolbar")
-        tb.setMovable(False)
-        self.addToolBar(tb)
-        self.profile_switcher = ProfileSwitcher(self.store)
-        self.profile_switcher.setObjectName("profileSwitcher")
-        self.profile_switcher.profileChanged.connect(self._on_profile_changed)
-        tb.addWidget(QLabel(" Endpoint "))
-        tb.addWidget(self.profile_switcher)
-        tb.addSeparator()
-
-        def action(text, slot, shortcut=None, name="", tip="") -> QAction:
-            a = QAction(text, self)
-            a.setObjectName(name)
-            if shortcut:
-                a.setShortcut(QKeySequence(shortcut))
-                a.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
-            a.setToolTip(
-                f"{tip or text} ({QKeySequence(shortcut).toString()})" if shortcut else tip or text
-            )
-            a.triggered.connect(slot)
-            self.addAction(a)
-            return a
-
-        self.open_action = action(
-            "Open…",
-            self.open_dialog,
-            QKeySequence.StandardKey.Open,
-            "openAction",
-            "Open a figure or a table",
-        )
-        self.paste_action = action(
-            "Paste", self.paste, None, "pasteAction", "Paste a figure or a file (Ctrl+V)"
-        )
-        self.interpret_action = action(
-            "Interpret", self.interpret, "Ctrl+Return", "interpretAction", "Interpret"
-        )
-        self.interpret_action.setShortcuts(
-            [QKeySequence("Ctrl+Return"), QKeySequence("Ctrl+Enter")]
-        )
-        self.stop_action = action("Stop", self.stop, "Esc", "stopAction", "Stop the answer")
-        self.new_action = action("New conversation", self.new_conversation, "Ctrl+N", "newAction")
-        self.copy_action = action(
-            "Copy answer",
-            self.copy_answer,
-            "Ctrl+Shift+C",
-            "copyAction",
-            "Copy the conversation as Markdown",
-        )
-        self.request_action = action(
-            "Show request",
-            self.show_request,
-            None,
-            "showRequestAction",
-            "Show exactly what was sent",
-        )
-        self.bench_action = action(
-            "Benchmark endpoint…",
-            self.open_benchmark,
-            None,
-            "benchmarkAction",
-            "Measure tokens/s and time to first token on kanoa's benchmark tasks",
-        )
-        self.settings_action = action(
-            "Settings…", self.open_settings, "Ctrl+,", "settingsAction", "Settings"
-        )
-        self.quit_action = action("Quit", self.close, QKeySequence.StandardKey.Quit, "quitAction")
-        for a in (self.open_action, self.paste_action):
-            tb.addAction(a)
-        tb.addSeparator()
-        tb.addAction(self.interpret_action)
-        tb.addAction(self.stop_action)
-        tb.addSeparator()
-        for a in (self.new_action, self.copy_action, self.request_action, self.settings_action):
-            tb.addAction(a)
-        self.interpret_button = tb.widgetForAction(self.interpret_action)
-        self.interpret_button.setObjectName("interpretButton")
-        self.interpret_button.setAccessibleName("Interpret")
-        self.stop_button = tb.widgetForAction(self.stop_action)
-        self.stop_button.setObjectName("stopButton")
-        self.stop_button.setAccessibleName("Stop")
-        self.stop_action.setEnabled(False)
-
-        # Paste only where no text field wants Ctrl+V itself.
-        self.paste_shortcut_action = QAction(self)
-        self.paste_shortcut_action.setShortcut(QKeySequence.StandardKey.Paste)
-        self.paste_shortcut_action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
-        self.paste_shortcut_action.triggered.connect(self.paste)
-        self.addAction(self.paste_shortcut_action)
-
-        menu = self.menuBar()
-        file_menu = menu.addMenu("&File")
-        for a in (self.open_action, self.paste_action, self.new_action):
-            file_menu.addAction(a)
-        file_menu.addSeparator()
-        file_menu.addAction(self.quit_action)
-        q_menu = menu.addMenu("&Question")
-        for a in (self.interpret_action, self.stop_action, self.copy_action, self.request_action):
-            q_menu.addAction(a)
-        view_menu = menu.addMenu("&View")
-        view_menu.addAction(self.gpu_dock.toggleViewAction())
-        view_menu.addAction(self.kb_dock.toggleViewAction())
-        view_menu.addAction(self.history_dock.toggleViewAction())
-        view_menu.addAction(self.usage_dock.toggleViewAction())
-        tools = menu.addMenu("&Tools")
-        tools.addAction(self.bench_action)
-        tools.addAction(self.settings_action)
-
     # ------------------------------------------------------------------ state
 
     def _restore_state(self) -> None:
-        geo = self._settings.value("geometry")
-        if isinstance(geo, QByteArray) and not geo.isEmpty():
-            self.restoreGeometry(geo)
-        state = self._settings.value("windowState")
-        if isinstance(state, QByteArray) and not state.isEmpty():
-            self.restoreState(state)
-        split = self._settings.value("splitter")
-        if isinstance(split, QByteArray) and not split.isEmpty():
-            self.splitter.restoreState(split)
+        for key, restore in (("geometry", self.restoreGeometry), ("windowState", self.restoreState),
+                             ("splitter", self.splitter.restoreState)):  # fmt: skip
+            value = self._settings.value(key)
+            if isinstance(value, QByteArray) and not value.isEmpty():
+                restore(value)
 
     def _save_state(self) -> None:
         self._settings.setValue("geometry", self.saveGeometry())
@@ -363,16 +221,33 @@ class MainWindow(QMainWindow):
     def last_folder(self) -> str:
         return str(self._settings.value("lastFolder", str(Path.home())))
 
-    def _remember_folder(self, path: Path) -> None:
-        self._settings.setValue("lastFolder", str(path.parent if path.is_file() else path))
-
     @property
     def profile(self) -> Profile:
         return self.store.active
 
     @property
     def streaming(self) -> bool:
-        return self._stream_task is not None and not self._stream_task.done()
+        return self.runner.busy
+
+    @property
+    def conversation(self):
+        return self.runner.conversation
+
+    @property
+    def stats(self):
+        return self.runner.stats
+
+    @property
+    def last_request(self) -> dict[str, Any] | None:
+        return self.runner.last_request
+
+    @property
+    def _conversation_id(self) -> int | None:
+        return self.runner.conversation_id
+
+    @property
+    def _clients(self) -> dict:
+        return self.clients._clients
 
     # ------------------------------------------------------------------ tasks
 
@@ -390,45 +265,216 @@ class MainWindow(QMainWindow):
         exc = task.exception()
         if exc is not None and not self._closing:
             log.error("background task failed", exc_info=exc)
-            err = (
-                exc
-                if isinstance(exc, E.KanoaError)
-                else E.KanoaError(
-                    f"Something went wrong inside kanoa desktop: {type(exc).__name__}: {exc}",
-                    "Your inputs and the answer so far are kept. Please report this with the log.",
-                )
-            )
-            self.banner.show_error(err, can_retry=False)
+            self.banner.show_error(_as_error(exc), can_retry=False)
 
     async def run_cpu(self, fn, *args):
         """Run CPU work (decoding, parsing) on the worker pool, off the GUI thread."""
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
-    def _client_for(self, profile: Profile) -> ChatClient:
-        key = self.keys.get(profile.id)
-        secret = key.reveal() if key else None
-        verify: bool | str = (profile.ca_bundle or True) if profile.verify_tls else False
-        ident = (
-            profile.api_base,
-            hash(secret) if secret else None,
-            verify,
-            profile.request_timeout_s,
+    # ------------------------------------------------------------------ the conversation
+
+    def _new_runner(self, **kwargs) -> P.ConversationRunner:
+        runner = P.ConversationRunner(
+            self.profile,
+            pool=self.clients,
+            listener=self._on_event,
+            history=self.history,
+            knowledge_base=lambda: self.kb_panel.knowledge_base,
+            vision=self.store,
+            kanoa_pricing=self._kanoa_pricing,
+            energy=self.monitor,
+            costs=self.costs,
+            run_cpu=self.run_cpu,
+            system_prompt=self.inputs.system_prompt.toPlainText().strip() or None,
+            **kwargs,
         )
-        client = self._clients.get(ident)
-        if client is None or client.closed:
-            client = ChatClient(
-                profile.api_base,
-                api_key=secret,
-                verify=verify,
-                timeouts=Timeouts(read=max(profile.request_timeout_s, 5.0)),
+        return runner
+
+    def _replace_runner(self, note: str, **kwargs) -> None:
+        """Stop the running turn (it is recorded in its own conversation, with its partial
+        text and stats), detach it from the view, and start a clean conversation."""
+        old = self.runner
+        old.unsubscribe(self._on_event)
+        old.subscribe(self._on_background_event)
+        old.stop(note)
+        if old.busy:
+            self._retired.append(old)
+        self._retired = [r for r in self._retired if r.busy]
+        self._status_timer.stop()
+        self._set_busy(False)
+        self.runner = self._new_runner(**kwargs)
+
+    def _on_background_event(self, ev) -> None:
+        # A stopped conversation's turn ended after the view moved on: refresh the lists.
+        if isinstance(ev, P.TurnEnded) and not self._closing:
+            self.history_panel.refresh()
+            self.usage_view.refresh()
+
+    def _on_event(self, ev) -> None:  # noqa: C901 - one dispatch on the event type
+        if ev.runner is not self.runner or self._closing:
+            return
+        if isinstance(ev, P.TurnStarted):
+            self._set_busy(True)
+            self.status.reset()
+            self.sources.clear()
+        elif isinstance(ev, P.StateChanged):
+            if ev.state not in ("done", "stopped", "error"):
+                self.status.set_state(ev.state, ev.detail)
+        elif isinstance(ev, P.ModelResolved):
+            self.status.set_model(ev.model)
+            self._context_length = ev.context_length
+            self._update_vision_note()
+        elif isinstance(ev, P.Notice):
+            self.banner.show_message(ev.title, ev.message, ev.hint)
+        elif isinstance(ev, P.Asked):
+            self.answer.begin_answer(you_markdown(ev.asked))
+            self._status_timer.start()
+            self._refresh_status()
+        elif isinstance(ev, P.AnswerDelta):
+            self.answer.append(ev.text)
+        elif isinstance(ev, P.Sources):
+            self.sources.set_grounding(ev.grounding, ev.answer)
+        elif isinstance(ev, P.TurnEnded):
+            self._turn_ended(ev)
+
+    def _turn_ended(self, ev: P.TurnEnded) -> None:
+        self._status_timer.stop()
+        if ev.stats is not None:  # the question was asked: close its answer in the view
+            self.answer.end_answer(ev.note)
+            if ev.reasoning.strip() and not ev.answer.strip():
+                show = getattr(self.answer, "show_reasoning", None)
+                if callable(show):
+                    show(ev.reasoning)
+            self._refresh_status()
+            if ev.energy_wh is not None:
+                self.status.set_energy(ev.energy_wh, self.profile.electricity_price_per_kwh)
+        self.status.set_state(ev.state, ev.error.title if ev.error else "")
+        self._set_busy(False)
+        if (
+            ev.state in ("done", "stopped")
+            and self.inputs.question.toPlainText() == self._asked_text
+        ):
+            self.inputs.question.clear()  # only what was asked: never text typed since
+        if ev.error is not None:
+            if isinstance(ev.error, E.VisionUnsupported):
+                self._update_vision_note()
+            self.banner.show_error(ev.error, can_retry=ev.can_retry)
+        self.history_panel.refresh()
+        self.usage_view.refresh()
+
+    def _set_busy(self, busy: bool) -> None:
+        self.interpret_action.setEnabled(not busy)
+        self.stop_action.setEnabled(busy)
+
+    def _refresh_status(self) -> None:
+        stats = self.runner.stats
+        if stats is None:
+            return
+        counted = not self.runner.busy  # a finished answer is already in self.costs
+        self.status.show_stats(
+            stats,
+            time.monotonic(),
+            context_length=self._context_length,
+            max_tokens=self.profile.max_tokens,
+            session_cost=self.costs.cost + (0.0 if counted else stats.cost),
+        )
+
+    def _gather_inputs(self) -> Inputs:
+        return Inputs(
+            figures=self.inputs.figures.figures(),
+            table=self.table,
+            table_summary=self.table_summary,
+            context=self.inputs.context.toPlainText(),
+            focus=self.inputs.focus.text(),
+            question=self.inputs.question.toPlainText(),
+        )
+
+    def interpret(self) -> None:
+        if self.streaming:
+            return
+        inputs = self._gather_inputs()
+        if not (
+            self.conversation.turns or inputs.figures or inputs.table or inputs.question.strip()
+        ):
+            self.banner.show_message(
+                "Nothing to interpret",
+                "Add a figure or a table, or type a question.",
+                "Drop a file on the window, paste one with Ctrl+V, or open one with Ctrl+O.",
             )
-            self._clients[ident] = client
-        return client
+            return
+        self.banner.hide()
+        self._asked_text = inputs.question
+        self.runner.profile = self.profile
+        self.runner.conversation.system_prompt = (
+            self.inputs.system_prompt.toPlainText().strip() or DEFAULT_SYSTEM_PROMPT
+        )
+        self.runner.start(inputs)
+
+    def retry(self) -> None:
+        """Ask the failed question again: its turn is taken out and the question resent."""
+        self.banner.hide()
+        if not self.runner.can_retry():
+            return
+        if self.runner.drop_failed_turn():
+            self.answer.set_conversation_markdown(self._conversation_markdown())
+        self.runner.profile = self.profile
+        self.runner.start(self.runner.last_inputs, retry=True)
+
+    def stop(self) -> None:
+        self.runner.stop()
+
+    def _conversation_markdown(self) -> str:
+        from kanoa_desktop.core.history.store import question_text
+
+        parts = []
+        for i, turn in enumerate(self.conversation.turns):
+            asked = turn.asked or question_text(turn.user)
+            parts.append(f"{you_markdown(asked, i + 1)}{turn.assistant}\n\n---\n\n")
+        return "".join(parts)
+
+    def new_conversation(self, note: str = "Stopped: you started a new conversation.") -> None:
+        self._replace_runner(
+            note if isinstance(note, str) else "Stopped: you started a new conversation."
+        )
+        self.answer.clear_conversation()
+        self.sources.clear()
+        self.inputs.figures.clear()
+        self.inputs.table.setProperty("hasTable", False)
+        self.table, self.table_summary, self.table_plot = None, "", None
+        self.banner.hide()
+        self.inputs.refresh()
+        self.status.reset()
+        self.status.set_state("idle")
+        self._update_vision_note()
+
+    def reopen_conversation(self, conversation_id: int) -> None:
+        """Restore a stored conversation: figures, table summary, turns; follow-ups go on."""
+        conv = self.history.load_conversation(conversation_id)
+        if conv is None:
+            self.banner.show_message("Conversation not found", "It may have been deleted.")
+            return
+        self.new_conversation("Stopped: you opened another conversation.")
+        self.runner.conversation = conversation = conv.conversation()
+        self.runner.conversation_id = conv.id
+        for turn, asked in zip(conversation.turns, P.asked_from_stored(conv), strict=False):
+            turn.asked = asked
+        for fig in conv.prepared_figures():
+            self.inputs.figures.add_figure(fig)
+        self.table_summary = conv.table_summary
+        self.inputs.context.setPlainText(conv.context)
+        self.inputs.focus.setText(conv.focus)
+        if conv.system_prompt:
+            self.inputs.system_prompt.setPlainText(conv.system_prompt)
+        self.inputs.refresh()
+        self.answer.set_conversation_markdown(self._conversation_markdown())
+        self.statusBar().showMessage(f"Reopened “{conv.title}”.", 4000)
 
     # ------------------------------------------------------------------ inputs
 
     def open_dialog(self) -> None:
-        dlg = QFileDialog(self, "Open figures or a table", self.last_folder, FILE_FILTER)
+        dlg = QFileDialog(
+            self, "Open figures, a table, a PDF or a notebook", self.last_folder, FILE_FILTER
+        )
         dlg.setObjectName("openDialog")
         dlg.setFileMode(QFileDialog.FileMode.ExistingFiles)
         dlg.filesSelected.connect(lambda files: self.open_paths([Path(f) for f in files]))
@@ -445,37 +491,24 @@ class MainWindow(QMainWindow):
 
     def open_paths(self, paths_: list[Path]) -> None:
         for p in paths_:
-            self._remember_folder(p)
-            self.spawn(self._load_path(p))
+            self._settings.setValue("lastFolder", str(p.parent if p.is_file() else p))
+        self.loader.open_paths(list(paths_))
 
-    async def _load_path(self, path: Path) -> None:
-        self._show_loading(f"Loading {path.name}…")
-        try:
-            item = await self.run_cpu(
-                lambda: load_input(path, long_side=self.profile.image_long_side)
-            )
-        except E.KanoaError as err:
-            self.banner.show_error(err, can_retry=False)
-            return
-        finally:
-            self._show_loading("")
+    def _input_loaded(self, item, summary: str) -> None:
         if isinstance(item, LoadedTable):
-            await self._set_table(item)
-        else:
+            self.table, self.table_summary = item, summary
+            self.inputs.table.set_table(item)
+            self.inputs.table.setProperty("hasTable", True)
+            self.inputs.refresh()
+            notes = getattr(item, "notes", None) or getattr(item, "warnings", None)
+            if notes:
+                self.banner.show_message(f"{item.name}: read with notes", " ".join(map(str, notes)))
+        elif isinstance(item, PreparedFigure):
             self.add_figure(item)
-
-    async def _load_bytes(self, data: bytes, name: str) -> None:
-        self._show_loading(f"Preparing {name}…")
-        try:
-            fig = await self.run_cpu(
-                lambda: prepare_figure(data, long_side=self.profile.image_long_side, name=name)
-            )
-        except E.KanoaError as err:
-            self.banner.show_error(err, can_retry=False)
-            return
-        finally:
-            self._show_loading("")
-        self.add_figure(fig)
+        else:
+            handler = getattr(self, "_open_document", None)
+            if callable(handler):
+                handler(item)
 
     def _show_loading(self, text: str) -> None:
         self.inputs.loading.setText(text)
@@ -485,6 +518,9 @@ class MainWindow(QMainWindow):
         self.inputs.figures.add_figure(fig)
         self.inputs.refresh()
         self._update_vision_note()
+        notes = [n for n in getattr(fig, "notes", ()) if "refused" in n or "blank" in n]
+        if notes:
+            self.statusBar().showMessage(f"{fig.name}: {'; '.join(notes)}", 8000)
 
     def _figure_removed(self, index: int) -> None:
         if self.table_plot is not None and self.table_plot not in self.inputs.figures.figures():
@@ -492,34 +528,18 @@ class MainWindow(QMainWindow):
         self.inputs.refresh()
         self._update_vision_note()
 
-    async def _set_table(self, table: LoadedTable) -> None:
-        summary = await self.run_cpu(summarise, table)
-        self.table, self.table_summary = table, summary
-        self.inputs.table.set_table(table)
-        self.inputs.table.setProperty("hasTable", True)
-        self.inputs.refresh()
-
     def _plot_requested(self, x, y, kind: str) -> None:
-        if self.table is None:
-            return
-        self.spawn(self._make_plot(self.table, x, y, kind))
+        if self.table is not None:
+            self.spawn(self._make_plot(self.table, x, y, kind))
 
     async def _make_plot(self, table: LoadedTable, x, y, kind: str) -> None:
-        self._show_loading("Plotting…")
-        try:
-            fig = await self.run_cpu(
-                lambda: plot_table(table, x, y, kind, long_side=self.profile.image_long_side)
-            )
-        except E.KanoaError as err:
-            self.banner.show_error(err, can_retry=False)
+        fig = await self.loader.plot(table, x, y, kind)
+        if fig is None:
             return
-        finally:
-            self._show_loading("")
         # One quick plot at a time goes with the table: replace the previous one.
-        if self.table_plot is not None:
-            figs = self.inputs.figures.figures()
-            if self.table_plot in figs:
-                self.inputs.figures.remove_figure(figs.index(self.table_plot))
+        figs = self.inputs.figures.figures()
+        if self.table_plot is not None and self.table_plot in figs:
+            self.inputs.figures.remove_figure(figs.index(self.table_plot))
         self.table_plot = fig
         self.add_figure(fig)
 
@@ -541,56 +561,7 @@ class MainWindow(QMainWindow):
             )
 
     def accept_mime(self, mime) -> bool:
-        """Take figures and files from a drop or a paste. True if anything was taken."""
-        local = [Path(u.toLocalFile()) for u in mime.urls() if u.isLocalFile()]
-        if local:
-            self.open_paths(local)
-            return True
-        if mime.hasImage():
-            image = mime.imageData()
-            if isinstance(image, QImage) and not image.isNull():
-                self.spawn(self._load_bytes(_qimage_png(image), "pasted image"))
-                return True
-        remote = [u for u in mime.urls() if u.scheme() in ("http", "https")]
-        if remote:
-            self.spawn(self._fetch_remote(remote[0]))
-            return True
-        return False
-
-    async def _fetch_remote(self, url: QUrl) -> None:
-        """An image dragged from a browser that came as a link only: fetch it (capped)."""
-        import httpx
-
-        name = url.fileName() or "image from the web"
-        self._show_loading(f"Downloading {name}…")
-        try:
-            async with httpx.AsyncClient(timeout=20.0, follow_redirects=True) as http:
-                async with http.stream("GET", url.toString()) as resp:
-                    resp.raise_for_status()
-                    chunks, size = [], 0
-                    async for chunk in resp.aiter_bytes():
-                        size += len(chunk)
-                        if size > MAX_REMOTE_IMAGE_BYTES:
-                            raise E.KanoaError(
-                                f"{name} is larger than 50 MB.",
-                                "Save it and open the file instead.",
-                            )
-                        chunks.append(chunk)
-        except httpx.HTTPError as exc:
-            self.banner.show_message(
-                "Cannot download the image",
-                f"{url.toString()}: {exc}",
-                "Save the image and drop the file instead.",
-            )
-            return
-        except E.KanoaError as err:
-            self.banner.show_error(err, can_retry=False)
-            return
-        finally:
-            self._show_loading("")
-        await self._load_bytes(b"".join(chunks), name)
-
-    # -- drag and drop -------------------------------------------------------------------
+        return self.loader.accept_mime(mime)
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
         mime = event.mimeData()
@@ -606,571 +577,93 @@ class MainWindow(QMainWindow):
         if self.accept_mime(event.mimeData()):
             event.acceptProposedAction()
 
-    # ------------------------------------------------------------------ profile & vision
+    # ------------------------------------------------------------------ profile & settings
 
     def _on_profile_changed(self, profile: Profile) -> None:
+        if self.runner.busy:
+            # The answer belongs to the old endpoint: stop and record it, start clean.
+            self.new_conversation(f"Stopped: you switched to {profile.name}.")
+        self.runner.profile = profile
         self.status.set_model(profile.model or "(first model the server lists)")
+        if not self.runner.busy:
+            self.status.set_state("idle")  # an old endpoint's error does not carry over
         self._update_vision_note()
-        self._update_metrics_source(profile)
+        self.monitor.watch(profile, self.store.preferences)
         self._kb_profile_id = profile.id
-        folders = self._settings.value(f"kb/{profile.id}", [])
-        folders = [folders] if isinstance(folders, str) else list(folders or [])
+        folders = [str(f) for f in getattr(profile, "kb_folders", ()) or ()]
         if [str(f) for f in self.kb_panel.folders] != folders:
             self.kb_panel.set_folders(folders)
+        if not folders:
+            self.sources.clear()
+        if not self.conversation.turns:
+            # The box starts from the profile's system prompt (edits apply to this window).
+            self.inputs.system_prompt.setPlainText(profile.system_prompt or DEFAULT_SYSTEM_PROMPT)
 
     def _kb_folders_changed(self, folders: list) -> None:
         # Knowledge-base folders belong to the profile that was active when attached.
-        profile_id = getattr(self, "_kb_profile_id", self.profile.id)
-        self._settings.setValue(f"kb/{profile_id}", [str(f) for f in folders])
+        profile = self.store.get_by_id(getattr(self, "_kb_profile_id", self.profile.id))
+        if profile is None or not hasattr(profile, "kb_folders"):
+            return
+        wanted = tuple(str(f) for f in folders)
+        if tuple(profile.kb_folders) != wanted:
+            self.store.update(profile.with_user_values(kb_folders=wanted))
+            problem = self.store.save()
+            if problem is not None:
+                self.banner.show_message("Settings not saved", problem.message)
+
+    def apply_preferences(self) -> None:
+        """Apply the app-wide preferences now: theme, font size, GPU panel, poller."""
+        prefs = self.store.preferences
+        try:
+            from kanoa_desktop.ui.theme import apply_appearance
+        except ImportError:
+            apply_appearance = None
+        if apply_appearance is not None:
+            apply_appearance(QApplication.instance(), prefs.theme, prefs.font_size_pt)
+        self.gpu_dock.setVisible(bool(prefs.gpu_panel_visible))
+        self.monitor.watch(self.profile, prefs)
 
     def _open_source(self, path: str) -> None:
         from PySide6.QtGui import QDesktopServices
 
         QDesktopServices.openUrl(QUrl.fromLocalFile(path))
 
-    def _update_metrics_source(self, profile: Profile) -> None:
-        panel = self.gpu_panel
-        if not hasattr(panel, "set_poller"):
-            return
-        from kanoa_desktop.core.monitor.poller import MetricsPoller
-
-        old = panel.poller
-        if (
-            old is not None
-            and old.url == profile.effective_metrics_url
-            and old.dcgm_url == (profile.dcgm_url or None)
-        ):
-            return
-        prefs = self.store.preferences
-        poller = MetricsPoller(
-            profile.effective_metrics_url,
-            interval_s=prefs.gpu_poll_interval_s,
-            read_gpus=prefs.local_nvml,
-            dcgm_url=profile.dcgm_url,
-        )
-        self.replace_poller(poller)
-
-    def replace_poller(self, poller) -> None:
-        """Give the GPU panel a new poller; the old one's task is cancelled and awaited
-        before its HTTP client closes, so no request is cut off under a live socket."""
-        panel = self.gpu_panel
-        old, old_task = panel.poller, getattr(panel, "_task", None)
-        panel.set_poller(poller)
-        if old is not None:
-            self.spawn(self._retire_poller(old, old_task))
-
-    async def _retire_poller(self, poller, task) -> None:
-        # Let the current scrape finish (bounded by the poller's own timeout) rather than
-        # cancel it mid-connect, which can leave a socket behind.
-        poller.stop()
-        if task is not None and not task.done():
-            try:
-                await asyncio.wait_for(asyncio.shield(task), poller.timeout_s + 1.0)
-            except (TimeoutError, asyncio.CancelledError):
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-            except Exception:  # noqa: BLE001 - the poll's own failure is not ours to report
-                pass
-        await poller.aclose()
-
     def _vision_block(self, profile: Profile | None = None) -> str | None:
-        profile = profile or self.profile
-        # The profile's model, or the one the server listed first when the profile names none.
-        model = profile.model or self._first_model.get(profile.api_base, "")
-        probed = self.store.cached_vision(profile.api_base, model) if model else None
-        return vision_block_reason(profile, probed)
+        if profile is not None:
+            self.runner.profile = profile
+        return self.runner.images_blocked()
 
     def _update_vision_note(self) -> None:
         reason = self._vision_block()
-        has_figs = self.inputs.figures.count() > 0
-        self.vision_note.setText(f"⚠ {reason}" if reason and has_figs else "")
-        self.vision_note.setVisible(bool(reason and has_figs))
-
-    # ------------------------------------------------------------------ asking
-
-    def _gather_inputs(self) -> Inputs:
-        return Inputs(
-            figures=self.inputs.figures.figures(),
-            table=self.table,
-            table_summary=self.table_summary,
-            context=self.inputs.context.toPlainText(),
-            focus=self.inputs.focus.text(),
-            question=self.inputs.question.toPlainText(),
-        )
-
-    def interpret(self) -> None:
-        if self.streaming:
-            return
-        inputs = self._gather_inputs()
-        if (
-            not self.conversation.turns
-            and not inputs.figures
-            and not inputs.table
-            and not inputs.question.strip()
-        ):
-            self.banner.show_message(
-                "Nothing to interpret",
-                "Add a figure or a table, or type a question.",
-                "Drop a file on the window, paste one with Ctrl+V, or open one with Ctrl+O.",
-            )
-            return
-        self.banner.hide()
-        self._last_inputs = inputs
-        self._stream_task = self.spawn(self._ask(inputs))
-
-    def retry(self) -> None:
-        """Ask the failed question again: its turn is removed and resent."""
-        self.banner.hide()
-        if self.streaming or self._last_inputs is None:
-            return
-        if self.conversation.turns and self.conversation.turns[-1].finish_reason == "error":
-            last = getattr(self, "_last_turn_id", None)
-            if last is not None:
-                with contextlib.suppress(sqlite3.Error):
-                    self.history.mark_retried(last)
-            self.conversation.turns.pop()
-            self.answer.set_conversation_markdown(self._conversation_markdown())
-        self._stream_task = self.spawn(self._ask(self._last_inputs))
-
-    def stop(self) -> None:
-        if self.streaming:
-            self._stream_task.cancel()
-
-    async def _ask(self, inputs: Inputs) -> None:
-        profile = self.profile
-        client = self._client_for(profile)
-        self.conversation.system_prompt = (
-            self.inputs.system_prompt.toPlainText().strip() or DEFAULT_SYSTEM_PROMPT
-        )
-        self._set_busy(True)
-        self.status.reset()
-        self.status.set_state("connecting")
-        turn = None
-        grounding: Grounding | None = None
-        gpu = getattr(self.gpu_panel, "poller", None)
-        model = profile.model
-        try:
-            model, info = await self._resolve_model(client, profile)
-            self.status.set_model(model)
-            self._context_length = info.context_length if info else None
-            self._max_tokens = profile.max_tokens
-            block = self._vision_block(profile)
-            params = GenerationParams(model, profile.temperature, profile.max_tokens, profile.top_p)
-            grounding = await self._ground(inputs, params, profile, send_images=block is None)
-            request, user_msg = build_turn(
-                self.conversation,
-                inputs,
-                params,
-                send_images=block is None,
-                grounding=grounding.prompt_block if grounding else "",
-            )
-            self.last_request = request.payload()
-            prices = prices_for(profile, self._kanoa_pricing)
-            self.stats = StreamStats(
-                price_in_per_million=prices.input_per_million,
-                price_out_per_million=prices.output_per_million,
-                prompt_estimate=estimate_message_tokens(request.messages),
-            )
-            turn = self.conversation.add_turn(user_msg)
-            self._begin_record(inputs, user_msg, model, profile, grounding)
-            self.sources.clear()
-            self.answer.begin_answer(
-                _question_markdown(inputs, len(self.conversation.turns) == 1, block)
-            )
-            self._counted = False
-            self._status_timer.start()
-            self._refresh_status()
-            if gpu is not None:
-                gpu.mark_request("start")
-            stream = client.stream_chat(request)
-            try:
-                async for ev in stream:
-                    self.stats.feed(ev)
-                    if isinstance(ev, TextDelta):
-                        self.answer.append(ev.text)
-                        if self._recorder is not None:
-                            self._recorder.append(ev.text)
-                    elif isinstance(ev, ReasoningDelta):
-                        # Counts towards speed and is kept in history; the view shows text.
-                        if self._recorder is not None:
-                            self._recorder.append_reasoning(ev.text)
-                    elif isinstance(ev, RequestSent):
-                        self.status.set_state("waiting")
-                    elif isinstance(ev, FirstToken):
-                        self.status.set_state("streaming")
-            finally:
-                await stream.aclose()
-            turn.finish_reason = self.stats.finish_reason or "stop"
-            note = (
-                "Stopped at the max tokens limit (Settings > Generation)."
-                if turn.finish_reason == "length"
-                else ""
-            )
-            turn.assistant = self.answer.end_answer(note)
-            self._show_sources(grounding, turn.assistant)
-            self._end_record("done", turn.finish_reason, turn.assistant)
-            self.inputs.question.clear()
-            self._finish("done", prices)
-        except asyncio.CancelledError:
-            if turn is not None:
-                turn.finish_reason = "stopped"
-                turn.assistant = self.answer.end_answer("Stopped by you.")
-                self._show_sources(grounding, turn.assistant)
-                self._end_record("stopped", "stopped", turn.assistant)
-                self.inputs.question.clear()
-                self._finish("stopped", self._prices_or_default(profile))
-            else:
-                self.status.set_state("stopped")
-                self._set_busy(False)
-            if self._closing:
-                raise
-        except E.KanoaError as err:
-            if turn is not None:
-                turn.finish_reason = "error"
-                partial = self.answer.end_answer(f"Answer interrupted: {err.title}.")
-                turn.assistant = partial
-                self._end_record("error", None, partial, err)
-                self._finish("error", self._prices_or_default(profile), err.title)
-            else:
-                self.status.set_state("error", err.title)
-                self._set_busy(False)
-            if isinstance(err, E.VisionUnsupported) and model:
-                # Remembered, so Retry (and every later question) goes without the figures.
-                self.store.remember_vision(profile.api_base, model, False)
-                self._update_vision_note()
-            # A refused key needs Settings first; anything else may go through on Retry.
-            self.banner.show_error(err, can_retry=not isinstance(err, E.AuthFailed))
-        finally:
-            self._end_gpu_span()  # when the answer ended before it was recorded
-
-    async def _ground(
-        self, inputs: Inputs, params: GenerationParams, profile: Profile, *, send_images: bool
-    ) -> Grounding | None:
-        """Knowledge-base passages for this question, packed into what the context leaves.
-
-        None when no knowledge base is attached. The budget is the model's context minus the
-        prompt, the images and the answer's max tokens (and a margin), capped by the
-        profile's knowledge-base limit, so grounding never overflows the context.
-        """
-        kb = self.kb_panel.knowledge_base
-        if kb is None:
-            return None
-        probe, _ = build_turn(self.conversation, inputs, params, send_images=send_images)
-        images = probe.n_images
-        prompt = estimate_message_tokens(probe.messages) - images * TOKENS_PER_IMAGE
-        cap = profile.kb_max_context_tokens
-        if self._context_length:
-            budget = token_budget(
-                self._context_length, prompt, images * TOKENS_PER_IMAGE, params.max_tokens or 0
-            )
-            budget = min(budget, cap)
-        else:
-            budget = cap
-        hints = [f.name for f in inputs.figures]
-        if inputs.table is not None:
-            hints += [inputs.table.name, *map(str, inputs.table.frame.columns[:30])]
-        embed = await self._hybrid_embedder(kb, profile)
-        return await aground(
-            kb,
-            inputs.question,
-            budget,
-            context=inputs.context,
-            focus=inputs.focus,
-            hints=hints,
-            k=max(1, profile.kb_top_k),
-            embed=embed,
-            embed_model=profile.kb_embeddings_model or "",
-        )
-
-    async def _hybrid_embedder(self, kb, profile: Profile):
-        """The query embedder for hybrid search, after embedding chunks that lack vectors.
-
-        None (keyword search only) when the profile names no embedding model or the
-        endpoint cannot embed; the reason then shows in the banner and the question goes on.
-        Embedding the pending chunks is bounded per question so a large, new knowledge base
-        never holds a question up for long; the rest follows with the next questions.
-        """
-        model = profile.kb_embeddings_model
-        if not model:
-            return None
-        client = self._client_for(profile)
-        loop = asyncio.get_running_loop()
-
-        def embed_on_worker(texts: list[str]) -> list[list[float]]:
-            # Runs on the worker pool: the request itself runs on the loop.
-            future = asyncio.run_coroutine_threadsafe(client.embeddings(model, texts), loop)
-            return future.result(timeout=max(profile.request_timeout_s, 30.0))
-
-        deadline = time.monotonic() + HYBRID_EMBED_SECONDS_PER_QUESTION
-        try:
-            await self.run_cpu(
-                lambda: embed_pending(
-                    kb, embed_on_worker, model, cancel=lambda: time.monotonic() > deadline
-                )
-            )
-        except E.KanoaError as err:
-            self.banner.show_message(
-                "Hybrid search unavailable",
-                f"{err.message} Keyword search is used instead.",
-                f"{err.hint} Or clear the embedding model in Settings > Knowledge base.",
-            )
-            return None
-        return lambda texts: client.embeddings(model, texts)
-
-    def _show_sources(self, grounding: Grounding | None, answer: str) -> None:
-        if grounding is None:
-            self.sources.clear()
-        else:
-            self.sources.set_grounding(grounding, answer)
-
-    # ------------------------------------------------------------------ history
-
-    def _begin_record(
-        self, inputs: Inputs, user_msg, model: str, profile: Profile, grounding
-    ) -> None:
-        first = len(self.conversation.turns) == 1
-        try:
-            self._recorder = self.history.begin_turn(
-                self._conversation_id,
-                user_message=user_msg,
-                question=inputs.question.strip() or ("Interpret." if first else "Go on."),
-                model=model,
-                profile=profile,
-                system_prompt=self.conversation.system_prompt,
-                context=inputs.context,
-                focus=inputs.focus,
-                table_name=inputs.table.name if inputs.table is not None else "",
-                table_summary=inputs.table_summary if first else "",
-                figures=inputs.figures if first else (),
-                passages=grounding,
-            )
-        except sqlite3.Error as exc:
-            self._recorder = None
-            self.banner.show_message(
-                "History not saved",
-                f"This answer is not being saved to the history: {exc}.",
-                "Check free disk space; the answer itself is not affected.",
-            )
-            return
-        self._conversation_id = self._recorder.conversation_id
-
-    def _end_gpu_span(self) -> float | None:
-        """Close the GPU panel's marker of the streaming answer; its energy in Wh if known."""
-        poller = getattr(self.gpu_panel, "poller", None)
-        span = poller.mark_request("end") if poller is not None else None
-        if poller is not None and not poller.paused:
-            poller.resume()  # scrape now: the panel shows the answer's end at once
-        if span is None or span.energy_wh is None:
-            return None
-        self.status.set_energy(span.energy_wh, self.profile.electricity_price_per_kwh)
-        return span.energy_wh
-
-    def _end_record(
-        self, state: str, finish_reason, answer: str, err: E.KanoaError | None = None
-    ) -> None:
-        energy_wh = self._end_gpu_span()
-        recorder, self._recorder = self._recorder, None
-        if recorder is None:
-            return
-        try:
-            recorder.finish(
-                state,
-                finish_reason,
-                stats=self.stats,
-                energy_wh=energy_wh,
-                answer=answer,
-                error_title=err.title if err else None,
-                error_message=err.message if err else None,
-            )
-        except sqlite3.Error as exc:
-            log.warning("history: could not finish the turn: %s", exc)
-        self._last_turn_id = recorder.turn_id
-        self.history_panel.refresh()
-        self.usage_view.refresh()
-
-    def reopen_conversation(self, conversation_id: int) -> None:
-        """Restore a stored conversation: figures, table summary, turns; follow-ups go on."""
-        if self.streaming:
-            self.stop()
-        conv = self.history.load_conversation(conversation_id)
-        if conv is None:
-            self.banner.show_message("Conversation not found", "It may have been deleted.")
-            return
-        self.new_conversation()
-        self.conversation = conv.conversation()
-        self._conversation_id = conv.id
-        for fig in conv.prepared_figures():
-            self.inputs.figures.add_figure(fig)
-        self.table_summary = conv.table_summary
-        self.inputs.context.setPlainText(conv.context)
-        self.inputs.focus.setText(conv.focus)
-        if conv.system_prompt:
-            self.inputs.system_prompt.setPlainText(conv.system_prompt)
-        self.inputs.refresh()
-        self.answer.set_conversation_markdown(self._conversation_markdown())
-        self.statusBar().showMessage(f"Reopened “{conv.title}”.", 4000)
-
-    def _prices_or_default(self, profile: Profile) -> Prices:
-        return prices_for(profile, self._kanoa_pricing)
-
-    async def _resolve_model(
-        self, client: ChatClient, profile: Profile
-    ) -> tuple[str, ModelInfo | None]:
-        models = self._models.get(profile.api_base)
-        if models is None or (profile.model and profile.model not in {m.id for m in models}):
-            models = await client.models()
-            self._models[profile.api_base] = models
-        if models:
-            self._first_model[profile.api_base] = models[0].id
-        if not profile.model:
-            if not models:
-                raise E.BadRequest(
-                    "The server lists no model.",
-                    "Load a model on the server, or set one in Settings > Endpoint.",
-                )
-            return models[0].id, models[0]
-        info = next((m for m in models if m.id == profile.model), None)
-        return profile.model, info
-
-    def _finish(self, state: str, prices: Prices, detail: str = "") -> None:
-        self._status_timer.stop()
-        if self.stats is not None and not self._counted:
-            self.costs.add(self.stats.prompt_tokens, self.stats.output_tokens, prices)
-            self._counted = True
-        self._refresh_status()
-        self.status.set_state(state, detail)
-        self._set_busy(False)
-
-    def _set_busy(self, busy: bool) -> None:
-        self.interpret_action.setEnabled(not busy)
-        self.stop_action.setEnabled(busy)
-
-    def _refresh_status(self) -> None:
-        if self._recorder is not None:
-            # Saves streamed text at least once a second even when tokens stall.
-            self._recorder.flush_if_due()
-        if self.stats is None:
-            return
-        self.status.show_stats(
-            self.stats,
-            time.monotonic(),
-            context_length=self._context_length,
-            max_tokens=self._max_tokens,
-            session_cost=self.costs.cost + (0.0 if self._counted else self.stats.cost),
-        )
-
-    # ------------------------------------------------------------------ conversation
-
-    def _conversation_markdown(self) -> str:
-        parts = []
-        for i, turn in enumerate(self.conversation.turns):
-            content = turn.user.get("content")
-            text = (
-                content
-                if isinstance(content, str)
-                else next((p["text"] for p in content if p.get("type") == "text"), "")
-            )
-            parts.append(f"**You** ({i + 1})\n\n{_quote(text)}\n\n{turn.assistant}\n\n---\n\n")
-        return "".join(parts)
-
-    def new_conversation(self) -> None:
-        self.stop()
-        self._conversation_id = None
-        self.conversation.clear()
-        self.answer.clear_conversation()
-        self.inputs.figures.clear()
-        self.inputs.table.setProperty("hasTable", False)
-        self.table = None
-        self.table_summary = ""
-        self.table_plot = None
-        self.stats = None
-        self.last_request = None
-        self.banner.hide()
-        self.inputs.refresh()
-        self.status.reset()
-        self.status.set_state("idle")
-        self._update_vision_note()
+        show = bool(reason and self.inputs.figures.count() > 0)
+        self.vision_note.setText(f"⚠ {reason}" if show else "")
+        self.vision_note.setVisible(show)
 
     def copy_answer(self) -> None:
         QGuiApplication.clipboard().setText(self.answer.markdown)
         self.statusBar().showMessage("Conversation copied as Markdown.", 3000)
 
     def show_request(self) -> None:
-        dlg = QDialog(self)
-        dlg.setObjectName("requestDialog")
-        dlg.setWindowTitle("Request sent")
-        lay = QVBoxLayout(dlg)
-        view = QPlainTextEdit()
-        view.setObjectName("requestView")
-        view.setReadOnly(True)
-        view.setPlainText(
-            describe_payload(self.last_request)
-            if self.last_request
-            else "No request has been sent yet."
-        )
-        lay.addWidget(view)
-        dlg.resize(720, 600)
-        dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        dlg.show()  # non-modal
-        self.request_dialog = dlg
+        self.request_dialog = dialogs.show_request(self)
 
     def open_settings(self) -> None:
-        from kanoa_desktop.ui.settings import SettingsDialog
-        from kanoa_desktop.ui.settings.connection import check_connection
-
-        dlg = SettingsDialog(self.store, self.keys, self)
-        dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-
-        async def run_check(req) -> None:
-            report = await check_connection(req, self.keys.get(req.profile_id))
-            with contextlib.suppress(RuntimeError):  # the dialog may be gone
-                dlg.show_connection_result(report)
-
-        dlg.testConnectionRequested.connect(lambda req: self.spawn(run_check(req)))
-        dlg.profilesSaved.connect(self._profiles_saved)
-        dlg.open()  # no exec(): qasync must keep running
-        self.settings_dialog = dlg
-
-    def open_benchmark(self) -> None:
-        self.spawn(self._open_benchmark())
-
-    async def _open_benchmark(self) -> None:
-        """Tools > Benchmark endpoint: kanoa's per-task suite against the active profile."""
-        import httpx
-
-        from kanoa_desktop.core.endpoint.bench import scraping_reader
-        from kanoa_desktop.ui.bench_dialog import BenchmarkDialog
-
-        profile = self.profile
-        client = self._client_for(profile)
-        model, _ = await self._resolve_model(client, profile)  # errors land in the banner
-        vision = {"yes": True, "no": False}.get(profile.vision)
-        if vision is None:
-            vision = self.store.cached_vision(profile.api_base, model)  # None: the suite probes
-        if self._misc_http is None:
-            self._misc_http = httpx.AsyncClient()
-        dlg = BenchmarkDialog(
-            client,
-            model,
-            vision=vision,
-            metrics=scraping_reader(profile.effective_metrics_url, self._misc_http),
-            parent=self,
-        )
-        dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        dlg.show()  # non-modal; it runs its suite as a task on this loop
-        self.bench_dialog = dlg
+        self.settings_dialog = dialogs.open_settings(self)
 
     def _profiles_saved(self) -> None:
-        self._models.clear()
+        self.clients.forget_models()
         self.profile_switcher.refresh()
         self._on_profile_changed(self.store.active)
+        self.apply_preferences()
+
+    def open_benchmark(self) -> None:
+        self.spawn(dialogs.open_benchmark(self))
 
     # ------------------------------------------------------------------ shutdown
 
     def closeEvent(self, event) -> None:  # noqa: N802
         self._save_state()
         self._closing = True
-        self.stop()
+        self.runner.stop("Stopped: the window closed.")
         super().closeEvent(event)
         self.closed.emit()
 
@@ -1178,58 +671,28 @@ class MainWindow(QMainWindow):
         """Cancel running work and close every connection; await before the loop ends."""
         self._closing = True
         self._status_timer.stop()
+        for runner in [self.runner, *self._retired]:
+            await runner.stop_and_wait("Stopped: the window closed.")
         tasks = [t for t in self._tasks if not t.done()]
         for t in tasks:
             t.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
-        poller = getattr(self.gpu_panel, "poller", None)
-        if poller is not None:
-            poll_task = getattr(self.gpu_panel, "_task", None)
-            self.gpu_panel.set_poller(None)
-            await self._retire_poller(poller, poll_task)
+        await self.monitor.shutdown()
         self.kb_panel.shutdown()
-        if self._recorder is not None:
-            with contextlib.suppress(sqlite3.Error):
-                self._recorder.finish("stopped", "stopped", stats=self.stats)
         self.history.close()
-        for client in list(self._clients.values()):
-            await client.aclose()
+        await self.clients.aclose()
         if self._misc_http is not None:
             await self._misc_http.aclose()
-        self._clients.clear()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _qimage_png(image: QImage) -> bytes:
-    buf = QBuffer()
-    buf.open(QIODevice.OpenModeFlag.WriteOnly)
-    image.save(buf, "PNG")
-    return bytes(buf.data())
+def _as_error(exc: BaseException) -> E.KanoaError:
+    if isinstance(exc, E.KanoaError):
+        return exc
+    if hasattr(exc, "message") and hasattr(exc, "title"):
+        return exc  # FigureError, TableError: same shape
+    return P.internal_error(exc)
 
 
-def _quote(text: str) -> str:
-    return "\n".join(f"> {line}" if line else ">" for line in text.strip().splitlines())
-
-
-def _question_markdown(inputs: Inputs, first: bool, vision_block: str | None) -> str:
-    bits = []
-    q = inputs.question.strip() or ("Interpret." if first else "Go on.")
-    bits.append(q)
-    if first:
-        if inputs.figures:
-            names = ", ".join(f.name for f in inputs.figures)
-            sent = "not sent: text-only model" if vision_block else "sent"
-            bits.append(f"Figures ({sent}): {names}")
-        if inputs.table is not None:
-            bits.append(
-                f"Table: {inputs.table.name} ({inputs.table.rows:,} rows × {inputs.table.columns} columns)"
-            )
-        if inputs.context.strip():
-            bits.append(f"Context: {inputs.context.strip()}")
-    if inputs.focus.strip():
-        bits.append(f"Focus: {inputs.focus.strip()}")
-    return "**You**\n\n" + _quote("\n\n".join(bits)) + "\n\n"
-
-
-__all__ = ["MainWindow"]
+__all__ = ["MainWindow", "quote", "you_markdown"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import asyncio
 
 import pytest
@@ -91,7 +93,7 @@ def test_drop_png_and_csv_then_interpret_streams_and_fills_the_status_bar(
         assert "Growth of a culture" in text and "the exponential phase" in text
         assert "growth.csv" in text and "od600" in text  # the table summary went along
         assert w.status.state.text() == "Done"
-        assert w.status.tokens.text().startswith(str(server_prompt_tokens(body)))
+        assert w.status.tokens.text().startswith(f"{server_prompt_tokens(body):,} in")
         assert "tok/s" in w.status.speed.text() and w.status.speed.text() != "– tok/s"
         assert w.status.ttft.text().startswith("TTFT 0.")
         assert w.status.cost.text().startswith("$") and "session" in w.status.cost.text()
@@ -170,7 +172,10 @@ def test_copy_answer_puts_markdown_on_the_clipboard_and_show_request_shows_the_b
         assert "Explain a histogram." in clip and "**You**" in clip
         w.show_request()
         text = w.request_dialog.findChild(QWidget, "requestView").toPlainText()
-        assert '"stream_options"' in text and "Explain a histogram." in text
+        assert "Explain a histogram." in text and '"messages"' not in text  # readable
+        w.request_dialog.copy_json()
+        body = json.loads(QGuiApplication.clipboard().text())
+        assert body == server.received[-1].body  # exactly what was sent
 
 
 def test_dead_server_shows_a_banner_with_retry_and_loses_nothing(make_window, run, sample_png):
@@ -375,8 +380,13 @@ def test_attached_knowledge_base_grounds_the_question_and_lists_sources(make_win
         assert w.sources.isVisible()
         labels = [w.sources.list.item(i).text() for i in range(w.sources.list.count())]
         assert any("protocol.md" in label for label in labels)
-        # The folder is remembered for this profile.
-        assert w._settings.value(f"kb/{w.profile.id}") in ([str(kb)], str(kb))
+        # The folder belongs to this profile, stored with it (the command line sees it too).
+        assert w.store.active.kb_folders == (str(kb),)
+        from kanoa_desktop.core.config.profiles import ProfileStore
+
+        reloaded = ProfileStore()
+        reloaded.load()
+        assert reloaded.get_by_id(w.profile.id).kb_folders == (str(kb),)
 
 
 def test_answers_are_recorded_and_a_reopened_conversation_continues(make_window, run, sample_png):

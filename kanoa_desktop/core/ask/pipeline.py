@@ -210,6 +210,30 @@ def asked_markdown(inputs: Inputs, first: bool, images_blocked: str | None) -> s
     return "\n\n".join(bits)
 
 
+def asked_from_stored(conv: Any) -> list[str]:
+    """What the user asked in each turn of a stored conversation (the reopened view), in
+    the order of ``conv.conversation().turns``: never the prompt that was sent."""
+    out: list[str] = []
+    first = True
+    for t in conv.turns:
+        if t.finish_reason == "retried":
+            continue
+        bits = [t.question or ("Interpret." if first else "Go on.")]
+        if first:
+            names = ", ".join(f.name for f in conv.figures if getattr(f, "name", ""))
+            if names:
+                bits.append(f"Figures: {names}")
+            if conv.table_name:
+                bits.append(f"Table: {conv.table_name}")
+            if conv.context.strip():
+                bits.append(f"Context: {conv.context.strip()}")
+            if conv.focus.strip():
+                bits.append(f"Focus: {conv.focus.strip()}")
+        out.append("\n\n".join(bits))
+        first = False
+    return out
+
+
 def internal_error(exc: BaseException) -> E.KanoaError:
     """An unexpected exception as a message a user can read (the log has the traceback)."""
     return E.KanoaError(
@@ -750,6 +774,7 @@ __all__ = [
     "TurnEnded",
     "TurnStarted",
     "VisionCache",
+    "asked_from_stored",
     "asked_markdown",
     "internal_error",
     "profile_with",

@@ -1,0 +1,170 @@
+"""Everything the window takes in: files, pasted or dropped images, browser drags, plots.
+
+Decoding and parsing run on the window's worker pool (``run_cpu``), never on the GUI thread;
+results and failures come back as signals the window renders. Only what the user chose is
+read: a dropped file, the clipboard's image, or the one URL a browser drag carried.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QBuffer, QIODevice, QObject, QUrl, Signal
+from PySide6.QtGui import QImage
+
+from kanoa_desktop.core.endpoint import errors as E
+
+MAX_REMOTE_IMAGE_BYTES = 50 * 1024 * 1024
+
+FIGURE_PATTERNS = "*.png *.jpg *.jpeg *.gif *.bmp *.tif *.tiff *.webp *.svg *.svgz"
+TABLE_PATTERNS = "*.csv *.tsv *.tab *.txt *.xlsx *.parquet"
+DOCUMENT_PATTERNS = "*.pdf *.ipynb"
+FILE_FILTER = (
+    f"Figures, tables, papers and notebooks ({FIGURE_PATTERNS} {TABLE_PATTERNS} "
+    f"{DOCUMENT_PATTERNS});;"
+    f"Figures ({FIGURE_PATTERNS});;Tables ({TABLE_PATTERNS});;"
+    f"PDF papers and notebooks ({DOCUMENT_PATTERNS});;All files (*)"
+)
+
+
+def qimage_png(image: QImage) -> bytes:
+    buf = QBuffer()
+    buf.open(QIODevice.OpenModeFlag.WriteOnly)
+    image.save(buf, "PNG")
+    return bytes(buf.data())
+
+
+class InputLoader(QObject):
+    """Loads inputs off the GUI thread and reports them.
+
+    ``loaded(item)``: a PreparedFigure, a LoadedTable (with its summary in
+    ``item_summary``), or another document type ``load_input`` returns; ``failed(err)``: a
+    KanoaError-like object with title/message/hint; ``loading(text)``: "" when idle.
+    """
+
+    loaded = Signal(object, str)  # item, table summary ("" for figures)
+    failed = Signal(object)
+    loading = Signal(str)
+
+    def __init__(
+        self,
+        spawn: Callable[[Awaitable[Any]], Any],
+        run_cpu: Callable[..., Awaitable[Any]],
+        long_side: Callable[[], int],
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._spawn = spawn
+        self._run_cpu = run_cpu
+        self._long_side = long_side
+
+    # -- files -----------------------------------------------------------------------------
+
+    def open_paths(self, paths: list[Path]) -> None:
+        for p in paths:
+            self._spawn(self._load_path(Path(p)))
+
+    async def _load_path(self, path: Path) -> None:
+        from kanoa_desktop.core.ask.interpret import load_input, summarise
+        from kanoa_desktop.core.inputs.tables import LoadedTable
+
+        self.loading.emit(f"Loading {path.name}…")
+        try:
+            long_side = self._long_side()
+            item = await self._run_cpu(lambda: load_input(path, long_side=long_side))
+            summary = ""
+            if isinstance(item, LoadedTable):
+                summary = await self._run_cpu(summarise, item)
+        except Exception as err:  # noqa: BLE001 - typed errors and anything else: a message
+            self.failed.emit(err)
+            return
+        finally:
+            self.loading.emit("")
+        self.loaded.emit(item, summary)
+
+    async def load_bytes(self, data: bytes, name: str) -> None:
+        from kanoa_desktop.core.inputs.figures import prepare_figure
+
+        self.loading.emit(f"Preparing {name}…")
+        try:
+            long_side = self._long_side()
+            fig = await self._run_cpu(lambda: prepare_figure(data, long_side=long_side, name=name))
+        except Exception as err:  # noqa: BLE001
+            self.failed.emit(err)
+            return
+        finally:
+            self.loading.emit("")
+        self.loaded.emit(fig, "")
+
+    async def plot(self, table, x, y, kind: str):
+        """A quick plot of ``table`` prepared like a dropped figure; None when it failed."""
+        from kanoa_desktop.core.ask.interpret import plot_table
+
+        self.loading.emit("Plotting…")
+        try:
+            long_side = self._long_side()
+            return await self._run_cpu(lambda: plot_table(table, x, y, kind, long_side=long_side))
+        except Exception as err:  # noqa: BLE001
+            self.failed.emit(err)
+            return None
+        finally:
+            self.loading.emit("")
+
+    # -- drops and pastes ----------------------------------------------------------------
+
+    def accept_mime(self, mime) -> bool:
+        """Take figures and files from a drop or a paste. True if anything was taken."""
+        local = [Path(u.toLocalFile()) for u in mime.urls() if u.isLocalFile()]
+        if local:
+            self.open_paths(local)
+            return True
+        if mime.hasImage():
+            image = mime.imageData()
+            if isinstance(image, QImage) and not image.isNull():
+                self._spawn(self.load_bytes(qimage_png(image), "pasted image"))
+                return True
+        remote = [u for u in mime.urls() if u.scheme() in ("http", "https")]
+        if remote:
+            self._spawn(self._fetch_remote(remote[0]))
+            return True
+        return False
+
+    async def _fetch_remote(self, url: QUrl) -> None:
+        """An image dragged from a browser that came as a link only: fetch it (capped)."""
+        import httpx
+
+        name = url.fileName() or "image from the web"
+        self.loading.emit(f"Downloading {name}…")
+        chunks: list[bytes] = []
+        try:
+            async with httpx.AsyncClient(timeout=20.0, follow_redirects=True) as http:
+                async with http.stream("GET", url.toString()) as resp:
+                    resp.raise_for_status()
+                    size = 0
+                    async for chunk in resp.aiter_bytes():
+                        size += len(chunk)
+                        if size > MAX_REMOTE_IMAGE_BYTES:
+                            raise E.KanoaError(
+                                f"{name} is larger than 50 MB.",
+                                "Save it and open the file instead.",
+                            )
+                        chunks.append(chunk)
+        except httpx.HTTPError as exc:
+            self.failed.emit(
+                E.KanoaError(
+                    f"Cannot download the image {url.toString()}: {exc}",
+                    "Save the image and drop the file instead.",
+                )
+            )
+            return
+        except E.KanoaError as err:
+            self.failed.emit(err)
+            return
+        finally:
+            self.loading.emit("")
+        await self.load_bytes(b"".join(chunks), name)
+
+
+__all__ = ["FILE_FILTER", "InputLoader", "qimage_png"]

@@ -1,0 +1,102 @@
+"""The GPU panel's poller: which server it watches, and the energy span of each answer.
+
+:class:`MonitorHost` gives the panel a new :class:`~kanoa_desktop.core.monitor.poller.
+MetricsPoller` when the profile or a preference changes (at once, no restart), retires the
+old one without cutting a scrape off under a live socket, and adapts the poller to the
+pipeline's :class:`~kanoa_desktop.core.ask.pipeline.EnergySpans` protocol.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+
+class MonitorHost:
+    def __init__(self, panel: Any, spawn: Callable[[Any], Any]) -> None:
+        self.panel = panel
+        self._spawn = spawn
+        self._key: tuple | None = None
+
+    @property
+    def poller(self):
+        return getattr(self.panel, "poller", None)
+
+    def watch(self, profile: Any, prefs: Any) -> None:
+        """Poll ``profile``'s metrics with ``prefs``' interval and NVML switch (no-op when
+        nothing changed)."""
+        if not hasattr(self.panel, "set_poller"):
+            return
+        key = (
+            profile.effective_metrics_url,
+            profile.dcgm_url or None,
+            float(prefs.gpu_poll_interval_s),
+            bool(prefs.local_nvml),
+        )
+        if key == self._key and self.poller is not None:
+            return
+        self._key = key
+        from kanoa_desktop.core.monitor.poller import MetricsPoller
+
+        poller = MetricsPoller(
+            profile.effective_metrics_url,
+            interval_s=prefs.gpu_poll_interval_s,
+            read_gpus=prefs.local_nvml,
+            dcgm_url=profile.dcgm_url,
+        )
+        self.replace(poller)
+
+    def replace(self, poller) -> None:
+        """Give the panel a new poller; the old one's task is awaited before it closes."""
+        panel = self.panel
+        old, old_task = panel.poller, getattr(panel, "_task", None)
+        panel.set_poller(poller)
+        if old is not None:
+            self._spawn(retire_poller(old, old_task))
+
+    async def shutdown(self) -> None:
+        poller = self.poller
+        if poller is None:
+            return
+        task = getattr(self.panel, "_task", None)
+        self.panel.set_poller(None)
+        await retire_poller(poller, task)
+
+    # -- EnergySpans ------------------------------------------------------------------------
+
+    def begin(self) -> Any:
+        poller = self.poller
+        if poller is not None:
+            poller.mark_request("start")
+        return poller
+
+    def end(self, handle: Any) -> float | None:
+        """Close the answer's span; its energy in watt-hours when NVML measured power."""
+        poller = handle
+        if poller is None:
+            return None
+        span = poller.mark_request("end")
+        if poller is self.poller and not poller.paused:
+            poller.resume()  # scrape now: the panel shows the answer's end at once
+        return span.energy_wh if span is not None else None
+
+
+async def retire_poller(poller, task) -> None:
+    # Let the current scrape finish (bounded by the poller's own timeout) rather than
+    # cancel it mid-connect, which can leave a socket behind.
+    poller.stop()
+    if task is not None and not task.done():
+        try:
+            await asyncio.wait_for(asyncio.shield(task), poller.timeout_s + 1.0)
+        except (TimeoutError, asyncio.CancelledError):
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        except Exception:  # noqa: BLE001 - the poll's own failure is not ours to report
+            pass
+    with contextlib.suppress(Exception):
+        await poller.aclose()
+
+
+__all__ = ["MonitorHost", "retire_poller"]

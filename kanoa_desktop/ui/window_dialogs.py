@@ -1,0 +1,69 @@
+"""The main window's non-modal dialogs: Show request, Settings, Benchmark endpoint.
+
+Each is shown with ``show()``/``open()``, never ``exec()``: a nested event loop would stall
+qasync's tasks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from PySide6.QtCore import Qt
+
+
+def show_request(w):
+    """Show request: the last request readable, with Copy as JSON / as curl."""
+    from kanoa_desktop.ui.request_dialog import RequestDialog
+
+    profile = w.profile
+    dlg = RequestDialog(
+        w.last_request, profile.api_base, has_key=w.keys.get(profile.id) is not None, parent=w
+    )
+    dlg.setObjectName("requestDialog")
+    dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    dlg.show()  # non-modal
+    return dlg
+
+
+def open_settings(w):
+    from kanoa_desktop.ui.settings import SettingsDialog
+    from kanoa_desktop.ui.settings.connection import check_connection
+
+    dlg = SettingsDialog(w.store, w.keys, w)
+    dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+
+    async def run_check(req) -> None:
+        report = await check_connection(req, w.keys.get(req.profile_id))
+        with contextlib.suppress(RuntimeError):  # the dialog may be gone
+            dlg.show_connection_result(report)
+
+    dlg.testConnectionRequested.connect(lambda req: w.spawn(run_check(req)))
+    dlg.profilesSaved.connect(w._profiles_saved)
+    dlg.open()  # no exec(): qasync must keep running
+    return dlg
+
+
+async def open_benchmark(w) -> None:
+    """Tools > Benchmark endpoint: kanoa's per-task suite against the active profile."""
+    import httpx
+
+    from kanoa_desktop.core.endpoint.bench import scraping_reader
+    from kanoa_desktop.ui.bench_dialog import BenchmarkDialog
+
+    profile = w.profile
+    model, _ = await w.clients.resolve_model(profile)  # errors land in the banner
+    vision = {"yes": True, "no": False}.get(profile.vision)
+    if vision is None:
+        vision = w.store.cached_vision(profile.api_base, model)  # None: the suite probes
+    if w._misc_http is None:
+        w._misc_http = httpx.AsyncClient()
+    dlg = BenchmarkDialog(
+        w.clients.client_for(profile),
+        model,
+        vision=vision,
+        metrics=scraping_reader(profile.effective_metrics_url, w._misc_http),
+        parent=w,
+    )
+    dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    dlg.show()  # non-modal; it runs its suite as a task on this loop
+    w.bench_dialog = dlg
