@@ -42,6 +42,7 @@ import httpx
 
 from kanoa_desktop.core.ask.tokens import estimate_message_tokens, estimate_text_tokens
 from kanoa_desktop.core.endpoint import errors as E
+from kanoa_desktop.core.endpoint import vision as V
 from kanoa_desktop.core.endpoint.chat import ChatRequest, user_message
 from kanoa_desktop.core.endpoint.events import (
     Finished,
@@ -300,6 +301,7 @@ class ChatClient:
             follow_redirects=False,  # a redirect is reported (E.Redirected), never followed
         )
         self._models_cache: list[ModelInfo] | None = None
+        self._image_tokens: dict[str, int | None] = {}  # model -> measured figure cost
 
     def __repr__(self) -> str:  # never the key
         key = "set" if self._api_key else "none"
@@ -574,6 +576,46 @@ class ChatClient:
         if isinstance(err, E.TooManyImages):
             return True
         raise err
+
+    async def image_token_cost(self, model: str) -> int | None:
+        """Prompt tokens one figure costs ``model`` on this server, measured once per client
+        (two one-token requests, see :mod:`~kanoa_desktop.core.endpoint.vision`) and then
+        remembered. None when the model cannot see or the server reports no usage; other
+        failures (server down, bad key) raise."""
+        if model in self._image_tokens:
+            return self._image_tokens[model]
+        counts: list[int | None] = []
+        for with_figure in (False, True):
+            req = ChatRequest(
+                model=model,
+                messages=V.probe_messages(with_figure),
+                max_tokens=1,
+                temperature=0.0,
+            )
+            resp = await self._request(
+                "POST",
+                self._url("chat/completions"),
+                kind="json",
+                what="reply",
+                body=json.dumps(req.payload(stream=False)).encode(),
+            )
+            if resp.status_code != 200:
+                err = self._status_error(resp, resp.content, model=model)
+                if isinstance(err, E.VisionUnsupported):
+                    self._image_tokens[model] = None
+                    return None
+                raise err
+            try:
+                counts.append(V.prompt_tokens_of(resp.json()))
+            except ValueError:
+                counts.append(None)
+        self._image_tokens[model] = cost = V.image_tokens(counts[1], counts[0])
+        return cost
+
+    def measured_image_tokens(self, model: str) -> int | None:
+        """What :meth:`image_token_cost` measured for ``model`` (no request; None when it
+        has not been measured, or could not be)."""
+        return self._image_tokens.get(model)
 
     # -- streaming ------------------------------------------------------------------------
 
