@@ -53,8 +53,8 @@ KIND_PRESETS: dict[str, str] = {
 
 # One line for the card when nothing answers: the quickest way to a server on a laptop.
 START_A_SERVER_HINT = (
-    "No model server answers here. Start one — `llama-server -m model.gguf` (llama.cpp), "
-    "`ollama serve` or `vllm serve <model>` — then probe again."
+    "No model server answers here. Start one — “llama-server -m model.gguf” (llama.cpp), "
+    "“ollama serve” or “vllm serve MODEL” — then probe again."
 )
 
 # At most this many ports per probe: each is a connection attempt.
