@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import warnings
 import zipfile
 
-import fastparquet
 import numpy as np
 import openpyxl
 import pandas as pd
@@ -212,6 +212,9 @@ def test_parquet_round_trip_with_datetimes(tmp_path):
         }
     )
     path = tmp_path / "p.parquet"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # fastparquet reads a pandas-3-deprecated option
+        import fastparquet
     fastparquet.write(str(path), frame)
     t = load_table(path)
     assert t.kind == "parquet" and (t.rows, t.columns) == (50, 3)
