@@ -189,7 +189,6 @@ class PdfPicker(QDialog):
         self.setObjectName("pdfPicker")
         self.setWindowTitle(f"Figures from {document.name}")
         self.setModal(False)
-        self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, False)
         self.document = document
         self._spawn = spawn
         self._run_cpu = run_cpu

@@ -16,6 +16,7 @@ from kanoa_desktop.core.inputs.notebook import load_notebook
 from kanoa_desktop.core.inputs.pdf import open_pdf
 from kanoa_desktop.ui.notebook_picker import NotebookPicker
 from kanoa_desktop.ui.pdf_picker import PdfPicker
+from kanoa_desktop.ui.pickers import show_picker_for
 from tests.inputs.test_notebook import _code, _display, _png, _write
 from tests.inputs.test_pdf import _paper
 from tests.ui.conftest import qloop, run, wait_until  # noqa: F401 - fixtures
@@ -137,3 +138,44 @@ def test_notebook_picker_emits_figure_and_its_cell_source(qtbot, tmp_path, worke
     with qtbot.waitSignal(picker.figureChosen) as sig:
         picker.take_button.click()
     assert sig.args[1] == ""
+
+
+def test_show_picker_for_wires_pdfs_and_notebooks_to_callbacks(qtbot, tmp_path, worker, run):  # noqa: F811
+    from PySide6.QtWidgets import QWidget
+
+    spawn, run_cpu = worker
+    window = QWidget()
+    qtbot.addWidget(window)
+    figures, contexts, errors = [], [], []
+    kw = dict(
+        parent=window,
+        spawn=spawn,
+        run_cpu=run_cpu,
+        long_side=lambda: 300,
+        add_figures=figures.extend,
+        add_context=contexts.append,
+        on_error=errors.append,
+    )
+    assert show_picker_for(object(), **kw) is None
+
+    doc = open_pdf(_paper(tmp_path / "paper.pdf"))
+    pdf = show_picker_for(doc, **kw)
+    assert isinstance(pdf, PdfPicker) and pdf.isVisible()
+    pdf.take_page_button.click()
+    run(wait_until(lambda: len(figures) == 1, message="page taken"))
+    assert figures[0].sent_size == (300, 200)
+    pdf.close()
+    run(wait_until(lambda: doc._doc is None, message="document closed"))
+
+    path = _write(
+        tmp_path / "nb.ipynb",
+        [_code("plt.plot(x)", [_display("image/png", _png((40, 40), "red"))])],
+    )
+    nb = show_picker_for(load_notebook(path), **kw)
+    assert isinstance(nb, NotebookPicker)
+    nb.take_button.click()
+    assert len(figures) == 2 and "plt.plot(x)" in contexts[0]
+    nb.with_context.setChecked(False)
+    nb.take_button.click()
+    assert len(figures) == 3 and len(contexts) == 1 and errors == []
+    nb.close()
