@@ -66,3 +66,14 @@ def test_sheet_chooser_lists_sheets_and_asks_for_the_chosen_one(qtbot, tmp_path)
         w.set_table(load_table(path, sheet="Second"))
     assert w.sheet_combo.currentText() == "Second"
     assert w.model.headerData(0, Qt.Orientation.Horizontal) == "y"
+
+
+def test_a_time_column_is_the_default_x_axis(qtbot, tmp_path):
+    path = tmp_path / "log.csv"
+    path.write_text("site,when,temp\nA,2024-01-01 10:00,20.5\nB,2024-01-01 11:00,21.0\n")
+    w = TableView()
+    qtbot.addWidget(w)
+    w.set_table(load_table(path))
+    assert (w.x_combo.currentData(), w.y_combo.currentData()) == ("when", "temp")
+    assert w.model.data(w.model.index(1, 1)) == "2024-01-01 11:00:00"
+    assert w.model.data(w.model.index(1, 2)) == "21.0"
