@@ -40,6 +40,7 @@ from kanoa_desktop.core.monitor.poller import (
     MetricsUpdate,
     PollState,
     RequestSpan,
+    ServerTimings,
 )
 
 __all__ = ["GpuPanel", "HISTORY_S"]
@@ -101,6 +102,8 @@ class GpuPanel(QWidget):
         self._poller: MetricsPoller | None = None
         self._task: asyncio.Future[None] | None = None
         self._models: tuple[str, ...] = ()
+        self._live = False  # llama.cpp rates read live from /slots
+        self._last_answer: ServerTimings | None = None
         self._spans: tuple[RequestSpan, ...] = ()
         self._build()
         if poller is not None:
@@ -140,6 +143,7 @@ class GpuPanel(QWidget):
         grid.setHorizontalSpacing(10)
         grid.setVerticalSpacing(1)
         self._values: dict[str, QLabel] = {}
+        self._names: dict[str, QLabel] = {}
         rows = [
             ("requests", "Requests"),
             ("kv", "KV cache"),
@@ -150,9 +154,12 @@ class GpuPanel(QWidget):
             ("e2e", "End-to-end"),
             ("preemptions", "Preemptions"),
             ("prefix", "Prefix-cache hits"),
+            ("sources", "Prompt sources"),
+            ("prefill", "Prefill computed"),
             ("finished", "Finished"),
             ("gpu", "GPU"),
             ("energy", "Last answer"),
+            ("answer", "Server timings"),
         ]
         for row, (key, title) in enumerate(rows):
             name = QLabel(title)
@@ -166,6 +173,7 @@ class GpuPanel(QWidget):
             grid.addWidget(name, row, 0, Qt.AlignmentFlag.AlignTop)
             grid.addWidget(value, row, 1)
             self._values[key] = value
+            self._names[key] = name
         grid.setColumnStretch(1, 1)
         outer.addLayout(grid)
 
@@ -271,6 +279,8 @@ class GpuPanel(QWidget):
     def show_update(self, update: MetricsUpdate) -> None:
         """Render one poller update (state line, numbers, local GPUs, request spans)."""
         gpus: Sequence[GpuReading] | NvmlUnavailable | None = update.gpus
+        self._live = update.live_from_slots
+        self._last_answer = update.last_answer
         self.show_snapshot(
             update.snapshot if update.state in (PollState.LIVE, PollState.STALE) else None,
             gpus,
@@ -326,9 +336,18 @@ class GpuPanel(QWidget):
                 label.setText("—")
         else:
             self._set_models(s.models)
-            v["requests"].setText(
-                f"{_num(s.requests_running, 'running', 0)} · {_num(s.requests_waiting, 'waiting', 0)}"
-            )
+            counts = f"{_num(s.requests_running, 'running', 0)} · {_num(s.requests_waiting, 'waiting', 0)}"
+            reasons = {k: n for k, n in s.waiting_by_reason.items() if n}
+            if reasons:
+                # vLLM's reasons: capacity = no room in the KV cache; deferred = LoRA
+                # budget or a KV transfer holds it back.
+                words = {"capacity": "for KV space", "deferred": "deferred"}
+                counts += (
+                    " ("
+                    + ", ".join(f"{n:.0f} {words.get(k, k)}" for k, n in sorted(reasons.items()))
+                    + ")"
+                )
+            v["requests"].setText(counts)
             v["kv"].setText(_pct(s.kv_cache_usage))
             prompt = _num(s.prompt_tokens_per_s, "tok/s")
             generation = _num(s.generation_tokens_per_s, "tok/s")
@@ -336,6 +355,10 @@ class GpuPanel(QWidget):
                 prompt += f" (busy {_num(s.prompt_speed_tok_s, 'tok/s', 0)})"
             if s.generation_speed_tok_s is not None:
                 generation += f" (busy {_num(s.generation_speed_tok_s, 'tok/s', 0)})"
+            if self._live and s.kind is ServerKind.LLAMACPP:
+                # Read from /slots during the answer: not held back until it ends.
+                prompt += " · live"
+                generation += " · live"
             v["prompt"].setText(prompt)
             v["generation"].setText(generation)
             for key, p50, p95 in (
@@ -349,6 +372,28 @@ class GpuPanel(QWidget):
             if s.prefix_cache_hit_rate_lifetime is not None:
                 prefix += f" (overall {_pct(s.prefix_cache_hit_rate_lifetime)})"
             v["prefix"].setText(prefix)
+            sources = s.prompt_tokens_by_source
+            if s.prompt_cache_share is not None:
+                v["sources"].setText(
+                    f"{_pct(s.prompt_cache_share)} from the prefix cache ("
+                    f"{sources.get('local_cache_hit', 0):,.0f} cached · "
+                    f"{sources.get('local_compute', 0):,.0f} computed"
+                    + (
+                        f" · {sources['external_kv_transfer']:,.0f} transferred"
+                        if sources.get("external_kv_transfer")
+                        else ""
+                    )
+                    + " tokens, last minute)"
+                )
+            else:
+                v["sources"].setText("—")
+            if s.prefill_computed_p50_tokens is not None:
+                v["prefill"].setText(
+                    f"p50 {s.prefill_computed_p50_tokens:,.0f} · "
+                    f"p95 {_num(s.prefill_computed_p95_tokens, 'tokens', 0)} per request"
+                )
+            else:
+                v["prefill"].setText("—")
             v["finished"].setText(
                 " · ".join(f"{k} {n}" for k, n in sorted(s.finished_reasons.items()) if n) or "—"
             )
@@ -373,6 +418,23 @@ class GpuPanel(QWidget):
             util = _mean([g.utilization_pct for g in s.gpus])
             vram_gib = _total([g.fb_used_mib for g in s.gpus], 1024.0)
         v["gpu"].setText(gpu_text)
+
+        t = self._last_answer
+        if t is not None and (t.generation_per_s is not None or t.prompt_per_s is not None):
+            parts = [
+                f"generation {_num(t.generation_per_s, 'tok/s')}",
+                f"prompt {_num(t.prompt_per_s, 'tok/s', 0)}",
+            ]
+            if t.cached_tokens:
+                parts.append(f"{t.cached_tokens:,} cached")
+            v["answer"].setText(" · ".join(parts))
+        else:
+            v["answer"].setText("—")
+        # Rows only some servers fill (newer vLLM, llama.cpp timings) hide when empty.
+        for key in ("sources", "prefill", "answer"):
+            shown = v[key].text() != "—"
+            v[key].setVisible(shown)
+            self._names[key].setVisible(shown)
 
         self._spans = tuple(requests)
         finished = [r for r in self._spans if r.end is not None]

@@ -167,6 +167,10 @@ _VLLM_FAMILIES = (
     "vllm:inter_token_latency_seconds",
     "vllm:time_per_output_token_seconds",
     "vllm:e2e_request_latency_seconds",
+    # Newer vLLM: prompt tokens by source, waiting requests by reason, prefill work.
+    "vllm:prompt_tokens_by_source",
+    "vllm:num_requests_waiting_by_reason",
+    "vllm:request_prefill_kv_computed_tokens",
 )
 _SUFFIXES = ("", "_total", "_bucket", "_count", "_sum")
 _WANTED_NAMES = frozenset(f + s for f in _VLLM_FAMILIES for s in _SUFFIXES)
@@ -344,6 +348,15 @@ class ServerMetrics:
     prefix_cache_hit_rate: float | None = None  # 0..1 over the window
     prefix_cache_hit_rate_lifetime: float | None = None  # 0..1 since the server started
     finished_reasons: Mapping[str, int] = field(default_factory=dict)
+    # Newer vLLM: where the window's prompt tokens came from (local_compute,
+    # local_cache_hit, external_kv_transfer: token counts), the share served from the
+    # prefix cache, why requests wait (capacity: no KV space; deferred: LoRA budget, KV
+    # transfer), and how many tokens each prefill really computed (p50/p95).
+    prompt_tokens_by_source: Mapping[str, float] = field(default_factory=dict)
+    prompt_cache_share: float | None = None
+    waiting_by_reason: Mapping[str, float] = field(default_factory=dict)
+    prefill_computed_p50_tokens: float | None = None
+    prefill_computed_p95_tokens: float | None = None
     gpus: tuple[DcgmGpu, ...] = ()
     window_s: float | None = None  # seconds actually covered by the windowed values
     warnings: tuple[str, ...] = ()
@@ -353,6 +366,8 @@ class ServerMetrics:
         data = asdict(self)
         data["kind"] = str(self.kind)
         data["finished_reasons"] = dict(self.finished_reasons)
+        data["prompt_tokens_by_source"] = dict(self.prompt_tokens_by_source)
+        data["waiting_by_reason"] = dict(self.waiting_by_reason)
         data["models"] = list(self.models)
         data["engines"] = list(self.engines)
         data["warnings"] = list(self.warnings)
@@ -400,6 +415,7 @@ _HISTOGRAMS = {
     "ttft": ("vllm:time_to_first_token_seconds",),
     "itl": ("vllm:inter_token_latency_seconds", "vllm:time_per_output_token_seconds"),
     "e2e": ("vllm:e2e_request_latency_seconds",),
+    "prefill_computed": ("vllm:request_prefill_kv_computed_tokens",),
 }
 
 
@@ -518,6 +534,10 @@ class MetricsDeriver:
             value = self._sum(scrape, *names)
             if value is not None:
                 counters[key] = value
+        for labels, value in scrape.values("vllm:prompt_tokens_by_source_total"):
+            if self._selected(labels):
+                key = "source:" + labels.get("source", "unknown")
+                counters[key] = counters.get(key, 0.0) + value
         histograms = {key: self._histogram(scrape, names) for key, names in _HISTOGRAMS.items()}
         return _Point(scrape.timestamp, counters, {k: v for k, v in histograms.items() if v})
 
@@ -585,6 +605,19 @@ class MetricsDeriver:
             return None
 
         ttft, itl, e2e = quantiles("ttft"), quantiles("itl"), quantiles("e2e")
+        prefill = quantiles("prefill_computed")
+        sources = {
+            key[len("source:") :]: value
+            for key in point.counters
+            if key.startswith("source:") and (value := windowed(key)) is not None
+        }
+        sourced = sum(sources.values())
+        cache_share = sources.get("local_cache_hit", 0.0) / sourced if sourced else None
+        waiting_by_reason: dict[str, float] = {}
+        for labels, value in scrape.values("vllm:num_requests_waiting_by_reason"):
+            if self._selected(labels):
+                reason = labels.get("reason", "unknown")
+                waiting_by_reason[reason] = waiting_by_reason.get(reason, 0.0) + value
         models = sorted(
             {
                 labels["model_name"]
@@ -644,6 +677,11 @@ class MetricsDeriver:
             prefix_cache_hit_rate=hit_rate,
             prefix_cache_hit_rate_lifetime=hit_rate_lifetime,
             finished_reasons=finished,
+            prompt_tokens_by_source=sources,
+            prompt_cache_share=cache_share,
+            waiting_by_reason=waiting_by_reason,
+            prefill_computed_p50_tokens=prefill[0],
+            prefill_computed_p95_tokens=prefill[1],
             gpus=_dcgm_gpus(scrape),
             window_s=window,
         )

@@ -12,12 +12,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import httpx
@@ -37,6 +38,7 @@ __all__ = [
     "MetricsUpdate",
     "PollState",
     "RequestSpan",
+    "ServerTimings",
 ]
 
 log = logging.getLogger(__name__)
@@ -67,6 +69,44 @@ class RequestSpan:
 
 
 @dataclass(frozen=True)
+class ServerTimings:
+    """llama.cpp's own account of one answer: the ``timings`` object of its last stream
+    chunk (``prompt_n``, ``prompt_per_second``, ``predicted_n``, ``predicted_per_second``,
+    ``cache_n``). ``None`` where the server did not say."""
+
+    prompt_tokens: int | None = None
+    prompt_per_s: float | None = None
+    generated_tokens: int | None = None
+    generation_per_s: float | None = None
+    cached_tokens: int | None = None
+
+    @classmethod
+    def from_timings(cls, timings: Mapping[str, Any] | None) -> ServerTimings | None:
+        """From a response's ``timings`` dict; None when it has no usable figure."""
+        if not isinstance(timings, Mapping):
+            return None
+
+        def num(key: str) -> float | None:
+            value = timings.get(key)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                return None
+            return float(value) if math.isfinite(value) and value >= 0 else None
+
+        def count(key: str) -> int | None:
+            value = num(key)
+            return int(value) if value is not None else None
+
+        found = cls(
+            prompt_tokens=count("prompt_n"),
+            prompt_per_s=num("prompt_per_second"),
+            generated_tokens=count("predicted_n"),
+            generation_per_s=num("predicted_per_second"),
+            cached_tokens=count("cache_n"),
+        )
+        return found if found != cls() else None
+
+
+@dataclass(frozen=True)
 class MetricsUpdate:
     """One report. ``message`` is the state line the user reads.
 
@@ -84,6 +124,31 @@ class MetricsUpdate:
     gpus: tuple[GpuReading, ...] | NvmlUnavailable | None = None
     request_active: bool = False
     requests: tuple[RequestSpan, ...] = ()
+    # llama.cpp: the token rates come from /slots (tokens decoded so far by running
+    # requests) as well as the counters, which move only when a request ends.
+    live_from_slots: bool = False
+    last_answer: ServerTimings | None = None  # the last answer's own timings
+
+
+_SLOTS_CAP = 4 * 1024 * 1024  # a /slots body without prompt texts is a few kB
+
+
+def _slot_number(slot: Mapping[str, Any], key: str) -> float:
+    value = slot.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return 0.0
+    return max(float(value), 0.0)
+
+
+def _slot_decoded(slot: Mapping[str, Any]) -> float:
+    """``n_decoded`` of a slot: under ``next_token`` (a list in recent llama.cpp, an object
+    in older ones) or at the top level in the oldest."""
+    token = slot.get("next_token")
+    if isinstance(token, list):
+        return sum(_slot_number(t, "n_decoded") for t in token if isinstance(t, Mapping))
+    if isinstance(token, Mapping):
+        return _slot_number(token, "n_decoded")
+    return _slot_number(slot, "n_decoded")
 
 
 def _describe_transport_error(url: str, err: httpx.HTTPError) -> tuple[str, bool]:
@@ -182,6 +247,16 @@ class MetricsPoller:
         self._spans: deque[RequestSpan] = deque()
         self._active: RequestSpan | None = None
         self._energy: EnergyMeter | None = None
+        # llama.cpp live figures (see _with_slots).
+        self._slots_url = (
+            url[: -len("/metrics")] + "/slots" if url.rstrip().endswith("/metrics") else None
+        )
+        self._slots_off = False
+        self._slots_in_flight = False
+        self._slots_live = False
+        self._llama_counters: tuple[float, float] = (0.0, 0.0)
+        self._live_point: tuple[float, float, float] | None = None
+        self._last_timings: ServerTimings | None = None
 
     # -- listeners
 
@@ -222,13 +297,21 @@ class MetricsPoller:
 
     # -- request markers
 
-    def mark_request(self, event: Literal["start", "end"]) -> RequestSpan | None:
+    def mark_request(
+        self,
+        event: Literal["start", "end"],
+        *,
+        timings: Mapping[str, Any] | None = None,
+    ) -> RequestSpan | None:
         """Mark that an answer started or finished streaming.
 
         ``"end"`` returns the finished :class:`RequestSpan` (with its energy when NVML power
-        readings came in meanwhile); ``"start"`` returns None.
+        readings came in meanwhile); ``"start"`` returns None. ``timings``: the answer's
+        ``Usage.server_timings`` (llama.cpp's ``timings``), shown as the last answer's speed.
         """
         now = self._clock()
+        if timings is not None:
+            self._last_timings = ServerTimings.from_timings(timings) or self._last_timings
         if event == "start":
             self._active = RequestSpan(start=now)
             self._energy = EnergyMeter()
@@ -271,7 +354,75 @@ class MetricsPoller:
         return tuple(result)
 
     def _derive(self, body: str, at: float) -> ServerMetrics:
-        return self.deriver.update(parse_scrape(body, at))
+        scrape = parse_scrape(body, at)
+        # Counters the /slots reading adds to (llama.cpp moves them only at a request's end).
+        self._llama_counters = (
+            sum(v for _, v in scrape.values("llamacpp:tokens_predicted_total")),
+            sum(v for _, v in scrape.values("llamacpp:prompt_tokens_total")),
+        )
+        return self.deriver.update(scrape)
+
+    async def _with_slots(self, snapshot: ServerMetrics, at: float) -> ServerMetrics:
+        """llama.cpp: token rates that move while an answer streams.
+
+        Its counters only move when a request ends, so the rates read 0 during an answer
+        and spike after it. Adding what running requests decoded so far (``/slots``:
+        ``next_token.n_decoded``, ``n_prompt_tokens_processed`` of processing slots) makes a
+        total that grows smoothly; the rates are that total's change between polls.
+        ``/slots`` is asked only while a request runs (or just ran): idle costs nothing.
+        """
+        self._slots_live = False
+        if snapshot.kind is not ServerKind.LLAMACPP or self._slots_url is None:
+            self._live_point = None
+            return snapshot
+        busy = self._active is not None or bool(snapshot.requests_running) or self._slots_in_flight
+        generated, prompted = self._llama_counters
+        processing: int | None = None
+        if busy and not self._slots_off:
+            slots = await self._read_slots()
+            if slots is not None:
+                processing = 0
+                in_flight = (0.0, 0.0)
+                for slot in slots:
+                    if isinstance(slot, Mapping) and slot.get("is_processing"):
+                        processing += 1
+                        in_flight = (
+                            in_flight[0] + _slot_decoded(slot),
+                            in_flight[1] + _slot_number(slot, "n_prompt_tokens_processed"),
+                        )
+                generated += in_flight[0]
+                prompted += in_flight[1]
+                self._slots_in_flight = processing > 0
+        previous, self._live_point = self._live_point, (at, generated, prompted)
+        if previous is None or not at > previous[0]:
+            return snapshot
+        if generated < previous[1] or prompted < previous[2]:  # server restarted
+            return snapshot
+        elapsed = at - previous[0]
+        self._slots_live = processing is not None
+        changes: dict[str, Any] = {
+            "generation_tokens_per_s": (generated - previous[1]) / elapsed,
+            "prompt_tokens_per_s": (prompted - previous[2]) / elapsed,
+        }
+        if processing is not None:
+            changes["requests_running"] = float(processing)
+        return replace(snapshot, **changes)
+
+    async def _read_slots(self) -> list[Any] | None:
+        try:
+            resp = await self._client_or_new().get(self._slots_url, timeout=self.timeout_s)
+        except httpx.HTTPError:
+            return None
+        if resp.status_code in (404, 501):
+            self._slots_off = True  # started with --no-slots: never ask again
+            return None
+        if resp.status_code != 200 or len(resp.content) > _SLOTS_CAP:
+            return None
+        try:
+            data = resp.json()
+        except ValueError:
+            return None
+        return data if isinstance(data, list) else None
 
     async def _with_dcgm(self, snapshot: ServerMetrics, at: float) -> ServerMetrics:
         """Add the DCGM exporter's GPUs (and their warnings) to the server's snapshot.
@@ -345,6 +496,7 @@ class MetricsPoller:
                     try:
                         # Parsing is CPU work: keep it off the loop's (GUI) thread.
                         snapshot = await asyncio.to_thread(self._derive, response.text, started)
+                        snapshot = await self._with_slots(snapshot, started)
                         snapshot = await self._with_dcgm(snapshot, started)
                     except MetricsBodyError as err:
                         failure = (PollState.BAD_BODY, str(err), True)
@@ -374,6 +526,8 @@ class MetricsPoller:
                 gpus,
                 self._active is not None,
                 spans,
+                self._slots_live,
+                self._last_timings,
             )
         else:
             self._failures += 1
@@ -401,6 +555,8 @@ class MetricsPoller:
                 gpus,
                 self._active is not None,
                 spans,
+                self._slots_live,
+                self._last_timings,
             )
         self._emit(update)
         return update
