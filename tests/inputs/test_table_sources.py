@@ -263,3 +263,10 @@ def test_sniffer_reports_binary_and_delimiters():
     d = delimited.sniff(b"a\tb\n1\t2\n", suffix=".tsv", complete=True)
     assert (d.delimiter, d.decimal, d.binary) == ("\t", ".", False)
     assert delimited.sniff(b"a;b\n1,5;2,5\n", complete=True).decimal == ","
+
+
+def test_missing_values_do_not_hide_a_columns_decimals(tmp_path):
+    path = tmp_path / "na.csv"
+    path.write_text("id,od\n1,0.250\n2,NA\n3,\n4,1.500\n")
+    t = load_table(path)
+    assert [t.format_cell(1, v) for v in t.frame["od"]] == ["0.250", "", "", "1.500"]

@@ -407,6 +407,11 @@ def _read(
     return frame, " ".join(notes)
 
 
+# Cells pandas reads as missing by default: they say nothing about a column's decimals.
+_NA_TEXT = frozenset(
+    {"#N/A", "#N/A N/A", "#NA", "-NaN", "-nan", "<NA>", "N/A", "NA", "NULL", "NaN", "None"}
+    | {"n/a", "nan", "null", "-1.#IND", "-1.#QNAN", "1.#IND", "1.#QNAN"}
+)
 _WRITTEN_NUMBER = {
     ".": re.compile(r"^[-+]?\d*(?:\.(\d*))?$"),
     ",": re.compile(r"^[-+]?[\d.]*(?:,(\d*))?$"),
@@ -431,7 +436,7 @@ def _written_decimals(frame: pd.DataFrame, rows: list[list[str]], decimal: str) 
         seen: set[int] = set()
         for row in body:
             cell = row[j].strip().strip('"').strip()
-            if not cell:
+            if not cell or cell in _NA_TEXT:
                 continue
             m = pattern.match(cell)
             if m is None:  # an exponent, "NaN", "n/a"...
