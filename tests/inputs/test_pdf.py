@@ -189,3 +189,12 @@ def test_page_limit_offers_only_the_first_pages(tmp_path, monkeypatch):
         assert "first 2 of 4 pages" in doc.notes[0]
         with pytest.raises(PdfPageError):
             doc.take_page(2, long_side=100)
+
+
+def test_embedded_image_over_the_pixel_limit_is_refused_before_decoding(tmp_path, monkeypatch):
+    monkeypatch.setattr("kanoa_desktop.core.inputs.pdf.MAX_PIXELS", 10_000)
+    with open_pdf(_paper(tmp_path / "paper.pdf")) as doc:
+        assert doc.list_images(0)[0].pixel_size == (200, 100)  # still listed
+        with pytest.raises(PdfTooLargeError) as err:
+            doc.take_image(0, 0, long_side=512)
+    assert "200×100 pixels" in err.value.message and "Crop" in err.value.hint
