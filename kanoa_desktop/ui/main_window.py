@@ -16,18 +16,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import QByteArray, QSettings, QUrl, Signal
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication
 from PySide6.QtWidgets import (
     QApplication,
-    QDockWidget,
     QFileDialog,
-    QLabel,
     QMainWindow,
     QPlainTextEdit,
-    QSplitter,
-    QVBoxLayout,
-    QWidget,
 )
 
 from kanoa_desktop import APP_NAME
@@ -44,29 +39,12 @@ from kanoa_desktop.core.history.store import HistoryStore
 from kanoa_desktop.core.inputs.figures import PreparedFigure
 from kanoa_desktop.core.inputs.tables import LoadedTable
 from kanoa_desktop.ui import window_dialogs as dialogs
-from kanoa_desktop.ui.answer_view import AnswerView
-from kanoa_desktop.ui.banner import ErrorBanner
-from kanoa_desktop.ui.history_panel import HistoryPanel
 from kanoa_desktop.ui.input_loader import FILE_FILTER, InputLoader
-from kanoa_desktop.ui.inputs_panel import InputsPanel
-from kanoa_desktop.ui.kb_panel import KnowledgeBasePanel, SourcesView
 from kanoa_desktop.ui.monitor_host import MonitorHost
-from kanoa_desktop.ui.status_bar import StreamStatus
-from kanoa_desktop.ui.usage_view import UsageView
 from kanoa_desktop.ui.window_actions import build_actions
+from kanoa_desktop.ui.window_layout import build_layout
 
 log = logging.getLogger(__name__)
-
-STATUS_INTERVAL_MS = 250  # the status bar updates four times a second, never per token
-
-
-def quote(text: str) -> str:
-    return "\n".join(f"> {line}" if line else ">" for line in text.strip().splitlines())
-
-
-def you_markdown(asked: str, index: int | None = None) -> str:
-    label = f"**You** ({index})" if index else "**You**"
-    return f"{label}\n\n{quote(asked)}\n\n"
 
 
 class MainWindow(QMainWindow):
@@ -108,7 +86,7 @@ class MainWindow(QMainWindow):
         self.history = HistoryStore()
         self._misc_http = None  # httpx client for side jobs (benchmark metrics), made lazily
 
-        self._build_ui()
+        build_layout(self)
         build_actions(self, (self.gpu_dock, self.kb_dock, self.history_dock, self.usage_dock))
         self.monitor = MonitorHost(self.gpu_panel, self.spawn)
         self.loader = InputLoader(self.spawn, self.run_cpu, lambda: self.profile.image_long_side)
@@ -127,82 +105,6 @@ class MainWindow(QMainWindow):
             self.banner.show_message("History problem", self.history.problem.message)
 
     # ------------------------------------------------------------------ construction
-
-    def _build_ui(self) -> None:
-        self.inputs = InputsPanel()
-        self.inputs.interpretRequested.connect(self.interpret)
-        self.inputs.drop.open_button.clicked.connect(self.open_dialog)
-        self.inputs.figures.removed.connect(self._figure_removed)
-        self.inputs.table.plotRequested.connect(self._plot_requested)
-
-        right = QWidget()
-        rlay = QVBoxLayout(right)
-        rlay.setContentsMargins(6, 6, 6, 6)
-        self.banner = ErrorBanner()
-        self.banner.retryRequested.connect(self.retry)
-        self.vision_note = QLabel()
-        self.vision_note.setObjectName("visionNote")
-        self.vision_note.setWordWrap(True)
-        self.vision_note.hide()
-        self.answer = AnswerView()
-        self.sources = SourcesView()
-        self.sources.setObjectName("sourcesView")
-        self.sources.openRequested.connect(self._open_source)
-        for w in (self.banner, self.vision_note):
-            rlay.addWidget(w)
-        rlay.addWidget(self.answer, 1)
-        rlay.addWidget(self.sources)
-
-        self.splitter = QSplitter(Qt.Orientation.Horizontal)
-        self.splitter.setObjectName("mainSplitter")
-        self.splitter.addWidget(self.inputs)
-        self.splitter.addWidget(right)
-        self.splitter.setStretchFactor(0, 2)
-        self.splitter.setStretchFactor(1, 3)
-        self.splitter.setSizes([440, 660])
-        self.setCentralWidget(self.splitter)
-
-        self.status = StreamStatus()
-        self.statusBar().addPermanentWidget(self.status, 1)
-        self.statusBar().setSizeGripEnabled(True)
-        self._status_timer = QTimer(self)
-        self._status_timer.setInterval(STATUS_INTERVAL_MS)
-        self._status_timer.timeout.connect(self._refresh_status)
-
-        self.gpu_panel = self._make_gpu_panel()
-        self.gpu_dock = self._dock("GPU and server", "gpuDock", self.gpu_panel)
-        self.kb_panel = KnowledgeBasePanel()
-        self.kb_panel.setObjectName("kbPanel")
-        self.kb_panel.foldersChanged.connect(self._kb_folders_changed)
-        self.kb_dock = self._dock("Knowledge base", "kbDock", self.kb_panel, self.gpu_dock)
-        self.history_panel = HistoryPanel(self.history)
-        self.history_panel.reopenRequested.connect(self.reopen_conversation)
-        self.history_dock = self._dock("History", "historyDock", self.history_panel, self.kb_dock)
-        self.usage_view = UsageView(self.history)
-        self.usage_dock = self._dock("Usage", "usageDock", self.usage_view, self.history_dock)
-        self.gpu_dock.raise_()
-        self.resize(1280, 720)
-        self.resizeDocks([self.gpu_dock], [360], Qt.Orientation.Horizontal)
-
-    def _dock(self, title: str, name: str, widget: QWidget, tab_with=None) -> QDockWidget:
-        dock = QDockWidget(title, self)
-        dock.setObjectName(name)
-        dock.setWidget(widget)
-        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
-        if tab_with is not None:
-            self.tabifyDockWidget(tab_with, dock)
-        return dock
-
-    def _make_gpu_panel(self) -> QWidget:
-        try:
-            from kanoa_desktop.ui.gpu_panel import GpuPanel
-        except ImportError as exc:  # pyqtgraph missing in a stripped install
-            lab = QLabel(f"GPU panel unavailable: {exc}")
-            lab.setWordWrap(True)
-            return lab
-        return GpuPanel()
-
-    # ------------------------------------------------------------------ state
 
     def _restore_state(self) -> None:
         for key, restore in (("geometry", self.restoreGeometry), ("windowState", self.restoreState),
@@ -327,7 +229,7 @@ class MainWindow(QMainWindow):
         elif isinstance(ev, P.Notice):
             self.banner.show_message(ev.title, ev.message, ev.hint)
         elif isinstance(ev, P.Asked):
-            self.answer.begin_answer(you_markdown(ev.asked))
+            self.answer.begin_answer(P.you_markdown(ev.asked))
             self._status_timer.start()
             self._refresh_status()
         elif isinstance(ev, P.AnswerDelta):
@@ -424,13 +326,7 @@ class MainWindow(QMainWindow):
         self.runner.stop()
 
     def _conversation_markdown(self) -> str:
-        from kanoa_desktop.core.history.store import question_text
-
-        parts = []
-        for i, turn in enumerate(self.conversation.turns):
-            asked = turn.asked or question_text(turn.user)
-            parts.append(f"{you_markdown(asked, i + 1)}{turn.assistant}\n\n---\n\n")
-        return "".join(parts)
+        return P.conversation_markdown(self.conversation)
 
     def new_conversation(self, note: str = "Stopped: you started a new conversation.") -> None:
         self._replace_runner(
@@ -695,4 +591,4 @@ def _as_error(exc: BaseException) -> E.KanoaError:
     return P.internal_error(exc)
 
 
-__all__ = ["MainWindow", "quote", "you_markdown"]
+__all__ = ["MainWindow"]

@@ -35,7 +35,7 @@ import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kanoa_desktop.core.ask.interpret import GenerationParams, Inputs, build_turn
 from kanoa_desktop.core.ask.pricing import CostTracker, KanoaPricing, Prices, prices_for
@@ -45,9 +45,11 @@ from kanoa_desktop.core.ask.tokens import TOKENS_PER_IMAGE, estimate_message_tok
 from kanoa_desktop.core.config.profiles import Profile, vision_block_reason
 from kanoa_desktop.core.endpoint import errors as E
 from kanoa_desktop.core.endpoint.chat import Conversation, Turn
-from kanoa_desktop.core.endpoint.client import ModelInfo
 from kanoa_desktop.core.endpoint.events import FirstToken, ReasoningDelta, RequestSent, TextDelta
 from kanoa_desktop.core.endpoint.pool import ClientPool
+
+if TYPE_CHECKING:  # the client (httpx) loads with the first request
+    from kanoa_desktop.core.endpoint.client import ModelInfo
 
 log = logging.getLogger(__name__)
 
@@ -208,6 +210,28 @@ def asked_markdown(inputs: Inputs, first: bool, images_blocked: str | None) -> s
     if inputs.focus.strip():
         bits.append(f"Focus: {inputs.focus.strip()}")
     return "\n\n".join(bits)
+
+
+def quote(text: str) -> str:
+    """``text`` as a Markdown block quote."""
+    return "\n".join(f"> {line}" if line else ">" for line in text.strip().splitlines())
+
+
+def you_markdown(asked: str, index: int | None = None) -> str:
+    """The user's side of a turn as shown in the answer view and exports."""
+    label = f"**You** ({index})" if index else "**You**"
+    return f"{label}\n\n{quote(asked)}\n\n"
+
+
+def conversation_markdown(conversation: Conversation) -> str:
+    """A conversation as Markdown: what the user asked (never the prompt sent) and answers."""
+    from kanoa_desktop.core.history.store import question_text
+
+    parts = []
+    for i, turn in enumerate(conversation.turns):
+        asked = turn.asked or question_text(turn.user)
+        parts.append(f"{you_markdown(asked, i + 1)}{turn.assistant}\n\n---\n\n")
+    return "".join(parts)
 
 
 def asked_from_stored(conv: Any) -> list[str]:
@@ -775,6 +799,9 @@ __all__ = [
     "TurnStarted",
     "VisionCache",
     "asked_from_stored",
+    "conversation_markdown",
+    "quote",
+    "you_markdown",
     "asked_markdown",
     "internal_error",
     "profile_with",

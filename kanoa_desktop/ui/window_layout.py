@@ -1,0 +1,100 @@
+"""The main window's layout: inputs | banner, answer and sources; status bar; docks.
+
+Docks are tabbed on the right so the window fits a 1,280 × 720 screen with all of them open.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import QDockWidget, QLabel, QSplitter, QVBoxLayout, QWidget
+
+from kanoa_desktop.ui.answer_view import AnswerView
+from kanoa_desktop.ui.banner import ErrorBanner
+from kanoa_desktop.ui.history_panel import HistoryPanel
+from kanoa_desktop.ui.inputs_panel import InputsPanel
+from kanoa_desktop.ui.kb_panel import KnowledgeBasePanel, SourcesView
+from kanoa_desktop.ui.status_bar import StreamStatus
+from kanoa_desktop.ui.usage_view import UsageView
+
+STATUS_INTERVAL_MS = 250  # the status bar updates four times a second, never per token
+
+
+def build_layout(self) -> None:  # noqa: PLR0915 - one layout, top to bottom
+    """Central splitter (inputs | banner, answer, sources), status bar and docks."""
+    self.inputs = InputsPanel()
+    self.inputs.interpretRequested.connect(self.interpret)
+    self.inputs.drop.open_button.clicked.connect(self.open_dialog)
+    self.inputs.figures.removed.connect(self._figure_removed)
+    self.inputs.table.plotRequested.connect(self._plot_requested)
+
+    right = QWidget()
+    rlay = QVBoxLayout(right)
+    rlay.setContentsMargins(6, 6, 6, 6)
+    self.banner = ErrorBanner()
+    self.banner.retryRequested.connect(self.retry)
+    self.vision_note = QLabel()
+    self.vision_note.setObjectName("visionNote")
+    self.vision_note.setWordWrap(True)
+    self.vision_note.hide()
+    self.answer = AnswerView()
+    self.sources = SourcesView()
+    self.sources.setObjectName("sourcesView")
+    self.sources.openRequested.connect(self._open_source)
+    for w in (self.banner, self.vision_note):
+        rlay.addWidget(w)
+    rlay.addWidget(self.answer, 1)
+    rlay.addWidget(self.sources)
+
+    self.splitter = QSplitter(Qt.Orientation.Horizontal)
+    self.splitter.setObjectName("mainSplitter")
+    self.splitter.addWidget(self.inputs)
+    self.splitter.addWidget(right)
+    self.splitter.setStretchFactor(0, 2)
+    self.splitter.setStretchFactor(1, 3)
+    self.splitter.setSizes([440, 660])
+    self.setCentralWidget(self.splitter)
+
+    self.status = StreamStatus()
+    self.statusBar().addPermanentWidget(self.status, 1)
+    self.statusBar().setSizeGripEnabled(True)
+    self._status_timer = QTimer(self)
+    self._status_timer.setInterval(STATUS_INTERVAL_MS)
+    self._status_timer.timeout.connect(self._refresh_status)
+
+    self.gpu_panel = _make_gpu_panel()
+    self.gpu_dock = _dock(self, "GPU and server", "gpuDock", self.gpu_panel)
+    self.kb_panel = KnowledgeBasePanel()
+    self.kb_panel.setObjectName("kbPanel")
+    self.kb_panel.foldersChanged.connect(self._kb_folders_changed)
+    self.kb_dock = _dock(self, "Knowledge base", "kbDock", self.kb_panel, self.gpu_dock)
+    self.history_panel = HistoryPanel(self.history)
+    self.history_panel.reopenRequested.connect(self.reopen_conversation)
+    self.history_dock = _dock(self, "History", "historyDock", self.history_panel, self.kb_dock)
+    self.usage_view = UsageView(self.history)
+    self.usage_dock = _dock(self, "Usage", "usageDock", self.usage_view, self.history_dock)
+    self.gpu_dock.raise_()
+    self.resize(1280, 720)
+    self.resizeDocks([self.gpu_dock], [360], Qt.Orientation.Horizontal)
+
+
+def _dock(self, title: str, name: str, widget: QWidget, tab_with=None) -> QDockWidget:
+    dock = QDockWidget(title, self)
+    dock.setObjectName(name)
+    dock.setWidget(widget)
+    self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+    if tab_with is not None:
+        self.tabifyDockWidget(tab_with, dock)
+    return dock
+
+
+def _make_gpu_panel() -> QWidget:
+    try:
+        from kanoa_desktop.ui.gpu_panel import GpuPanel
+    except ImportError as exc:  # pyqtgraph missing in a stripped install
+        lab = QLabel(f"GPU panel unavailable: {exc}")
+        lab.setWordWrap(True)
+        return lab
+    return GpuPanel()
+
+
+# ------------------------------------------------------------------ state
