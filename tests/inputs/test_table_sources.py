@@ -270,3 +270,18 @@ def test_missing_values_do_not_hide_a_columns_decimals(tmp_path):
     path.write_text("id,od\n1,0.250\n2,NA\n3,\n4,1.500\n")
     t = load_table(path)
     assert [t.format_cell(1, v) for v in t.frame["od"]] == ["0.250", "", "", "1.500"]
+
+
+def test_warnings_are_the_notes_that_say_data_was_lost(tmp_path):
+    clean = tmp_path / "clean.csv"
+    clean.write_text("when,v\n2024-01-01,1.0\n2024-01-02,2.0\n")
+    t = load_table(clean)
+    assert t.notes and t.warnings == []  # "read as dates" is not a warning
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text("a,b\n1,2\n3,4,5\n")
+    t = load_table(ragged)
+    assert len(t.warnings) == 1 and "skipped" in t.warnings[0] and t.warnings[0] in t.notes
+    big = tmp_path / "big.csv"
+    big.write_text("a\n" + "1\n" * 100)
+    t = load_table(big, max_bytes=10, max_rows=5)
+    assert any("only the first 5 rows" in w for w in t.warnings)

@@ -160,7 +160,9 @@ def format_value(value: object, fmt: str | None = None, decimal: str = ".") -> s
 class LoadedTable:
     """A parsed table and how it was read.
 
-    ``notes`` are sentences worth showing the user (skipped rows, fallbacks). ``kind`` is
+    ``notes`` are sentences worth showing the user (how it was read, skipped rows,
+    fallbacks); ``warnings`` are those of them that say data was skipped, cut or read
+    differently than written, to show prominently (a banner, stderr). ``kind`` is
     "csv", "excel" or "parquet"; ``sheet``/``sheets`` name the workbook sheet shown and
     all of them (Excel only). ``formats`` maps a column's position to its display format
     (see :func:`format_value`).
@@ -176,6 +178,7 @@ class LoadedTable:
     sheet: str | None = None
     sheets: tuple[str, ...] = ()
     formats: dict[int, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def rows(self) -> int:
@@ -293,6 +296,7 @@ def load_table(
     else:
         table = _load_delimited(path, label, sample, size, max_rows)
     table.notes[:0] = notes
+    table.warnings[:0] = notes  # only "the first rows were read" is said up here
     return table
 
 
@@ -300,6 +304,7 @@ def _load_delimited(
     path: Path, label: str, sample: bytes, size: int, max_rows: int | None
 ) -> LoadedTable:
     notes: list[str] = []
+    cautions: list[str] = []
     full_read = size <= SAMPLE_BYTES
     dialect = delimited.sniff(sample, suffix=path.suffix.lower(), complete=full_read)
     if dialect.binary:
@@ -321,9 +326,11 @@ def _load_delimited(
         if frame is None:
             encoding, enc_label = delimited.LATIN1.codec, delimited.LATIN1.label
             frame, skipped = _read(path, label, delim, decimal, encoding, max_rows)
-        notes.append("The file is not UTF-8 throughout; it was read as " + enc_label + ".")
+        cautions.append("The file is not UTF-8 throughout; it was read as " + enc_label + ".")
+        notes.append(cautions[-1])
     assert frame is not None
     if skipped:
+        cautions.append(skipped)
         notes.append(skipped)
     if frame.shape[1] == 1 and len(dialect.lines) > 1 and delim == ",":
         notes.append("Only one column was found; the file may not be delimited.")
@@ -335,7 +342,7 @@ def _load_delimited(
     if decimal == ",":
         notes.append("Numbers use a comma as the decimal separator.")
     formats = _written_decimals(frame, dialect.rows, decimal)
-    formats.update(_parse_dates(frame, notes))
+    formats.update(_parse_dates(frame, notes, cautions))
     return LoadedTable(
         frame=frame,
         path=path,
@@ -344,6 +351,7 @@ def _load_delimited(
         decimal=decimal,
         notes=notes,
         formats=formats,
+        warnings=cautions,
     )
 
 
@@ -485,7 +493,7 @@ def _date_format(values: list[str]) -> tuple[str, str] | None:
     return best if best_ok >= DATE_SHARE * len(values) else None
 
 
-def _parse_dates(frame: pd.DataFrame, notes: list[str]) -> dict[int, str]:
+def _parse_dates(frame: pd.DataFrame, notes: list[str], cautions: list[str]) -> dict[int, str]:
     """Turn text columns that hold dates or times into datetimes, in place.
 
     A column is converted when 90 % of its first 200 values parse with one format (ISO,
@@ -516,10 +524,11 @@ def _parse_dates(frame: pd.DataFrame, notes: list[str]) -> dict[int, str]:
         formats[j] = display
         converted.append(str(frame.columns[j]))
         if lost:
-            notes.append(
+            cautions.append(
                 f"{lost:,} value(s) of column {frame.columns[j]!s} are not dates in the "
                 "column's format and show as missing."
             )
+            notes.append(cautions[-1])
     if converted:
         names = ", ".join(converted[:5]) + (", …" if len(converted) > 5 else "")
         notes.append(f"Read as dates and times: {names}.")
@@ -664,7 +673,8 @@ def _load_excel(path: Path, label: str, sheet: str | None, max_rows: int | None)
             times = col.dropna()
             midnight = bool(len(times)) and bool((times == times.dt.normalize()).all())
             formats[j] = "date" if midnight else "datetime"
-    formats.update(_parse_dates(frame, notes))
+    cautions: list[str] = []
+    formats.update(_parse_dates(frame, notes, cautions))
     return LoadedTable(
         frame=frame.reset_index(drop=True),
         path=path,
@@ -676,6 +686,7 @@ def _load_excel(path: Path, label: str, sheet: str | None, max_rows: int | None)
         sheet=chosen,
         sheets=tuple(names),
         formats=formats,
+        warnings=cautions,
     )
 
 
@@ -722,8 +733,10 @@ def _load_parquet(path: Path, label: str, max_rows: int | None) -> LoadedTable:
         raise TableNotFoundError(
             f"{label} cannot be read ({exc.strerror or exc}).", "Check the file."
         ) from exc
+    cautions: list[str] = []
     if max_rows is not None and n_rows > max_rows:
-        notes.append(f"Only the first {max_rows:,} of {n_rows:,} rows were read.")
+        cautions.append(f"Only the first {max_rows:,} of {n_rows:,} rows were read.")
+        notes.append(cautions[-1])
     if n_cols == 0:
         raise EmptyTableError(f"{label} has no columns.", "Check the file.")
     if len(frame) == 0:
@@ -737,7 +750,7 @@ def _load_parquet(path: Path, label: str, max_rows: int | None) -> LoadedTable:
             times = col.dropna()
             midnight = bool(len(times)) and bool((times == times.dt.normalize()).all())
             formats[j] = "date" if midnight else "datetime"
-    formats.update(_parse_dates(frame, notes))
+    formats.update(_parse_dates(frame, notes, cautions))
     return LoadedTable(
         frame=frame,
         path=path,
@@ -747,6 +760,7 @@ def _load_parquet(path: Path, label: str, max_rows: int | None) -> LoadedTable:
         notes=notes,
         kind="parquet",
         formats=formats,
+        warnings=cautions,
     )
 
 
