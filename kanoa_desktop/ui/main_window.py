@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QSettings, QUrl, Signal
+from PySide6.QtCore import QByteArray, QSettings, QTimer, QUrl, Signal
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication
 from PySide6.QtWidgets import (
     QApplication,
@@ -99,6 +99,7 @@ class MainWindow(QMainWindow):
         self._restore_state()
         self._on_profile_changed(self.store.active)
         self.apply_preferences()
+        QTimer.singleShot(0, lambda: self.spawn(dialogs.first_run_check(self)))
         for problem in store_problems:
             self.banner.show_message("Settings problem", problem.message)
         if self.history.problem is not None:
@@ -390,6 +391,9 @@ class MainWindow(QMainWindow):
             self._settings.setValue("lastFolder", str(p.parent if p.is_file() else p))
         self.loader.open_paths(list(paths_))
 
+    def _open_document(self, item) -> None:
+        self.picker = dialogs.open_document(self, item)
+
     def _input_loaded(self, item, summary: str) -> None:
         if isinstance(item, LoadedTable):
             self.table, self.table_summary = item, summary
@@ -402,9 +406,7 @@ class MainWindow(QMainWindow):
         elif isinstance(item, PreparedFigure):
             self.add_figure(item)
         else:
-            handler = getattr(self, "_open_document", None)
-            if callable(handler):
-                handler(item)
+            self._open_document(item)
 
     def _show_loading(self, text: str) -> None:
         self.inputs.loading.setText(text)

@@ -67,3 +67,48 @@ async def open_benchmark(w) -> None:
     dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
     dlg.show()  # non-modal; it runs its suite as a task on this loop
     w.bench_dialog = dlg
+
+
+async def first_run_check(w) -> None:
+    """Show the first-run card above the answer while the active server does not answer."""
+    from kanoa_desktop.ui.first_run import FirstRunCard, server_answers
+
+    if w._closing or await server_answers(w.profile) or w._closing:
+        return
+    if getattr(w, "first_run", None) is None:
+        w.first_run = card = FirstRunCard(w.store, w)
+
+        def done(_profile) -> None:
+            card.hide()
+            w.profile_switcher.refresh()
+            w._on_profile_changed(w.store.active)
+
+        card.profileReady.connect(done)
+        card.settingsRequested.connect(w.open_settings)
+        w.answer_column.insertWidget(2, card)
+    w.first_run.show()
+
+
+def open_document(w, item):
+    """A PDF or a notebook: its picker lets the user take pages, crops or figures."""
+    from kanoa_desktop.ui.pickers import show_picker_for
+
+    def add_context(text: str) -> None:
+        old = w.inputs.context.toPlainText().strip()
+        w.inputs.context.setPlainText(f"{old}\n\n{text}" if old else text)
+
+    def on_error(err) -> None:
+        from kanoa_desktop.ui.main_window import _as_error
+
+        w.banner.show_error(_as_error(err), can_retry=False)
+
+    return show_picker_for(
+        item,
+        parent=w,
+        spawn=w.spawn,
+        run_cpu=w.run_cpu,
+        long_side=lambda: w.profile.image_long_side,
+        add_figures=lambda figs: [w.add_figure(f) for f in figs],
+        add_context=add_context,
+        on_error=on_error,
+    )

@@ -29,6 +29,7 @@ def build_layout(self) -> None:  # noqa: PLR0915 - one layout, top to bottom
 
     right = QWidget()
     rlay = QVBoxLayout(right)
+    self.answer_column = rlay  # the first-run card goes above the answer
     rlay.setContentsMargins(6, 6, 6, 6)
     self.banner = ErrorBanner()
     self.banner.retryRequested.connect(self.retry)
