@@ -526,7 +526,9 @@ class ConversationRunner:
         self.stats = StreamStats(
             price_in_per_million=st.prices.input_per_million,
             price_out_per_million=st.prices.output_per_million,
-            prompt_estimate=estimate_message_tokens(request.messages),
+            # Images at the server's measured cost when known (the context gauge).
+            prompt_estimate=estimate_message_tokens(request.messages)
+            + request.n_images * (self.image_tokens() - TOKENS_PER_IMAGE),
         )
         asked = asked_markdown(inputs, first, blocked)
         st.turn = self.conversation.add_turn(user_msg)
@@ -581,6 +583,8 @@ class ConversationRunner:
         profile = self.profile
         inputs = st.inputs
         probe, _ = build_turn(self.conversation, inputs, params, send_images=send_images)
+        if probe.n_images:
+            await self._measure_image_tokens()  # the budget uses the server's real number
         image_tokens = probe.n_images * self.image_tokens()
         prompt = estimate_message_tokens(probe.messages) - probe.n_images * TOKENS_PER_IMAGE
         cap = profile.kb_max_context_tokens
@@ -618,10 +622,21 @@ class ConversationRunner:
         return await aground(kb, inputs.question, budget, **kwargs)
 
     def image_tokens(self) -> int:
-        """What one image costs in prompt tokens on this endpoint (measured, else a guess)."""
-        measured = getattr(self.pool, "image_tokens", None)
-        value = measured(self.profile.api_base) if callable(measured) else None
-        return int(value) if value else TOKENS_PER_IMAGE
+        """What one image costs in prompt tokens on this endpoint: the server's own number
+        once measured (:meth:`ChatClient.image_token_cost`), else a conservative guess."""
+        client = self.pool.client_for(self.profile)
+        measured = client.measured_image_tokens(self.model) if self.model else None
+        return int(measured) if measured else TOKENS_PER_IMAGE
+
+    async def _measure_image_tokens(self) -> None:
+        # Two one-token requests, once per client and model; a failure keeps the guess.
+        client = self.pool.client_for(self.profile)
+        try:
+            await client.image_token_cost(self.model)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - the guess still bounds the budget
+            log.debug("could not measure image tokens", exc_info=True)
 
     def _hybrid_notice(self, exc: BaseException) -> None:
         message = exc.message if isinstance(exc, E.KanoaError) else f"{type(exc).__name__}: {exc}"
