@@ -43,6 +43,7 @@ from kanoa_desktop.core.monitor.fleet import (
     PLOT_FIGURES,
     RANGES,
     FleetPoller,
+    FleetReader,
     FleetRow,
     FleetSnapshot,
     FleetUpdate,
@@ -296,12 +297,38 @@ class FleetPanel(QWidget):
     def poller(self) -> FleetPoller | None:
         return self._poller
 
+    def set_prometheus_url(
+        self, url: str | None, *, router_url: str | None = None, interval_s: float = 5.0
+    ) -> None:
+        """Read the fleet from the Prometheus server at ``url`` (a profile's
+        ``prometheus_url``), refreshing every ``interval_s`` while shown; None or "" shows
+        how to set one. The same URL again keeps the running poller."""
+        url = (url or "").strip() or None
+        if url is None:
+            self.set_poller(None)
+            return
+        # Opens no connection until asked: cheap to build just to compare addresses.
+        reader = FleetReader(url, router_url=router_url)
+        current = self._poller
+        if current is not None and (current.reader.url, current.reader.router_url) == (
+            reader.url,
+            reader.router_url,
+        ):
+            current.interval_s = interval_s
+            return
+        self.set_poller(FleetPoller(reader, interval_s=interval_s))
+
     def set_poller(self, poller: FleetPoller | None) -> None:
-        """Listen to ``poller`` (a previous one is stopped). None: no Prometheus set."""
+        """Listen to ``poller`` (a previous one is stopped and closed). None: no
+        Prometheus set."""
         if self._poller is not None:
-            self._poller.remove_listener(self.show_update)
-            self._poller.stop()
+            old = self._poller
+            old.remove_listener(self.show_update)
+            old.stop()
             self._task = None
+            loop = _running_loop()
+            if loop is not None:
+                loop.create_task(old.aclose())
         self._poller = poller
         if poller is None:
             self.state_label.setText("No Prometheus server set: add one in Settings > GPU panel.")

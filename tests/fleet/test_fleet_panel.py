@@ -122,3 +122,43 @@ def test_fleet_dock_is_tabified_with_the_gpu_dock(qtbot):
     assert isinstance(dock.widget(), FleetPanel)
     assert window.tabifiedDockWidgets(window.gpu_dock) == [dock]
     assert dock.toggleViewAction().text() == "Fleet"
+
+
+def test_a_profiles_prometheus_address_starts_refreshing_when_shown_on_qasync(qtbot, qapp):
+    import asyncio
+    import socket
+
+    from PySide6.QtCore import QTimer
+
+    from kanoa_desktop.ui.app import close_event_loop, create_event_loop
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = f"127.0.0.1:{sock.getsockname()[1]}"
+    panel = FleetPanel()
+    qtbot.addWidget(panel)
+    panel.set_prometheus_url(closed, interval_s=0.05)
+    poller = panel.poller
+    assert poller.reader.url == f"http://{closed}"
+    panel.set_prometheus_url(f"http://{closed}/", interval_s=0.05)
+    assert panel.poller is poller, "the same address keeps the running poller"
+    loop = create_event_loop(qapp)
+    asyncio.set_event_loop(loop)
+
+    async def scenario() -> None:
+        QTimer.singleShot(0, panel.show)  # as the main window shows its dock
+        for _ in range(200):
+            if poller.latest is not None:
+                break
+            await asyncio.sleep(0.02)
+        panel.set_prometheus_url(None)
+        await asyncio.sleep(0.05)
+
+    try:
+        loop.run_until_complete(scenario())
+    finally:
+        close_event_loop(loop)
+        asyncio.set_event_loop(None)
+    assert poller.latest is not None and "nothing is listening" in poller.latest.error
+    assert panel.poller is None
+    assert panel.state_label.text().startswith("No Prometheus server set")
