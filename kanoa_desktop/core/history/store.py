@@ -47,7 +47,7 @@ from kanoa_desktop.core.endpoint.chat import data_url
 log = logging.getLogger(__name__)
 
 FILE_NAME = "history.sqlite3"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 FLUSH_INTERVAL_S = 1.0
 FIGURE_REF_PREFIX = "kanoa-figure:sha256:"
 TITLE_LENGTH = 80
@@ -126,8 +126,24 @@ CREATE TRIGGER turns_fts_delete AFTER DELETE ON turns BEGIN
 END;
 """
 
+# A comparison (core/ask/compare.py) is one history entry over one conversation per pane:
+# the list shows its first recorded pane only, and deleting any pane deletes them all.
+_SCHEMA_V2 = """
+CREATE TABLE comparisons (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    title TEXT NOT NULL DEFAULT '',
+    created REAL NOT NULL
+);
+CREATE TABLE comparison_panes (
+    comparison_id INTEGER NOT NULL REFERENCES comparisons(id) ON DELETE CASCADE,
+    conversation_id INTEGER NOT NULL UNIQUE REFERENCES conversations(id) ON DELETE CASCADE,
+    pane INTEGER NOT NULL,
+    PRIMARY KEY (comparison_id, pane)
+);
+"""
+
 # MIGRATIONS[n] takes a database at user_version n to n + 1.
-MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1,)
+MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2)
 
 
 # --------------------------------------------------------------------------- values
@@ -277,6 +293,19 @@ class ConversationSummary:
     n_turns: int
     last_state: str
     interrupted: bool  # any turn interrupted (shown with an icon)
+    comparison_id: int | None = None  # the row stands for a whole comparison
+
+
+@dataclass(frozen=True)
+class StoredComparison:
+    """A comparison (several models asked the same) as recorded: one conversation per pane,
+    in pane order (panes whose question never reached a server are absent)."""
+
+    id: int
+    title: str
+    created: float
+    panes: list[StoredConversation]
+    pane_numbers: list[int]  # 0-based pane of each conversation in ``panes``
 
 
 @dataclass(frozen=True)
@@ -846,13 +875,22 @@ class HistoryStore:
         if model:
             where.append("c.model = ?")
             args.append(model)
+        # A comparison is one entry: only its first pane still in the history is listed.
+        where.append(
+            "NOT EXISTS (SELECT 1 FROM comparison_panes cp WHERE cp.conversation_id = c.id "
+            "AND cp.pane > (SELECT MIN(cp2.pane) FROM comparison_panes cp2 JOIN conversations "
+            "c2 ON c2.id = cp2.conversation_id WHERE cp2.comparison_id = cp.comparison_id "
+            "AND c2.deleted_at IS NULL))"
+        )
         sql = (
             "SELECT c.id, c.title, c.created, c.updated, c.model, c.profile_name, "
             "(SELECT COUNT(*) FROM turns t WHERE t.conversation_id = c.id) AS n_turns, "
             "(SELECT state FROM turns t WHERE t.conversation_id = c.id ORDER BY idx DESC "
             "LIMIT 1) AS last_state, "
             "EXISTS(SELECT 1 FROM turns t WHERE t.conversation_id = c.id "
-            "AND t.state = 'interrupted') AS interrupted "
+            "AND t.state = 'interrupted') AS interrupted, "
+            "(SELECT cp.comparison_id FROM comparison_panes cp WHERE cp.conversation_id = c.id)"
+            " AS comparison_id "
             f"FROM conversations c WHERE {' AND '.join(where)} "
             "ORDER BY c.updated DESC, c.id DESC LIMIT ? OFFSET ?"
         )
@@ -869,6 +907,7 @@ class HistoryStore:
                 n_turns=r["n_turns"],
                 last_state=r["last_state"] or "",
                 interrupted=bool(r["interrupted"]),
+                comparison_id=r["comparison_id"],
             )
             for r in rows
         ]
@@ -976,11 +1015,13 @@ class HistoryStore:
         return cur.rowcount > 0
 
     def delete(self, conversation_id: int) -> bool:
-        """Hide a conversation; :meth:`undo_delete` brings it back until it is purged."""
+        """Hide a conversation (with the other panes of its comparison, if it is one);
+        :meth:`undo_delete` brings it back until it is purged."""
         with self._lock:
             cur = self._db.execute(
-                "UPDATE conversations SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL",
-                (time.time(), conversation_id),
+                "UPDATE conversations SET deleted_at = ? WHERE deleted_at IS NULL AND id IN "
+                f"({_WITH_PANES})",
+                (time.time(), conversation_id, conversation_id),
             )
         return cur.rowcount > 0
 
@@ -1005,9 +1046,9 @@ class HistoryStore:
         with self._lock:
             for cid in ids:
                 n += self._db.execute(
-                    "UPDATE conversations SET deleted_at = NULL WHERE id = ? "
+                    f"UPDATE conversations SET deleted_at = NULL WHERE id IN ({_WITH_PANES}) "
                     "AND deleted_at IS NOT NULL",
-                    (cid,),
+                    (cid, cid),
                 ).rowcount
         return n
 
@@ -1026,6 +1067,72 @@ class HistoryStore:
                 db.execute("ROLLBACK")
                 raise
         return n
+
+    # -- comparisons -------------------------------------------------------------------
+
+    def create_comparison(self, title: str) -> int:
+        """Start a comparison entry; link each pane's conversation with
+        :meth:`link_comparison` once it exists."""
+        with self._lock:
+            cur = self._db.execute(
+                "INSERT INTO comparisons(title, created) VALUES (?, ?)",
+                (" ".join(title.split())[: TITLE_LENGTH * 2], time.time()),
+            )
+        return int(cur.lastrowid)
+
+    def link_comparison(self, comparison_id: int, conversation_id: int, pane: int) -> None:
+        """Make ``conversation_id`` pane ``pane`` (0-based) of the comparison; its title
+        becomes the comparison's, so the one listed entry reads as a comparison."""
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.execute(
+                    "INSERT OR REPLACE INTO comparison_panes(comparison_id, conversation_id, pane)"
+                    " VALUES (?, ?, ?)",
+                    (comparison_id, conversation_id, pane),
+                )
+                db.execute(
+                    "UPDATE conversations SET title = (SELECT title FROM comparisons "
+                    "WHERE id = ?) WHERE id = ?",
+                    (comparison_id, conversation_id),
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+    def comparison_of(self, conversation_id: int) -> int | None:
+        """The comparison a conversation is a pane of, or None."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT comparison_id FROM comparison_panes WHERE conversation_id = ?",
+                (conversation_id,),
+            ).fetchone()
+        return int(row[0]) if row else None
+
+    def load_comparison(self, comparison_id: int) -> StoredComparison | None:
+        """A comparison with each pane's conversation, or None when it has no pane left."""
+        with self._lock:
+            head = self._db.execute(
+                "SELECT * FROM comparisons WHERE id = ?", (comparison_id,)
+            ).fetchone()
+            links = self._db.execute(
+                "SELECT conversation_id, pane FROM comparison_panes WHERE comparison_id = ? "
+                "ORDER BY pane",
+                (comparison_id,),
+            ).fetchall()
+        if head is None:
+            return None
+        panes, numbers = [], []
+        for link in links:
+            conv = self.load_conversation(link["conversation_id"])
+            if conv is not None:
+                panes.append(conv)
+                numbers.append(int(link["pane"]))
+        if not panes:
+            return None
+        return StoredComparison(head["id"], head["title"], head["created"], panes, numbers)
 
     # -- usage -------------------------------------------------------------------------
 
@@ -1054,6 +1161,13 @@ class HistoryStore:
             ]
 
         return UsageTotals(rows(session), rows(all_time))
+
+
+# The ids of a conversation and of the other panes of its comparison (two ? parameters).
+_WITH_PANES = (
+    "SELECT ? UNION SELECT cp.conversation_id FROM comparison_panes cp WHERE cp.comparison_id "
+    "= (SELECT comparison_id FROM comparison_panes WHERE conversation_id = ?)"
+)
 
 
 def _statements(script: str) -> list[str]:
@@ -1217,6 +1331,7 @@ __all__ = [
     "ConversationSummary",
     "HistoryProblem",
     "HistoryStore",
+    "StoredComparison",
     "StoredConversation",
     "StoredFigure",
     "StoredTurn",
