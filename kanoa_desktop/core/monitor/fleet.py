@@ -81,10 +81,12 @@ def _either(*exprs: str) -> str:
 # instance (plus a label the row needs) so that the joined query stays one small vector.
 FIGURES: dict[str, str] = {
     "up": "max by (instance, job) (up)",
-    "kind_vllm": "group by (instance) (vllm:num_requests_running)",
-    "kind_llamacpp": "group by (instance) (llamacpp:requests_processing)",
-    "kind_router": "group by (instance) (vllm_router_active_workers)",
-    "models": "group by (instance, model_name) (vllm:num_requests_running)",
+    # What each instance is, from the last 10 minutes: a server that just went down (its
+    # series gone stale) keeps its kind and models.
+    "kind_vllm": "group by (instance) (last_over_time(vllm:num_requests_running[10m]))",
+    "kind_llamacpp": ("group by (instance) (last_over_time(llamacpp:requests_processing[10m]))"),
+    "kind_router": "group by (instance) (last_over_time(vllm_router_active_workers[10m]))",
+    "models": ("group by (instance, model_name) (last_over_time(vllm:num_requests_running[10m]))"),
     "running": _either(
         "sum by (instance) (vllm:num_requests_running)",
         "sum by (instance) (llamacpp:requests_processing)",
