@@ -4,18 +4,25 @@ Streaming follows qtconsole's lesson: text is buffered and flushed from a timer 
 edit block. Finished Markdown blocks are rendered once each (cost linear in the answer),
 the unfinished tail shows as plain text, and one full render happens when the answer ends.
 
-Model output never makes the app load anything: HTML in Markdown is disabled, images are
-turned into plain links before rendering, ``loadResource`` refuses every resource, and a
-link opens in the system browser only when clicked (http, https and mailto only).
+Model output never makes the app load anything: HTML in Markdown is disabled, every image
+form (inline, reference, collapsed, shortcut) is turned into a plain link before rendering
+(:func:`kanoa_desktop.core.safety.defang_images`, linear in the text), ``loadResource``
+answers every request with a blank resource (returning nothing would let Qt fall back to
+reading local files and ``data:`` URLs itself), and a link opens in the system browser only
+when clicked (http, https and mailto only).
+
+Reasoning (``end_answer(reasoning=...)``) is shown folded under the answer: one link that
+unfolds it as a quotation when clicked and folds it again on a second click.
 """
 
 from __future__ import annotations
 
 import re
 
-from PySide6.QtCore import QTimer, QUrl, Signal
+from PySide6.QtCore import QByteArray, QTimer, QUrl, Signal
 from PySide6.QtGui import (
     QDesktopServices,
+    QImage,
     QTextBlockFormat,
     QTextCharFormat,
     QTextCursor,
@@ -25,19 +32,64 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import QTextBrowser
 
 from kanoa_desktop.core.ask.markdown_stream import MarkdownStream
+from kanoa_desktop.core.safety import defang_images
 
 MARKDOWN_FEATURES = (
     QTextDocument.MarkdownFeature.MarkdownDialectGitHub
     | QTextDocument.MarkdownFeature.MarkdownNoHTML
 )
 FLUSH_INTERVAL_MS = 80  # ~12 updates a second: smooth to read, cheap at 2,000 tokens/s
-_IMAGE_RE = re.compile(r"!\[([^\]]*)\]\(([^)\s]*)[^)]*\)")
 SAFE_SCHEMES = {"http", "https", "mailto"}
+REASONING_SCHEME = "kanoa-reasoning"
+# A placeholder in the conversation's Markdown where turn N's reasoning goes (folded or
+# not); NUL never occurs in model text that reached here as JSON-decoded UTF-8 text.
+_REASONING_MARK = "\x00reasoning:{}\x00"
+_REASONING_MARK_RE = re.compile("\x00reasoning:([0-9]{1,9})\x00")
+_BLANK_IMAGE = QImage(1, 1, QImage.Format.Format_ARGB32)
+_BLANK_IMAGE.fill(0)
+
+# Qt lays out one unbreakable word in time that grows with the square of its length (a
+# 100,000-character base64 blob takes seconds): runs of non-spaces longer than LONG_RUN in
+# Markdown (never a real word or URL), or than BREAK_EVERY in the plain streaming tail,
+# get a zero-width space every BREAK_EVERY characters, on screen only.
+BREAK_EVERY = 200
+LONG_RUN = 1000
+_RUN_RE = re.compile(r"\S+")
+
+__all__ = ["AnswerView", "MARKDOWN_FEATURES", "break_long_runs", "defang_images"]
 
 
-def defang_images(markdown: str) -> str:
-    """Replace Markdown images by links, so nothing is fetched or read to show them."""
-    return _IMAGE_RE.sub(lambda m: f"[image: {m.group(1) or 'untitled'}]({m.group(2)})", markdown)
+def break_long_runs(
+    text: str, carried: int = 0, *, every: int = BREAK_EVERY, longer_than: int = 0
+) -> tuple[str, int]:
+    """``text`` with a zero-width space after every ``every`` characters of a run of
+    non-spaces (only in runs longer than ``longer_than``), and the length of the run that
+    ends it. ``carried`` is the length of the run that ended the text before this piece,
+    so a stream broken into pieces gets the same breaks. Linear in ``text``."""
+    if not text:
+        return text, carried
+    out: list[str] = []
+    pos = 0
+    last_run = 0
+    for m in _RUN_RE.finditer(text):
+        start, end = m.span()
+        before = carried if start == 0 else 0
+        last_run = before + end - start
+        if last_run <= every or last_run <= longer_than:
+            continue
+        out.append(text[pos:start])
+        piece = text[start:end]
+        offset = every - before % every  # characters of this piece before its next break
+        cuts = [piece[:offset]] + [piece[i : i + every] for i in range(offset, len(piece), every)]
+        if before and before % every == 0:
+            cuts.insert(0, "")  # the break falls just before this piece
+        out.append("\u200b".join(c for c in cuts[:1]) + "".join("\u200b" + c for c in cuts[1:]))
+        pos = end
+    end_run = 0 if text[-1].isspace() else last_run
+    if not out:
+        return text, end_run
+    out.append(text[pos:])
+    return "".join(out), end_run
 
 
 class AnswerView(QTextBrowser):
@@ -66,6 +118,10 @@ class AnswerView(QTextBrowser):
         self._timer.timeout.connect(self.flush)
         self.renders = 0  # full renders, for tests and benchmarks
         self.fragment_renders = 0
+        self._shown_tail = ""  # the stream's tail as it is on screen now
+        self._tail_run = 0  # length of the unbroken run of non-spaces ending the tail
+        self._reasoning: list[str] = []  # per answer that had reasoning, in order
+        self._unfolded: set[int] = set()
         # Follow the stream (stay at the bottom) unless the user scrolled up. The layout
         # of a long document finishes after setMarkdown returns, so the bottom is pinned
         # again whenever the scroll range grows, not only once.
@@ -78,9 +134,16 @@ class AnswerView(QTextBrowser):
     # -- safety --------------------------------------------------------------------------
 
     def loadResource(self, type_: int, name: QUrl):  # noqa: N802 - Qt override
-        return None  # never load images, stylesheets or anything else named by the answer
+        # Never load images, stylesheets or anything else named by the answer. A null
+        # result would make QTextDocument read local files and data: URLs by itself.
+        if type_ == QTextDocument.ResourceType.ImageResource.value or type_ == 2:
+            return _BLANK_IMAGE
+        return QByteArray(b" ")
 
     def _on_anchor(self, url: QUrl) -> None:
+        if url.scheme().lower() == REASONING_SCHEME:
+            self._toggle_reasoning(url.path())
+            return
         if url.scheme().lower() in SAFE_SCHEMES:
             self.linkOpened.emit(url)
             QDesktopServices.openUrl(url)
@@ -89,8 +152,10 @@ class AnswerView(QTextBrowser):
 
     @property
     def markdown(self) -> str:
-        """The whole conversation as Markdown, including a streaming answer so far."""
-        return self._history_md + (self._stream.text if self._stream else "")
+        """The whole conversation as Markdown, including a streaming answer so far
+        (reasoning, if any, as a quotation after its answer)."""
+        text = self._history_md + (self._stream.text if self._stream else "")
+        return self._with_reasoning(text, expand_all=True)
 
     @property
     def following(self) -> bool:
@@ -105,6 +170,8 @@ class AnswerView(QTextBrowser):
     def clear_conversation(self) -> None:
         self._timer.stop()
         self._follow = True
+        self._reasoning.clear()
+        self._unfolded.clear()
         self._history_md = ""
         self._stream = None
         self._render_full("")
@@ -119,6 +186,7 @@ class AnswerView(QTextBrowser):
         """Show the question and prepare to stream its answer below it."""
         self._history_md += question_md
         self._stream = MarkdownStream()
+        self._shown_tail, self._tail_run = "", 0
         self._follow = True  # the user just asked: show the question and its answer
         self._render_full(self._history_md)
         self._tail_start = self._end_position()
@@ -131,44 +199,108 @@ class AnswerView(QTextBrowser):
             self._timer.start()
 
     def flush(self) -> None:
-        """Render newly finished blocks and redraw the plain-text tail."""
+        """Render newly finished blocks and redraw the plain-text tail.
+
+        When no block finished since the last flush, only the new end of the tail is
+        inserted (the common case inside a long paragraph), so a flush costs the new text
+        and the last paragraph's layout, not the whole tail again."""
         if self._stream is None:
             return
         doc = self.document()
         cursor = QTextCursor(doc)
         cursor.beginEditBlock()
-        cursor.setPosition(self._tail_start)
-        cursor.movePosition(QTextCursor.MoveOperation.End, QTextCursor.MoveMode.KeepAnchor)
-        cursor.removeSelectedText()
         new = self._stream.take_committed()
-        if new.strip():
-            tmp = QTextDocument()
-            tmp.setMarkdown(defang_images(new), MARKDOWN_FEATURES)
-            cursor.insertFragment(QTextDocumentFragment(tmp))
-            cursor.insertBlock(QTextBlockFormat(), QTextCharFormat())
-            self.fragment_renders += 1
-        # The tail is plain text in a plain block, whatever format the last block had.
-        cursor.setBlockFormat(QTextBlockFormat())
-        cursor.setBlockCharFormat(QTextCharFormat())
-        self._tail_start = cursor.position()
         tail = self._stream.tail
-        if tail:
-            cursor.insertText(tail, QTextCharFormat())
+        shown = self._shown_tail
+        if not new and shown and tail.startswith(shown):
+            cursor.movePosition(QTextCursor.MoveOperation.End)
+            text, self._tail_run = break_long_runs(tail[len(shown) :], self._tail_run)
+            cursor.insertText(text, QTextCharFormat())
+        else:
+            cursor.setPosition(self._tail_start)
+            cursor.movePosition(QTextCursor.MoveOperation.End, QTextCursor.MoveMode.KeepAnchor)
+            cursor.removeSelectedText()
+            if new.strip():
+                tmp = QTextDocument()
+                tmp.setMarkdown(
+                    break_long_runs(defang_images(new), longer_than=LONG_RUN)[0],
+                    MARKDOWN_FEATURES,
+                )
+                cursor.insertFragment(QTextDocumentFragment(tmp))
+                cursor.insertBlock(QTextBlockFormat(), QTextCharFormat())
+                self.fragment_renders += 1
+            # The tail is plain text in a plain block, whatever format the last block had.
+            cursor.setBlockFormat(QTextBlockFormat())
+            cursor.setBlockCharFormat(QTextCharFormat())
+            self._tail_start = cursor.position()
+            text, self._tail_run = break_long_runs(tail)
+            if text:
+                cursor.insertText(text, QTextCharFormat())
+        self._shown_tail = tail
         cursor.endEditBlock()
         if self._follow:
             self._pin_bottom()
 
-    def end_answer(self, note: str = "") -> str:
-        """Finish the streaming turn with one full render; returns the answer's text."""
+    def end_answer(self, note: str = "", *, reasoning: str = "") -> str:
+        """Finish the streaming turn with one full render; returns the answer's text.
+
+        ``note`` is shown in italics under the answer (e.g. a ``Finished.notices``
+        message). ``reasoning`` (``Finished.reasoning``) is shown folded under it: a link
+        that unfolds it when clicked. For an answer with only reasoning, pass the
+        ``reasoning_only`` notice as ``note`` and the reasoning here."""
         self._timer.stop()
         text = self._stream.text if self._stream else ""
         self._history_md += text
         if note:
             self._history_md += f"\n\n*{note}*"
+        if reasoning.strip():
+            self._reasoning.append(reasoning)
+            self._history_md += "\n\n" + _REASONING_MARK.format(len(self._reasoning) - 1)
         self._history_md += "\n\n---\n\n"
         self._stream = None
         self._render_full(self._history_md)
         return text
+
+    # -- reasoning -------------------------------------------------------------------------
+
+    @property
+    def reasoning_count(self) -> int:
+        """How many answers in the conversation carry (folded) reasoning."""
+        return len(self._reasoning)
+
+    def is_reasoning_unfolded(self, index: int) -> bool:
+        return index in self._unfolded
+
+    def set_reasoning_unfolded(self, index: int, unfolded: bool) -> None:
+        """Fold or unfold the reasoning of the ``index``-th answer that has one."""
+        if not 0 <= index < len(self._reasoning):
+            return
+        (self._unfolded.add if unfolded else self._unfolded.discard)(index)
+        if self._stream is None:
+            self._render_full(self._history_md)
+
+    def _toggle_reasoning(self, path: str) -> None:
+        if path.isdigit():
+            index = int(path)
+            self.set_reasoning_unfolded(index, index not in self._unfolded)
+
+    def _with_reasoning(self, markdown: str, *, expand_all: bool = False) -> str:
+        if "\x00" not in markdown:
+            return markdown
+
+        def block(m: re.Match[str]) -> str:
+            index = int(m.group(1))
+            if index >= len(self._reasoning):
+                return ""
+            reasoning = self._reasoning[index].strip()
+            if expand_all or index in self._unfolded:
+                quoted = "\n".join("> " + line if line else ">" for line in reasoning.split("\n"))
+                hide = "" if expand_all else f" — [hide]({REASONING_SCHEME}:{index})"
+                return f"*Reasoning*{hide}\n\n{quoted}"
+            words = len(reasoning.split())
+            return f"[▸ Show the model's reasoning ({words:,} words)]({REASONING_SCHEME}:{index})"
+
+        return _REASONING_MARK_RE.sub(block, markdown)
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -188,7 +320,9 @@ class AnswerView(QTextBrowser):
         kept = bar.value()
         self._scrolling = True
         try:
-            self.document().setMarkdown(defang_images(markdown), MARKDOWN_FEATURES)
+            shown = defang_images(self._with_reasoning(markdown))
+            shown = break_long_runs(shown, longer_than=LONG_RUN)[0]
+            self.document().setMarkdown(shown, MARKDOWN_FEATURES)
         finally:
             self._scrolling = False
         self.renders += 1
