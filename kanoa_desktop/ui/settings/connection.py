@@ -41,6 +41,7 @@ class ConnectionReport:
     vision_model: str | None = None
     error: str | None = None  # plain words: what went wrong and what to do
     router: RouterStatus | None = None  # a vLLM router's workers; None: not a router
+    image_tokens: int | None = None  # what one figure costs (measured); None: not known
 
 
 async def check_connection(
@@ -73,7 +74,10 @@ async def check_connection(
         model = request.model or (models[0].id if models else "")
         if request.vision == "auto" and model and health.state == "ok":
             vision = await client.probe_vision(model)
-        return ConnectionReport(health, models, server, vision, model or None, router=router)
+        image_tokens = await client.image_token_cost(model) if vision else None
+        return ConnectionReport(
+            health, models, server, vision, model or None, router=router, image_tokens=image_tokens
+        )
     except KanoaError as exc:
         error = str(exc)  # message + what to do next
         return ConnectionReport(health, models, server, vision, None, error, router)

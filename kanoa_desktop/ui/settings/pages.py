@@ -480,10 +480,13 @@ class EndpointPage(SettingsPage):
         if report.vision is not None:
             model = report.vision_model or "The model"
             lines.append(
-                f"{model} accepts images."
+                f"{model} can see: it accepts images."
                 if report.vision
-                else f"{model} did not accept a test image: figures will not be sent to it."
+                else f"{model} is text-only: it did not accept a test image, so figures will "
+                "not be sent to it."
             )
+        if report.image_tokens:
+            lines.append(f"One figure costs {report.image_tokens:,} prompt tokens on this server.")
         if report.error:
             lines.append(f"<span style='color:#b3261e'>{report.error}</span>")
         self.result_label.setText("<br>".join(lines) or "No answer.")
