@@ -22,6 +22,8 @@ SUBCOMMANDS: dict[str, str] = {
     "bench-endpoint": "bench_endpoint",
     "fleet": "fleet",
     "history": "history",
+    "compare": "compare",
+    "batch": "batch",
 }
 
 

@@ -1,0 +1,145 @@
+"""``kanoa-desktop batch FOLDER|FILE... --profile P --out report.md``: a whole folder.
+
+Runs core/ask/batch.py: the same template over every figure, table, notebook figure and
+PDF page, ``--concurrency`` at a time. Progress goes to stderr, one line per finished item.
+Resumable: the same command again continues where it stopped (after Ctrl+C, a crash or a
+kill) and never asks twice for a finished item; ``--retry-failed`` asks the failed items
+again. Exit 0 when every item succeeded, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from pathlib import Path
+
+from kanoa_desktop.core.ask.batch import (
+    DEFAULT_CONCURRENCY,
+    MAX_CONCURRENCY,
+    REPORT_SUFFIXES,
+    Batch,
+    BatchEnded,
+    BatchStore,
+    ItemFinished,
+    Template,
+    write_report,
+)
+from kanoa_desktop.core.config.profiles import ProfileStore
+from kanoa_desktop.core.endpoint.errors import KanoaError
+from kanoa_desktop.core.endpoint.pool import ClientPool
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "batch",
+        help="interpret every figure and table of a folder, resumably",
+        description=(
+            "Ask one profile the same question about every figure, table, notebook figure "
+            "and PDF page of a folder (or of the files given). Templates may use {name}, "
+            "{stem}, {folder} and {item}. Running the same command again continues an "
+            "interrupted batch without asking twice for a finished item."
+        ),
+    )
+    p.add_argument("sources", nargs="+", metavar="FOLDER_OR_FILE")
+    p.add_argument("--profile", default=None, metavar="NAME", help="default: the active one")
+    p.add_argument("--concurrency", "-j", type=int, default=DEFAULT_CONCURRENCY,
+                   help=f"items asked at once (1 to {MAX_CONCURRENCY}, default 2)")  # fmt: skip
+    p.add_argument("--out", "-o", type=Path, action="append", default=[], metavar="REPORT",
+                   help="report file: .md, .html or .csv (repeat for several)")  # fmt: skip
+    p.add_argument("--context", default="", help="context template, e.g. 'Run {stem}'")
+    p.add_argument("--focus", default="", help="focus template")
+    p.add_argument("--question", "-q", default="", help="question template")
+    p.add_argument("--retry-failed", action="store_true", help="ask the failed items again")
+    p.add_argument("--state", type=Path, default=None, metavar="FILE",
+                   help="where results are kept (default: the data folder's batches.sqlite3)")  # fmt: skip
+    p.add_argument("--api-key-env", default="KANOA_API_KEY", metavar="VAR",
+                   help="environment variable with an API key (default: the keychain)")  # fmt: skip
+
+
+def _fail(message: str, hint: str = "") -> int:
+    print(f"error: {message}", file=sys.stderr)
+    if hint:
+        print(f"hint: {hint}", file=sys.stderr)
+    return 1
+
+
+def _on_event(ev) -> None:
+    if isinstance(ev, ItemFinished):
+        p = ev.batch.progress()
+        r = ev.result
+        what = f"done ({r.duration_s:.1f} s)" if r.ok else f"failed: {r.error}"
+        print(f"[{p.finished}/{p.total}] {r.label}: {what}", file=sys.stderr, flush=True)
+    elif isinstance(ev, BatchEnded):
+        print(ev.progress.line(), file=sys.stderr, flush=True)
+
+
+async def _run(args: argparse.Namespace) -> int:
+    store = ProfileStore()
+    store.load()
+    profile = store.active if args.profile is None else store.get(args.profile)
+    if profile is None:
+        return _fail(
+            f"There is no profile named {args.profile!r} (profiles: {', '.join(store.names)}).",
+            "Create it in Settings, or check the spelling.",
+        )
+    from kanoa_desktop.core.config.secrets import KeyStore
+
+    pool = ClientPool(KeyStore(), api_key=os.environ.get(args.api_key_env) or None)
+    results = BatchStore(args.state)
+    batch = Batch(
+        args.sources,
+        profile,
+        Template(args.context, args.focus, args.question),
+        pool=pool,
+        store=results,
+        concurrency=args.concurrency,
+        listener=_on_event,
+    )
+    loop = asyncio.get_running_loop()
+    try:
+        await batch.prepare()
+        before = batch.progress()
+        if before.finished:
+            print(
+                f"Continuing: {before.done} done and {before.failed} failed of "
+                f"{before.total} already.",
+                file=sys.stderr,
+                flush=True,
+            )
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGINT, batch.cancel)
+            loop.add_signal_handler(signal.SIGTERM, batch.cancel)
+        ended = await (batch.retry_failed() if args.retry_failed else batch.run())
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
+        await pool.aclose()
+        results.close()
+    for path in args.out:
+        print(f"wrote {write_report(batch, path)}", file=sys.stderr)
+    if ended.state == "cancelled":
+        print("Cancelled: run the same command again to continue.", file=sys.stderr)
+        return 1
+    for r in batch.failures:
+        print(f"failed: {r.label}: {r.error}", file=sys.stderr)
+    return 0 if not batch.failures else 1
+
+
+def run(args: argparse.Namespace) -> int:
+    bad = [p for p in args.out if p.suffix.lower() not in REPORT_SUFFIXES]
+    if bad:
+        return _fail(
+            f"{bad[0].name}: a report is Markdown (.md), HTML (.html) or CSV (.csv).",
+            "Name the report file with one of these extensions.",
+        )
+    if not 1 <= args.concurrency <= MAX_CONCURRENCY:
+        return _fail(f"--concurrency takes 1 to {MAX_CONCURRENCY}.")
+    try:
+        return asyncio.run(_run(args))
+    except KanoaError as err:
+        return _fail(err.message, err.hint)

@@ -1,0 +1,195 @@
+"""``kanoa-desktop compare FILE... --profile A --profile B``: several models, same inputs.
+
+Every pane's answer streams concurrently (core/ask/compare.py); each answer is printed when
+it ends, in pane order, then the comparison table. The comparison is saved in the history
+as one entry (``--no-history`` to skip) and written with ``--markdown``/``--html``/``--pdf``.
+Progress goes to stderr. Exit 0 when every pane answered, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from pathlib import Path
+
+from kanoa_desktop.core.ask.batch import (
+    BatchError,
+    BatchItem,
+    Template,
+    expand_sources,
+    load_item,
+    plan_items,
+)
+from kanoa_desktop.core.ask.compare import (
+    MAX_PANES,
+    Comparison,
+    ComparisonError,
+    profiles_for_models,
+)
+from kanoa_desktop.core.ask.interpret import Inputs
+from kanoa_desktop.core.ask.pipeline import AnswerDelta, StateChanged, TurnEnded
+from kanoa_desktop.core.config.profiles import Profile, ProfileStore
+from kanoa_desktop.core.endpoint.errors import KanoaError
+from kanoa_desktop.core.endpoint.pool import ClientPool
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "compare",
+        help="ask 2 to 4 profiles (or models) the same question, side by side",
+        description=(
+            "Send the same figures, table, context, focus and question to 2 to 4 profiles "
+            "(or to several models of one profile's server) at once, print each answer and "
+            "a table comparing time to first token, tokens/s, output tokens, cost, energy "
+            "and finish reason. Saved in the history as one entry."
+        ),
+    )
+    p.add_argument("files", nargs="*", metavar="FILE", help="figures, tables, notebooks, PDFs")
+    p.add_argument("--profile", action="append", default=[], metavar="NAME",
+                   help="a profile to compare (repeat: 2 to 4)")  # fmt: skip
+    p.add_argument("--model", action="append", default=[], metavar="MODEL",
+                   help="with one --profile: compare these models of its server (repeat)")  # fmt: skip
+    p.add_argument("--context", default="", help="what the figure is about (kanoa's context=)")
+    p.add_argument("--focus", default="", help="what to look at (kanoa's focus=)")
+    p.add_argument("--question", "-q", default="", help="the question (default: interpret)")
+    p.add_argument("--markdown", type=Path, default=None, metavar="OUT",
+                   help="write the comparison as Markdown (figures beside it)")  # fmt: skip
+    p.add_argument("--html", type=Path, default=None, metavar="OUT", help="write it as HTML")
+    p.add_argument("--pdf", type=Path, default=None, metavar="OUT", help="write it as PDF")
+    p.add_argument("--no-history", action="store_true", help="do not save it in the history")
+
+
+def _fail(message: str, hint: str = "") -> int:
+    print(f"error: {message}", file=sys.stderr)
+    if hint:
+        print(f"hint: {hint}", file=sys.stderr)
+    return 1
+
+
+def _profiles(args: argparse.Namespace) -> list[Profile]:
+    store = ProfileStore()
+    store.load()
+    names = args.profile or ([store.active.name] if args.model else [])
+    found = []
+    for name in names:
+        profile = store.get(name)
+        if profile is None:
+            raise ComparisonError(
+                f"There is no profile named {name!r} (profiles: {', '.join(store.names)}).",
+                "Create it in Settings, or check the spelling.",
+            )
+        found.append(profile)
+    if args.model:
+        if len(found) != 1:
+            raise ComparisonError(
+                "--model compares models of one server: give exactly one --profile with it.",
+                "Or compare profiles with --profile A --profile B.",
+            )
+        return profiles_for_models(found[0], args.model)
+    return found
+
+
+def load_inputs(files: list[str], template: Template, long_side: int) -> Inputs:
+    """Every file's figures (PDF pages, notebook figures) and the table, merged into one
+    question's inputs. Raises the loader's error for a file it cannot use."""
+    inputs = Inputs(context=template.context, focus=template.focus, question=template.question)
+    if not files:
+        return inputs
+    items: list[BatchItem] = plan_items(expand_sources(files), long_side=long_side)
+    for item in items:
+        one, _ = load_item(item, Template(), long_side=long_side)
+        inputs.figures += one.figures
+        if one.table is not None:
+            if inputs.table is not None:
+                raise BatchError(
+                    "A comparison takes one table; several were given.",
+                    "Compare one table at a time (or use kanoa-desktop batch).",
+                )
+            inputs.table, inputs.table_summary = one.table, one.table_summary
+        extra = one.context.strip()
+        if extra and item.kind == "notebook":
+            inputs.context = (inputs.context + "\n\n" + extra).strip()
+    return inputs
+
+
+async def _run(args: argparse.Namespace) -> int:
+    profiles = _profiles(args)
+    from kanoa_desktop.core.config.secrets import KeyStore
+
+    pool = ClientPool(KeyStore())
+    history = None
+    if not args.no_history:
+        from kanoa_desktop.core.history.store import HistoryStore
+
+        history = HistoryStore(recover=False)
+    long_side = max(p.image_long_side for p in profiles) if profiles else 1024
+    template = Template(args.context, args.focus, args.question)
+    inputs = await asyncio.to_thread(load_inputs, args.files, template, long_side)
+
+    def on_event(ev) -> None:
+        if isinstance(ev, StateChanged | TurnEnded | AnswerDelta):
+            pane = comparison.pane_of(ev.runner)
+            if pane is None:
+                return
+            label = comparison.panes[pane].label
+            if isinstance(ev, StateChanged) and ev.state in ("waiting", "streaming"):
+                print(f"[{label}] {ev.state}", file=sys.stderr, flush=True)
+            elif isinstance(ev, TurnEnded):
+                extra = f": {ev.error.title}" if ev.error else ""
+                print(f"[{label}] {ev.state}{extra}", file=sys.stderr, flush=True)
+
+    comparison = Comparison(profiles, pool=pool, history=history, listener=on_event)
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGINT, comparison.stop_all, "Stopped (Ctrl+C).")
+    try:
+        ended = await comparison.ask(inputs)
+    finally:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.remove_signal_handler(signal.SIGINT)
+        await pool.aclose()
+    out = sys.stdout
+    for pane, end in zip(comparison.panes, ended, strict=True):
+        out.write(f"\n## {pane.label} ({pane.runner.model or pane.profile.model})\n\n")
+        out.write((end.answer.strip() or "(no text)") + "\n")
+        if end.note:
+            out.write(f"\n*{end.note}*\n")
+        if end.error is not None:
+            out.write(f"\nerror: {end.error.message}\n")
+            if end.error.hint:
+                out.write(f"hint: {end.error.hint}\n")
+    out.write("\n" + comparison.table_markdown() + "\n")
+    out.flush()
+    status = 0 if all(e.state == "done" for e in ended) else 1
+    exports = [(args.markdown, "markdown"), (args.html, "html"), (args.pdf, "pdf")]
+    if any(path for path, _ in exports):
+        stored = comparison.load()
+        if stored is None:
+            print(
+                "error: nothing was recorded to export (no pane reached a server, or "
+                "--no-history was given).",
+                file=sys.stderr,
+            )
+            status = 1
+        else:
+            from kanoa_desktop.core.history.export import export_comparison
+
+            for path, fmt in exports:
+                if path is not None:
+                    written = export_comparison(stored, path, fmt)
+                    print(f"wrote {written}", file=sys.stderr)
+    if history is not None:
+        history.close()
+    return status
+
+
+def run(args: argparse.Namespace) -> int:
+    if len(args.profile) > MAX_PANES or len(args.model) > MAX_PANES:
+        return _fail(f"A comparison takes at most {MAX_PANES} panes.", "Choose fewer.")
+    try:
+        return asyncio.run(_run(args))
+    except KanoaError as err:
+        return _fail(err.message, err.hint)
