@@ -276,7 +276,10 @@ class EndpointPage(SettingsPage):
         self.worker_list = QTreeWidget(objectName="routerWorkerList")
         self.worker_list.setHeaderLabels(["Server behind the router", "Model", "Health", "Load"])
         self.worker_list.setRootIsDecorated(False)
-        self.worker_list.header().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.worker_list.header().setSectionResizeMode(
+            0, QHeaderView.ResizeMode.ResizeToContents
+        )
+        self.worker_list.header().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
         self.worker_list.setAccessibleName("Servers behind the router")
         self.worker_list.setMaximumHeight(130)
         self.worker_list.hide()
