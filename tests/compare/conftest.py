@@ -1,0 +1,3 @@
+"""The qasync loop fixtures of the window tests, for the comparison window."""
+
+from tests.ui.conftest import qloop, run  # noqa: F401
