@@ -255,9 +255,7 @@ async def huge_usage_int(req: Request, w: asyncio.StreamWriter) -> None:
         SSE_HEAD
         + _chunk("One two three", finish="stop")
         + _raw_chunk(
-            '{"choices":[],"usage":{"prompt_tokens":12,"completion_tokens":'
-            + "9" * 36
-            + "}}"
+            '{"choices":[],"usage":{"prompt_tokens":12,"completion_tokens":' + "9" * 36 + "}}"
         )
         + b"data: [DONE]\n\n"
     )
@@ -354,9 +352,7 @@ class HostileServer:
     def _run(self) -> None:
         loop = asyncio.new_event_loop()
         self._loop = loop
-        self._server = loop.run_until_complete(
-            asyncio.start_server(self._handle, "127.0.0.1", 0)
-        )
+        self._server = loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", 0))
         self.port = self._server.sockets[0].getsockname()[1]
         self._ready.set()
         try:

@@ -8,9 +8,14 @@ API key, so no export can contain one; endpoints are written without user info o
 - :func:`export_markdown` writes ``name.md`` and the figures beside it in ``name_figures/``,
   linked relatively.
 - :func:`export_html` writes one ``.html`` file with the figures embedded as data URLs.
-  Model text is Markdown rendered by markdown-it-py with raw HTML disabled (it is escaped)
-  and unsafe link schemes (``javascript:``, ``vbscript:``, ``file:``, non-image ``data:``)
-  refused, so an answer cannot inject markup or script.
+  Model text is Markdown rendered by markdown-it-py with raw HTML disabled (it is escaped),
+  every image in it rendered as a plain link (the export never embeds or fetches what an
+  answer names) and unsafe link schemes (``javascript:``, ``vbscript:``, ``file:``,
+  ``data:``) refused, so an answer cannot inject markup or script.
+- Every export (comparisons too) defangs images in model and user text (inline,
+  reference, collapsed, shortcut and HTML ``<img>``; see
+  :func:`kanoa_desktop.core.safety.defang_images`), and scrubs API keys and ``Bearer``
+  tokens from error messages.
 - :func:`export_pdf` writes a PDF with fpdf2 (pure Python) using the DejaVu fonts that
   matplotlib ships, so Greek letters and math symbols print.
 
@@ -31,6 +36,7 @@ from kanoa_desktop import __version__
 from kanoa_desktop.core.ask.pricing import format_cost
 from kanoa_desktop.core.endpoint.errors import KanoaError
 from kanoa_desktop.core.history.store import StoredConversation, safe_endpoint
+from kanoa_desktop.core.safety import defang_images, escape_control, scrub_secrets
 
 FORMATS = {"markdown": ".md", "html": ".html", "pdf": ".pdf"}
 
@@ -54,8 +60,9 @@ def _state_note(turn: Any) -> str:
     if turn.state == "stopped":
         return "Stopped by the user."
     if turn.state == "error":
-        return f"Error: {turn.error_title or 'the answer failed'}" + (
-            f" ({turn.error_message})" if turn.error_message else ""
+        return scrub_secrets(
+            f"Error: {turn.error_title or 'the answer failed'}"
+            + (f" ({turn.error_message})" if turn.error_message else "")
         )
     if turn.finish_reason == "length":
         return "Stopped at the max tokens limit."
@@ -114,7 +121,7 @@ def conversation_markdown(
 ) -> str:
     """The conversation as one Markdown document. ``figure_links`` maps figure hashes to
     the link to use for each image (paths or data URLs); without it figures are listed."""
-    out = [f"# {_md_escape_line(conv.title)}", ""]
+    out = [f"# {_safe_md(_md_escape_line(conv.title))}", ""]
     if conv.figures:
         out += ["## Figures", ""]
         for f in conv.figures:
@@ -123,14 +130,15 @@ def conversation_markdown(
             out.append(f"![{alt}]({link})" if link else f"- {alt} (`{f.hash[:12]}`)")
             out.append("")
     if conv.context.strip():
-        out += ["**Context:** " + conv.context.strip(), ""]
+        out += ["**Context:** " + _safe_md(conv.context.strip()), ""]
     if conv.table_summary.strip():
         out += ["## Table summary sent", "", "```text", conv.table_summary.strip("\n"), "```", ""]
     for t in conv.turns:
         out += [f"## Question {t.index + 1}", ""]
-        out += ["> " + line if line else ">" for line in (t.question.strip() or "-").splitlines()]
+        question = _safe_md(t.question.strip() or "-")
+        out += ["> " + line if line else ">" for line in question.splitlines()]
         out += ["", f"### Answer ({t.model or conv.model}, {_when(t.started)})", ""]
-        out += [t.answer.strip() or "*(no text)*", ""]
+        out += [_safe_md(t.answer.strip()) or "*(no text)*", ""]
         note = _state_note(t)
         if note:
             out += [f"*{note}*", ""]
@@ -139,7 +147,11 @@ def conversation_markdown(
             out += [f"*{usage}*", ""]
         if t.passages:
             out += ["Sources:", ""]
-            out += [f"- [{p.get('number')}] {p.get('label') or p.get('file')}" for p in t.passages]
+            out += [
+                f"- [{p.get('number')}] "
+                + _safe_md(escape_control(str(p.get("label") or p.get("file"))))
+                for p in t.passages
+            ]
             out.append("")
     out += ["## Reproducibility", ""]
     out += [
@@ -147,6 +159,11 @@ def conversation_markdown(
     ]
     out.append("")
     return "\n".join(out)
+
+
+def _safe_md(text: str) -> str:
+    # Markdown viewers render images and raw HTML: nothing named by text is loaded.
+    return defang_images(text, escape_html=True)
 
 
 def _md_escape_line(text: str) -> str:
@@ -204,17 +221,21 @@ def _markdown_renderer():
 
     def validate(url: str) -> bool:
         u = url.strip().lower()
-        if u.startswith("data:image/") and not u.startswith("data:image/svg"):
-            return True
         return u.startswith(_SAFE_SCHEMES) or ":" not in u.split("/", 1)[0]
 
+    def image_as_text(tokens, idx, options, env):  # noqa: ARG001 - markdown-it's signature
+        # Defense in depth behind defang_images: an image token never becomes <img>.
+        return f"[image: {html.escape(tokens[idx].content or 'untitled')}]"
+
     md.validateLink = validate
+    md.add_render_rule("image", image_as_text)
     return md
 
 
 def render_markdown(text: str) -> str:
-    """Model text as safe HTML: raw HTML is escaped, unsafe link schemes are refused."""
-    return _markdown_renderer().render(text)
+    """Model text as safe HTML: raw HTML is escaped, images become plain links, unsafe
+    link schemes are refused (nothing in the result loads a resource)."""
+    return _markdown_renderer().render(defang_images(text))
 
 
 _CSS = """
@@ -257,7 +278,7 @@ def conversation_html(conv: StoredConversation) -> str:
         out.append(f"<h2>Question {t.index + 1}</h2>")
         out.append(f"<blockquote>{e(t.question.strip() or '-')}</blockquote>".replace("\n", "<br>"))
         out.append(f"<h3>Answer ({e(t.model or conv.model)}, {e(_when(t.started))})</h3>")
-        out.append(f'<div class="answer">{md.render(t.answer)}</div>')
+        out.append(f'<div class="answer">{md.render(defang_images(t.answer))}</div>')
         note = _state_note(t)
         if note:
             out.append(f'<p class="note"><em>{e(note)}</em></p>')
@@ -390,9 +411,14 @@ def conversation_pdf(conv: StoredConversation) -> bytes:
     return bytes(pdf.output())
 
 
+_LI_P_OPEN = re.compile(r"<li>\s*<p>")
+_LI_P_CLOSE = re.compile(r"</p>\s*</li>")
+
+
 def _pdf_html(body: str) -> str:
-    # fpdf2's HTML subset has no <p> inside <li> spacing rules or <del>; simplify.
-    body = re.sub(r"<li>\s*<p>(.*?)</p>\s*</li>", r"<li>\1</li>", body, flags=re.DOTALL)
+    # fpdf2's HTML subset has no <p> inside <li> spacing rules or <del>; simplify. Two
+    # fixed-token patterns instead of one lazy "(.*?)" across the body: linear.
+    body = _LI_P_CLOSE.sub("</li>", _LI_P_OPEN.sub("<li>", body))
     return body.replace("<del>", "").replace("</del>", "")
 
 
@@ -440,7 +466,7 @@ def comparison_markdown(cmp: Any, figure_links: dict[str, str] | None = None) ->
     from kanoa_desktop.core.ask.compare import table_markdown
 
     labels, rounds, first = _comparison_parts(cmp)
-    out = [f"# {_md_escape_line(cmp.title)}", ""]
+    out = [f"# {_safe_md(_md_escape_line(cmp.title))}", ""]
     if first.figures:
         out += ["## Figures", ""]
         for f in first.figures:
@@ -456,7 +482,8 @@ def comparison_markdown(cmp: Any, figure_links: dict[str, str] | None = None) ->
             (_pane_turns(c)[q].question for c in cmp.panes if len(_pane_turns(c)) > q), ""
         )
         out += [f"## Question {q + 1}", ""]
-        out += ["> " + line if line else ">" for line in (question.strip() or "-").splitlines()]
+        question = _safe_md(question.strip() or "-")
+        out += ["> " + line if line else ">" for line in question.splitlines()]
         out += ["", table_markdown(rows), ""]
         for i, conv in enumerate(cmp.panes):
             turns = _pane_turns(conv)
@@ -464,7 +491,7 @@ def comparison_markdown(cmp: Any, figure_links: dict[str, str] | None = None) ->
                 continue
             t = turns[q]
             out += [f"### {_md_escape_line(labels[i])} ({t.model or conv.model})", ""]
-            out += [t.answer.strip() or "*(no text)*", ""]
+            out += [_safe_md(t.answer.strip()) or "*(no text)*", ""]
             for line in (_state_note(t), _usage_line(t)):
                 if line:
                     out += [f"*{line}*", ""]
@@ -526,7 +553,7 @@ def comparison_html(cmp: Any) -> str:
                 continue
             t = turns[q]
             out.append(f'<div class="pane"><h3>{e(labels[i])} ({e(t.model or conv.model)})</h3>')
-            out.append(f'<div class="answer">{md.render(t.answer)}</div>')
+            out.append(f'<div class="answer">{md.render(defang_images(t.answer))}</div>')
             for cls, line in (("note", _state_note(t)), ("usage", _usage_line(t))):
                 if line:
                     out.append(f'<p class="{cls}"><em>{e(line)}</em></p>')
