@@ -6,8 +6,9 @@
 running asyncio loop (qasync in the app) while shown and pauses it while hidden, or feed it
 directly with :meth:`GpuPanel.show_snapshot` / :meth:`GpuPanel.show_update` (tests do).
 
-Plots are pyqtgraph curves updated with ``setData`` (no full redraw per tick), covering the
-last five minutes, with the answers that streamed meanwhile shaded.
+Plots are :class:`~kanoa_desktop.ui.sparkline.Sparkline` widgets (QPainter, no pyqtgraph or
+numpy at start) covering the last five minutes, with the answers that streamed meanwhile
+shaded. A label, a style or a plot is touched only when what it shows changed.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import pyqtgraph as pg
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QHideEvent, QShowEvent
 from PySide6.QtWidgets import (
     QComboBox,
@@ -28,32 +29,36 @@ from PySide6.QtWidgets import (
     QGridLayout,
     QHBoxLayout,
     QLabel,
-    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
 
 from kanoa_desktop.core.monitor.gpu import GpuReading, NvmlUnavailable
 from kanoa_desktop.core.monitor.metrics import DcgmGpu, ServerKind, ServerMetrics
-from kanoa_desktop.core.monitor.poller import (
-    MetricsPoller,
-    MetricsUpdate,
-    PollState,
-    RequestSpan,
-    ServerTimings,
-)
+from kanoa_desktop.ui.sparkline import Sparkline
+
+# The poller (httpx) is imported by MonitorHost on a worker thread after the first paint.
+if TYPE_CHECKING:
+    from kanoa_desktop.core.monitor.poller import (
+        MetricsPoller,
+        MetricsUpdate,
+        PollState,
+        RequestSpan,
+        ServerTimings,
+    )
 
 __all__ = ["GpuPanel", "HISTORY_S"]
 
 HISTORY_S = 300.0
 _ALL_MODELS = "All models"
+# PollState is a StrEnum: its members are these strings.
 _STATE_COLOURS = {
-    PollState.LIVE: "#2e7d32",
-    PollState.WAITING: "#757575",
-    PollState.STALE: "#ef6c00",
-    PollState.UNREACHABLE: "#c62828",
-    PollState.NO_ENDPOINT: "#c62828",
-    PollState.BAD_BODY: "#c62828",
+    "live": "#2e7d32",
+    "waiting": "#757575",
+    "stale": "#ef6c00",
+    "unreachable": "#c62828",
+    "no_endpoint": "#c62828",
+    "bad_body": "#c62828",
 }
 _GIB = 1024.0**3
 
@@ -80,10 +85,8 @@ class _Series:
 
     title: str
     unit: str
-    plot: pg.PlotWidget
-    curve: pg.PlotDataItem
+    plot: Sparkline
     points: deque[tuple[float, float]]
-    regions: list[pg.LinearRegionItem]
 
 
 class GpuPanel(QWidget):
@@ -95,8 +98,12 @@ class GpuPanel(QWidget):
     :meth:`show_snapshot` yourself.
     """
 
+    firstShown = Signal()  # noqa: N815 - once, on the first show (the window is about to paint)
+    backgroundChanged = Signal(bool)  # noqa: N815 - the window was minimised (True) or restored
+
     def __init__(self, poller: MetricsPoller | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self._shown_once = False
         self.setObjectName("gpuPanel")
         self.setAccessibleName("GPU panel")
         self._poller: MetricsPoller | None = None
@@ -204,31 +211,10 @@ class GpuPanel(QWidget):
         outer.addStretch(1)
 
     def _make_plot(self, key: str, title: str, unit: str) -> _Series:
-        plot = pg.PlotWidget(background=None)
+        plot = Sparkline(title, unit, HISTORY_S)
         plot.setObjectName(f"gpuPanelPlot_{key}")
         plot.setAccessibleName(f"{title} ({unit}), last 5 minutes")
-        plot.setMinimumHeight(64)
-        plot.setMaximumHeight(84)
-        plot.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        plot.setMenuEnabled(False)
-        plot.setMouseEnabled(x=False, y=False)
-        plot.hideButtons()
-        item = plot.getPlotItem()
-        item.setTitle(f"{title} ({unit})", size="8pt")
-        item.setXRange(-HISTORY_S, 0, padding=0)
-        bottom, left = item.getAxis("bottom"), item.getAxis("left")
-        bottom.setStyle(tickLength=-4)
-        bottom.setTicks([[(-240, "−4 min"), (-180, "−3"), (-120, "−2"), (-60, "−1")]])
-        left.setWidth(38)
-        left.setStyle(tickLength=-4)
-        # The view's range is set by _draw (always from zero, so a flat line reads as
-        # flat and a small value as small), never by pyqtgraph's auto-range.
-        item.enableAutoRange(axis="y", enable=False)
-        item.setYRange(0, 100 if unit == "%" else 1, padding=0)
-        if unit == "%":
-            left.setTicks([[(0, "0"), (50, "50"), (100, "100")]])
-        curve = plot.plot([], [], pen=pg.mkPen("#1565c0", width=1.5), connect="finite")
-        return _Series(title, unit, plot, curve, deque(), [])
+        return _Series(title, unit, plot, deque())
 
     # -- poller wiring
 
@@ -261,7 +247,16 @@ class GpuPanel(QWidget):
 
     def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt's name
         super().showEvent(event)
+        if not self._shown_once:
+            self._shown_once = True
+            self.window().installEventFilter(self)
+            self.firstShown.emit()
         self._start_or_resume()
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
+        if event.type() == QEvent.Type.WindowStateChange and obj is self.window():
+            self.backgroundChanged.emit(self.window().isMinimized())
+        return False
 
     def hideEvent(self, event: QHideEvent) -> None:  # noqa: N802 - Qt's name
         # Nobody sees the numbers: stop scraping the server (and reading NVML).
@@ -282,11 +277,11 @@ class GpuPanel(QWidget):
         self._live = update.live_from_slots
         self._last_answer = update.last_answer
         self.show_snapshot(
-            update.snapshot if update.state in (PollState.LIVE, PollState.STALE) else None,
+            update.snapshot if update.state in ("live", "stale") else None,
             gpus,
             now=update.timestamp,
             requests=update.requests,
-            plot=update.state is PollState.LIVE,
+            plot=update.state == "live",
         )
         self.show_state(update.state, update.message, update.snapshot)
 
@@ -295,7 +290,7 @@ class GpuPanel(QWidget):
     ) -> None:
         """Set the state line: live / stale N s / unreachable: reason / no endpoint: how."""
         text = message
-        if state is PollState.LIVE and snapshot is not None:
+        if state == "live" and snapshot is not None:
             server = {
                 ServerKind.VLLM: "vLLM",
                 ServerKind.LLAMACPP: "llama.cpp",
@@ -305,9 +300,12 @@ class GpuPanel(QWidget):
             if snapshot.models:
                 text += f" · {', '.join(snapshot.models)}"
         colour = _STATE_COLOURS.get(state, "#757575")
-        self.state_label.setText(f"● {text}")
-        self.state_label.setStyleSheet(f"color: {colour};")
-        self.state_label.setAccessibleDescription(text)
+        self.state_label.setText(f"● {text}")  # QLabel ignores an unchanged text
+        style = f"color: {colour};"
+        if self.state_label.styleSheet() != style:  # a style sheet re-polishes on every set
+            self.state_label.setStyleSheet(style)
+        if self.state_label.accessibleDescription() != text:
+            self.state_label.setAccessibleDescription(text)
 
     def show_snapshot(
         self,
@@ -489,38 +487,16 @@ class GpuPanel(QWidget):
             # Without NVML or DCGM there is no GPU line to draw: do not show empty plots.
             series = self._series[key]
             series.plot.setVisible(any(not math.isnan(y) for _, y in series.points))
-        for series in self._series.values():
-            xs = [t - now for t, _ in series.points]
-            ys = [y for _, y in series.points]
-            series.curve.setData(xs, ys, connect="finite")
-            if series.unit != "%":
-                known = [y for y in ys if not math.isnan(y)]
-                top = max(known, default=0.0)
-                item = series.plot.getPlotItem()
-                item.setYRange(0, top * 1.15 if top > 0 else 1, padding=0)
-                # Two labels fit a plot this small: zero and a round value below the top.
-                tick = _round_down(top) if top > 0 else 1.0
-                item.getAxis("left").setTicks([[(0, "0"), (tick, f"{tick:g}")]])
-            self._draw_spans(series, now)
-
-    def _draw_spans(self, series: _Series, now: float) -> None:
         spans = [
-            (r.start - now, (r.end if r.end is not None else now) - now)
+            (max(r.start - now, -HISTORY_S), min((r.end if r.end is not None else now) - now, 0.0))
             for r in self._spans
             if (r.end if r.end is not None else now) >= now - HISTORY_S
         ]
-        while len(series.regions) < len(spans):
-            region = pg.LinearRegionItem(
-                movable=False, brush=pg.mkBrush(255, 160, 0, 50), pen=pg.mkPen(None)
+        for series in self._series.values():
+            # Repaints only a plot whose points or spans changed (Sparkline compares).
+            series.plot.set_data(
+                [t - now for t, _ in series.points], [y for _, y in series.points], spans
             )
-            region.setZValue(-10)
-            series.plot.addItem(region)
-            series.regions.append(region)
-        for region, (start, end) in zip(series.regions, spans, strict=False):
-            region.setRegion((max(start, -HISTORY_S), min(end, 0.0)))
-            region.setVisible(True)
-        for region in series.regions[len(spans) :]:
-            region.setVisible(False)
 
     def series_points(self, key: str) -> list[tuple[float, float]]:
         """The plotted ``(monotonic time, value)`` points of ``kv``, ``generation``, ``ttft``,
@@ -529,7 +505,7 @@ class GpuPanel(QWidget):
 
     def visible_request_spans(self, key: str = "kv") -> list[tuple[float, float]]:
         """The shaded regions now drawn on a plot, as (start, end) seconds relative to now."""
-        return [tuple(r.getRegion()) for r in self._series[key].regions if r.isVisible()]  # type: ignore[misc]
+        return self._series[key].plot.spans()
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
         if self._poller is not None:
@@ -544,15 +520,6 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return asyncio.get_running_loop()
     except RuntimeError:
         return None
-
-
-def _round_down(value: float) -> float:
-    """The largest 1, 2 or 5 × 10^k not above ``value`` (> 0)."""
-    scale = 10.0 ** math.floor(math.log10(value))
-    for step in (5.0, 2.0, 1.0):
-        if step * scale <= value:
-            return step * scale
-    return scale
 
 
 def _mean(values: Sequence[float | None]) -> float | None:

@@ -4,14 +4,24 @@
 MetricsPoller` when the profile or a preference changes (at once, no restart), retires the
 old one without cutting a scrape off under a live socket, and adapts the poller to the
 pipeline's :class:`~kanoa_desktop.core.ask.pipeline.EnergySpans` protocol.
+
+Nothing is polled before the panel is first shown: the poller's module (httpx, the
+Prometheus parser) is imported on a worker thread after that, so the window shows without
+waiting for it. The user's poll interval applies while an answer streams; between answers
+the poller waits :data:`IDLE_POLL_S`, and :data:`BACKGROUND_POLL_S` while the window is
+minimised; an answer's start and end poll at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 from collections.abc import Callable
 from typing import Any
+
+IDLE_POLL_S = 5.0  # between answers: the numbers barely move, and each poll costs CPU
+BACKGROUND_POLL_S = 30.0  # the window is minimised: nobody reads them
 
 
 class MonitorHost:
@@ -19,6 +29,15 @@ class MonitorHost:
         self.panel = panel
         self._spawn = spawn
         self._key: tuple | None = None
+        self._wanted: tuple[Any, Any] | None = None  # (profile, prefs) of the last watch()
+        self._background = False
+        first_shown = getattr(panel, "firstShown", None)
+        self._live = first_shown is None or panel.isVisible()
+        if not self._live:
+            first_shown.connect(self.start)
+        background = getattr(panel, "backgroundChanged", None)
+        if background is not None:
+            background.connect(self.set_background)
 
     @property
     def poller(self):
@@ -29,6 +48,9 @@ class MonitorHost:
         nothing changed)."""
         if not hasattr(self.panel, "set_poller"):
             return
+        self._wanted = (profile, prefs)
+        if not self._live:
+            return  # start() makes it once the panel is shown
         key = (
             profile.effective_metrics_url,
             profile.dcgm_url or None,
@@ -43,10 +65,38 @@ class MonitorHost:
         poller = MetricsPoller(
             profile.effective_metrics_url,
             interval_s=prefs.gpu_poll_interval_s,
+            idle_interval_s=self._idle_interval(),
             read_gpus=prefs.local_nvml,
             dcgm_url=profile.dcgm_url,
         )
         self.replace(poller)
+
+    def start(self) -> None:
+        """The panel is shown: import the poller off the GUI thread, then watch."""
+        if self._live:
+            return
+        self._live = True  # a watch() from now on makes its poller at once
+        self._spawn(self._load_then_watch())
+
+    async def _load_then_watch(self) -> None:
+        module = "kanoa_desktop.core.monitor.poller"
+        await asyncio.to_thread(importlib.import_module, module)
+        if self._wanted is not None and self.poller is None:
+            self.watch(*self._wanted)
+
+    def _idle_interval(self) -> float:
+        wanted = self._wanted[1].gpu_poll_interval_s if self._wanted is not None else 1.0
+        return max(float(wanted), BACKGROUND_POLL_S if self._background else IDLE_POLL_S)
+
+    def set_background(self, background: bool) -> None:
+        """The window was minimised (poll rarely) or brought back (poll now, then as usual)."""
+        self._background = bool(background)
+        poller = self.poller
+        if poller is None:
+            return
+        poller.idle_interval_s = self._idle_interval()
+        if not background and not poller.paused:
+            poller.resume()
 
     def replace(self, poller) -> None:
         """Give the panel a new poller; the old one's task is awaited before it closes."""

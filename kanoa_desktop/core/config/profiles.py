@@ -35,7 +35,6 @@ from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
 from kanoa_desktop.core.config import paths
-from kanoa_desktop.core.endpoint.client import root_url
 
 SCHEMA_VERSION = 3
 FILE_NAME = "profiles.json"
@@ -140,6 +139,8 @@ def derive_metrics_url(api_base: str) -> str:
     """The app's one metrics-URL rule: the server root plus ``/metrics``
     (``http://h:8000/v1/`` -> ``http://h:8000/metrics``; a base without ``/v1`` just gets
     ``/metrics``), as vLLM and llama.cpp serve it."""
+    from kanoa_desktop.core.endpoint.client import root_url  # httpx loads only when asked
+
     return root_url(api_base) + "/metrics"
 
 

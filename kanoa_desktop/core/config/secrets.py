@@ -16,11 +16,11 @@ import hmac
 import logging
 from dataclasses import dataclass
 from enum import Enum
+from typing import TYPE_CHECKING
 
-import keyring
-import keyring.backend
-import keyring.errors
-from keyring.backends import chainer, fail, null
+# keyring (its backends load entry points) is imported on the first key read, not at start.
+if TYPE_CHECKING:
+    import keyring.backend
 
 SERVICE = "kanoa-desktop"
 MASK = "********"
@@ -105,6 +105,8 @@ def _backend_name(backend: keyring.backend.KeyringBackend) -> str:
 
 def backend_usable(backend: keyring.backend.KeyringBackend) -> bool:
     """False for keyring's fail and null backends and for a chainer with nothing to chain."""
+    from keyring.backends import chainer, fail, null
+
     if isinstance(backend, fail.Keyring | null.Keyring):
         return False
     if isinstance(backend, chainer.ChainerBackend):
@@ -135,7 +137,11 @@ class KeyStore:
         self._failure: str | None = None
 
     def _backend(self) -> keyring.backend.KeyringBackend:
-        return self._explicit_backend or keyring.get_keyring()
+        if self._explicit_backend is not None:
+            return self._explicit_backend
+        import keyring
+
+        return keyring.get_keyring()
 
     def status(self) -> KeychainStatus:
         backend = self._backend()
@@ -204,6 +210,8 @@ class KeyStore:
         self._memory.pop(profile_id, None)
         if self._session_only or self.status().state is not KeychainState.KEYCHAIN:
             return None
+        import keyring.errors
+
         try:
             self._backend().delete_password(self.service, profile_id)
         except keyring.errors.PasswordDeleteError:

@@ -9,10 +9,13 @@ writes them anywhere.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kanoa_desktop.core.endpoint import errors as E
-from kanoa_desktop.core.endpoint.client import ChatClient, ModelInfo, Timeouts
+
+# The client (and httpx under it) loads with the first request, not with the window.
+if TYPE_CHECKING:
+    from kanoa_desktop.core.endpoint.client import ChatClient, ModelInfo, Timeouts
 
 
 class KeySource(Protocol):
@@ -21,6 +24,8 @@ class KeySource(Protocol):
 
 def timeouts_for(profile: Any) -> Timeouts:
     """The client timeouts a profile asks for (every deadline it sets, never infinite)."""
+    from kanoa_desktop.core.endpoint.client import Timeouts
+
     values: dict[str, float] = {"read": max(float(profile.request_timeout_s), 5.0)}
     for name in ("first_token", "progress"):
         value = getattr(profile, f"{name}_timeout_s", None)
@@ -54,6 +59,8 @@ class ClientPool:
         ident = (profile.api_base, hash(secret) if secret else None, verify, timeouts)
         client = self._clients.get(ident)
         if client is None or client.closed:
+            from kanoa_desktop.core.endpoint.client import ChatClient
+
             client = ChatClient(profile.api_base, api_key=secret, verify=verify, timeouts=timeouts)
             self._clients[ident] = client
         return client

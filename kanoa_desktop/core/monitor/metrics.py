@@ -31,9 +31,12 @@ from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-import httpx
-from prometheus_client.parser import text_string_to_metric_families
+# httpx and the Prometheus parser load with the first scrape (on a worker thread in the
+# app), not with the window: the GPU panel only needs the types below to start.
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = [
     "METRICS_BODY_CAP",
@@ -114,6 +117,8 @@ async def fetch_metrics(
 
     Raises ``httpx.ReadTimeout`` at the deadline (like any other transport error) and
     :class:`MetricsBodyTooLarge` past the cap. Redirects are not followed."""
+    import httpx
+
     budget = max(3.0 * timeout_s, 10.0)
     try:
         async with asyncio.timeout(budget) as cm:
@@ -252,6 +257,8 @@ def _first_line(body: str) -> str:
 def _parse(text: str) -> dict[str, list[tuple[Labels, float]]]:
     samples: dict[str, list[tuple[Labels, float]]] = {}
     seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
+    from prometheus_client.parser import text_string_to_metric_families
+
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             # prometheus_client gives int for integer-looking values (llama.cpp's "36").
