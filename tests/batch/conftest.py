@@ -11,6 +11,8 @@ import pytest
 from fpdf import FPDF
 from PIL import Image
 
+from tests.ui.conftest import qloop, run  # noqa: F401  (the batch dialog's tests)
+
 
 def png_bytes(size=(320, 200), colour=(200, 40, 40)) -> bytes:
     buf = io.BytesIO()
