@@ -74,6 +74,9 @@ class SettingsDialog(QDialog):
         self._drafts: dict[str, Profile] = {p.id: p for p in store.profiles}
         self._deleted: set[str] = set()
         self._key_changes: dict[str, KeyChange] = {}
+        # Profiles whose Test connection passed, with the address tested (last one last):
+        # on save, the last one still pointing there becomes the active profile.
+        self._passed: dict[str, str] = {}
         start = store.get(profile_name) if profile_name else None
         self._current_id = (start or store.active).id
 
@@ -319,6 +322,10 @@ class SettingsDialog(QDialog):
         A vision probe result is remembered per server and model."""
         self.endpoint.test_button.setEnabled(True)
         self.endpoint.show_connection_result(report)
+        passed = report.error is None and report.health is not None and report.health.reachable
+        self._passed.pop(self._current_id, None)
+        if passed:
+            self._passed[self._current_id] = self.endpoint.values()["api_base"]
         if report.vision is not None and report.vision_model:
             api_base = self.endpoint.values()["api_base"]
             self.store.remember_vision(api_base, report.vision_model, report.vision)
@@ -378,6 +385,15 @@ class SettingsDialog(QDialog):
         for page in self.pages.values():
             prefs = page.save_preferences(prefs)
         self.store.set_preferences(prefs)
+        # A profile that passed Test connection and is saved now becomes the active one.
+        tested = [
+            pid
+            for pid, api_base in self._passed.items()
+            if pid in self._drafts and self._drafts[pid].api_base == api_base
+        ]
+        self._passed.clear()
+        if tested:
+            self.store.set_active(tested[-1])
         problem = self.store.save()
         self._refresh_profiles()
         self.show_status(problem.message if problem else "")
