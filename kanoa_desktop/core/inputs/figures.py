@@ -257,6 +257,118 @@ def svg_intrinsic_size(svg: bytes) -> tuple[float, float]:
     return width or 100.0, height or 100.0
 
 
+_XLINK_NS = "http://www.w3.org/1999/xlink"
+_SVG_NS = "http://www.w3.org/2000/svg"
+_XML_NS = "http://www.w3.org/XML/1998/namespace"
+
+
+def _local(name: str) -> str:
+    return name.rsplit("}", 1)[-1]
+
+
+def _internal_ref(value: str) -> bool:
+    """A reference that stays inside the file: a fragment, or raster image data."""
+    v = value.strip().lower()
+    return v.startswith("#") or (v.startswith("data:image/") and not v.startswith("data:image/svg"))
+
+
+def _strip_css_refs(css: str) -> tuple[str, int]:
+    """CSS without external ``url(...)`` targets and ``@import`` rules, and how many were
+    removed. Plain ``find`` scans that resume past each hit: linear in the text."""
+    removed = 0
+    low = css.lower()
+    out: list[str] = []
+    i = 0
+    while True:
+        j = low.find("url(", i)
+        k = low.find("@import", i)
+        if j < 0 and k < 0:
+            break
+        if k >= 0 and (j < 0 or k < j):
+            end = low.find(";", k)
+            end = len(css) if end < 0 else end + 1
+            out.append(css[i:k])
+            removed += 1
+            i = end
+            continue
+        close = css.find(")", j + 4)
+        end = len(css) if close < 0 else close + 1
+        target = css[j + 4 : end - 1 if close >= 0 else end].strip().strip("'\"").strip()
+        if _internal_ref(target):
+            out.append(css[i:end])
+        else:
+            out.append(css[i:j] + "none")
+            removed += 1
+        i = end
+    out.append(css[i:])
+    return "".join(out), removed
+
+
+def sanitize_svg(svg: bytes) -> tuple[bytes, list[str]]:
+    """The SVG with every reference outside the file removed, and notes for the user.
+
+    Removed: ``href``/``xlink:href`` that are not ``#fragments`` or raster ``data:``
+    images (``<image>``, ``<use>`` of another document, ``<feImage>``, links to files,
+    http or relative paths), ``url(...)`` to anything but a fragment and ``@import`` in
+    ``<style>``, ``style`` and presentation attributes, and ``xml:base``. An SVG that
+    names an external XML entity (or is malformed) is refused with
+    :class:`NotAnImageError`; internal entities are expanded (expat limits their growth).
+    An SVG with nothing to remove is returned byte for byte."""
+    try:
+        root = ET.fromstring(svg)
+    except ET.ParseError as exc:
+        if "undefined entity" in str(exc):
+            raise NotAnImageError("it refers to an external XML entity", str(exc)) from exc
+        raise CorruptFigureError(f"damaged SVG ({exc})", "Re-export it and try again.") from exc
+    removed: dict[str, int] = {}
+
+    def count(kind: str, n: int = 1) -> None:
+        removed[kind] = removed.get(kind, 0) + n
+
+    for el in root.iter():
+        tag = _local(el.tag) if isinstance(el.tag, str) else ""
+        for key in list(el.attrib):
+            value = el.attrib[key]
+            name = _local(key)
+            if name == "href" and not _internal_ref(value):
+                del el.attrib[key]
+                count(f"<{tag}> link to {value.strip()[:60] or 'nothing'}")
+            elif key == f"{{{_XML_NS}}}base":
+                del el.attrib[key]
+                count("xml:base")
+            elif "url(" in value.lower() or "@import" in value.lower():
+                cleaned, n = _strip_css_refs(value)
+                if n:
+                    el.attrib[key] = cleaned
+                    count("CSS url() or @import", n)
+        if (
+            tag == "style"
+            and el.text
+            and ("url(" in el.text.lower() or "@import" in el.text.lower())
+        ):
+            cleaned, n = _strip_css_refs(el.text)
+            if n:
+                el.text = cleaned
+                count("CSS url() or @import", n)
+    has_entities = b"<!ENTITY" in svg
+    if not removed and not has_entities:
+        return svg, []
+    ET.register_namespace("", _SVG_NS)
+    ET.register_namespace("xlink", _XLINK_NS)
+    cleaned_svg = ET.tostring(root, encoding="utf-8")
+    if not removed:
+        return cleaned_svg, []
+    total = sum(removed.values())
+    shown = "; ".join(sorted(removed)[:5]) + ("; ..." if len(removed) > 5 else "")
+    note = (
+        f"{total} reference{'s' if total != 1 else ''} to content outside the SVG "
+        f"{'were' if total != 1 else 'was'} removed and not read ({shown})."
+    )
+    from kanoa_desktop.core.safety import escape_control
+
+    return cleaned_svg, [escape_control(note)]
+
+
 def resvg_rasterizer(svg: bytes, long_side: int) -> bytes:
     """Rasterise SVG to PNG with resvg-py, long side = ``long_side`` pixels."""
     import resvg_py  # imported lazily so that a missing wheel only disables SVG
@@ -514,6 +626,12 @@ def _prepare_svg(
         )
     try:
         w, h = svg_intrinsic_size(raw)
+        # Nothing outside the file may be read into the figure sent to the server.
+        raw, svg_notes = sanitize_svg(raw)
+    except CorruptFigureError as exc:
+        raise CorruptFigureError(
+            f"{label} is a {exc.message}.", "Re-export it and try again."
+        ) from exc
     except NotAnImageError as exc:
         raise NotAnImageError(
             f"{label} is not a readable SVG ({exc.message}).", "Re-export it and try again."
@@ -539,4 +657,4 @@ def _prepare_svg(
         raise CorruptFigureError(
             f"{label} could not be rendered as SVG ({exc}).", "Re-export it and try again."
         ) from exc
-    return im, (max(1, round(w)), max(1, round(h))), "SVG", []
+    return im, (max(1, round(w)), max(1, round(h))), "SVG", svg_notes
