@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
+import shiboken6
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QFrame,
@@ -110,6 +111,10 @@ class FirstRunCard(QFrame):
         self._discover = discover_fn
         self._check = check_fn
         self._tasks: set[asyncio.Task] = set()
+        # A probe or test still running when the card is deleted (the window closed) is
+        # cancelled, so it never touches deleted widgets.
+        tasks = self._tasks
+        self.destroyed.connect(lambda *_: [t.cancel() for t in list(tasks)])
         self._probed_once = False
         self._probe_task: asyncio.Task | None = None
         self.probing = False
@@ -196,6 +201,8 @@ class FirstRunCard(QFrame):
 
     async def _probe(self, extra: list[int]) -> None:
         found = await self._discover(extra)
+        if not shiboken6.isValid(self):
+            return
         self.probing = False
         self.found = found
         self.server_list.clear()
@@ -252,8 +259,11 @@ class FirstRunCard(QFrame):
         )
         try:
             report = await self._check(request)
-        finally:
-            self.use_button.setEnabled(True)
+        except Exception as exc:  # noqa: BLE001 - the card must come back usable
+            report = ConnectionReport(error=str(exc) or type(exc).__name__)
+        if not shiboken6.isValid(self):
+            return
+        self.use_button.setEnabled(True)
         if report.error or report.health is None or report.health.state == "down":
             self.status.setText(
                 f"{profile.api_base} did not pass the connection test: "

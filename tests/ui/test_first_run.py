@@ -100,3 +100,25 @@ def test_nothing_answers_says_how_to_start_a_server(qtbot, run):
     card.ports_edit.setText("80a")
     card.probe()
     assert "not a port number" in card.status.text()
+
+
+def test_a_card_deleted_mid_probe_is_left_alone(qtbot, run):
+    import asyncio
+
+    store = ProfileStore()
+    store.load()
+    release = asyncio.Event()
+
+    async def slow(extra):
+        await release.wait()
+        return []
+
+    card = FirstRunCard(store, discover_fn=slow)
+    card.show()  # starts a probe that waits
+    task = next(iter(card._tasks))
+    card.deleteLater()
+    qtbot.wait(50)  # deleted now
+    release.set()
+    run(asyncio.sleep(0.05))
+    assert task.done()
+    assert task.cancelled() or task.exception() is None
