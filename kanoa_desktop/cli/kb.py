@@ -3,7 +3,9 @@
 ``kb index FOLDER...`` updates the index (progress on stderr, per-file report at the end);
 ``kb search FOLDER... -q "query" [-k N]`` (or the query as the last positional argument)
 updates the index quietly if needed, then prints ranked passages with their sources.
-Both use the same database the app uses for that set of folders.
+Both use the same database the app uses for that set of folders. Links that lead outside
+the folders are skipped (and listed) unless ``--follow-links-outside``. Every file name and
+passage is printed with control characters escaped, so a name cannot drive the terminal.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 
 from kanoa_desktop.core.kb.index import IndexReport, KnowledgeBase, Progress
 from kanoa_desktop.core.kb.retrieval import query_terms, search
+from kanoa_desktop.core.safety import escape_control, escape_name
 
 
 def add_parser(subparsers) -> None:
@@ -34,12 +37,18 @@ def add_parser(subparsers) -> None:
     p_search.add_argument(
         "--no-update", action="store_true", help="search the index as it is, do not rescan"
     )
+    for p in (p_index, p_search):
+        p.add_argument(
+            "--follow-links-outside",
+            action="store_true",
+            help="also index what symlinks outside the folders point to (off by default)",
+        )
 
 
 def _check_folders(folders: list[str]) -> str | None:
     for folder in folders:
         if not Path(folder).is_dir():
-            return f"Not a folder: {folder}. Give the path of a folder to index."
+            return f"Not a folder: {escape_name(folder)}. Give the path of a folder to index."
     return None
 
 
@@ -63,7 +72,7 @@ class _ProgressLine:
         elif p.phase == "done":
             line = f"{p.total}/{p.total} files"
         else:
-            line = f"{p.done}/{p.total} files  {p.current[-60:]}"
+            line = f"{p.done}/{p.total} files  {escape_control(p.current)[-60:]}"
         if self._tty:
             sys.stderr.write("\r\x1b[K" + line)
             if p.phase == "done":
@@ -75,7 +84,10 @@ class _ProgressLine:
 
 def _print_report(report: IndexReport) -> None:
     for item in report.problems:
-        print(f"{item.status:8} {item.path}: {item.reason}", file=sys.stderr)
+        print(
+            f"{item.status:8} {escape_control(item.path)}: {escape_control(item.reason)}",
+            file=sys.stderr,
+        )
     print(report.summary(), file=sys.stderr)
 
 
@@ -94,11 +106,11 @@ def run(args: argparse.Namespace) -> int:
     if problem:
         print(problem, file=sys.stderr)
         return 2
-    with KnowledgeBase(folders) as kb:
+    with KnowledgeBase(folders, follow_links_outside=args.follow_links_outside) as kb:
         if args.kb_command == "index":
             report = _run_index(kb, not args.quiet)
             _print_report(report)
-            print(f"Index: {kb.db_path}", file=sys.stderr)
+            print(f"Index: {escape_name(str(kb.db_path))}", file=sys.stderr)
             return 0
         if not args.no_update:
             report = _run_index(kb, show_progress=False)
@@ -123,8 +135,8 @@ def run(args: argparse.Namespace) -> int:
                 if hit.cell is not None
                 else f"lines {hit.line_start}-{hit.line_end}"
             )
-            print(f"[{n}] {hit.file} ({where})  score {hit.score:.2f}")
+            print(f"[{n}] {escape_control(hit.file)} ({where})  score {hit.score:.2f}")
             for line in hit.text.strip().splitlines()[:12]:
-                print(f"    {line}")
+                print(f"    {escape_control(line, keep=chr(9))}")
             print()
         return 0

@@ -42,8 +42,11 @@ from kanoa_desktop.core.kb.readers import (
     is_supported,
     read_file,
 )
+from kanoa_desktop.core.safety import escape_name
 
 SCHEMA_VERSION = 1
+# The reason given for a symlink skipped because it leads outside the attached folders.
+LINK_OUTSIDE = "a link to a place outside the attached folder"
 # Commit after this many changed files or this many seconds, whichever comes first: small
 # enough that a cancel loses little and searches see progress, large enough to be fast.
 COMMIT_EVERY_FILES = 200
@@ -157,6 +160,11 @@ class IndexReport:
             parts.append(f"{self.purged} removed")
         if self.problems:
             parts.append(f"{len(self.problems)} skipped or capped")
+        outside = sum(1 for p in self.problems if p.reason.startswith(LINK_OUTSIDE))
+        if outside:
+            parts.append(
+                f"{outside} link{'s' if outside != 1 else ''} outside the folder not followed"
+            )
         text = f"{self.total} files: " + ", ".join(parts) + f" ({self.seconds:.1f} s)"
         return text + (" — cancelled; index again to resume" if self.cancelled else "")
 
@@ -215,6 +223,11 @@ def _hash_file(path: str) -> str:
     return h.hexdigest()
 
 
+def _undecodable(name: str) -> bool:
+    """Whether ``os.fsdecode`` had to escape bytes of this name (not valid UTF-8)."""
+    return any("\udc80" <= ch <= "\udcff" for ch in name)
+
+
 def _name_words(rel: str) -> str:
     """File path as words: 'data/sea_surface-temp.csv' -> 'data sea surface temp csv'."""
     out = []
@@ -229,6 +242,11 @@ class KnowledgeBase:
     ``KnowledgeBase(folders)`` uses :func:`kb_path_for` under ``paths.data_dir()``; pass
     ``db_path`` to put it elsewhere (benchmarks, tests). Creating the object opens (and if
     needed creates or rebuilds) the database but does not index: call :meth:`index`.
+
+    The index stays inside the attached folders: a symlink whose target lies outside all
+    of them is skipped and reported, unless ``follow_links_outside`` is True (the user's
+    explicit choice). Names are shown escaped (control characters, bidi overrides); a file
+    or folder whose name is not valid UTF-8 is skipped and reported, never fatal.
     """
 
     def __init__(
@@ -238,10 +256,12 @@ class KnowledgeBase:
         *,
         max_tokens: int = DEFAULT_MAX_TOKENS,
         overlap_tokens: int = DEFAULT_OVERLAP_TOKENS,
+        follow_links_outside: bool = False,
     ) -> None:
         if not folders:
             raise ValueError("a knowledge base needs at least one folder")
         self.folders: list[Path] = [Path(os.path.realpath(f)) for f in folders]
+        self.follow_links_outside = follow_links_outside
         self.db_path = Path(db_path) if db_path is not None else kb_path_for(self.folders)
         self.max_tokens = max_tokens
         self.overlap_tokens = overlap_tokens
@@ -316,15 +336,27 @@ class KnowledgeBase:
     # --- scanning -----------------------------------------------------------------
 
     def _display(self, root: int, rel: str) -> str:
+        # Escaped: a name with escape sequences or newlines must not reach a terminal, a
+        # label or a prompt raw.
         if len(self.folders) == 1:
-            return rel
-        return f"{self.folders[root].name}/{rel}"
+            return escape_name(rel)
+        return escape_name(f"{self.folders[root].name}/{rel}")
+
+    def _inside(self, real: str) -> bool:
+        """Whether a resolved path lies in one of the attached folders."""
+        for folder in self.folders:
+            base = str(folder)
+            if real == base or real.startswith(base.rstrip(os.sep) + os.sep):
+                return True
+        return False
 
     def scan(self) -> tuple[list[_Entry], list[FileReport]]:
         """Supported files under the folders (by ``stat`` only) and problems found.
 
         Symlinks are followed once: a directory whose real path was already visited (a
         loop, or two links to one place) is not entered again; a link to nowhere is
+        reported. A link that leads outside the attached folders is skipped and reported
+        unless ``follow_links_outside``. Names that are not valid UTF-8 are skipped and
         reported. Hidden folders and :data:`SKIP_DIRS` are not entered.
         """
         entries: list[_Entry] = []
@@ -334,7 +366,7 @@ class KnowledgeBase:
             if not root.is_dir():
                 problems.append(
                     FileReport(
-                        str(root),
+                        escape_name(str(root)),
                         STATUS_SKIPPED,
                         "folder not found (moved, or a drive not mounted): its files stay "
                         "in the index until it is back or detached",
@@ -375,12 +407,36 @@ class KnowledgeBase:
                         is_dir = entry.is_dir()  # follows symlinks
                     except OSError:
                         is_dir = False
-                    if is_dir:
-                        if entry.name.startswith(".") or entry.name in SKIP_DIRS:
-                            continue
-                        stack.append((entry.path, rel))
+                    if is_dir and (entry.name.startswith(".") or entry.name in SKIP_DIRS):
                         continue
-                    if not is_supported(entry.name):
+                    if not is_dir and not is_supported(entry.name):
+                        continue
+                    if _undecodable(entry.name):
+                        # os.scandir hands undecodable bytes back as lone surrogates,
+                        # which SQLite cannot store: skip this one name, not the folder.
+                        problems.append(
+                            FileReport(
+                                self._display(root_index, rel),
+                                STATUS_SKIPPED,
+                                "its name is not valid UTF-8: rename it to index it",
+                            )
+                        )
+                        continue
+                    if (
+                        not self.follow_links_outside
+                        and entry.is_symlink()
+                        and not self._inside(os.path.realpath(entry.path))
+                    ):
+                        problems.append(
+                            FileReport(
+                                self._display(root_index, rel),
+                                STATUS_SKIPPED,
+                                LINK_OUTSIDE + ": not followed",
+                            )
+                        )
+                        continue
+                    if is_dir:
+                        stack.append((entry.path, rel))
                         continue
                     try:
                         st = entry.stat()  # follows symlinks
