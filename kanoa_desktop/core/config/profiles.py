@@ -74,6 +74,11 @@ class Profile:
     price_input_per_million: float = LOCAL_PRICE_PER_MILLION
     price_output_per_million: float = LOCAL_PRICE_PER_MILLION
     request_timeout_s: float = 120.0
+    # Deadlines only tokens satisfy (keep-alive comments and dripped bytes do not): the
+    # first token within first_token_timeout_s of asking, then a new one at least every
+    # progress_timeout_s (client.Timeouts.first_token / .progress).
+    first_token_timeout_s: float = 300.0
+    progress_timeout_s: float = 120.0
     metrics_url: str | None = None
     verify_tls: bool = True
     ca_bundle: str | None = None
@@ -291,6 +296,8 @@ def validate_profile(profile: Profile) -> list[str]:
         problems.append("Prices cannot be negative.")
     if profile.request_timeout_s <= 0:
         problems.append("The request timeout must be above 0 seconds.")
+    if profile.first_token_timeout_s <= 0 or profile.progress_timeout_s <= 0:
+        problems.append("The first-token and progress timeouts must be above 0 seconds.")
     if profile.ca_bundle and not Path(profile.ca_bundle).expanduser().is_file():
         problems.append(f"The CA bundle {profile.ca_bundle} does not exist or is not a file.")
     return problems
@@ -353,6 +360,8 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "price_input_per_million": (int, float),
     "price_output_per_million": (int, float),
     "request_timeout_s": (int, float),
+    "first_token_timeout_s": (int, float),
+    "progress_timeout_s": (int, float),
     "metrics_url": (str, type(None)),
     "verify_tls": (bool,),
     "ca_bundle": (str, type(None)),

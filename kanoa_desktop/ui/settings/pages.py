@@ -163,7 +163,15 @@ class EndpointPage(SettingsPage):
     """Name, address, key, model, TLS, and Test connection."""
 
     title = "Endpoint"
-    FIELDS = ("api_base", "model", "request_timeout_s", "verify_tls", "ca_bundle")
+    FIELDS = (
+        "api_base",
+        "model",
+        "request_timeout_s",
+        "first_token_timeout_s",
+        "progress_timeout_s",
+        "verify_tls",
+        "ca_bundle",
+    )
     testConnectionRequested = Signal()
     presetRequested = Signal(str)
     sessionOnlyRequested = Signal()
@@ -241,6 +249,19 @@ class EndpointPage(SettingsPage):
         self.timeout_spin.setDecimals(0)
         self.timeout_spin.setSuffix(" s")
         self.form.addRow("Request timeout", self.timeout_spin)
+        # Deadlines a server cannot reset with keep-alive comments or dripped bytes.
+        self.first_token_spin = QDoubleSpinBox(objectName="firstTokenTimeoutSpin")
+        self.progress_spin = QDoubleSpinBox(objectName="progressTimeoutSpin")
+        for spin, tip in (
+            (self.first_token_spin, "Give up when no token came this long after asking."),
+            (self.progress_spin, "Give up when the answer stalls this long between tokens."),
+        ):
+            spin.setRange(1, 3600)
+            spin.setDecimals(0)
+            spin.setSuffix(" s")
+            spin.setToolTip(tip)
+        self.form.addRow("First-token timeout", self.first_token_spin)
+        self.form.addRow("Progress timeout", self.progress_spin)
 
         self.verify_tls_check = QCheckBox("Verify TLS certificates", objectName="verifyTlsCheck")
         self.form.addRow("", self.verify_tls_check)
@@ -420,6 +441,8 @@ class EndpointPage(SettingsPage):
         self.api_base_edit.setText(profile.api_base)
         self.model_combo.setCurrentText(profile.model)
         self.timeout_spin.setValue(profile.request_timeout_s)
+        self.first_token_spin.setValue(profile.first_token_timeout_s)
+        self.progress_spin.setValue(profile.progress_timeout_s)
         self.verify_tls_check.setChecked(profile.verify_tls)
         self.ca_bundle_edit.setText(profile.ca_bundle or "")
         self._refresh_key_status()
@@ -435,6 +458,8 @@ class EndpointPage(SettingsPage):
             "api_base": self.api_base_edit.text().strip(),
             "model": self.model_combo.currentText().strip(),
             "request_timeout_s": float(self.timeout_spin.value()),
+            "first_token_timeout_s": float(self.first_token_spin.value()),
+            "progress_timeout_s": float(self.progress_spin.value()),
             "verify_tls": self.verify_tls_check.isChecked(),
             "ca_bundle": self.ca_bundle_edit.text().strip() or None,
         }
