@@ -167,7 +167,9 @@ class FirstRunCard(QFrame):
         buttons.addStretch(1)
         buttons.addWidget(self.settings_button)
         lay.addLayout(buttons)
-        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
+        # Never widens the window: in a very narrow answer column the card is cut, not the
+        # window made wider (its buttons alone would add ~220 px to the window's minimum).
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Maximum)
 
     # -- probing --------------------------------------------------------------------------
 

@@ -6,7 +6,15 @@ Docks are tabbed on the right so the window fits a 1,280 × 720 screen with all 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtWidgets import QDockWidget, QLabel, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFrame,
+    QLabel,
+    QScrollArea,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
 
 from kanoa_desktop.ui.answer_view import AnswerView
 from kanoa_desktop.ui.banner import ErrorBanner
@@ -81,7 +89,19 @@ def build_layout(self) -> None:  # noqa: PLR0915 - one layout, top to bottom
 def _dock(self, title: str, name: str, widget: QWidget, tab_with=None) -> QDockWidget:
     dock = QDockWidget(title, self)
     dock.setObjectName(name)
-    dock.setWidget(widget)
+    # In a scroll area: a dock's content must never set the window's minimum height (the
+    # GPU panel's twelve rows and five plots asked for 617-730 px and pushed the window past
+    # a 720 px screen); a short window scrolls the dock instead.
+    scroll = QScrollArea()
+    scroll.setObjectName(f"{name}Scroll")
+    scroll.setWidgetResizable(True)
+    scroll.setFrameShape(QFrame.Shape.NoFrame)
+    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    scroll.setWidget(widget)
+    # Only the height scrolls: the dock stays as wide as its content needs.
+    bar = scroll.verticalScrollBar().sizeHint().width()
+    scroll.setMinimumWidth(widget.minimumSizeHint().width() + bar)
+    dock.setWidget(scroll)
     self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
     if tab_with is not None:
         self.tabifyDockWidget(tab_with, dock)
