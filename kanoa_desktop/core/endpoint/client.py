@@ -491,7 +491,7 @@ class ChatClient:
         try:
             resp = await self._request("GET", url, kind="json", what="reply", read_s=5.0)
             return resp.json() if resp.status_code == 200 else None
-        except (E.KanoaError, ValueError):
+        except (E.KanoaError, ValueError, RecursionError):
             return None
 
     async def server_info(self) -> ServerInfo:
@@ -531,7 +531,7 @@ class ChatClient:
             vectors = [[float(x) for x in item["embedding"]] for item in items]
             if not all(math.isfinite(x) for v in vectors for x in v):
                 raise ValueError("non-finite value in an embedding")
-        except (ValueError, KeyError, TypeError, AttributeError):
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
             raise E.ProtocolError(
                 "The server's embeddings reply is not in the OpenAI format.",
                 "Turn hybrid search off in Settings > Knowledge base, or check the model.",

@@ -325,7 +325,7 @@ def parse_error_body(body: str | bytes) -> tuple[str, dict[str, Any]]:
     text = body.strip()
     try:
         data = json.loads(text) if text else None
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: "[[[[..." nested past the stack
         data = None
     if isinstance(data, dict):
         err = data.get("error")
