@@ -576,6 +576,12 @@ class MainWindow(QMainWindow):
             t.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+        card = getattr(self, "first_run", None)
+        if card is not None:  # its probes must not outlive the window
+            probes = [t for t in card._tasks if not t.done()]
+            for t in probes:
+                t.cancel()
+            await asyncio.gather(*probes, return_exceptions=True)
         await self.monitor.shutdown()
         self.kb_panel.shutdown()
         self.history.close()

@@ -71,7 +71,11 @@ async def open_benchmark(w) -> None:
 
 async def first_run_check(w) -> None:
     """Show the first-run card above the answer while the active server does not answer."""
-    from kanoa_desktop.ui.first_run import FirstRunCard, server_answers
+    from kanoa_desktop.ui.preload import import_off_thread
+
+    # Its module brings httpx: imported on a worker thread, the window's paint never waits.
+    first_run = await import_off_thread("kanoa_desktop.ui.first_run")
+    FirstRunCard, server_answers = first_run.FirstRunCard, first_run.server_answers  # noqa: N806
 
     if w._closing or await server_answers(w.profile) or w._closing:
         return
@@ -83,6 +87,10 @@ async def first_run_check(w) -> None:
             w.profile_switcher.refresh()
             w._on_profile_changed(w.store.active)
 
+        # Never widen the window: the card wraps to whatever width the answer has.
+        from PySide6.QtWidgets import QSizePolicy
+
+        card.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Maximum)
         card.profileReady.connect(done)
         card.settingsRequested.connect(w.open_settings)
         w.answer_column.insertWidget(2, card)
