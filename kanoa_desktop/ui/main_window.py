@@ -92,7 +92,7 @@ class MainWindow(QMainWindow):
         self.loader = InputLoader(self.spawn, self.run_cpu, lambda: self.profile.image_long_side)
         self.loader.loaded.connect(self._input_loaded)
         self.loader.failed.connect(
-            lambda err: self.banner.show_error(_as_error(err), can_retry=False)
+            lambda err: self.banner.show_error(P.as_error(err), can_retry=False)
         )
         self.loader.loading.connect(self._show_loading)
         self.runner = self._new_runner()
@@ -168,7 +168,7 @@ class MainWindow(QMainWindow):
         exc = task.exception()
         if exc is not None and not self._closing:
             log.error("background task failed", exc_info=exc)
-            self.banner.show_error(_as_error(exc), can_retry=False)
+            self.banner.show_error(P.as_error(exc), can_retry=False)
 
     async def run_cpu(self, fn, *args):
         """Run CPU work (decoding, parsing) on the worker pool, off the GUI thread."""
@@ -589,14 +589,6 @@ class MainWindow(QMainWindow):
         if self._misc_http is not None:
             await self._misc_http.aclose()
         self._pool.shutdown(wait=False, cancel_futures=True)
-
-
-def _as_error(exc: BaseException) -> E.KanoaError:
-    if isinstance(exc, E.KanoaError):
-        return exc
-    if hasattr(exc, "message") and hasattr(exc, "title"):
-        return exc  # FigureError, TableError: same shape
-    return P.internal_error(exc)
 
 
 __all__ = ["MainWindow"]

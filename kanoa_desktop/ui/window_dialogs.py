@@ -106,9 +106,9 @@ def open_document(w, item):
         w.inputs.context.setPlainText(f"{old}\n\n{text}" if old else text)
 
     def on_error(err) -> None:
-        from kanoa_desktop.ui.main_window import _as_error
+        from kanoa_desktop.core.ask.pipeline import as_error
 
-        w.banner.show_error(_as_error(err), can_retry=False)
+        w.banner.show_error(as_error(err), can_retry=False)
 
     return show_picker_for(
         item,

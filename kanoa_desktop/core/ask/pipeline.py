@@ -258,6 +258,14 @@ def asked_from_stored(conv: Any) -> list[str]:
     return out
 
 
+def as_error(exc: BaseException) -> Any:
+    """Any exception as something with title, message and hint for the banner: typed
+    errors (KanoaError, FigureError, TableError...) as they are, others as internal."""
+    if isinstance(exc, E.KanoaError) or (hasattr(exc, "message") and hasattr(exc, "title")):
+        return exc
+    return internal_error(exc)
+
+
 def internal_error(exc: BaseException) -> E.KanoaError:
     """An unexpected exception as a message a user can read (the log has the traceback)."""
     return E.KanoaError(
@@ -813,6 +821,7 @@ __all__ = [
     "TurnEnded",
     "TurnStarted",
     "VisionCache",
+    "as_error",
     "asked_from_stored",
     "conversation_markdown",
     "quote",
