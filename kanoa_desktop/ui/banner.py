@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout
 
 from kanoa_desktop.core.endpoint.errors import KanoaError
@@ -36,6 +36,9 @@ class ErrorBanner(QFrame):
         self.hint.setObjectName("errorHint")
         self.hint.setWordWrap(True)
         for w in (self.title, self.message, self.hint):
+            # Server words reach these labels: never let "<img src=...>" become rich text
+            # (which would load a local file or a data: image).
+            w.setTextFormat(Qt.TextFormat.PlainText)
             text.addWidget(w)
         lay.addLayout(text, 1)
         self.retry = QPushButton("Retry")

@@ -25,6 +25,7 @@ STATES = {
 
 def _label(name: str, accessible: str, tip: str) -> QLabel:
     lab = QLabel()
+    lab.setTextFormat(Qt.TextFormat.PlainText)  # model names come from the server
     lab.setObjectName(name)
     lab.setAccessibleName(accessible)
     lab.setToolTip(tip)

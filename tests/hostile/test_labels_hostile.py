@@ -1,0 +1,32 @@
+"""Server words shown in labels stay text: "<img src=...>" in an error or a model name is
+never rendered as rich text (which would read a local file or decode a data: image)."""
+
+from __future__ import annotations
+
+import json
+
+from PySide6.QtCore import Qt
+
+from kanoa_desktop.core.endpoint import errors as E
+from kanoa_desktop.ui.banner import ErrorBanner
+from kanoa_desktop.ui.status_bar import StreamStatus
+
+HOSTILE = '<img src="file:///etc/passwd"><b>bold</b> \x1b[31m'
+
+
+def test_the_error_banner_shows_a_servers_markup_as_text(qtbot):
+    banner = ErrorBanner()
+    qtbot.addWidget(banner)
+    err = E.error_from_status(500, json.dumps({"error": {"message": HOSTILE}}).encode())
+    banner.show_error(err)
+    for label in (banner.title, banner.message, banner.hint):
+        assert label.textFormat() == Qt.TextFormat.PlainText
+    assert '<img src="file:///etc/passwd">' in banner.message.text()
+
+
+def test_the_status_bar_shows_a_model_name_as_text(qtbot):
+    status = StreamStatus()
+    qtbot.addWidget(status)
+    status.set_model(HOSTILE)
+    assert status.model.textFormat() == Qt.TextFormat.PlainText
+    assert status.model.text() == HOSTILE
