@@ -21,8 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QEvent, QObject, Qt, Signal
-from PySide6.QtGui import QHideEvent, QShowEvent
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QHideEvent, QPaintEvent, QShowEvent
 from PySide6.QtWidgets import (
     QComboBox,
     QFrame,
@@ -100,10 +100,12 @@ class GpuPanel(QWidget):
 
     firstShown = Signal()  # noqa: N815 - once, on the first show (the window is about to paint)
     backgroundChanged = Signal(bool)  # noqa: N815 - the window was minimised (True) or restored
+    firstPainted = Signal()  # noqa: N815 - once, after the first paint (then the poller loads)
 
     def __init__(self, poller: MetricsPoller | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._shown_once = False
+        self._painted_once = False
         self.setObjectName("gpuPanel")
         self.setAccessibleName("GPU panel")
         self._poller: MetricsPoller | None = None
@@ -125,6 +127,7 @@ class GpuPanel(QWidget):
 
         top = QHBoxLayout()
         self.state_label = QLabel("Waiting for the first scrape…")
+        self.state_label.setTextFormat(Qt.TextFormat.PlainText)  # may quote a server's body
         self.state_label.setObjectName("gpuPanelState")
         self.state_label.setAccessibleName("Metrics state")
         self.state_label.setWordWrap(True)
@@ -252,6 +255,12 @@ class GpuPanel(QWidget):
             self.window().installEventFilter(self)
             self.firstShown.emit()
         self._start_or_resume()
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt's name
+        super().paintEvent(event)
+        if not self._painted_once:
+            self._painted_once = True
+            QTimer.singleShot(0, self.firstPainted.emit)  # once this paint is on screen
 
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
         if event.type() == QEvent.Type.WindowStateChange and obj is self.window():

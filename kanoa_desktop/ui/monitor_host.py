@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 from collections.abc import Callable
 from typing import Any
 
@@ -35,6 +34,7 @@ class MonitorHost:
         self._live = first_shown is None or panel.isVisible()
         if not self._live:
             first_shown.connect(self.start)
+        self._first_painted = getattr(panel, "firstPainted", None)
         background = getattr(panel, "backgroundChanged", None)
         if background is not None:
             background.connect(self.set_background)
@@ -76,11 +76,15 @@ class MonitorHost:
         if self._live:
             return
         self._live = True  # a watch() from now on makes its poller at once
-        self._spawn(self._load_then_watch())
+        if self._first_painted is not None:
+            self._first_painted.connect(lambda: self._spawn(self._load_then_watch()))
+        else:
+            self._spawn(self._load_then_watch())
 
     async def _load_then_watch(self) -> None:
-        module = "kanoa_desktop.core.monitor.poller"
-        await asyncio.to_thread(importlib.import_module, module)
+        from kanoa_desktop.ui.preload import import_off_thread
+
+        await import_off_thread("kanoa_desktop.core.monitor.poller")
         if self._wanted is not None and self.poller is None:
             self.watch(*self._wanted)
 

@@ -468,6 +468,10 @@ class MetricsPoller:
     async def poll_once(self) -> MetricsUpdate:
         """Scrape once, update the state, notify listeners and return the update."""
         started = self._clock()
+        if self._client is None:
+            # Its TLS context reads the CA bundle (tens of ms; more on a busy machine): made
+            # on a worker thread, so the first poll never stalls a GUI on this loop.
+            self._client = await asyncio.to_thread(httpx.AsyncClient, timeout=self.timeout_s)
         gpus_task = asyncio.ensure_future(self._read_gpus())
         try:
             failure: tuple[PollState, str, bool] | None = None
