@@ -110,6 +110,13 @@ class _Appearance(QObject):
             # Native Windows/macOS styles ignore a palette that disagrees with the system.
             self.app.setStyle("Fusion")
         self.app.setPalette(_palette(scheme == "dark"))
+        # Style sheets resolve palette(...) colours once, when set: set them again so
+        # "color: palette(placeholder-text)" follows the new scheme (seen: dark-grey labels
+        # on the dark GPU panel).
+        for widget in QApplication.allWidgets():
+            sheet = widget.styleSheet()
+            if "palette(" in sheet:
+                widget.setStyleSheet(sheet)
         restyle_plots(plot_colours())
 
 

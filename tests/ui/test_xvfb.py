@@ -150,3 +150,8 @@ def test_real_window_under_xvfb_fits_asks_follows_and_themes(xvfb, llama_server,
     # The right-hand docks (GPU panel plots) follow too, not only the main widgets.
     right = (x + w - 300, y + 120, x + w - 10, y + h - 60)
     assert _brightness(light, right) - _brightness(dark, right) > 80
+    # Labels styled with palette colours follow the scheme: the GPU panel's row names are
+    # light text on dark (they were near-black on dark before style sheets were re-set).
+    lx, ly, lw, lh = r["gpu_label_rect"]
+    label = Image.open(dark).convert("L").crop((lx, ly, lx + lw, ly + lh))
+    assert label.getextrema()[1] > 110, label.getextrema()

@@ -145,6 +145,11 @@ async def main(api_base: str, csv: Path, png: Path, out: Path) -> dict:
         result["dark_shot"] = grab_screen(out / "dark.png")
         w.grab().save(str(out / "window-dark.png"))
         result["window_geometry"] = [w.x(), w.y(), w.width(), w.height()]
+        from PySide6.QtWidgets import QLabel
+
+        name = next(lab for lab in w.gpu_panel.findChildren(QLabel) if lab.text() == "Requests")
+        top_left = name.mapToGlobal(name.rect().topLeft())
+        result["gpu_label_rect"] = [top_left.x(), top_left.y(), name.width(), name.height()]
     finally:
         await w.shutdown()
         w.close()
