@@ -102,18 +102,16 @@ class DataFrameModel(QAbstractTableModel):
         return 0 if parent.isValid() else len(self._columns)
 
     def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> object:
-        if not index.isValid():
-            return None
-        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
+        # Called thousands of times when columns are fitted (every role, for the first
+        # rows): compare plain ints, not Qt enums, which cost a Python enum call each.
+        role = role if type(role) is int else role.value
+        if role in _TEXT_ROLES:
+            if not index.isValid():
+                return None
             col = index.column()
             return self._formatters[col](self._columns[col][index.row()])
-        if role == Qt.ItemDataRole.TextAlignmentRole:
-            h = (
-                Qt.AlignmentFlag.AlignRight
-                if self._numeric[index.column()]
-                else (Qt.AlignmentFlag.AlignLeft)
-            )
-            return int(h | Qt.AlignmentFlag.AlignVCenter)
+        if role == _ALIGNMENT_ROLE and index.isValid():
+            return _RIGHT if self._numeric[index.column()] else _LEFT
         return None
 
     def headerData(
@@ -124,6 +122,12 @@ class DataFrameModel(QAbstractTableModel):
         if orientation == Qt.Orientation.Horizontal:
             return self._labels[section] if 0 <= section < len(self._labels) else None
         return format_value(self._index[section]) if 0 <= section < len(self._index) else None
+
+
+_TEXT_ROLES = frozenset({Qt.ItemDataRole.DisplayRole.value, Qt.ItemDataRole.ToolTipRole.value})
+_ALIGNMENT_ROLE = Qt.ItemDataRole.TextAlignmentRole.value
+_RIGHT = int((Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter).value)
+_LEFT = int((Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter).value)
 
 
 class TableView(QWidget):
