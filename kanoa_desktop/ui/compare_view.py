@@ -202,6 +202,7 @@ class CompareView(QWidget):
         self._export_task: asyncio.Task | None = None
         self._dialog: QFileDialog | None = None
         self._asked = ""
+        self._pending: dict[int, tuple] = {}
 
         root = QVBoxLayout(self)
         root.setContentsMargins(8, 8, 8, 8)
@@ -390,6 +391,7 @@ class CompareView(QWidget):
             self.comparison.unsubscribe(self._on_event)
         self.comparison = None
         self.last = None
+        self._pending.clear()
         for pane in self.panes:
             pane.answer.clear_conversation()
             pane.title.setText("")
@@ -431,7 +433,12 @@ class CompareView(QWidget):
     def _on_event(self, ev) -> None:  # noqa: C901 - one dispatch on the event type
         if isinstance(ev, ComparisonEnded):
             if ev.comparison is self.comparison:
-                self._show_table(ev)
+                # After the panes' deferred end renders (zero timers fire in order).
+                QTimer.singleShot(
+                    0,
+                    self,
+                    lambda: self._show_table(ev) if ev.comparison is self.comparison else None,
+                )
             return
         pane = self._pane_for(ev)
         if pane is None:
@@ -448,6 +455,7 @@ class CompareView(QWidget):
         elif isinstance(ev, P.Notice):
             self.message.setText(f"Pane {pane.index + 1}: {ev.title}. {ev.message}")
         elif isinstance(ev, P.Asked):
+            self._end_render(pane.index)  # a previous answer's render still pending
             pane.answer.begin_answer(_asked_markdown(ev.asked))
         elif isinstance(ev, P.AnswerDelta):
             pane.answer.append(ev.text)
@@ -459,12 +467,22 @@ class CompareView(QWidget):
                 note = f"{ev.error.title}: {ev.error.message}" + (
                     f" {ev.error.hint}" if ev.error.hint else ""
                 )
-            if ev.stats is not None:
-                pane.answer.end_answer(note, reasoning=ev.reasoning)
-            elif note:
-                pane.answer.set_conversation_markdown(pane.answer.markdown + f"\n\n*{note}*")
+            # The full render that closes an answer runs in its own pass of the event loop:
+            # four panes ending together would otherwise render back to back in one.
+            self._pending[pane.index] = (pane, note, ev.reasoning, ev.stats is not None)
+            QTimer.singleShot(0, self, lambda i=pane.index: self._end_render(i))
             pane.state = ev.state
             pane.show_status(ev.runner, ev.error.title if ev.error else "")
+
+    def _end_render(self, index: int) -> None:
+        pending = self._pending.pop(index, None)
+        if pending is None:
+            return
+        pane, note, reasoning, asked = pending
+        if asked:
+            pane.answer.end_answer(note, reasoning=reasoning)
+        elif note:
+            pane.answer.set_conversation_markdown(pane.answer.markdown + f"\n\n*{note}*")
 
     def _refresh_status(self) -> None:
         if self.comparison is None:
