@@ -438,3 +438,27 @@ class BatchView(QDialog):
         if self.batch is not None and self._task is not None and not self._task.done():
             self.batch.cancel()
         super().closeEvent(event)
+
+
+def show_for_window(w) -> BatchView:
+    """Tools > Batch…: show the main window's batch dialog (made once, on the window's
+    client pool, profiles and worker pool). Closing the main window cancels a running
+    batch (finished items are kept; the same batch continues next time)."""
+    view = getattr(w, "batch_view", None)
+    if view is None:
+        view = BatchView(
+            w.store,
+            pool=w.clients,
+            run_cpu=w.run_cpu,
+            vision=w.store,
+            kanoa_pricing=getattr(w, "_kanoa_pricing", None),
+            parent=w,
+        )
+        w.batch_view = view
+        closed = getattr(w, "closed", None)
+        if closed is not None:
+            closed.connect(view.close)
+    view.show()
+    view.raise_()
+    view.activateWindow()
+    return view

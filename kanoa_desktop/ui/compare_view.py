@@ -570,3 +570,41 @@ class CompareView(QWidget):
             self.comparison.stop_all("Comparison window closed.")
         self._timer.stop()
         super().closeEvent(event)
+
+
+def show_for_window(w) -> CompareView:
+    """Tools > Compare models…: show the main window's comparison window (made once, on
+    the window's client pool, history, pricing, GPU energy, knowledge base and worker
+    pool; the first question takes the window's current inputs). It closes, stopping its
+    panes, when the main window closes."""
+    view = getattr(w, "compare_view", None)
+    if view is None:
+        view = CompareView(
+            w.store,
+            pool=w.clients,
+            history=w.history,
+            inputs=w._gather_inputs,
+            run_cpu=w.run_cpu,
+            vision=w.store,
+            kanoa_pricing=getattr(w, "_kanoa_pricing", None),
+            energy=getattr(w, "monitor", None),
+            knowledge_base=lambda: w.kb_panel.knowledge_base,
+            parent=w,
+        )
+        w.compare_view = view
+        closed = getattr(w, "closed", None)
+        if closed is not None:
+            closed.connect(view.close)
+        view.comparisonEnded.connect(lambda *_: _refresh_lists(w))
+    view.show()
+    view.raise_()
+    view.activateWindow()
+    return view
+
+
+def _refresh_lists(w) -> None:
+    for name in ("history_panel", "usage_view"):
+        panel = getattr(w, name, None)
+        if panel is not None:
+            with contextlib.suppress(Exception):
+                panel.refresh()
