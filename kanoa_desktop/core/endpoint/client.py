@@ -43,6 +43,7 @@ import httpx
 from kanoa_desktop.core.ask.tokens import estimate_message_tokens, estimate_text_tokens
 from kanoa_desktop.core.endpoint import errors as E
 from kanoa_desktop.core.endpoint import vision as V
+from kanoa_desktop.core.endpoint.bodies import BodyCapExceeded, CappedTransport, KiB, MiB
 from kanoa_desktop.core.endpoint.chat import ChatRequest, user_message
 from kanoa_desktop.core.endpoint.events import (
     Finished,
@@ -63,8 +64,6 @@ from kanoa_desktop.core.endpoint.sse import SseComment, SseTooLarge, iter_sse
 from kanoa_desktop.core.safety import remember_secret, replace_surrogates
 
 T = TypeVar("T")
-KiB = 1024
-MiB = 1024 * KiB
 
 # Size caps per kind of body. Real replies are far smaller; the caps only stop a server
 # (or a proxy) that sends without end from growing the process by gigabytes.
@@ -75,6 +74,8 @@ BODY_CAPS: dict[str, int] = {
     "error": 64 * KiB,  # any non-2xx body; only a few hundred characters are ever shown
     "sse_line": 1 * MiB,  # one line, and one event, of a stream (a chunk is ~300 bytes)
 }
+# Any one response on a ChatClient (a whole stream included) stops here, whatever reads it.
+TRANSPORT_CAP = 256 * MiB
 # A stream is stopped once it is this far past its max_tokens (tokens are counted as
 # content and reasoning chunks, or characters / RUNAWAY_CHARS_PER_TOKEN if that is more).
 RUNAWAY_FACTOR = 1.1
@@ -292,12 +293,20 @@ class ChatClient:
         verify_arg: bool | ssl.SSLContext = verify
         if isinstance(verify, str):
             verify_arg = ssl.create_default_context(cafile=verify)
+        limits = httpx.Limits(max_connections=8, max_keepalive_connections=4)
+        # Defense in depth behind the per-kind caps: no response on this client, however
+        # it is read (a router's /workers too), passes TRANSPORT_CAP bytes.
+        capped = (
+            CappedTransport(transport, max_body_bytes=TRANSPORT_CAP)
+            if transport is not None
+            else CappedTransport(max_body_bytes=TRANSPORT_CAP, verify=verify_arg, limits=limits)
+        )
         self._http = httpx.AsyncClient(
             headers=headers,
             timeout=self.timeouts.httpx(),
             verify=verify_arg,
-            transport=transport,
-            limits=httpx.Limits(max_connections=8, max_keepalive_connections=4),
+            transport=capped,
+            limits=limits,
             follow_redirects=False,  # a redirect is reported (E.Redirected), never followed
         )
         self._models_cache: list[ModelInfo] | None = None
@@ -961,6 +970,15 @@ def network_error(
     text = " ".join(str(e) for e in _chain(exc)).lower()
     detail = E.scrub(str(exc) or type(exc).__name__, secret)
     kw: dict[str, Any] = {"detail": detail, "partial_text": partial_text}
+    if isinstance(exc, BodyCapExceeded):
+        return E.BodyTooLarge(
+            f"The server at {where} sent a reply without end: {exc}.",
+            "Check that the address points at the right server."
+            + (" The text received so far is kept." if partial_text else ""),
+            kind="reply",
+            cap_bytes=TRANSPORT_CAP,
+            **kw,
+        )
     if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
         return E.ConnectTimeout(
             f"Connecting to {where} timed out.",

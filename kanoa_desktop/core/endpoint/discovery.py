@@ -23,6 +23,7 @@ from typing import Literal
 
 import httpx
 
+from kanoa_desktop.core.endpoint.bodies import CappedTransport, MiB
 from kanoa_desktop.core.endpoint.client import ModelInfo, parse_model_entry
 
 ServerKind = Literal["vllm", "llama.cpp", "ollama", "lm-studio", "other"]
@@ -137,8 +138,10 @@ async def discover(
     chosen = list(ports) if ports is not None else ports_to_probe(extra_ports)
     chosen = list(dict.fromkeys(chosen))[:MAX_PORTS]
     timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 1.0))
+    # A port that answers with a body without end must not grow memory while probed.
+    capped = CappedTransport(transport, max_body_bytes=4 * MiB, deadline_s=2 * timeout_s + 1)
     async with httpx.AsyncClient(
-        timeout=timeout, transport=transport, headers={"User-Agent": "kanoa-desktop"}
+        timeout=timeout, transport=capped, headers={"User-Agent": "kanoa-desktop"}
     ) as http:
 
         async def bounded(port: int) -> FoundServer | None:

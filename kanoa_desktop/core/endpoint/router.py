@@ -24,6 +24,7 @@ from typing import Any, Literal
 import httpx
 
 from kanoa_desktop.core.endpoint import errors as E
+from kanoa_desktop.core.endpoint.bodies import get_json
 
 __all__ = [
     "RouterStatus",
@@ -110,14 +111,13 @@ async def fetch_router_status(
     """Ask ``root/workers``; None when the server there is not a vLLM router (or does not
     answer). Never raises for network problems."""
     try:
-        resp = await http.get(f"{root.rstrip('/')}/workers", timeout=timeout_s)
+        # Capped and deadlined: a hostile /workers cannot grow memory or hang the check.
+        status, data = await get_json(
+            http, f"{root.rstrip('/')}/workers", cap=4 * 1024 * 1024, timeout_s=timeout_s
+        )
     except httpx.HTTPError:
         return None
-    if resp.status_code != 200:
-        return None
-    try:
-        data = resp.json()
-    except ValueError:
+    if status != 200 or data is None:
         return None
     return parse_workers(root, data)
 

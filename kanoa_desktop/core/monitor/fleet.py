@@ -33,6 +33,7 @@ from typing import Any
 
 import httpx
 
+from kanoa_desktop.core.endpoint.bodies import CappedTransport, MiB
 from kanoa_desktop.core.endpoint.router import RouterStatus, fetch_router_status
 from kanoa_desktop.core.monitor.metrics import (
     KV_CACHE_WARN_FRACTION,
@@ -531,7 +532,13 @@ class FleetReader:
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
-            self._client = httpx.AsyncClient(timeout=self.timeout_s)
+            # Prometheus answers capped and deadlined (core/endpoint/bodies).
+            self._client = httpx.AsyncClient(
+                timeout=self.timeout_s,
+                transport=CappedTransport(
+                    max_body_bytes=64 * MiB, deadline_s=max(3 * self.timeout_s, 30.0)
+                ),
+            )
         return self._client
 
     async def _api(self, path: str, params: Mapping[str, str]) -> Any:

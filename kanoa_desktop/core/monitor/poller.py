@@ -23,8 +23,10 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from kanoa_desktop.core.endpoint.bodies import CappedTransport
 from kanoa_desktop.core.monitor.gpu import EnergyMeter, GpuReading, LocalGpuReader, NvmlUnavailable
 from kanoa_desktop.core.monitor.metrics import (
+    METRICS_BODY_CAP,
     MetricsBodyError,
     MetricsDeriver,
     ServerKind,
@@ -345,7 +347,13 @@ class MetricsPoller:
 
     def _client_or_new(self) -> httpx.AsyncClient:
         if self._client is None:
-            self._client = httpx.AsyncClient(timeout=self.timeout_s)
+            # Every body capped and deadlined (/metrics, /slots, DCGM): see core/endpoint/bodies.
+            self._client = httpx.AsyncClient(
+                timeout=self.timeout_s,
+                transport=CappedTransport(
+                    max_body_bytes=METRICS_BODY_CAP, deadline_s=max(3 * self.timeout_s, 10.0)
+                ),
+            )
         return self._client
 
     async def _read_gpus(self) -> tuple[GpuReading, ...] | NvmlUnavailable | None:
