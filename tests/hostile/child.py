@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import resource
 import sys
 import time
@@ -43,6 +44,25 @@ async def _case(port: int, case: str) -> dict:
                 await client.models()
             elif action == "embeddings":
                 await client.embeddings("m", ["a", "b"])
+            elif action == "router":
+                out["result"] = repr(await client.router_status())
+            elif action == "prometheus":
+                from kanoa_desktop.core.monitor.fleet import FleetReader, PrometheusError
+
+                reader = FleetReader(f"http://127.0.0.1:{port}/{scenario}", timeout_s=1.0)
+                try:
+                    await reader.query("up")
+                except PrometheusError as err:
+                    out.update(outcome="error", error="PrometheusError", message=str(err))
+                finally:
+                    await reader.aclose()
+            elif action == "discover":
+                from kanoa_desktop.core.endpoint.discovery import discover
+
+                found = await discover(
+                    host="127.0.0.1", ports=[int(os.environ["HOSTILE_DEFAULT_PORT"])], timeout_s=3.0
+                )
+                out["result"] = repr(found)
             elif action == "metrics":
                 poller = MetricsPoller(
                     f"http://127.0.0.1:{port}/{scenario}/metrics",

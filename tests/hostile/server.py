@@ -307,7 +307,8 @@ async def metrics_nan(req: Request, w: asyncio.StreamWriter) -> None:
 class HostileServer:
     """Serve every scenario on one loopback port; ``with HostileServer() as s: ...``."""
 
-    def __init__(self) -> None:
+    def __init__(self, default: str | None = None) -> None:
+        self.default = default  # the scenario for paths that name none (e.g. /v1/models)
         self.port = 0
         self.seen = Seen()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -380,6 +381,9 @@ class HostileServer:
             req = Request(method, "/" + rest, headers, body, name)
             self.seen.requests.append(req)
             handler = SCENARIOS.get(name)
+            if handler is None and self.default is not None:
+                handler = SCENARIOS[self.default]
+                req = Request(method, target, headers, body, self.default)
             if handler is None:
                 writer.write(_head("404 Not Found", length=0))
             else:
