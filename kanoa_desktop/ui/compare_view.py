@@ -514,6 +514,48 @@ class CompareView(QWidget):
         )
         self.comparisonEnded.emit(ev)
 
+    # -- a stored comparison ---------------------------------------------------------------
+
+    def show_stored(self, stored) -> None:
+        """Show a comparison from the history (``HistoryStore.load_comparison``): each
+        pane's conversation, the last question's table; follow-ups continue it and Export
+        writes it again."""
+        from kanoa_desktop.core.ask.compare import profiles_for_stored, stored_results
+
+        self.new_comparison()
+        n = max(MIN_PANES, min(MAX_PANES, len(stored.panes)))
+        while len(self.panes) < n:
+            self.add_pane()
+        while len(self.panes) > n:
+            self.remove_pane()
+        profiles = profiles_for_stored(stored, self.store)
+        if len(profiles) < MIN_PANES:  # a pane never reached a server: nothing to continue
+            profiles += profiles[:1] * (MIN_PANES - len(profiles))
+        self.comparison = Comparison(
+            profiles,
+            pool=self.pool,
+            history=self.history,
+            listener=self._on_event,
+            run_cpu=self.run_cpu,
+            stored=stored,
+            **self._runner_kwargs,
+        )
+        for pane, cp, conv in zip(self.panes, self.comparison.panes, stored.panes, strict=False):
+            pane.title.setText(f"{cp.label} — {conv.model}" if conv.model else cp.label)
+            pane.answer.set_conversation_markdown(_stored_markdown(conv))
+            last = conv.turns[-1] if conv.turns else None
+            pane.state = (
+                "stopped"
+                if last and last.state == "interrupted"
+                else (last.state if last else "idle")
+            )
+            pane.status.setText(STATES.get(pane.state, pane.state))
+        rounds = stored_results(stored.panes, [p.label for p in self.comparison.panes])
+        if rounds:
+            self._show_table(ComparisonEnded(self.comparison, rounds[-1], []))
+        self.setWindowTitle(f"Compare models — {stored.title}")
+        self._set_busy(False)
+
     # -- export ----------------------------------------------------------------------------
 
     def choose_export(self) -> None:
@@ -570,6 +612,38 @@ class CompareView(QWidget):
             self.comparison.stop_all("Comparison window closed.")
         self._timer.stop()
         super().closeEvent(event)
+
+
+def _stored_markdown(conv) -> str:
+    """A stored pane's conversation as the view shows it: what was asked, the answer, and
+    how it ended when it did not finish."""
+    asked = P.asked_from_stored(conv)
+    turns = [t for t in conv.turns if t.finish_reason != "retried"]
+    out = []
+    for question, t in zip(asked, turns, strict=False):
+        out.append(_asked_markdown(question) + (t.answer or ""))
+        note = {
+            "stopped": "Stopped.",
+            "interrupted": "Interrupted (the app stopped while it streamed).",
+            "error": f"Error: {t.error_title or 'the answer failed'}.",
+        }.get(t.state)
+        if note:
+            out.append(f"\n\n*{note}*")
+        out.append("\n\n---\n\n")
+    return "".join(out)
+
+
+def open_stored(w, comparison_id: int) -> CompareView | None:
+    """Reopen a comparison from the main window's history (the history list's row has
+    ``comparison_id``); None when it is gone."""
+    stored = w.history.load_comparison(comparison_id)
+    if stored is None:
+        return None
+    view = show_for_window(w)
+    if view.busy:
+        view.stop_all()
+    view.show_stored(stored)
+    return view
 
 
 def show_for_window(w) -> CompareView:

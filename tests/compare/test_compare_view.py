@@ -121,3 +121,42 @@ def test_nothing_to_compare_says_what_to_add(qloop, run, qtbot, servers):
         await pool.aclose()
 
     run(scenario())
+
+
+def test_a_comparison_reopened_from_history_shows_its_answers_and_takes_follow_ups(
+    qloop, run, qtbot, servers, tmp_path
+):
+    from kanoa_desktop.core.ask.compare import Comparison
+
+    fast, slow = servers
+    slow.answer_tokens = 6
+    slow.tokens_per_second = 400
+    store, profiles = _store(fast, slow)
+    history = HistoryStore(tmp_path / "h.sqlite3")
+
+    async def scenario():
+        pool = ClientPool()
+        first = Comparison(profiles, pool=pool, history=history)
+        ended = await first.ask(Inputs(question="What is plotted?"))
+        view = CompareView(store, pool=pool, history=history)
+        qtbot.addWidget(view)
+        view.show_stored(history.load_comparison(first.comparison_id))
+        for pane, end in zip(view.panes, ended, strict=True):
+            assert end.answer.strip() in pane.answer.markdown
+            assert "What is plotted?" in pane.answer.toPlainText()
+        assert not view.table.isHidden() and view.table.rowCount() == 2
+        assert view.export_button.isEnabled()
+        view.question.setText("And then?")
+        await view.ask()
+        view.close()
+        await pool.aclose()
+        return first.comparison_id
+
+    cid = run(scenario(), timeout=60)
+    (entry,) = history.list_conversations()
+    assert entry.comparison_id == cid
+    stored = history.load_comparison(cid)
+    assert [[t.question for t in c.turns] for c in stored.panes] == [
+        ["What is plotted?", "And then?"]
+    ] * 2
+    history.close()

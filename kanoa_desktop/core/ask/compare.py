@@ -194,6 +194,22 @@ def profiles_for_models(profile: Profile, models: Sequence[str]) -> list[Profile
     return [dataclasses.replace(profile, model=m) for m in models]
 
 
+def profiles_for_stored(stored: Any, store: Any = None) -> list[Profile]:
+    """The profiles to continue a stored comparison with: each pane's profile by name from
+    ``store`` (a ProfileStore) with the pane's model, else one made from its endpoint."""
+    out = []
+    for conv in stored.panes:
+        known = store.get(conv.profile_name) if store is not None and conv.profile_name else None
+        if known is not None:
+            out.append(dataclasses.replace(known, model=conv.model or known.model))
+        else:
+            params = {k: v for k, v in conv.params.items() if k in ("temperature", "max_tokens",
+                                                                       "top_p")}  # fmt: skip
+            out.append(Profile(name=conv.profile_name or conv.model, api_base=conv.endpoint,
+                               model=conv.model, **params))  # fmt: skip
+    return out
+
+
 def check_profiles(profiles: Sequence[Profile]) -> None:
     """Raise :class:`ComparisonError` unless 2 to 4 panes are asked for."""
     n = len(profiles)
@@ -276,17 +292,23 @@ class Comparison:
         costs: Any = None,
         run_cpu: Any = None,
         system_prompt: str | None = None,
+        stored: Any = None,
     ) -> None:
         check_profiles(profiles)
         self.pool = pool
         self.history = history
         self.listeners: list[Callable[[CompareEvent], None]] = [listener] if listener else []
-        self.comparison_id: int | None = None
-        self.title = ""
+        self.comparison_id: int | None = stored.id if stored is not None else None
+        self.title = stored.title if stored is not None else ""
         self.rounds = 0  # questions asked of all panes
         self._task: asyncio.Task | None = None
         self.panes: list[Pane] = []
         for i, (profile, label) in enumerate(zip(profiles, pane_labels(profiles), strict=True)):
+            restored = {}
+            if stored is not None and i < len(stored.panes):
+                # A reopened comparison: follow-ups continue each pane's conversation.
+                conv = stored.panes[i]
+                restored = dict(conversation=conv.conversation(), conversation_id=conv.id)
             runner = ConversationRunner(
                 profile,
                 pool=pool,
@@ -299,7 +321,10 @@ class Comparison:
                 costs=costs,
                 run_cpu=run_cpu,
                 system_prompt=system_prompt,
+                **restored,
             )
+            if restored:
+                runner.model = stored.panes[i].model or runner.model
             self.panes.append(Pane(i, label, runner))
 
     # -- events ----------------------------------------------------------------------------
@@ -435,6 +460,7 @@ __all__ = [
     "check_profiles",
     "pane_labels",
     "profiles_for_models",
+    "profiles_for_stored",
     "stored_results",
     "table_cells",
     "table_markdown",
