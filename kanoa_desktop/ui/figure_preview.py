@@ -103,6 +103,14 @@ class _FigureCard(QFrame):
         self.caption.setFixedWidth(THUMB_SIZE)
         self.caption.setAccessibleName(f"Size of {fig.name}")
         self.caption.setAccessibleDescription(caption)
+        if fig.notes:
+            # Visible, not only in the thumbnail's tooltip: e.g. an SVG's removed references.
+            count = len(fig.notes)
+            self.caption.setText(
+                self.caption.text() + f"\n⚠ {count} note{'s' if count != 1 else ''} (hover)"
+            )
+            self.caption.setToolTip("\n".join(fig.notes))
+            self.caption.setAccessibleDescription(" ".join([caption, *fig.notes]))
 
         self.remove_button = QToolButton(self)
         self.remove_button.setObjectName("removeFigureButton")

@@ -116,3 +116,16 @@ def test_css_reference_stripping_is_linear_on_adversarial_styles():
     out, notes = sanitize_svg(svg)
     assert time.monotonic() - t0 < 20  # generous: catches a hang
     assert b"@import" not in out and notes
+
+
+def test_the_figure_card_shows_that_references_were_removed(qtbot, blue_png):
+    from kanoa_desktop.ui.figure_preview import FigurePreview
+
+    fig = prepare_figure(_svg(f'<image href="{blue_png}" width="9" height="9"/>'), name="x.svg")
+    preview = FigurePreview()
+    qtbot.addWidget(preview)
+    preview.set_figures([fig])
+    from PySide6.QtWidgets import QLabel
+
+    label = preview.findChildren(QLabel, "figureCaption")[0]
+    assert "1 note" in label.text() and "removed and not read" in label.toolTip()
