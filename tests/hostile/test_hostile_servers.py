@@ -277,3 +277,13 @@ def test_cli_interpret_prints_an_answer_with_a_lone_surrogate(server, tmp_path):
     assert proc.returncode == 0, proc.stderr.decode("utf-8", "replace")[-2000:]
     assert "Plot \ufffd of growth" in out
     assert b"Traceback" not in proc.stderr
+
+
+def test_stream_stats_keep_the_estimate_when_a_usage_is_absurd():
+    from kanoa_desktop.core.ask.stats import StreamStats
+
+    stats = StreamStats(prompt_estimate=40)
+    stats.feed(TextDelta(1.0, "one"))
+    stats.feed(Usage(2.0, -5, 10**35))
+    assert stats.estimated and stats.prompt_tokens == 40 and stats.output_tokens == 1
+    assert stats.cost < 1.0

@@ -22,6 +22,10 @@ from kanoa_desktop.core.endpoint.events import (
 DEFAULT_PRICE_PER_MILLION = 0.10  # USD, input and output, kanoa's figure for local models
 
 
+def _plausible(tokens: object) -> bool:
+    return isinstance(tokens, int) and not isinstance(tokens, bool) and 0 <= tokens <= 10**12
+
+
 @dataclass
 class StreamStats:
     """Accumulates one answer's events. All times are ``time.monotonic()`` seconds."""
@@ -50,7 +54,10 @@ class StreamStats:
             self.chars += len(ev.text)
             self.t_last = ev.t
         elif isinstance(ev, Usage):
-            self.usage = ev
+            # Implausible figures (negative, NaN, above 10^12) are unknown: keep the
+            # estimate. The client already drops them; a Usage made elsewhere may not.
+            if _plausible(ev.prompt_tokens) and _plausible(ev.completion_tokens):
+                self.usage = ev
         elif isinstance(ev, Finished):
             self.t_end = ev.t
             self.finish_reason = ev.finish_reason
