@@ -26,6 +26,7 @@ from kanoa_desktop.core.ask.batch import (
     BatchStore,
     ItemFinished,
     Template,
+    format_duration,
     write_report,
 )
 from kanoa_desktop.core.config.profiles import ProfileStore
@@ -72,7 +73,12 @@ def _on_event(ev) -> None:
         p = ev.batch.progress()
         r = ev.result
         what = f"done ({r.duration_s:.1f} s)" if r.ok else f"failed: {r.error}"
-        print(f"[{p.finished}/{p.total}] {r.label}: {what}", file=sys.stderr, flush=True)
+        left = (
+            f" (about {format_duration(p.eta_s)} left)"
+            if p.eta_s is not None and p.remaining
+            else ""
+        )
+        print(f"[{p.finished}/{p.total}] {r.label}: {what}{left}", file=sys.stderr, flush=True)
     elif isinstance(ev, BatchEnded):
         print(ev.progress.line(), file=sys.stderr, flush=True)
 

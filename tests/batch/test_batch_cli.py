@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -111,6 +112,7 @@ def test_exit_0_when_every_item_succeeded_and_progress_on_stderr(tmp_path):
         )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "[1/2]" in done.stderr and "[2/2]" in done.stderr
+    assert re.search(r"\[1/2\] f\d\.png: done \([0-9.]+ s\) \(about \d+ s left\)", done.stderr)
     assert "2/2 finished" in done.stderr
     assert out.read_text().count("data:image/png;base64,") == 2
 
