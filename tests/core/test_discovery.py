@@ -60,7 +60,8 @@ async def test_finds_llama_server_on_a_non_default_port_with_its_model(llama_ser
     assert server.kind == "llama.cpp" and server.state == "ok"
     assert server.api_base == llama_server.api_base
     assert server.model == llama_server.model
-    assert server.models[0].context_length == llama_server.ctx_size
+    # meta.n_ctx is the context of one slot: the total split over the parallel slots
+    assert server.models[0].context_length == llama_server.ctx_size // llama_server.parallel
     assert server.preset_key == "llama.cpp"
     assert server.label == f"llama.cpp on port {llama_server.port}"
 
