@@ -32,15 +32,15 @@ async def shoot(llama_base: str, vllm_base: str, csv: Path) -> None:
     table = load_input(csv)
     inputs = Inputs(
         table=table,
-        table_summary=summarise(table, 600),
+        table_summary=summarise(table, 300),
         context="E. coli growth in LB at 37 °C, optical density every 30 min",
     )
     store = ProfileStore()
     store.load()
     profiles = [
-        store.add(Profile(name="llama.cpp (SmolLM2)", api_base=llama_base, max_tokens=120,
+        store.add(Profile(name="llama.cpp", api_base=llama_base, max_tokens=120,
                           temperature=0.3)),
-        store.add(Profile(name="vLLM (Qwen2.5-VL)", api_base=vllm_base, max_tokens=400,
+        store.add(Profile(name="vLLM", api_base=vllm_base, max_tokens=400,
                           temperature=0.3)),
     ]  # fmt: skip
     pool = ClientPool()
