@@ -82,9 +82,9 @@ class MonitorHost:
             self._spawn(self._load_then_watch())
 
     async def _load_then_watch(self) -> None:
-        from kanoa_desktop.ui.preload import import_off_thread
+        from kanoa_desktop.ui.preload import HTTP_STACK, import_off_thread
 
-        await import_off_thread("kanoa_desktop.core.monitor.poller")
+        await import_off_thread("kanoa_desktop.core.monitor.poller", *HTTP_STACK)
         if self._wanted is not None and self.poller is None:
             self.watch(*self._wanted)
 

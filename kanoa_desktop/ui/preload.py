@@ -12,15 +12,58 @@ import asyncio
 import importlib
 from types import ModuleType
 
+# What httpx imports only when its first request goes out (78 modules): preloaded with it,
+# or the first poll, probe or question would import them on the GUI thread.
+HTTP_STACK = ("httpx", "httpcore", "h11", "anyio", "anyio._backends._asyncio", "sniffio",
+              "certifi")  # fmt: skip
 
-async def import_off_thread(name: str) -> ModuleType:
-    """``importlib.import_module(name)`` on a worker thread (at once when already loaded)."""
+
+def _import_all(names: tuple[str, ...]) -> ModuleType:
+    for name in reversed(names):
+        module = importlib.import_module(name)
+    return module  # the first name's
+
+
+async def import_off_thread(name: str, *also: str) -> ModuleType:
+    """``importlib.import_module`` of ``name`` and ``also`` on a worker thread (at once when
+    all are loaded); returns ``name``'s module."""
     import sys
 
-    module = sys.modules.get(name)
-    if module is not None:
-        return module
-    return await asyncio.to_thread(importlib.import_module, name)
+    names = (name, *also)
+    if all(n in sys.modules for n in names):
+        return sys.modules[name]
+    return await asyncio.to_thread(_import_all, names)
 
 
-__all__ = ["import_off_thread"]
+async def after_first_paint(widget, timeout_s: float = 2.0) -> None:
+    """Return once the top-level ``widget`` has been painted (at once if it already was;
+    after ``timeout_s`` at the latest), so deferred start-up work never delays the first
+    frame."""
+    from PySide6.QtCore import QEvent, QObject, QTimer
+
+    if widget.property("kanoaPainted"):
+        return
+    done = asyncio.get_running_loop().create_future()
+
+    class _FirstPaint(QObject):
+        def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt's name
+            # A top-level widget paints its whole tree while handling UpdateRequest.
+            kinds = (QEvent.Type.Paint, QEvent.Type.UpdateRequest)
+            if event.type() in kinds and not done.done():
+                widget.setProperty("kanoaPainted", True)
+                # After this paint is done, not from inside it.
+                QTimer.singleShot(0, lambda: done.done() or done.set_result(None))
+            return False
+
+    spy = _FirstPaint(widget)
+    widget.installEventFilter(spy)
+    try:
+        await asyncio.wait_for(done, timeout_s)
+    except TimeoutError:
+        pass  # never painted (hidden, or a platform without expose): go on anyway
+    finally:
+        widget.removeEventFilter(spy)
+        spy.deleteLater()
+
+
+__all__ = ["HTTP_STACK", "after_first_paint", "import_off_thread"]

@@ -71,10 +71,11 @@ async def open_benchmark(w) -> None:
 
 async def first_run_check(w) -> None:
     """Show the first-run card above the answer while the active server does not answer."""
-    from kanoa_desktop.ui.preload import import_off_thread
+    from kanoa_desktop.ui.preload import HTTP_STACK, after_first_paint, import_off_thread
 
-    # Its module brings httpx: imported on a worker thread, the window's paint never waits.
-    first_run = await import_off_thread("kanoa_desktop.ui.first_run")
+    # Its module brings httpx: imported on a worker thread once the window is on screen.
+    await after_first_paint(w)
+    first_run = await import_off_thread("kanoa_desktop.ui.first_run", *HTTP_STACK)
     FirstRunCard, server_answers = first_run.FirstRunCard, first_run.server_answers  # noqa: N806
 
     if w._closing or await server_answers(w.profile) or w._closing:

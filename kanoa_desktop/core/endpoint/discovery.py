@@ -138,11 +138,17 @@ async def discover(
     chosen = list(ports) if ports is not None else ports_to_probe(extra_ports)
     chosen = list(dict.fromkeys(chosen))[:MAX_PORTS]
     timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 1.0))
-    # A port that answers with a body without end must not grow memory while probed.
-    capped = CappedTransport(transport, max_body_bytes=4 * MiB, deadline_s=2 * timeout_s + 1)
-    async with httpx.AsyncClient(
-        timeout=timeout, transport=capped, headers={"User-Agent": "kanoa-desktop"}
-    ) as http:
+
+    def make_client() -> httpx.AsyncClient:
+        # A port that answers with a body without end must not grow memory while probed.
+        capped = CappedTransport(transport, max_body_bytes=4 * MiB, deadline_s=2 * timeout_s + 1)
+        return httpx.AsyncClient(
+            timeout=timeout, transport=capped, headers={"User-Agent": "kanoa-desktop"}
+        )
+
+    # The transport's TLS context reads the CA bundle (tens of ms; hundreds on a busy
+    # machine): made on a worker thread, so the window probing at start never stalls.
+    async with await asyncio.to_thread(make_client) as http:
 
         async def bounded(port: int) -> FoundServer | None:
             try:
