@@ -1,23 +1,36 @@
-"""Start-up, idle memory, import time, and the GUI stall while a big CSV loads.
+"""Start like a native app: cold start, idle memory, idle CPU, the CSV path and a big figure.
 
-Run: ``python -m bench.bench_startup [--quick] [--repeat N] [--csv-rows N]``.
+Run: ``python -m bench.bench_startup [--quick] [--repeat N] [--csv-rows N] [--idle-s N]``.
 
-- Start-up: process start (just before ``Popen``) to the main window shown, in a fresh
-  subprocess that imports the app, builds ``MainWindow`` offscreen on the qasync loop (as
-  ``run_app`` does) and prints a wall-clock timestamp once the window is exposed; then its
-  resident memory after one idle second. Baseline: the same for an empty ``QMainWindow``
-  (Python + PySide6, the floor any Qt app pays). ``KANOA_DESKTOP_HOME`` is a temporary
-  folder, so no real profile is read.
-- ``import kanoa_desktop.core.endpoint.client`` in a fresh process, against ``import kanoa``.
-- CSV: loading N rows × 10 columns (bench_tables' generator) through the window's path
-  (``open_paths``: thread pool + qasync), the longest gap of a 1 ms heartbeat QTimer on
-  the GUI thread while it loads and summarises; baseline: ``load_table`` called on the GUI
-  thread (what a naive window would do).
+Every measure is a ratio against a baseline taken in the same run, printed beside its aim
+(issue 18), and a last line says which aims hold:
+
+- Start-up: process start (just before ``Popen``) to the main window's first paint (the
+  moment a zero-timer posted by its first paint event runs: painted, and the event loop
+  free), in a fresh offscreen process on the qasync loop, as ``run_app`` builds it; then
+  the longest gap of a 5 ms heartbeat over the next second (a stall after the window
+  appeared: the window is usable when it shows) and the resident memory after that idle
+  second. Baseline: the same for an empty ``QMainWindow`` (Python + PySide6 + qasync).
+  ``KANOA_DESKTOP_HOME`` is a temporary folder. Aims: start <= 1.5x, memory <= 2x.
+- CSV of N rows x 10 columns dropped on the window (``open_paths``: worker pool + qasync)
+  until the table is shown with its summary; first drop in a fresh window (pandas not yet
+  imported) and a second drop. Baselines: ``pandas.read_csv`` + ``describe()`` in a fresh
+  process (import included) and warm in the same process. Aim: <= 1.3x. The longest GUI
+  stall during the first drop (a 16 ms heartbeat) against the aim of 3 frames (50 ms).
+- A 12 MP PNG plot prepared and sent to the vLLM test server: our time to the request on
+  the wire against kanoa 0.6's time to its first request (bench_client's ``run_ours`` /
+  ``run_kanoa``). Aim: <= 0.33x.
+- Idle CPU: the window open on a live server (llama.cpp's ``llama-server`` with SmolLM2, or
+  the vLLM test server when it is not built), its GPU panel polling at the default 1 s
+  preference, no answer streaming: process CPU time over N seconds, as % of one core.
+  Beside it the same window polling every second as before (the old behaviour) and an
+  empty QMainWindow. Aim: <= 1 % of a core.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import statistics
@@ -30,39 +43,119 @@ from pathlib import Path
 from bench.common import ROOT, machine_line, print_table, ratio
 
 CHILD_ENV = {"QT_QPA_PLATFORM": "offscreen"}
+# Children keep compiled bytecode, as an installed app does (pip and PyInstaller ship .pyc):
+# under PYTHONDONTWRITEBYTECODE every module of ours would be compiled on every start.
+PYCACHE = Path(tempfile.gettempdir()) / "kanoa-desktop-bench-pycache"
 
 
-def _child_window(kind: str) -> None:
-    """Child process: build and show a window, print JSON timings, exit."""
-    t_import0 = time.time()
-    from PySide6.QtCore import QTimer  # noqa: F401
+def _child_env(home: str) -> dict[str, str]:
+    env = {**os.environ, **CHILD_ENV, "KANOA_DESKTOP_HOME": home, "PYTHONPATH": str(ROOT),
+           "PYTHONPYCACHEPREFIX": str(PYCACHE)}  # fmt: skip
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+HEAVY = ("pandas", "matplotlib", "numpy", "PIL", "pyqtgraph", "pypdfium2", "httpx", "keyring")
+AIM_START, AIM_MEMORY, AIM_CSV, AIM_FIGURE, AIM_IDLE_CPU_PCT = 1.5, 2.0, 1.3, 0.33, 1.0
+FRAME_MS = 1000 / 60
 
+
+def _heavy_loaded() -> list[str]:
+    return [m for m in HEAVY if m in sys.modules]
+
+
+def _app_and_loop():
     from kanoa_desktop.ui.app import create_application, create_event_loop
 
     app = create_application([])
     loop = create_event_loop(app)
-    import asyncio
-
     asyncio.set_event_loop(loop)
-    out: dict[str, float] = {"imported": time.time() - t_import0}
+    return app, loop
+
+
+class _Heartbeat:
+    """A QTimer on the GUI thread; :meth:`stop` gives the longest time between beats (ms)."""
+
+    def __init__(self, interval_ms: int = 5) -> None:
+        from PySide6.QtCore import QTimer
+
+        self.gaps: list[float] = []
+        self.last = time.perf_counter()
+        self.timer = QTimer()
+        self.timer.setInterval(interval_ms)
+        self.timer.timeout.connect(self._beat)
+
+    def _beat(self) -> None:
+        now = time.perf_counter()
+        self.gaps.append(now - self.last)
+        self.last = now
+
+    def start(self) -> None:
+        self.gaps.clear()
+        self.last = time.perf_counter()
+        self.timer.start()
+
+    def stop(self) -> float:
+        self.timer.stop()
+        return max(self.gaps, default=0.0) * 1e3
+
+
+def _make_window(kind: str):
+    if kind == "empty":
+        from PySide6.QtWidgets import QMainWindow
+
+        w = QMainWindow()
+        w.resize(1280, 720)
+        return w
+    from kanoa_desktop.ui.main_window import MainWindow
+
+    return MainWindow()
+
+
+async def _show_and_wait_for_paint(app, w) -> float:
+    """Show ``w``; the wall-clock time once its first paint is done and the loop is free."""
+    from PySide6.QtCore import QEvent, QObject, QTimer
+    from PySide6.QtWidgets import QWidget
+
+    shown: list[float] = []
+
+    class FirstPaint(QObject):
+        def eventFilter(self, obj, event):  # noqa: N802 - Qt's name
+            if (
+                event.type() == QEvent.Type.Paint
+                and not shown
+                and isinstance(obj, QWidget)
+                and obj.window() is w
+            ):
+                shown.append(0.0)
+                QTimer.singleShot(0, lambda: shown.__setitem__(0, time.time()))
+            return False
+
+    spy = FirstPaint()
+    app.installEventFilter(spy)
+    w.show()
+    while not shown or not shown[0]:
+        await asyncio.sleep(0.001)
+    app.removeEventFilter(spy)
+    return shown[0]
+
+
+def _child_window(kind: str) -> None:
+    """Child process: build, show and idle a window; print JSON and exit."""
+    from bench.common import rss_mb
+
+    app, loop = _app_and_loop()
+    out: dict = {}
 
     async def main() -> None:
-        if kind == "app":
-            from kanoa_desktop.ui.main_window import MainWindow
-
-            w = MainWindow()
-        else:
-            from PySide6.QtWidgets import QMainWindow
-
-            w = QMainWindow()
-            w.resize(1200, 800)
-        w.show()
-        app.processEvents()
-        out["shown"] = time.time()
+        w = _make_window(kind)
+        out["shown"] = await _show_and_wait_for_paint(app, w)
+        out["cpu"] = time.process_time()  # the process's CPU from its start to the paint
+        out["at_shown"] = _heavy_loaded()
+        beat = _Heartbeat()
+        beat.start()
         await asyncio.sleep(1.0)
-        from bench.common import rss_mb
-
+        out["stall_ms"] = beat.stop()
         out["rss_mb"] = rss_mb()
+        out["idle"] = _heavy_loaded()
         print(json.dumps(out), flush=True)
         os._exit(0)  # the timing is taken; skip a slow teardown
 
@@ -71,7 +164,7 @@ def _child_window(kind: str) -> None:
 
 
 def _startup(kind: str, home: str) -> dict:
-    env = {**os.environ, **CHILD_ENV, "KANOA_DESKTOP_HOME": home, "PYTHONPATH": str(ROOT)}
+    env = _child_env(home)
     t0 = time.time()
     proc = subprocess.run([sys.executable, "-m", "bench.bench_startup", "--child", kind],
                           env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)  # fmt: skip
@@ -79,7 +172,8 @@ def _startup(kind: str, home: str) -> dict:
     if not line:
         raise RuntimeError(f"start-up child failed: {proc.stderr[-800:]}")
     data = json.loads(line[-1])
-    return {"start_to_shown": data["shown"] - t0, "rss_mb": data["rss_mb"]}
+    data["start_to_shown"] = data["shown"] - t0
+    return data
 
 
 def _import_time(module: str) -> float | None:
@@ -91,128 +185,333 @@ def _import_time(module: str) -> float | None:
     return float(proc.stdout.strip().splitlines()[-1])
 
 
-def _csv_stall(rows: int) -> tuple[float, float, float, float]:
-    """(window path wall s, its max stall s, naive wall s, naive max stall s)."""
-    import asyncio
+# ------------------------------------------------------------------------------ CSV
 
-    from PySide6.QtCore import QTimer
 
+def _csv_child(path: str) -> None:
+    """Child: first and second drop of ``path`` on a fresh window, then the warm baseline."""
+    app, loop = _app_and_loop()
+    out: dict = {}
+
+    async def drop(w) -> tuple[float, float]:
+        # A frame-rate heartbeat (a stall of 3 frames shows plainly) and no polling loop:
+        # the GUI thread wakes no more than a window would, so it does not slow the load.
+        beat = _Heartbeat(int(FRAME_MS))
+        shown = asyncio.Event()
+        w.loader.loaded.connect(lambda *_: shown.set())
+        beat.start()
+        t0, c0 = time.perf_counter(), time.process_time()
+        w.open_paths([Path(path)])
+        await shown.wait()  # the window's own slot (table view, summary) ran before this
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        assert w.table is not None and w.table_summary
+        await asyncio.sleep(0.1)  # a stall right after the table shows counts too
+        return wall, beat.stop(), cpu
+
+    async def main() -> None:
+        w = _make_window("app")
+        await _show_and_wait_for_paint(app, w)
+        await asyncio.sleep(1.0)  # the deferred start-up work is done
+        out["had_pandas"] = "pandas" in sys.modules
+        out["first"], out["first_stall_ms"], out["first_cpu"] = await drop(w)
+        import pandas as pd
+
+        def baseline() -> tuple[float, float]:
+            t0, c0 = time.perf_counter(), time.process_time()
+            pd.read_csv(path).describe()
+            return time.perf_counter() - t0, time.process_time() - c0
+
+        before = baseline()  # the baseline right before and after the second drop
+        w.new_conversation()
+        await asyncio.sleep(0.3)
+        out["second"], out["second_stall_ms"], out["second_cpu"] = await drop(w)
+        after = baseline()
+        out["pandas_warm"] = min(before[0], after[0])
+        out["pandas_warm_cpu"] = min(before[1], after[1])
+        print(json.dumps(out), flush=True)
+        os._exit(0)
+
+    with loop:
+        loop.run_until_complete(main())
+
+
+def _pandas_cold(path: str) -> tuple[float, float]:
+    """(wall s, CPU s) of import pandas + read_csv + describe() in a fresh process."""
+    code = ("import time;t=time.perf_counter();c=time.process_time();import pandas as pd;"
+            f"pd.read_csv({path!r}).describe();"
+            "print(time.perf_counter()-t, time.process_time()-c)")  # fmt: skip
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300, check=True)  # fmt: skip
+    wall, cpu = proc.stdout.strip().splitlines()[-1].split()
+    return float(wall), float(cpu)
+
+
+def _csv(rows: int, repeat: int) -> dict:
     from bench.bench_tables import _make_csv
-    from kanoa_desktop.core.inputs.tables import load_table, summarise_table
-    from kanoa_desktop.ui.app import create_application, create_event_loop
-    from kanoa_desktop.ui.main_window import MainWindow
 
-    app = create_application([])
-    loop = create_event_loop(app)
-    asyncio.set_event_loop(loop)
     tmp = Path(tempfile.mkdtemp())
     csv_path = tmp / "big.csv"
     _make_csv(csv_path, rows)
-    gaps: list[float] = []
-    last = [time.perf_counter()]
+    runs = []
+    for _ in range(repeat):
+        with tempfile.TemporaryDirectory() as home:
+            env = _child_env(home)
+            proc = subprocess.run([sys.executable, "-m", "bench.bench_startup", "--csv-child",
+                                   str(csv_path)], env=env, cwd=ROOT, capture_output=True,
+                                  text=True, timeout=900)  # fmt: skip
+        line = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+        if not line:
+            raise RuntimeError(f"CSV child failed: {proc.stderr[-800:]}")
+        run = json.loads(line[-1])
+        run["pandas_cold"], run["pandas_cold_cpu"] = _pandas_cold(str(csv_path))
+        runs.append(run)
+    med = statistics.median
+    return {k: med(r[k] for r in runs) for k in runs[0] if k != "had_pandas"} | {
+        "had_pandas": any(r["had_pandas"] for r in runs)
+    }
 
-    def beat() -> None:
-        now = time.perf_counter()
-        gaps.append(now - last[0])
-        last[0] = now
 
-    heartbeat = QTimer()
-    heartbeat.setInterval(1)
-    heartbeat.timeout.connect(beat)
+# ------------------------------------------------------------------------------ figure
 
-    async def main() -> tuple[float, float, float, float]:
-        w = MainWindow()
-        w.show()
-        await asyncio.sleep(0.3)
-        gaps.clear()
-        last[0] = time.perf_counter()
-        heartbeat.start()
-        t0 = time.perf_counter()
-        w.open_paths([csv_path])
-        while w.table is None:
-            await asyncio.sleep(0.005)
-        ours_wall = time.perf_counter() - t0
-        ours_stall = max(gaps) if gaps else 0.0
-        # Baseline: the same work on the GUI thread, between two heartbeats.
-        await asyncio.sleep(0.2)
-        gaps.clear()
-        last[0] = time.perf_counter()
-        t1 = time.perf_counter()
-        table = load_table(csv_path)
-        summarise_table(table, token_budget=1500)
-        await asyncio.sleep(0.05)
-        base_wall = time.perf_counter() - t1
-        base_stall = max(gaps) if gaps else 0.0
-        heartbeat.stop()
-        await w.shutdown()
-        return ours_wall, ours_stall, base_wall, base_stall
+
+def _figure(repeat: int) -> dict:
+    """Median seconds to the request on the wire: ours, and kanoa's first request."""
+    from bench.bench_client import run_kanoa, run_ours
+    from bench.bench_tables import _make_plot_png
+    from tests.servers.vllm_server import VLLMTestServer
+
+    tmp = Path(tempfile.mkdtemp())
+    png = tmp / "plot12mp.png"
+    _make_plot_png(png)
+    server = VLLMTestServer(tokens_per_second=200).start()
+    res: dict = {}
+    try:
+        for name, fn in (("ours", run_ours), ("kanoa", run_kanoa)):
+            try:
+                fn(str(png), server.api_base, server.model)  # warm: imports, first connection
+                sent = [fn(str(png), server.api_base, server.model).get("sent")
+                        for _ in range(repeat)]  # fmt: skip
+                sent = [s for s in sent if s is not None]
+                res[name] = statistics.median(sent) if sent else None
+            except ImportError as exc:
+                res[name] = None
+                res["note"] = f"{name}: {exc}"
+    finally:
+        server.stop()
+    return res
+
+
+# ------------------------------------------------------------------------------ idle CPU
+
+
+def _idle_child(kind: str, api_base: str, model: str, seconds: float) -> None:
+    """Child: a window on ``api_base`` (GPU panel polling), idle; its CPU over ``seconds``."""
+    app, loop = _app_and_loop()
+    out: dict = {}
+
+    async def main() -> None:
+        w = _make_window("empty" if kind == "empty" else "app")
+        polls: list[float] = []
+        if kind != "empty":
+            if kind == "app-1s":  # the old behaviour: every poll at the preference's 1 s
+                import kanoa_desktop.ui.monitor_host as host
+
+                host.IDLE_POLL_S = host.BACKGROUND_POLL_S = 0.0
+            p = w.store.active.with_user_values(api_base=api_base, model=model)
+            w.store.update(p)
+            w.store.save()
+            w._on_profile_changed(w.store.active)
+        await _show_and_wait_for_paint(app, w)
+        await asyncio.sleep(3.0)  # the poller is made, its first scrapes are in
+        if kind != "empty":
+            poller = w.gpu_panel.poller
+            out["state"] = str(poller.latest.state) if poller and poller.latest else "none"
+            if poller is not None:
+                poller.add_listener(lambda u: polls.append(time.monotonic()))
+        t0, c0 = time.perf_counter(), time.process_time()
+        await asyncio.sleep(seconds)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        out["cpu_pct"] = 100.0 * cpu / wall
+        out["polls"] = len(polls)
+        print(json.dumps(out), flush=True)
+        os._exit(0)
 
     with loop:
-        return loop.run_until_complete(main())
+        loop.run_until_complete(main())
 
 
-def main(argv: list[str] | None = None) -> int:
+def _idle_cpu(seconds: float) -> dict:
+    from tests.servers.llama import LlamaServer, missing_reason
+    from tests.servers.vllm_server import VLLMTestServer
+
+    tmp = Path(tempfile.mkdtemp())
+    reason = missing_reason()
+    server = VLLMTestServer().start() if reason else LlamaServer(ctx_size=2048).start(tmp)
+    label = "vLLM test server (llama-server not built)" if reason else "llama.cpp (SmolLM2)"
+    res: dict = {"server": label}
+    try:
+        for kind in ("app", "app-1s", "empty"):
+            with tempfile.TemporaryDirectory() as home:
+                env = _child_env(home)
+                proc = subprocess.run([sys.executable, "-m", "bench.bench_startup",
+                                       "--idle-child", kind, server.api_base, server.model,
+                                       str(seconds)], env=env, cwd=ROOT, capture_output=True,
+                                      text=True, timeout=seconds + 120)  # fmt: skip
+            line = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+            if not line:
+                raise RuntimeError(f"idle child failed: {proc.stderr[-800:]}")
+            res[kind] = json.loads(line[-1])
+    finally:
+        server.stop()
+    return res
+
+
+# ------------------------------------------------------------------------------ main
+
+
+def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one report, top to bottom
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repeats, 200,000 CSV rows")
+    parser.add_argument("--quick", action="store_true",
+                        help="fewer repeats, 200,000 CSV rows, 10 s idle")  # fmt: skip
     parser.add_argument("--repeat", type=int, default=None)
     parser.add_argument("--csv-rows", type=int, default=None)
+    parser.add_argument("--idle-s", type=float, default=None)
     parser.add_argument("--child", choices=["app", "empty"], help=argparse.SUPPRESS)
-    parser.add_argument("--csv-child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--csv-child", help=argparse.SUPPRESS)
+    parser.add_argument("--idle-child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         _child_window(args.child)
         return 0
     if args.csv_child:
-        print(json.dumps(_csv_stall(args.csv_child)))
+        _csv_child(args.csv_child)
         return 0
-    repeat = args.repeat or (2 if args.quick else 5)
+    if args.idle_child:
+        kind, api_base, model, seconds = args.idle_child
+        _idle_child(kind, api_base, model, float(seconds))
+        return 0
+    repeat = args.repeat or (3 if args.quick else 7)
     rows = args.csv_rows or (200_000 if args.quick else 1_000_000)
+    idle_s = args.idle_s or (10.0 if args.quick else 30.0)
+    med = statistics.median
+    aims: list[tuple[str, bool | None]] = []
 
     print(machine_line())
+    app, empty = [], []
     with tempfile.TemporaryDirectory() as home:
-        app = [_startup("app", home) for _ in range(repeat)]
-        empty = [_startup("empty", home) for _ in range(repeat)]
-    med = statistics.median
+        _startup("app", home), _startup("empty", home)  # writes the bytecode cache
+        for _ in range(repeat):  # interleaved: a burst of load hits both alike
+            app.append(_startup("app", home))
+            empty.append(_startup("empty", home))
     a_t, e_t = med(r["start_to_shown"] for r in app), med(r["start_to_shown"] for r in empty)
     a_m, e_m = med(r["rss_mb"] for r in app), med(r["rss_mb"] for r in empty)
-    imp = [_import_time("kanoa_desktop.core.endpoint.client") for _ in range(repeat)]
-    kimp = [_import_time("kanoa") for _ in range(repeat)]
-    imp_m = med([x for x in imp if x is not None]) if any(x is not None for x in imp) else None
-    kimp_ok = [x for x in kimp if x is not None]
-    kimp_m = med(kimp_ok) if kimp_ok else None
+    a_s, e_s = med(r["stall_ms"] for r in app), med(r["stall_ms"] for r in empty)
+    a_c, e_c = med(r["cpu"] for r in app), med(r["cpu"] for r in empty)
+    imp = [x for x in (_import_time("kanoa_desktop.ui.main_window") for _ in range(3)) if x]
+    kimp = [x for x in (_import_time("kanoa") for _ in range(3)) if x]
+    cimp = [x for x in (_import_time("kanoa_desktop.core.endpoint.client") for _ in range(3))
+            if x]  # fmt: skip
+    start_ok, mem_ok = a_t / e_t <= AIM_START, a_m / e_m <= AIM_MEMORY
+    aims += [("start <= 1.5x", start_ok), ("idle memory <= 2x", mem_ok)]
     print_table(
         "Start-up and idle memory (offscreen, fresh process each time)",
-        ["measure", "kanoa desktop", "baseline", "baseline is", "ratio"],
+        ["measure", "kanoa desktop", "baseline", "baseline is", "ratio", "aim", "holds"],
         [
-            ("process start -> main window shown (s)", a_t, e_t, "empty QMainWindow",
-             ratio(a_t, e_t)),
-            ("idle RSS after 1 s (MB)", a_m, e_m, "empty QMainWindow", ratio(a_m, e_m)),
-            ("import kanoa_desktop.core.endpoint.client (s)", imp_m, kimp_m, "import kanoa 0.6",
-             ratio(imp_m, kimp_m)),
+            ("process start -> window painted (s)", a_t, e_t, "empty QMainWindow",
+             ratio(a_t, e_t), f"<= {AIM_START}x", "yes" if start_ok else "NO"),
+            ("  the same in process CPU time (s)", a_c, e_c, "empty QMainWindow",
+             ratio(a_c, e_c), f"<= {AIM_START}x", "yes" if a_c / e_c <= AIM_START else "NO"),
+            ("idle RSS 1 s after the paint (MB)", a_m, e_m, "empty QMainWindow",
+             ratio(a_m, e_m), f"<= {AIM_MEMORY}x", "yes" if mem_ok else "NO"),
+            ("longest GUI stall in that second (ms)", a_s, e_s, "empty QMainWindow",
+             ratio(a_s, e_s), f"< {3 * FRAME_MS:.0f} ms", "yes" if a_s < 3 * FRAME_MS else "NO"),
+            ("import kanoa_desktop.ui.main_window (s)", med(imp) if imp else None, None, "",
+             "", "", ""),
+            ("import kanoa_desktop.core.endpoint.client (s)", med(cimp) if cimp else None,
+             med(kimp) if kimp else None, "import kanoa 0.6",
+             ratio(med(cimp) if cimp else None, med(kimp) if kimp else None), "", ""),
         ],
-        [f"median of {repeat}; KANOA_DESKTOP_HOME is a temporary folder."
-         + ("" if kimp_ok else " kanoa is not installed: pip install kanoa (bench extra).")],
+        [f"median of {repeat} (app and empty interleaved, after one warm-up start each: "
+         "bytecode cached as in an installed app); KANOA_DESKTOP_HOME is a temporary "
+         "folder (no server answers: the first-run card shows).",
+         "heavy modules loaded at the paint: " + (", ".join(sorted({m for r in app
+                                                                 for m in r["at_shown"]}))
+                                                  or "none")
+         + "; after the idle second: " + (", ".join(sorted({m for r in app for m in r["idle"]}))
+                                          or "none") + "."],
     )  # fmt: skip
 
-    env = {**os.environ, **CHILD_ENV, "PYTHONPATH": str(ROOT)}
-    with tempfile.TemporaryDirectory() as home:
-        env["KANOA_DESKTOP_HOME"] = home
-        proc = subprocess.run([sys.executable, "-m", "bench.bench_startup", "--csv-child",
-                               str(rows)], env=env, cwd=ROOT, capture_output=True, text=True,
-                              timeout=600)  # fmt: skip
-    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("[")]
-    if not line:
-        print(f"\nCSV stall bench failed: {proc.stderr[-800:]}")
-        return 1
-    ow, os_, bw, bs = json.loads(line[-1])
+    csv = _csv(rows, 1 if args.quick else 3)
+    c1 = csv["first"] / csv["pandas_cold"]
+    c2 = csv["second"] / csv["pandas_warm"]
+    c1c = csv["first_cpu"] / csv["pandas_cold_cpu"]
+    c2c = csv["second_cpu"] / csv["pandas_warm_cpu"]
+    csv_ok = c1 <= AIM_CSV and c2 <= AIM_CSV
+    stall_ok = csv["first_stall_ms"] < 3 * FRAME_MS
+    aims += [("CSV <= 1.3x read_csv + describe", csv_ok), ("CSV drop stall < 3 frames", stall_ok)]
     print_table(
-        f"CSV {rows:,} rows × 10 columns: load + summarise, longest GUI stall",
-        ["path", "wall s", "max stall ms", "baseline", "wall s", "max stall ms", "stall ratio"],
-        [("window (thread pool + qasync)", ow, os_ * 1e3, "on the GUI thread", bw, bs * 1e3,
-          ratio(os_, bs))],
-        ["stall: longest gap of a 1 ms heartbeat QTimer while the file loads;",
-         "bench_tables prints load_table / summarise_table timings against pandas."],
+        f"CSV {rows:,} rows x 10 columns dropped on the window: shown with its summary",
+        ["drop", "window s", "baseline s", "baseline is", "ratio", "aim", "GUI stall ms",
+         "stall aim"],
+        [
+            ("first (fresh window)", csv["first"], csv["pandas_cold"],
+             "import pandas + read_csv + describe()", f"{c1:.2f}x", f"<= {AIM_CSV}x",
+             csv["first_stall_ms"], f"< {3 * FRAME_MS:.0f} ms"),
+            ("  the same in CPU time (s)", csv["first_cpu"], csv["pandas_cold_cpu"], "",
+             f"{c1c:.2f}x", f"<= {AIM_CSV}x", None, ""),
+            ("second", csv["second"], csv["pandas_warm"], "read_csv + describe() (warm)",
+             f"{c2:.2f}x", f"<= {AIM_CSV}x", csv["second_stall_ms"], f"< {3 * FRAME_MS:.0f} ms"),
+            ("  the same in CPU time (s)", csv["second_cpu"], csv["pandas_warm_cpu"], "",
+             f"{c2c:.2f}x", f"<= {AIM_CSV}x", None, ""),
+        ],
+        [f"median of {1 if args.quick else 3} fresh windows; the window path: worker pool "
+         "(load_input, summarise) + qasync + table view; stall: longest gap of a 16 ms "
+         "heartbeat on the GUI thread. CPU time: all threads of the process, the first "
+         "drop's including pandas' import (the baseline's too). The aims are judged on wall "
+         "time; CPU time is shown because on a shared machine the wall time swings with "
+         "other load."
+         + (" pandas was loaded before the first drop!" if csv["had_pandas"] else "")],
     )  # fmt: skip
+
+    fig = _figure(3 if args.quick else 5)
+    f_ratio = fig["ours"] / fig["kanoa"] if fig.get("ours") and fig.get("kanoa") else None
+    fig_ok = f_ratio is not None and f_ratio <= AIM_FIGURE
+    aims.append(("12 MP figure <= 0.33x kanoa", fig_ok if f_ratio is not None else None))
+    print_table(
+        "12 MP PNG plot prepared and sent (vLLM test server)",
+        ["measure", "ours s", "kanoa 0.6 s", "ratio", "aim", "holds"],
+        [("to the request on the wire", fig.get("ours"), fig.get("kanoa"),
+          ratio(fig.get("ours"), fig.get("kanoa")), f"<= {AIM_FIGURE}x",
+          "—" if f_ratio is None else ("yes" if fig_ok else "NO"))],
+        [f"median of {3 if args.quick else 5} warm runs; ours: prepare_figure + request until "
+         "RequestSent; kanoa: imread into a 40x30 in figure until its first yielded chunk "
+         "(bench_client)." + (f" {fig['note']}" if fig.get("note") else "")],
+    )  # fmt: skip
+
+    idle = _idle_cpu(idle_s)
+    ours, old, bare = idle["app"], idle["app-1s"], idle["empty"]
+    idle_ok = ours["cpu_pct"] <= AIM_IDLE_CPU_PCT
+    aims.append(("idle CPU <= 1 % of a core", idle_ok))
+    print_table(
+        f"Idle CPU for {idle_s:.0f} s, GPU panel polling {idle['server']}",
+        ["window", "CPU % of a core", "polls", "aim", "holds"],
+        [
+            ("kanoa desktop (1 s preference: 5 s between answers)", ours["cpu_pct"],
+             ours["polls"], f"<= {AIM_IDLE_CPU_PCT} %", "yes" if idle_ok else "NO"),
+            ("kanoa desktop polling every 1 s (the old behaviour)", old["cpu_pct"],
+             old["polls"], "", ""),
+            ("empty QMainWindow (baseline)", bare["cpu_pct"], None, "", ""),
+        ],
+        [f"ratio to the every-second poll: {ratio(ours['cpu_pct'], old['cpu_pct'])}; "
+         f"poller state: {ours.get('state')}; process CPU time (all threads) / wall time."],
+    )  # fmt: skip
+
+    held = [n for n, ok in aims if ok]
+    missed = [n for n, ok in aims if ok is False]
+    unknown = [n for n, ok in aims if ok is None]
+    print(f"\nAims holding: {', '.join(held) or 'none'}."
+          + (f" Not holding: {', '.join(missed)}." if missed else "")
+          + (f" Not measured: {', '.join(unknown)}." if unknown else ""))  # fmt: skip
     return 0
 
 
