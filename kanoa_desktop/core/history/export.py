@@ -463,6 +463,7 @@ def comparison_markdown(cmp: Any, figure_links: dict[str, str] | None = None) ->
     """A stored comparison (``HistoryStore.load_comparison``) as one Markdown document:
     the inputs once, per question a comparison table and each model's answer, and one
     reproducibility block per model."""
+    from kanoa_desktop.core.ask.batch import demote_headings
     from kanoa_desktop.core.ask.compare import table_markdown
 
     labels, rounds, first = _comparison_parts(cmp)
@@ -491,7 +492,8 @@ def comparison_markdown(cmp: Any, figure_links: dict[str, str] | None = None) ->
                 continue
             t = turns[q]
             out += [f"### {_md_escape_line(labels[i])} ({t.model or conv.model})", ""]
-            out += [_safe_md(t.answer.strip()) or "*(no text)*", ""]
+            # Answer headings nest under the pane's own (## becomes #####).
+            out += [_safe_md(demote_headings(t.answer.strip())) or "*(no text)*", ""]
             for line in (_state_note(t), _usage_line(t)):
                 if line:
                     out += [f"*{line}*", ""]
@@ -508,6 +510,7 @@ def comparison_markdown(cmp: Any, figure_links: dict[str, str] | None = None) ->
 
 def comparison_html(cmp: Any) -> str:
     """A stored comparison as one self-contained HTML page; answers side by side."""
+    from kanoa_desktop.core.ask.batch import demote_headings
     from kanoa_desktop.core.ask.compare import TABLE_HEADERS, table_cells
 
     md = _markdown_renderer()
@@ -553,7 +556,8 @@ def comparison_html(cmp: Any) -> str:
                 continue
             t = turns[q]
             out.append(f'<div class="pane"><h3>{e(labels[i])} ({e(t.model or conv.model)})</h3>')
-            out.append(f'<div class="answer">{md.render(defang_images(t.answer))}</div>')
+            answer = md.render(defang_images(demote_headings(t.answer)))
+            out.append(f'<div class="answer">{answer}</div>')
             for cls, line in (("note", _state_note(t)), ("usage", _usage_line(t))):
                 if line:
                     out.append(f'<p class="{cls}"><em>{e(line)}</em></p>')
