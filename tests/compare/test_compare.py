@@ -130,6 +130,8 @@ async def test_a_follow_up_goes_to_every_pane_each_in_its_own_conversation(histo
     assert cmp.panes[0].label == f"lab · {s.model}"
     text = comparison_markdown(stored)
     assert "## Question 1" in text and "## Question 2" in text and "And the trend?" in text
+    # The model's own headings nest under each pane's heading.
+    assert "\n##### What the figure shows" in text and "\n## What the figure" not in text
 
 
 async def test_deleting_a_comparison_deletes_every_pane_and_undo_brings_all_back(history, pool):
