@@ -20,6 +20,7 @@ from kanoa_desktop.core.ask.pipeline import (
 )
 from kanoa_desktop.core.ask.pricing import parse_kanoa_pricing
 from kanoa_desktop.core.config.profiles import Profile
+from kanoa_desktop.core.endpoint import errors as E
 from kanoa_desktop.core.endpoint.pool import ClientPool
 from kanoa_desktop.core.history.store import HistoryStore
 from kanoa_desktop.core.inputs.figures import prepare_figure
@@ -180,7 +181,8 @@ async def test_a_dead_server_ends_the_turn_once_with_a_clear_error(history, pool
     ended = await runner.ask(Inputs(question="Anyone there?"))
     assert _assert_one_turn_end(rec) is ended
     assert ended.state == "error" and ended.can_retry
-    assert "reach" in ended.error.message.lower() or "connect" in ended.error.message.lower()
+    assert isinstance(ended.error, E.ConnectionRefused)
+    assert "Nothing is listening" in ended.error.message and ended.error.hint
     assert not runner.busy and runner.can_retry()
 
 
