@@ -5,6 +5,8 @@
   to a developer's real keychain.
 - ``llama_server``: the real llama.cpp server (session-scoped, with --metrics). Missing
   binaries fail the test; they are never skipped.
+- ``llama_vision_server``: the same server with a tiny vision projector (``--mmproj``,
+  tests/servers/make_mmproj.py): it really accepts, decodes and counts images.
 - ``vllm_server``: the vLLM 0.33 test server under tests/servers.
 """
 
@@ -28,7 +30,7 @@ def _isolated_home(tmp_path, monkeypatch):
 
 
 def _start_llama(tmp_path_factory, **kw) -> LlamaServer:
-    reason = missing_reason()
+    reason = missing_reason(vision=kw.get("vision", False))
     if reason:
         pytest.fail(reason, pytrace=False)
     return LlamaServer(**kw).start(tmp_path_factory.mktemp("llama-logs"))
@@ -37,6 +39,14 @@ def _start_llama(tmp_path_factory, **kw) -> LlamaServer:
 @pytest.fixture(scope="session")
 def llama_server(tmp_path_factory):
     server = _start_llama(tmp_path_factory)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def llama_vision_server(tmp_path_factory):
+    """llama-server with ``--mmproj``: /props says vision, images cost real tokens."""
+    server = _start_llama(tmp_path_factory, vision=True)
     yield server
     server.stop()
 

