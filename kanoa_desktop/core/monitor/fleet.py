@@ -399,6 +399,11 @@ def build_snapshot(
         for key in ("models", "open_circuits", "unhealthy_workers"):
             if key in data:
                 data[key] = tuple(sorted(data[key]))
+        if data.get("up") is False:
+            # Rates over the window still hold samples from before it went down: a
+            # server Prometheus cannot scrape has no current figures.
+            for key in (*_ROW_FIELDS.values(), "open_circuits", "unhealthy_workers"):
+                data.pop(key, None)
         out_rows.append(FleetRow(**data))
 
     out_gpus = tuple(

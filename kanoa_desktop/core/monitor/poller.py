@@ -263,6 +263,9 @@ class MetricsPoller:
         self._slots_live = False
         self._llama_counters: tuple[float, float] = (0.0, 0.0)
         self._live_point: tuple[float, float, float] | None = None
+        self._last_counters: tuple[float, float] | None = None
+        self._slot_tasks: dict[tuple[Any, Any], tuple[float, float]] = {}
+        self._pending: tuple[float, float] = (0.0, 0.0)
         self._last_timings: ServerTimings | None = None
 
     # -- listeners
@@ -384,6 +387,10 @@ class MetricsPoller:
         and spike after it. Adding what running requests decoded so far (``/slots``:
         ``next_token.n_decoded``, ``n_prompt_tokens_processed`` of processing slots) makes a
         total that grows smoothly; the rates are that total's change between polls.
+
+        A finished request's slot is released (its counts reset) a moment before the
+        counters take its tokens (seen here), so its last counts are kept as *pending*
+        until the counters have grown by as much: the total never steps back and forth.
         ``/slots`` is asked only while a request runs (or just ran): idle costs nothing.
         """
         self._slots_live = False
@@ -391,33 +398,54 @@ class MetricsPoller:
             self._live_point = None
             return snapshot
         busy = self._active is not None or bool(snapshot.requests_running) or self._slots_in_flight
-        generated, prompted = self._llama_counters
+        counted = self._llama_counters
+        last = self._last_counters
+        self._last_counters = counted
+        if last is not None and (counted[0] < last[0] or counted[1] < last[1]):
+            # The server restarted: nothing before compares.
+            self._slot_tasks, self._pending, self._live_point = {}, (0.0, 0.0), None
+            last = None
         processing: int | None = None
+        in_flight = (0.0, 0.0)
         if busy and not self._slots_off:
             slots = await self._read_slots()
             if slots is not None:
-                processing = 0
-                in_flight = (0.0, 0.0)
+                tasks: dict[tuple[Any, Any], tuple[float, float]] = {}
                 for slot in slots:
                     if isinstance(slot, Mapping) and slot.get("is_processing"):
-                        processing += 1
-                        in_flight = (
-                            in_flight[0] + _slot_decoded(slot),
-                            in_flight[1] + _slot_number(slot, "n_prompt_tokens_processed"),
+                        tasks[(slot.get("id"), slot.get("id_task"))] = (
+                            _slot_decoded(slot),
+                            _slot_number(slot, "n_prompt_tokens_processed"),
                         )
-                generated += in_flight[0]
-                prompted += in_flight[1]
+                processing = len(tasks)
+                in_flight = (
+                    sum(g for g, _ in tasks.values()),
+                    sum(p for _, p in tasks.values()),
+                )
+                # Requests that finished since the last read: pending until counted.
+                ended = [v for k, v in self._slot_tasks.items() if k not in tasks]
+                self._pending = (
+                    self._pending[0] + sum(g for g, _ in ended),
+                    self._pending[1] + sum(p for _, p in ended),
+                )
+                self._slot_tasks = tasks
                 self._slots_in_flight = processing > 0
+        if last is not None:
+            grown = (counted[0] - last[0], counted[1] - last[1])
+            self._pending = (
+                max(self._pending[0] - grown[0], 0.0),
+                max(self._pending[1] - grown[1], 0.0),
+            )
+        generated = counted[0] + in_flight[0] + self._pending[0]
+        prompted = counted[1] + in_flight[1] + self._pending[1]
         previous, self._live_point = self._live_point, (at, generated, prompted)
         if previous is None or not at > previous[0]:
-            return snapshot
-        if generated < previous[1] or prompted < previous[2]:  # server restarted
             return snapshot
         elapsed = at - previous[0]
         self._slots_live = processing is not None
         changes: dict[str, Any] = {
-            "generation_tokens_per_s": (generated - previous[1]) / elapsed,
-            "prompt_tokens_per_s": (prompted - previous[2]) / elapsed,
+            "generation_tokens_per_s": max(generated - previous[1], 0.0) / elapsed,
+            "prompt_tokens_per_s": max(prompted - previous[2], 0.0) / elapsed,
         }
         if processing is not None:
             changes["requests_running"] = float(processing)
