@@ -140,7 +140,7 @@ async def test_no_more_than_the_concurrency_asks_at_once(mixed_folder, pool, sto
             running -= 1
 
     server_peak = 0
-    with VLLMTestServer(tokens_per_second=60, answer_tokens=10) as server:
+    with VLLMTestServer(tokens_per_second=60, answer_tokens=40) as server:
         batch = Batch([mixed_folder], _profile(server), Template(question=QUESTION),
                       pool=pool, store=store, concurrency=3, listener=listen)  # fmt: skip
         task = asyncio.ensure_future(batch.run())
@@ -178,11 +178,12 @@ async def test_pause_starts_no_new_item_and_resume_finishes_the_batch(mixed_fold
 async def test_cancel_keeps_finished_items_and_the_same_batch_continues_without_asking_again(
     mixed_folder, pool, store
 ):
-    with VLLMTestServer(tokens_per_second=40, answer_tokens=10) as server:
+    with VLLMTestServer(tokens_per_second=40, answer_tokens=20) as server:
         profile, template = _profile(server), Template(question=QUESTION)
         first = Batch([mixed_folder], profile, template, pool=pool, store=store)
         task = asyncio.ensure_future(first.run())
-        while sum(r.ok for r in first.results.values()) < 3:
+        # Cancel while a question is streaming (not while the next file is being loaded).
+        while sum(r.ok for r in first.results.values()) < 3 or not server.stats.running:
             await asyncio.sleep(0.01)
         first.cancel()
         ended = await task
