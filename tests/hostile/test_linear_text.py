@@ -199,3 +199,19 @@ def test_the_sse_parser_stops_at_the_line_and_event_caps():
 def test_the_sse_parser_is_linear_on_many_tiny_lines():
     body = b"\r" * N + b"\n" * N + b":\n" * N
     bounded(lambda: asyncio.run(_events([body[i : i + 4096] for i in range(0, len(body), 4096)])))
+
+
+def test_feeding_an_answer_token_by_token_is_linear():
+    # 200,000 tokens one at a time (the old stream copied the whole text per token:
+    # about two minutes here); take_committed and tail per 100 tokens, like a view's flush.
+    def run():
+        stream = MarkdownStream()
+        for i in range(200_000):
+            stream.feed("word " if i % 50 else "word\n\n")
+            if i % 100 == 0:
+                stream.take_committed()
+                _ = stream.tail
+        return stream
+
+    stream = bounded(run)
+    assert len(stream.text) == 200_000 * 5 + 4_000
