@@ -194,7 +194,9 @@ class _Table(QTableWidget):
                     if item.text() != text:
                         item.setText(text)
                     item.setBackground(_DOWN_BRUSH if is_down else QBrush())
-            height = self.horizontalHeader().height() + 4
+            # Header, rows, the horizontal scroll bar a wide table shows, and the frame.
+            height = self.horizontalHeader().sizeHint().height() + 2 * self.frameWidth()
+            height += self.horizontalScrollBar().sizeHint().height()
             height += sum(self.rowHeight(r) for r in range(min(len(rows), VISIBLE_ROWS)))
             self.setFixedHeight(max(height, 40))
         finally:
