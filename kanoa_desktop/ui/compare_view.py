@@ -28,6 +28,7 @@ from typing import Any
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QComboBox,
+    QCompleter,
     QFileDialog,
     QFrame,
     QHBoxLayout,
@@ -203,6 +204,7 @@ class CompareView(QWidget):
         self._dialog: QFileDialog | None = None
         self._asked = ""
         self._pending: dict[int, tuple] = {}
+        self._model_tasks: set[asyncio.Task] = set()
 
         root = QVBoxLayout(self)
         root.setContentsMargins(8, 8, 8, 8)
@@ -289,10 +291,48 @@ class CompareView(QWidget):
         if pane.profile.count():
             pane.profile.setCurrentIndex(len(self.panes) % pane.profile.count())
         pane.stopRequested.connect(self.stop_pane)
+        pane.profile.currentIndexChanged.connect(lambda *_, p=pane: self._offer_models(p))
         self.panes.append(pane)
         self.splitter.addWidget(pane)
         self.splitter.setSizes([1000] * len(self.panes))
         self._update_buttons()
+        self._offer_models(pane)
+
+    def _offer_models(self, pane: ComparePane) -> asyncio.Task | None:
+        """Offer the models the pane's server lists as completions of its model field (to
+        compare models of one server); fetched once per endpoint, off the GUI's way."""
+        profile = self.store.get_by_id(pane.profile.currentData())
+        if profile is None:
+            return None
+
+        def offer(models) -> None:
+            completer = QCompleter([m.id for m in models], pane.model)
+            completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+            completer.setFilterMode(Qt.MatchFlag.MatchContains)
+            pane.model.setCompleter(completer)
+
+        cached = self.pool.cached_models(profile.api_base)
+        if cached is not None:
+            offer(cached)
+            return None
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return None  # no loop yet (built before the app's loop runs)
+
+        async def fetch() -> None:
+            try:
+                await self.pool.resolve_model(profile)
+            except Exception:  # noqa: BLE001 - only a convenience; asking reports errors
+                return
+            models = self.pool.cached_models(profile.api_base)
+            if models is not None and pane.profile.currentData() == profile.id:
+                offer(models)
+
+        task = asyncio.ensure_future(fetch())
+        self._model_tasks.add(task)
+        task.add_done_callback(self._model_tasks.discard)
+        return task
 
     def remove_pane(self) -> None:
         if len(self.panes) <= MIN_PANES or self.comparison is not None:
@@ -601,6 +641,8 @@ class CompareView(QWidget):
     async def shutdown(self) -> None:
         """Stop every pane and wait until their turns are recorded."""
         self._timer.stop()
+        for task in list(self._model_tasks):
+            task.cancel()
         if self.comparison is not None:
             await self.comparison.stop_and_wait("Comparison window closed.")
         if self._export_task is not None:

@@ -111,6 +111,10 @@ def test_nothing_to_compare_says_what_to_add(qloop, run, qtbot, servers):
         view.set_profiles(profiles)
         assert view.ask() is None
         assert "Nothing to compare" in view.message.text()
+        # Each pane's model field offers what its server lists (models of one server).
+        await wait_until(lambda: all(p.model.completer() for p in view.panes), 10)
+        offered = [p.model.completer().model().stringList() for p in view.panes]
+        assert offered == [[servers[0].model], ["slow-model"]]
         # Panes: at least 2, at most 4.
         view.remove_pane()
         assert len(view.panes) == 2
