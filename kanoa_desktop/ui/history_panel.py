@@ -33,7 +33,6 @@ from PySide6.QtWidgets import (
 )
 
 from kanoa_desktop.core.endpoint.errors import KanoaError
-from kanoa_desktop.core.history.export import FORMATS, export
 from kanoa_desktop.core.history.store import ConversationSummary, HistoryStore
 
 SEARCH_DELAY_MS = 250  # search after typing pauses, not per key
@@ -369,6 +368,8 @@ class HistoryPanel(QWidget):
         conv = self.store.load_conversation(cid)
         if conv is None:
             return
+        from kanoa_desktop.core.history.export import FORMATS  # on first export, not at start
+
         name = "".join(c if c.isalnum() or c in " -_" else "_" for c in conv.title).strip()
         dlg = QFileDialog(self, f"Export as {FORMAT_LABELS[fmt]}")
         dlg.setObjectName("historyExportDialog")
@@ -391,6 +392,8 @@ class HistoryPanel(QWidget):
         self.status.setText(f"Exporting to {Path(path).name}…")
 
         def work() -> None:
+            from kanoa_desktop.core.history.export import export
+
             try:
                 written = export(conv, path, fmt)
             except KanoaError as exc:

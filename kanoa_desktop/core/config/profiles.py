@@ -27,7 +27,6 @@ import json
 import os
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +49,8 @@ VISION_CHOICES: tuple[str, ...] = ("auto", "yes", "no")
 
 
 def _new_id() -> str:
+    import uuid  # a new profile only; not at start
+
     return uuid.uuid4().hex
 
 

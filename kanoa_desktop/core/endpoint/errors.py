@@ -7,7 +7,6 @@ Every error the client raises is a :class:`KanoaError`. ``message`` says what ha
 
 from __future__ import annotations
 
-import email.utils
 import json
 import math
 import re
@@ -204,6 +203,20 @@ class TooManyImages(KanoaError):
         self.max_images = max_images
 
 
+class ImageUnreadable(KanoaError):
+    """The server could not decode an image it was sent: damaged data, or a format its
+    decoder does not read (llama.cpp reads PNG, JPEG, GIF and BMP; not WebP, TIFF or SVG:
+    400 "Failed to load image or audio file"). tests/servers/README.md has what it said."""
+
+    title = "Server could not read the image"
+
+
+class RequestTooLarge(KanoaError):
+    """413: the request is larger than the server takes (llama.cpp refused 120 MB)."""
+
+    title = "Request too large for the server"
+
+
 class BadRequest(KanoaError):
     title = "Server rejected the request"
 
@@ -214,6 +227,14 @@ class ServerError(KanoaError):
     @property
     def retryable(self) -> bool:
         return True
+
+
+class PromptCacheFault(ServerError):
+    """llama.cpp's prompt cache failed around an image (500 "Chunk not found"): it happens
+    when a question shares only part of an earlier one's figures, and repeats until the
+    cache changes. Sent again without the cache (``"cache_prompt": false``) it works."""
+
+    title = "Server's prompt cache failed on a figure"
 
 
 # --- a vLLM router in front of several servers -------------------------------------------
@@ -310,6 +331,12 @@ _MAXTOK_RE = re.compile(
     r"max_tokens=(?P<max>\d+) cannot be greater than max_model_len=(?P<ctx>\d+)"
 )
 _TOO_MANY_IMAGES_RE = re.compile(r"At most (?P<n>\d+) image\(s\) may be provided", re.I)
+# llama.cpp's words for an image it could not decode, or a data URL it could not read.
+_IMAGE_UNREADABLE_RE = re.compile(
+    r"failed to load image|invalid base64|invalid uri-encoded base64|uri must be base64"
+    r"|invalid uri format",
+    re.I,
+)
 _VALID_ALIASES_RE = re.compile(r"Valid aliases?: (?P<names>.+?)\.?$", re.S)
 
 
@@ -361,6 +388,8 @@ def retry_after_seconds(value: str | None, *, now: float | None = None) -> float
     try:
         seconds = float(value)
     except ValueError:
+        import email.utils  # only for an HTTP-date Retry-After; not at start
+
         try:
             when = email.utils.parsedate_to_datetime(value)
         except (TypeError, ValueError, IndexError):
@@ -547,6 +576,27 @@ def error_from_status(
             "gone down.",
             "Retry: the router tries another one, and stops sending to a dead server "
             "once its health check notices.",
+            **kw,
+        )
+    if status == 413:
+        return RequestTooLarge(
+            "The request is larger than the server accepts (413): the figures are too big.",
+            "Send fewer figures, or lower 'Image long side' in Settings > Images.",
+            **kw,
+        )
+    if _IMAGE_UNREADABLE_RE.search(message):
+        return ImageUnreadable(
+            f"The server could not read an image it was sent ({message}).",
+            "It reads PNG, JPEG, GIF and BMP and refuses damaged data. Open the figure again "
+            "(the file may be damaged), or save it as PNG and add it again.",
+            **kw,
+        )
+    if "chunk not found" in low:
+        return PromptCacheFault(
+            "The server failed to reuse its cached prompt around a figure (llama.cpp: "
+            "'Chunk not found').",
+            "Retry: kanoa desktop now asks this server not to reuse its cache for figures. "
+            "(A llama.cpp fault when a question shares only some of an earlier one's figures.)",
             **kw,
         )
     if status == 503:

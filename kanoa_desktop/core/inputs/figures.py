@@ -26,7 +26,6 @@ import hashlib
 import io
 import re
 import warnings
-import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -228,6 +227,8 @@ def svg_intrinsic_size(svg: bytes) -> tuple[float, float]:
 
     Raises NotAnImageError when the root element is not ``<svg>`` or the XML is malformed.
     """
+    import xml.etree.ElementTree as ET  # SVG only: not loaded with the window
+
     try:
         # Only the root start tag is needed; expat limits entity expansion (billion laughs).
         _, root = next(ET.iterparse(io.BytesIO(svg), events=("start",)))
@@ -314,6 +315,8 @@ def sanitize_svg(svg: bytes) -> tuple[bytes, list[str]]:
     names an external XML entity (or is malformed) is refused with
     :class:`NotAnImageError`; internal entities are expanded (expat limits their growth).
     An SVG with nothing to remove is returned byte for byte."""
+    import xml.etree.ElementTree as ET  # SVG only: not loaded with the window
+
     try:
         root = ET.fromstring(svg)
     except ET.ParseError as exc:
