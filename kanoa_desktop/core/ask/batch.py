@@ -600,17 +600,19 @@ class Batch:
             return plan_items(expand_sources(self.sources), long_side=long_side)
 
         self.items = await self.run_cpu(plan)
-        self.key = batch_key(self.sources, self.items, self.template, self.profile)
-        self.store.begin(
-            self.key,
-            {
-                "sources": [str(s) for s in self.sources],
-                "profile": self.profile.name,
-                "model": self.profile.model,
-                "template": [self.template.context, self.template.focus, self.template.question],
-            },
-        )
-        known = self.store.results(self.key)
+        self.key = key = batch_key(self.sources, self.items, self.template, self.profile)
+        spec = {
+            "sources": [str(s) for s in self.sources],
+            "profile": self.profile.name,
+            "model": self.profile.model,
+            "template": [self.template.context, self.template.focus, self.template.question],
+        }
+
+        def load() -> dict[str, ItemResult]:  # thumbnails and answers: off the loop's thread
+            self.store.begin(key, spec)
+            return self.store.results(key)
+
+        known = await self.run_cpu(load)
         self.results = {i.key: known[i.key] for i in self.items if i.key in known}
         return self.items
 
