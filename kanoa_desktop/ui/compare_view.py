@@ -688,6 +688,15 @@ def open_stored(w, comparison_id: int) -> CompareView | None:
     return view
 
 
+def reopen_if_comparison(w, conversation_id: int) -> bool:
+    """For the window's history reopen: when the conversation is a pane of a comparison,
+    reopen the whole comparison in the comparison window and return True."""
+    comparison_id = w.history.comparison_of(conversation_id)
+    if comparison_id is None:
+        return False
+    return open_stored(w, comparison_id) is not None
+
+
 def show_for_window(w) -> CompareView:
     """Tools > Compare models…: show the main window's comparison window (made once, on
     the window's client pool, history, pricing, GPU energy, knowledge base and worker

@@ -39,6 +39,12 @@ def test_compare_from_the_window_uses_its_inputs_and_lands_in_its_history(make_w
     titles = [w.history_panel.list.topLevelItem(i).text(0)
               for i in range(w.history_panel.list.topLevelItemCount())]  # fmt: skip
     assert titles == [entry.title] and titles[0].startswith("Compare ")
+    # Reopening the entry from the history reopens the whole comparison.
+    view.new_comparison()
+    assert compare_view.reopen_if_comparison(w, entry.id)
+    assert view.comparison.comparison_id == entry.comparison_id
+    assert all("What is the trend?" in p.answer.markdown for p in view.panes)
+    assert not compare_view.reopen_if_comparison(w, 10_000)
     w.close()
     assert not view.isVisible()  # closed with the main window
 
