@@ -323,6 +323,9 @@ class FleetPanel(QWidget):
     def set_poller(self, poller: FleetPoller | None) -> None:
         """Listen to ``poller`` (a previous one is stopped and closed). None: no
         Prometheus set."""
+        if self._history_task is not None and not self._history_task.done():
+            self._history_task.cancel()  # it asks the old poller's Prometheus
+        self._history_task = None
         if self._poller is not None:
             old = self._poller
             old.remove_listener(self.show_update)
