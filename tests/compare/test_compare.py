@@ -147,6 +147,10 @@ async def test_deleting_a_comparison_deletes_every_pane_and_undo_brings_all_back
     assert all(history.load_conversation(i) is None for i in ids)
     assert history.undo_delete(ids[0]) == 2
     assert [e.comparison_id for e in history.list_conversations()] == [cmp.comparison_id]
+    history.delete(ids[0])
+    history.purge_deleted()
+    assert history.load_comparison(cmp.comparison_id) is None
+    assert history._db.execute("SELECT COUNT(*) FROM comparisons").fetchone()[0] == 0
 
 
 async def test_one_or_five_panes_are_refused_with_a_message(pool):

@@ -1062,6 +1062,10 @@ class HistoryStore:
                 db.execute(
                     "DELETE FROM figures WHERE hash NOT IN (SELECT hash FROM conversation_figures)"
                 )
+                db.execute(  # comparisons whose every pane is gone
+                    "DELETE FROM comparisons WHERE id NOT IN "
+                    "(SELECT comparison_id FROM comparison_panes)"
+                )
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
