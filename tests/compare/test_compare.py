@@ -198,3 +198,27 @@ def test_compare_command_prints_the_table_writes_markdown_and_fails_when_a_pane_
         assert len(history.list_conversations()) == 2  # two comparisons, one entry each
     finally:
         history.close()
+
+
+def test_a_history_file_from_before_comparisons_is_migrated_and_keeps_its_conversations(tmp_path):
+    import sqlite3
+
+    from kanoa_desktop.core.history import store as S
+
+    path = tmp_path / "old.sqlite3"
+    db = sqlite3.connect(path, isolation_level=None)
+    for statement in S._statements(S.MIGRATIONS[0]):
+        db.execute(statement)
+    db.execute("PRAGMA user_version = 1")
+    db.execute(
+        "INSERT INTO conversations(title, created, updated, model) VALUES ('old one', 1, 1, 'm')"
+    )
+    db.close()
+    history = HistoryStore(path)
+    try:
+        assert history._db.execute("PRAGMA user_version").fetchone()[0] == S.SCHEMA_VERSION == 2
+        (row,) = history.list_conversations()
+        assert row.title == "old one" and row.comparison_id is None
+        assert history.comparison_of(row.id) is None
+    finally:
+        history.close()
