@@ -447,7 +447,8 @@ def _is_line_art(im: Image.Image) -> bool:
 def _encode(im: Image.Image) -> tuple[str, bytes]:
     """PNG for line art; otherwise JPEG when it is under JPEG_SIZE_RATIO of the PNG."""
     png = io.BytesIO()
-    im.save(png, "PNG", compress_level=6)
+    # Level 1: half the time of the default 6 for ~20 % more bytes, on a loopback or LAN.
+    im.save(png, "PNG", compress_level=1)
     png_bytes = png.getvalue()
     if _is_line_art(im):
         # JPEG rings around thin lines and small text, exactly what a model must read.
@@ -493,11 +494,12 @@ def _prepare_raster(
             except Exception:  # noqa: BLE001 - damaged EXIF must not block an otherwise fine image
                 notes.append("The EXIF data is damaged and was ignored.")
             # thumbnail() draws on JPEG DCT scaling (draft) and a reducing gap: a box reduce()
-            # by a whole factor, then LANCZOS over the last 1.5-3x. A gap of 3 left a 12 MP
-            # PNG bound for 1024 px to LANCZOS over all 12 MP, costing more than decoding
-            # it; 1.5 is 4x faster and looks the same on plots and photos.
+            # by the largest whole factor, then LANCZOS over the last 1-2x. A gap of 3 left a
+            # 12 MP PNG bound for 1024 px to LANCZOS over all 12 MP, costing more than
+            # decoding it; a box average before a short LANCZOS looks the same on plots and
+            # photos at a fifth of the time.
             # Its box is square, so applying the orientation afterwards changes nothing.
-            im.thumbnail((long_side, long_side), Image.Resampling.LANCZOS, reducing_gap=1.5)
+            im.thumbnail((long_side, long_side), Image.Resampling.LANCZOS, reducing_gap=1.0)
             im.load()
     except FigureError:
         raise
