@@ -729,7 +729,10 @@ class Batch:
             self._running.discard(item.key)
             self._runners.pop(item.key, None)
         if result is not None:
-            self.store.put(self.key, result)
+            try:
+                self.store.put(self.key, result)
+            except sqlite3.Error as exc:  # the answer still counts; only resuming loses it
+                log.warning("batch: result of %s not saved: %s", item.label, exc)
             self.results[item.key] = result
             self._finished_this_run += 1
             self._emit(ItemFinished(self, item, result))
