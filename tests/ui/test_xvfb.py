@@ -38,22 +38,10 @@ def xvfb(tmp_path):
     if lacking:
         pytest.fail(f"Qt's xcb plugin lacks {lacking}: `make test` installs them.")
     read_fd, write_fd = os.pipe()
-    proc = subprocess.Popen(
-        [
-            binary,
-            "-displayfd",
-            str(write_fd),
-            "-screen",
-            "0",
-            f"{SCREEN[0]}x{SCREEN[1]}x24",
-            "-nolisten",
-            "tcp",
-            "-noreset",
-        ],  # fmt: skip
-        pass_fds=(write_fd,),
-        stdout=subprocess.DEVNULL,
-        stderr=open(tmp_path / "xvfb.log", "wb"),  # noqa: SIM115 - lives as the process
-    )
+    screen = f"{SCREEN[0]}x{SCREEN[1]}x24"
+    args = [binary, "-displayfd", str(write_fd), "-screen", "0", screen, "-nolisten", "tcp"]
+    with open(tmp_path / "xvfb.log", "wb") as log:
+        proc = subprocess.Popen(args, pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=log)
     os.close(write_fd)
     with os.fdopen(read_fd) as pipe:
         number = pipe.readline().strip()
@@ -72,7 +60,8 @@ def xvfb(tmp_path):
 def _inputs(tmp_path: Path) -> tuple[Path, Path]:
     csv = tmp_path / "growth_curve_of_e_coli_k12_in_lb_medium_at_37_degrees.csv"
     rows = ["hour,optical_density_at_600_nm_measured,incubator_temperature_in_celsius"]
-    rows += [f"{h / 2:.1f},{0.05 * 1.35 ** (h / 2):.4f},37.00" for h in range(48)]
+    # Few rows: a short table summary keeps the prompt small for a CPU-bound server.
+    rows += [f"{h / 2:.1f},{0.05 * 1.35 ** (h / 2):.4f},37.00" for h in range(16)]
     csv.write_text("\n".join(rows) + "\n")
     png = tmp_path / "growth_curve_plot_with_a_long_descriptive_file_name.png"
     from PIL import ImageDraw
@@ -94,6 +83,7 @@ def _brightness(path: Path, box: tuple[int, int, int, int] | None = None) -> flo
 
 
 @pytest.mark.llama
+@pytest.mark.timeout(600)
 def test_real_window_under_xvfb_fits_asks_follows_and_themes(xvfb, llama_server, tmp_path):
     SHOTS.mkdir(parents=True, exist_ok=True)
     csv, png = _inputs(tmp_path)
@@ -118,7 +108,7 @@ def test_real_window_under_xvfb_fits_asks_follows_and_themes(xvfb, llama_server,
         env=env,
         capture_output=True,
         text=True,
-        timeout=280,
+        timeout=560,
     )
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
     r = json.loads((SHOTS / "result.json").read_text())
@@ -132,10 +122,13 @@ def test_real_window_under_xvfb_fits_asks_follows_and_themes(xvfb, llama_server,
     assert r["frame_after_load"][0] <= SCREEN[0] and r["frame_after_load"][1] <= SCREEN[1]
     assert r["size_after_answers"] == list(SCREEN)
 
-    # Ctrl+Enter asked (each ask waited for a stream to start and end) and answered.
-    assert r["asks"] >= 2 and r["answer_chars"] > 200
+    # Ctrl+Enter from the question field asked (the turn started and ended) and answered.
+    assert r["turns"] == ["done"], r["turns"]
+    assert r["follow_up_shown"] and r["new_answer_chars"] > 10
     assert "error" not in r["state"].lower(), r["state"]
-    # The newest answer is in view: the view overflowed and sits at its bottom.
+    # The newest answer is in view: the view overflowed and sits at its bottom, although
+    # the user had scrolled to the top before asking.
+    assert r["scroll_before_ask"][0] == 0 and r["scroll_before_ask"][1] > 0
     value, maximum = r["scroll"]
     assert maximum > 0 and value == maximum, r["scroll"]
     assert r["end_visible"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -41,11 +42,42 @@ async def until(predicate, timeout: float, what: str) -> None:
         await asyncio.sleep(0.05)
 
 
+FOLLOW_UP = "In one sentence: when does the growth slow down?"
+
+
+def record_earlier_conversation(w, table_name: str) -> int:
+    """A finished conversation in the window's history: forty short lines of answer."""
+    from kanoa_desktop.core.endpoint.chat import user_message
+
+    question = "Interpret the growth curve."
+    rec = w.history.begin_turn(
+        None,
+        user_message=user_message(question),
+        question=question,
+        model="smollm2",
+        table_name=table_name,
+        focus="the growth phases",
+    )
+    lines = [f"- Hour {h / 2:.1f}: the optical density is {0.05 * 1.35 ** (h / 2):.3f}."
+             for h in range(40)]  # fmt: skip
+    rec.append("The culture grows exponentially, then slows.\n\n" + "\n".join(lines))
+    rec.finish("done", "stop")
+    return rec.conversation_id
+
+
 def size(widget) -> list[int]:
     return [widget.width(), widget.height()]
 
 
-async def ask_with_ctrl_enter(w, text: str) -> None:
+async def ask_with_ctrl_enter(w, text: str) -> str:
+    """Ask with Ctrl+Enter; returns how the turn ended (done, stopped, error: ...)."""
+    from kanoa_desktop.core.ask.pipeline import TurnEnded
+
+    events: list = []
+    runner = w.runner
+    runner.subscribe(events.append)
+    if os.environ.get("KANOA_DRIVER_DEBUG"):
+        runner.subscribe(lambda e: log(f"event {type(e).__name__} {getattr(e, 'state', '')}"))
     w.inputs.question.setPlainText(text)
     if not w.isActiveWindow():
         # No window manager on Xvfb: ask X for the input focus ourselves.
@@ -59,8 +91,12 @@ async def ask_with_ctrl_enter(w, text: str) -> None:
     asyncio.get_running_loop().call_soon(
         QTest.keyClick, w.windowHandle(), Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier
     )
-    await until(lambda: w.streaming, 10, "Ctrl+Enter to start an answer")
-    await until(lambda: not w.streaming, 180, "the answer to end")
+    await until(lambda: events, 10, "Ctrl+Enter to start a turn")
+    await until(lambda: any(isinstance(e, TurnEnded) for e in events), 240, "the turn to end")
+    await until(lambda: not w.streaming, 10, "the window to be idle")
+    runner.unsubscribe(events.append)
+    ended = next(e for e in events if isinstance(e, TurnEnded))
+    return ended.state + (f": {ended.error}" if ended.error else "")
 
 
 async def set_theme(w, theme: str) -> None:
@@ -87,8 +123,9 @@ async def main(api_base: str, csv: Path, png: Path, out: Path) -> dict:
             name="llama.cpp (SmolLM2)",
             api_base=api_base,
             model="smollm2",
-            max_tokens=160,
+            max_tokens=48,
             temperature=0.2,
+            vision="no",  # SmolLM2 reads text only: the figure stays on screen, not sent
         )
         w.store.update(p)
         w.store.save()
@@ -107,6 +144,13 @@ async def main(api_base: str, csv: Path, png: Path, out: Path) -> dict:
                                 if d.isVisible()]  # fmt: skip
         result["size_before"] = size(w)
 
+        # An earlier conversation, reopened from the history, longer than the answer view:
+        # the follow-up's answer must end in view. (One real question, not several: the
+        # server here is a 135M model on two shared cores.)
+        conv_id = record_earlier_conversation(w, csv.name)
+        w.reopen_conversation(conv_id)
+        await asyncio.sleep(0.3)
+
         w.open_paths([csv, png])
         await until(lambda: w.table is not None, 30, "the CSV")
         await until(lambda: len(w.inputs.figures.figures()) >= 1, 30, "the figure")
@@ -116,19 +160,16 @@ async def main(api_base: str, csv: Path, png: Path, out: Path) -> dict:
         result["frame_after_load"] = [w.frameGeometry().right() + 1,
                                       w.frameGeometry().bottom() + 1]  # fmt: skip
 
-        w.inputs.context.setPlainText("E. coli K12 batch culture in LB at 37 °C")
-        w.inputs.focus.setText("the growth phases")
         bar = w.answer.verticalScrollBar()
-        asks = 0
-        for text in ("Interpret the growth curve.", "Say more about each phase.",
-                     "What would you measure next?", "Summarise in a list."):  # fmt: skip
-            await ask_with_ctrl_enter(w, text)
-            asks += 1
-            await asyncio.sleep(0.4)
-            if bar.maximum() > 0 and asks >= 2:
-                break
-        result["asks"] = asks
-        result["answer_chars"] = len(w.answer.toPlainText())
+        bar.setValue(0)  # the user reads the earlier answer from its top
+        result["scroll_before_ask"] = [bar.value(), bar.maximum()]
+        result["turns"] = [await ask_with_ctrl_enter(w, FOLLOW_UP)]
+        await asyncio.sleep(0.5)
+        result["asks"] = len(result["turns"])
+        text = w.answer.toPlainText()
+        result["answer_chars"] = len(text)
+        result["follow_up_shown"] = FOLLOW_UP in text
+        result["new_answer_chars"] = len(text) - text.rfind(FOLLOW_UP) - len(FOLLOW_UP)
         result["scroll"] = [bar.value(), bar.maximum()]
         end = w.answer.document().characterCount() - 1
         cursor = w.answer.textCursor()
