@@ -11,8 +11,9 @@ answers every request with a blank resource (returning nothing would let Qt fall
 reading local files and ``data:`` URLs itself), and a link opens in the system browser only
 when clicked (http, https and mailto only).
 
-Reasoning (``end_answer(reasoning=...)``) is shown folded under the answer: one link that
-unfolds it as a quotation when clicked and folds it again on a second click.
+Reasoning (``end_answer(reasoning=...)``, or ``show_reasoning(text)`` after ``end_answer``)
+is shown folded under the answer: one link that unfolds it as a quotation when clicked and
+folds it again on a second click.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ REASONING_SCHEME = "kanoa-reasoning"
 # not); NUL never occurs in model text that reached here as JSON-decoded UTF-8 text.
 _REASONING_MARK = "\x00reasoning:{}\x00"
 _REASONING_MARK_RE = re.compile("\x00reasoning:([0-9]{1,9})\x00")
+_TURN_END = "\n\n---\n\n"  # closes each answer in the conversation's Markdown
 _BLANK_IMAGE = QImage(1, 1, QImage.Format.Format_ARGB32)
 _BLANK_IMAGE.fill(0)
 
@@ -256,12 +258,26 @@ class AnswerView(QTextBrowser):
         if reasoning.strip():
             self._reasoning.append(reasoning)
             self._history_md += "\n\n" + _REASONING_MARK.format(len(self._reasoning) - 1)
-        self._history_md += "\n\n---\n\n"
+        self._history_md += _TURN_END
         self._stream = None
         self._render_full(self._history_md)
         return text
 
     # -- reasoning -------------------------------------------------------------------------
+
+    def show_reasoning(self, text: str) -> None:
+        """Show ``text`` (an answer's reasoning) folded under the last finished answer:
+        one link that unfolds it. Same as passing ``reasoning=`` to :meth:`end_answer`."""
+        if not text.strip():
+            return
+        self._reasoning.append(text)
+        mark = "\n\n" + _REASONING_MARK.format(len(self._reasoning) - 1)
+        if self._stream is None and self._history_md.endswith(_TURN_END):
+            self._history_md = self._history_md[: -len(_TURN_END)] + mark + _TURN_END
+        else:
+            self._history_md += mark
+        if self._stream is None:
+            self._render_full(self._history_md)
 
     @property
     def reasoning_count(self) -> int:

@@ -139,3 +139,16 @@ def test_reasoning_is_folded_under_the_answer_and_unfolds_on_click(view):
     # Copying the conversation keeps the reasoning as a quotation.
     assert "> First, the axes. Then the trend." in view.markdown
     assert "\x00" not in view.markdown
+
+
+def test_show_reasoning_after_end_answer_folds_it_under_that_answer(view):
+    view.begin_answer("**Q1**\n\n")
+    view.end_answer("The model only reasoned.")
+    view.show_reasoning("Step one. Step two.")
+    view.begin_answer("**Q2**\n\n")
+    view.append("Second answer.")
+    view.end_answer()
+    md = view.markdown
+    assert md.index("Step one") < md.index("**Q2**")  # under the first answer, not the last
+    shown = view.toPlainText()
+    assert "Show the model's reasoning (4 words)" in shown and "Step one" not in shown
