@@ -85,7 +85,10 @@ def fleet(llama_server, tmp_path_factory):
         dcgm = MetricsServer()
         dcgm.respond(200, DCGM_BODY.read_text())
         started.append(dcgm)
-        router = VllmRouter([a.base_url, b.base_url, victim.base_url]).start(logs)
+        # One failure opens a worker's circuit, so a killed server shows an open circuit.
+        router = VllmRouter(
+            [a.base_url, b.base_url, victim.base_url], extra_args=["--cb-failure-threshold", "1"]
+        ).start(logs)
         started.append(router)
         prometheus = PrometheusServer(
             {

@@ -295,16 +295,22 @@ def test_streams_through_the_router_survive_a_killed_server_which_shows_as_down(
     for s in (fleet.a, fleet.b):
         assert snap.row(address(s.base_url)).up is True
 
-    # The router's own view through Prometheus: the worker is unhealthy.
+    # The router's own view through Prometheus: the dead worker's circuit opened (the
+    # router sends it nothing) and its health check marks it unhealthy.
     def router_notices():
         snap = snapshot(fleet, rate_window_s=10)
         r = snap.row(fleet.router.metrics_address)
-        return snap if r is not None and fleet.victim.base_url in r.unhealthy_workers else None
+        if r is None or fleet.victim.base_url not in r.unhealthy_workers:
+            return None
+        return snap if r.router_workers_healthy == 2 else None
 
     snap = wait_until(router_notices, timeout=20)
-    assert snap is not None
-    assert snap.row(fleet.router.metrics_address).router_workers_healthy == 2
-    assert any(fleet.victim.base_url in w and "router" in w for w in snap.warnings)
+    assert snap is not None, "the router's metrics never showed the dead server unhealthy"
+    router_row = snap.row(fleet.router.metrics_address)
+    assert router_row.open_circuits == (fleet.victim.base_url,)
+    assert any(f"opened its circuit to {fleet.victim.base_url}" in w for w in snap.warnings), (
+        snap.warnings
+    )
 
 
 def test_prometheus_that_is_not_there_or_not_prometheus_gives_a_sentence(fleet):
