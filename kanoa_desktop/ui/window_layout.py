@@ -111,7 +111,7 @@ def _dock(self, title: str, name: str, widget: QWidget, tab_with=None) -> QDockW
 def _make_gpu_panel() -> QWidget:
     try:
         from kanoa_desktop.ui.gpu_panel import GpuPanel
-    except ImportError as exc:  # pyqtgraph missing in a stripped install
+    except ImportError as exc:  # a stripped install (the panel itself needs only Qt)
         lab = QLabel(f"GPU panel unavailable: {exc}")
         lab.setWordWrap(True)
         return lab
