@@ -76,6 +76,9 @@ BODY_CAPS: dict[str, int] = {
 }
 # Any one response on a ChatClient (a whole stream included) stops here, whatever reads it.
 TRANSPORT_CAP = 256 * MiB
+# A request body this big that loses its connection while being sent was most likely over
+# the server's size limit (prepared figures are well under a megabyte each).
+LARGE_BODY = 32 * MiB
 # A stream is stopped once it is this far past its max_tokens (tokens are counted as
 # content and reasoning chunks, or characters / RUNAWAY_CHARS_PER_TOKEN if that is more).
 RUNAWAY_FACTOR = 1.1
@@ -311,6 +314,9 @@ class ChatClient:
         )
         self._models_cache: list[ModelInfo] | None = None
         self._image_tokens: dict[str, int | None] = {}  # model -> measured figure cost
+        # Set by E.PromptCacheFault (llama.cpp "Chunk not found"): requests with figures
+        # then ask the server not to reuse its prompt cache, which avoids the fault.
+        self._no_prompt_cache = False
 
     def __repr__(self) -> str:  # never the key
         key = "set" if self._api_key else "none"
@@ -339,6 +345,22 @@ class ChatClient:
     ) -> E.KanoaError:
         return network_error(
             exc, self.api_base, partial_text=partial_text, streaming=streaming, secret=self._api_key
+        )
+
+    def _send_error(self, exc: Exception, body_bytes: int) -> E.KanoaError:
+        """A network error while a request was sent. A server that refuses a body over its
+        size limit may answer 413 and close the connection before the body is all sent
+        (llama.cpp does): the client then sees only the connection drop."""
+        err = self._network_error(exc)
+        if body_bytes < LARGE_BODY or isinstance(
+            err, E.ConnectionRefused | E.DnsFailure | E.TlsFailure | E.ConnectTimeout
+        ):
+            return err
+        return E.RequestTooLarge(
+            f"The server closed the connection while a {body_bytes / MiB:,.0f} MB request was "
+            "being sent: it is probably larger than the server accepts.",
+            "Send fewer figures, or lower 'Image long side' in Settings > Images.",
+            detail=err.message,
         )
 
     def _status_error(
@@ -640,6 +662,8 @@ class ChatClient:
         ``finish_reason="length"`` and a ``max_tokens_ignored`` notice.
         """
         payload = request.payload(stream=True)
+        if self._no_prompt_cache and request.n_images:
+            payload["cache_prompt"] = False  # llama.cpp only; see E.PromptCacheFault
         body = json.dumps(payload).encode()
         url = self._url("chat/completions")
         to = self.timeouts
@@ -690,7 +714,7 @@ class ChatClient:
         except _DeadlinePassed:
             raise stalled() from None
         except httpx.HTTPError as exc:
-            raise self._network_error(exc) from None
+            raise self._send_error(exc, len(body)) from None
         try:
             if resp.status_code != 200:
                 try:
@@ -700,10 +724,10 @@ class ChatClient:
                     )
                 except _DeadlinePassed:
                     raw = b""  # the status says enough
-                raise await refine_router_error(
-                    self._http, self.root, self._status_error(resp, raw, model=request.model),
-                    request.model,
-                )  # fmt: skip
+                err = self._status_error(resp, raw, model=request.model)
+                if isinstance(err, E.PromptCacheFault):
+                    self._no_prompt_cache = True  # so that Retry works
+                raise await refine_router_error(self._http, self.root, err, request.model)
             ctype = resp.headers.get("content-type", "")
             if "text/event-stream" not in ctype:
                 # A server that ignored stream=true: take its whole answer as one piece.
