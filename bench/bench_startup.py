@@ -111,30 +111,33 @@ def _make_window(kind: str):
 
 
 async def _show_and_wait_for_paint(app, w) -> float:
-    """Show ``w``; the wall-clock time once its first paint is done and the loop is free."""
+    """Show ``w``; the wall-clock time once its first paint is done and the loop is free.
+
+    The filter sits on the window and its central widget only: an application-wide filter
+    would run Python for every event of every widget, and cost a window with many widgets
+    far more than an empty one."""
     from PySide6.QtCore import QEvent, QObject, QTimer
-    from PySide6.QtWidgets import QWidget
 
     shown: list[float] = []
+    kinds = (QEvent.Type.Paint, QEvent.Type.UpdateRequest)
 
     class FirstPaint(QObject):
         def eventFilter(self, obj, event):  # noqa: N802 - Qt's name
-            if (
-                event.type() == QEvent.Type.Paint
-                and not shown
-                and isinstance(obj, QWidget)
-                and obj.window() is w
-            ):
+            if not shown and event.type() in kinds:
                 shown.append(0.0)
                 QTimer.singleShot(0, lambda: shown.__setitem__(0, time.time()))
             return False
 
     spy = FirstPaint()
-    app.installEventFilter(spy)
+    watched = [x for x in (w, w.centralWidget()) if x is not None]
+    for x in watched:
+        x.installEventFilter(spy)
     w.show()
     while not shown or not shown[0]:
         await asyncio.sleep(0.001)
-    app.removeEventFilter(spy)
+    for x in watched:
+        x.removeEventFilter(spy)
+    del app
     return shown[0]
 
 
