@@ -286,6 +286,28 @@ async def odd_shapes(req: Request, w: asyncio.StreamWriter) -> None:
     )
 
 
+@scenario("hostile-markdown")
+async def hostile_markdown(req: Request, w: asyncio.StreamWriter) -> None:
+    # Every image form pointing at the file named in the question ("PATH=/x.png"), a data:
+    # image cut by max tokens, terminal escapes: none may load, none may freeze the view.
+    path = req.body.decode("utf-8", "replace").split("PATH=", 1)[-1].split("\\", 1)[0]
+    path = path.split('"', 1)[0].split(" ", 1)[0]
+    uri = "file://" + path
+    answer = (
+        f"Inline ![a]({uri}) and path ![b]({path}).\n\n"
+        f"Reference ![r][pic], collapsed ![pic][] and shortcut ![pic].\n\n[pic]: {uri}\n\n"
+        f'<img src="{uri}">\n\n\x1b[2J cleared?\n\n'
+        "![plot](data:image/png;base64," + "A" * 20_000
+    )
+    pieces = [answer[i : i + 40] for i in range(0, len(answer), 40)]
+    w.write(
+        SSE_HEAD
+        + b"".join(_chunk(p) for p in pieces[:-1])
+        + _chunk(pieces[-1], finish="length")
+        + b"data: [DONE]\n\n"
+    )
+
+
 @scenario("metrics-nan")
 async def metrics_nan(req: Request, w: asyncio.StreamWriter) -> None:
     body = (
@@ -302,6 +324,37 @@ async def metrics_nan(req: Request, w: asyncio.StreamWriter) -> None:
         b'vllm:request_success_total{finished_reason="length",model_name="m",engine="0"} 4\n'
     )
     w.write(_head("200 OK", "text/plain; version=0.0.4", length=len(body)) + body)
+
+
+# Scenarios that misbehave only in the chat stream: their other GETs answer normally.
+STREAM_ONLY = frozenset(
+    {
+        "reasoning-only",
+        "runaway",
+        "huge-chunks",
+        "surrogate",
+        "nan-usage",
+        "absurd-usage",
+        "huge-usage-int",
+        "odd-shapes",
+        "keepalive",
+        "keepalive-after-token",
+        "endless-line",
+        "hostile-markdown",
+    }
+)
+
+
+async def _well_behaved_get(req: Request, w: asyncio.StreamWriter) -> None:
+    if req.path.endswith("/models"):
+        body = json.dumps(
+            {"object": "list", "data": [{"id": "m", "object": "model", "owned_by": "test"}]}
+        ).encode()
+        w.write(_head("200 OK", length=len(body)) + body)
+    elif req.path == "/health":
+        w.write(_head("200 OK", length=0))
+    else:
+        w.write(_head("404 Not Found", length=0))
 
 
 class HostileServer:
@@ -381,6 +434,8 @@ class HostileServer:
             req = Request(method, "/" + rest, headers, body, name)
             self.seen.requests.append(req)
             handler = SCENARIOS.get(name)
+            if name in STREAM_ONLY and method == "GET":
+                handler = _well_behaved_get  # a window asks /health and /v1/models first
             if handler is None and self.default is not None:
                 handler = SCENARIOS[self.default]
                 req = Request(method, target, headers, body, self.default)
