@@ -30,3 +30,20 @@ def test_the_status_bar_shows_a_model_name_as_text(qtbot):
     status.set_model(HOSTILE)
     assert status.model.textFormat() == Qt.TextFormat.PlainText
     assert status.model.text() == HOSTILE
+
+
+def test_the_metrics_table_escapes_names_a_server_chose():
+    from kanoa_desktop.cli.metrics import format_table
+    from kanoa_desktop.core.monitor.metrics import ServerKind, ServerMetrics
+
+    snap = ServerMetrics(
+        timestamp=0.0,
+        kind=ServerKind.VLLM,
+        models=("evil\x1b]0;owned\x07",),
+        finished_reasons={"stop\x1b[2J": 3},
+        warnings=("line\nbreak",),
+        kv_cache_usage=float("inf"),
+    )
+    table = format_table(snap)
+    assert "\x1b" not in table and "\x07" not in table and "inf" not in table
+    assert "evil\\x1b]0;owned\\x07" in table and "line\\nbreak" in table
