@@ -59,6 +59,7 @@ class Fleet:
     a: VLLMTestServer  # new metric names
     b: VLLMTestServer  # old metric names (gpu_cache_usage_perc, time_per_output_token)
     victim: VLLMTestServer  # killed by a test
+    busy: VLLMTestServer  # one request at a time, a tiny KV cache: queues and fills
     llama: LlamaServer
     dcgm: MetricsServer
     router: VllmRouter
@@ -77,9 +78,10 @@ def fleet(llama_server, tmp_path_factory):
     a = VLLMTestServer(model=MODEL, tokens_per_second=60.0)
     b = VLLMTestServer(model=MODEL, tokens_per_second=60.0, legacy_names=True)
     victim = VLLMTestServer(model=MODEL, tokens_per_second=60.0)
+    busy = VLLMTestServer(model=MODEL, tokens_per_second=4.0, max_num_seqs=1, num_gpu_blocks=8)
     started: list = []
     try:
-        for s in (a, b, victim):
+        for s in (a, b, victim, busy):
             s.start()
             started.append(s)
         dcgm = MetricsServer()
@@ -92,7 +94,7 @@ def fleet(llama_server, tmp_path_factory):
         started.append(router)
         prometheus = PrometheusServer(
             {
-                "vllm": [address(s.base_url) for s in (a, b, victim)],
+                "vllm": [address(s.base_url) for s in (a, b, victim, busy)],
                 "llamacpp": [address(llama_server.base_url)],
                 "router": [router.metrics_address],
                 "dcgm": [address(dcgm.url)],
@@ -100,7 +102,7 @@ def fleet(llama_server, tmp_path_factory):
         ).start(logs / "prometheus")
         started.append(prometheus)
         prometheus.wait_for_targets()
-        yield Fleet(a, b, victim, llama_server, dcgm, router, prometheus)
+        yield Fleet(a, b, victim, busy, llama_server, dcgm, router, prometheus)
     finally:
         for s in reversed(started):
             (s.close if isinstance(s, MetricsServer) else s.stop)()

@@ -142,6 +142,43 @@ def test_fleet_rows_match_rates_computed_by_hand_from_the_servers_own_counters(f
     assert router_row.router_requests_per_s is not None and router_row.router_requests_per_s > 0
 
 
+def test_a_full_kv_cache_and_a_growing_queue_are_warned_about(fleet):
+    busy = address(fleet.busy.base_url)
+    question = "Explain the figure: " + " ".join(f"point{i} rises" for i in range(52))
+
+    async def main():
+        async with ChatClient(fleet.busy.api_base) as client:
+            request = ChatRequest(model=MODEL, messages=[user_message(question)], max_tokens=200)
+            # One runs (its prompt fills the 8-block KV cache), the others queue up.
+            tasks = [asyncio.ensure_future(collect(client, request)) for _ in range(4)]
+            reader = FleetReader(fleet.prometheus.url, rate_window_s=10)
+            try:
+                for _ in range(40):
+                    await asyncio.sleep(0.5)
+                    snap = await reader.snapshot()
+                    row = snap.row(busy)
+                    if row and row.requests_waiting == 3 and (row.waiting_change or 0) > 0:
+                        return snap
+                return snap
+            finally:
+                await reader.aclose()
+                for task in tasks:
+                    task.cancel()  # closing the streams aborts them on the server
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+    snap = asyncio.run(main())
+    row = snap.row(busy)
+    assert row.requests_running == 1 and row.requests_waiting == 3, row
+    assert row.waiting_for_capacity == 3  # newer vLLM: why they wait
+    assert row.kv_cache_usage > 0.9
+    assert any(f"{busy} (vllm): KV cache is" in w for w in snap.warnings), snap.warnings
+    assert any(
+        f"{busy} (vllm): the waiting queue is growing (3 requests waiting" in w
+        for w in snap.warnings
+    ), snap.warnings
+    assert fleet.busy.wait_for(lambda s: s.running == 0 and s.waiting == 0, timeout=10)
+
+
 def test_llama_server_row_reads_its_llamacpp_counters(fleet):
     llama = fleet.llama
     name = "llamacpp:tokens_predicted_total"
