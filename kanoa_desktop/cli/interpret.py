@@ -1,135 +1,368 @@
-"""``kanoa-desktop interpret FILE``: stream an interpretation to stdout."""
+"""``kanoa-desktop interpret FILE...``: the window's ask pipeline from the command line.
+
+The question runs through :class:`~kanoa_desktop.core.ask.pipeline.ConversationRunner`, as
+in the window: a profile (``--profile NAME``, else the active one) gives the endpoint, the
+model, the key (from the keychain), generation settings, prices, TLS options and the
+knowledge-base folders; ``--kb FOLDER`` adds folders, indexed first (progress on stderr).
+Options such as ``--api-base``, ``--model`` and ``--max-tokens`` override the profile for
+this run only. The answer streams to stdout, followed by the sources it was given (those
+it cited marked) and one usage line with the cost; notices, errors and where the turn was
+saved go to stderr. The turn is recorded in the history unless ``--no-history``.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import sys
+from pathlib import Path
+from typing import Any
 
 from kanoa_desktop.core.ask.interpret import (
-    GenerationParams,
+    DEFAULT_TABLE_TOKEN_BUDGET,
     Inputs,
-    build_turn,
     load_input,
     summarise,
 )
-from kanoa_desktop.core.ask.prompts import DEFAULT_SYSTEM_PROMPT
+from kanoa_desktop.core.ask.pipeline import (
+    AnswerDelta,
+    Asked,
+    ConversationRunner,
+    Notice,
+    ReasoningText,
+    Sources,
+    TurnEnded,
+    profile_with,
+)
+from kanoa_desktop.core.ask.pricing import format_cost, load_kanoa_pricing
 from kanoa_desktop.core.ask.stats import StreamStats
-from kanoa_desktop.core.ask.tokens import estimate_message_tokens
+from kanoa_desktop.core.config.profiles import Profile, ProfileStore
+from kanoa_desktop.core.config.secrets import KeyStore
 from kanoa_desktop.core.endpoint import errors as E
-from kanoa_desktop.core.endpoint.chat import Conversation, describe_payload
-from kanoa_desktop.core.endpoint.client import DEFAULT_API_BASE, ChatClient, Timeouts
-from kanoa_desktop.core.endpoint.events import ReasoningDelta, TextDelta
-from kanoa_desktop.core.inputs.figures import FigureError, PreparedFigure
-from kanoa_desktop.core.inputs.tables import LoadedTable, TableError
+from kanoa_desktop.core.endpoint.chat import describe_payload
+from kanoa_desktop.core.endpoint.pool import ClientPool
+from kanoa_desktop.core.inputs.figures import PreparedFigure
+from kanoa_desktop.core.inputs.tables import LoadedTable
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "interpret",
-        help="stream an interpretation of a figure or a table to stdout",
-        description="Stream an interpretation of figures (PNG, JPEG, SVG, ...) or a CSV/TSV table.",
+        help="stream an interpretation of figures or a table to stdout",
+        description=(
+            "Stream an interpretation of figures (PNG, JPEG, SVG, ...), a table (CSV, TSV, "
+            "Excel, Parquet), PDF pages or a notebook's figures, through the same pipeline "
+            "as the window. Settings come from the profile; options override them."
+        ),
     )
-    p.add_argument("files", nargs="+", metavar="IMAGE_OR_CSV")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--profile", metavar="NAME", help="endpoint profile (default: the active one)")
     p.add_argument("--context", default="", help="what the figure is about (kanoa's context=)")
     p.add_argument("--focus", default="", help="what to look at (kanoa's focus=)")
     p.add_argument("--question", "-q", default="", help="the question (default: interpret)")
-    p.add_argument("--api-base", default=os.environ.get("KANOA_API_BASE", DEFAULT_API_BASE))
-    p.add_argument("--model", default=None, help="default: the first model the server lists")
+    p.add_argument(
+        "--kb",
+        action="append",
+        default=[],
+        metavar="FOLDER",
+        help="ground the answer in this folder too (repeatable; the profile's folders are used)",
+    )
+    p.add_argument("--no-kb", action="store_true", help="ignore the profile's knowledge base")
+    p.add_argument("--no-history", action="store_true", help="do not record the turn")
+    p.add_argument(
+        "--api-base",
+        default=os.environ.get("KANOA_API_BASE") or None,
+        metavar="URL",
+        help="override the profile's endpoint (also $KANOA_API_BASE)",
+    )
+    p.add_argument("--model", default=None, help="override the profile's model")
     p.add_argument(
         "--api-key-env",
         default="KANOA_API_KEY",
         metavar="VAR",
-        help="environment variable holding the API key (never pass keys as arguments)",
+        help="environment variable with an API key that overrides the keychain's "
+        "(default KANOA_API_KEY; never pass keys as arguments)",
     )
-    p.add_argument("--max-tokens", type=int, default=1024)
-    p.add_argument("--temperature", type=float, default=0.2)
+    p.add_argument("--max-tokens", type=int, default=None)
+    p.add_argument("--temperature", type=float, default=None)
     p.add_argument("--top-p", type=float, default=None)
+    p.add_argument("--long-side", type=int, default=None, help="downscale figures to this side")
     p.add_argument(
-        "--long-side", type=int, default=1024, help="downscale figures to this long side"
+        "--table-budget",
+        type=int,
+        default=DEFAULT_TABLE_TOKEN_BUDGET,
+        help=f"tokens for a table summary (default {DEFAULT_TABLE_TOKEN_BUDGET})",
     )
-    p.add_argument("--table-budget", type=int, default=1500, help="tokens for a table summary")
-    p.add_argument("--system-prompt", default=DEFAULT_SYSTEM_PROMPT)
-    p.add_argument("--timeout", type=float, default=180.0, help="read timeout in seconds")
+    p.add_argument("--pages", default="1", help="PDF pages to send, e.g. 1,3-4 (default 1)")
+    p.add_argument("--system-prompt", default=None)
+    defaults = Profile()
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help=f"one silent read, seconds (profile default {defaults.request_timeout_s:g})",
+    )
+    p.add_argument(
+        "--first-token-timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help="from sending the question to the first token, seconds "
+        f"(profile default {defaults.first_token_timeout_s:g})",
+    )
+    p.add_argument(
+        "--progress-timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help="the longest wait between two tokens, seconds "
+        f"(profile default {defaults.progress_timeout_s:g})",
+    )
     p.add_argument(
         "--show-request", action="store_true", help="print the request (images elided) to stderr"
     )
 
 
-def _fail(err: E.KanoaError | FigureError | TableError) -> int:
+class InputProblem(Exception):
+    """A file or option the command line cannot use; ``message`` says what to do."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+def _say(err: Any) -> int:
     print(f"\nerror: {err.message}", file=sys.stderr)
-    if err.hint:
+    if getattr(err, "hint", ""):
         print(f"hint: {err.hint}", file=sys.stderr)
     return 1
 
 
-async def _run(args: argparse.Namespace) -> int:
+def _pages(spec: str) -> list[int]:
+    pages: list[int] = []
+    try:
+        for part in spec.split(","):
+            lo, _, hi = part.strip().partition("-")
+            first, last = int(lo), int(hi or lo)
+            pages.extend(range(first, last + 1))
+    except ValueError:
+        raise InputProblem(f"--pages {spec!r} is not a list of pages.", "Use e.g. 1,3-4.") from None
+    if not pages or min(pages) < 1:
+        raise InputProblem(f"--pages {spec!r} names no page.", "Pages count from 1.")
+    return pages
+
+
+def load_inputs(args: argparse.Namespace, profile: Profile) -> Inputs:
+    """Figures, a table summary, PDF pages and notebook figures from the files given."""
+    from kanoa_desktop.core.inputs.notebook import NotebookFigures
+    from kanoa_desktop.core.inputs.pdf import PdfDocument
+
     inputs = Inputs(context=args.context, focus=args.focus, question=args.question)
-    loop = asyncio.get_running_loop()
+    long_side = profile.image_long_side
     for f in args.files:
-        item = await loop.run_in_executor(None, lambda f=f: load_input(f, long_side=args.long_side))
+        item = load_input(f, long_side=long_side)
         if isinstance(item, LoadedTable):
+            if inputs.table is not None:
+                raise InputProblem(
+                    f"{Path(f).name}: one table per question ({inputs.table.name} is the first).",
+                    "Ask about each table separately.",
+                )
             inputs.table = item
             inputs.table_summary = summarise(item, args.table_budget)
         elif isinstance(item, PreparedFigure):
             inputs.figures.append(item)
-    api_key = os.environ.get(args.api_key_env) or None
-    async with ChatClient(
-        args.api_base, api_key=api_key, timeouts=Timeouts(read=args.timeout)
-    ) as client:
-        model = args.model
-        if not model:
-            models = await client.models()
-            if not models:
-                print("error: the server lists no model; pass --model.", file=sys.stderr)
-                return 1
-            model = models[0].id
-        request, _ = build_turn(
-            Conversation(system_prompt=args.system_prompt),
-            inputs,
-            GenerationParams(model, args.temperature, args.max_tokens, args.top_p),
-        )
-        if args.show_request:
-            print(describe_payload(request.payload()), file=sys.stderr)
-        stats = StreamStats(prompt_estimate=estimate_message_tokens(request.messages))
-        out = sys.stdout
-        in_reasoning = False
-        async for ev in client.stream_chat(request):
-            stats.feed(ev)
-            if isinstance(ev, ReasoningDelta):
-                in_reasoning = True
-                sys.stderr.write(ev.text)
-                sys.stderr.flush()
-            elif isinstance(ev, TextDelta):
-                if in_reasoning:
-                    sys.stderr.write("\n")
-                    in_reasoning = False
-                out.write(ev.text)
-                out.flush()
-        out.write("\n" + usage_line(stats) + "\n")
-        out.flush()
-    return 0
+        elif isinstance(item, PdfDocument):
+            try:
+                for page in _pages(args.pages):
+                    if page > item.page_count:
+                        raise InputProblem(
+                            f"{Path(f).name} has {item.page_count} page(s); there is no page "
+                            f"{page}.",
+                            "Choose pages with --pages.",
+                        )
+                    inputs.figures.append(item.take_page(page - 1, long_side=long_side))
+            finally:
+                item.close()
+        elif isinstance(item, NotebookFigures):
+            for note in item.notes:
+                print(f"note: {item.name}: {note}", file=sys.stderr)
+            inputs.figures.extend(nf.figure for nf in item.figures)
+    return inputs
 
 
-def usage_line(stats: StreamStats) -> str:
+def choose_profile(args: argparse.Namespace, keys: KeyStore) -> tuple[Profile, ProfileStore]:
+    """The profile to ask with (``--profile`` or the active one), with this run's overrides."""
+    store = ProfileStore(keys=keys)
+    for problem in store.load():
+        print(f"warning: {problem.message}", file=sys.stderr)
+    if args.profile:
+        profile = store.get(args.profile)
+        if profile is None:
+            raise InputProblem(
+                f"No profile named {args.profile!r}.",
+                f"Profiles: {', '.join(store.names)}. Add one in the window's Settings.",
+            )
+    else:
+        profile = store.active
+    folders = [] if args.no_kb else list(profile.kb_folders)
+    for folder in args.kb:
+        if not Path(folder).is_dir():
+            raise InputProblem(f"Not a folder: {folder}.", "Give --kb the path of a folder.")
+        folders.append(str(Path(folder).resolve()))
+    overrides: dict[str, Any] = dict(
+        api_base=args.api_base,
+        model=args.model,
+        max_tokens=args.max_tokens,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        image_long_side=args.long_side,
+        system_prompt=args.system_prompt,
+        request_timeout_s=args.timeout,
+        first_token_timeout_s=args.first_token_timeout,
+        progress_timeout_s=args.progress_timeout,
+        kb_folders=tuple(dict.fromkeys(folders)),
+    )
+    return profile_with(profile, **overrides), store
+
+
+def open_knowledge_base(folders: tuple[str, ...]):
+    """The knowledge base over ``folders``, indexed now (progress on stderr), or None."""
+    if not folders:
+        return None
+    from kanoa_desktop.cli.kb import _print_report, _run_index
+    from kanoa_desktop.core.kb.index import KnowledgeBase
+
+    present = [f for f in folders if Path(f).is_dir()]
+    for missing in sorted(set(folders) - set(present)):
+        print(f"warning: knowledge-base folder {missing} is missing; left out.", file=sys.stderr)
+    if not present:
+        return None
+    kb = KnowledgeBase(present)
+    try:
+        report = _run_index(kb, show_progress=True)
+    except BaseException:
+        kb.close()
+        raise
+    if report.problems:
+        _print_report(report)
+    return kb
+
+
+def usage_line(stats: StreamStats | None, cost: float, model: str) -> str:
+    if stats is None:
+        return f"[usage] prompt 0 tokens, output 0 tokens, cost {format_cost(0)}, model {model}"
     est = " (estimated)" if stats.estimated else ""
     ttft = f"{stats.ttft_s:.2f} s" if stats.ttft_s is not None else "n/a"
     tps = stats.tokens_per_s()
     speed = f"{tps:.1f} tokens/s" if tps is not None else "n/a tokens/s"
     return (
         f"[usage] prompt {stats.prompt_tokens} tokens, output {stats.output_tokens} tokens{est}, "
-        f"time to first token {ttft}, {speed}"
+        f"time to first token {ttft}, {speed}, cost {format_cost(cost)}, model {model}"
     )
 
 
-def run(args: argparse.Namespace) -> int:
+def sources_text(grounding: Any, answer: str) -> str:
+    """The passages the answer was given, ``*`` on those it cited."""
+    cited = {p.number for p in grounding.cited(answer)}
+    lines = ["Sources (* cited):"]
+    for p in grounding.passages:
+        lines.append(f"  [{p.number}]{'*' if p.number in cited else ' '} {p.source.label()}")
+    return "\n".join(lines)
+
+
+class _Printer:
+    """Renders the runner's events: the answer on stdout, the rest on stderr."""
+
+    def __init__(self, show_request: bool) -> None:
+        self.show_request = show_request
+        self.in_reasoning = False
+        self.sources: Sources | None = None
+
+    def __call__(self, ev: Any) -> None:
+        if isinstance(ev, AnswerDelta):
+            if self.in_reasoning:
+                sys.stderr.write("\n")
+                self.in_reasoning = False
+            sys.stdout.write(ev.text)
+            sys.stdout.flush()
+        elif isinstance(ev, ReasoningText):
+            self.in_reasoning = True
+            sys.stderr.write(ev.text)
+            sys.stderr.flush()
+        elif isinstance(ev, Notice):
+            hint = f" ({ev.hint})" if ev.hint else ""
+            print(f"note: {ev.title}: {ev.message}{hint}", file=sys.stderr)
+        elif isinstance(ev, Asked) and self.show_request:
+            print(describe_payload(ev.payload), file=sys.stderr)
+        elif isinstance(ev, Sources):
+            self.sources = ev
+
+
+async def _ask(
+    args, profile: Profile, store: ProfileStore, keys: KeyStore, inputs: Inputs, kb
+) -> int:
+    from kanoa_desktop.core.history.store import HistoryStore
+
+    api_key = os.environ.get(args.api_key_env) or None
+    pool = ClientPool(keys, api_key=api_key)
+    history = None if args.no_history else HistoryStore(recover=False)
+    if history is not None and history.problem is not None:
+        print(f"warning: {history.problem.message}", file=sys.stderr)
+    printer = _Printer(args.show_request)
+    runner = ConversationRunner(
+        profile,
+        pool=pool,
+        listener=printer,
+        history=history,
+        knowledge_base=(lambda: kb) if kb is not None else None,
+        vision=store,
+        kanoa_pricing=load_kanoa_pricing(),
+    )
     try:
-        return asyncio.run(_run(args))
-    except (E.KanoaError, FigureError, TableError) as err:
-        return _fail(err)
+        ended: TurnEnded = await runner.ask(inputs)
+    finally:
+        await pool.aclose()
+        if history is not None:
+            history.close()
+    out = sys.stdout
+    out.write("\n")
+    if ended.note:
+        print(ended.note, file=sys.stderr)
+    if printer.sources is not None:
+        grounding = printer.sources.grounding
+        if grounding.passages:
+            out.write("\n" + sources_text(grounding, ended.answer) + "\n")
+        elif grounding.notice:
+            print(f"note: {grounding.notice}", file=sys.stderr)
+    if ended.stats is not None:
+        out.write(usage_line(ended.stats, ended.cost, runner.model) + "\n")
+    out.flush()
+    if ended.turn_id is not None and runner.conversation_id is not None:
+        cid = runner.conversation_id
+        print(f"Saved in history: kanoa-desktop history show {cid}", file=sys.stderr)
+    if isinstance(ended.error, E.VisionUnsupported) and not store.read_only:
+        store.save()  # remembered: next time figures are not sent to this model
+    if ended.error is not None:
+        return _say(ended.error)
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    kb = None
+    try:
+        keys = KeyStore()
+        profile, store = choose_profile(args, keys)
+        inputs = load_inputs(args, profile)
+        kb = open_knowledge_base(profile.kb_folders)
+        return asyncio.run(_ask(args, profile, store, keys, inputs, kb))
+    except (InputProblem, E.KanoaError) as err:
+        return _say(err)
     except KeyboardInterrupt:
-        with contextlib.suppress(Exception):
-            sys.stdout.write("\n[stopped]\n")
+        print("\n[stopped]", file=sys.stderr)
         return 130
+    finally:
+        if kb is not None:
+            kb.close()
