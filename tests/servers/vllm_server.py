@@ -1,8 +1,9 @@
 """A stand-in for a vLLM 0.33 OpenAI-compatible server, for tests and manual use.
 
 vLLM needs a GPU, so tests talk to this instead. It answers like vLLM 0.33.0 as described
-in ``/work/shared/reference/servers.md`` and renders ``/metrics`` with vLLM 0.33's metric
-names, help strings, label sets and buckets (``tests/data/vllm-0.33-metrics.prom``).
+in ``tests/servers/README.md`` (section "What the real servers send") and renders
+``/metrics`` with vLLM 0.33's metric names, help strings, label sets and buckets
+(``tests/data/vllm-0.33-metrics.prom``).
 
 Use from a test::
 
