@@ -8,21 +8,25 @@ range changes and every few refreshes. Tests feed it with :meth:`FleetPanel.show
 and :meth:`FleetPanel.show_history`.
 
 Tables are updated in place (items reused, no rebuild per refresh), so 50 instances cost
-the same few milliseconds a refresh as 2. :func:`make_fleet_dock` wraps the panel in a
-dock for the main window.
+the same few milliseconds a refresh as 2; the plots are painted with QPainter (no plotting
+library or numpy). Importing this module and building the panel load nothing heavy: the
+fleet core (httpx) is imported when the panel is first shown with a Prometheus address set.
+:func:`make_fleet_dock` wraps the panel in a dock for the main window.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import logging
+import math
 import time
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
-import pyqtgraph as pg
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QBrush, QColor, QHideEvent, QShowEvent
+from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtGui import QBrush, QColor, QHideEvent, QPainter, QPainterPath, QPen, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -39,20 +43,29 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from kanoa_desktop.core.monitor.fleet import (
-    PLOT_FIGURES,
-    RANGES,
-    FleetPoller,
-    FleetReader,
-    FleetRow,
-    FleetSnapshot,
-    FleetUpdate,
-    PrometheusError,
-)
+from kanoa_desktop.ui.sparkline import round_down
+
+if TYPE_CHECKING:  # the fleet core brings httpx: imported when a Prometheus is set
+    from kanoa_desktop.core.monitor.fleet import (
+        FleetPoller,
+        FleetRow,
+        FleetSnapshot,
+        FleetUpdate,
+    )
 
 __all__ = ["FleetPanel", "make_fleet_dock"]
 
 log = logging.getLogger(__name__)
+
+# The plots' time ranges (label, seconds); history comes from Prometheus's query_range.
+RANGES: tuple[tuple[str, float], ...] = (("15 min", 900.0), ("1 h", 3600.0), ("6 h", 21600.0))
+# What the plots show: fleet figure -> (title, unit, scale applied to the value).
+PLOT_FIGURES: dict[str, tuple[str, str, float]] = {
+    "generation_tps": ("Generation", "tok/s", 1.0),
+    "kv": ("KV cache", "%", 100.0),
+    "waiting": ("Waiting requests", "", 1.0),
+    "ttft_p95": ("TTFT p95", "s", 1.0),
+}
 
 # Ask Prometheus for the plots' history every this many refreshes (and on range change).
 HISTORY_EVERY = 6
@@ -207,6 +220,111 @@ class _Table(QTableWidget):
         return item.text() if item is not None else ""
 
 
+class MultiLinePlot(QWidget):
+    """One figure for every instance: a line each, painted with QPainter (no plotting
+    library, no numpy), x in seconds before now over ``range_s``, y from zero (0..100 for
+    percent). Repaints only when its data changes or Qt asks."""
+
+    def __init__(self, title: str, unit: str, range_s: float, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.title, self.unit, self.range_s = title, unit, range_s
+        self._series: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {}
+        self._colours: dict[str, str] = {}
+        self._top = 100.0 if unit == "%" else 1.0
+        self.setMinimumHeight(90)
+        self.setMaximumHeight(150)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+
+    def set_series(
+        self,
+        series: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+        range_s: float,
+        colours: Mapping[str, str] | None = None,
+    ) -> None:
+        """Show one line per name; ``colours`` (name -> colour) keeps an instance's colour
+        the same on every plot."""
+        self._colours = dict(colours or {})
+        data = {k: (tuple(xs), tuple(ys)) for k, (xs, ys) in series.items()}
+        high = max((y for _, ys in data.values() for y in ys if math.isfinite(y)), default=0.0)
+        top = 100.0 if self.unit == "%" else (high * 1.15 if high > 0 else 1.0)
+        if (data, range_s, top) == (self._series, self.range_s, self._top):
+            return
+        self._series, self.range_s, self._top = data, range_s, top
+        self.update()
+
+    def series(self) -> dict[str, tuple[tuple[float, ...], tuple[float, ...]]]:
+        return dict(self._series)
+
+    def paintEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        from kanoa_desktop.ui.theme import plot_colours
+
+        fg = QColor(plot_colours().foreground)
+        p = QPainter(self)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        font = p.font()
+        font.setPointSizeF(max(6.0, font.pointSizeF() * 0.8))
+        p.setFont(font)
+        fm = p.fontMetrics()
+        left, top_m, bottom_m = 38.0, fm.height() + 2.0, fm.height() + 2.0
+        area = QRectF(left, top_m, max(1.0, self.width() - left - 6.0),
+                      max(1.0, self.height() - top_m - bottom_m))  # fmt: skip
+        p.setPen(fg)
+        unit = f" ({self.unit})" if self.unit else ""
+        p.drawText(QRectF(0, 0, self.width(), top_m), Qt.AlignmentFlag.AlignHCenter,
+                   f"{self.title}{unit}")  # fmt: skip
+        span = self.range_s
+
+        def sx(x: float) -> float:
+            return area.left() + (x + span) / span * area.width()
+
+        def sy(y: float) -> float:
+            return area.bottom() - min(max(y / self._top, 0.0), 1.0) * area.height()
+
+        p.drawLine(QPointF(area.left(), area.top()), QPointF(area.left(), area.bottom()))
+        p.drawLine(QPointF(area.left(), area.bottom()), QPointF(area.right(), area.bottom()))
+        if self.unit == "%":
+            ticks = [0.0, 50.0, 100.0]
+        else:
+            high = self._top / 1.15 if self._top != 1.0 else 0.0
+            ticks = [0.0, round_down(high) if high > 0 else 1.0]
+        for tick in ticks:
+            y = sy(tick)
+            p.drawLine(QPointF(area.left(), y), QPointF(area.left() + 4, y))
+            p.drawText(QRectF(0, y - fm.height() / 2, left - 4, fm.height()),
+                       Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+                       f"{tick:g}")  # fmt: skip
+        minutes = span / 60.0
+        step = next((m for m in (1, 5, 10, 15, 30, 60, 120) if minutes / m <= 6), 120)
+        for m in range(step, int(minutes), step):  # not at the left edge: no room
+            px = sx(-m * 60.0)
+            p.drawLine(QPointF(px, area.bottom()), QPointF(px, area.bottom() - 4))
+            label = f"−{m // 60} h" if m % 60 == 0 and m >= 60 else f"−{m} min"
+            p.drawText(QRectF(px - 40, area.bottom() + 1, 80, bottom_m),
+                       Qt.AlignmentFlag.AlignHCenter, label)  # fmt: skip
+        p.setClipRect(area.adjusted(-1, -1, 1, 1))
+        for i, name in enumerate(sorted(self._series)):
+            xs, ys = self._series[name]
+            path = QPainterPath()
+            down = False
+            for x, y in zip(xs, ys, strict=True):
+                if not math.isfinite(y) or x < -span:
+                    down = False
+                    continue
+                point = QPointF(sx(x), sy(y))
+                if down:
+                    path.lineTo(point)
+                else:
+                    path.moveTo(point)
+                    down = True
+            pen = QPen(QColor(self._colours.get(name, _PALETTE[i % len(_PALETTE)])))
+            pen.setWidthF(1.4)
+            p.setPen(pen)
+            p.drawPath(path)
+            if path.elementCount() == 1:  # one sample so far: a dot, not nothing
+                p.drawEllipse(path.elementAt(0).x - 1.5, path.elementAt(0).y - 1.5, 3.0, 3.0)
+        p.end()
+
+
 class FleetPanel(QWidget):
     """State line, range choice, server/router/GPU tables, warnings and history plots."""
 
@@ -218,6 +336,7 @@ class FleetPanel(QWidget):
         self._task: asyncio.Future[None] | None = None
         self._history_task: asyncio.Future[None] | None = None
         self._refreshes = 0
+        self._wanted: tuple[str, str | None, float] | None = None  # set_prometheus_url's
         self._snapshot: FleetSnapshot | None = None
         self._build()
         if poller is not None:
@@ -267,30 +386,23 @@ class FleetPanel(QWidget):
         self.warnings_label.setVisible(False)
         outer.addWidget(self.warnings_label)
 
-        self._plots: dict[str, pg.PlotWidget] = {}
-        self._curves: dict[str, dict[str, pg.PlotDataItem]] = {}
+        self._plots: dict[str, MultiLinePlot] = {}
         grid = QGridLayout()
         grid.setSpacing(2)
         outer.addLayout(grid)
         for index, (key, (title, unit, _scale)) in enumerate(PLOT_FIGURES.items()):
-            plot = pg.PlotWidget(background=None)
+            plot = MultiLinePlot(title, unit, RANGES[0][1])
             plot.setObjectName(f"fleetPlot_{key}")
             plot.setAccessibleName(f"{title} per instance")
-            plot.setMinimumHeight(90)
-            plot.setMaximumHeight(160)
-            plot.setMenuEnabled(False)
-            plot.setMouseEnabled(x=False, y=False)
-            plot.hideButtons()
-            item = plot.getPlotItem()
-            item.setTitle(f"{title}{f' ({unit})' if unit else ''}", size="8pt")
-            item.getAxis("left").setWidth(38)
-            item.showGrid(y=True, alpha=0.15)
-            item.setXRange(-RANGES[0][1] / 60.0, 0, padding=0)
-            item.setYRange(0, 100 if unit == "%" else 1, padding=0)
-            item.setLabel("bottom", "minutes ago", **{"font-size": "7pt"})
             self._plots[key] = plot
-            self._curves[key] = {}
             grid.addWidget(plot, index // 2, index % 2)
+        # Which colour is which instance (the same in every plot: sorted names).
+        self.legend_label = QLabel("")
+        self.legend_label.setObjectName("fleetLegend")
+        self.legend_label.setAccessibleName("Plot legend")
+        self.legend_label.setTextFormat(Qt.TextFormat.RichText)
+        self.legend_label.setWordWrap(True)
+        outer.addWidget(self.legend_label)
         outer.addStretch(1)
 
     # -- poller wiring
@@ -306,9 +418,22 @@ class FleetPanel(QWidget):
         ``prometheus_url``), refreshing every ``interval_s`` while shown; None or "" shows
         how to set one. The same URL again keeps the running poller."""
         url = (url or "").strip() or None
+        self._wanted = (url, router_url, interval_s) if url is not None else None
         if url is None:
             self.set_poller(None)
             return
+        if self.isVisible():
+            self._apply_wanted()
+        else:
+            self.state_label.setText(f"Reads the fleet from {url} when shown.")
+
+    def _apply_wanted(self) -> None:
+        if self._wanted is None:
+            return
+        url, router_url, interval_s = self._wanted
+        # Imported now, not with the window: the fleet core brings httpx.
+        from kanoa_desktop.core.monitor.fleet import FleetPoller, FleetReader
+
         # Opens no connection until asked: cheap to build just to compare addresses.
         reader = FleetReader(url, router_url=router_url)
         current = self._poller
@@ -356,6 +481,7 @@ class FleetPanel(QWidget):
 
     def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt's name
         super().showEvent(event)
+        self._apply_wanted()
         self._start_or_resume()
 
     def hideEvent(self, event: QHideEvent) -> None:  # noqa: N802 - Qt's name
@@ -384,6 +510,8 @@ class FleetPanel(QWidget):
         self._history_task = asyncio.ensure_future(self._load_history(poller), loop=loop)
 
     async def _load_history(self, poller: FleetPoller) -> None:
+        from kanoa_desktop.core.monitor.fleet import PrometheusError
+
         range_s = self.range_s
         try:
             results = await asyncio.gather(
@@ -405,36 +533,28 @@ class FleetPanel(QWidget):
     ) -> None:
         """Draw one figure's ``instance -> [(unix time, value)]`` on its plot (x in minutes
         before now), one curve per instance, reusing curves between calls."""
-        title, unit, scale = PLOT_FIGURES[key]
-        plot, curves = self._plots[key], self._curves[key]
+        _title, _unit, scale = PLOT_FIGURES[key]
         now = time.time() if now is None else now
         range_s = self.range_s if range_s is None else range_s
-        for instance in list(curves):
-            if instance not in data:
-                plot.removeItem(curves.pop(instance))
-        for i, instance in enumerate(sorted(data)):
-            points = data[instance]
-            xs = [(t - now) / 60.0 for t, _ in points]
-            ys = [v * scale for _, v in points]
-            curve = curves.get(instance)
-            if curve is None:
-                colour = _PALETTE[i % len(_PALETTE)]
-                curve = plot.plot([], [], pen=pg.mkPen(colour, width=1.3), name=instance)
-                curve.setToolTip(instance)
-                curves[instance] = curve
-            curve.setData(xs, ys)
-        item = plot.getPlotItem()
-        item.setXRange(-range_s / 60.0, 0, padding=0)
-        top = max((v * scale for pts in data.values() for _, v in pts), default=0.0)
-        item.setYRange(0, 100 if unit == "%" else (top * 1.15 if top > 0 else 1), padding=0)
+        series = {
+            instance: ([t - now for t, _ in points], [v * scale for _, v in points])
+            for instance, points in data.items()
+        }
+        names = sorted(set(series).union(*(p.series() for k, p in self._plots.items() if k != key)))
+        colours = {n: _PALETTE[i % len(_PALETTE)] for i, n in enumerate(names)}
+        self._plots[key].set_series(series, range_s, colours)
+        self.legend_label.setText(
+            " ".join(
+                f"<span style='color:{colours[n]}'>●</span>&nbsp;{html.escape(n)}" for n in names
+            )
+        )
 
     def curve_data(self, key: str) -> dict[str, tuple[list[float], list[float]]]:
-        """Each instance's plotted (x, y) on one plot (for tests)."""
-        out = {}
-        for instance, curve in self._curves[key].items():
-            xs, ys = curve.getData()
-            out[instance] = ([] if xs is None else list(xs), [] if ys is None else list(ys))
-        return out
+        """Each instance's plotted (x in minutes before now, y) on one plot (for tests)."""
+        return {
+            instance: ([x / 60.0 for x in xs], list(ys))
+            for instance, (xs, ys) in self._plots[key].series().items()
+        }
 
     # -- rendering
 

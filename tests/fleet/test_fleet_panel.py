@@ -138,19 +138,21 @@ def test_a_profiles_prometheus_address_starts_refreshing_when_shown_on_qasync(qt
     panel = FleetPanel()
     qtbot.addWidget(panel)
     panel.set_prometheus_url(closed, interval_s=0.05)
-    poller = panel.poller
-    assert poller.reader.url == f"http://{closed}"
-    panel.set_prometheus_url(f"http://{closed}/", interval_s=0.05)
-    assert panel.poller is poller, "the same address keeps the running poller"
+    assert panel.poller is None, "nothing is built (no httpx) before the panel is shown"
+    assert closed in panel.state_label.text()
     loop = create_event_loop(qapp)
     asyncio.set_event_loop(loop)
+    seen = {}
 
     async def scenario() -> None:
         QTimer.singleShot(0, panel.show)  # as the main window shows its dock
         for _ in range(200):
-            if poller.latest is not None:
+            if panel.poller is not None and panel.poller.latest is not None:
                 break
             await asyncio.sleep(0.02)
+        seen["poller"] = poller = panel.poller
+        panel.set_prometheus_url(f"http://{closed}/", interval_s=0.05)
+        seen["same"] = panel.poller is poller
         panel.set_prometheus_url(None)
         await asyncio.sleep(0.05)
 
@@ -159,6 +161,9 @@ def test_a_profiles_prometheus_address_starts_refreshing_when_shown_on_qasync(qt
     finally:
         close_event_loop(loop)
         asyncio.set_event_loop(None)
+    poller = seen["poller"]
+    assert poller.reader.url == f"http://{closed}"
+    assert seen["same"], "the same address keeps the running poller"
     assert poller.latest is not None and "nothing is listening" in poller.latest.error
     assert panel.poller is None
     assert panel.state_label.text().startswith("No Prometheus server set")

@@ -44,8 +44,6 @@ from kanoa_desktop.core.monitor.poller import _describe_transport_error
 
 __all__ = [
     "FIGURES",
-    "PLOT_FIGURES",
-    "RANGES",
     "FleetGpu",
     "FleetPoller",
     "FleetReader",
@@ -58,8 +56,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# The plots' time ranges (label, seconds) and how many points each asks for.
-RANGES: tuple[tuple[str, float], ...] = (("15 min", 900.0), ("1 h", 3600.0), ("6 h", 21600.0))
+# How many points a history (query_range) asks for.
 PLOT_POINTS = 120
 _LABEL = "kanoa_figure"
 
@@ -160,14 +157,6 @@ FIGURES: dict[str, str] = {
     "dcgm_fb_free": "max by (instance, gpu, modelName, Hostname) (DCGM_FI_DEV_FB_FREE)",
     "dcgm_temp": "max by (instance, gpu, modelName, Hostname) (DCGM_FI_DEV_GPU_TEMP)",
     "dcgm_power": "max by (instance, gpu, modelName, Hostname) (DCGM_FI_DEV_POWER_USAGE)",
-}
-
-# What the plots can show: figure -> (title, unit, scale applied to the value).
-PLOT_FIGURES: dict[str, tuple[str, str, float]] = {
-    "generation_tps": ("Generation", "tok/s", 1.0),
-    "kv": ("KV cache", "%", 100.0),
-    "waiting": ("Waiting requests", "", 1.0),
-    "ttft_p95": ("TTFT p95", "s", 1.0),
 }
 
 
