@@ -167,3 +167,68 @@ def test_bad_options_say_what_to_do(tmp_path, args, needle):
     assert out.returncode == 1
     assert "Traceback" not in out.stderr and "hint:" in out.stderr
     assert needle in out.stderr
+
+
+def _two_page_pdf(path):
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    for text in ("Page one: growth curve", "Page two: seasonal cycle"):
+        pdf.add_page()
+        pdf.set_font("helvetica", size=24)
+        pdf.cell(0, 20, text)
+    pdf.output(str(path))
+    return path
+
+
+def _notebook_with_a_figure(path):
+    import base64
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (120, 80), "navy").save(buf, "PNG")
+    cell = {
+        "cell_type": "code",
+        "execution_count": 1,
+        "metadata": {},
+        "source": ["plt.plot(x, y)"],
+        "outputs": [
+            {
+                "output_type": "display_data",
+                "metadata": {},
+                "data": {"image/png": base64.b64encode(buf.getvalue()).decode()},
+            }
+        ],
+    }
+    doc = {"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [cell]}
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def _images(body) -> int:
+    return sum(
+        1
+        for m in body["messages"]
+        if isinstance(m["content"], list)
+        for part in m["content"]
+        if part["type"] == "image_url"
+    )
+
+
+def test_pdf_pages_and_notebook_figures_are_sent_as_figures(tmp_path):
+    pdf = _two_page_pdf(tmp_path / "paper.pdf")
+    nb = _notebook_with_a_figure(tmp_path / "analysis.ipynb")
+    with VLLMTestServer(answer_tokens=6) as server:
+        base = ["--api-base", server.api_base, "--no-history"]
+        out = _run(["interpret", str(pdf), "--pages", "1-2", *base])
+        assert out.returncode == 0, out.stderr
+        assert _images(server.received[-1].body) == 2
+        out = _run(["interpret", str(pdf), str(nb), "--pages", "2", *base])
+        assert out.returncode == 0, out.stderr
+        assert _images(server.received[-1].body) == 2  # page 2 and the notebook's plot
+        out = _run(["interpret", str(pdf), "--pages", "3", *base])
+    assert out.returncode == 1
+    assert "paper.pdf has 2 page(s); there is no page 3" in out.stderr
+    assert "Traceback" not in out.stderr
