@@ -321,7 +321,7 @@ class MetricsPoller:
         """
         now = self._clock()
         if timings is not None:
-            self._last_timings = ServerTimings.from_timings(timings) or self._last_timings
+            self.record_timings(timings)
         if event in ("start", "end") and not self._paused and self._wake is not None:
             self._wake.set()  # poll now: the panel shows the start (or end) at once
         if event == "start":
@@ -339,6 +339,14 @@ class MetricsPoller:
         self._energy = None
         self._spans.append(span)
         return span
+
+    def record_timings(self, timings: Mapping[str, Any] | None) -> ServerTimings | None:
+        """Keep an answer's own llama.cpp ``timings`` (``Usage.server_timings``) to show as
+        the last answer's speed; returns what was kept (None: nothing usable)."""
+        found = ServerTimings.from_timings(timings)
+        if found is not None:
+            self._last_timings = found
+        return found
 
     def _request_spans(self, now: float) -> tuple[RequestSpan, ...]:
         while self._spans and (self._spans[0].end or now) < now - SPAN_HISTORY_S:
