@@ -49,6 +49,9 @@ def test_all_checks_pass_and_stream_from_a_server(qapp, vllm_server):
     assert model in checks["server"]
     assert f"{selftest.STREAM_MAX_TOKENS} tokens" in checks["server"]
     assert report.rstrip().endswith(f"PASSED: all {len(CHECKS) + 1} checks")
+    from kanoa_desktop.core.config.logs import log_path
+
+    assert f"Log file: {log_path()}" in report.splitlines()[1]  # for a problem report
 
 
 def test_an_unreachable_server_fails_the_run_in_plain_words_and_the_rest_still_runs(qapp):
