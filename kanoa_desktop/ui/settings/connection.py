@@ -74,7 +74,12 @@ async def check_connection(
         model = request.model or (models[0].id if models else "")
         if request.vision == "auto" and model and health.state == "ok":
             vision = await client.probe_vision(model)
-        image_tokens = await client.image_token_cost(model) if vision else None
+        image_tokens = None
+        if vision:
+            try:
+                image_tokens = await client.image_token_cost(model)
+            except KanoaError:
+                pass  # the price is a nicety: the connection itself is fine
         return ConnectionReport(
             health, models, server, vision, model or None, router=router, image_tokens=image_tokens
         )
