@@ -54,3 +54,21 @@ def test_usage_arithmetic_refuses_missing_or_absurd_counts():
     assert image_tokens(46, 30) == 16
     assert image_tokens(30, 30) is None
     assert image_tokens(None, 30) is None
+
+
+async def test_the_client_pool_remembers_each_endpoints_measured_price():
+    from kanoa_desktop.core.config.profiles import Profile
+    from kanoa_desktop.core.endpoint.pool import ClientPool
+
+    with VLLMTestServer(image_tokens=300) as seeing, VLLMTestServer(multimodal=False) as blind:
+        pool = ClientPool()
+        try:
+            p1 = Profile(name="a", api_base=seeing.api_base)
+            p2 = Profile(name="b", api_base=blind.api_base)
+            assert pool.image_tokens(seeing.api_base) is None  # the pipeline's guess stays
+            assert await pool.measure_image_tokens(p1, seeing.model) == 300
+            assert await pool.measure_image_tokens(p2, blind.model) is None
+            assert pool.image_tokens(seeing.api_base) == 300
+            assert pool.image_tokens(blind.api_base) is None
+        finally:
+            await pool.aclose()

@@ -43,6 +43,7 @@ class ClientPool:
         self._clients: dict[tuple, ChatClient] = {}
         self._models: dict[str, list[ModelInfo]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._image_tokens: dict[str, int] = {}  # api_base -> measured price of a figure
 
     def _secret(self, profile: Any) -> str | None:
         if self.api_key:
@@ -95,6 +96,23 @@ class ClientPool:
                 )
             return models[0].id, models[0]
         return profile.model, next((m for m in models if m.id == profile.model), None)
+
+    async def measure_image_tokens(self, profile: Any, model: str) -> int | None:
+        """Measure what one figure costs ``model`` on the profile's endpoint (two one-token
+        requests, once per client: ``ChatClient.image_token_cost``) and remember it for
+        :meth:`image_tokens`. None when the model cannot see or the server reports no
+        usage; never raises (the guess stays in use)."""
+        try:
+            cost = await self.client_for(profile).image_token_cost(model)
+        except E.KanoaError:
+            return None
+        if cost:
+            self._image_tokens[profile.api_base] = cost
+        return cost
+
+    def image_tokens(self, api_base: str) -> int | None:
+        """What one figure costs on ``api_base``, once :meth:`measure_image_tokens` ran."""
+        return self._image_tokens.get(api_base)
 
     async def aclose(self) -> None:
         clients = list(self._clients.values())
