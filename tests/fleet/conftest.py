@@ -92,6 +92,13 @@ def fleet(llama_server, tmp_path_factory):
             [a.base_url, b.base_url, victim.base_url], extra_args=["--cb-failure-threshold", "1"]
         ).start(logs)
         started.append(router)
+        # One request before Prometheus starts: the router's request counters exist from
+        # the first scrape (a counter's first sample is never part of a rate()).
+        httpx.post(
+            router.api_base + "/chat/completions",
+            json={"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2},
+            timeout=30.0,
+        ).raise_for_status()
         prometheus = PrometheusServer(
             {
                 "vllm": [address(s.base_url) for s in (a, b, victim, busy)],
