@@ -2,8 +2,8 @@
 
 Starts the real llama.cpp server (SmolLM2-135M, built by `make test-servers`) and a virtual
 X server (Xvfb, 1,280 × 720: the smallest screen the window must fit), runs the window on
-Qt's xcb platform with every dock open, loads a CSV, draws a quick plot, interprets, and
-takes the X screen's pixels in light and then dark.
+Qt's xcb platform with every dock open, loads a CSV, interprets it, and takes the X screen's
+pixels in light and then dark.
 
     .venv/bin/python docs/make_screenshot.py
 
@@ -38,7 +38,7 @@ def write_csv(path: Path) -> None:
     path.write_text("\n".join(rows) + "\n")
 
 
-async def until(predicate, seconds: float = 120.0) -> None:
+async def until(predicate, seconds: float = 600.0) -> None:
     for _ in range(int(seconds / 0.05)):
         if predicate():
             return
@@ -55,7 +55,7 @@ async def shoot(api_base: str, out_dir: Path) -> None:
     w = MainWindow()
     try:
         p = w.store.active.with_user_values(
-            name="llama.cpp (SmolLM2)", api_base=api_base, model="smollm2", max_tokens=220,
+            name="llama.cpp (SmolLM2)", api_base=api_base, model="smollm2", max_tokens=150,
             temperature=0.3,
         )  # fmt: skip
         w.store.update(p)
@@ -75,12 +75,14 @@ async def shoot(api_base: str, out_dir: Path) -> None:
             "E. coli K12 batch culture in LB at 37 °C, OD600 every 30 min"
         )
         w.inputs.focus.setText("growth phases and the doubling time")
-        w.inputs.table.plot_button.click()
-        await until(lambda: len(w.inputs.figures.figures()) >= 1)
         w.interpret()
         await until(lambda: w.streaming, 10)
         await until(lambda: not w.streaming)
         await asyncio.sleep(1.5)  # let the GPU panel scrape llama.cpp's /metrics
+        state = w.status.state.text()
+        print("state:", state, w.status.tokens.text(), file=sys.stderr)
+        if "error" in state.lower():
+            raise SystemExit(f"the interpretation failed ({state}): screenshots not kept")
         for theme, name in (("light", "screenshot.png"), ("dark", "screenshot-dark.png")):
             w.store.set_preferences(dataclasses.replace(w.store.preferences, theme=theme))
             w.apply_preferences()
@@ -88,7 +90,6 @@ async def shoot(api_base: str, out_dir: Path) -> None:
             shot = QGuiApplication.primaryScreen().grabWindow(0)
             shot.save(str(out_dir / name))
             print("saved", out_dir / name, shot.width(), "x", shot.height(), file=sys.stderr)
-        print("state:", w.status.state.text(), w.status.tokens.text(), file=sys.stderr)
     finally:
         await w.shutdown()
         w.close()
