@@ -99,10 +99,16 @@ def _temporary_home() -> Iterator[Path]:
 
 def check_window() -> str:
     """Build the main window on the app's qasync loop, show it, shut it down."""
-    from kanoa_desktop.ui.app import create_application, create_event_loop, display_problem
+    from kanoa_desktop.ui.app import (
+        create_application,
+        create_event_loop,
+        display_problem,
+        platform_library_problem,
+    )
 
-    if display_problem():
-        # No display: the offscreen platform still loads Qt, its plugins and every widget.
+    if display_problem() or platform_library_problem():
+        # No display (or the display's Qt plugin lacks libraries: the app names them at
+        # start): the offscreen platform still loads Qt, its plugins and every widget.
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
     app = create_application([])
     from kanoa_desktop.ui.app import close_event_loop

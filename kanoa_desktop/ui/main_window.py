@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QSettings, QTimer, QUrl, Signal
+from PySide6.QtCore import QByteArray, QSettings, QTimer, Signal
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication
 from PySide6.QtWidgets import (
     QApplication,
@@ -228,7 +228,8 @@ class MainWindow(QMainWindow):
             self._context_length = ev.context_length
             self._update_vision_note()
         elif isinstance(ev, P.Notice):
-            self.banner.show_message(ev.title, ev.message, ev.hint)
+            if not (ev.title == "Figures not sent" and self.vision_note.isVisible()):
+                self.banner.show_message(ev.title, ev.message, ev.hint)  # not said twice
         elif isinstance(ev, P.Asked):
             self.answer.begin_answer(P.you_markdown(ev.asked))
             self._status_timer.start()
@@ -520,11 +521,6 @@ class MainWindow(QMainWindow):
             apply_appearance(QApplication.instance(), prefs.theme, prefs.font_size_pt)
         self.gpu_dock.setVisible(bool(prefs.gpu_panel_visible))
         self.monitor.watch(self.profile, prefs)
-
-    def _open_source(self, path: str) -> None:
-        from PySide6.QtGui import QDesktopServices
-
-        QDesktopServices.openUrl(QUrl.fromLocalFile(path))
 
     def _vision_block(self, profile: Profile | None = None) -> str | None:
         if profile is not None:

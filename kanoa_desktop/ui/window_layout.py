@@ -48,7 +48,6 @@ def build_layout(self) -> None:  # noqa: PLR0915 - one layout, top to bottom
     self.answer = AnswerView()
     self.sources = SourcesView()
     self.sources.setObjectName("sourcesView")
-    self.sources.openRequested.connect(self._open_source)
     for w in (self.banner, self.vision_note):
         rlay.addWidget(w)
     rlay.addWidget(self.answer, 1)
