@@ -186,8 +186,8 @@ def format_fleet(snapshot: FleetSnapshot) -> str:
                 ],
             )  # fmt: skip
         )
-    for warning in snapshot.warnings:
-        parts.append(f"warning: {warning}")
+    if snapshot.warnings:
+        parts.append("\n".join(f"warning: {w}" for w in snapshot.warnings))
     return "\n\n".join(parts) if parts else "Prometheus has no targets."
 
 

@@ -597,7 +597,8 @@ class FleetReader:
                 extra = (f"Router {self.router_url}: {problem}.",)
             else:
                 for w in router.workers:
-                    if not w.healthy:
+                    # Once per server: Prometheus's router rows may have said it already.
+                    if not w.healthy and not any(w.url in said for said in snapshot.warnings):
                         extra += (f"The router {self.router_url} marks {w.url} unhealthy.",)
             snapshot = FleetSnapshot(
                 timestamp=snapshot.timestamp,
