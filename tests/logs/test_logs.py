@@ -154,3 +154,11 @@ def test_the_entry_point_sets_up_the_log_and_refuses_an_unknown_command(tmp_path
     assert "interpret" in out.stderr and "history" in out.stderr
     assert "display" not in out.stderr
     assert (home / "logs" / "kanoa-desktop.log").is_file()
+
+
+def test_an_unexpected_error_in_a_question_points_to_the_log_file():
+    from kanoa_desktop.core.ask.pipeline import internal_error
+
+    err = internal_error(RuntimeError("boom"))
+    assert "RuntimeError: boom" in err.message
+    assert str(logs.log_path()) in err.hint and "Help > Open log folder" in err.hint

@@ -42,6 +42,7 @@ from kanoa_desktop.core.ask.pricing import CostTracker, KanoaPricing, Prices, pr
 from kanoa_desktop.core.ask.prompts import DEFAULT_SYSTEM_PROMPT
 from kanoa_desktop.core.ask.stats import StreamStats
 from kanoa_desktop.core.ask.tokens import TOKENS_PER_IMAGE, estimate_message_tokens
+from kanoa_desktop.core.config.logs import report_hint
 from kanoa_desktop.core.config.profiles import Profile, vision_block_reason
 from kanoa_desktop.core.endpoint import errors as E
 from kanoa_desktop.core.endpoint.chat import Conversation, Turn
@@ -270,8 +271,7 @@ def internal_error(exc: BaseException) -> E.KanoaError:
     """An unexpected exception as a message a user can read (the log has the traceback)."""
     return E.KanoaError(
         f"Something went wrong inside kanoa desktop: {type(exc).__name__}: {exc}",
-        "Your inputs and the answer so far are kept. Please report this with the log "
-        "(Help > Open log folder).",
+        "Your inputs and the answer so far are kept. " + report_hint(),
     )
 
 
