@@ -162,3 +162,26 @@ def test_an_unexpected_error_in_a_question_points_to_the_log_file():
     err = internal_error(RuntimeError("boom"))
     assert "RuntimeError: boom" in err.message
     assert str(logs.log_path()) in err.hint and "Help > Open log folder" in err.hint
+
+
+def test_a_logged_error_is_one_line_on_stderr_and_its_traceback_goes_to_the_file(tmp_path):
+    home = tmp_path / "home"
+    out = _python(
+        """
+        import logging
+        from kanoa_desktop.core.config.logs import setup_logging
+
+        setup_logging()
+        try:
+            {}["missing"]
+        except KeyError:
+            logging.getLogger("kanoa_desktop.test").exception("could not read the thing")
+        logging.getLogger("kanoa_desktop.test").info("only in the file")
+        """,
+        home,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stderr == "could not read the thing\n"
+    text = (home / "logs" / "kanoa-desktop.log").read_text(encoding="utf-8")
+    assert "could not read the thing\nTraceback (most recent call last):" in text
+    assert "KeyError: 'missing'" in text and "only in the file" in text

@@ -9,8 +9,8 @@ escape its tasks itself (``ui/app.py``). Every record goes through
 :class:`~kanoa_desktop.core.safety.ScrubbingFilter`, so API keys the process knows,
 ``Bearer ...`` credentials and ``Authorization:`` headers never reach the file.
 
-Warnings still reach stderr as before (one line each), as Python's last-resort handler
-printed them when no handler was installed.
+Warnings and errors still reach stderr, one line each (their tracebacks only go to the
+file), as Python's last-resort handler printed them when no handler was installed.
 """
 
 from __future__ import annotations
@@ -58,6 +58,13 @@ def report_hint() -> str:
     return f"Please report this with the log: {log_path()} (Help > Open log folder)."
 
 
+class _MessageOnly(logging.Formatter):
+    """One line per record on stderr: the traceback goes to the log file, not the terminal."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return record.getMessage()
+
+
 class _StderrHandler(logging.StreamHandler):
     """Writes to whatever ``sys.stderr`` is at the time (tests and the window swap it)."""
 
@@ -96,7 +103,7 @@ def setup_logging(
     scrub = ScrubbingFilter()
 
     console = _StderrHandler(logging.WARNING)
-    console.setFormatter(logging.Formatter("%(message)s"))
+    console.setFormatter(_MessageOnly())
     console.addFilter(scrub)
     setattr(console, _MARK, True)
     root.addHandler(console)
