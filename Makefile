@@ -58,8 +58,11 @@ system-test-tools:
 test: $(TEST_STAMP) test-servers system-test-tools
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest $(PYTEST_ARGS)
 
+## make lint: ruff, and the import contracts in pyproject.toml (core without Qt, ui or cli;
+## cli without the window).
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check kanoa_desktop tests bench
+	$(BIN)/lint-imports
 
 BENCH_STAMP := $(VENV)/.installed-bench
 
@@ -67,11 +70,8 @@ $(BENCH_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	touch $(STAMP) $(TEST_STAMP) $@
 
-## make lint: ruff, and the import contracts in pyproject.toml (core without Qt, ui or cli;
-## cli without the window).
 ## make bench: every benchmark table (the client bench needs the llama.cpp test server).
 bench: $(BENCH_STAMP) test-servers
-	$(BIN)/lint-imports
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m bench $(BENCH_ARGS)
 
 bench-quick: $(BENCH_STAMP) test-servers
