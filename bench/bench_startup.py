@@ -214,7 +214,14 @@ def _csv_child(path: str) -> None:
     async def main() -> None:
         w = _make_window("app")
         await _show_and_wait_for_paint(app, w)
-        await asyncio.sleep(1.0)  # the deferred start-up work is done
+        # The deferred start-up work (HTTP stack, poller, first-run probe) is done before
+        # the drop, as when a user drops a file a few seconds after the window appeared.
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and (
+            w.gpu_panel.poller is None or w.gpu_panel.poller.latest is None
+        ):
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1.0)
         out["had_pandas"] = "pandas" in sys.modules
         out["first"], out["first_stall_ms"], out["first_cpu"] = await drop(w)
         import pandas as pd
