@@ -8,10 +8,11 @@ backend="openai", api_base=...)``) in the same run:
 - CSV of 100,000 rows × 10 columns -> the real llama.cpp server (SmolLM2-135M). Ours loads
   and summarises the table (``load_input`` + ``summarise`` + ``build_turn``); kanoa is given
   ``pd.read_csv(...)`` as ``data`` (its users read the file themselves).
-- A 12-megapixel PNG plot -> the vLLM test server (SmolLM2 has no vision). Ours prepares it
-  (``prepare_figure``: downscale to 1024 px); kanoa takes a Matplotlib figure, so it gets
-  the PNG drawn in a 40×30 in, 100 dpi figure (what a notebook user hands it) and saves it
-  again as PNG at full size.
+- A 12-megapixel PNG plot -> the real llama.cpp server, which sees through the tiny test
+  vision projector (tests/servers/make_mmproj.py: it decodes and encodes every image), and
+  the vLLM test server beside it. Ours prepares it (``prepare_figure``: downscale to
+  1024 px); kanoa takes a Matplotlib figure, so it gets the PNG drawn in a 40×30 in,
+  100 dpi figure (what a notebook user hands it) and saves it again as PNG at full size.
 
 "sent": the moment the client hands the request to the network (ours: the ``RequestSent``
 event, taken just before httpx writes the body; kanoa: its first yielded chunk, which it
@@ -215,15 +216,18 @@ def main(argv: list[str] | None = None) -> int:
     _make_csv(csv_path, csv_rows)
     _make_plot_png(png_path)
 
-    reason = missing_reason()
-    llama = None if reason else LlamaServer(ctx_size=8192).start(tmp)
+    reason = missing_reason(vision=True)
+    llama = None if reason else LlamaServer(ctx_size=8192, vision=True).start(tmp)
     if reason:
-        notes.append(f"CSV rows skipped: {reason}")
+        notes.append(f"llama.cpp rows skipped: {reason}")
     vllm = VLLMTestServer(tokens_per_second=200).start()
     cases = []
     if llama is not None:
         cases.append((f"CSV {csv_rows:,} rows", str(csv_path), llama.api_base, llama.model,
                       llama.metrics_url, LLAMA_TTFT, "llama.cpp (SmolLM2)"))  # fmt: skip
+    if llama is not None:
+        cases.append(("PNG 12 MP plot", str(png_path), llama.api_base, llama.model,
+                      llama.metrics_url, LLAMA_TTFT, "llama.cpp (SmolLM2 + test projector)"))  # fmt: skip
     cases.append(("PNG 12 MP plot", str(png_path), vllm.api_base, vllm.model, vllm.metrics_url,
                   VLLM_TTFT, "vLLM test server"))  # fmt: skip
     try:
