@@ -231,8 +231,9 @@ class ServerError(KanoaError):
 
 class PromptCacheFault(ServerError):
     """llama.cpp's prompt cache failed around an image (500 "Chunk not found"): it happens
-    when a question shares only part of an earlier one's figures, and repeats until the
-    cache changes. Sent again without the cache (``"cache_prompt": false``) it works."""
+    when a question matches the cached one up to a figure that the cached one follows with
+    another figure (figures [A, B], then [A] alone), and repeats until the cache changes.
+    Sent again without the cache (``"cache_prompt": false``) it works."""
 
     title = "Server's prompt cache failed on a figure"
 
