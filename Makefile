@@ -28,7 +28,7 @@ run: $(STAMP)
 	$(BIN)/kanoa-desktop $(ARGS)
 
 ## make test-servers: build llama-server and fetch SmolLM2 into the cache (reused later).
-test-servers: | $(BIN)/python
+test-servers: $(TEST_STAMP)
 	PYTHON=$(BIN)/python bash tests/servers/build_llama_server.sh
 
 ## make test: install test extras and the real test servers, then run the whole suite.
