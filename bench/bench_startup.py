@@ -53,6 +53,8 @@ def _child_env(home: str) -> dict[str, str]:
            "PYTHONPYCACHEPREFIX": str(PYCACHE)}  # fmt: skip
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     return env
+
+
 HEAVY = ("pandas", "matplotlib", "numpy", "PIL", "pyqtgraph", "pypdfium2", "httpx", "keyring")
 AIM_START, AIM_MEMORY, AIM_CSV, AIM_FIGURE, AIM_IDLE_CPU_PCT = 1.5, 2.0, 1.3, 0.33, 1.0
 FRAME_MS = 1000 / 60
@@ -347,8 +349,7 @@ def _figure(repeat: int) -> dict:
             runs["ours"].append(run_ours(png, server.api_base, server.model).get("sent"))
             if not note:
                 runs["kanoa"].append(run_kanoa(png, server.api_base, server.model).get("sent"))
-                runs["kanoa_cpu"].append(
-                    _kanoa_first_chunk_cpu(png, server.api_base, server.model))
+                runs["kanoa_cpu"].append(_kanoa_first_chunk_cpu(png, server.api_base, server.model))
     finally:
         server.stop()
     res: dict = {k: statistics.median([x for x in v if x is not None]) if any(
