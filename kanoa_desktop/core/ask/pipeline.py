@@ -46,7 +46,13 @@ from kanoa_desktop.core.config.logs import report_hint
 from kanoa_desktop.core.config.profiles import Profile, vision_block_reason
 from kanoa_desktop.core.endpoint import errors as E
 from kanoa_desktop.core.endpoint.chat import Conversation, Turn
-from kanoa_desktop.core.endpoint.events import FirstToken, ReasoningDelta, RequestSent, TextDelta
+from kanoa_desktop.core.endpoint.events import (
+    Finished,
+    FirstToken,
+    ReasoningDelta,
+    RequestSent,
+    TextDelta,
+)
 from kanoa_desktop.core.endpoint.pool import ClientPool
 
 if TYPE_CHECKING:  # the client (httpx) loads with the first request
@@ -292,6 +298,7 @@ class _TurnState:
     energy_started: bool = False
     text: list[str] = field(default_factory=list)
     reasoning: list[str] = field(default_factory=list)
+    notices: tuple = ()  # Finished.notices: e.g. the server ignored max_tokens
     started: float = field(default_factory=time.monotonic)
 
 
@@ -574,6 +581,8 @@ class ConversationRunner:
                     self._set_state("waiting")
                 elif isinstance(ev, FirstToken):
                     self._set_state("streaming")
+                elif isinstance(ev, Finished):
+                    st.notices = ev.notices
         finally:
             await stream.aclose()
 
@@ -743,13 +752,16 @@ class ConversationRunner:
         else:
             state = "done"
             finish_reason = (stats.finish_reason if stats else None) or "stop"
-            if finish_reason == "length":
-                note = "Stopped at the max tokens limit (Settings > Generation)."
-            elif not answer.strip() and reasoning.strip():
+            runaway = [n.message for n in st.notices if n.kind == "max_tokens_ignored"]
+            if not answer.strip() and reasoning.strip():
                 note = (
                     "The model only reasoned and gave no answer (it may have run out of "
                     "tokens while thinking): raise Max tokens in Settings > Generation."
                 )
+            elif runaway:
+                note = runaway[0]  # the client cut a stream that ignored max_tokens
+            elif finish_reason == "length":
+                note = "Stopped at the max tokens limit (Settings > Generation)."
         if st.turn is not None:
             st.turn.assistant = answer
             st.turn.finish_reason = "error" if error is not None else finish_reason
