@@ -273,6 +273,16 @@ def sources_text(grounding: Any, answer: str) -> str:
     return "\n".join(lines)
 
 
+def _for_terminal(stream: Any, text: str) -> str:
+    """Model text as written to ``stream``: on a terminal, control characters other than
+    newline and tab are shown escaped (an answer must not move the cursor, retitle the
+    window or write the clipboard through escape sequences); piped, it is kept as is."""
+    from kanoa_desktop.core.safety import escape_control
+
+    isatty = getattr(stream, "isatty", None)
+    return escape_control(text, keep="\n\t") if callable(isatty) and isatty() else text
+
+
 class _Printer:
     """Renders the runner's events: the answer on stdout, the rest on stderr."""
 
@@ -286,11 +296,11 @@ class _Printer:
             if self.in_reasoning:
                 sys.stderr.write("\n")
                 self.in_reasoning = False
-            sys.stdout.write(ev.text)
+            sys.stdout.write(_for_terminal(sys.stdout, ev.text))
             sys.stdout.flush()
         elif isinstance(ev, ReasoningText):
             self.in_reasoning = True
-            sys.stderr.write(ev.text)
+            sys.stderr.write(_for_terminal(sys.stderr, ev.text))
             sys.stderr.flush()
         elif isinstance(ev, Notice):
             hint = f" ({ev.hint})" if ev.hint else ""

@@ -47,3 +47,17 @@ def test_the_metrics_table_escapes_names_a_server_chose():
     table = format_table(snap)
     assert "\x1b" not in table and "\x07" not in table and "inf" not in table
     assert "evil\\x1b]0;owned\\x07" in table and "line\\nbreak" in table
+
+
+def test_the_cli_escapes_model_text_on_a_terminal_but_not_in_a_pipe():
+    import io
+
+    from kanoa_desktop.cli.interpret import _for_terminal
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    text = "ok\n\tnext \x1b]52;c;aGk=\x07 \x1b[2J"
+    assert _for_terminal(Tty(), text) == "ok\n\tnext \\x1b]52;c;aGk=\\x07 \\x1b[2J"
+    assert _for_terminal(io.StringIO(), text) == text
