@@ -16,6 +16,19 @@ from kanoa_desktop.ui.profile_switcher import ProfileSwitcher
 
 _STD = QKeySequence.StandardKey
 
+
+def _open_compare(w) -> None:
+    from kanoa_desktop.ui.compare_view import show_for_window  # lazily: not at start-up
+
+    show_for_window(w)
+
+
+def _open_batch(w) -> None:
+    from kanoa_desktop.ui.batch_view import show_for_window
+
+    show_for_window(w)
+
+
 # attribute, text, slot, shortcut(s), object name, tooltip
 ACTIONS: tuple[tuple, ...] = (
     ("open_action", "Open…", "open_dialog", _STD.Open, "openAction",
@@ -29,6 +42,10 @@ ACTIONS: tuple[tuple, ...] = (
      "Copy the conversation as Markdown"),
     ("request_action", "Show request", "show_request", None, "showRequestAction",
      "Show exactly what was sent"),
+    ("compare_action", "Compare models…", _open_compare, None, "compareAction",
+     "Ask 2 to 4 profiles or models the same question, side by side"),
+    ("batch_action", "Batch…", _open_batch, None, "batchAction",
+     "Ask one question about every figure and table of a folder"),
     ("bench_action", "Benchmark endpoint…", "open_benchmark", None, "benchmarkAction",
      "Measure tokens/s and time to first token on kanoa's benchmark tasks"),
     ("settings_action", "Settings…", "open_settings", "Ctrl+,", "settingsAction", ""),
@@ -42,7 +59,8 @@ MENUS = (
     ("question_menu", "&Question",
      ("interpret_action", "stop_action", "copy_action", "request_action")),
     ("view_menu", "&View", ()),
-    ("tools_menu", "&Tools", ("bench_action", "settings_action")),
+    ("tools_menu", "&Tools",
+     ("compare_action", "batch_action", None, "bench_action", "settings_action")),
 )  # fmt: skip
 
 
@@ -56,7 +74,8 @@ def _action(w: QMainWindow, text, slot, shortcut, name, tip) -> QAction:
         a.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
         keys = f" ({seqs[0].toString()})"
     a.setToolTip(f"{tip or text}{keys}")
-    a.triggered.connect(lambda *_: getattr(w, slot)())
+    # A slot is a window method's name, or a function of the window (opened lazily).
+    a.triggered.connect(lambda *_: slot(w) if callable(slot) else getattr(w, slot)())
     w.addAction(a)
     return a
 

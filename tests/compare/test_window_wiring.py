@@ -20,8 +20,12 @@ def test_compare_from_the_window_uses_its_inputs_and_lands_in_its_history(make_w
         w.inputs.context.setPlainText("Mauna Loa CO2 record")
 
         async def scenario():
-            view = compare_view.show_for_window(w)
-            assert compare_view.show_for_window(w) is view  # one per window
+            assert w.compare_action in w.tools_menu.actions()
+            w.compare_action.trigger()  # Tools > Compare models…
+            view = w.compare_view
+            assert view.isVisible()
+            w.compare_action.trigger()
+            assert w.compare_view is view  # one per window
             assert view.pool is w.clients and view.history is w.history
             view.set_profiles([w.store.active, w.store.get("other model")])
             view.question.setText("What is the trend?")
@@ -52,7 +56,10 @@ def test_compare_from_the_window_uses_its_inputs_and_lands_in_its_history(make_w
 def test_batch_from_the_window_offers_its_profiles_and_closes_with_it(make_window, run):
     with VLLMTestServer() as s:
         w = make_window(s.api_base, s.model)
-        dialog = batch_view.show_for_window(w)
+        assert w.batch_action in w.tools_menu.actions()
+        w.batch_action.trigger()  # Tools > Batch…
+        dialog = w.batch_view
+        assert batch_view.show_for_window(w) is dialog
         assert dialog.isVisible() and not dialog.isModal()
         assert dialog.pool is w.clients
         names = [dialog.profile.itemText(i) for i in range(dialog.profile.count())]
