@@ -95,6 +95,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help=f"tokens for a table summary (default {DEFAULT_TABLE_TOKEN_BUDGET})",
     )
     p.add_argument("--pages", default="1", help="PDF pages to send, e.g. 1,3-4 (default 1)")
+    p.add_argument(
+        "--sheet", default=None, metavar="NAME", help="Excel sheet (default: the first with data)"
+    )
     p.add_argument("--system-prompt", default=None)
     defaults = Profile()
     p.add_argument(
@@ -157,14 +160,17 @@ def _pages(spec: str) -> list[int]:
 
 def load_inputs(args: argparse.Namespace, profile: Profile) -> Inputs:
     """Figures, a table summary, PDF pages and notebook figures from the files given."""
+    from kanoa_desktop.core.inputs.load import take_figures
     from kanoa_desktop.core.inputs.notebook import NotebookFigures
     from kanoa_desktop.core.inputs.pdf import PdfDocument
 
     inputs = Inputs(context=args.context, focus=args.focus, question=args.question)
     long_side = profile.image_long_side
     for f in args.files:
-        item = load_input(f, long_side=long_side)
+        item = load_input(f, long_side=long_side, sheet=args.sheet)
         if isinstance(item, LoadedTable):
+            for warning in item.warnings:  # skipped rows and the like: never only in the prompt
+                print(f"warning: {item.name}: {warning}", file=sys.stderr)
             if inputs.table is not None:
                 raise InputProblem(
                     f"{Path(f).name}: one table per question ({inputs.table.name} is the first).",
@@ -189,7 +195,10 @@ def load_inputs(args: argparse.Namespace, profile: Profile) -> Inputs:
         elif isinstance(item, NotebookFigures):
             for note in item.notes:
                 print(f"note: {item.name}: {note}", file=sys.stderr)
-            inputs.figures.extend(nf.figure for nf in item.figures)
+            # Every figure, with the code of the cell that drew it as context.
+            taken = take_figures(item)
+            inputs.figures.extend(taken.figures)
+            inputs.context = f"{inputs.context}\n\n{taken.context}".strip()
     return inputs
 
 
