@@ -336,6 +336,8 @@ class FleetPanel(QWidget):
         self._task: asyncio.Future[None] | None = None
         self._history_task: asyncio.Future[None] | None = None
         self._refreshes = 0
+        self._dock_hooked = False
+        self._seen = False  # on screen: shown, and its dock's tab is the current one
         self._wanted: tuple[str, str | None, float] | None = None  # set_prometheus_url's
         self._snapshot: FleetSnapshot | None = None
         self._build()
@@ -422,7 +424,7 @@ class FleetPanel(QWidget):
         if url is None:
             self.set_poller(None)
             return
-        if self.isVisible():
+        if self._seen:
             self._apply_wanted()
         else:
             self.state_label.setText(f"Reads the fleet from {url} when shown.")
@@ -465,7 +467,7 @@ class FleetPanel(QWidget):
             return
         self.state_label.setText(f"Asking {poller.reader.url}…")
         poller.add_listener(self.show_update)
-        if self.isVisible():
+        if self._seen:
             self._start_or_resume()
 
     def _start_or_resume(self) -> None:
@@ -479,12 +481,34 @@ class FleetPanel(QWidget):
         if loop is not None:
             self._task = asyncio.ensure_future(poller.run(), loop=loop)
 
+    def _dock(self) -> QDockWidget | None:
+        parent = self.parentWidget()
+        while parent is not None and not isinstance(parent, QDockWidget):
+            parent = parent.parentWidget()
+        return parent
+
     def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt's name
         super().showEvent(event)
-        self._apply_wanted()
-        self._start_or_resume()
+        dock = self._dock()
+        if dock is not None:
+            # In a dock tabbed behind another, the panel is "shown" without being seen:
+            # the dock's visibilityChanged says when its tab is really on screen.
+            if not self._dock_hooked:
+                dock.visibilityChanged.connect(self._dock_visibility)
+                self._dock_hooked = True
+            return
+        self._dock_visibility(True)
+
+    def _dock_visibility(self, visible: bool) -> None:
+        self._seen = visible
+        if visible:
+            self._apply_wanted()
+            self._start_or_resume()
+        elif self._poller is not None:  # nobody looks: stop asking Prometheus
+            self._poller.pause()
 
     def hideEvent(self, event: QHideEvent) -> None:  # noqa: N802 - Qt's name
+        self._seen = False
         if self._poller is not None:  # nobody looks: stop asking Prometheus
             self._poller.pause()
         super().hideEvent(event)

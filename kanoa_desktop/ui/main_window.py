@@ -87,7 +87,10 @@ class MainWindow(QMainWindow):
         self._misc_http = None  # httpx client for side jobs (benchmark metrics), made lazily
 
         build_layout(self)
-        build_actions(self, (self.gpu_dock, self.kb_dock, self.history_dock, self.usage_dock))
+        build_actions(
+            self,
+            (self.gpu_dock, self.fleet_dock, self.kb_dock, self.history_dock, self.usage_dock),
+        )
         self.monitor = MonitorHost(self.gpu_panel, self.spawn)
         self.loader = InputLoader(self.spawn, self.run_cpu, lambda: self.profile.image_long_side)
         self.loader.loaded.connect(self._input_loaded)
@@ -401,9 +404,12 @@ class MainWindow(QMainWindow):
             self.inputs.table.set_table(item)
             self.inputs.table.setProperty("hasTable", True)
             self.inputs.refresh()
-            notes = getattr(item, "notes", None) or getattr(item, "warnings", None)
-            if notes:
-                self.banner.show_message(f"{item.name}: read with notes", " ".join(map(str, notes)))
+            # Warnings say rows were skipped or values read differently; the other notes
+            # (how the file was read, date columns) stay in the table's caption.
+            if item.warnings:
+                self.banner.show_message(
+                    f"{item.name}: read with warnings", " ".join(item.warnings)
+                )
         elif isinstance(item, PreparedFigure):
             self.add_figure(item)
         else:
@@ -488,6 +494,7 @@ class MainWindow(QMainWindow):
             self.status.set_state("idle")  # an old endpoint's error does not carry over
         self._update_vision_note()
         self.monitor.watch(profile, self.store.preferences)
+        self.fleet_panel.set_prometheus_url(getattr(profile, "prometheus_url", None))
         self._kb_profile_id = profile.id
         folders = [str(f) for f in getattr(profile, "kb_folders", ()) or ()]
         if [str(f) for f in self.kb_panel.folders] != folders:
@@ -579,6 +586,7 @@ class MainWindow(QMainWindow):
                 t.cancel()
             await asyncio.gather(*probes, return_exceptions=True)
         await self.monitor.shutdown()
+        await self.fleet_panel.aclose()
         self.kb_panel.shutdown()
         self.history.close()
         await self.clients.aclose()

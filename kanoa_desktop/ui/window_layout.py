@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
 
 from kanoa_desktop.ui.answer_view import AnswerView
 from kanoa_desktop.ui.banner import ErrorBanner
+from kanoa_desktop.ui.fleet_panel import FleetPanel
 from kanoa_desktop.ui.history_panel import HistoryPanel
 from kanoa_desktop.ui.inputs_panel import InputsPanel
 from kanoa_desktop.ui.kb_panel import KnowledgeBasePanel, SourcesView
@@ -34,6 +35,9 @@ def build_layout(self) -> None:  # noqa: PLR0915 - one layout, top to bottom
     self.inputs.drop.open_button.clicked.connect(self.open_dialog)
     self.inputs.figures.removed.connect(self._figure_removed)
     self.inputs.table.plotRequested.connect(self._plot_requested)
+    self.inputs.table.sheetRequested.connect(
+        lambda name: self.table is not None and self.loader.load_sheet(self.table.path, name)
+    )
 
     right = QWidget()
     rlay = QVBoxLayout(right)
@@ -80,6 +84,10 @@ def build_layout(self) -> None:  # noqa: PLR0915 - one layout, top to bottom
     self.history_dock = _dock(self, "History", "historyDock", self.history_panel, self.kb_dock)
     self.usage_view = UsageView(self.history)
     self.usage_dock = _dock(self, "Usage", "usageDock", self.usage_view, self.history_dock)
+    # The lab's fleet from Prometheus (a profile's prometheus_url); loads nothing heavy
+    # until its tab is shown.
+    self.fleet_panel = FleetPanel()
+    self.fleet_dock = _dock(self, "Fleet", "fleetDock", self.fleet_panel, self.usage_dock)
     self.gpu_dock.raise_()
     self.resize(1280, 720)
     self.resizeDocks([self.gpu_dock], [360], Qt.Orientation.Horizontal)

@@ -23,6 +23,7 @@ from tests.servers.llama import LlamaServer
 from tests.servers.prometheus import PrometheusServer
 from tests.servers.router import VllmRouter
 from tests.servers.vllm_server import VLLMTestServer
+from tests.ui.conftest import make_window, qloop, run  # noqa: F401 - the window fixtures
 
 MODEL = "qwen2.5-vl-7b"
 DCGM_BODY = Path(__file__).resolve().parents[1] / "metrics" / "data" / "dcgm.prom"
