@@ -19,9 +19,14 @@ HTTP_STACK = ("httpx", "httpcore", "h11", "anyio", "anyio._backends._asyncio", "
 
 
 def _import_all(names: tuple[str, ...]) -> ModuleType:
-    for name in reversed(names):
-        module = importlib.import_module(name)
-    return module  # the first name's
+    # Only the first name is required: the others are what it *may* load later, and a
+    # dependency's own dependencies change between versions (anyio 4.x dropped sniffio).
+    for name in names[1:]:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
+    return importlib.import_module(names[0])
 
 
 async def import_off_thread(name: str, *also: str) -> ModuleType:
