@@ -66,14 +66,18 @@ class InputLoader(QObject):
         for p in paths:
             self._spawn(self._load_path(Path(p)))
 
-    async def _load_path(self, path: Path) -> None:
+    def load_sheet(self, path: Path, sheet: str) -> None:
+        """Load another sheet of a workbook (the table view's sheet chooser asked for it)."""
+        self._spawn(self._load_path(Path(path), sheet))
+
+    async def _load_path(self, path: Path, sheet: str | None = None) -> None:
         from kanoa_desktop.core.ask.interpret import load_input, summarise
         from kanoa_desktop.core.inputs.tables import LoadedTable
 
         self.loading.emit(f"Loading {path.name}…")
         try:
             long_side = self._long_side()
-            item = await self._run_cpu(lambda: load_input(path, long_side=long_side))
+            item = await self._run_cpu(lambda: load_input(path, long_side=long_side, sheet=sheet))
             summary = ""
             if isinstance(item, LoadedTable):
                 summary = await self._run_cpu(summarise, item)
