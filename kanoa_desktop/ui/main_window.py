@@ -255,6 +255,10 @@ class MainWindow(QMainWindow):
             self._refresh_status()
             if ev.energy_wh is not None:
                 self.status.set_energy(ev.energy_wh, self.profile.electricity_price_per_kwh)
+            # llama.cpp's own account of the answer (timings): the GPU panel shows it.
+            usage, poller = ev.stats.usage, self.monitor.poller
+            if usage is not None and usage.server_timings and poller is not None:
+                poller.record_timings(usage.server_timings)
         self.status.set_state(ev.state, ev.error.title if ev.error else "")
         self._set_busy(False)
         if (

@@ -57,3 +57,25 @@ def test_fleet_dock_reads_the_profiles_prometheus_when_shown(scraped, make_windo
     assert table.cell_text(0, "state") == "up"
     assert panel.poller.reader.url == prometheus.url
     w.grab().save("/tmp/kanoa-window-fleet.png")
+
+
+@pytest.mark.llama
+def test_gpu_panel_shows_the_last_llama_answers_own_timings(make_window, run, llama_server):
+    from PySide6.QtWidgets import QLabel
+
+    w = make_window(llama_server.api_base, llama_server.model, max_tokens=12)
+    w.inputs.question.setPlainText("Say something about plots.")
+    answer = w.gpu_panel.findChild(QLabel, "gpuPanelValue_answer")
+
+    async def scenario():
+        w.interpret()
+        await wait_until(lambda: not w.streaming and w.conversation.turns, 120, "llama answer")
+        await wait_until(lambda: w.monitor.poller is not None, 30, "the GPU panel's poller")
+        await wait_until(
+            lambda: "generation" in answer.text(), 30, "the answer's timings in the GPU panel"
+        )
+
+    run(scenario())
+    timings = w.monitor.poller.latest.last_answer
+    assert timings is not None and timings.generated_tokens == w.runner.stats.output_tokens
+    assert f"generation {timings.generation_per_s:,.1f} tok/s" in answer.text()
