@@ -7,7 +7,7 @@ is called a few times a second by a timer, never per token.
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QSizePolicy, QWidget
 
 from kanoa_desktop.core.ask.pricing import energy_cost, format_cost
 from kanoa_desktop.core.ask.stats import StreamStats
@@ -29,6 +29,7 @@ def _label(name: str, accessible: str, tip: str) -> QLabel:
     lab.setObjectName(name)
     lab.setAccessibleName(accessible)
     lab.setToolTip(tip)
+    lab.setProperty("baseTip", tip)
     lab.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
     return lab
 
@@ -67,14 +68,25 @@ class StreamStatus(QWidget):
         lay.addWidget(self.context)
         lay.addWidget(self.cost)
         lay.addWidget(self.energy)
+        # A long model name or error must never make the window wider than the screen:
+        # the bar takes the width it is given, and long texts are elided (full in tooltip).
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.set_state("idle")
         self.reset()
 
+    @staticmethod
+    def _set_elided(label: QLabel, text: str, width: int) -> None:
+        shown = label.fontMetrics().elidedText(text, Qt.TextElideMode.ElideMiddle, width)
+        label.setText(shown)
+        tip = str(label.property("baseTip") or "")
+        label.setToolTip(f"{tip}: {text}" if shown != text else tip)
+
     def set_model(self, name: str) -> None:
-        self.model.setText(name or "no model")
+        self._set_elided(self.model, name or "no model", 220)
 
     def set_state(self, state: str, detail: str = "") -> None:
-        self.state.setText(STATES.get(state, state) + (f": {detail}" if detail else ""))
+        text = STATES.get(state, state) + (f": {detail}" if detail else "")
+        self._set_elided(self.state, text, 260)
         self.state.setProperty("state", state)
 
     def set_energy(self, wh: float, price_per_kwh: float | None = None) -> None:
