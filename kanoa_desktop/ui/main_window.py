@@ -151,10 +151,6 @@ class MainWindow(QMainWindow):
     def _conversation_id(self) -> int | None:
         return self.runner.conversation_id
 
-    @property
-    def _clients(self) -> dict:
-        return self.clients._clients
-
     # ------------------------------------------------------------------ tasks
 
     def spawn(self, coro) -> asyncio.Task:
@@ -354,6 +350,10 @@ class MainWindow(QMainWindow):
 
     def reopen_conversation(self, conversation_id: int) -> None:
         """Restore a stored conversation: figures, table summary, turns; follow-ups go on."""
+        from kanoa_desktop.ui.compare_view import reopen_if_comparison
+
+        if reopen_if_comparison(self, conversation_id):
+            return  # a comparison reopens as the whole comparison, in its own window
         conv = self.history.load_conversation(conversation_id)
         if conv is None:
             self.banner.show_message("Conversation not found", "It may have been deleted.")
@@ -578,17 +578,12 @@ class MainWindow(QMainWindow):
         self._status_timer.stop()
         for runner in [self.runner, *self._retired]:
             await runner.stop_and_wait("Stopped: the window closed.")
+        await dialogs.shutdown_extras(self)  # comparison, batch, first-run probes
         tasks = [t for t in self._tasks if not t.done()]
         for t in tasks:
             t.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
-        card = getattr(self, "first_run", None)
-        if card is not None:  # its probes must not outlive the window
-            probes = [t for t in card._tasks if not t.done()]
-            for t in probes:
-                t.cancel()
-            await asyncio.gather(*probes, return_exceptions=True)
         await self.monitor.shutdown()
         await self.fleet_panel.aclose()
         self.kb_panel.shutdown()

@@ -121,3 +121,20 @@ def open_document(w, item):
         add_context=add_context,
         on_error=on_error,
     )
+
+
+async def shutdown_extras(w) -> None:
+    """Before the history closes: the comparison and batch windows record their stopped
+    answers, and the first-run card's probes end."""
+    import asyncio
+
+    for view in (getattr(w, "compare_view", None), getattr(w, "batch_view", None)):
+        if view is not None:
+            with contextlib.suppress(RuntimeError):  # already deleted with its window
+                await view.shutdown()
+    card = getattr(w, "first_run", None)
+    if card is not None:
+        probes = [t for t in card._tasks if not t.done()]
+        for t in probes:
+            t.cancel()
+        await asyncio.gather(*probes, return_exceptions=True)
