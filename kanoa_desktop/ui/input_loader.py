@@ -7,6 +7,7 @@ read: a dropped file, the clipboard's image, or the one URL a browser drag carri
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from PySide6.QtGui import QImage
 from kanoa_desktop.core.endpoint import errors as E
 
 MAX_REMOTE_IMAGE_BYTES = 50 * 1024 * 1024
+REMOTE_IMAGE_DEADLINE_S = 60.0  # a server dripping bytes cannot hold a download longer
 
 FIGURE_PATTERNS = "*.png *.jpg *.jpeg *.gif *.bmp *.tif *.tiff *.webp *.svg *.svgz"
 TABLE_PATTERNS = "*.csv *.tsv *.tab *.txt *.xlsx *.parquet"
@@ -143,7 +145,10 @@ class InputLoader(QObject):
         self.loading.emit(f"Downloading {name}…")
         chunks: list[bytes] = []
         try:
-            async with httpx.AsyncClient(timeout=20.0, follow_redirects=True) as http:
+            async with (
+                asyncio.timeout(REMOTE_IMAGE_DEADLINE_S),
+                httpx.AsyncClient(timeout=20.0, follow_redirects=True) as http,
+            ):
                 async with http.stream("GET", url.toString()) as resp:
                     resp.raise_for_status()
                     size = 0
@@ -155,6 +160,14 @@ class InputLoader(QObject):
                                 "Save it and open the file instead.",
                             )
                         chunks.append(chunk)
+        except TimeoutError:
+            self.failed.emit(
+                E.KanoaError(
+                    f"Downloading {name} took longer than {REMOTE_IMAGE_DEADLINE_S:.0f} s.",
+                    "Save the image and drop the file instead.",
+                )
+            )
+            return
         except httpx.HTTPError as exc:
             self.failed.emit(
                 E.KanoaError(
