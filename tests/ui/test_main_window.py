@@ -320,9 +320,9 @@ def test_interpret_a_csv_against_the_real_llama_server(make_window, run, llama_s
         drop_files(w, [sample_csv])
         await wait_until(lambda: w.table is not None)
         w.interpret()
-        await wait_until(lambda: not w.streaming and w.conversation.turns, 60, "llama answer")
+        await wait_until(lambda: not w.streaming and w.conversation.turns, 240, "llama answer")
 
-    run(scenario())
+    run(scenario(), timeout=300)
     assert w.conversation.turns[-1].finish_reason in ("stop", "length")
     assert w.conversation.turns[-1].assistant.strip()
     assert w.status.state.text() == "Done"
@@ -444,9 +444,9 @@ def test_hybrid_search_embeds_the_knowledge_base_through_the_endpoint(
         )
         w.inputs.question.setPlainText("How often was OD600 read?")
         w.interpret()
-        await wait_until(lambda: not w.streaming and w.conversation.turns, 60, "answer")
+        await wait_until(lambda: not w.streaming and w.conversation.turns, 240, "answer")
 
-    run(scenario())
+    run(scenario(), timeout=300)
     assert not w.banner.isVisible(), w.banner.message.text()
     base = w.kb_panel.knowledge_base
     vectors = base.vectors("smollm2")
