@@ -237,7 +237,7 @@ def choose_profile(args: argparse.Namespace, keys: KeyStore) -> tuple[Profile, P
     return profile_with(profile, **overrides), store
 
 
-def open_knowledge_base(folders: tuple[str, ...]):
+def open_knowledge_base(folders: tuple[str, ...], *, follow_links_outside: bool = False):
     """The knowledge base over ``folders``, indexed now (progress on stderr), or None."""
     if not folders:
         return None
@@ -249,7 +249,7 @@ def open_knowledge_base(folders: tuple[str, ...]):
         print(f"warning: knowledge-base folder {missing} is missing; left out.", file=sys.stderr)
     if not present:
         return None
-    kb = KnowledgeBase(present)
+    kb = KnowledgeBase(present, follow_links_outside=follow_links_outside)
     try:
         report = _run_index(kb, show_progress=True)
     except BaseException:
@@ -375,7 +375,7 @@ def run(args: argparse.Namespace) -> int:
         keys = KeyStore()
         profile, store = choose_profile(args, keys)
         inputs = load_inputs(args, profile)
-        kb = open_knowledge_base(profile.kb_folders)
+        kb = open_knowledge_base(profile.kb_folders, follow_links_outside=profile.kb_follow_links)
         return asyncio.run(_ask(args, profile, store, keys, inputs, kb))
     except (InputProblem, E.KanoaError) as err:
         return _say(err)

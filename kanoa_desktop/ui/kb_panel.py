@@ -23,6 +23,7 @@ from PySide6.QtCore import QObject, Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QGuiApplication
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QCheckBox,
     QFileDialog,
     QHBoxLayout,
     QHeaderView,
@@ -70,6 +71,7 @@ class KnowledgeBasePanel(QWidget):
     """
 
     foldersChanged = Signal(list)
+    followLinksChanged = Signal(bool)  # the user opted in or out of links outside
     indexingFinished = Signal(object)
     indexChanged = Signal()
 
@@ -115,6 +117,13 @@ class KnowledgeBasePanel(QWidget):
         self.attach_button.clicked.connect(self._choose_folder)
         self.detach_button = QPushButton("Detach")
         self.detach_button.clicked.connect(self._detach_selected)
+        self.follow_links = QCheckBox("Follow links that lead outside these folders")
+        self.follow_links.setObjectName("kbFollowLinks")
+        self.follow_links.setToolTip(
+            "Off: a symbolic link to a file or folder outside the attached folders is "
+            "skipped (and listed below), so nothing you did not attach is read."
+        )
+        self.follow_links.toggled.connect(self._follow_links_toggled)
         self.reindex_button = QPushButton("Re-index")
         self.reindex_button.setToolTip("Check the folders for changes now")
         self.reindex_button.clicked.connect(self.start_indexing)
@@ -155,6 +164,7 @@ class KnowledgeBasePanel(QWidget):
         layout.addWidget(self._folder_list)
         layout.addWidget(self._placeholder)
         layout.addLayout(buttons)
+        layout.addWidget(self.follow_links)
         layout.addLayout(progress_row)
         layout.addWidget(self.current_label)
         layout.addWidget(self.status_label)
@@ -203,6 +213,28 @@ class KnowledgeBasePanel(QWidget):
         self._fit_folder_list()
         self.foldersChanged.emit([str(p) for p in unique])
         self._open_kb()
+
+    def apply_profile(self, folders: Sequence[str | Path], follow_links: bool) -> None:
+        """A profile's folders and its choice about links outside them; re-indexes only
+        when either changed (never emits followLinksChanged: the profile already knows)."""
+        changed = self.follow_links.isChecked() != bool(follow_links)
+        self.follow_links.blockSignals(True)
+        self.follow_links.setChecked(bool(follow_links))
+        self.follow_links.blockSignals(False)
+        before = list(self._folders)
+        self.set_folders(folders)  # re-opens when the folders changed
+        if changed and self._folders and self._folders == before:
+            self._open_kb()
+
+    def set_follow_links(self, on: bool) -> None:
+        """Follow symbolic links out of the attached folders (re-indexes when it changes)."""
+        if self.follow_links.isChecked() != bool(on):
+            self.follow_links.setChecked(bool(on))  # toggled -> re-open and re-index
+
+    def _follow_links_toggled(self, on: bool) -> None:
+        if self._folders:
+            self._open_kb()
+        self.followLinksChanged.emit(bool(on))
 
     def attach_folder(self, folder: str | Path) -> None:
         """Add a folder; a path that is not a folder is refused with a message."""
@@ -331,7 +363,10 @@ class KnowledgeBasePanel(QWidget):
         if self._kb is not None:
             # A running worker may still use it: close it at shutdown, not now.
             self._retired.append(self._kb)
-        self._kb = KnowledgeBase(self._folders) if self._folders else None
+        follow = self.follow_links.isChecked()
+        self._kb = (
+            KnowledgeBase(self._folders, follow_links_outside=follow) if self._folders else None
+        )
         self._show_report([])
         self.status_label.setText("")
         if self._kb is not None:

@@ -501,24 +501,25 @@ class MainWindow(QMainWindow):
         self.fleet_panel.set_prometheus_url(getattr(profile, "prometheus_url", None))
         self._kb_profile_id = profile.id
         folders = [str(f) for f in getattr(profile, "kb_folders", ()) or ()]
-        if [str(f) for f in self.kb_panel.folders] != folders:
-            self.kb_panel.set_folders(folders)
+        self.kb_panel.apply_profile(folders, profile.kb_follow_links)
         if not folders:
             self.sources.clear()
         if not self.conversation.turns:
             # The box starts from the profile's system prompt (edits apply to this window).
             self.inputs.system_prompt.setPlainText(profile.system_prompt or DEFAULT_SYSTEM_PROMPT)
 
+    def _kb_follow_links_changed(self, on: bool) -> None:
+        self._kb_changed(kb_follow_links=on)
+
     def _kb_folders_changed(self, folders: list) -> None:
-        # Knowledge-base folders belong to the profile that was active when attached.
+        self._kb_changed(kb_folders=tuple(str(f) for f in folders))
+
+    def _kb_changed(self, **values) -> None:
+        # Knowledge-base settings belong to the profile that was active when they changed.
         profile = self.store.get_by_id(getattr(self, "_kb_profile_id", self.profile.id))
-        if profile is None or not hasattr(profile, "kb_folders"):
-            return
-        wanted = tuple(str(f) for f in folders)
-        if tuple(profile.kb_folders) != wanted:
-            self.store.update(profile.with_user_values(kb_folders=wanted))
-            problem = self.store.save()
-            if problem is not None:
+        if profile is not None and any(getattr(profile, k) != v for k, v in values.items()):
+            self.store.update(profile.with_user_values(**values))
+            if (problem := self.store.save()) is not None:
                 self.banner.show_message("Settings not saved", problem.message)
 
     def apply_preferences(self) -> None:

@@ -78,6 +78,7 @@ def build_layout(self) -> None:  # noqa: PLR0915 - one layout, top to bottom
     self.kb_panel = KnowledgeBasePanel()
     self.kb_panel.setObjectName("kbPanel")
     self.kb_panel.foldersChanged.connect(self._kb_folders_changed)
+    self.kb_panel.followLinksChanged.connect(self._kb_follow_links_changed)
     self.kb_dock = _dock(self, "Knowledge base", "kbDock", self.kb_panel, self.gpu_dock)
     self.history_panel = HistoryPanel(self.history)
     self.history_panel.reopenRequested.connect(self.reopen_conversation)

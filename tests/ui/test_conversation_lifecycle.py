@@ -182,3 +182,36 @@ def test_preferences_default_matches_the_dataclass():
     # Guards the tests above: they flip each preference away from its default.
     p = Preferences()
     assert p.theme == "system" and p.gpu_panel_visible and p.local_nvml
+
+
+def test_following_links_outside_the_knowledge_base_is_an_opt_in_kept_with_the_profile(
+    make_window, run, tmp_path
+):
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "inside.md").write_text("# Inside\n\nAttached on purpose.\n")
+    elsewhere = tmp_path / "private"
+    elsewhere.mkdir()
+    (elsewhere / "secret.md").write_text("# Secret\n\nNever attached.\n")
+    (folder / "link.md").symlink_to(elsewhere / "secret.md")
+    w = make_window("http://127.0.0.1:9/v1", "m")
+    panel = w.kb_panel
+    assert not panel.follow_links.isChecked()  # off by default
+    panel.set_folders([folder])
+
+    def indexed():
+        return panel.knowledge_base is not None and not panel.is_indexing()
+
+    run(wait_until(indexed, 20, "indexed"))
+    assert panel.knowledge_base.stats()["files"] == 1  # the link was skipped...
+    tree = panel.report_view
+    rows = [tree.topLevelItem(i).text(0) for i in range(tree.topLevelItemCount())]
+    assert any("link.md" in r for r in rows)  # ...and listed
+    panel.follow_links.setChecked(True)  # the user opts in: re-indexed, kept in the profile
+    run(wait_until(lambda: indexed() and panel.knowledge_base.stats()["files"] == 2, 20, "2"))
+    assert w.store.active.kb_follow_links is True
+    from kanoa_desktop.core.config.profiles import ProfileStore
+
+    again = ProfileStore()
+    again.load()
+    assert again.get_by_id(w.profile.id).kb_follow_links is True

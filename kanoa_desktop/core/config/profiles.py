@@ -90,6 +90,9 @@ class Profile:
     # Hybrid knowledge-base search: the embedding model the endpoint serves on
     # /v1/embeddings (None: BM25 only).
     kb_embeddings_model: str | None = None
+    # Symbolic links that lead outside the attached folders are skipped unless the user
+    # opts in here (Knowledge base dock): the index reads only what the user attached.
+    kb_follow_links: bool = False
     # Folders whose documents ground this profile's answers (the window and the command
     # line both read them; before schema 3 the window kept them in window.ini).
     kb_folders: tuple[str, ...] = ()
@@ -372,6 +375,7 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "kb_max_context_tokens": (int,),
     "kb_embeddings_model": (str, type(None)),
     "kb_folders": (list, tuple),
+    "kb_follow_links": (bool,),
     "dcgm_url": (str, type(None)),
     "prometheus_url": (str, type(None)),
     "preset": (str, type(None)),
