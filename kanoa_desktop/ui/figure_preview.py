@@ -208,6 +208,12 @@ class FigurePreview(QWidget):
         self._empty.setVisible(not has)
         self._scroll.setVisible(has)
         # Tall enough for one card plus a horizontal scroll bar; never taller.
-        card_h = self._cards[0].sizeHint().height() if has else 0
+        card_h = 0
+        if has:
+            # The caption wraps: ask the layout for the height at the card's width (the
+            # plain size hint is for one unwrapped line, which cut the caption off).
+            card = self._cards[0]
+            hint = card.sizeHint()
+            card_h = max(hint.height(), card.heightForWidth(hint.width()))
         self._scroll.setFixedHeight(card_h + 8 + self._scroll.horizontalScrollBar().sizeHint()
                                     .height() if has else 0)
