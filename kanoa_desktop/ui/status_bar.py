@@ -6,6 +6,8 @@ is called a few times a second by a timer, never per token.
 
 from __future__ import annotations
 
+import html
+
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QSizePolicy, QWidget
 
@@ -79,7 +81,10 @@ class StreamStatus(QWidget):
         shown = label.fontMetrics().elidedText(text, Qt.TextElideMode.ElideMiddle, width)
         label.setText(shown)
         tip = str(label.property("baseTip") or "")
-        label.setToolTip(f"{tip}: {text}" if shown != text else tip)
+        # Tooltips guess rich text: a server's name is escaped inside <qt> so it shows as
+        # the characters it is (an <img src=file:...> in it is never loaded).
+        full = f"<qt>{html.escape(f'{tip}: {text}')}</qt>"
+        label.setToolTip(full if shown != text else tip)
 
     def set_model(self, name: str) -> None:
         self._set_elided(self.model, name or "no model", 220)

@@ -29,7 +29,17 @@ def test_the_status_bar_shows_a_model_name_as_text(qtbot):
     qtbot.addWidget(status)
     status.set_model(HOSTILE)
     assert status.model.textFormat() == Qt.TextFormat.PlainText
-    assert status.model.text() == HOSTILE
+    # A long name is elided in the middle (the bar never widens the window); the whole
+    # name is in the tooltip, and what shows is the name's own characters, as text.
+    shown = status.model.text()
+    head, _, tail = shown.partition("…")
+    assert HOSTILE.startswith(head) and HOSTILE.endswith(tail) and head
+    import html
+
+    assert html.escape(HOSTILE) in status.model.toolTip()  # escaped: never rendered
+    assert "<img" not in status.model.toolTip()
+    status.set_model("short-model")
+    assert status.model.text() == "short-model"
 
 
 def test_the_metrics_table_escapes_names_a_server_chose():
