@@ -154,6 +154,19 @@ def escape_name(name: str | bytes) -> str:
 _SURROGATE_RE = re.compile("[\ud800-\udfff]")
 
 
+def plain_tooltip(text: str) -> str:
+    """``text`` for a Qt tooltip, shown as the characters it is.
+
+    Qt guesses whether a tooltip is rich text, so a model name or title a server chose
+    (``<img src=file:///...>``) would be rendered and could load a local file: escaped
+    inside ``<qt>`` it is always literal, line breaks kept.
+    """
+    import html
+
+    body = html.escape(text).replace("\n", "<br>")
+    return f"<qt>{body}</qt>"
+
+
 def replace_surrogates(text: str) -> str:
     """``text`` with every lone surrogate replaced by U+FFFD, so it always encodes."""
     return _SURROGATE_RE.sub("\ufffd", text)

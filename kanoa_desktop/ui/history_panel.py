@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 
 from kanoa_desktop.core.endpoint.errors import KanoaError
 from kanoa_desktop.core.history.store import ConversationSummary, HistoryStore
+from kanoa_desktop.core.safety import plain_tooltip
 
 SEARCH_DELAY_MS = 250  # search after typing pauses, not per key
 UNDO_TIMEOUT_MS = 15_000  # how long a delete can be undone before it is purged
@@ -254,7 +255,7 @@ class HistoryPanel(QWidget):
             item.setData(0, Qt.ItemDataRole.AccessibleDescriptionRole, "interrupted")
         elif conv.last_state in ("error", "stopped"):
             tip += f"\nLast answer: {conv.last_state}."
-        item.setToolTip(0, tip)
+        item.setToolTip(0, plain_tooltip(tip))  # titles and model names are literal text
         return item
 
     def _update_notice(self) -> None:

@@ -6,13 +6,12 @@ is called a few times a second by a timer, never per token.
 
 from __future__ import annotations
 
-import html
-
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QSizePolicy, QWidget
 
 from kanoa_desktop.core.ask.pricing import energy_cost, format_cost
 from kanoa_desktop.core.ask.stats import StreamStats
+from kanoa_desktop.core.safety import plain_tooltip
 
 STATES = {
     "idle": "Ready",
@@ -83,7 +82,7 @@ class StreamStatus(QWidget):
         tip = str(label.property("baseTip") or "")
         # Tooltips guess rich text: a server's name is escaped inside <qt> so it shows as
         # the characters it is (an <img src=file:...> in it is never loaded).
-        full = f"<qt>{html.escape(f'{tip}: {text}')}</qt>"
+        full = plain_tooltip(f"{tip}: {text}")
         label.setToolTip(full if shown != text else tip)
 
     def set_model(self, name: str) -> None:

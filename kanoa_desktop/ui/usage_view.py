@@ -7,6 +7,7 @@ from PySide6.QtWidgets import QHeaderView, QTreeWidget, QTreeWidgetItem, QVBoxLa
 
 from kanoa_desktop.core.ask.pricing import format_cost
 from kanoa_desktop.core.history.store import HistoryStore, UsageRow, UsageTotals
+from kanoa_desktop.core.safety import plain_tooltip
 
 # Short number headers (the full meaning in each header's tooltip): the dock is narrow, and
 # the first column, with the model names, must never be cut ("T…").
@@ -67,7 +68,7 @@ class UsageView(QWidget):
                 format_cost(cost),
             ]
         )
-        item.setToolTip(0, label)
+        item.setToolTip(0, plain_tooltip(label))  # a server's model name, never rendered
         for c in range(1, len(COLUMNS)):
             item.setTextAlignment(c, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if est:

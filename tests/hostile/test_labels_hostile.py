@@ -71,3 +71,45 @@ def test_the_cli_escapes_model_text_on_a_terminal_but_not_in_a_pipe():
     text = "ok\n\tnext \x1b]52;c;aGk=\x07 \x1b[2J"
     assert _for_terminal(Tty(), text) == "ok\n\tnext \\x1b]52;c;aGk=\\x07 \\x1b[2J"
     assert _for_terminal(io.StringIO(), text) == text
+
+
+def test_tooltips_with_a_server_chosen_name_show_it_literally(qtbot, tmp_path):
+    import html
+
+    from PySide6.QtGui import QTextDocument
+
+    from kanoa_desktop.core.history.store import HistoryStore
+    from kanoa_desktop.core.safety import plain_tooltip
+    from kanoa_desktop.ui.history_panel import HistoryPanel
+    from kanoa_desktop.ui.usage_view import UsageView
+
+    tip = plain_tooltip(HOSTILE + "\nsecond line")
+    doc = QTextDocument()
+    doc.setHtml(tip)  # how Qt renders a tooltip it takes for rich text
+    assert doc.toPlainText() == HOSTILE + "\nsecond line"  # the characters, nothing loaded
+    store = HistoryStore(tmp_path / "h.sqlite3")
+    try:
+        rec = store.begin_turn(
+            None, user_message={"role": "user", "content": "q"}, question=HOSTILE, model=HOSTILE
+        )
+        rec.finish("done", "stop", answer="a")
+        for view in (HistoryPanel(store), UsageView(store)):
+            qtbot.addWidget(view)
+            view.refresh()
+            from PySide6.QtWidgets import QTreeWidget
+
+            items = []
+
+            def walk(item, items=items):
+                items.append(item)
+                for j in range(item.childCount()):
+                    walk(item.child(j))
+
+            for tree in view.findChildren(QTreeWidget):
+                for i in range(tree.topLevelItemCount()):
+                    walk(tree.topLevelItem(i))
+            tips = [it.toolTip(0) for it in items if it.toolTip(0)]
+            assert tips and all("<img" not in t for t in tips), tips
+            assert any(html.escape(HOSTILE) in t for t in tips), tips
+    finally:
+        store.close()

@@ -9,6 +9,7 @@ from kanoa_desktop.core.ask.stats import StreamStats
 from kanoa_desktop.core.endpoint.chat import user_message
 from kanoa_desktop.core.endpoint.events import Usage
 from kanoa_desktop.core.history.store import HistoryStore
+from kanoa_desktop.core.safety import plain_tooltip
 from kanoa_desktop.ui.usage_view import UsageView
 
 LONG_MODEL = "meta-llama/Llama-3.2-11B-Vision-Instruct"
@@ -34,7 +35,7 @@ def test_model_names_are_readable_in_a_narrow_dock(qtbot):
         tree = view.tree
         shown = "Llama-3.2-11B-Vision-Instruct"  # without the organisation
         items = tree.findItems(shown, Qt.MatchFlag.MatchRecursive)
-        assert items and items[0].toolTip(0) == LONG_MODEL
+        assert items and items[0].toolTip(0) == plain_tooltip(LONG_MODEL)
         item = items[0]
         rect = tree.visualItemRect(item)
         needed = tree.fontMetrics().horizontalAdvance(shown)
