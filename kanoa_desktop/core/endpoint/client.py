@@ -586,18 +586,8 @@ class ChatClient:
             modalities = props.get("modalities") if isinstance(props, dict) else None
             if isinstance(modalities, dict) and isinstance(modalities.get("vision"), bool):
                 return modalities["vision"]
-        req = ChatRequest(
-            model=model,
-            messages=[user_message("Reply with one word.", [ONE_PIXEL_PNG])],
-            max_tokens=1,
-            temperature=0.0,
-        )
-        resp = await self._request(
-            "POST",
-            self._url("chat/completions"),
-            kind="json",
-            what="reply",
-            body=json.dumps(req.payload(stream=False)).encode(),
+        resp = await self._one_token_reply(
+            model, [user_message("Reply with one word.", [ONE_PIXEL_PNG])]
         )
         if resp.status_code == 200:
             return True
@@ -608,6 +598,18 @@ class ChatClient:
             return True
         raise err
 
+    async def _one_token_reply(self, model: str, messages: list) -> httpx.Response:
+        """A non-streamed, one-token, deterministic chat request (the probes' shape); the
+        response as it came, capped like any JSON body. The caller reads its status."""
+        req = ChatRequest(model=model, messages=messages, max_tokens=1, temperature=0.0)
+        return await self._request(
+            "POST",
+            self._url("chat/completions"),
+            kind="json",
+            what="reply",
+            body=json.dumps(req.payload(stream=False)).encode(),
+        )
+
     async def image_token_cost(self, model: str) -> int | None:
         """Prompt tokens one figure costs ``model`` on this server, measured once per client
         (two one-token requests, see :mod:`~kanoa_desktop.core.endpoint.vision`) and then
@@ -617,19 +619,7 @@ class ChatClient:
             return self._image_tokens[model]
         counts: list[int | None] = []
         for with_figure in (False, True):
-            req = ChatRequest(
-                model=model,
-                messages=V.probe_messages(with_figure),
-                max_tokens=1,
-                temperature=0.0,
-            )
-            resp = await self._request(
-                "POST",
-                self._url("chat/completions"),
-                kind="json",
-                what="reply",
-                body=json.dumps(req.payload(stream=False)).encode(),
-            )
+            resp = await self._one_token_reply(model, V.probe_messages(with_figure))
             if resp.status_code != 200:
                 err = self._status_error(resp, resp.content, model=model)
                 if isinstance(err, E.VisionUnsupported):
