@@ -43,6 +43,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from kanoa_desktop.ui.gpu_panel import format_latency
 from kanoa_desktop.ui.sparkline import round_down
 
 if TYPE_CHECKING:  # the fleet core brings httpx: imported when a Prometheus is set
@@ -122,12 +123,6 @@ def _pct(value: float | None) -> str:
     return "—" if value is None else f"{value * 100:.0f} %"
 
 
-def _secs(value: float | None) -> str:
-    if value is None:
-        return "—"
-    return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
-
-
 def _state(row: FleetRow) -> str:
     return {True: "up", False: "down", None: "?"}[row.up]
 
@@ -153,8 +148,8 @@ def server_cells(row: FleetRow) -> dict[str, str]:
         "kv": _pct(row.kv_cache_usage),
         "generation": generation,
         "prompt": _n(row.prompt_tokens_per_s),
-        "ttft": f"{_secs(row.ttft_p50_s)} / {_secs(row.ttft_p95_s)}",
-        "itl": f"{_secs(row.itl_p50_s)} / {_secs(row.itl_p95_s)}",
+        "ttft": f"{format_latency(row.ttft_p50_s)} / {format_latency(row.ttft_p95_s)}",
+        "itl": f"{format_latency(row.itl_p50_s)} / {format_latency(row.itl_p95_s)}",
         "preemptions": _n(row.preemptions_per_min),
         "cache": _pct(row.prompt_cache_share),
         "models": ", ".join(row.models) or "—",

@@ -73,7 +73,9 @@ def _pct(value: float | None) -> str:
     return "—" if value is None else f"{value * 100:.1f} %"
 
 
-def _secs(value: float | None) -> str:
+def format_latency(value: float | None) -> str:
+    """A latency in seconds as "250 ms" or "1.25 s"; "—" when unknown (GPU and fleet
+    panels alike)."""
     if value is None:
         return "—"
     return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
@@ -373,7 +375,7 @@ class GpuPanel(QWidget):
                 ("itl", s.itl_p50_s, s.itl_p95_s),
                 ("e2e", s.e2e_p50_s, s.e2e_p95_s),
             ):
-                v[key].setText(f"p50 {_secs(p50)} · p95 {_secs(p95)}")
+                v[key].setText(f"p50 {format_latency(p50)} · p95 {format_latency(p95)}")
             v["preemptions"].setText(_num(s.preemptions_per_min, "/min"))
             prefix = _pct(s.prefix_cache_hit_rate)
             if s.prefix_cache_hit_rate_lifetime is not None:
