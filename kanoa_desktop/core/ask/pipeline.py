@@ -601,7 +601,8 @@ class ConversationRunner:
         inputs = st.inputs
         probe, _ = build_turn(self.conversation, inputs, params, send_images=send_images)
         if probe.n_images:
-            await self._measure_image_tokens()  # the budget uses the server's real number
+            # The budget uses the server's real number (measured once; never raises).
+            await self.pool.measure_image_tokens(self.profile, self.model)
         image_tokens = probe.n_images * self.image_tokens()
         prompt = estimate_message_tokens(probe.messages) - probe.n_images * TOKENS_PER_IMAGE
         cap = profile.kb_max_context_tokens
@@ -644,16 +645,6 @@ class ConversationRunner:
         client = self.pool.client_for(self.profile)
         measured = client.measured_image_tokens(self.model) if self.model else None
         return int(measured) if measured else TOKENS_PER_IMAGE
-
-    async def _measure_image_tokens(self) -> None:
-        # Two one-token requests, once per client and model; a failure keeps the guess.
-        client = self.pool.client_for(self.profile)
-        try:
-            await client.image_token_cost(self.model)
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # noqa: BLE001 - the guess still bounds the budget
-            log.debug("could not measure image tokens", exc_info=True)
 
     def _hybrid_notice(self, exc: BaseException) -> None:
         message = exc.message if isinstance(exc, E.KanoaError) else f"{type(exc).__name__}: {exc}"
