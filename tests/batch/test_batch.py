@@ -47,7 +47,11 @@ def store(tmp_path):
 
 
 def chat_requests(server) -> list:
-    return [r for r in server.received if r.path.endswith("/chat/completions")]
+    # A request the cancel cut off before its body arrived is recorded with no body: it
+    # asked nothing (the server cannot have answered it), so it is not a question.
+    return [
+        r for r in server.received if r.path.endswith("/chat/completions") and r.body is not None
+    ]
 
 
 def asked_items(server) -> list[str]:
