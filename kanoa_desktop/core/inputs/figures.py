@@ -25,7 +25,9 @@ import gzip
 import hashlib
 import io
 import re
+import struct
 import warnings
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -430,7 +432,8 @@ def _is_line_art(im: Image.Image) -> bool:
 
     Plots, diagrams and scans of text have a flat background; photographs and micrographs
     almost never repeat one exact colour that often. Every other pixel in each direction is
-    enough to tell, at a quarter of the cost.
+    enough to tell, at a quarter of the cost. The top-left pixel is tried first (it is the
+    page of almost every plot): counting one colour is a tenth of the cost of counting all.
     """
     import numpy as np
 
@@ -440,19 +443,50 @@ def _is_line_art(im: Image.Image) -> bool:
         arr = (arr[..., 0] << 16) | (arr[..., 1] << 8) | arr[..., 2]
     if arr.size == 0:
         return True
+    need = LINE_ART_SHARE * arr.size
+    if np.count_nonzero(arr == arr[0, 0]) >= need:
+        return True
     _, counts = np.unique(arr, return_counts=True)
-    return counts.max() >= LINE_ART_SHARE * arr.size
+    return counts.max() >= need
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _plain_png(im: Image.Image) -> bytes:
+    """An "L" or "RGB" image as PNG with unfiltered rows, deflated at level 1.
+
+    Pillow's encoder tries five filters on every row and keeps the best, which costs more
+    than the deflate itself at 1024 px; a plot's flat page deflates as well unfiltered
+    (often better). For line art only: a photo compresses far better with filters."""
+    import numpy as np
+
+    arr = np.asarray(im)
+    h, w = arr.shape[:2]
+    rows = np.zeros((h, arr[0].size + 1), np.uint8)  # filter byte 0 ("None") before each row
+    rows[:, 1:] = arr.reshape(h, -1)
+    colour_type = 2 if im.mode == "RGB" else 0
+    header = struct.pack(">IIBBBBB", w, h, 8, colour_type, 0, 0, 0)
+    return b"".join(
+        (
+            b"\x89PNG\r\n\x1a\n",
+            _png_chunk(b"IHDR", header),
+            _png_chunk(b"IDAT", zlib.compress(rows, 1)),
+            _png_chunk(b"IEND", b""),
+        )
+    )
 
 
 def _encode(im: Image.Image) -> tuple[str, bytes]:
     """PNG for line art; otherwise JPEG when it is under JPEG_SIZE_RATIO of the PNG."""
+    if _is_line_art(im):
+        # JPEG rings around thin lines and small text, exactly what a model must read.
+        return "image/png", _plain_png(im)
     png = io.BytesIO()
     # Level 1: half the time of the default 6 for ~20 % more bytes, on a loopback or LAN.
     im.save(png, "PNG", compress_level=1)
     png_bytes = png.getvalue()
-    if _is_line_art(im):
-        # JPEG rings around thin lines and small text, exactly what a model must read.
-        return "image/png", png_bytes
     jpg = io.BytesIO()
     im.save(jpg, "JPEG", quality=JPEG_QUALITY, optimize=True)
     jpg_bytes = jpg.getvalue()
@@ -488,6 +522,10 @@ def _prepare_raster(
             if getattr(im, "n_frames", 1) > 1:
                 notes.append(f"{im.n_frames} frames; the first frame was sent.")
                 im.seek(0)
+            elif fmt == "PNG":
+                # getexif() loads a PNG (an eXIf chunk may follow the pixels): load it here,
+                # where a damaged stream is an error, not a "damaged EXIF" note.
+                im.load()
             orientation = 1
             try:
                 orientation = int(im.getexif().get(0x0112, 1))
