@@ -1,12 +1,16 @@
 """The fast paths of prepare_figure give what the plain Pillow path gives.
 
-Line art is written as an unfiltered PNG by our own writer, and the line-art test first
-tries the top-left colour. Each test compares against Pillow's own result or a full count.
+Line art is written as an unfiltered PNG by our own writer, the line-art test first tries
+the top-left colour, and a large PNG is decoded with its inflate on a second thread. Each
+test compares against Pillow's own result or checks that a damaged or unusual file still
+takes Pillow's path and its errors.
 """
 
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -40,14 +44,115 @@ def _png(im: Image.Image, **kw) -> bytes:
     return buf.getvalue()
 
 
-def test_damaged_deflate_data_is_reported_as_damaged():
+def _split_png(raw: bytes, pieces: int) -> bytes:
+    """The same PNG with its image data cut into ``pieces`` IDAT chunks."""
+    parts = figures._png_parts(raw)
+    assert parts is not None
+    data = b"".join(parts[0])
+    size = -(-len(data) // pieces)
+    head = raw[: raw.index(b"IDAT") - 4]
+    chunks = [figures._png_chunk(b"IDAT", data[i : i + size]) for i in range(0, len(data), size)]
+    return head + b"".join(chunks) + figures._png_chunk(b"IEND", b"")
+
+
+@pytest.fixture
+def always_split(monkeypatch):
+    """Take the two-thread path for every PNG, however small, on any machine."""
+    monkeypatch.setattr(figures, "SPLIT_PNG_MIN_PIXELS", 0)
+    monkeypatch.setattr(figures, "_spare_core", lambda: True)
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "LA", "P"])
+def test_split_decode_gives_pillows_pixels(mode):
+    im = _plot((900, 700), mode)
+    raw = _png(im, compress_level=6)
+    expected = Image.open(io.BytesIO(raw))
+    expected.load()
+    got = figures._load_png_split(Image.open(io.BytesIO(raw)), raw)
+    assert got.tile == []  # loaded by the split decoder, not left for Pillow
+    assert got.mode == expected.mode
+    assert got.tobytes() == expected.tobytes()
+
+
+def test_split_decode_reads_image_data_cut_into_many_chunks():
+    im = _plot((640, 480))
+    raw = _split_png(_png(im), pieces=37)
+    got = figures._load_png_split(Image.open(io.BytesIO(raw)), raw)
+    assert got.tile == []
+    assert got.tobytes() == im.tobytes()
+
+
+def test_split_decode_refuses_interlaced_and_16_bit_pngs_to_pillow():
+    deep = Image.fromarray((np.arange(300 * 200).reshape(200, 300) * 7).astype(np.uint16))
+    raw = _png(deep)
+    assert figures._png_parts(raw) is None
+    ihdr = bytearray(_png(_plot((300, 200))))
+    ihdr[28] = 1  # the interlace byte of IHDR (Pillow cannot write an interlaced PNG)
+    assert figures._png_parts(bytes(ihdr)) is None
+
+
+def test_prepared_large_png_is_the_same_split_or_not(monkeypatch, tmp_path):
+    path = tmp_path / "plot.png"
+    _plot((2400, 1800)).save(path)
+    monkeypatch.setattr(figures, "SPLIT_PNG_MIN_PIXELS", 10**12)
+    plain = prepare_figure(path)
+    monkeypatch.setattr(figures, "SPLIT_PNG_MIN_PIXELS", 0)
+    monkeypatch.setattr(figures, "_spare_core", lambda: True)
+    split = prepare_figure(path)
+    assert split.data == plain.data and split.sent_size == plain.sent_size == (1024, 768)
+
+
+def test_exif_orientation_after_the_image_data_is_applied(always_split, tmp_path):
+    im = _plot((400, 200))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise to show upright
+    raw = _png(im)
+    end = raw.rindex(b"IEND") - 4
+    # An eXIf chunk after IDAT: legal, and Pillow's own load reads it there too.
+    raw = raw[:end] + figures._png_chunk(b"eXIf", exif.tobytes()[6:]) + raw[end:]
+    fig = prepare_figure(raw, name="rotated.png")
+    assert fig.original_size == (200, 400)
+    assert fig.sent_size == (200, 400)
+
+
+def test_truncated_large_png_is_still_reported_as_damaged(always_split, tmp_path):
+    raw = _png(_plot((900, 700)), compress_level=1)
+    parts = figures._png_parts(raw)
+    assert parts is not None
+    data = b"".join(parts[0])
+    cut = raw[: raw.index(b"IDAT") - 4] + figures._png_chunk(b"IDAT", data[: len(data) // 2])
+    with pytest.raises(CorruptFigureError):
+        prepare_figure(cut + figures._png_chunk(b"IEND", b""), name="cut.png")
+
+
+@pytest.mark.parametrize("split_from", [0, 10**12])
+def test_damaged_deflate_data_is_reported_as_damaged(monkeypatch, split_from):
     # Before, the load that getexif() makes of a PNG ran inside the damaged-EXIF guard:
     # a broken stream became a note and a half-decoded image was sent.
+    monkeypatch.setattr(figures, "SPLIT_PNG_MIN_PIXELS", split_from)
+    monkeypatch.setattr(figures, "_spare_core", lambda: True)
     raw = bytearray(_png(_plot((900, 700)), compress_level=1))
     start = raw.index(b"IDAT") + 4
     raw[start + 2] = 0x07  # the first deflate block: final, of the reserved type 3
     with pytest.raises(CorruptFigureError):
         prepare_figure(bytes(raw), name="damaged.png")
+
+
+def test_image_data_longer_than_the_header_says_is_not_inflated_past_it(always_split):
+    # A small declared size with a huge stream behind it: the inflate stops at the size.
+    w, h = 64, 64
+    rows = b"".join(b"\x00" + b"\x80" * (w * 3) for _ in range(h)) + b"\x00" * 50_000_000
+    raw = b"".join(
+        (
+            b"\x89PNG\r\n\x1a\n",
+            figures._png_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)),
+            figures._png_chunk(b"IDAT", zlib.compress(rows, 9)),
+            figures._png_chunk(b"IEND", b""),
+        )
+    )
+    got = figures._load_png_split(Image.open(io.BytesIO(raw)), raw)
+    assert got.size == (64, 64)
+    assert got.getpixel((10, 10)) == (128, 128, 128)
 
 
 @pytest.mark.parametrize("mode", ["RGB", "L"])
