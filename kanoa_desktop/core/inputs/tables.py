@@ -57,6 +57,10 @@ PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
 # At most this many values of a text column are tried as dates; 90 % must parse.
 DATE_SAMPLE = 200
 DATE_SHARE = 0.9
+# Work over Python objects (text cells) that pandas does in one C call holding the GIL is
+# done this many rows at a time, so a worker never stalls the GUI thread for long (a
+# million-row call is ~35 ms and more; 3 frames is 50 ms).
+GIL_ROWS = 100_000
 
 _ZIP_MAGIC = b"PK\x03\x04"
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
@@ -112,11 +116,23 @@ def _blank(value: object) -> bool:
 
 def _plain_number(value: float) -> str:
     """The shortest text that reads back as the same float (no digit is lost)."""
-    import numpy as np
-
     if value != 0 and not (1e-6 <= abs(value) < 1e16):
         return repr(float(value))
-    return np.format_float_positional(value, trim="-")
+    return _format_positional()(value, trim="-")
+
+
+def _format_positional():
+    # Looked up once: an import statement per cell costs more than the formatting (and
+    # PySide6 wraps __import__), and the table view formats every cell it paints.
+    global _positional
+    if _positional is None:
+        import numpy as np
+
+        _positional = np.format_float_positional
+    return _positional
+
+
+_positional = None
 
 
 def format_value(value: object, fmt: str | None = None, decimal: str = ".") -> str:
@@ -124,6 +140,8 @@ def format_value(value: object, fmt: str | None = None, decimal: str = ".") -> s
     ``"fixed:N"`` (N decimals, as the file wrote them), ``"date"``, ``"time"``,
     ``"datetime"`` or None (numbers in their shortest exact form, anything else as str).
     ``decimal`` is the decimal separator floats are shown with (the file's)."""
+    if type(value) is str:  # the common text cell: never blank (pandas' isna is False)
+        return value
     if _blank(value):
         return ""
     if isinstance(value, bool):
@@ -213,8 +231,24 @@ class LoadedTable:
         return format_value(value, self.formats.get(column), self.decimal)
 
     def formatter(self, column: int) -> Callable[[object], str]:
-        """``format_cell`` for one column, for a view that formats many of its cells."""
+        """``format_cell`` for one column, for a view that formats many of its cells.
+
+        Gives the same text as ``format_cell`` for every value; a float column written
+        with N decimals gets a direct path (the view formats every cell it paints, on the
+        GUI thread)."""
         fmt, decimal = self.formats.get(column), self.decimal
+        if fmt and fmt.startswith("fixed:") and self.frame.dtypes.iloc[column].kind == "f":
+            spec = f".{int(fmt[6:])}f"
+
+            def fixed(value: object) -> str:
+                if not isinstance(value, float):  # np.float64 is a float
+                    return format_value(value, fmt, decimal)
+                if value != value:  # NaN
+                    return ""
+                text = format(float(value), spec)
+                return text.replace(".", decimal) if decimal != "." else text
+
+            return fixed
         return lambda value: format_value(value, fmt, decimal)
 
 
@@ -855,7 +889,7 @@ def summarise_table(
     limit = int(token_budget * CHARS_PER_TOKEN)
     n_rows, n_cols = frame.shape
     first_cols = frame.columns[: _LEVELS[0].max_cols]
-    missing = frame[first_cols].isna().sum()
+    missing = _missing_counts(frame, len(first_cols))
     numeric = [c for c in first_cols if pd.api.types.is_numeric_dtype(frame[c].dtype)]
     described = frame[numeric].describe().T if numeric and n_rows else None
 
@@ -865,6 +899,28 @@ def summarise_table(
         if len(text) <= limit and estimate_text_tokens(text) <= token_budget:
             return text
     return _cut_to_budget(text, token_budget)
+
+
+def _missing_counts(frame: pd.DataFrame, n_cols: int) -> pd.Series:
+    """Missing values in each of the first ``n_cols`` columns (``frame.isna().sum()``).
+
+    A column of Python objects (text) is counted GIL_ROWS rows at a time: pandas' isna
+    over objects holds the GIL for the whole call (~35 ms per million rows), and the
+    window's GUI thread waits for it while a table loads on a worker."""
+    import pandas as pd
+
+    part = frame.iloc[:, :n_cols]
+    counts = []
+    for j in range(part.shape[1]):
+        col = part.iloc[:, j]
+        if col.dtype.kind in "biufcmM":  # numpy arrays: vectorised, without the GIL
+            counts.append(int(col.isna().sum()))
+        else:
+            step = GIL_ROWS
+            counts.append(
+                sum(int(col.iloc[i : i + step].isna().sum()) for i in range(0, len(col), step))
+            )
+    return pd.Series(counts, index=part.columns, dtype="int64")
 
 
 def _cut_to_budget(text: str, token_budget: int) -> str:
