@@ -79,7 +79,8 @@ class CappedTransport(httpx.AsyncBaseTransport):
 
     ``inner`` defaults to ``httpx.AsyncHTTPTransport(**transport_kwargs)`` (pass
     ``verify``, ``limits`` and the like there: a client given a transport does not
-    configure one itself)."""
+    configure one itself). Its ``verify`` defaults to the app's one shared TLS context
+    (:mod:`.tls`): building a context per client cost 50-100 ms each time."""
 
     def __init__(
         self,
@@ -89,7 +90,12 @@ class CappedTransport(httpx.AsyncBaseTransport):
         deadline_s: float | None = None,
         **transport_kwargs: Any,
     ) -> None:
-        self._inner = inner if inner is not None else httpx.AsyncHTTPTransport(**transport_kwargs)
+        if inner is None:
+            from kanoa_desktop.core.endpoint.tls import shared_verify
+
+            transport_kwargs["verify"] = shared_verify(transport_kwargs.get("verify", True))
+            inner = httpx.AsyncHTTPTransport(**transport_kwargs)
+        self._inner = inner
         self.max_body_bytes = max_body_bytes
         self.deadline_s = deadline_s
 

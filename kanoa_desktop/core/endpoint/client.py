@@ -61,6 +61,7 @@ from kanoa_desktop.core.endpoint.router import (
     refine_router_error,
 )
 from kanoa_desktop.core.endpoint.sse import SseComment, SseTooLarge, iter_sse
+from kanoa_desktop.core.endpoint.tls import shared_verify
 from kanoa_desktop.core.safety import remember_secret, replace_surrogates
 
 T = TypeVar("T")
@@ -293,9 +294,7 @@ class ChatClient:
         headers = {"User-Agent": "kanoa-desktop"}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
-        verify_arg: bool | ssl.SSLContext = verify
-        if isinstance(verify, str):
-            verify_arg = ssl.create_default_context(cafile=verify)
+        verify_arg = shared_verify(verify)  # one TLS context for all clients (tls.py)
         limits = httpx.Limits(max_connections=8, max_keepalive_connections=4)
         # Defense in depth behind the per-kind caps: no response on this client, however
         # it is read (a router's /workers too), passes TRANSPORT_CAP bytes.
