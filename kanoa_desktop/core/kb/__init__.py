@@ -3,27 +3,70 @@
 Plain Python (no Qt). Start with :class:`KnowledgeBase` (``index.py``) to build or update
 an index, :func:`ground` (``retrieval.py``) per question, and
 :func:`token_budget` (``budget.py``) to size what the knowledge base may add to a prompt.
+
+The names below load on first use (PEP 562), so importing a light submodule such as
+``modes`` does not load the index and its readers (issue 18: the window's start-up).
 """
 
-from kanoa_desktop.core.kb.budget import token_budget
-from kanoa_desktop.core.kb.index import (
-    FileReport,
-    FolderWatcher,
-    Hit,
-    IndexReport,
-    KnowledgeBase,
-    Progress,
-    kb_path_for,
-)
-from kanoa_desktop.core.kb.retrieval import (
-    NO_PASSAGE_NOTICE,
-    Grounding,
-    Passage,
-    Source,
-    aground,
-    embed_pending,
-    ground,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+_WHERE = {
+    "token_budget": "budget",
+    **dict.fromkeys(
+        (
+            "FileReport",
+            "FolderWatcher",
+            "Hit",
+            "IndexReport",
+            "KnowledgeBase",
+            "Progress",
+            "kb_path_for",
+        ),
+        "index",
+    ),  # fmt: skip
+    **dict.fromkeys(
+        ("Grounding", "Passage", "Source", "aground", "embed_pending", "ground"), "retrieval"
+    ),  # fmt: skip
+    "NO_PASSAGE_NOTICE": "modes",
+}
+
+if TYPE_CHECKING:
+    from kanoa_desktop.core.kb.budget import token_budget
+    from kanoa_desktop.core.kb.index import (
+        FileReport,
+        FolderWatcher,
+        Hit,
+        IndexReport,
+        KnowledgeBase,
+        Progress,
+        kb_path_for,
+    )
+    from kanoa_desktop.core.kb.modes import NO_PASSAGE_NOTICE
+    from kanoa_desktop.core.kb.retrieval import (
+        Grounding,
+        Passage,
+        Source,
+        aground,
+        embed_pending,
+        ground,
+    )
+
+
+def __getattr__(name: str):
+    where = _WHERE.get(name)
+    if where is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{where}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_WHERE})
+
 
 __all__ = [
     "NO_PASSAGE_NOTICE",

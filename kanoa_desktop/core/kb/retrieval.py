@@ -23,11 +23,8 @@ from pathlib import Path
 from kanoa_desktop.core.ask.tokens import estimate_text_tokens
 from kanoa_desktop.core.kb.budget import TokenCounter, pack
 from kanoa_desktop.core.kb.index import Hit, KnowledgeBase
+from kanoa_desktop.core.kb.modes import MODE_NONE, MODE_RETRIEVED, MODE_WHOLE, NO_PASSAGE_NOTICE
 
-NO_PASSAGE_NOTICE = "No passage from the knowledge base was used."
-MODE_RETRIEVED = "retrieved"
-MODE_WHOLE = "whole"
-MODE_NONE = "none"
 RRF_K = 60  # the usual reciprocal-rank-fusion constant (Cormack et al., 2009)
 MAX_QUERY_TERMS = 40
 # Upper bound on chunks BM25 scores per query: keeps a query on a 150,000-chunk index in
