@@ -22,8 +22,14 @@ KEY = "sk-live-logs-0123456789abcdef"
 
 @pytest.fixture
 def logging_started():
+    # setup_logging quiets httpx and httpcore and sets the root level: put them back, or a
+    # later test that reads their DEBUG records (test_errors) sees none.
+    touched = [logging.getLogger(n) for n in ("", "httpx", "httpcore")]
+    levels = [lg.level for lg in touched]
     yield
     logs.stop_logging()
+    for lg, level in zip(touched, levels, strict=True):
+        lg.setLevel(level)
 
 
 def _python(code: str, home: Path) -> subprocess.CompletedProcess:
