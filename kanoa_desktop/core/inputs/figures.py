@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
 from kanoa_desktop.core.endpoint.chat import data_url
 from kanoa_desktop.core.endpoint.errors import KanoaError
+from kanoa_desktop.core.gcpause import import_heavy
 
 # Above this many pixels an image is refused before it is decoded. 100 MP covers a
 # full-frame camera (61 MP) or a large scanned poster; an RGBA buffer of it is 400 MB.
@@ -784,6 +785,7 @@ def prepare_figure(
     """
     if long_side < 16:
         raise ValueError("long_side must be at least 16 pixels")
+    import_heavy("PIL.Image")  # first figure: no full collection mid-import (gcpause.py)
     raw, label, suffix = _read_source(source, name)
     if not raw:
         raise EmptyFigureError(

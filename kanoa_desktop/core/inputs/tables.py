@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING
 
 from kanoa_desktop.core.ask.tokens import CHARS_PER_TOKEN, estimate_text_tokens
 from kanoa_desktop.core.endpoint.errors import KanoaError
+from kanoa_desktop.core.gcpause import import_heavy
 from kanoa_desktop.core.inputs import delimited
 from kanoa_desktop.core.inputs.delimited import DELIMITER_NAMES, SAMPLE_BYTES
 
@@ -271,6 +272,9 @@ def load_table(
     Header-only files load as 0 rows with a note; rows with too many fields are skipped with
     a note naming how many.
     """
+    # pandas' first import, with the collector paused: its full pass over every loaded
+    # object held the GIL for tens of ms and stalled the window (core/gcpause.py).
+    import_heavy("pandas")
     path = Path(path)
     label = path.name
     try:
