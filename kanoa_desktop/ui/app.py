@@ -273,6 +273,13 @@ def create_event_loop(app, *, already_running: bool = False):
     import qasync
 
     loop = qasync.QEventLoop(app, already_running=already_running)
+    # qasync's own default executor starts ten QThreads at once on the first
+    # run_in_executor(None) (anyio's getaddrinfo for the first connection, to_thread):
+    # 50-70 ms on the GUI thread while the window was showing (issue 18). A standard pool
+    # starts a thread per job as needed, and reuses idle ones.
+    from concurrent.futures import ThreadPoolExecutor
+
+    loop.set_default_executor(ThreadPoolExecutor(max_workers=8, thread_name_prefix="kanoa-io"))
     loop._kanoa_old_agen_hooks = sys.get_asyncgen_hooks()
     sys.set_asyncgen_hooks(
         firstiter=loop._asyncgen_firstiter_hook, finalizer=loop._asyncgen_finalizer_hook
