@@ -11,6 +11,8 @@ which Qt allows off the GUI thread.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QImage, QPainter, QPixmap
 from PySide6.QtSvg import QSvgRenderer
@@ -25,7 +27,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from kanoa_desktop.core.inputs.figures import PreparedFigure
+if TYPE_CHECKING:  # the decoding code loads with the first figure (issue 18)
+    from kanoa_desktop.core.inputs.figures import PreparedFigure
 
 THUMB_SIZE = 180
 

@@ -494,6 +494,12 @@ class FleetPanel(QWidget):
             return
         self._dock_visibility(True)
 
+    def dock_shown(self) -> None:
+        """Its dock's tab is on screen now: for a panel made in answer to that very
+        ``visibilityChanged`` (the window builds its hidden docks' contents lazily), whose
+        own connection came too late to hear it."""
+        self._dock_visibility(True)
+
     def _dock_visibility(self, visible: bool) -> None:
         self._seen = visible
         if visible:

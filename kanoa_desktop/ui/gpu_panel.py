@@ -33,12 +33,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from kanoa_desktop.core.monitor.gpu import GpuReading, NvmlUnavailable
-from kanoa_desktop.core.monitor.metrics import DcgmGpu, ServerKind, ServerMetrics
+from kanoa_desktop.ui.preload import LazyModule
 from kanoa_desktop.ui.sparkline import Sparkline
 
-# The poller (httpx) is imported by MonitorHost on a worker thread after the first paint.
+# The parsers load with the first update, the poller (httpx) on a worker thread after the
+# first paint (MonitorHost): the panel shows without them (issue 18).
+_gpu = LazyModule("kanoa_desktop.core.monitor.gpu")
+_metrics = LazyModule("kanoa_desktop.core.monitor.metrics")
 if TYPE_CHECKING:
+    from kanoa_desktop.core.monitor.gpu import GpuReading, NvmlUnavailable
+    from kanoa_desktop.core.monitor.metrics import DcgmGpu, ServerMetrics
     from kanoa_desktop.core.monitor.poller import (
         MetricsPoller,
         MetricsUpdate,
@@ -302,10 +306,11 @@ class GpuPanel(QWidget):
         """Set the state line: live / stale N s / unreachable: reason / no endpoint: how."""
         text = message
         if state == "live" and snapshot is not None:
+            kinds = _metrics.ServerKind
             server = {
-                ServerKind.VLLM: "vLLM",
-                ServerKind.LLAMACPP: "llama.cpp",
-                ServerKind.DCGM: "DCGM exporter",
+                kinds.VLLM: "vLLM",
+                kinds.LLAMACPP: "llama.cpp",
+                kinds.DCGM: "DCGM exporter",
             }.get(snapshot.kind, "unknown server")
             text = f"{message} · {server}"
             if snapshot.models:
@@ -364,7 +369,7 @@ class GpuPanel(QWidget):
                 prompt += f" (busy {_num(s.prompt_speed_tok_s, 'tok/s', 0)})"
             if s.generation_speed_tok_s is not None:
                 generation += f" (busy {_num(s.generation_speed_tok_s, 'tok/s', 0)})"
-            if self._live and s.kind is ServerKind.LLAMACPP:
+            if self._live and s.kind is _metrics.ServerKind.LLAMACPP:
                 # Read from /slots during the answer: not held back until it ends.
                 prompt += " · live"
                 generation += " · live"
@@ -409,7 +414,7 @@ class GpuPanel(QWidget):
 
         warnings: list[str] = list(s.warnings) if s is not None else []
         gpu_text, util, vram_gib = "—", None, None
-        if isinstance(gpu_readings, NvmlUnavailable):
+        if isinstance(gpu_readings, _gpu.NvmlUnavailable):
             self.nvml_label.setText(gpu_readings.message)
             self.nvml_label.setToolTip(gpu_readings.detail)
             self.nvml_label.setVisible(True)

@@ -7,13 +7,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, QUrl, qVersion
 from PySide6.QtGui import QAction, QDesktopServices, QGuiApplication
-from PySide6.QtWidgets import QMainWindow, QMenu, QMessageBox, QStatusBar
+from PySide6.QtWidgets import QMainWindow, QMenu, QStatusBar
 
 from kanoa_desktop import APP_NAME, __version__
-from kanoa_desktop.core.config.logs import diagnostics_text, log_dir, log_path
+from kanoa_desktop.ui.preload import LazyModule
+
+if TYPE_CHECKING:
+    from PySide6.QtWidgets import QMessageBox
+
+logs = LazyModule("kanoa_desktop.core.config.logs")  # when the menu is used, not at start
 
 KANOA_URL = "https://pypi.org/project/kanoa/"
 LICENSE = "MIT"
@@ -46,17 +52,17 @@ class HelpMenu:
         self.message_box: QMessageBox | None = None
 
     def open_log_folder(self) -> None:
-        folder = log_dir()
+        folder = logs.log_dir()
         folder.mkdir(parents=True, exist_ok=True)
         if not self._open_url(QUrl.fromLocalFile(str(folder))):
             # No file manager registered (a bare window manager, a container): say where.
             self._show(
                 "Log folder",
-                f"No application could open the folder. The log file is:\n\n{log_path()}",
+                f"No application could open the folder. The log file is:\n\n{logs.log_path()}",
             )
 
     def copy_diagnostics(self) -> None:
-        QGuiApplication.clipboard().setText(diagnostics_text(qt_version=qVersion()))
+        QGuiApplication.clipboard().setText(logs.diagnostics_text(qt_version=qVersion()))
         if self.window.findChild(QStatusBar) is not None:  # statusBar() would create one
             self.window.statusBar().showMessage(
                 "Diagnostics copied to the clipboard (no keys included).", 5000
@@ -70,11 +76,13 @@ class HelpMenu:
             "multimodal models (vLLM, llama.cpp, Ollama or any OpenAI-compatible server).</p>"
             f"<p>The desktop face of the <a href='{KANOA_URL}'>kanoa</a> library's local "
             f"backend. License: {LICENSE}. Qt {qVersion()}.</p>"
-            f"<p>Log file: {log_path()}</p>",
+            f"<p>Log file: {logs.log_path()}</p>",
             rich=True,
         )
 
     def _show(self, title: str, text: str, *, rich: bool = False) -> None:
+        from PySide6.QtWidgets import QMessageBox  # its enums cost start-up time (issue 18)
+
         box = QMessageBox(self.window)
         box.setObjectName("helpMessageBox")
         box.setIcon(QMessageBox.Icon.Information)

@@ -21,7 +21,6 @@ from PySide6.QtWidgets import (
 
 from kanoa_desktop.core.ask.prompts import DEFAULT_SYSTEM_PROMPT
 from kanoa_desktop.ui.figure_preview import FigurePreview
-from kanoa_desktop.ui.table_view import TableView
 
 
 class DropHint(QFrame):
@@ -60,7 +59,16 @@ class DropHint(QFrame):
 
 
 class InputsPanel(QWidget):
+    """Drop area, figures, table, context, focus, question and system prompt.
+
+    The table view is made when a table first arrives (:attr:`table`): until then its
+    code, pandas' formatting helpers included, is not loaded (issue 18: the window shows
+    sooner). Its requests come out as this panel's ``plotRequested`` and
+    ``sheetRequested``."""
+
     interpretRequested = Signal()
+    plotRequested = Signal(object, object, str)
+    sheetRequested = Signal(str)
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -69,13 +77,13 @@ class InputsPanel(QWidget):
         self.drop = DropHint()
         self.figures = FigurePreview()
         self.figures.setObjectName("figurePreview")
-        self.table = TableView()
+        self._table = None  # the TableView, made by the first table
+        self._has_table = False
         self.loading = QLabel()
         self.loading.setObjectName("loadingLabel")
         self.loading.hide()
         lay.addWidget(self.drop, 2)
         lay.addWidget(self.figures, 0)
-        lay.addWidget(self.table, 3)
         lay.addWidget(self.loading)
 
         form = QFormLayout()
@@ -145,10 +153,32 @@ class InputsPanel(QWidget):
         if hasattr(self, "_spacer"):
             self.refresh()
 
+    @property
+    def table(self):
+        """The table view (made on first use, under the figures)."""
+        if self._table is None:
+            from kanoa_desktop.ui.table_view import TableView
+
+            view = self._table = TableView()
+            view.plotRequested.connect(self.plotRequested)
+            view.sheetRequested.connect(self.sheetRequested)
+            view.setVisible(self._has_table)
+            lay = self.layout()
+            lay.insertWidget(lay.indexOf(self.figures) + 1, view, 3)
+        return self._table
+
+    def set_has_table(self, on: bool) -> None:
+        """A table is shown (True) or none is (False: the drop area may come back)."""
+        self._has_table = bool(on)
+        if self._table is not None:
+            self._table.setProperty("hasTable", self._has_table)
+        self.refresh()
+
     def refresh(self) -> None:
         has_figs = self.figures.count() > 0
-        has_table = self.table.property("hasTable") is True
+        has_table = self._has_table
         self.figures.setVisible(has_figs)
-        self.table.setVisible(has_table)
+        if self._table is not None:
+            self._table.setVisible(has_table)
         self.drop.setVisible(not has_figs and not has_table)
         self._spacer.setVisible(not has_table and has_figs and not self.system_toggle.isChecked())

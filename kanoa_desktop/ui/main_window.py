@@ -14,41 +14,47 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QByteArray, QSettings, QTimer, Signal
-from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication
-from PySide6.QtWidgets import (
-    QApplication,
-    QFileDialog,
-    QMainWindow,
-    QPlainTextEdit,
-)
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QApplication, QMainWindow, QPlainTextEdit
 
 from kanoa_desktop import APP_NAME
-from kanoa_desktop.core.ask import pipeline as P
-from kanoa_desktop.core.ask.interpret import Inputs
-from kanoa_desktop.core.ask.pricing import CostTracker, load_kanoa_pricing
 from kanoa_desktop.core.ask.prompts import DEFAULT_SYSTEM_PROMPT
 from kanoa_desktop.core.config import paths
 from kanoa_desktop.core.config.profiles import Profile, ProfileStore
 from kanoa_desktop.core.config.secrets import KeyStore
-from kanoa_desktop.core.endpoint import errors as E
-from kanoa_desktop.core.endpoint.pool import ClientPool
-from kanoa_desktop.core.history.store import HistoryStore
-from kanoa_desktop.core.inputs.figures import PreparedFigure
-from kanoa_desktop.core.inputs.tables import LoadedTable
-from kanoa_desktop.ui import window_dialogs as dialogs
-from kanoa_desktop.ui.input_loader import FILE_FILTER, InputLoader
+from kanoa_desktop.ui import window_layout as layout
 from kanoa_desktop.ui.monitor_host import MonitorHost
+from kanoa_desktop.ui.preload import LazyModule
 from kanoa_desktop.ui.window_actions import build_actions
-from kanoa_desktop.ui.window_layout import build_layout
+from kanoa_desktop.ui.window_parts import DeferredParts, P, dialogs
+
+if TYPE_CHECKING:
+    # Not imported at start-up: a QEvent subclass builds QEvent.Type (179 members).
+    from PySide6.QtGui import QDragEnterEvent, QDropEvent
+
+    from kanoa_desktop.core.ask.interpret import Inputs
+    from kanoa_desktop.core.inputs.figures import PreparedFigure
+    from kanoa_desktop.core.inputs.tables import LoadedTable
+
+# Loaded after the first paint, on a worker thread (issue 18: the window shows first).
+E = LazyModule("kanoa_desktop.core.endpoint.errors")
+_interpret = LazyModule("kanoa_desktop.core.ask.interpret")
+_tables = LazyModule("kanoa_desktop.core.inputs.tables")
+_figures = LazyModule("kanoa_desktop.core.inputs.figures")
 
 log = logging.getLogger(__name__)
 
 
-class MainWindow(QMainWindow):
-    """The application window. Create it on a running (or soon running) qasync loop."""
+class MainWindow(DeferredParts, QMainWindow):
+    """The application window. Create it on a running (or soon running) qasync loop.
+
+    It shows in two phases (issue 18): the constructor builds what the first frame shows
+    (inputs, answer, status bar, toolbar, GPU panel); the rest are
+    :class:`~kanoa_desktop.ui.window_parts.DeferredParts`, built after the first paint.
+    """
 
     closed = Signal()  # after the window closed: the app then awaits shutdown()
 
@@ -69,11 +75,8 @@ class MainWindow(QMainWindow):
         if profile_name and self.store.get(profile_name):
             self.store.set_active(profile_name)
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="kanoa-cpu")
-        self.clients = ClientPool(self.keys)
         self._tasks: set[asyncio.Task] = set()
-        self._retired: list[P.ConversationRunner] = []  # stopped, still ending their turn
-        self._kanoa_pricing = load_kanoa_pricing()
-        self.costs = CostTracker()
+        self._retired: list = []  # stopped runners, still ending their turn
         self.table: LoadedTable | None = None
         self.table_summary = ""
         self.table_plot: PreparedFigure | None = None
@@ -83,30 +86,24 @@ class MainWindow(QMainWindow):
             str(paths.config_dir() / "window.ini"), QSettings.Format.IniFormat
         )
         self._closing = False
-        self.history = HistoryStore()
         self._misc_http = None  # httpx client for side jobs (benchmark metrics), made lazily
+        self._kb_profile_id = self.store.active.id
 
-        build_layout(self)
+        self._apply_appearance()  # before the widgets: nothing to restyle yet
+        layout.build_layout(self)
         build_actions(
             self,
             (self.gpu_dock, self.fleet_dock, self.kb_dock, self.history_dock, self.usage_dock),
         )
-        self.monitor = MonitorHost(self.gpu_panel, self.spawn)
-        self.loader = InputLoader(self.spawn, self.run_cpu, lambda: self.profile.image_long_side)
-        self.loader.loaded.connect(self._input_loaded)
-        self.loader.failed.connect(
-            lambda err: self.banner.show_error(P.as_error(err), can_retry=False)
-        )
-        self.loader.loading.connect(self._show_loading)
-        self.runner = self._new_runner()
+        self._started = asyncio.Event()  # set at the end of start-up's second phase
+        self.monitor = MonitorHost(self.gpu_panel, self.spawn, ready=self._started.wait)
         self._restore_state()
         self._on_profile_changed(self.store.active)
-        self.apply_preferences()
-        QTimer.singleShot(0, lambda: self.spawn(dialogs.first_run_check(self)))
+        self._apply_monitor_preferences()
+        QTimer.singleShot(0, lambda: self._closing or self.spawn(self._finish_start()))
         for problem in store_problems:
             self.banner.show_message("Settings problem", problem.message)
-        if self.history.problem is not None:
-            self.banner.show_message("History problem", self.history.problem.message)
+
 
     # ------------------------------------------------------------------ construction
 
@@ -133,7 +130,8 @@ class MainWindow(QMainWindow):
 
     @property
     def streaming(self) -> bool:
-        return self.runner.busy
+        runner = self._built("runner")
+        return runner is not None and runner.busy
 
     @property
     def conversation(self):
@@ -175,7 +173,7 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ the conversation
 
-    def _new_runner(self, **kwargs) -> P.ConversationRunner:
+    def _new_runner(self, **kwargs):
         runner = P.ConversationRunner(
             self.profile,
             pool=self.clients,
@@ -209,8 +207,13 @@ class MainWindow(QMainWindow):
     def _on_background_event(self, ev) -> None:
         # A stopped conversation's turn ended after the view moved on: refresh the lists.
         if isinstance(ev, P.TurnEnded) and not self._closing:
-            self.history_panel.refresh()
-            self.usage_view.refresh()
+            self._refresh_lists()
+
+    def _refresh_lists(self) -> None:
+        # A list not built yet reads the store when it is.
+        for part in ("history_panel", "usage_view"):
+            if (view := self._built(part)) is not None:
+                view.refresh()
 
     def _on_event(self, ev) -> None:  # noqa: C901 - one dispatch on the event type
         if ev.runner is not self.runner or self._closing:
@@ -240,7 +243,7 @@ class MainWindow(QMainWindow):
         elif isinstance(ev, P.TurnEnded):
             self._turn_ended(ev)
 
-    def _turn_ended(self, ev: P.TurnEnded) -> None:
+    def _turn_ended(self, ev) -> None:
         self._status_timer.stop()
         if ev.stats is not None:  # the question was asked: close its answer in the view
             self.answer.end_answer(ev.note)
@@ -266,8 +269,7 @@ class MainWindow(QMainWindow):
             if isinstance(ev.error, E.VisionUnsupported):
                 self._update_vision_note()
             self.banner.show_error(ev.error, can_retry=ev.can_retry)
-        self.history_panel.refresh()
-        self.usage_view.refresh()
+        self._refresh_lists()
 
     def _set_busy(self, busy: bool) -> None:
         self.interpret_action.setEnabled(not busy)
@@ -287,7 +289,7 @@ class MainWindow(QMainWindow):
         )
 
     def _gather_inputs(self) -> Inputs:
-        return Inputs(
+        return _interpret.Inputs(
             figures=self.inputs.figures.figures(),
             table=self.table,
             table_summary=self.table_summary,
@@ -340,10 +342,9 @@ class MainWindow(QMainWindow):
         self.answer.clear_conversation()
         self.sources.clear()
         self.inputs.figures.clear()
-        self.inputs.table.setProperty("hasTable", False)
         self.table, self.table_summary, self.table_plot = None, "", None
         self.banner.hide()
-        self.inputs.refresh()
+        self.inputs.set_has_table(False)
         self.status.reset()
         self.status.set_state("idle")
         self._update_vision_note()
@@ -377,6 +378,10 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ inputs
 
     def open_dialog(self) -> None:
+        from PySide6.QtWidgets import QFileDialog
+
+        from kanoa_desktop.ui.input_loader import FILE_FILTER
+
         dlg = QFileDialog(
             self, "Open figures, a table, a PDF or a notebook", self.last_folder, FILE_FILTER
         )
@@ -403,18 +408,17 @@ class MainWindow(QMainWindow):
         self.picker = dialogs.open_document(self, item)
 
     def _input_loaded(self, item, summary: str) -> None:
-        if isinstance(item, LoadedTable):
+        if isinstance(item, _tables.LoadedTable):
             self.table, self.table_summary = item, summary
             self.inputs.table.set_table(item)
-            self.inputs.table.setProperty("hasTable", True)
-            self.inputs.refresh()
+            self.inputs.set_has_table(True)
             # Warnings say rows were skipped or values read differently; the other notes
             # (how the file was read, date columns) stay in the table's caption.
             if item.warnings:
                 self.banner.show_message(
                     f"{item.name}: read with warnings", " ".join(item.warnings)
                 )
-        elif isinstance(item, PreparedFigure):
+        elif isinstance(item, _figures.PreparedFigure):
             self.add_figure(item)
         else:
             self._open_document(item)
@@ -489,22 +493,26 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ profile & settings
 
     def _on_profile_changed(self, profile: Profile) -> None:
-        if self.runner.busy:
+        # Parts not built yet read the active profile when they are.
+        if self.streaming:
             # The answer belongs to the old endpoint: stop and record it, start clean.
             self.new_conversation(f"Stopped: you switched to {profile.name}.")
-        self.runner.profile = profile
+        if (runner := self._built("runner")) is not None:
+            runner.profile = profile
         self.status.set_model(profile.model or "(first model the server lists)")
-        if not self.runner.busy:
+        if not self.streaming:
             self.status.set_state("idle")  # an old endpoint's error does not carry over
         self._update_vision_note()
         self.monitor.watch(profile, self.store.preferences)
-        self.fleet_panel.set_prometheus_url(getattr(profile, "prometheus_url", None))
+        if (fleet := self._built("fleet_panel")) is not None:
+            fleet.set_prometheus_url(getattr(profile, "prometheus_url", None))
         self._kb_profile_id = profile.id
         folders = [str(f) for f in getattr(profile, "kb_folders", ()) or ()]
-        self.kb_panel.apply_profile(folders, profile.kb_follow_links)
+        if (kb := self._built("kb_panel")) is not None:
+            kb.apply_profile(folders, profile.kb_follow_links)
         if not folders:
             self.sources.clear()
-        if not self.conversation.turns:
+        if runner is None or not runner.conversation.turns:
             # The box starts from the profile's system prompt (edits apply to this window).
             self.inputs.system_prompt.setPlainText(profile.system_prompt or DEFAULT_SYSTEM_PROMPT)
 
@@ -524,13 +532,19 @@ class MainWindow(QMainWindow):
 
     def apply_preferences(self) -> None:
         """Apply the app-wide preferences now: theme, font size, GPU panel, poller."""
+        self._apply_appearance()
+        self._apply_monitor_preferences()
+
+    def _apply_appearance(self) -> None:
         prefs = self.store.preferences
         try:
             from kanoa_desktop.ui.theme import apply_appearance
         except ImportError:
-            apply_appearance = None
-        if apply_appearance is not None:
-            apply_appearance(QApplication.instance(), prefs.theme, prefs.font_size_pt)
+            return
+        apply_appearance(QApplication.instance(), prefs.theme, prefs.font_size_pt)
+
+    def _apply_monitor_preferences(self) -> None:
+        prefs = self.store.preferences
         self.gpu_dock.setVisible(bool(prefs.gpu_panel_visible))
         self.monitor.watch(self.profile, prefs)
 
@@ -540,8 +554,8 @@ class MainWindow(QMainWindow):
         return self.runner.images_blocked()
 
     def _update_vision_note(self) -> None:
-        reason = self._vision_block()
-        show = bool(reason and self.inputs.figures.count() > 0)
+        reason = self._vision_block() if self.inputs.figures.count() > 0 else None
+        show = bool(reason)
         self.vision_note.setText(f"⚠ {reason}" if show else "")
         self.vision_note.setVisible(show)
 
@@ -569,30 +583,10 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:  # noqa: N802
         self._save_state()
         self._closing = True
-        self.runner.stop("Stopped: the window closed.")
+        if (runner := self._built("runner")) is not None:
+            runner.stop("Stopped: the window closed.")
         super().closeEvent(event)
         self.closed.emit()
-
-    async def shutdown(self) -> None:
-        """Cancel running work and close every connection; await before the loop ends."""
-        self._closing = True
-        self._status_timer.stop()
-        for runner in [self.runner, *self._retired]:
-            await runner.stop_and_wait("Stopped: the window closed.")
-        await dialogs.shutdown_extras(self)  # comparison, batch, first-run probes
-        tasks = [t for t in self._tasks if not t.done()]
-        for t in tasks:
-            t.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
-        await self.monitor.shutdown()
-        await self.fleet_panel.aclose()
-        self.kb_panel.shutdown()
-        self.history.close()
-        await self.clients.aclose()
-        if self._misc_http is not None:
-            await self._misc_http.aclose()
-        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 __all__ = ["MainWindow"]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 IDLE_POLL_S = 5.0  # between answers: the numbers barely move, and each poll costs CPU
@@ -24,9 +24,19 @@ BACKGROUND_POLL_S = 30.0  # the window is minimised: nobody reads them
 
 
 class MonitorHost:
-    def __init__(self, panel: Any, spawn: Callable[[Any], Any]) -> None:
+    """``ready``, when given, is awaited before the poller's code loads and the first
+    scrape: the window passes the end of its start-up, so the first scrape and the panel's
+    first relayout do not overlap start-up's own imports (issue 18)."""
+
+    def __init__(
+        self,
+        panel: Any,
+        spawn: Callable[[Any], Any],
+        ready: Callable[[], Awaitable[Any]] | None = None,
+    ) -> None:
         self.panel = panel
         self._spawn = spawn
+        self._ready = ready
         self._key: tuple | None = None
         self._wanted: tuple[Any, Any] | None = None  # (profile, prefs) of the last watch()
         self._background = False
@@ -84,7 +94,12 @@ class MonitorHost:
     async def _load_then_watch(self) -> None:
         from kanoa_desktop.ui.preload import HTTP_STACK, import_off_thread
 
-        await import_off_thread("kanoa_desktop.core.monitor.poller", *HTTP_STACK)
+        if self._ready is not None:
+            await self._ready()
+        # NVML's binding (an 8,000-line module) too: imported on the poller's own thread it
+        # ran beside start-up's other imports, and two importers starved the GUI thread.
+        nvml = ("pynvml",) if self._wanted is not None and self._wanted[1].local_nvml else ()
+        await import_off_thread("kanoa_desktop.core.monitor.poller", *HTTP_STACK, *nvml)
         if self._wanted is not None and self.poller is None:
             self.watch(*self._wanted)
 

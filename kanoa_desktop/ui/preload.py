@@ -4,18 +4,30 @@ The window shows before its heavy parts load (issue 18): what it needs later (ht
 the GPU panel's poller and the first-run probe) is imported here after the first paint.
 Python's import lock makes this safe: a GUI-thread import of the same module meanwhile
 waits for this one instead of importing it twice.
+
+All of it runs on one worker thread, one job after another: the GUI thread then shares
+the GIL with a single importer, not with several at once (two importers beside the
+GUI's own start-up work made 60-100 ms gaps in its event loop).
 """
 
 from __future__ import annotations
 
 import asyncio
 import importlib
+from concurrent.futures import ThreadPoolExecutor
 from types import ModuleType
 
 # What httpx imports only when its first request goes out (78 modules): preloaded with it,
 # or the first poll, probe or question would import them on the GUI thread.
 HTTP_STACK = ("httpx", "httpcore", "h11", "anyio", "anyio._backends._asyncio", "sniffio",
               "certifi")  # fmt: skip
+
+_WORKER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kanoa-preload")
+
+
+async def run_off_thread(fn, *args):
+    """``fn(*args)`` on the preloading thread, after the jobs queued before it."""
+    return await asyncio.get_running_loop().run_in_executor(_WORKER, fn, *args)
 
 
 def _import_all(names: tuple[str, ...]) -> ModuleType:
@@ -26,7 +38,14 @@ def _import_all(names: tuple[str, ...]) -> ModuleType:
             importlib.import_module(name)
         except ImportError:
             pass
-    return importlib.import_module(names[0])
+    module = importlib.import_module(names[0])
+    if "httpx" in names:
+        # With the HTTP stack, the one TLS context every client shares: reading the CA
+        # bundle takes 50-100 ms, without the GIL here, on the GUI thread a stall.
+        from kanoa_desktop.core.endpoint.tls import default_context
+
+        default_context()
+    return module
 
 
 async def import_off_thread(name: str, *also: str) -> ModuleType:
@@ -37,7 +56,29 @@ async def import_off_thread(name: str, *also: str) -> ModuleType:
     names = (name, *also)
     if all(n in sys.modules for n in names):
         return sys.modules[name]
-    return await asyncio.to_thread(_import_all, names)
+    return await run_off_thread(_import_all, names)
+
+
+class LazyModule:
+    """A module imported on its first attribute access: ``P = LazyModule("a.b")`` then
+    ``P.Name`` imports ``a.b`` (once; thread-safe through Python's import lock). The
+    window's module names what it uses later this way, so importing the window does not
+    import them (issue 18); start-up imports them off the GUI thread after the first
+    paint (:func:`import_off_thread`), so the first use finds them loaded."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._module: ModuleType | None = None
+
+    def __getattr__(self, attr: str):
+        module = self._module
+        if module is None:
+            module = self._module = importlib.import_module(self._name)
+        return getattr(module, attr)
+
+    def __repr__(self) -> str:
+        state = "loaded" if self._module is not None else "not loaded yet"
+        return f"<LazyModule {self._name} ({state})>"
 
 
 async def after_first_paint(widget, timeout_s: float = 2.0) -> None:
@@ -71,4 +112,4 @@ async def after_first_paint(widget, timeout_s: float = 2.0) -> None:
         spy.deleteLater()
 
 
-__all__ = ["HTTP_STACK", "after_first_paint", "import_off_thread"]
+__all__ = ["HTTP_STACK", "LazyModule", "after_first_paint", "import_off_thread", "run_off_thread"]

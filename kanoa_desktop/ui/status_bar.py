@@ -6,12 +6,16 @@ is called a few times a second by a timer, never per token.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QSizePolicy, QWidget
 
-from kanoa_desktop.core.ask.pricing import energy_cost, format_cost
-from kanoa_desktop.core.ask.stats import StreamStats
+from kanoa_desktop.core.ask import pricing
 from kanoa_desktop.core.safety import plain_tooltip
+
+if TYPE_CHECKING:  # the stats module (and its events) load with the first question
+    from kanoa_desktop.core.ask.stats import StreamStats
 
 STATES = {
     "idle": "Ready",
@@ -95,9 +99,9 @@ class StreamStatus(QWidget):
 
     def set_energy(self, wh: float, price_per_kwh: float | None = None) -> None:
         text = f"{wh:.3f} Wh" if wh < 10 else f"{wh:.1f} Wh"
-        cost = energy_cost(wh, price_per_kwh)
+        cost = pricing.energy_cost(wh, price_per_kwh)
         if cost:
-            text += f" ({format_cost(cost)})"
+            text += f" ({pricing.format_cost(cost)})"
         self.energy.setText(text)
         self.energy.show()
 
@@ -134,4 +138,5 @@ class StreamStatus(QWidget):
         else:
             self.context.setValue(0)
             self.context.setToolTip("Context length unknown: the server did not say")
-        self.cost.setText(f"{format_cost(stats.cost)} · session {format_cost(session_cost)}")
+        fmt = pricing.format_cost
+        self.cost.setText(f"{fmt(stats.cost)} · session {fmt(session_cost)}")

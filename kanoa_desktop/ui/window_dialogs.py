@@ -56,7 +56,9 @@ async def open_benchmark(w) -> None:
     if vision is None:
         vision = w.store.cached_vision(profile.api_base, model)  # None: the suite probes
     if w._misc_http is None:
-        w._misc_http = httpx.AsyncClient()
+        from kanoa_desktop.core.endpoint.tls import shared_verify
+
+        w._misc_http = httpx.AsyncClient(verify=shared_verify())
     dlg = BenchmarkDialog(
         w.clients.client_for(profile),
         model,

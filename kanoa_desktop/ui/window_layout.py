@@ -18,12 +18,9 @@ from PySide6.QtWidgets import (
 
 from kanoa_desktop.ui.answer_view import AnswerView
 from kanoa_desktop.ui.banner import ErrorBanner
-from kanoa_desktop.ui.fleet_panel import FleetPanel
-from kanoa_desktop.ui.history_panel import HistoryPanel
 from kanoa_desktop.ui.inputs_panel import InputsPanel
-from kanoa_desktop.ui.kb_panel import KnowledgeBasePanel, SourcesView
+from kanoa_desktop.ui.sources_view import SourcesView
 from kanoa_desktop.ui.status_bar import StreamStatus
-from kanoa_desktop.ui.usage_view import UsageView
 
 STATUS_INTERVAL_MS = 250  # the status bar updates four times a second, never per token
 
@@ -34,8 +31,8 @@ def build_layout(self) -> None:  # noqa: PLR0915 - one layout, top to bottom
     self.inputs.interpretRequested.connect(self.interpret)
     self.inputs.drop.open_button.clicked.connect(self.open_dialog)
     self.inputs.figures.removed.connect(self._figure_removed)
-    self.inputs.table.plotRequested.connect(self._plot_requested)
-    self.inputs.table.sheetRequested.connect(
+    self.inputs.plotRequested.connect(self._plot_requested)
+    self.inputs.sheetRequested.connect(
         lambda name: self.table is not None and self.loader.load_sheet(self.table.path, name)
     )
 
@@ -75,26 +72,72 @@ def build_layout(self) -> None:  # noqa: PLR0915 - one layout, top to bottom
 
     self.gpu_panel = _make_gpu_panel()
     self.gpu_dock = _dock(self, "GPU and server", "gpuDock", self.gpu_panel)
-    self.kb_panel = KnowledgeBasePanel()
-    self.kb_panel.setObjectName("kbPanel")
-    self.kb_panel.foldersChanged.connect(self._kb_folders_changed)
-    self.kb_panel.followLinksChanged.connect(self._kb_follow_links_changed)
-    self.kb_dock = _dock(self, "Knowledge base", "kbDock", self.kb_panel, self.gpu_dock)
-    self.history_panel = HistoryPanel(self.history)
-    self.history_panel.reopenRequested.connect(self.reopen_conversation)
-    self.history_dock = _dock(self, "History", "historyDock", self.history_panel, self.kb_dock)
-    self.usage_view = UsageView(self.history)
-    self.usage_dock = _dock(self, "Usage", "usageDock", self.usage_view, self.history_dock)
-    # The lab's fleet from Prometheus (a profile's prometheus_url); loads nothing heavy
-    # until its tab is shown.
-    self.fleet_panel = FleetPanel()
-    self.fleet_dock = _dock(self, "Fleet", "fleetDock", self.fleet_panel, self.usage_dock)
+    # The other docks are tabs behind the GPU panel: their contents (and the knowledge
+    # base, history and fleet code) are built after the first paint, or when first shown
+    # or used (MainWindow's lazy properties, issue 18). Their tabs are there at once.
+    tab_with = self.gpu_dock
+    for attr, dock_attr, title, name in LAZY_DOCKS:
+        dock = _dock(self, title, name, None, tab_with)
+        setattr(self, dock_attr, dock)
+        dock.visibilityChanged.connect(lambda shown, attr=attr: shown and _shown(self, attr))
+        tab_with = dock
     self.gpu_dock.raise_()
     self.resize(1280, 720)
     self.resizeDocks([self.gpu_dock], [360], Qt.Orientation.Horizontal)
 
 
-def _dock(self, title: str, name: str, widget: QWidget, tab_with=None) -> QDockWidget:
+# (panel attribute, dock attribute, dock title, dock object name), in tab order.
+LAZY_DOCKS = (
+    ("kb_panel", "kb_dock", "Knowledge base", "kbDock"),
+    ("history_panel", "history_dock", "History", "historyDock"),
+    ("usage_view", "usage_dock", "Usage", "usageDock"),
+    ("fleet_panel", "fleet_dock", "Fleet", "fleetDock"),
+)
+
+
+def _shown(self, attr: str) -> None:
+    """A lazy dock's tab came on screen: build its content if not yet, and tell a panel
+    that polls while seen (the fleet panel) that it is."""
+    if attr in self.__dict__:
+        return  # built already: it heard this itself
+    panel = getattr(self, attr)
+    if callable(shown := getattr(panel, "dock_shown", None)):
+        shown()
+
+
+def make_kb_panel(self) -> QWidget:
+    from kanoa_desktop.ui.kb_panel import KnowledgeBasePanel
+
+    panel = KnowledgeBasePanel()
+    panel.setObjectName("kbPanel")
+    panel.foldersChanged.connect(self._kb_folders_changed)
+    panel.followLinksChanged.connect(self._kb_follow_links_changed)
+    return _fill(self.kb_dock, panel)
+
+
+def make_history_panel(self) -> QWidget:
+    from kanoa_desktop.ui.history_panel import HistoryPanel
+
+    panel = HistoryPanel(self.history)
+    panel.reopenRequested.connect(self.reopen_conversation)
+    return _fill(self.history_dock, panel)
+
+
+def make_usage_view(self) -> QWidget:
+    from kanoa_desktop.ui.usage_view import UsageView
+
+    return _fill(self.usage_dock, UsageView(self.history))
+
+
+def make_fleet_panel(self) -> QWidget:
+    # The lab's fleet from Prometheus (a profile's prometheus_url); loads nothing heavy
+    # until its tab is shown.
+    from kanoa_desktop.ui.fleet_panel import FleetPanel
+
+    return _fill(self.fleet_dock, FleetPanel())
+
+
+def _dock(self, title: str, name: str, widget: QWidget | None, tab_with=None) -> QDockWidget:
     dock = QDockWidget(title, self)
     dock.setObjectName(name)
     # In a scroll area: a dock's content must never set the window's minimum height (the
@@ -105,15 +148,22 @@ def _dock(self, title: str, name: str, widget: QWidget, tab_with=None) -> QDockW
     scroll.setWidgetResizable(True)
     scroll.setFrameShape(QFrame.Shape.NoFrame)
     scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-    scroll.setWidget(widget)
-    # Only the height scrolls: the dock stays as wide as its content needs.
-    bar = scroll.verticalScrollBar().sizeHint().width()
-    scroll.setMinimumWidth(widget.minimumSizeHint().width() + bar)
     dock.setWidget(scroll)
+    if widget is not None:
+        _fill(dock, widget)
     self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
     if tab_with is not None:
         self.tabifyDockWidget(tab_with, dock)
     return dock
+
+
+def _fill(dock: QDockWidget, widget: QWidget) -> QWidget:
+    scroll = dock.widget()
+    scroll.setWidget(widget)
+    # Only the height scrolls: the dock stays as wide as its content needs.
+    bar = scroll.verticalScrollBar().sizeHint().width()
+    scroll.setMinimumWidth(widget.minimumSizeHint().width() + bar)
+    return widget
 
 
 def _make_gpu_panel() -> QWidget:

@@ -34,6 +34,7 @@ from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
 from kanoa_desktop.core.config import paths
+from kanoa_desktop.core.endpoint.urls import root_url
 
 SCHEMA_VERSION = 3
 FILE_NAME = "profiles.json"
@@ -49,9 +50,9 @@ VISION_CHOICES: tuple[str, ...] = ("auto", "yes", "no")
 
 
 def _new_id() -> str:
-    import uuid  # a new profile only; not at start
-
-    return uuid.uuid4().hex
+    # 128 random bits as 32 hex digits, like uuid4().hex, without importing uuid (a first
+    # start makes the preset profiles while the window is being built).
+    return os.urandom(16).hex()
 
 
 @dataclass(frozen=True)
@@ -148,8 +149,6 @@ def derive_metrics_url(api_base: str) -> str:
     """The app's one metrics-URL rule: the server root plus ``/metrics``
     (``http://h:8000/v1/`` -> ``http://h:8000/metrics``; a base without ``/v1`` just gets
     ``/metrics``), as vLLM and llama.cpp serve it."""
-    from kanoa_desktop.core.endpoint.client import root_url  # httpx loads only when asked
-
     return root_url(api_base) + "/metrics"
 
 

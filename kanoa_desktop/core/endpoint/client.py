@@ -62,6 +62,7 @@ from kanoa_desktop.core.endpoint.router import (
 )
 from kanoa_desktop.core.endpoint.sse import SseComment, SseTooLarge, iter_sse
 from kanoa_desktop.core.endpoint.tls import shared_verify
+from kanoa_desktop.core.endpoint.urls import root_url
 from kanoa_desktop.core.safety import remember_secret, replace_surrogates
 
 T = TypeVar("T")
@@ -263,15 +264,6 @@ class Health:
 class ServerInfo:
     kind: Literal["vllm", "llama.cpp", "ollama", "other"]
     version: str | None = None
-
-
-def root_url(api_base: str) -> str:
-    """The server root for an API base: ``http://h:8000/v1`` -> ``http://h:8000`` (and
-    ``http://h:8000/v1/`` too; a base without ``/v1`` is its own root)."""
-    base = api_base.strip().rstrip("/")
-    if base.endswith("/v1"):
-        base = base[: -len("/v1")]
-    return base
 
 
 class ChatClient:

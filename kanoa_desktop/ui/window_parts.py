@@ -1,0 +1,188 @@
+"""The main window's deferred parts: what its first frame does not show is built after it.
+
+Issue 18: the window shows in two phases. Its constructor builds what the first frame
+shows (inputs, answer, status bar, toolbar, GPU panel). The conversation runner, the
+history database, the input loader and the hidden docks' contents are properties here,
+each built on first use; :meth:`DeferredParts._finish_start` builds them after the first
+paint: one worker job imports their code, builds the TLS context clients share and opens
+the history database (file I/O, no GIL held for long), then each part is built in its own
+turn of the event loop, so the window never stalls for long once it shows. Tests and
+early user actions simply find a part built on first use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+from functools import cached_property
+from typing import Any
+
+from kanoa_desktop.core.gcpause import paused
+from kanoa_desktop.ui import window_layout as layout
+from kanoa_desktop.ui.preload import HTTP_STACK, LazyModule, after_first_paint, run_off_thread
+
+# Loaded after the first paint, on a worker thread.
+P = LazyModule("kanoa_desktop.core.ask.pipeline")
+dialogs = LazyModule("kanoa_desktop.ui.window_dialogs")
+_pricing = LazyModule("kanoa_desktop.core.ask.pricing")
+DEFERRED = ("kanoa_desktop.core.ask.pipeline", "kanoa_desktop.core.history.store",
+            "kanoa_desktop.core.endpoint.pool", "kanoa_desktop.ui.window_dialogs",
+            "kanoa_desktop.ui.input_loader", "kanoa_desktop.ui.kb_panel",
+            "kanoa_desktop.ui.history_panel", "kanoa_desktop.ui.usage_view",
+            "kanoa_desktop.ui.fleet_panel", "kanoa_desktop.core.kb.retrieval",
+            # What the GPU poller and the first-run check import (in this same job, so
+            # theirs find everything loaded; they start after it).
+            "kanoa_desktop.core.monitor.poller", "kanoa_desktop.ui.first_run",
+            *HTTP_STACK)  # fmt: skip
+# What start-up builds after the first paint, one part per turn of the loop. The fleet
+# panel (most users have no Prometheus) is built when its tab is first shown.
+DEFERRED_PARTS = ("history", "runner", "loader", "kb_panel", "history_panel", "usage_view")
+
+
+def _load_deferred(open_history: bool, nvml: bool):
+    """On a worker thread: import the deferred code, build the shared TLS context, and
+    open the history database."""
+    with paused():  # no 60 ms full collection holding the GIL halfway (core/gcpause.py)
+        for name in (*DEFERRED, *(("pynvml",) if nvml else ())):
+            try:
+                importlib.import_module(name)
+            except ImportError:  # an optional piece of the HTTP stack (sniffio left anyio 4)
+                if name not in (*HTTP_STACK, "pynvml"):
+                    raise
+    from kanoa_desktop.core.endpoint.tls import default_context
+
+    default_context()  # the TLS context clients share (the CA bundle: 50-100 ms)
+    if not open_history:
+        return None
+    from kanoa_desktop.core.history.store import HistoryStore
+
+    return HistoryStore()
+
+
+class DeferredParts:
+    """Mixin of :class:`~kanoa_desktop.ui.main_window.MainWindow`: its deferred parts,
+    built after the first paint, and the window's shutdown, which closes those built."""
+
+    async def _finish_start(self) -> None:
+        """Start-up's second phase: after the first paint, one worker job imports the rest
+        of the window's code and opens the history database (file I/O, migrations); then
+        the first-run check starts and each deferred part is built in its own turn of the
+        event loop, so the window never stalls for long once it shows."""
+        await after_first_paint(self)
+        nvml = bool(self.store.preferences.local_nvml)  # NVML's binding: 8,000 lines
+        history = await run_off_thread(_load_deferred, "history" not in self.__dict__, nvml)
+        if self._closing:
+            if history is not None:
+                history.close()
+            return
+        if history is not None:
+            if "history" in self.__dict__:  # built meanwhile, on first use
+                history.close()
+            else:
+                self.__dict__["history"] = self._adopt_history(history)
+        for part in DEFERRED_PARTS:
+            await asyncio.sleep(0)
+            if self._closing:
+                return
+            getattr(self, part)
+        # Then the GPU poller's first scrape (MonitorHost waits for this) and the first-run
+        # check: the panel's first relayout and the card come after the imports, not
+        # during them (the GUI thread waited for the GIL at each Python call of a paint).
+        self._started.set()
+        await asyncio.sleep(0)
+        self.spawn(dialogs.first_run_check(self))
+
+    async def shutdown(self) -> None:
+        """Cancel running work and close every connection; await before the loop ends."""
+        self._closing = True
+        self._status_timer.stop()
+        for runner in [self._built("runner"), *self._retired]:
+            if runner is not None:
+                await runner.stop_and_wait("Stopped: the window closed.")
+        await dialogs.shutdown_extras(self)  # comparison, batch, first-run probes
+        tasks = [t for t in self._tasks if not t.done()]
+        for t in tasks:
+            t.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        await self.monitor.shutdown()
+        if (fleet := self._built("fleet_panel")) is not None:
+            await fleet.aclose()
+        if (kb := self._built("kb_panel")) is not None:
+            kb.shutdown()
+        if (history := self._built("history")) is not None:
+            history.close()
+        if (clients := self._built("clients")) is not None:
+            await clients.aclose()
+        if self._misc_http is not None:
+            await self._misc_http.aclose()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _built(self, part: str) -> Any:
+        """A deferred part if it was built already, else None (without building it)."""
+        return self.__dict__.get(part)
+
+    # The deferred parts: each is built on first use (and by _finish_start at the latest).
+
+    @cached_property
+    def history(self):
+        from kanoa_desktop.core.history.store import HistoryStore
+
+        return self._adopt_history(HistoryStore())
+
+    def _adopt_history(self, history):
+        if history.problem is not None:
+            self.banner.show_message("History problem", history.problem.message)
+        return history
+
+    @cached_property
+    def clients(self):
+        from kanoa_desktop.core.endpoint.pool import ClientPool
+
+        return ClientPool(self.keys)
+
+    @cached_property
+    def costs(self):
+        return _pricing.CostTracker()
+
+    @cached_property
+    def _kanoa_pricing(self):
+        return _pricing.load_kanoa_pricing()
+
+    @cached_property
+    def runner(self):
+        return self._new_runner()
+
+    @cached_property
+    def loader(self):
+        from kanoa_desktop.ui.input_loader import InputLoader
+
+        loader = InputLoader(self.spawn, self.run_cpu, lambda: self.profile.image_long_side)
+        loader.loaded.connect(self._input_loaded)
+        loader.failed.connect(lambda err: self.banner.show_error(P.as_error(err), can_retry=False))
+        loader.loading.connect(self._show_loading)
+        return loader
+
+    @cached_property
+    def kb_panel(self):
+        panel = layout.make_kb_panel(self)
+        profile = self.store.get_by_id(self._kb_profile_id) or self.profile
+        panel.apply_profile([str(f) for f in profile.kb_folders or ()], profile.kb_follow_links)
+        return panel
+
+    @cached_property
+    def history_panel(self):
+        return layout.make_history_panel(self)
+
+    @cached_property
+    def usage_view(self):
+        return layout.make_usage_view(self)
+
+    @cached_property
+    def fleet_panel(self):
+        panel = layout.make_fleet_panel(self)
+        panel.set_prometheus_url(getattr(self.profile, "prometheus_url", None))
+        return panel
+
+
+__all__ = ["DEFERRED", "DEFERRED_PARTS", "DeferredParts"]

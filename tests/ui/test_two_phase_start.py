@@ -1,0 +1,112 @@
+"""The window shows in two phases (issue 18): what the first frame does not show is built
+after it, or on first use, and nothing of it is lost.
+
+Import checks run in a fresh interpreter (this process has every module loaded). Nothing
+here is timed: the checks are which modules and parts exist at each moment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Code the first frame does not need: imported after the first paint, on a worker thread.
+DEFERRED_CODE = (
+    "kanoa_desktop.core.ask.pipeline",
+    "kanoa_desktop.core.history.store",
+    "kanoa_desktop.core.kb.index",
+    "kanoa_desktop.core.endpoint.client",
+    "kanoa_desktop.ui.window_dialogs",
+    "kanoa_desktop.ui.input_loader",
+    "kanoa_desktop.ui.kb_panel",
+    "kanoa_desktop.ui.history_panel",
+    "kanoa_desktop.ui.fleet_panel",
+)
+
+CHILD = """
+import asyncio, json, sys
+deferred = {deferred!r}
+from kanoa_desktop.ui.app import create_application, create_event_loop
+app = create_application([])
+loop = create_event_loop(app)
+asyncio.set_event_loop(loop)
+from kanoa_desktop.ui import window_parts
+from kanoa_desktop.ui.main_window import MainWindow
+out = {{}}
+
+async def main():
+    w = MainWindow()
+    out["built_by_constructor"] = sorted(p for p in (*window_parts.DEFERRED_PARTS,
+                                         "fleet_panel", "clients") if p in w.__dict__)
+    out["code_at_construction"] = sorted(m for m in deferred if m in sys.modules)
+    w.show()
+    for _ in range(200):  # the second phase: up to 20 s on a busy machine
+        await asyncio.sleep(0.1)
+        if all(p in w.__dict__ for p in window_parts.DEFERRED_PARTS):
+            break
+    out["built_after_paint"] = sorted(p for p in window_parts.DEFERRED_PARTS
+                                      if p in w.__dict__)
+    out["fleet_built_while_hidden"] = "fleet_panel" in w.__dict__
+    out["history_in_dock"] = w.history_dock.widget().widget() is w.history_panel
+    out["kb_in_dock"] = w.kb_dock.widget().widget() is w.kb_panel
+    w.fleet_dock.raise_()
+    for _ in range(50):
+        await asyncio.sleep(0.1)
+        if "fleet_panel" in w.__dict__:
+            break
+    out["fleet_built_when_shown"] = "fleet_panel" in w.__dict__
+    out["fleet_knows_it_is_seen"] = bool(getattr(w.__dict__.get("fleet_panel"), "_seen", False))
+    out["fleet_in_dock"] = w.fleet_dock.widget().widget() is w.__dict__.get("fleet_panel")
+    await w.shutdown()
+
+with loop:
+    loop.run_until_complete(main())
+print("RESULT " + json.dumps(out), flush=True)
+"""
+
+
+def _child(tmp_path: Path) -> dict:
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "KANOA_DESKTOP_HOME": str(tmp_path),
+           "PYTHONPATH": str(ROOT)}  # fmt: skip
+    proc = subprocess.run([sys.executable, "-c", CHILD.format(deferred=DEFERRED_CODE)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)  # fmt: skip
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    assert lines, f"child failed (exit {proc.returncode}): {proc.stderr[-2000:]}"
+    return json.loads(lines[-1][len("RESULT ") :])
+
+
+def test_the_first_frame_waits_for_no_deferred_code_and_the_rest_follows(tmp_path):
+    out = _child(tmp_path)
+    assert out["built_by_constructor"] == []
+    assert out["code_at_construction"] == []
+    from kanoa_desktop.ui.window_parts import DEFERRED_PARTS
+
+    assert out["built_after_paint"] == sorted(DEFERRED_PARTS)
+    assert out["history_in_dock"] and out["kb_in_dock"]
+    # The fleet panel is built when its tab is first shown, and knows it is on screen.
+    assert not out["fleet_built_while_hidden"]
+    assert out["fleet_built_when_shown"] and out["fleet_in_dock"]
+    assert out["fleet_knows_it_is_seen"]
+
+
+def test_a_table_dropped_before_the_second_phase_loads(make_window, run, sample_csv):
+    """Early user actions build what they need on the spot: the window is usable at once."""
+    from tests.ui.conftest import wait_until
+
+    w = make_window("http://127.0.0.1:9/v1")
+    # make_window ran the loop once: the second phase has not built the loader yet.
+    assert "loader" not in w.__dict__ and "runner" not in w.__dict__
+    w.open_paths([sample_csv])
+
+    async def loaded():
+        await wait_until(lambda: w.table is not None, 60, "the table to load")
+
+    run(loaded(), timeout=90)
+    assert w.table.name == sample_csv.name and w.table_summary
+    assert w.runner.conversation.turns == [] and not w.streaming
+    assert w.kb_dock.widget().widget() is w.kb_panel
