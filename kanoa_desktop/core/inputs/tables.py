@@ -413,7 +413,6 @@ def _read(
         engine="c",
         nrows=max_rows,
         skip_blank_lines=True,
-        on_bad_lines="warn",
     )
     try:
         # low_memory=False would avoid mixed-type chunks but doubles the parse time; a
@@ -421,7 +420,15 @@ def _read(
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", pd.errors.DtypeWarning)
             warnings.simplefilter("always", pd.errors.ParserWarning)
-            frame = pd.read_csv(path, **kwargs)
+            try:
+                # on_bad_lines="warn" makes pandas' C parser twice as slow on every file
+                # (1M x 10: 0.38 s -> 0.78 s), so it is only for a file that has a row
+                # with too many fields: the fast parse stops there, the second one counts.
+                frame = pd.read_csv(path, **kwargs, on_bad_lines="error")
+            except pd.errors.ParserError as exc:
+                if not _TOO_MANY_FIELDS.search(str(exc)):
+                    raise
+                frame = pd.read_csv(path, **kwargs, on_bad_lines="warn")
     except UnicodeDecodeError:
         return None, ""
     except pd.errors.EmptyDataError as exc:
@@ -452,6 +459,9 @@ def _read(
         notes.append("Some columns mix numbers and text; they are kept as text.")
     return frame, " ".join(notes)
 
+
+# pandas' error for a row with more fields than the header (C parser).
+_TOO_MANY_FIELDS = re.compile(r"Expected \d+ fields in line \d+, saw \d+")
 
 # Cells pandas reads as missing by default: they say nothing about a column's decimals.
 _NA_TEXT = frozenset(
