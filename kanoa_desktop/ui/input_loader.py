@@ -31,6 +31,8 @@ FILE_FILTER = (
 )
 
 
+LOADING_DELAY_MS = 300  # a load shorter than this shows no "Loading…" line
+
 def qimage_png(image: QImage) -> bytes:
     buf = QBuffer()
     buf.open(QIODevice.OpenModeFlag.WriteOnly)
@@ -41,12 +43,17 @@ def qimage_png(image: QImage) -> bytes:
 class InputLoader(QObject):
     """Loads inputs off the GUI thread and reports them.
 
-    ``loaded(item)``: a PreparedFigure, a LoadedTable (with its summary in
-    ``item_summary``), or another document type ``load_input`` returns; ``failed(err)``: a
-    KanoaError-like object with title/message/hint; ``loading(text)``: "" when idle.
+    ``loaded(item, summary)``: a PreparedFigure, a LoadedTable with its summary, or another
+    document type ``load_input`` returns; ``tableRead(table)``: a table, as soon as it is
+    read, before its summary is made (the window shows it meanwhile: its layout and paint
+    run beside the summary instead of after it); ``failed(err)``: a KanoaError-like object
+    with title/message/hint; ``loading(text)``: what is loading, sent only for a load that
+    lasts LOADING_DELAY_MS (a quick one would flash it, and laying the panel out competed
+    with the load), and "" when it is done.
     """
 
     loaded = Signal(object, str)  # item, table summary ("" for figures)
+    tableRead = Signal(object)
     failed = Signal(object)
     loading = Signal(str)
 
@@ -76,24 +83,48 @@ class InputLoader(QObject):
         from kanoa_desktop.core.ask.interpret import load_input, summarise
         from kanoa_desktop.core.inputs.tables import LoadedTable
 
-        self.loading.emit(f"Loading {path.name}…")
+        done = self._announce(f"Loading {path.name}…")
         try:
             long_side = self._long_side()
             item = await self._run_cpu(lambda: load_input(path, long_side=long_side, sheet=sheet))
             summary = ""
             if isinstance(item, LoadedTable):
-                summary = await self._run_cpu(summarise, item)
+                pending = asyncio.ensure_future(self._run_cpu(summarise, item))
+                await asyncio.sleep(0)  # the summary is on the worker: show the table meanwhile
+                self.tableRead.emit(item)
+                summary = await pending
         except Exception as err:  # noqa: BLE001 - typed errors and anything else: a message
             self.failed.emit(err)
             return
         finally:
-            self.loading.emit("")
+            done()
         self.loaded.emit(item, summary)
+
+    def _announce(self, text: str) -> Callable[[], None]:
+        """Say ``text`` on ``loading`` if the load still runs after LOADING_DELAY_MS; the
+        returned function ends it ("" if it was said)."""
+        from PySide6.QtCore import QTimer
+
+        state = {"running": True, "said": False}
+
+        def say() -> None:
+            if state["running"]:
+                state["said"] = True
+                self.loading.emit(text)
+
+        QTimer.singleShot(LOADING_DELAY_MS, say)
+
+        def done() -> None:
+            state["running"] = False
+            if state["said"]:
+                self.loading.emit("")
+
+        return done
 
     async def load_bytes(self, data: bytes, name: str) -> None:
         from kanoa_desktop.core.inputs.figures import prepare_figure
 
-        self.loading.emit(f"Preparing {name}…")
+        done = self._announce(f"Preparing {name}…")
         try:
             long_side = self._long_side()
             fig = await self._run_cpu(lambda: prepare_figure(data, long_side=long_side, name=name))
@@ -101,7 +132,7 @@ class InputLoader(QObject):
             self.failed.emit(err)
             return
         finally:
-            self.loading.emit("")
+            done()
         self.loaded.emit(fig, "")
 
     async def plot(self, table, x, y, kind: str):

@@ -409,19 +409,24 @@ class MainWindow(DeferredParts, QMainWindow):
 
     def _input_loaded(self, item, summary: str) -> None:
         if isinstance(item, _tables.LoadedTable):
-            self.table, self.table_summary = item, summary
-            self.inputs.table.set_table(item)
-            self.inputs.set_has_table(True)
-            # Warnings say rows were skipped or values read differently; the other notes
-            # (how the file was read, date columns) stay in the table's caption.
-            if item.warnings:
-                self.banner.show_message(
-                    f"{item.name}: read with warnings", " ".join(item.warnings)
-                )
+            if self.table is not item:  # not shown yet by _table_read
+                self._table_read(item)
+            self.table_summary = summary
         elif isinstance(item, _figures.PreparedFigure):
             self.add_figure(item)
         else:
             self._open_document(item)
+
+    def _table_read(self, item) -> None:
+        # Shown before its summary is made; a question asked meanwhile gets the summary
+        # made by the pipeline (ConversationRunner._run).
+        self.table, self.table_summary = item, ""
+        self.inputs.table.set_table(item)
+        self.inputs.set_has_table(True)
+        # Warnings say rows were skipped or values read differently; the other notes
+        # (how the file was read, date columns) stay in the table's caption.
+        if item.warnings:
+            self.banner.show_message(f"{item.name}: read with warnings", " ".join(item.warnings))
 
     def _show_loading(self, text: str) -> None:
         self.inputs.loading.setText(text)

@@ -159,6 +159,7 @@ class DeferredParts:
 
         loader = InputLoader(self.spawn, self.run_cpu, lambda: self.profile.image_long_side)
         loader.loaded.connect(self._input_loaded)
+        loader.tableRead.connect(self._table_read)
         loader.failed.connect(lambda err: self.banner.show_error(P.as_error(err), can_retry=False))
         loader.loading.connect(self._show_loading)
         return loader

@@ -104,7 +104,7 @@ def test_a_table_dropped_before_the_second_phase_loads(make_window, run, sample_
     w.open_paths([sample_csv])
 
     async def loaded():
-        await wait_until(lambda: w.table is not None, 60, "the table to load")
+        await wait_until(lambda: bool(w.table_summary), 60, "the table and its summary")
 
     run(loaded(), timeout=90)
     assert w.table.name == sample_csv.name and w.table_summary

@@ -514,6 +514,13 @@ class ConversationRunner:
             ModelResolved(self, model, info.context_length if info else None, profile.max_tokens)
         )
         first = not self.conversation.turns
+        if first and inputs.table is not None and not inputs.table_summary:
+            # A table asked about before its summary was ready (the window shows a table
+            # as soon as it is read): the summary the model needs is made here.
+            from kanoa_desktop.core.ask.interpret import summarise
+
+            table = inputs.table
+            inputs.table_summary = await self.run_cpu(lambda: summarise(table))
         blocked = self.images_blocked(model)
         send_images = blocked is None
         if blocked and first and inputs.figures:

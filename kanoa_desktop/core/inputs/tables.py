@@ -903,9 +903,9 @@ def summarise_table(
     limit = int(token_budget * CHARS_PER_TOKEN)
     n_rows, n_cols = frame.shape
     first_cols = frame.columns[: _LEVELS[0].max_cols]
-    missing = _missing_counts(frame, len(first_cols))
     numeric = [c for c in first_cols if pd.api.types.is_numeric_dtype(frame[c].dtype)]
     described = frame[numeric].describe().T if numeric and n_rows else None
+    missing = _missing_counts(frame, len(first_cols), described)
 
     text = ""
     for level in _LEVELS:
@@ -915,8 +915,13 @@ def summarise_table(
     return _cut_to_budget(text, token_budget)
 
 
-def _missing_counts(frame: pd.DataFrame, n_cols: int) -> pd.Series:
+def _missing_counts(
+    frame: pd.DataFrame, n_cols: int, described: pd.DataFrame | None = None
+) -> pd.Series:
     """Missing values in each of the first ``n_cols`` columns (``frame.isna().sum()``).
+
+    A column ``described`` covers (its ``count`` is the non-missing count) is not counted
+    again: a pass less over every numeric column.
 
     A column of Python objects (text) is counted GIL_ROWS rows at a time: pandas' isna
     over objects holds the GIL for the whole call (~35 ms per million rows), and the
@@ -924,10 +929,19 @@ def _missing_counts(frame: pd.DataFrame, n_cols: int) -> pd.Series:
     import pandas as pd
 
     part = frame.iloc[:, :n_cols]
+    n_rows = len(frame)
+    known = (
+        described["count"]
+        if described is not None and "count" in described and described.index.is_unique
+        else None
+    )
     counts = []
     for j in range(part.shape[1]):
         col = part.iloc[:, j]
-        if col.dtype.kind in "biufcmM":  # numpy arrays: vectorised, without the GIL
+        name = part.columns[j]
+        if known is not None and part.columns.is_unique and name in known.index:
+            counts.append(n_rows - int(known[name]))
+        elif col.dtype.kind in "biufcmM":  # numpy arrays: vectorised, without the GIL
             counts.append(int(col.isna().sum()))
         else:
             step = GIL_ROWS
