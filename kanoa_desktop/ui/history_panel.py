@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
@@ -24,7 +25,6 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QMenu,
     QPushButton,
-    QStyle,
     QToolButton,
     QTreeWidget,
     QTreeWidgetItem,
@@ -33,7 +33,9 @@ from PySide6.QtWidgets import (
 )
 
 from kanoa_desktop.core.endpoint.errors import KanoaError
-from kanoa_desktop.core.history.store import ConversationSummary, HistoryStore
+
+if TYPE_CHECKING:  # the store loads after the window's first paint (issue 18)
+    from kanoa_desktop.core.history.store import ConversationSummary, HistoryStore
 from kanoa_desktop.core.safety import plain_tooltip
 
 SEARCH_DELAY_MS = 250  # search after typing pauses, not per key
@@ -60,7 +62,9 @@ class HistoryPanel(QWidget):
     exportFailed = Signal(str)  # a plain message
     _exportDone = Signal(object, object)  # (path | None, error | None) from the worker
 
-    def __init__(self, store: HistoryStore, parent: QWidget | None = None) -> None:
+    def __init__(self, store: HistoryStore | None, parent: QWidget | None = None) -> None:
+        """``store`` may come later (:meth:`set_store`): the window builds the panel with
+        its first frame, so the dock has its final width, and opens the store after."""
         super().__init__(parent)
         self.setObjectName("historyPanel")
         self.store = store
@@ -208,8 +212,14 @@ class HistoryPanel(QWidget):
         """The model filter, None for all models."""
         return self.model_filter.currentData()
 
+    def set_store(self, store: HistoryStore) -> None:
+        self.store = store
+        self.refresh()
+
     def refresh(self) -> None:
         """Reload the model filter and the list from the store, keeping the selection."""
+        if self.store is None:
+            return
         self._search_timer.stop()
         current = self.current_id()
         self._filling = True
@@ -225,6 +235,8 @@ class HistoryPanel(QWidget):
                 search=self.search.text() or None, model=self.model
             )
             self.list.clear()
+            from PySide6.QtWidgets import QStyle  # its enums: 566 members, not at start-up
+
             warn = self.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning)
             for conv in rows:
                 item = self._item(conv, warn)

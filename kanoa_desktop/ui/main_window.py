@@ -96,7 +96,8 @@ class MainWindow(DeferredParts, QMainWindow):
             (self.gpu_dock, self.fleet_dock, self.kb_dock, self.history_dock, self.usage_dock),
         )
         self._started = asyncio.Event()  # set at the end of start-up's second phase
-        self.monitor = MonitorHost(self.gpu_panel, self.spawn, ready=self._started.wait)
+        # Its panel is attached after the first paint (window_parts: gpu_panel).
+        self.monitor = MonitorHost(None, self.spawn, ready=self._started.wait)
         self._restore_state()
         self._on_profile_changed(self.store.active)
         self._apply_monitor_preferences()

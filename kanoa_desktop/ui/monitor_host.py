@@ -34,20 +34,34 @@ class MonitorHost:
         spawn: Callable[[Any], Any],
         ready: Callable[[], Awaitable[Any]] | None = None,
     ) -> None:
-        self.panel = panel
+        self.panel: Any = None
         self._spawn = spawn
         self._ready = ready
         self._key: tuple | None = None
         self._wanted: tuple[Any, Any] | None = None  # (profile, prefs) of the last watch()
         self._background = False
-        first_shown = getattr(panel, "firstShown", None)
-        self._live = first_shown is None or panel.isVisible()
-        if not self._live:
-            first_shown.connect(self.start)
+        self._live = False
+        self._first_painted = None
+        if panel is not None:
+            self.attach(panel)
+
+    def attach(self, panel: Any) -> None:
+        """The panel to feed. The window builds its GPU panel after its own first paint, so
+        the host may get it late; what was asked of ``watch`` meanwhile applies then."""
+        self.panel = panel
         self._first_painted = getattr(panel, "firstPainted", None)
         background = getattr(panel, "backgroundChanged", None)
         if background is not None:
             background.connect(self.set_background)
+        first_shown = getattr(panel, "firstShown", None)
+        if first_shown is None:
+            self._live = True
+            if self._wanted is not None:
+                self.watch(*self._wanted)
+        elif panel.isVisible():
+            self.start()  # on screen already: its poller after its first paint
+        else:
+            first_shown.connect(self.start)
 
     @property
     def poller(self):
@@ -56,9 +70,9 @@ class MonitorHost:
     def watch(self, profile: Any, prefs: Any) -> None:
         """Poll ``profile``'s metrics with ``prefs``' interval and NVML switch (no-op when
         nothing changed)."""
+        self._wanted = (profile, prefs)
         if not hasattr(self.panel, "set_poller"):
             return
-        self._wanted = (profile, prefs)
         if not self._live:
             return  # start() makes it once the panel is shown
         key = (

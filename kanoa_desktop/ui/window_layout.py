@@ -70,16 +70,26 @@ def build_layout(self) -> None:  # noqa: PLR0915 - one layout, top to bottom
     self._status_timer.setInterval(STATUS_INTERVAL_MS)
     self._status_timer.timeout.connect(self._refresh_status)
 
-    self.gpu_panel = _make_gpu_panel()
-    self.gpu_dock = _dock(self, "GPU and server", "gpuDock", self.gpu_panel)
+    # Its content (the GPU panel) comes right after the first paint: it shows no figure
+    # before the first scrape anyway, and building and painting it cost the first frame
+    # ~40 ms (window_parts.DeferredParts.gpu_panel).
+    self.gpu_dock = _dock(self, "GPU and server", "gpuDock", None)
     # The other docks are tabs behind the GPU panel: their contents (and the knowledge
-    # base, history and fleet code) are built after the first paint, or when first shown
-    # or used (MainWindow's lazy properties, issue 18). Their tabs are there at once.
+    # base and fleet code) are built after the first paint, or when first shown or used
+    # (MainWindow's lazy properties, issue 18). Their tabs are there at once. The history
+    # panel is built now and gets its store after the first paint: its row of buttons sets
+    # the dock area's width (426 px here), which must not change once the window shows.
+    from kanoa_desktop.ui.history_panel import HistoryPanel
+
+    self.history_panel = HistoryPanel(None)
+    self.history_panel.reopenRequested.connect(self.reopen_conversation)
     tab_with = self.gpu_dock
-    for attr, dock_attr, title, name in LAZY_DOCKS:
-        dock = _dock(self, title, name, None, tab_with)
+    for attr, dock_attr, title, name in DOCKS:
+        widget = self.history_panel if attr == "history_panel" else None
+        dock = _dock(self, title, name, widget, tab_with)
         setattr(self, dock_attr, dock)
-        dock.visibilityChanged.connect(lambda shown, attr=attr: shown and _shown(self, attr))
+        if widget is None:
+            dock.visibilityChanged.connect(lambda shown, attr=attr: shown and _shown(self, attr))
         tab_with = dock
     self.gpu_dock.raise_()
     self.resize(1280, 720)
@@ -87,7 +97,7 @@ def build_layout(self) -> None:  # noqa: PLR0915 - one layout, top to bottom
 
 
 # (panel attribute, dock attribute, dock title, dock object name), in tab order.
-LAZY_DOCKS = (
+DOCKS = (
     ("kb_panel", "kb_dock", "Knowledge base", "kbDock"),
     ("history_panel", "history_dock", "History", "historyDock"),
     ("usage_view", "usage_dock", "Usage", "usageDock"),
@@ -105,6 +115,10 @@ def _shown(self, attr: str) -> None:
         shown()
 
 
+def make_gpu_panel(self) -> QWidget:
+    return _fill(self.gpu_dock, _make_gpu_panel())
+
+
 def make_kb_panel(self) -> QWidget:
     from kanoa_desktop.ui.kb_panel import KnowledgeBasePanel
 
@@ -113,14 +127,6 @@ def make_kb_panel(self) -> QWidget:
     panel.foldersChanged.connect(self._kb_folders_changed)
     panel.followLinksChanged.connect(self._kb_follow_links_changed)
     return _fill(self.kb_dock, panel)
-
-
-def make_history_panel(self) -> QWidget:
-    from kanoa_desktop.ui.history_panel import HistoryPanel
-
-    panel = HistoryPanel(self.history)
-    panel.reopenRequested.connect(self.reopen_conversation)
-    return _fill(self.history_dock, panel)
 
 
 def make_usage_view(self) -> QWidget:

@@ -13,6 +13,7 @@ early user actions simply find a part built on first use.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 from functools import cached_property
 from typing import Any
@@ -36,7 +37,7 @@ DEFERRED = ("kanoa_desktop.core.ask.pipeline", "kanoa_desktop.core.history.store
             *HTTP_STACK)  # fmt: skip
 # What start-up builds after the first paint, one part per turn of the loop. The fleet
 # panel (most users have no Prometheus) is built when its tab is first shown.
-DEFERRED_PARTS = ("history", "runner", "loader", "kb_panel", "history_panel", "usage_view")
+DEFERRED_PARTS = ("history", "runner", "loader", "kb_panel", "usage_view")
 
 
 def _load_deferred(open_history: bool, nvml: bool):
@@ -69,6 +70,7 @@ class DeferredParts:
         the first-run check starts and each deferred part is built in its own turn of the
         event loop, so the window never stalls for long once it shows."""
         await after_first_paint(self)
+        await self._show_gpu_panel()
         nvml = bool(self.store.preferences.local_nvml)  # NVML's binding: 8,000 lines
         history = await run_off_thread(_load_deferred, "history" not in self.__dict__, nvml)
         if self._closing:
@@ -118,6 +120,18 @@ class DeferredParts:
             await self._misc_http.aclose()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
+    async def _show_gpu_panel(self) -> None:
+        """The GPU panel first, on its own: built, then painted before the imports start
+        (its plots paint in Python, and would wait for the GIL at each call)."""
+        panel = self.gpu_panel
+        painted = getattr(panel, "firstPainted", None)
+        if painted is None or not panel.isVisible():
+            return
+        done = asyncio.get_running_loop().create_future()
+        painted.connect(lambda: done.done() or done.set_result(None))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(done, 1.0)
+
     def _built(self, part: str) -> Any:
         """A deferred part if it was built already, else None (without building it)."""
         return self.__dict__.get(part)
@@ -133,6 +147,7 @@ class DeferredParts:
     def _adopt_history(self, history):
         if history.problem is not None:
             self.banner.show_message("History problem", history.problem.message)
+        self.history_panel.set_store(history)  # built with the first frame, empty till now
         return history
 
     @cached_property
@@ -165,15 +180,17 @@ class DeferredParts:
         return loader
 
     @cached_property
+    def gpu_panel(self):
+        panel = layout.make_gpu_panel(self)
+        self.monitor.attach(panel)
+        return panel
+
+    @cached_property
     def kb_panel(self):
         panel = layout.make_kb_panel(self)
         profile = self.store.get_by_id(self._kb_profile_id) or self.profile
         panel.apply_profile([str(f) for f in profile.kb_folders or ()], profile.kb_follow_links)
         return panel
-
-    @cached_property
-    def history_panel(self):
-        return layout.make_history_panel(self)
 
     @cached_property
     def usage_view(self):
