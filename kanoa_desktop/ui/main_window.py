@@ -423,7 +423,8 @@ class MainWindow(DeferredParts, QMainWindow):
         # made by the pipeline (ConversationRunner._run).
         self.table, self.table_summary = item, ""
         self.inputs.table.set_table(item)
-        self.inputs.set_has_table(True)
+        # Shown on the next turn: its layout and paint are not in one block with set_table.
+        QTimer.singleShot(0, lambda: self.table is item and self.inputs.set_has_table(True))
         # Warnings say rows were skipped or values read differently; the other notes
         # (how the file was read, date columns) stay in the table's caption.
         if item.warnings:

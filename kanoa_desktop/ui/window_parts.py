@@ -31,13 +31,14 @@ DEFERRED = ("kanoa_desktop.core.ask.pipeline", "kanoa_desktop.core.history.store
             "kanoa_desktop.ui.input_loader", "kanoa_desktop.ui.kb_panel",
             "kanoa_desktop.ui.history_panel", "kanoa_desktop.ui.usage_view",
             "kanoa_desktop.ui.fleet_panel", "kanoa_desktop.core.kb.retrieval",
+            "kanoa_desktop.ui.table_view",
             # What the GPU poller and the first-run check import (in this same job, so
             # theirs find everything loaded; they start after it).
             "kanoa_desktop.core.monitor.poller", "kanoa_desktop.ui.first_run",
             *HTTP_STACK)  # fmt: skip
 # What start-up builds after the first paint, one part per turn of the loop. The fleet
 # panel (most users have no Prometheus) is built when its tab is first shown.
-DEFERRED_PARTS = ("history", "runner", "loader", "kb_panel", "usage_view")
+DEFERRED_PARTS = ("history", "runner", "loader", "table_view", "kb_panel", "usage_view")
 
 
 def _load_deferred(open_history: bool, nvml: bool):
@@ -178,6 +179,11 @@ class DeferredParts:
         loader.failed.connect(lambda err: self.banner.show_error(P.as_error(err), can_retry=False))
         loader.loading.connect(self._show_loading)
         return loader
+
+    @cached_property
+    def table_view(self):
+        # Made here, not by the first table: the first drop's GUI work stays small.
+        return self.inputs.table
 
     @cached_property
     def gpu_panel(self):
