@@ -246,6 +246,9 @@ def create_application(argv: Sequence[str] = ()):
     from PySide6.QtGui import QGuiApplication, QIcon
     from PySide6.QtWidgets import QApplication
 
+    from kanoa_desktop.ui.pyside_hook import lighten
+
+    lighten()  # PySide reads the source of every module imported after it: not any more
     app = QApplication.instance() or QApplication(
         [sys.argv[0] if sys.argv else "kanoa-desktop", *argv]
     )
