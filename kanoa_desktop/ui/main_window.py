@@ -318,7 +318,7 @@ class MainWindow(DeferredParts, QMainWindow):
         self.runner.conversation.system_prompt = (
             self.inputs.system_prompt.toPlainText().strip() or DEFAULT_SYSTEM_PROMPT
         )
-        self.runner.start(inputs)
+        self._start_turn(inputs)
 
     def retry(self) -> None:
         """Ask the failed question again: its turn is taken out and the question resent."""
@@ -328,10 +328,10 @@ class MainWindow(DeferredParts, QMainWindow):
         if self.runner.drop_failed_turn():
             self.answer.set_conversation_markdown(self._conversation_markdown())
         self.runner.profile = self.profile
-        self.runner.start(self.runner.last_inputs, retry=True)
+        self._start_turn(self.runner.last_inputs, retry=True)
 
     def stop(self) -> None:
-        self.runner.stop()
+        self._stop_turn()
 
     def _conversation_markdown(self) -> str:
         return P.conversation_markdown(self.conversation)

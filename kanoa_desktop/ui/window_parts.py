@@ -133,6 +133,32 @@ class DeferredParts:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(done, 1.0)
 
+    def _start_turn(self, inputs, **kwargs) -> None:
+        """Start the runner's turn. One asked while start-up is still finishing (the first
+        second or so) starts once it has: the GPU poller, which measures each answer's
+        energy and records llama.cpp's timings, starts with the end of start-up."""
+        if self._started.is_set():
+            self.runner.start(inputs, **kwargs)
+            return
+        self._set_busy(True)
+
+        async def when_started() -> None:
+            await self._started.wait()
+            await asyncio.sleep(0)  # MonitorHost makes its poller in the turn before
+            self._set_busy(False)
+            if not self._closing and not self.runner.busy:
+                self.runner.start(inputs, **kwargs)
+
+        self._queued_turn = self.spawn(when_started())
+
+    def _stop_turn(self) -> None:
+        queued = getattr(self, "_queued_turn", None)
+        if queued is not None and not queued.done():
+            queued.cancel()  # asked during start-up, not started yet: nothing to record
+            self._set_busy(False)
+            return
+        self.runner.stop()
+
     def _built(self, part: str) -> Any:
         """A deferred part if it was built already, else None (without building it)."""
         return self.__dict__.get(part)

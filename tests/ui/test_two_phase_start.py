@@ -125,3 +125,30 @@ def test_a_table_dropped_before_the_second_phase_loads(make_window, run, sample_
     assert w.table.name == sample_csv.name and w.table_summary
     assert w.runner.conversation.turns == [] and not w.streaming
     assert w.kb_dock.widget().widget() is w.kb_panel
+
+
+def test_a_question_asked_during_start_up_starts_after_it_and_can_be_stopped_first(
+    make_window, run
+):
+    from tests.servers.vllm_server import VLLMTestServer
+    from tests.ui.conftest import wait_until
+
+    with VLLMTestServer(tokens_per_second=500, answer_tokens=5) as server:
+        w = make_window(server.api_base, server.model)
+        assert not w._started.is_set()  # make_window ran the loop once: phase two is on
+        w.inputs.question.setPlainText("first")
+        w.interpret()
+        assert w.stop_action.isEnabled() and not w.interpret_action.isEnabled()
+        w.stop()  # before it started: nothing is sent, nothing recorded
+        assert not w.stop_action.isEnabled() and w.interpret_action.isEnabled()
+        w.inputs.question.setPlainText("second")
+        w.interpret()
+
+        async def answered():
+            await wait_until(lambda: w.conversation.turns and not w.streaming, 60, "answer")
+
+        run(answered(), timeout=90)
+        chats = [r for r in server.received if r.path.endswith("/chat/completions")]
+    assert len(chats) == 1 and "second" in str(chats[0].body["messages"])
+    assert len(w.conversation.turns) == 1
+    assert w.monitor.poller is not None  # the poller was up before the answer began
