@@ -131,8 +131,7 @@ class MainWindow(DeferredParts, QMainWindow):
 
     @property
     def streaming(self) -> bool:
-        runner = self._built("runner")
-        return runner is not None and runner.busy
+        return self._busy()  # answering, or a question waiting for start-up to finish
 
     @property
     def conversation(self):
@@ -194,6 +193,7 @@ class MainWindow(DeferredParts, QMainWindow):
     def _replace_runner(self, note: str, **kwargs) -> None:
         """Stop the running turn (it is recorded in its own conversation, with its partial
         text and stats), detach it from the view, and start a clean conversation."""
+        self._cancel_queued()
         old = self.runner
         old.unsubscribe(self._on_event)
         old.subscribe(self._on_background_event)

@@ -141,23 +141,37 @@ class DeferredParts:
             self.runner.start(inputs, **kwargs)
             return
         self._set_busy(True)
+        runner = self.runner  # a new conversation meanwhile must not get this question
 
         async def when_started() -> None:
             await self._started.wait()
             await asyncio.sleep(0)  # MonitorHost makes its poller in the turn before
-            self._set_busy(False)
-            if not self._closing and not self.runner.busy:
-                self.runner.start(inputs, **kwargs)
+            if not self._closing and self.runner is runner and not runner.busy:
+                runner.start(inputs, **kwargs)
+            else:
+                self._set_busy(False)
 
         self._queued_turn = self.spawn(when_started())
 
-    def _stop_turn(self) -> None:
+    def _busy(self) -> bool:
+        runner = self._built("runner")
         queued = getattr(self, "_queued_turn", None)
-        if queued is not None and not queued.done():
-            queued.cancel()  # asked during start-up, not started yet: nothing to record
-            self._set_busy(False)
-            return
-        self.runner.stop()
+        return (runner is not None and runner.busy) or (queued is not None and not queued.done())
+
+    def _cancel_queued(self) -> bool:
+        """Drop a question asked during start-up and not started yet (nothing was sent or
+        recorded); True when there was one."""
+        queued = getattr(self, "_queued_turn", None)
+        if queued is None or queued.done():
+            return False
+        queued.cancel()  # done only once the loop runs it: forget it now
+        self._queued_turn = None
+        self._set_busy(False)
+        return True
+
+    def _stop_turn(self) -> None:
+        if not self._cancel_queued():
+            self.runner.stop()
 
     def _built(self, part: str) -> Any:
         """A deferred part if it was built already, else None (without building it)."""
