@@ -465,6 +465,16 @@ def _timestamp() -> str:
 # --------------------------------------------------------------------------- store
 
 
+# How long opening the history waits for another connection's lock before keeping this
+# session's history in memory (a locked file is in use, not damaged: it is never moved).
+LOCKED_WAIT_S = 10.0
+
+
+def _is_locked(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
 class HistoryStore:
     """The history database. ``HistoryStore()`` opens (or creates) the user's file.
 
@@ -493,7 +503,14 @@ class HistoryStore:
         self._lock = threading.RLock()
         self._db = self._open()
         if recover:
-            self._recover()
+            try:
+                self._recover()
+            except sqlite3.OperationalError as exc:
+                if not _is_locked(exc):
+                    raise
+                # Another program holds the write lock past the busy timeout: reading
+                # works; the recovery of interrupted turns waits for the next start.
+                log.warning("history recovery skipped: %s", exc)
 
     # -- opening -----------------------------------------------------------------------
 
@@ -537,19 +554,38 @@ class HistoryStore:
             return self._memory_fallback(f"the folder {self.path.parent} cannot be created ({exc})")
         damage: str | None = None
         db: sqlite3.Connection | None = None
-        try:
-            db = self._connect(str(self.path))
-            damage = self._check(db)
-            if damage is None:
-                self._configure(db)
-                self._migrate(db)
-                return db
-        except sqlite3.DatabaseError as exc:  # "file is not a database", "malformed", ...
-            damage = str(exc)
-        except OSError as exc:
-            if db is not None:
-                db.close()
-            return self._memory_fallback(f"{self.path} cannot be opened ({exc})")
+        deadline = time.monotonic() + LOCKED_WAIT_S
+        while True:
+            try:
+                db = self._connect(str(self.path))
+                damage = self._check(db)
+                if damage is None:
+                    self._configure(db)
+                    self._migrate(db)
+                    return db
+                break
+            except sqlite3.OperationalError as exc:
+                if not _is_locked(exc):
+                    damage = str(exc)
+                    break
+                # Locked or busy is another connection at work (a second window, the
+                # command line, a start-up opening it at the same moment): never damage.
+                if db is not None:
+                    db.close()
+                    db = None
+                if time.monotonic() > deadline:
+                    return self._memory_fallback(
+                        f"{self.path.name} stayed locked by another program for "
+                        f"{LOCKED_WAIT_S:.0f} s"
+                    )
+                time.sleep(0.05)
+            except sqlite3.DatabaseError as exc:  # "file is not a database", "malformed", ...
+                damage = str(exc)
+                break
+            except OSError as exc:
+                if db is not None:
+                    db.close()
+                return self._memory_fallback(f"{self.path} cannot be opened ({exc})")
         if db is not None:
             db.close()
         moved = self._move_aside()
@@ -615,6 +651,11 @@ class HistoryStore:
             # One transaction per step (statement by statement: executescript would commit).
             db.execute("BEGIN IMMEDIATE")
             try:
+                # Read again under the write lock: another connection opening the same
+                # file at the same moment may have taken this step already.
+                if db.execute("PRAGMA user_version").fetchone()[0] > v:
+                    db.execute("COMMIT")
+                    continue
                 for statement in _statements(MIGRATIONS[v]):
                     db.execute(statement)
                 db.execute(f"PRAGMA user_version = {v + 1}")
