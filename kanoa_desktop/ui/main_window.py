@@ -89,13 +89,13 @@ class MainWindow(DeferredParts, QMainWindow):
         self._misc_http = None  # httpx client for side jobs (benchmark metrics), made lazily
         self._kb_profile_id = self.store.active.id
 
+        self._init_deferred()
         self._apply_appearance()  # before the widgets: nothing to restyle yet
         layout.build_layout(self)
         build_actions(
             self,
             (self.gpu_dock, self.fleet_dock, self.kb_dock, self.history_dock, self.usage_dock),
         )
-        self._started = asyncio.Event()  # set at the end of start-up's second phase
         # Its panel is attached after the first paint (window_parts: gpu_panel).
         self.monitor = MonitorHost(None, self.spawn, ready=self._started.wait)
         self._restore_state()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import threading
 from functools import cached_property
 from typing import Any
 
@@ -41,9 +42,9 @@ DEFERRED = ("kanoa_desktop.core.ask.pipeline", "kanoa_desktop.core.history.store
 DEFERRED_PARTS = ("history", "runner", "loader", "table_view", "kb_panel", "usage_view")
 
 
-def _load_deferred(open_history: bool, nvml: bool):
+def _load_deferred(open_history, nvml: bool) -> None:
     """On a worker thread: import the deferred code, build the shared TLS context, and
-    open the history database."""
+    open the history database (``open_history()``)."""
     with paused():  # no 60 ms full collection holding the GIL halfway (core/gcpause.py)
         for name in (*DEFERRED, *(("pynvml",) if nvml else ())):
             try:
@@ -54,16 +55,17 @@ def _load_deferred(open_history: bool, nvml: bool):
     from kanoa_desktop.core.endpoint.tls import default_context
 
     default_context()  # the TLS context clients share (the CA bundle: 50-100 ms)
-    if not open_history:
-        return None
-    from kanoa_desktop.core.history.store import HistoryStore
-
-    return HistoryStore()
+    open_history()
 
 
 class DeferredParts:
     """Mixin of :class:`~kanoa_desktop.ui.main_window.MainWindow`: its deferred parts,
     built after the first paint, and the window's shutdown, which closes those built."""
+
+    def _init_deferred(self) -> None:
+        self._started = asyncio.Event()  # set at the end of start-up's second phase
+        self._history_lock, self._history_store = threading.Lock(), None
+        self._queued_turn: asyncio.Task | None = None  # a question asked during start-up
 
     async def _finish_start(self) -> None:
         """Start-up's second phase: after the first paint, one worker job imports the rest
@@ -73,16 +75,9 @@ class DeferredParts:
         await after_first_paint(self)
         await self._show_gpu_panel()
         nvml = bool(self.store.preferences.local_nvml)  # NVML's binding: 8,000 lines
-        history = await run_off_thread(_load_deferred, "history" not in self.__dict__, nvml)
+        await run_off_thread(_load_deferred, self._open_history, nvml)
         if self._closing:
-            if history is not None:
-                history.close()
             return
-        if history is not None:
-            if "history" in self.__dict__:  # built meanwhile, on first use
-                history.close()
-            else:
-                self.__dict__["history"] = self._adopt_history(history)
         for part in DEFERRED_PARTS:
             await asyncio.sleep(0)
             if self._closing:
@@ -155,13 +150,13 @@ class DeferredParts:
 
     def _busy(self) -> bool:
         runner = self._built("runner")
-        queued = getattr(self, "_queued_turn", None)
+        queued = self._queued_turn
         return (runner is not None and runner.busy) or (queued is not None and not queued.done())
 
     def _cancel_queued(self) -> bool:
         """Drop a question asked during start-up and not started yet (nothing was sent or
         recorded); True when there was one."""
-        queued = getattr(self, "_queued_turn", None)
+        queued = self._queued_turn
         if queued is None or queued.done():
             return False
         queued.cancel()  # done only once the loop runs it: forget it now
@@ -181,9 +176,18 @@ class DeferredParts:
 
     @cached_property
     def history(self):
-        from kanoa_desktop.core.history.store import HistoryStore
+        return self._adopt_history(self._open_history())
 
-        return self._adopt_history(HistoryStore())
+    def _open_history(self):
+        """The window's one HistoryStore, opened by whichever comes first: start-up's worker
+        or a use before it got there (a question asked at once). Two opens of one database
+        at the same moment found it locked; under this lock there is only ever one."""
+        with self._history_lock:
+            if self._history_store is None:
+                from kanoa_desktop.core.history.store import HistoryStore
+
+                self._history_store = HistoryStore()
+            return self._history_store
 
     def _adopt_history(self, history):
         if history.problem is not None:
