@@ -69,6 +69,17 @@ def snapshot(fleet, **kw):
     return asyncio.run(main())
 
 
+def _bucket_around(value: float, bounds: list[float]) -> tuple[float, float]:
+    """The histogram bucket (lower, upper bound) that ``value`` falls in."""
+    finite = sorted(b for b in bounds if b != float("inf"))
+    low = 0.0
+    for upper in finite:
+        if value <= upper:
+            return low, upper
+        low = upper
+    return low, float("inf")
+
+
 def read_at(fleet, at: float, window: float, **kw):
     async def main():
         reader = FleetReader(fleet.prometheus.url, rate_window_s=window, **kw)
@@ -129,12 +140,17 @@ def test_fleet_rows_match_rates_computed_by_hand_from_the_servers_own_counters(f
         e.completion_tokens for events in answers for e in events if isinstance(e, Usage)
     ), "the servers' counters add up to the usage the router passed through"
 
-    # Quantiles: histogram_quantile over the buckets' rates equals the quantile of the
-    # buckets' increase computed by hand (the rate's scale cancels out).
+    # Quantiles: histogram_quantile over the buckets' rates lands in the bucket of the
+    # quantile of the buckets' increase computed by hand. Not always on the same value:
+    # rate() extrapolates each bucket's series on its own (a series that starts from zero
+    # inside the window is extrapolated less), so the scale cancels out only when every
+    # bucket's samples line up, which depends on when Prometheus scraped (seen once:
+    # 0.0216 against 0.02 by hand, in the same bucket).
     delta = [(b, c - dict(ttft_before).get(b, 0.0)) for b, c in ttft_after]
     row_a = snap.row(address(fleet.a.base_url))
-    assert row_a.ttft_p50_s == pytest.approx(histogram_quantile(0.5, delta), rel=1e-6)
-    assert row_a.ttft_p95_s == pytest.approx(histogram_quantile(0.95, delta), rel=1e-6)
+    for q, got in ((0.5, row_a.ttft_p50_s), (0.95, row_a.ttft_p95_s)):
+        low, high = _bucket_around(histogram_quantile(q, delta), [b for b, _ in delta])
+        assert got is not None and low <= got <= high, (q, got, low, high)
 
     router_row = snap.row(fleet.router.metrics_address)
     assert router_row.kind == "router" and router_row.up is True
