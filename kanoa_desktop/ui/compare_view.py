@@ -728,8 +728,7 @@ def show_for_window(w) -> CompareView:
 
 
 def _refresh_lists(w) -> None:
-    for name in ("history_panel", "usage_view"):
-        panel = getattr(w, name, None)
-        if panel is not None:
-            with contextlib.suppress(Exception):
-                panel.refresh()
+    refresh = getattr(w, "_refresh_lists", None)  # the window's own: lists built so far
+    if callable(refresh):
+        with contextlib.suppress(Exception):
+            refresh()

@@ -170,8 +170,6 @@ class InputsPanel(QWidget):
     def set_has_table(self, on: bool) -> None:
         """A table is shown (True) or none is (False: the drop area may come back)."""
         self._has_table = bool(on)
-        if self._table is not None:
-            self._table.setProperty("hasTable", self._has_table)
         self.refresh()
 
     def refresh(self) -> None:
