@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from types import ModuleType
 
@@ -30,22 +31,32 @@ async def run_off_thread(fn, *args):
     return await asyncio.get_running_loop().run_in_executor(_WORKER, fn, *args)
 
 
-def _import_all(names: tuple[str, ...]) -> ModuleType:
-    # Only the first name is required: the others are what it *may* load later, and a
-    # dependency's own dependencies change between versions (anyio 4.x dropped sniffio).
-    for name in names[1:]:
-        try:
+def load_modules(required: Sequence[str], optional: Sequence[str] = ()) -> None:
+    """Import ``required`` (an ImportError is raised) and ``optional`` (what they *may*
+    load later: a dependency's own dependencies change between versions, anyio 4.x dropped
+    sniffio), with the cyclic collector paused (core/gcpause.py: a full pass in the middle
+    held the GIL ~60 ms). With the HTTP stack, also build the one TLS context every client
+    shares: reading the CA bundle takes 50-100 ms, without the GIL here, on the GUI thread
+    a stall. For a worker thread."""
+    from kanoa_desktop.core.gcpause import paused
+
+    with paused():
+        for name in optional:
+            try:
+                importlib.import_module(name)
+            except ImportError:
+                pass
+        for name in required:
             importlib.import_module(name)
-        except ImportError:
-            pass
-    module = importlib.import_module(names[0])
-    if "httpx" in names:
-        # With the HTTP stack, the one TLS context every client shares: reading the CA
-        # bundle takes 50-100 ms, without the GIL here, on the GUI thread a stall.
+    if "httpx" in (*required, *optional):
         from kanoa_desktop.core.endpoint.tls import default_context
 
         default_context()
-    return module
+
+
+def _import_all(names: tuple[str, ...]) -> ModuleType:
+    load_modules(names[:1], names[1:])  # only the first name is required
+    return importlib.import_module(names[0])
 
 
 async def import_off_thread(name: str, *also: str) -> ModuleType:
@@ -112,4 +123,5 @@ async def after_first_paint(widget, timeout_s: float = 2.0) -> None:
         spy.deleteLater()
 
 
-__all__ = ["HTTP_STACK", "LazyModule", "after_first_paint", "import_off_thread", "run_off_thread"]
+__all__ = ["HTTP_STACK", "LazyModule", "after_first_paint", "import_off_thread",
+           "load_modules", "run_off_thread"]  # fmt: skip

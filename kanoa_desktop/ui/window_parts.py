@@ -14,14 +14,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import threading
 from functools import cached_property
 from typing import Any
 
-from kanoa_desktop.core.gcpause import paused
 from kanoa_desktop.ui import window_layout as layout
-from kanoa_desktop.ui.preload import HTTP_STACK, LazyModule, after_first_paint, run_off_thread
+from kanoa_desktop.ui.preload import (
+    HTTP_STACK,
+    LazyModule,
+    after_first_paint,
+    load_modules,
+    run_off_thread,
+)
 
 # Loaded after the first paint, on a worker thread.
 P = LazyModule("kanoa_desktop.core.ask.pipeline")
@@ -34,27 +38,18 @@ DEFERRED = ("kanoa_desktop.core.ask.pipeline", "kanoa_desktop.core.history.store
             "kanoa_desktop.ui.fleet_panel", "kanoa_desktop.core.kb.retrieval",
             "kanoa_desktop.ui.table_view",
             # What the GPU poller and the first-run check import (in this same job, so
-            # theirs find everything loaded; they start after it).
-            "kanoa_desktop.core.monitor.poller", "kanoa_desktop.ui.first_run",
-            *HTTP_STACK)  # fmt: skip
+            # theirs find everything loaded; they start after it), with the HTTP stack.
+            "kanoa_desktop.core.monitor.poller", "kanoa_desktop.ui.first_run")  # fmt: skip
 # What start-up builds after the first paint, one part per turn of the loop. The fleet
 # panel (most users have no Prometheus) is built when its tab is first shown.
 DEFERRED_PARTS = ("history", "runner", "loader", "table_view", "kb_panel", "usage_view")
 
 
 def _load_deferred(open_history, nvml: bool) -> None:
-    """On a worker thread: import the deferred code, build the shared TLS context, and
-    open the history database (``open_history()``)."""
-    with paused():  # no 60 ms full collection holding the GIL halfway (core/gcpause.py)
-        for name in (*DEFERRED, *(("pynvml",) if nvml else ())):
-            try:
-                importlib.import_module(name)
-            except ImportError:  # an optional piece of the HTTP stack (sniffio left anyio 4)
-                if name not in (*HTTP_STACK, "pynvml"):
-                    raise
-    from kanoa_desktop.core.endpoint.tls import default_context
-
-    default_context()  # the TLS context clients share (the CA bundle: 50-100 ms)
+    """On a worker thread: import the deferred code (the HTTP stack and NVML's binding as
+    optional), build the shared TLS context, and open the history database
+    (``open_history()``)."""
+    load_modules(DEFERRED, (*HTTP_STACK, *(("pynvml",) if nvml else ())))
     open_history()
 
 
