@@ -105,18 +105,16 @@ class InputLoader(QObject):
         returned function ends it ("" if it was said)."""
         from PySide6.QtCore import QTimer
 
-        state = {"running": True, "said": False}
-
-        def say() -> None:
-            if state["running"]:
-                state["said"] = True
-                self.loading.emit(text)
-
-        QTimer.singleShot(LOADING_DELAY_MS, say)
+        timer = QTimer(self)
+        timer.setSingleShot(True)
+        timer.timeout.connect(lambda: self.loading.emit(text))
+        timer.start(LOADING_DELAY_MS)
 
         def done() -> None:
-            state["running"] = False
-            if state["said"]:
+            said = not timer.isActive()  # it fired: the line was said
+            timer.stop()
+            timer.deleteLater()
+            if said:
                 self.loading.emit("")
 
         return done

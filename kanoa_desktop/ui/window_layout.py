@@ -108,7 +108,7 @@ DOCKS = (
 def _shown(self, attr: str) -> None:
     """A lazy dock's tab came on screen: build its content if not yet, and tell a panel
     that polls while seen (the fleet panel) that it is."""
-    if attr in self.__dict__:
+    if self._built(attr) is not None:
         return  # built already: it heard this itself
     panel = getattr(self, attr)
     if callable(shown := getattr(panel, "dock_shown", None)):
