@@ -8,6 +8,7 @@ commands; anything else starts the window, opening any files given. The log file
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -30,7 +31,37 @@ def unknown_command(args: Sequence[str], commands: Sequence[str]) -> str | None:
     )
 
 
+#: The status of a command whose output was cut off by a closed pipe (``| head``): what a
+#: shell reports for a process ended by SIGPIPE (128 + 13).
+EXIT_BROKEN_PIPE = 141
+
+
+def quiet_broken_pipe() -> int:
+    """After ``BrokenPipeError`` on stdout: point stdout at /dev/null so the interpreter's
+    last flush cannot raise again (that would print "Exception ignored ... BrokenPipeError"),
+    and return :data:`EXIT_BROKEN_PIPE`."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no real stdout (a test's capture): nothing to quiet
+        pass
+    return EXIT_BROKEN_PIPE
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line or the window. A reader that stops reading (``fleet --json |
+    head``) ends any command quietly with status 141, here, once for every command."""
+    try:
+        status = _main(argv)
+        if sys.stdout is not None:
+            sys.stdout.flush()  # here, not in the interpreter's exit, where it cannot be caught
+        return status
+    except BrokenPipeError:
+        return quiet_broken_pipe()
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     from kanoa_desktop.cli import SUBCOMMANDS, run_cli
     from kanoa_desktop.core.config.logs import setup_logging

@@ -8,7 +8,9 @@ of servers with their health and load. ``--json`` prints one JSON object per ins
 line (its ``instance`` label, ``up``, ``kind`` and the figures).
 
 ``--once`` prints one snapshot and exits; ``--interval S`` prints one every S seconds
-until interrupted. Prometheus not answering gives a sentence on stderr and status 1.
+until interrupted. Exit status (:data:`EXIT_STATUS`), so a script can act on it: 0 all
+instances up, 3 an instance (or a server behind ``--router``) is down, 1 Prometheus did not
+answer, 2 a bad argument. ``--interval`` ends with the status of its last snapshot.
 """
 
 from __future__ import annotations
@@ -21,6 +23,18 @@ from typing import Any
 
 from kanoa_desktop.core.monitor.fleet import FleetReader, FleetRow, FleetSnapshot, PrometheusError
 
+EXIT_OK = 0
+EXIT_NO_PROMETHEUS = 1
+EXIT_USAGE = 2
+EXIT_DOWN = 3
+#: What each exit status means (also printed by ``fleet --help``).
+EXIT_STATUS = {
+    EXIT_OK: "every instance is up",
+    EXIT_NO_PROMETHEUS: "Prometheus did not answer",
+    EXIT_USAGE: "a bad argument",
+    EXIT_DOWN: "an instance (or a server behind --router) is down",
+}
+
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
@@ -30,6 +44,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
             "Read a lab's fleet from Prometheus (rates and latency quantiles computed by "
             "Prometheus) and print one row per instance."
         ),
+        epilog="exit status: "
+        + "; ".join(f"{code} {meaning}" for code, meaning in EXIT_STATUS.items())
+        + ". With --interval, the status of the last snapshot.",
     )
     parser.add_argument(
         "--prometheus",
@@ -191,6 +208,15 @@ def format_fleet(snapshot: FleetSnapshot) -> str:
     return "\n\n".join(parts) if parts else "Prometheus has no targets."
 
 
+def exit_status(snapshot: FleetSnapshot) -> int:
+    """:data:`EXIT_DOWN` when Prometheus sees an instance down, or the router a server
+    down; else :data:`EXIT_OK`."""
+    router_down = snapshot.router is not None and any(
+        not w.healthy for w in snapshot.router.workers
+    )
+    return EXIT_DOWN if snapshot.down or router_down else EXIT_OK
+
+
 def _print(snapshot: FleetSnapshot, as_json: bool) -> None:
     if as_json:
         for obj in snapshot.to_dicts():
@@ -207,18 +233,19 @@ async def _main(args: argparse.Namespace) -> int:
         timeout_s=args.timeout,
     )
     interval = args.interval if args.interval is not None else 5.0
+    status = EXIT_OK
     try:
         while True:
             try:
                 snapshot = await reader.snapshot()
             except PrometheusError as err:
                 print(str(err), file=sys.stderr, flush=True)
-                if args.once or args.interval is None:
-                    return 1
+                status = EXIT_NO_PROMETHEUS
             else:
                 _print(snapshot, args.json)
-                if args.once or args.interval is None:
-                    return 0
+                status = exit_status(snapshot)
+            if args.once or args.interval is None:
+                return status
             await asyncio.sleep(interval)
     finally:
         await reader.aclose()
@@ -228,8 +255,8 @@ def run(args: argparse.Namespace) -> int:
     """Entry point for ``kanoa-desktop fleet``; returns the exit status."""
     if args.interval is not None and args.interval <= 0:
         print("--interval must be a positive number of seconds.", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     if args.window <= 0:
         print("--window must be a positive number of seconds.", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     return asyncio.run(_main(args))

@@ -1,7 +1,7 @@
 """``kanoa-desktop history``: the window's history from the command line.
 
 ``history list [--json] [--search TEXT] [--model M] [--limit N]`` lists conversations newest
-first; ``history show ID`` prints one as Markdown (the export's text); ``history export ID
+first, under a header line (ID, UPDATED, TURNS, MODEL, STATE, TITLE); ``history show ID`` prints one as Markdown (the export's text); ``history export ID
 --format md|html|pdf -o PATH`` writes it as the window's History > Export does and prints
 the path written. The store is opened without crash recovery, so a window running beside
 it keeps its streaming turn and its undo.
@@ -17,6 +17,7 @@ from datetime import datetime
 from kanoa_desktop.core.endpoint.errors import KanoaError
 from kanoa_desktop.core.history.export import conversation_markdown, export
 from kanoa_desktop.core.history.store import ConversationSummary, HistoryStore
+from kanoa_desktop.core.safety import escape_control
 
 FORMATS = {"md": "markdown", "markdown": "markdown", "html": "html", "pdf": "pdf"}
 
@@ -59,19 +60,44 @@ def summary_json(s: ConversationSummary) -> dict:
     }
 
 
+LIST_HEADERS = ("ID", "UPDATED", "TURNS", "MODEL", "STATE", "TITLE")
+
+
+def list_table(rows: list[ConversationSummary]) -> list[str]:
+    """``history list``'s lines: a header, then one aligned row per conversation. Model
+    names and titles come from servers and users: control characters are shown escaped."""
+    cells = []
+    for r in rows:
+        state = r.last_state + (
+            " (interrupted)" if r.interrupted and r.last_state != "interrupted" else ""
+        )
+        cells.append((
+            str(r.id),
+            datetime.fromtimestamp(r.updated).strftime("%Y-%m-%d %H:%M"),
+            str(r.n_turns),
+            escape_control(r.model or "-"),
+            state,
+            escape_control(r.title),
+        ))  # fmt: skip
+    widths = [max([len(h)] + [len(c[i]) for c in cells]) for i, h in enumerate(LIST_HEADERS)]
+    right = {0, 2}  # numbers align right
+
+    def line(values) -> str:
+        parts = [
+            v.rjust(widths[i]) if i in right else v.ljust(widths[i])
+            for i, v in enumerate(values[:-1])
+        ]
+        return "  ".join([*parts, values[-1]]).rstrip()
+
+    return [line(LIST_HEADERS), *(line(c) for c in cells)]
+
+
 def _print_table(rows: list[ConversationSummary]) -> None:
     if not rows:
         print("No conversations.", file=sys.stderr)
         return
-    width = max(len(str(r.id)) for r in rows)
-    for r in rows:
-        when = datetime.fromtimestamp(r.updated).strftime("%Y-%m-%d %H:%M")
-        state = r.last_state + (
-            " (interrupted)" if r.interrupted and r.last_state != "interrupted" else ""
-        )
-        print(
-            f"{r.id:>{width}}  {when}  {r.n_turns:>2} turn(s)  {r.model or '-'}  {state}  {r.title}"
-        )
+    for text in list_table(rows):
+        print(text)
 
 
 def _no_such(conv_id: int) -> int:

@@ -280,6 +280,20 @@ def test_fleet_command_prints_one_json_object_per_instance(fleet):
     assert table.returncode == 0, table.stderr
     assert address(fleet.a.base_url) in table.stdout and "up" in table.stdout
 
+    # A reader that stops reading (`fleet --json | head -1`) ends the command quietly.
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        piped = subprocess.run(
+            [sys.executable, "-m", "kanoa_desktop", "fleet", "--prometheus",
+             fleet.prometheus.url, "--once", "--json"],
+            stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=60, env=env,
+        )  # fmt: skip
+    finally:
+        os.close(write_end)
+    assert "Traceback" not in piped.stderr and "BrokenPipe" not in piped.stderr, piped.stderr
+    assert piped.returncode == 141
+
 
 def test_fleet_panel_shows_the_rows_routers_gpus_and_history(fleet, qtbot):
     from kanoa_desktop.core.monitor.fleet import FleetPoller
@@ -347,6 +361,22 @@ def test_streams_through_the_router_survive_a_killed_server_which_shows_as_down(
     assert any(victim in w and "is down" in w for w in snap.warnings)
     for s in (fleet.a, fleet.b):
         assert snap.row(address(s.base_url)).up is True
+
+    # A script sees it too: `fleet --once` exits 3 while an instance is down (--help says so).
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    once = subprocess.run(
+        [sys.executable, "-m", "kanoa_desktop", "fleet", "--prometheus", fleet.prometheus.url,
+         "--once"],
+        capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    assert once.returncode == 3, once.stderr
+    assert "DOWN" in once.stdout and victim in once.stdout
+    assert "3 an instance" in " ".join(
+        subprocess.run(
+            [sys.executable, "-m", "kanoa_desktop", "fleet", "--help"],
+            capture_output=True, text=True, timeout=60, env=env,
+        ).stdout.split()
+    )  # fmt: skip
 
     # The router's own view through Prometheus: the dead worker's circuit opened (the
     # router sends it nothing) and its health check marks it unhealthy.
