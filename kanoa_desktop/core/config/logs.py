@@ -85,6 +85,10 @@ class _StderrHandler(logging.StreamHandler):
             super().emit(record)
 
 
+#: Libraries whose INFO records would drown the app's own: kept at WARNING and above.
+NOISY_LOGGERS = ("httpx", "httpcore", "fontTools")
+
+
 def setup_logging(
     *,
     level: int = logging.INFO,
@@ -124,8 +128,9 @@ def setup_logging(
         root.addHandler(handler)
     if root.getEffectiveLevel() > level:
         root.setLevel(level)
-    # httpx logs every request at INFO: the metrics poller alone would fill the file.
-    for noisy in ("httpx", "httpcore"):
+    # httpx logs every request at INFO: the metrics poller alone would fill the file; fontTools
+    # logs each font subset a PDF export makes (dozens of INFO lines per export).
+    for noisy in NOISY_LOGGERS:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, level))
     if install_hooks:
         _install_exception_hooks()
