@@ -34,6 +34,7 @@ from PySide6.QtWidgets import QTextBrowser
 
 from kanoa_desktop.core.ask.markdown_stream import MarkdownStream
 from kanoa_desktop.core.safety import defang_images
+from kanoa_desktop.ui.theme import mark_reading_text
 
 MARKDOWN_FEATURES = (
     QTextDocument.MarkdownFeature.MarkdownDialectGitHub
@@ -110,6 +111,7 @@ class AnswerView(QTextBrowser):
         self.document().setDocumentMargin(12)
         # Short enough not to be cut: a placeholder does not wrap.
         self.setPlaceholderText("The interpretation appears here. Ctrl+Enter to ask.")
+        mark_reading_text(self)  # Settings > Appearance > Answer font size
         self._history_md = ""  # Markdown of finished turns
         self._stream: MarkdownStream | None = None
         self._tail_start = 0

@@ -1,4 +1,11 @@
-"""Light, dark, or follow the system; and the font size. One call: :func:`apply_appearance`.
+"""Light, dark, or follow the system; and the answer's font size. One call:
+:func:`apply_appearance`.
+
+The font size is the size of the text one reads, the answers (widgets marked with
+:func:`mark_reading_text`), not of the whole window: a 15 pt window would clip dock tabs
+and buttons at 1,280 × 720. "System default" gives those widgets back the application's
+font exactly (an empty font, so they inherit again), and the rest of the window is never
+touched.
 
 The palette is ours for both schemes (Fusion-like colours), so the window looks the same on
 every desktop and under Xvfb, where no platform theme reports a scheme. "system" reads
@@ -22,6 +29,8 @@ from PySide6.QtGui import QColor, QFont, QGuiApplication, QPalette
 from PySide6.QtWidgets import QApplication
 
 THEMES = ("system", "light", "dark")
+#: The dynamic property that marks a widget whose text follows the font-size preference.
+READING_TEXT = "kanoaReadingText"
 _PALETTE_BLIND_STYLES = ("windowsvista", "windows11", "windows", "macos")
 
 
@@ -96,6 +105,7 @@ class _Appearance(QObject):
         self.theme = "system"
         self.scheme = "light"
         self.default_font = QFont(app.font())
+        self.reading_pt: float | None = None
         app.styleHints().colorSchemeChanged.connect(self._system_changed)
 
     def _system_changed(self, scheme: Qt.ColorScheme) -> None:
@@ -147,11 +157,34 @@ def apply_appearance(app: QApplication, theme: str = "system", font_size_pt: int
         hints.setColorScheme(Qt.ColorScheme.Dark if theme == "dark" else Qt.ColorScheme.Light)
         scheme = theme
     state.apply_scheme(scheme)
-    font = QFont(state.default_font)
-    if font_size_pt:
-        font.setPointSizeF(float(font_size_pt))
-    app.setFont(font)
+    if app.font() != state.default_font:
+        app.setFont(state.default_font)  # an older version scaled the whole window
+    state.reading_pt = float(font_size_pt) if font_size_pt else None
+    for widget in QApplication.allWidgets():
+        if widget.property(READING_TEXT):
+            _apply_reading_font(widget, state.reading_pt)
     return scheme
+
+
+def _apply_reading_font(widget, point_size: float | None) -> None:
+    if point_size is None:
+        widget.setFont(QFont())  # nothing set: the widget inherits the app's font again
+    else:
+        font = QFont()
+        font.setPointSizeF(point_size)  # only the size is set; family and the rest inherit
+        widget.setFont(font)
+
+
+def mark_reading_text(widget) -> None:
+    """Make ``widget``'s text follow the font-size preference, now and on every change."""
+    widget.setProperty(READING_TEXT, True)
+    if _STATE is not None and _STATE.reading_pt is not None:
+        _apply_reading_font(widget, _STATE.reading_pt)
+
+
+def reading_point_size() -> float | None:
+    """The answer text's size in points, or None for the application's default."""
+    return _STATE.reading_pt if _STATE is not None else None
 
 
 def current_scheme() -> str:

@@ -19,14 +19,29 @@ def _window_lightness(app) -> int:
     return app.palette().color(QPalette.ColorRole.Window).lightness()
 
 
-def test_dark_and_light_palettes_and_the_font_size(app):
+def test_dark_and_light_palettes_and_the_font_size_of_the_answers_only(app, qtbot):
+    from PySide6.QtWidgets import QLabel
+
+    from kanoa_desktop.ui.answer_view import AnswerView
+
+    answer, label = AnswerView(), QLabel("Drop a figure")
+    qtbot.addWidget(answer)
+    qtbot.addWidget(label)
+    default = app.font().pointSizeF()
     assert theme.apply_appearance(app, "dark", 15) == "dark"
     assert _window_lightness(app) < 80
     assert app.palette().color(QPalette.ColorRole.Text).lightness() > 180
-    assert app.font().pointSizeF() == 15
+    assert answer.font().pointSizeF() == 15
+    assert answer.document().defaultFont().pointSizeF() == 15
+    assert app.font().pointSizeF() == default and label.font().pointSizeF() == default
     assert theme.apply_appearance(app, "light", None) == "light"
     assert _window_lightness(app) > 200
-    assert app.font().pointSizeF() == theme._STATE.default_font.pointSizeF()
+    # "System default" gives the answer the app's font back exactly, not a copy at a size.
+    assert answer.font() == app.font() and answer.font().resolveMask() == 0
+    later = AnswerView()  # made after a change: takes the size at once
+    qtbot.addWidget(later)
+    theme.apply_appearance(app, "light", 13)
+    assert later.font().pointSizeF() == 13 and answer.font().pointSizeF() == 13
 
 
 def test_system_follows_the_desktop_scheme_only_while_chosen(app):
