@@ -191,3 +191,25 @@ def test_a_logged_error_is_one_line_on_stderr_and_its_traceback_goes_to_the_file
     text = (home / "logs" / "kanoa-desktop.log").read_text(encoding="utf-8")
     assert "could not read the thing\nTraceback (most recent call last):" in text
     assert "KeyError: 'missing'" in text and "only in the file" in text
+
+
+def test_a_pdf_export_leaves_no_font_library_lines_in_the_log(tmp_path):
+    # fpdf2 subsets fonts with fontTools, which logs each step at INFO: a user's log
+    # was mostly those lines. The export goes through the entry point, as a user's does.
+    from kanoa_desktop.core.history.store import HistoryStore
+    from tests.history.conftest import record
+
+    store = HistoryStore()
+    conv = record(store, "What does the growth curve show?", "Exponential growth, σ ≈ 0.3.")
+    store.close()
+    out = subprocess.run(
+        [sys.executable, "-m", "kanoa_desktop", "history", "export", str(conv.conversation_id),
+         "--format", "pdf", "-o", str(tmp_path / "c.pdf")],
+        capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "c.pdf").read_bytes().startswith(b"%PDF")
+    text = logs.log_path().read_text(encoding="utf-8")
+    assert "kanoa desktop" in text.lower()  # the log was written at all
+    assert "fontTools" not in text
