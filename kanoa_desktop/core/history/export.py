@@ -36,7 +36,7 @@ from kanoa_desktop import __version__
 from kanoa_desktop.core.config.pricing import format_cost
 from kanoa_desktop.core.endpoint.errors import KanoaError
 from kanoa_desktop.core.history.store import StoredConversation, safe_endpoint
-from kanoa_desktop.core.reports.markdown import markdown_renderer, render_markdown
+from kanoa_desktop.core.reports.markdown import markdown_renderer, render_markdown, summary_html
 from kanoa_desktop.core.safety import defang_images, escape_control, scrub_secrets
 
 FORMATS = {"markdown": ".md", "html": ".html", "pdf": ".pdf"}
@@ -246,7 +246,7 @@ def conversation_html(conv: StoredConversation) -> str:
     if conv.context.strip():
         out.append(f"<p><strong>Context:</strong> {e(conv.context.strip())}</p>")
     if conv.table_summary.strip():
-        out.append(f"<h2>Table summary sent</h2><pre>{e(conv.table_summary.strip())}</pre>")
+        out.append(f"<h2>Table summary sent</h2>{summary_html(conv.table_summary)}")
     for t in conv.turns:
         out.append(f"<h2>Question {t.index + 1}</h2>")
         out.append(f"<blockquote>{e(t.question.strip() or '-')}</blockquote>".replace("\n", "<br>"))

@@ -57,4 +57,10 @@ def demote_headings(markdown: str, levels: int = 3) -> str:
     return "\n".join(out)
 
 
-__all__ = ["demote_headings", "markdown_renderer", "render_markdown"]
+def summary_html(summary: str) -> str:
+    """A table summary (Markdown: headings, lists, tables) as safe HTML for a report, its
+    headings one level under the report's "Table summary sent" heading."""
+    return f'<div class="table-summary">{render_markdown(demote_headings(summary.strip(), 1))}</div>'
+
+
+__all__ = ["demote_headings", "markdown_renderer", "render_markdown", "summary_html"]
