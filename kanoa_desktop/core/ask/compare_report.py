@@ -33,7 +33,12 @@ from kanoa_desktop.core.history.export import (
     write_file,
 )
 from kanoa_desktop.core.history.store import StoredConversation
-from kanoa_desktop.core.reports.markdown import demote_headings, markdown_renderer, render_markdown
+from kanoa_desktop.core.reports.markdown import (
+    demote_headings,
+    markdown_renderer,
+    render_markdown,
+    summary_html,
+)
 from kanoa_desktop.core.safety import defang_images
 
 
@@ -50,14 +55,17 @@ def _pane_turns(conv: StoredConversation) -> list[Any]:
     return [t for t in conv.turns if t.finish_reason != "retried"]
 
 
-def comparison_markdown(cmp: Any, figure_links: dict[str, str] | None = None) -> str:
+def comparison_markdown(
+    cmp: Any, figure_links: dict[str, str] | None = None, *, head: bool = True
+) -> str:
     """A stored comparison (``HistoryStore.load_comparison``) as one Markdown document:
     the inputs once, per question a comparison table and each model's answer, and one
-    reproducibility block per model."""
+    reproducibility block per model. ``head=False`` leaves out the title and the figures
+    (a writer that places them itself: the PDF)."""
 
     labels, rounds, first = _comparison_parts(cmp)
-    out = [f"# {safe_md(one_line(cmp.title))}", ""]
-    if first.figures:
+    out = [f"# {safe_md(one_line(cmp.title))}", ""] if head else []
+    if first.figures and head:
         out += ["## Figures", ""]
         for f in first.figures:
             link = (figure_links or {}).get(f.hash)
@@ -124,7 +132,7 @@ def comparison_html(cmp: Any) -> str:
     if first.context.strip():
         out.append(f"<p><strong>Context:</strong> {e(first.context.strip())}</p>")
     if first.table_summary.strip():
-        out.append(f"<h2>Table summary sent</h2><pre>{e(first.table_summary.strip())}</pre>")
+        out.append(f"<h2>Table summary sent</h2>{summary_html(first.table_summary)}")
     for q, rows in enumerate(rounds):
         question = next(
             (_pane_turns(c)[q].question for c in cmp.panes if len(_pane_turns(c)) > q), ""
@@ -159,6 +167,20 @@ def comparison_html(cmp: Any) -> str:
     return "\n".join(out)
 
 
+#: Column widths (percent of the page) of the PDF's comparison table: the Model column
+#: wide enough for "label (model)" to wrap between words, the figures narrow.
+PDF_TABLE_WIDTHS = (34, 11, 11, 11, 11, 11, 11)
+
+
+def _pdf_table_widths(body: str) -> str:
+    """fpdf2 gives every column the same width unless the first row names widths: name
+    them on the comparison table's header cells."""
+    for header, pct in zip(TABLE_HEADERS, PDF_TABLE_WIDTHS, strict=True):
+        for cell in (f"<th>{header}</th>", f'<th style="text-align:right">{header}</th>'):
+            body = body.replace(cell, cell.replace("<th", f'<th width="{pct}%"', 1))
+    return body
+
+
 def comparison_pdf(cmp: Any) -> bytes:
     """A stored comparison as PDF bytes: the Markdown document rendered, figures first."""
     from fpdf import FPDF
@@ -182,18 +204,27 @@ def comparison_pdf(cmp: Any) -> bytes:
         return s if family == "dejavu" else s.encode("latin-1", "replace").decode("latin-1")
 
     pdf.add_page()
+    # Title, then the figures under it, then the document (fpdf2 draws in call order).
+    pdf.set_font(family, "B", 16)
+    pdf.multi_cell(0, 8, text(one_line(cmp.title)), new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(2)
     width = pdf.w - pdf.l_margin - pdf.r_margin
     for f in first.figures:
         try:
             pdf.image(io.BytesIO(f.data), w=min(width, (f.width or 600) * 0.2))
         except Exception:  # noqa: BLE001 - an image fpdf2 cannot place is named instead
             pass
-    body = pdf_html(render_markdown(comparison_markdown(cmp)))
+        pdf.set_font(family, "I", 8)
+        pdf.multi_cell(0, 4, text(f"{one_line(f.name)}  sha256 {f.hash[:16]}…"),
+                       new_x="LMARGIN", new_y="NEXT")  # fmt: skip
+        pdf.ln(2)
+    markdown = comparison_markdown(cmp, head=False)
+    body = _pdf_table_widths(pdf_html(render_markdown(markdown)))
     pdf.set_font(family, "", 9)
     try:
         pdf.write_html(text(body), font_family=family)
     except Exception:  # noqa: BLE001 - fpdf2's HTML subset may refuse odd markup
-        pdf.multi_cell(0, 4.5, text(comparison_markdown(cmp)), new_x="LMARGIN", new_y="NEXT")
+        pdf.multi_cell(0, 4.5, text(markdown), new_x="LMARGIN", new_y="NEXT")
     return bytes(pdf.output())
 
 
