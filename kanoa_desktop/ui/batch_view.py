@@ -5,7 +5,8 @@ or files, a profile, the context/focus/question templates (``{name}``, ``{stem}`
 ``{folder}``, ``{item}``) and the concurrency, then Start. A progress bar with counts and
 time left, Pause/Resume, Cancel, Retry failed and Export report (Markdown, HTML, CSV)
 follow the :class:`~kanoa_desktop.core.batch.runner.Batch`'s events; each finished item is a
-row of the table (failures in red with their message).
+row of the table (failures in red with their message). The selected row's answer (or why it
+failed) reads below the table, rendered as the main window renders answers.
 
 Running the same batch again continues it: results are kept as each item finishes (core).
 Planning (opening PDFs and notebooks) and report writing run off the GUI thread.
@@ -16,10 +17,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
     QComboBox,
@@ -34,6 +37,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSpinBox,
+    QSplitter,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -62,6 +66,12 @@ log = logging.getLogger(__name__)
 
 COLUMNS = ("Item", "State", "Time", "Tokens", "Cost / message")
 FAILED = QColor(164, 0, 0)
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!<>|~])")
+
+
+def _md_escape(text: str) -> str:
+    """A file name or message shown as the characters it is, not as Markdown."""
+    return _MD_SPECIAL.sub(r"\\\1", text)
 
 
 class BatchView(QDialog):
@@ -166,7 +176,23 @@ class BatchView(QDialog):
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setStretchLastSection(True)
-        root.addWidget(self.table, 1)
+        self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QTableWidget.SelectionMode.SingleSelection)
+        self.table.itemSelectionChanged.connect(self._show_selected_answer)
+        from kanoa_desktop.ui.answer_view import AnswerView
+
+        self.answer = AnswerView()
+        self.answer.setObjectName("batchAnswer")
+        self.answer.setAccessibleName("Answer of the selected item")
+        self.answer.setPlaceholderText("Select a finished item to read its answer.")
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.setObjectName("batchSplit")
+        split.addWidget(self.table)
+        split.addWidget(self.answer)
+        split.setStretchFactor(0, 1)
+        split.setStretchFactor(1, 1)
+        split.setChildrenCollapsible(False)
+        root.addWidget(split, 1)
 
         buttons = QHBoxLayout()
         self.start_button = QPushButton("Start")
@@ -358,6 +384,27 @@ class BatchView(QDialog):
             item.setToolTip(result.hint if not result.ok and result.hint else "")
             item.setForeground(QBrush(FAILED) if not result.ok else QBrush())
 
+    def _key_of_row(self, row: int) -> str | None:
+        return next((k for k, r in self._rows.items() if r == row), None)
+
+    def _show_selected_answer(self) -> None:
+        """The selected item's answer (its question first), or why it failed."""
+        rows = {i.row() for i in self.table.selectedItems()}
+        key = self._key_of_row(min(rows)) if rows else None
+        result = self.batch.results.get(key) if self.batch is not None and key else None
+        if result is None:
+            self.answer.clear_conversation()
+            return
+        label = _md_escape(result.label)
+        if result.ok:
+            text = result.answer.strip() or "*(no text)*"
+            model = f" ({_md_escape(result.model)})" if result.model else ""
+            head = f"**{label}**{model}"
+        else:
+            text = _md_escape(f"{result.error} {result.hint}".strip())
+            head = f"**{label}**: failed"
+        self.answer.set_conversation_markdown(f"{head}\n\n{text}\n")
+
     def _on_event(self, ev) -> None:
         if isinstance(ev, Progress):
             self._show_progress(ev)
@@ -367,6 +414,11 @@ class BatchView(QDialog):
             self.table.scrollToItem(self.table.item(row, 0))
         elif isinstance(ev, ItemFinished):
             self._show_result(ev.item.key, ev.result)
+            row = self._rows.get(ev.item.key)
+            if not self.table.selectedItems() and row is not None:
+                self.table.selectRow(row)  # the first answer shows without a click
+            elif row is not None and row in {i.row() for i in self.table.selectedItems()}:
+                self._show_selected_answer()
         elif isinstance(ev, BatchEnded):
             self._show_progress(ev.progress)
             p = ev.progress
@@ -390,12 +442,12 @@ class BatchView(QDialog):
     # -- report ----------------------------------------------------------------------------
 
     def choose_report(self) -> None:
-        dialog = QFileDialog(self, "Export the batch report")
-        dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
-        dialog.setNameFilters(["Markdown (*.md)", "HTML (*.html)", "CSV (*.csv)"])
-        dialog.fileSelected.connect(lambda path: self.export_report(path))
-        self._dialog = dialog
-        dialog.open()
+        from kanoa_desktop.ui.save_dialog import save_dialog
+
+        self._dialog = save_dialog(
+            self, "Export the batch report", "batch-report.md",
+            ["Markdown (*.md)", "HTML (*.html)", "CSV (*.csv)"], self.export_report,
+        )  # fmt: skip
 
     def export_report(self, path: str | Path) -> asyncio.Task | None:
         """Write the report (format by suffix; Markdown when there is none) off the GUI

@@ -255,14 +255,13 @@ class BenchmarkDialog(QDialog):
 
     def export_markdown(self) -> None:
         """Ask for a file (non-blocking ``QFileDialog.open``) and save the table there."""
-        dlg = QFileDialog(self, "Export benchmark as Markdown")
-        dlg.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
-        dlg.setNameFilter("Markdown (*.md)")
-        dlg.setDefaultSuffix("md")
-        dlg.selectFile(f"benchmark-{self.model.replace('/', '_')}.md")
-        dlg.fileSelected.connect(self.save_markdown)
-        self._file_dialog = dlg
-        dlg.open()
+        from kanoa_desktop.ui.save_dialog import save_dialog
+
+        name = f"benchmark-{self.model.replace('/', '_')}.md"
+        self._file_dialog = save_dialog(
+            self, "Export benchmark as Markdown", name, ["Markdown (*.md)"], self.save_markdown,
+            default_suffix="md",
+        )  # fmt: skip
 
     def save_markdown(self, path: str) -> bool:
         """Write the table to ``path``; on failure say why in the dialog (nothing is lost:

@@ -600,12 +600,12 @@ class CompareView(QWidget):
 
     def choose_export(self) -> None:
         """Ask where to export (a non-modal file dialog), then export off the GUI thread."""
-        dialog = QFileDialog(self, "Export the comparison")
-        dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
-        dialog.setNameFilters(["Markdown (*.md)", "HTML (*.html)", "PDF (*.pdf)"])
-        dialog.fileSelected.connect(lambda path: self.export_to(path))
-        self._dialog = dialog
-        dialog.open()
+        from kanoa_desktop.ui.save_dialog import save_dialog
+
+        self._dialog = save_dialog(
+            self, "Export the comparison", "comparison.md",
+            ["Markdown (*.md)", "HTML (*.html)", "PDF (*.pdf)"], self.export_to,
+        )  # fmt: skip
 
     def export_to(self, path: str | Path) -> asyncio.Task | None:
         """Export the comparison to ``path`` (format by suffix); returns the task."""

@@ -384,15 +384,18 @@ class HistoryPanel(QWidget):
         from kanoa_desktop.core.history.export import FORMATS  # on first export, not at start
 
         name = "".join(c if c.isalnum() or c in " -_" else "_" for c in conv.title).strip()
-        dlg = QFileDialog(self, f"Export as {FORMAT_LABELS[fmt]}")
+        from kanoa_desktop.ui.save_dialog import save_dialog
+
+        dlg = save_dialog(
+            self,
+            f"Export as {FORMAT_LABELS[fmt]}",
+            (name or "conversation") + FORMATS[fmt],
+            [FORMAT_FILTERS[fmt]],
+            lambda path: self.export_to(cid, path, fmt),
+            default_suffix=FORMATS[fmt].lstrip("."),
+        )
         dlg.setObjectName("historyExportDialog")
-        dlg.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
-        dlg.setNameFilter(FORMAT_FILTERS[fmt])
-        dlg.setDefaultSuffix(FORMATS[fmt].lstrip("."))
-        dlg.selectFile((name or "conversation") + FORMATS[fmt])
-        dlg.fileSelected.connect(lambda path: self.export_to(cid, path, fmt))
         dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        dlg.open()  # never exec(): qasync must keep running
         self.export_dialog = dlg
 
     def export_to(self, conversation_id: int, path: str | Path, fmt: str) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
+import time
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,7 @@ import pytest
 from kanoa_desktop.core.bench.speed import DEFAULT_TASKS
 from kanoa_desktop.core.endpoint.client import ChatClient
 from kanoa_desktop.ui.bench_dialog import BenchmarkDialog
+from kanoa_desktop.ui.save_dialog import documents_folder
 from tests.servers.vllm_server import VLLMTestServer
 from tests.ui.conftest import wait_until
 
@@ -57,13 +60,24 @@ def test_dialog_runs_the_suite_live_and_exports_markdown(qtbot, run, tmp_path):
     assert dlg.save_markdown(str(target))
     assert target.read_text() == dlg.markdown()
     assert "| **Basic Chat** |" in target.read_text()
+    # Comparable later: the date, the server's address, kind and version, the app's version.
+    from kanoa_desktop import __version__
+
+    provenance = target.read_text().strip().splitlines()[-1]
+    assert time.strftime("%Y-%m-%d") in provenance and server.api_base in provenance
+    assert "vLLM 0.33.0" in provenance and f"kanoa desktop {__version__}" in provenance
     # A folder that does not exist: a message in the dialog, the table kept.
     assert not dlg.save_markdown(str(tmp_path / "missing" / "out.md"))
     assert "Could not save" in dlg.state.text()
     assert dlg.cell_text(3, "Mean (tok/s)") != "—"
 
 
-def test_export_opens_a_non_modal_file_dialog(qtbot, run):
+def test_export_opens_a_non_modal_file_dialog_in_documents_then_the_last_folder(
+    qtbot, run, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)  # the "program's folder" the dialog must not open in
+    chosen = tmp_path / "results" / "bench.md"
+
     with VLLMTestServer() as server:
 
         async def scenario():
@@ -73,12 +87,24 @@ def test_export_opens_a_non_modal_file_dialog(qtbot, run):
             dlg.show()
             dlg.export_markdown()  # returns at once: open(), not exec()
             await asyncio.sleep(0)
-            shown = dlg._file_dialog is not None and dlg._file_dialog.isVisible()
+            first = dlg._file_dialog
+            shown = first is not None and first.isVisible()
+            opened_in = first.directory().absolutePath()
+            chosen.parent.mkdir()
+            first.fileSelected.emit(str(chosen))  # the user saves into another folder
+            first.close()
+            dlg.export_markdown()
+            await asyncio.sleep(0)
+            again_in = dlg._file_dialog.directory().absolutePath()
             dlg._file_dialog.close()
             await client.aclose()
-            return shown
+            return shown, opened_in, again_in
 
-        assert run(scenario())
+        shown, opened_in, again_in = run(scenario())
+    assert shown
+    # Never the program's folder: the user's documents first, then where they last saved.
+    assert opened_in == str(Path(documents_folder()).resolve()) != os.getcwd()
+    assert again_in == str(chosen.parent)
 
 
 def test_cancel_button_stops_the_run_and_says_so(qtbot, run):

@@ -202,6 +202,7 @@ class SuiteResult:
     preemptions: float | None = None  # increase of the counter during the suite
     started: float = field(default_factory=time.time)
     duration_s: float = 0.0
+    server: str = ""  # the server's kind and version ("vLLM 0.33.0"), when it told
 
     @property
     def overall(self) -> Summary | None:
@@ -308,7 +309,9 @@ class EndpointBenchmark:
         """
         t0 = time.monotonic()
         res = self.result
+        res.started = time.time()
         res.tasks = [TaskResult(t) for t in self.tasks]
+        res.server = await self._server_label()
         sampler = asyncio.ensure_future(self._sample_metrics()) if self.metrics else None
         try:
             await self._run_all(res)
@@ -321,6 +324,15 @@ class EndpointBenchmark:
             res.cancelled = self._cancelled
             res.duration_s = time.monotonic() - t0
         return res
+
+    async def _server_label(self) -> str:
+        """"vLLM 0.33.0", "llama.cpp b6000"... for the export; '' when the server says nothing."""
+        try:
+            info = await self.client.server_info()
+        except Exception:  # noqa: BLE001 - a label only: never stops the suite
+            return ""
+        kind = {"vllm": "vLLM", "llama.cpp": "llama.cpp", "ollama": "Ollama"}.get(info.kind, "")
+        return " ".join(x for x in (kind, info.version or "") if x)
 
     def _total(self) -> int:
         return len(self.tasks) * self.runs
@@ -558,7 +570,23 @@ def to_markdown(result: SuiteResult, *, title: str | None = None, hardware: str 
         extras.append(f"stopped: {result.error}")
     if extras:
         lines += ["", "*" + "; ".join(extras) + ".*"]
+    lines += ["", provenance_line(result)]
     return "\n".join(lines) + "\n"
+
+
+def provenance_line(result: SuiteResult) -> str:
+    """When, against which server (address, kind and version) and with which kanoa desktop
+    the suite ran: what makes an exported table comparable with another."""
+    from kanoa_desktop import __version__
+    from kanoa_desktop.core.safety import escape_control
+
+    when = time.strftime("%Y-%m-%d %H:%M %Z", time.localtime(result.started)).strip()
+    server = f" ({escape_control(result.server)})" if result.server else ""
+    return _cell(
+        f"*Run {when} against {escape_control(result.api_base)}{server}, model "
+        f"{escape_control(result.model)}, {result.runs} run(s) per task, "
+        f"{result.duration_s:.0f} s; kanoa desktop {__version__}.*"
+    )
 
 
 def _cell(text: str) -> str:

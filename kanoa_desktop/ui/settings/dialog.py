@@ -271,11 +271,12 @@ class SettingsDialog(QDialog):
         self.show_status(" ".join(notes))
 
     def _export(self) -> None:
-        dialog = QFileDialog(self, "Export profiles", "kanoa-profiles.json", "Profiles (*.json)")
-        dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
-        dialog.fileSelected.connect(self.export_file)
+        from kanoa_desktop.ui.save_dialog import save_dialog
+
+        dialog = save_dialog(
+            self, "Export profiles", "kanoa-profiles.json", ["Profiles (*.json)"], self.export_file
+        )
         dialog.finished.connect(dialog.deleteLater)
-        dialog.open()
 
     def export_file(self, path: str) -> None:
         problem = self.store.export_profiles(path)
