@@ -60,6 +60,20 @@ def test_a_folder_runs_with_progress_pause_resume_and_the_failure_shown(
             assert "not an image" in view.table.item(bad, 4).text()
             assert view.table.item(bad, 4).foreground().color().red() > 150
             assert view.retry_button.isEnabled() and view.export_button.isEnabled()
+            # An item's answer reads in the window: the first one showed by itself, a
+            # click shows another, a failed one says why.
+            first = view.batch.results[view._key_of_row(0)]
+            assert first.ok and first.answer.strip()
+            assert first.answer.strip().splitlines()[-1].strip() in view.answer.toPlainText()
+            done = next(r for r in range(view.table.rowCount())
+                        if r != bad and view.table.item(r, 1).text() == "done" and r != 0)
+            view.table.selectRow(done)
+            result = view.batch.results[view._key_of_row(done)]
+            assert view.answer.toPlainText().startswith(result.label)
+            assert result.answer.strip().splitlines()[-1].strip() in view.answer.toPlainText()
+            view.table.selectRow(bad)
+            assert "failed" in view.answer.toPlainText()
+            assert "not an image" in view.answer.toPlainText()
             view.resize(760, 620)
             await asyncio.sleep(0.1)
             view.grab().save(str(tmp_path / "batch.png"))
