@@ -3,6 +3,8 @@
 Each card shows the prepared image (exactly the bytes that will be sent), a caption
 "original W×H → sent W×H, N KB PNG", and a remove button. Removing a card emits
 ``removed(index)`` after the card is gone, so the owner drops the same figure from its list.
+Clicking a thumbnail (or its ⤢ button) opens :class:`FigureViewer`, the sent image at a
+readable size in its own resizable window.
 
 Also here: :func:`qt_svg_rasterizer`, a QtSvg fallback that the window may pass to
 ``prepare_figure(svg_rasterizer=...)`` if resvg-py is not installed. It paints on a QImage,
@@ -17,6 +19,7 @@ from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QRectF, QSize, Qt, Si
 from PySide6.QtGui import QImage, QPainter, QPixmap
 from PySide6.QtSvg import QSvgRenderer
 from PySide6.QtWidgets import (
+    QDialog,
     QFrame,
     QHBoxLayout,
     QLabel,
@@ -65,6 +68,59 @@ def qt_svg_rasterizer(svg: bytes, long_side: int) -> bytes:
     return bytes(buf.data().data())
 
 
+class FigureViewer(QDialog):
+    """The image that will be sent, as large as the window allows (never above its own
+    size), in a non-modal, resizable window."""
+
+    def __init__(self, fig: PreparedFigure, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("figureViewer")
+        self.setWindowTitle(f"{fig.name} — as sent")
+        self.setModal(False)
+        self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self._pixmap = QPixmap()
+        self._pixmap.loadFromData(fig.data)
+        self.image = QLabel(self)
+        self.image.setObjectName("figureViewerImage")
+        self.image.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.image.setAccessibleName(f"{fig.name}, as sent")
+        self.image.setMinimumSize(120, 120)
+        self.image.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
+        caption = QLabel(caption_for(fig), self)
+        caption.setTextFormat(Qt.TextFormat.PlainText)
+        caption.setObjectName("figureViewerCaption")
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.image, 1)
+        layout.addWidget(caption)
+        screen = self.screen().availableGeometry() if self.screen() else None
+        w, h = self._pixmap.width() or 400, self._pixmap.height() or 300
+        if screen is not None:
+            scale = min(1.0, screen.width() * 0.8 / w, screen.height() * 0.8 / h)
+            w, h = int(w * scale), int(h * scale)
+        self.resize(max(w, 240) + 24, max(h, 180) + 48)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        if self._pixmap.isNull():
+            self.image.setText("(no preview)")
+            return
+        size = self.image.size().boundedTo(self._pixmap.size())
+        self.image.setPixmap(self._pixmap.scaled(
+            size, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
+        ))  # fmt: skip
+
+
+class _Thumb(QLabel):
+    clicked = Signal()
+
+    def mouseReleaseEvent(self, event) -> None:  # noqa: N802 - Qt override
+        if event.button() == Qt.MouseButton.LeftButton and self.rect().contains(
+            event.position().toPoint()
+        ):
+            self.clicked.emit()
+        super().mouseReleaseEvent(event)
+
+
 class _FigureCard(QFrame):
     remove_clicked = Signal(object)  # the card itself, so the index is looked up when clicked
 
@@ -76,8 +132,10 @@ class _FigureCard(QFrame):
         self.setAccessibleName(f"Figure {fig.name}")
         caption = caption_for(fig)
 
-        self.thumb = QLabel(self)
+        self.thumb = _Thumb(self)
         self.thumb.setObjectName("figureThumb")
+        self.thumb.setCursor(Qt.CursorShape.PointingHandCursor)
+        self.thumb.clicked.connect(self.enlarge)
         self.thumb.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.thumb.setFixedSize(THUMB_SIZE, THUMB_SIZE)
         pix = QPixmap()
@@ -88,15 +146,15 @@ class _FigureCard(QFrame):
         else:
             self.thumb.setText("(no preview)")
         self.thumb.setAccessibleName(f"Preview of {fig.name}")
-        self.thumb.setToolTip("\n".join([fig.name, caption, *fig.notes]))
+        self.thumb.setToolTip("\n".join([fig.name, caption, *fig.notes, "Click to enlarge."]))
 
         self.name_label = QLabel(fig.name, self)
         self.name_label.setObjectName("figureName")
         self.name_label.setTextFormat(Qt.TextFormat.PlainText)
-        self.name_label.setMaximumWidth(THUMB_SIZE - 28)
+        self.name_label.setMaximumWidth(THUMB_SIZE - 52)
         metrics = self.name_label.fontMetrics()
         self.name_label.setText(metrics.elidedText(fig.name, Qt.TextElideMode.ElideMiddle,
-                                                   THUMB_SIZE - 28))
+                                                   THUMB_SIZE - 52))
 
         # Break after the original size so the two sizes line up in a narrow card.
         self.caption = QLabel(caption.replace(" → ", "\n→ "), self)
@@ -123,9 +181,19 @@ class _FigureCard(QFrame):
         self.remove_button.setAccessibleName(f"Remove figure {fig.name}")
         self.remove_button.clicked.connect(lambda: self.remove_clicked.emit(self))
 
+        self.enlarge_button = QToolButton(self)
+        self.enlarge_button.setObjectName("enlargeFigureButton")
+        self.enlarge_button.setText("⤢")
+        self.enlarge_button.setAutoRaise(True)
+        self.enlarge_button.setToolTip(f"Show {fig.name} large")
+        self.enlarge_button.setAccessibleName(f"Enlarge figure {fig.name}")
+        self.enlarge_button.clicked.connect(self.enlarge)
+        self.viewer: FigureViewer | None = None
+
         top = QHBoxLayout()
         top.setContentsMargins(0, 0, 0, 0)
         top.addWidget(self.name_label, 1)
+        top.addWidget(self.enlarge_button)
         top.addWidget(self.remove_button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
@@ -135,6 +203,15 @@ class _FigureCard(QFrame):
         layout.addWidget(self.caption)
         layout.addStretch(1)
         self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Preferred)
+
+    def enlarge(self) -> FigureViewer:
+        """Open (or raise) the large view of this figure."""
+        if self.viewer is None:
+            self.viewer = FigureViewer(self.figure, self.window())
+            self.viewer.destroyed.connect(lambda: setattr(self, "viewer", None))
+        self.viewer.show()
+        self.viewer.raise_()
+        return self.viewer
 
 
 class FigurePreview(QWidget):

@@ -378,6 +378,9 @@ class PdfPicker(QDialog):
         self.take_crop_button.setEnabled(has_page and self.view.selection() is not None)
         self.take_image_button.setEnabled(self.images.currentRow() >= 0)
         self.images_label.setVisible(has_page)
+        # An empty list would take the page preview's height for nothing: the label says
+        # "No embedded images on page N." instead.
+        self.images.setVisible(self.images.count() > 0)
 
     # -- taking figures ------------------------------------------------------------------
 

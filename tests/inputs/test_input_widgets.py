@@ -123,6 +123,32 @@ def test_figure_preview_captions_and_remove_signal(qtbot, tmp_path):
     assert [f.name for f in w.figures()] == ["wide.png", "noise.png"]
 
 
+def test_a_thumbnail_opens_the_sent_image_large_in_its_own_window(qtbot, tmp_path):
+    from kanoa_desktop.ui.figure_preview import THUMB_SIZE, FigureViewer
+
+    fig = _fig(tmp_path, (2000, 1000), "quick plot.png")
+    w = FigurePreview()
+    qtbot.addWidget(w)
+    w.add_figure(fig)
+    w.show()
+    qtbot.waitExposed(w)
+    thumb = w.findChild(QLabel, "figureThumb")
+    assert thumb.pixmap().width() <= THUMB_SIZE
+    qtbot.mouseClick(thumb, Qt.MouseButton.LeftButton)
+    viewer = w.findChild(QToolButton, "enlargeFigureButton").window().findChild(FigureViewer)
+    assert viewer is not None and viewer.isVisible() and not viewer.isModal()
+    qtbot.waitExposed(viewer)
+    shown = viewer.image.pixmap()
+    assert shown.width() > 2 * THUMB_SIZE  # readable, not a thumbnail
+    assert shown.width() <= fig.sent_size[0]  # never blown up past what is sent
+    viewer.resize(viewer.width() // 2, viewer.height())
+    qtbot.waitUntil(lambda: viewer.image.pixmap().width() < shown.width())
+    # The ⤢ button raises the same window instead of opening a second one.
+    qtbot.mouseClick(w.findChild(QToolButton, "enlargeFigureButton"), Qt.MouseButton.LeftButton)
+    assert len(w.window().findChildren(FigureViewer)) == 1
+    viewer.close()
+
+
 def test_figure_preview_shows_empty_hint(qtbot, tmp_path):
     w = FigurePreview()
     qtbot.addWidget(w)

@@ -92,8 +92,12 @@ def test_pdf_picker_takes_a_crop_a_page_and_an_image(qtbot, tmp_path, worker, ru
         picker.take_image_button.click()
     assert sig.args[0][0].sent_size == (200, 100)
 
+    page_height_with_images = picker.view.height()
     picker.pages.setCurrentRow(1)
     run(wait_until(lambda: "No embedded images on page 2" in picker.images_label.text()))
+    # No empty box: the label says it, and the page preview takes the room.
+    assert not picker.images.isVisible() and picker.images_label.isVisible()
+    qtbot.waitUntil(lambda: picker.view.height() > page_height_with_images)
     picker.close()
     run(wait_until(lambda: doc._doc is None, message="document closed on the pool"))
 
