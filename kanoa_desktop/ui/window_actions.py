@@ -23,6 +23,12 @@ def _open_compare(w) -> None:
     show_for_window(w)
 
 
+def _new_conversation(w) -> None:
+    # Typed text must land somewhere: a new conversation starts in the Question field.
+    w.new_conversation()
+    w.inputs.question.setFocus(Qt.FocusReason.ShortcutFocusReason)
+
+
 def _open_batch(w) -> None:
     from kanoa_desktop.ui.batch_view import show_for_window
 
@@ -37,7 +43,7 @@ ACTIONS: tuple[tuple, ...] = (
     ("interpret_action", "Interpret", "interpret", ("Ctrl+Return", "Ctrl+Enter"),
      "interpretAction", "Interpret"),
     ("stop_action", "Stop", "stop", "Esc", "stopAction", "Stop the answer"),
-    ("new_action", "New conversation", "new_conversation", "Ctrl+N", "newAction", ""),
+    ("new_action", "New conversation", _new_conversation, "Ctrl+N", "newAction", ""),
     ("copy_action", "Copy answer", "copy_answer", "Ctrl+Shift+C", "copyAction",
      "Copy the conversation as Markdown"),
     ("request_action", "Show request", "show_request", None, "showRequestAction",
