@@ -347,12 +347,18 @@ def run_app(argv: Sequence[str]) -> int:
         print(problem, file=sys.stderr)
         return 2
 
-    from kanoa_desktop.ui.single_instance import FileOpenHandler, SingleInstance
+    from kanoa_desktop.ui.single_instance import (
+        FileOpenHandler,
+        SingleInstance,
+        handed_over_message,
+    )
 
     # A second launch (a double-click on another file) hands its files to the running
     # window and exits, instead of opening a second window.
     instance = SingleInstance(APP_ID)
     if not args.new_instance and instance.try_forward(args.files):
+        if sys.stderr is not None:  # a desktop launcher has no terminal
+            print(handed_over_message(args.files), file=sys.stderr)
         return 0
 
     app = create_application(qt_args)

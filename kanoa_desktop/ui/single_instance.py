@@ -10,6 +10,7 @@ Usage in ``run_app``, before the window is built::
 
     instance = SingleInstance(APP_ID)
     if instance.try_forward(args.files):
+        print(handed_over_message(args.files), file=sys.stderr)  # say so on the terminal
         return 0                                  # the running window took them
     ...
     instance.listen(lambda files: window.open_files_from_launch(files))
@@ -97,6 +98,21 @@ def decode_message(line: bytes) -> list[str] | None:
     if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
         return None
     return files
+
+
+def handed_over_message(paths: Sequence[str | os.PathLike[str]]) -> str:
+    """What a second launch tells its terminal after the running window took its files,
+    so it never exits silently ("kanoa desktop is already open: it opened plot.png")."""
+    from kanoa_desktop.core.safety import escape_control
+
+    if not paths:
+        return "kanoa desktop is already open: its window was brought to the front."
+    names = [escape_control(Path(p).name) for p in paths]
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    return (
+        f"kanoa desktop is already open: its window opened {shown}. "
+        "Use --new-instance for a second window."
+    )
 
 
 class SingleInstance(QObject):

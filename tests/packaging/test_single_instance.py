@@ -204,3 +204,34 @@ def test_macos_file_open_events_reach_the_same_callback(qapp):
     finally:
         qapp.removeEventFilter(handler)
     assert received == [["/Users/ada/plot.png"]]
+
+
+def test_a_second_launch_of_the_app_says_on_the_terminal_that_it_handed_its_files_over(
+    qtbot, tmp_path, monkeypatch
+):
+    # The real entry point and the real app id, in a private runtime folder, so neither a
+    # real window on this machine nor another test is involved.
+    from kanoa_desktop import APP_ID
+
+    runtime = tmp_path / "run"
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    received: list[list[str]] = []
+    first = SingleInstance(APP_ID)
+    assert first.name.startswith(str(runtime))
+    assert first.listen(received.append)
+    (tmp_path / "plot.png").write_bytes(b"not read by the second launch")
+    env = dict(os.environ, PYTHONPATH=str(ROOT), QT_QPA_PLATFORM="offscreen")
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "kanoa_desktop", "plot.png"],
+            cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert wait_exit(qtbot, proc) == 0
+        with proc.stderr:
+            said = proc.stderr.read()
+        qtbot.waitUntil(lambda: bool(received), timeout=5_000)
+    finally:
+        first.close()
+    assert received == [[str(tmp_path / "plot.png")]]
+    assert "already open" in said and "plot.png" in said and "--new-instance" in said
