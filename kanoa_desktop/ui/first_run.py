@@ -35,6 +35,7 @@ from kanoa_desktop.core.config.profiles import (
     PRESETS,
     Profile,
     ProfileStore,
+    model_label,
     profile_from_preset,
 )
 from kanoa_desktop.core.endpoint.client import ChatClient, Timeouts
@@ -75,7 +76,8 @@ def profile_for(found: FoundServer, taken_names: list[str] | tuple[str, ...] = (
     key = found.preset_key
     base = profile_from_preset(PRESETS[key]) if key in PRESETS else Profile()
     model = found.model
-    name = f"{KIND_LABELS[found.kind]} ({model})" if model else found.label
+    # The model's last part: a llama.cpp server without --alias names its GGUF's full path.
+    name = f"{KIND_LABELS[found.kind]} ({model_label(model)})" if model else found.label
     if name in taken_names:  # a second server of the same kind and model
         name = f"{name} on port {found.port}"
     return base.with_user_values(name=name, api_base=found.api_base, model=model)

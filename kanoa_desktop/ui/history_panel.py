@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from kanoa_desktop.core.config.profiles import model_label
 from kanoa_desktop.core.endpoint.errors import KanoaError
 
 if TYPE_CHECKING:  # the store loads after the window's first paint (issue 18)
@@ -228,7 +229,10 @@ class HistoryPanel(QWidget):
             self.model_filter.clear()
             self.model_filter.addItem("All models", None)
             for m in self.store.models():
-                self.model_filter.addItem(m, m)
+                self.model_filter.addItem(model_label(m), m)
+                self.model_filter.setItemData(
+                    self.model_filter.count() - 1, m, Qt.ItemDataRole.ToolTipRole
+                )
             idx = self.model_filter.findData(chosen) if chosen else 0
             self.model_filter.setCurrentIndex(max(idx, 0))
             rows = self.store.list_conversations(
@@ -256,7 +260,8 @@ class HistoryPanel(QWidget):
         self._update_actions()
 
     def _item(self, conv: ConversationSummary, warn_icon) -> QTreeWidgetItem:
-        item = QTreeWidgetItem([conv.title, conv.model or "-", _when(conv.updated)])
+        # The model's last part: a GGUF path would show its folder's first letters.
+        item = QTreeWidgetItem([conv.title, model_label(conv.model) or "-", _when(conv.updated)])
         item.setData(0, ID_ROLE, conv.id)
         item.setFlags(item.flags() | Qt.ItemFlag.ItemIsEditable)
         turns = f"{conv.n_turns} question{'s' if conv.n_turns != 1 else ''}"

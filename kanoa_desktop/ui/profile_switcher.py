@@ -12,6 +12,9 @@ from PySide6.QtWidgets import QComboBox, QWidget
 
 from kanoa_desktop.core.config.profiles import Profile, ProfileStore
 
+MIN_NAME_CHARS = 14
+MAX_NAME_CHARS = 28
+
 
 class ProfileSwitcher(QComboBox):
     profileChanged = Signal(object)  # Profile
@@ -22,7 +25,11 @@ class ProfileSwitcher(QComboBox):
         self.setObjectName("profileSwitcher")
         self.setAccessibleName("Endpoint profile")
         self.setToolTip("Endpoint profile used for the next question")
-        self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        # As wide as a usual name, never wider: a long profile name (a GGUF's path) must
+        # not push the toolbar's buttons off the window; the list shows names whole.
+        self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.setMinimumContentsLength(MIN_NAME_CHARS)
+        self.setMaximumWidth(self.fontMetrics().averageCharWidth() * MAX_NAME_CHARS + 40)
         self.store = store
         self._syncing = False
         self.activated.connect(self._chosen)
@@ -43,6 +50,11 @@ class ProfileSwitcher(QComboBox):
                     Qt.ItemDataRole.ToolTipRole,
                 )
             self.setCurrentIndex(self.findData(self.store.active.id))
+            view = self.view()
+            if view is not None:  # the open list shows whole names
+                widest = max((self.fontMetrics().horizontalAdvance(self.itemText(i))
+                              for i in range(self.count())), default=0)  # fmt: skip
+                view.setMinimumWidth(min(widest + 40, 640))
         finally:
             self._syncing = False
 

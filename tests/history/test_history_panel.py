@@ -201,3 +201,19 @@ def test_screenshot_of_the_panel_and_usage_view(qtbot, panel, filled):
     view.show()
     qtbot.wait(50)
     assert view.grab().save(str(SHOTS / "usage_view.png"))
+
+
+def test_a_gguf_path_model_shows_as_its_file_name_not_its_folder(qtbot, store):
+    # A llama.cpp server started without --alias reports the GGUF's full path as its model.
+    gguf = "/home/ana/models/qwen2.5-vl/Qwen2.5-VL-7B-Instruct-Q4_K_M.gguf"
+    record(store, "What does the growth curve show?", "Exponential growth.", model=gguf)
+    w = HistoryPanel(store)
+    qtbot.addWidget(w)
+    w.resize(420, 300)
+    w.show()
+    item = w.list.topLevelItem(0)
+    assert item.text(1) == "Qwen2.5-VL-7B-Instruct-Q4_K_M"
+    assert gguf in item.toolTip(0)  # the full id is one hover away
+    assert w.model_filter.itemText(1) == "Qwen2.5-VL-7B-Instruct-Q4_K_M"
+    w.model_filter.setCurrentIndex(1)
+    assert w.model == gguf and titles(w) == ["What does the growth curve show?"]

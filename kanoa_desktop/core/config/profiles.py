@@ -654,6 +654,23 @@ class ImportResult:
     problems: list[StoreProblem]
 
 
+_MODEL_FILE_SUFFIXES = (".gguf", ".safetensors", ".bin")
+
+
+def model_label(model: str) -> str:
+    """A model id as a short name for labels, lists and profile names: its last part.
+
+    ``Qwen/Qwen2.5-VL-7B-Instruct`` -> ``Qwen2.5-VL-7B-Instruct``; a llama.cpp server
+    started without ``--alias`` reports the GGUF's path, ``/models/qwen/Qwen2.5-VL-7B-
+    Q4_K_M.gguf`` -> ``Qwen2.5-VL-7B-Q4_K_M``. The full id stays what requests send."""
+    text = model.strip().rstrip("/\\")
+    last = text.replace("\\", "/").rsplit("/", 1)[-1] or text
+    for suffix in _MODEL_FILE_SUFFIXES:
+        if last.lower().endswith(suffix) and len(last) > len(suffix):
+            return last[: -len(suffix)]
+    return last
+
+
 def unique_name(wanted: str, taken: Iterable[str]) -> str:
     """``wanted``, or ``wanted (2)``, ``wanted (3)``... whichever is not taken."""
     taken = set(taken)
