@@ -50,6 +50,7 @@ from kanoa_desktop.ui.settings.connection import (
     ConnectionReport,
     ConnectionRequest,
     check_connection,
+    remember_result,
 )
 
 INTRO = (
@@ -281,6 +282,7 @@ class FirstRunCard(QFrame):
         stored = self._save(profile)
         if stored is None:
             return
+        remember_result(stored.id, stored.api_base, report)  # Settings shows this test
         self.status.setText(f"Connected: {stored.name} is now the active profile.")
         self.profileReady.emit(stored)
 

@@ -33,9 +33,13 @@ def open_settings(w):
     dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
 
     async def run_check(req) -> None:
+        from kanoa_desktop.ui.settings.connection import passed
+
         report = await check_connection(req, w.keys.get(req.profile_id))
         with contextlib.suppress(RuntimeError):  # the dialog may be gone
             dlg.show_connection_result(report)
+        if passed(report) and req.profile_id == w.profile.id and req.api_base == w.profile.api_base:
+            hide_first_run(w)  # the active profile answers: the card has done its job
 
     dlg.testConnectionRequested.connect(lambda req: w.spawn(run_check(req)))
     dlg.profilesSaved.connect(w._profiles_saved)
@@ -71,8 +75,39 @@ async def open_benchmark(w) -> None:
     w.bench_dialog = dlg
 
 
+#: While the first-run card shows, how often the active profile's server is asked again
+#: (one small GET): the card goes as soon as it answers, however it was set up.
+FIRST_RUN_RECHECK_S = 2.0
+
+
+def hide_first_run(w) -> None:
+    """Take the first-run card away (the active profile answers)."""
+    card = getattr(w, "first_run", None)
+    if card is not None:
+        with contextlib.suppress(RuntimeError):  # deleted with the window
+            card.hide()
+
+
+async def _watch_first_run(w, server_answers) -> None:
+    """Hide the card once the active profile answers: a server started meanwhile, a
+    profile set up in Settings or chosen in the switcher, an answer that streamed."""
+    import asyncio
+
+    import shiboken6
+
+    card = w.first_run
+    while not w._closing and shiboken6.isValid(card) and card.isVisible():
+        await asyncio.sleep(FIRST_RUN_RECHECK_S)
+        if w._closing or not shiboken6.isValid(card) or not card.isVisible():
+            return
+        if await server_answers(w.profile, timeout_s=FIRST_RUN_RECHECK_S):
+            hide_first_run(w)
+            return
+
+
 async def first_run_check(w) -> None:
-    """Show the first-run card above the answer while the active server does not answer."""
+    """Show the first-run card above the answer while the active server does not answer;
+    it goes as soon as the active profile answers (its test passed, or it streamed)."""
     from kanoa_desktop.ui.preload import HTTP_STACK, after_first_paint, import_off_thread
 
     # Its module brings httpx: imported on a worker thread once the window is on screen.
@@ -98,6 +133,7 @@ async def first_run_check(w) -> None:
         card.settingsRequested.connect(w.open_settings)
         w.answer_column.insertWidget(2, card)
     w.first_run.show()
+    w.spawn(_watch_first_run(w, server_answers))
 
 
 def open_document(w, item):

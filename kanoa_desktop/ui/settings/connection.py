@@ -7,6 +7,7 @@ The dialog emits a :class:`ConnectionRequest`; the window runs :func:`check_conn
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -42,6 +43,29 @@ class ConnectionReport:
     error: str | None = None  # plain words: what went wrong and what to do
     router: RouterStatus | None = None  # a vLLM router's workers; None: not a router
     image_tokens: int | None = None  # what one figure costs (measured); None: not known
+
+
+# The last check of each profile this session, wherever it ran (Settings, the first-run
+# card): Settings shows it instead of "Not tested yet" while the address is the same.
+_LAST: dict[str, tuple[str, ConnectionReport, float]] = {}
+
+
+def remember_result(profile_id: str, api_base: str, report: ConnectionReport) -> None:
+    """Keep ``report`` as the profile's last connection check (this session)."""
+    _LAST[profile_id] = (api_base, report, time.time())
+
+
+def last_result(profile_id: str, api_base: str) -> tuple[ConnectionReport, float] | None:
+    """The profile's last check and when it ran (Unix time), if it tested ``api_base``."""
+    found = _LAST.get(profile_id)
+    if found is None or found[0] != api_base:
+        return None
+    return found[1], found[2]
+
+
+def passed(report: ConnectionReport) -> bool:
+    """The server answered (or is loading its model) and nothing went wrong."""
+    return report.error is None and report.health is not None and report.health.reachable
 
 
 async def check_connection(

@@ -39,7 +39,13 @@ from kanoa_desktop.core.config.profiles import (
     validate_profile,
 )
 from kanoa_desktop.core.config.secrets import KeyStore
-from kanoa_desktop.ui.settings.connection import ConnectionReport, ConnectionRequest
+from kanoa_desktop.ui.settings.connection import (
+    ConnectionReport,
+    ConnectionRequest,
+    last_result,
+    passed,
+    remember_result,
+)
 from kanoa_desktop.ui.settings.pages import (
     AppearancePage,
     EndpointPage,
@@ -187,6 +193,14 @@ class SettingsDialog(QDialog):
             page.load(profile)
             page.show_messages([])
         self.endpoint.put_key_change(self._key_changes.get(profile.id))
+        # The last check of this profile (here or on the first-run card), not a stale one
+        # of the profile shown before.
+        last = last_result(profile.id, profile.api_base)
+        if last is None:
+            self.endpoint.show_not_tested()
+        else:
+            report, when = last
+            self.endpoint.show_connection_result(report, tested_at=when)
         self._refresh_probe()
 
     def _refresh_profiles(self) -> None:
@@ -323,9 +337,10 @@ class SettingsDialog(QDialog):
         A vision probe result is remembered per server and model."""
         self.endpoint.test_button.setEnabled(True)
         self.endpoint.show_connection_result(report)
-        passed = report.error is None and report.health is not None and report.health.reachable
+        api_base = self.endpoint.values()["api_base"]
+        remember_result(self._current_id, api_base, report)
         self._passed.pop(self._current_id, None)
-        if passed:
+        if passed(report):
             self._passed[self._current_id] = self.endpoint.values()["api_base"]
         if report.vision is not None and report.vision_model:
             api_base = self.endpoint.values()["api_base"]

@@ -11,6 +11,7 @@ App-wide settings go through ``load_preferences`` / ``save_preferences``.
 from __future__ import annotations
 
 import dataclasses
+import time
 from urllib.parse import urlsplit
 
 from PySide6.QtCore import Qt, Signal
@@ -485,8 +486,18 @@ class EndpointPage(SettingsPage):
         return messages
 
     # -- connection results
-    def show_connection_result(self, report: ConnectionReport) -> None:
+    def show_not_tested(self) -> None:
+        self.result_label.setText("Not tested yet.")
+        self.model_list.clear()  # the model box keeps the profile's model
+        self.model_list.hide()
+        self.show_router_workers(None)
+
+    def show_connection_result(
+        self, report: ConnectionReport, *, tested_at: float | None = None
+    ) -> None:
         lines = []
+        if tested_at is not None:
+            lines.append(f"Last test at {time.strftime('%H:%M', time.localtime(tested_at))}:")
         health = report.health
         if health is not None:
             state = {"ok": "Reachable", "loading": "Loading the model", "down": "Not reachable"}
