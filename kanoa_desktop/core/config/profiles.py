@@ -210,6 +210,31 @@ PRESETS: dict[str, Preset] = {
 }
 
 
+# The server each default port belongs to (SERVER_PRESETS), for a profile made by hand.
+_PORT_KINDS = {8080: "llama.cpp", 11434: "ollama", 1234: "lm-studio"}
+
+
+def start_server_hint(profile: Profile) -> str:
+    """How to start the server this profile points at, when nothing listens there: the
+    command of its kind (its preset, else its port's usual server), never vLLM's command
+    for a llama.cpp profile."""
+    try:
+        port = urlsplit(profile.api_base).port
+    except ValueError:
+        port = None
+    kind = profile.preset if profile.preset in _PORT_KINDS.values() else _PORT_KINDS.get(port)
+    where = f" --port {port}" if port else ""
+    if kind == "llama.cpp":
+        start = f"llama.cpp's server: `llama-server -m model.gguf{where}`"
+    elif kind == "ollama":
+        start = "Ollama: `ollama serve`"
+    elif kind == "lm-studio":
+        start = "LM Studio's server (its Developer tab, Start Server)"
+    else:
+        start = f"the model server (e.g. `vllm serve {profile.model or 'MODEL'}{where}`)"
+    return f"Start {start}, or check the address and port in Settings > Endpoint."
+
+
 def apply_preset(profile: Profile, preset: Preset | str) -> Profile:
     """A copy of ``profile`` with the preset's values in every field the user has not set.
 

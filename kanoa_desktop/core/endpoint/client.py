@@ -277,8 +277,12 @@ class ChatClient:
         timeouts: Timeouts | None = None,
         verify: bool | str = True,
         transport: httpx.AsyncBaseTransport | None = None,
+        start_hint: str | None = None,
     ) -> None:
         self.api_base = api_base.rstrip("/")
+        # What to do when nothing listens (the profile's kind of server: see
+        # kanoa_desktop.core.config.profiles.start_server_hint); None: a general sentence.
+        self.start_hint = start_hint
         self.root = root_url(self.api_base)
         self.timeouts = timeouts or Timeouts()
         self._api_key = api_key or None
@@ -335,7 +339,12 @@ class ChatClient:
         self, exc: Exception, *, partial_text: str = "", streaming: bool = False
     ) -> E.KanoaError:
         return network_error(
-            exc, self.api_base, partial_text=partial_text, streaming=streaming, secret=self._api_key
+            exc,
+            self.api_base,
+            partial_text=partial_text,
+            streaming=streaming,
+            secret=self._api_key,
+            start_hint=self.start_hint,
         )
 
     def _send_error(self, exc: Exception, body_bytes: int) -> E.KanoaError:
@@ -969,8 +978,10 @@ def network_error(
     partial_text: str = "",
     streaming: bool = False,
     secret: str | None = None,
+    start_hint: str | None = None,
 ) -> E.KanoaError:
-    """Map an httpx transport exception to the matching :class:`KanoaError`."""
+    """Map an httpx transport exception to the matching :class:`KanoaError`. ``start_hint``
+    is the hint when nothing listens (how to start that server)."""
     where = api_base
     text = " ".join(str(e) for e in _chain(exc)).lower()
     detail = E.scrub(str(exc) or type(exc).__name__, secret)
@@ -1033,7 +1044,8 @@ def network_error(
     ):
         return E.ConnectionRefused(
             f"Nothing is listening at {where}.",
-            "Start the model server (e.g. `vllm serve MODEL`), or check the port in Settings > Endpoint.",
+            start_hint
+            or "Start the model server, or check the address and port in Settings > Endpoint.",
             **kw,
         )
     if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError) and (streaming or partial_text):

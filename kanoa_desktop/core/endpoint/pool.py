@@ -60,9 +60,16 @@ class ClientPool:
         ident = (profile.api_base, hash(secret) if secret else None, verify, timeouts)
         client = self._clients.get(ident)
         if client is None or client.closed:
+            from kanoa_desktop.core.config.profiles import start_server_hint
             from kanoa_desktop.core.endpoint.client import ChatClient
 
-            client = ChatClient(profile.api_base, api_key=secret, verify=verify, timeouts=timeouts)
+            client = ChatClient(
+                profile.api_base,
+                api_key=secret,
+                verify=verify,
+                timeouts=timeouts,
+                start_hint=start_server_hint(profile),
+            )
             self._clients[ident] = client
         return client
 
