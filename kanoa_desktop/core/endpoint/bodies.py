@@ -73,9 +73,34 @@ class _CappedStream(httpx.AsyncByteStream):
         await self._inner.aclose()
 
 
+#: Seconds an idle kept-alive connection is reused. Below the servers' own idle timeouts
+#: (cpp-httplib in llama-server, uvicorn in vLLM: 5 s), which equal httpx's default: a poll
+#: every 5 s then reused a connection the server was closing at that very moment, and the
+#: GPU panel said "Stale ... Server disconnected without sending a response" while the
+#: server was healthy.
+KEEPALIVE_EXPIRY_S = 2.0
+# What reusing a connection the server has just closed looks like, before any response.
+_STALE_CONNECTION = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
+
+
+def _short_keepalive(limits: httpx.Limits | None) -> httpx.Limits:
+    if limits is None:
+        return httpx.Limits(keepalive_expiry=KEEPALIVE_EXPIRY_S)
+    expiry = limits.keepalive_expiry
+    return httpx.Limits(
+        max_connections=limits.max_connections,
+        max_keepalive_connections=limits.max_keepalive_connections,
+        keepalive_expiry=KEEPALIVE_EXPIRY_S if expiry is None else min(expiry, KEEPALIVE_EXPIRY_S),
+    )
+
+
 class CappedTransport(httpx.AsyncBaseTransport):
     """An httpx transport whose response bodies stop at ``max_body_bytes`` and, with
     ``deadline_s``, must be complete that many seconds after the request was sent.
+
+    Kept-alive connections expire after :data:`KEEPALIVE_EXPIRY_S`, and a GET or HEAD that
+    meets a connection the server closed under it (no response at all) is sent once more,
+    on another connection: a server's idle close is not the server being down.
 
     ``inner`` defaults to ``httpx.AsyncHTTPTransport(**transport_kwargs)`` (pass
     ``verify``, ``limits`` and the like there: a client given a transport does not
@@ -94,6 +119,7 @@ class CappedTransport(httpx.AsyncBaseTransport):
             from kanoa_desktop.core.endpoint.tls import shared_verify
 
             transport_kwargs["verify"] = shared_verify(transport_kwargs.get("verify", True))
+            transport_kwargs["limits"] = _short_keepalive(transport_kwargs.get("limits"))
             inner = httpx.AsyncHTTPTransport(**transport_kwargs)
         self._inner = inner
         self.max_body_bytes = max_body_bytes
@@ -101,7 +127,13 @@ class CappedTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         started = time.monotonic()
-        response = await self._inner.handle_async_request(request)
+        try:
+            response = await self._inner.handle_async_request(request)
+        except _STALE_CONNECTION:
+            if request.method not in ("GET", "HEAD"):
+                raise  # a question is never sent twice
+            # The pool dropped the dead connection: this goes on a live or a new one.
+            response = await self._inner.handle_async_request(request)
         stream = response.stream
         assert isinstance(stream, httpx.AsyncByteStream)
         response.stream = _CappedStream(

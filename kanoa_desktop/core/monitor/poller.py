@@ -356,15 +356,21 @@ class MetricsPoller:
 
     # -- polling
 
+    def _new_client(self) -> httpx.AsyncClient:
+        # Every body capped and deadlined (/metrics, /slots, DCGM), and kept-alive
+        # connections short-lived with a retry on a stale one: see core/endpoint/bodies.
+        # The transport's cap is a backstop above fetch_metrics' own, whose message says
+        # which page was too large.
+        return httpx.AsyncClient(
+            timeout=self.timeout_s,
+            transport=CappedTransport(
+                max_body_bytes=2 * METRICS_BODY_CAP, deadline_s=max(3 * self.timeout_s, 10.0)
+            ),
+        )
+
     def _client_or_new(self) -> httpx.AsyncClient:
         if self._client is None:
-            # Every body capped and deadlined (/metrics, /slots, DCGM): see core/endpoint/bodies.
-            self._client = httpx.AsyncClient(
-                timeout=self.timeout_s,
-                transport=CappedTransport(
-                    max_body_bytes=METRICS_BODY_CAP, deadline_s=max(3 * self.timeout_s, 10.0)
-                ),
-            )
+            self._client = self._new_client()
         return self._client
 
     async def _read_gpus(self) -> tuple[GpuReading, ...] | NvmlUnavailable | None:
@@ -515,7 +521,7 @@ class MetricsPoller:
         if self._client is None:
             # Its TLS context reads the CA bundle (tens of ms; more on a busy machine): made
             # on a worker thread, so the first poll never stalls a GUI on this loop.
-            self._client = await asyncio.to_thread(httpx.AsyncClient, timeout=self.timeout_s)
+            self._client = await asyncio.to_thread(self._new_client)
         gpus_task = asyncio.ensure_future(self._read_gpus())
         try:
             failure: tuple[PollState, str, bool] | None = None
