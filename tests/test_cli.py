@@ -145,10 +145,13 @@ def test_the_app_closes_cleanly_on_sigterm_with_a_request_running(tmp_path):
             [sys.executable, str(script), server.api_base],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
         )  # fmt: skip
-        assert server.wait_for(lambda s: s.running == 1, 30), "the app never started streaming"
+        # The event (the request streaming), or the app dying; a ceiling for a machine
+        # shared with other work (30 s once was not enough there for the app to start).
+        started = server.wait_for(lambda s: s.running == 1 or proc.poll() is not None, 300)
+        assert started and proc.poll() is None, "the app never started streaming"
         time.sleep(0.3)
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
+        out, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
         assert server.wait_for(lambda s: s.aborted == 1 and s.open_connections == 0, 5)
     noise = [line for line in err.splitlines() if "propagateSizeHints" not in line and line.strip()]
@@ -161,7 +164,6 @@ def test_the_app_closes_cleanly_on_sigterm_with_a_request_running(tmp_path):
 
 def test_a_second_launch_hands_its_files_to_the_running_window(tmp_path):
     import signal
-    import time
 
     png = tmp_path / "second.png"
     from PIL import Image
@@ -189,11 +191,11 @@ def test_a_second_launch_hands_its_files_to_the_running_window(tmp_path):
                              text=True, env=env)  # fmt: skip
     try:
         assert first.stdout.readline().strip() == "SHOWN"
-        t0 = time.monotonic()
+        # A ceiling, not a measure: a loaded machine may take long to start Python.
         second = subprocess.run([sys.executable, "-m", "kanoa_desktop", str(png)], env=env,
-                                capture_output=True, text=True, timeout=60)  # fmt: skip
+                                capture_output=True, text=True, timeout=300)  # fmt: skip
         assert second.returncode == 0, second.stderr
-        assert time.monotonic() - t0 < 30
+        assert "already open" in second.stderr and "second.png" in second.stderr
         assert first.stdout.readline().split() == ["OPENED", str(png)]
     finally:
         first.send_signal(signal.SIGTERM)

@@ -8,6 +8,10 @@ Options such as ``--api-base``, ``--model`` and ``--max-tokens`` override the pr
 this run only. The answer streams to stdout, followed by the sources it was given (those
 it cited marked) and one usage line with the cost; notices, errors and where the turn was
 saved go to stderr. The turn is recorded in the history unless ``--no-history``.
+
+Until the first token, a terminal's stderr shows one line, rewritten in place, saying what
+the server is doing (reading the prompt, the queue ahead, or the time waited); it is
+erased when the answer starts. Piped, stderr gets nothing extra.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from kanoa_desktop.core.ask.pipeline import (
     Asked,
     ConversationRunner,
     Notice,
+    Progress,
     ReasoningText,
     Sources,
     TurnEnded,
@@ -292,6 +297,14 @@ def _for_terminal(stream: Any, text: str) -> str:
     return escape_control(text, keep="\n\t") if callable(isatty) and isatty() else text
 
 
+def _is_tty(stream: Any) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return bool(callable(isatty) and isatty())
+    except ValueError:  # a closed stream
+        return False
+
+
 class _Printer:
     """Renders the runner's events: the answer on stdout, the rest on stderr."""
 
@@ -299,8 +312,46 @@ class _Printer:
         self.show_request = show_request
         self.in_reasoning = False
         self.sources: Sources | None = None
+        self.status_line = False  # a progress line is on the terminal, to erase
+        self.answering = False
+        self.stdout_closed = False  # the reader of stdout went away (| head)
+        self.on_stdout_closed: Any = None
+
+    def _erase_status(self) -> None:
+        if self.status_line:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
+            self.status_line = False
+
+    def _progress(self, ev: Progress) -> None:
+        # Only on a terminal, and only before the answer: a line rewritten in place would
+        # tear the answer's own line, and a pipe or a log file wants no such noise.
+        if self.answering or ev.activity.phase in ("streaming", "silent"):
+            return
+        if not _is_tty(sys.stderr):
+            return
+        sys.stderr.write("\r\x1b[K" + ev.activity.text())
+        sys.stderr.flush()
+        self.status_line = True
 
     def __call__(self, ev: Any) -> None:
+        try:
+            self._render(ev)
+        except BrokenPipeError:
+            # Nobody reads the answer any more: stop it (the server stops generating).
+            self.stdout_closed = True
+            if self.on_stdout_closed is not None:
+                self.on_stdout_closed()
+
+    def _render(self, ev: Any) -> None:
+        if isinstance(ev, Progress):
+            self._progress(ev)
+            return
+        if isinstance(ev, AnswerDelta | ReasoningText | TurnEnded):
+            self.answering = True
+            self._erase_status()
+        if self.stdout_closed:
+            return
         if isinstance(ev, AnswerDelta):
             if self.in_reasoning:
                 sys.stderr.write("\n")
@@ -340,12 +391,15 @@ async def _ask(
         vision=store,
         kanoa_pricing=load_kanoa_pricing(),
     )
+    printer.on_stdout_closed = lambda: runner.stop("Stopped: the output was closed.")
     try:
         ended: TurnEnded = await runner.ask(inputs)
     finally:
         await pool.aclose()
         if history is not None:
             history.close()
+    if printer.stdout_closed:
+        raise BrokenPipeError  # the entry point ends quietly (status 141)
     out = sys.stdout
     out.write("\n")
     if ended.note:

@@ -239,6 +239,8 @@ class MainWindow(DeferredParts, QMainWindow):
             self._refresh_status()
         elif isinstance(ev, P.AnswerDelta):
             self.answer.append(ev.text)
+        elif isinstance(ev, P.Progress):
+            self.status.show_activity(ev.activity)  # what the server is doing
         elif isinstance(ev, P.Sources):
             self.sources.set_grounding(ev.grounding, ev.answer)
         elif isinstance(ev, P.TurnEnded):

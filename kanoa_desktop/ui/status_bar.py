@@ -62,12 +62,24 @@ class StreamStatus(QWidget):
         self.context.setMaximumHeight(14)
         self.context.setTextVisible(False)
         self.context.setRange(0, 1000)
+        # How far the server has read a long prompt (llama.cpp says so), shown only then.
+        self.prompt_progress = QProgressBar()
+        self.prompt_progress.setObjectName("statusPromptProgress")
+        self.prompt_progress.setAccessibleName("Prompt read by the server")
+        self.prompt_progress.setMaximumWidth(90)
+        self.prompt_progress.setMaximumHeight(14)
+        self.prompt_progress.setTextVisible(False)
+        self.prompt_progress.setRange(0, 1000)
+        self.prompt_progress.hide()
         self.cost = _label("statusCost", "Cost", "Cost of this answer and of the session")
         self.energy = _label(
             "statusEnergy", "Energy", "GPU energy of the last answer (NVML power × duration)"
         )
         self.energy.hide()
-        for w in (self.model, self.state, self.tokens, self.speed, self.ttft):
+        lay.addWidget(self.model)
+        lay.addWidget(self.state)
+        lay.addWidget(self.prompt_progress)
+        for w in (self.tokens, self.speed, self.ttft):
             lay.addWidget(w)
         lay.addWidget(QLabel("Context"))
         lay.addWidget(self.context)
@@ -96,6 +108,20 @@ class StreamStatus(QWidget):
         text = STATES.get(state, state) + (f": {detail}" if detail else "")
         self._set_elided(self.state, text, 260)
         self.state.setProperty("state", state)
+        self.prompt_progress.hide()
+
+    def show_activity(self, activity) -> None:
+        """What the server is doing (core.ask.watch.Activity): reading the prompt, the
+        queue ahead, or how long the answer has waited. Replaces the state line until the
+        next state."""
+        self._set_elided(self.state, activity.text(), 320)
+        self.state.setProperty("activity", activity.phase)
+        if activity.phase == "prompt" and activity.total:
+            self.prompt_progress.setValue(int(1000 * (activity.processed or 0) / activity.total))
+            self.prompt_progress.setToolTip(activity.text())
+            self.prompt_progress.show()
+        else:
+            self.prompt_progress.hide()
 
     def set_energy(self, wh: float, price_per_kwh: float | None = None) -> None:
         text = f"{wh:.3f} Wh" if wh < 10 else f"{wh:.1f} Wh"

@@ -10,8 +10,13 @@ question through the whole pipeline:
 and reports it as typed events to its listener, in this order for one turn::
 
     TurnStarted -> StateChanged("connecting") -> ModelResolved -> Notice*
-        -> Asked -> StateChanged("waiting") -> StateChanged("streaming")
-        -> (AnswerDelta | ReasoningDelta)* -> Sources? -> TurnEnded
+        -> Asked -> StateChanged("waiting") -> Progress* -> StateChanged("streaming")
+        -> (AnswerDelta | ReasoningDelta | Progress)* -> Sources? -> TurnEnded
+
+``Progress`` says what the server is doing (:mod:`~kanoa_desktop.core.ask.watch`): reading
+the prompt (llama.cpp's own progress), the queue ahead (vLLM's ``/metrics``), or how long
+the question has waited or the tokens have stopped; at least once a second while waiting
+or silent. A server that stops listening ends the turn at once with an error.
 
 ``TurnEnded`` comes exactly once per ``TurnStarted``, from a ``finally``, whatever happens:
 done, stopped by the user, an error (the ``error`` field), an unexpected exception (turned
@@ -47,6 +52,7 @@ from kanoa_desktop.core.endpoint.chat import Conversation, Turn
 from kanoa_desktop.core.endpoint.events import (
     Finished,
     FirstToken,
+    PromptProgress,
     ReasoningDelta,
     RequestSent,
     TextDelta,
@@ -126,6 +132,14 @@ class ReasoningText:
 
 
 @dataclass(frozen=True)
+class Progress:
+    """What the server is doing now (``activity.text()`` is one line for a status bar)."""
+
+    runner: ConversationRunner
+    activity: Any  # core.ask.watch.Activity
+
+
+@dataclass(frozen=True)
 class Sources:
     runner: ConversationRunner
     grounding: Any  # kb.retrieval.Grounding
@@ -158,6 +172,7 @@ AskEvent = (
     | Asked
     | AnswerDelta
     | ReasoningText
+    | Progress
     | Sources
     | TurnEnded
 )
@@ -570,9 +585,30 @@ class ConversationRunner:
             raise
 
     async def _stream(self, st: _TurnState, client, request) -> None:
+        """Consume the stream beside a :class:`~kanoa_desktop.core.ask.watch.ServerWatch`:
+        whichever ends first ends the turn (the watch only when the server is gone)."""
+        from kanoa_desktop.core.ask.watch import ServerWatch
+
+        watch = ServerWatch(
+            client, lambda a: self._emit(Progress(self, a)), partial=lambda: "".join(st.text)
+        )
+        consumer = asyncio.ensure_future(self._consume(st, client, request, watch))
+        watcher = asyncio.ensure_future(watch.run())
+        try:
+            await asyncio.wait({consumer, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            if not consumer.done():
+                raise watcher.result()  # the server stopped listening
+            consumer.result()
+        finally:
+            for task in (watcher, consumer):
+                task.cancel()
+            await asyncio.gather(watcher, consumer, return_exceptions=True)
+
+    async def _consume(self, st: _TurnState, client, request, watch) -> None:
         stream = client.stream_chat(request)
         try:
             async for ev in stream:
+                watch.feed(ev)
                 self.stats.feed(ev)
                 if isinstance(ev, TextDelta):
                     st.text.append(ev.text)
@@ -588,6 +624,8 @@ class ConversationRunner:
                     self._set_state("waiting")
                 elif isinstance(ev, FirstToken):
                     self._set_state("streaming")
+                elif isinstance(ev, PromptProgress):
+                    self._emit(Progress(self, watch.activity(ev.t)))  # at once, not per tick
                 elif isinstance(ev, Finished):
                     st.notices = ev.notices
         finally:
@@ -819,6 +857,7 @@ def runner_events(events: Sequence[AskEvent], kind: type) -> list:
 
 __all__ = [
     "AnswerDelta",
+    "Progress",
     "AskEvent",
     "Asked",
     "ConversationRunner",

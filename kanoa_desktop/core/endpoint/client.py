@@ -49,6 +49,7 @@ from kanoa_desktop.core.endpoint.events import (
     Finished,
     FirstToken,
     Notice,
+    PromptProgress,
     ReasoningDelta,
     RequestSent,
     StreamEvent,
@@ -458,6 +459,41 @@ class ChatClient:
         self._models_cache = out
         return out
 
+    @property
+    def is_llamacpp(self) -> bool:
+        """The model list said llama.cpp's server (``owned_by: "llamacpp"``)."""
+        return bool(self._models_cache) and self._models_cache[0].owned_by == "llamacpp"
+
+    @property
+    def is_vllm(self) -> bool:
+        """The model list said vLLM (``owned_by: "vllm"``)."""
+        return bool(self._models_cache) and self._models_cache[0].owned_by == "vllm"
+
+    async def listening(self, timeout_s: float = 2.0) -> bool | None:
+        """Whether the server's address answers HTTP at all right now: True (any status),
+        False when nothing listens there (the connection is refused: the server is gone),
+        None when it cannot be told (a timeout, a network error). Never raises."""
+        try:
+            await self._request(
+                "GET", f"{self.root}/health", kind="json", what="health reply", read_s=timeout_s
+            )
+        except E.ConnectionRefused:
+            return False
+        except E.KanoaError:
+            return None
+        return True
+
+    async def metrics_text(self, timeout_s: float = 2.0) -> str | None:
+        """The server's ``/metrics`` page (Prometheus text), or None when it has none or did
+        not answer in time. Never raises."""
+        try:
+            reply = await self._request(
+                "GET", f"{self.root}/metrics", kind="json", what="metrics page", read_s=timeout_s
+            )
+        except E.KanoaError:
+            return None
+        return reply.text if reply.status_code == 200 else None
+
     async def health(self) -> Health:
         """reachable (ok) / loading / down, with the round-trip latency.
 
@@ -654,6 +690,10 @@ class ChatClient:
         payload = request.payload(stream=True)
         if self._no_prompt_cache and request.n_images:
             payload["cache_prompt"] = False  # llama.cpp only; see E.PromptCacheFault
+        if self.is_llamacpp:
+            # llama.cpp streams how far it has read the prompt (PromptProgress); other
+            # servers may refuse an unknown field, so only llama.cpp is asked.
+            payload["return_progress"] = True
         body = json.dumps(payload).encode()
         url = self._url("chat/completions")
         to = self.timeouts
@@ -790,6 +830,11 @@ class ChatClient:
                             detail=message[: E.MAX_MESSAGE_CHARS],
                             partial_text=partial(),
                         )
+                    progress = chunk.get("prompt_progress")
+                    if isinstance(progress, dict) and not first_seen:
+                        ev = _prompt_progress(progress)
+                        if ev is not None:
+                            yield ev
                     if isinstance(chunk.get("usage"), dict):
                         usage = chunk["usage"]
                     if isinstance(chunk.get("timings"), dict):
@@ -934,6 +979,15 @@ class ChatClient:
             Finished(now, reason if isinstance(reason, str) else None, text, reasoning, notices)
         )
         return events
+
+
+def _prompt_progress(progress: dict[str, Any]) -> PromptProgress | None:
+    """llama.cpp's ``prompt_progress`` ({total, cache, processed, time_ms}) as an event."""
+    total, processed = token_count(progress.get("total")), token_count(progress.get("processed"))
+    if total is None or processed is None or total <= 0:
+        return None
+    cached = token_count(progress.get("cache")) or 0
+    return PromptProgress(time.monotonic(), min(processed, total), total, min(cached, total))
 
 
 def _context_length(value: Any) -> int | None:

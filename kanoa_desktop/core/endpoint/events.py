@@ -3,7 +3,12 @@
 Every event carries ``t``, a ``time.monotonic()`` timestamp taken when the client saw it, so
 callers compute time to first token and tokens/s without clocks of their own:
 
-    RequestSent -> FirstToken -> (TextDelta | ReasoningDelta)* -> Usage? -> Finished
+    RequestSent -> PromptProgress* -> FirstToken -> (TextDelta | ReasoningDelta)* -> Usage?
+        -> Finished
+
+``PromptProgress`` comes only from servers that report how far they have read the prompt
+(llama.cpp, asked with ``return_progress``): ``processed`` of ``total`` prompt tokens, of
+which ``cached`` came from its prompt cache. ``total`` is the server's own prompt count.
 
 ``FirstToken`` precedes the first text or reasoning delta. ``Usage`` comes once, before
 ``Finished``; when the server sent none its figures are estimated (``estimated=True``).
@@ -33,6 +38,18 @@ class RequestSent:
     model: str
     n_images: int = 0
     body_bytes: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PromptProgress:
+    t: float
+    processed: int  # prompt tokens read so far (cached ones included)
+    total: int  # the whole prompt, in the server's tokens
+    cached: int = 0  # taken from the server's prompt cache, not read again
+
+    @property
+    def fraction(self) -> float:
+        return min(1.0, self.processed / self.total) if self.total > 0 else 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,4 +102,6 @@ class Finished:
     notices: tuple[Notice, ...] = ()
 
 
-StreamEvent = RequestSent | FirstToken | TextDelta | ReasoningDelta | Usage | Finished
+StreamEvent = (
+    RequestSent | PromptProgress | FirstToken | TextDelta | ReasoningDelta | Usage | Finished
+)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from kanoa_desktop.core.endpoint.events import (
     Finished,
     FirstToken,
+    PromptProgress,
     ReasoningDelta,
     RequestSent,
     StreamEvent,
@@ -40,6 +41,7 @@ class StreamStats:
     chunks: int = 0  # content and reasoning chunks seen: one token each on known servers
     chars: int = 0
     usage: Usage | None = None
+    server_prompt_tokens: int | None = None  # the server's count, once it said (progress)
     finish_reason: str | None = None
     _events: int = field(default=0, repr=False)
 
@@ -49,6 +51,8 @@ class StreamStats:
             self.t_sent = ev.t
         elif isinstance(ev, FirstToken):
             self.t_first = ev.t
+        elif isinstance(ev, PromptProgress):
+            self.server_prompt_tokens = ev.total
         elif isinstance(ev, TextDelta | ReasoningDelta):
             self.chunks += 1
             self.chars += len(ev.text)
@@ -72,7 +76,13 @@ class StreamStats:
 
     @property
     def prompt_tokens(self) -> int:
-        return self.usage.prompt_tokens if self.usage else self.prompt_estimate
+        """The server's usage; before it, the prompt count the server reported while
+        reading the prompt (llama.cpp); before that, the estimate."""
+        if self.usage:
+            return self.usage.prompt_tokens
+        if self.server_prompt_tokens is not None:
+            return self.server_prompt_tokens
+        return self.prompt_estimate
 
     @property
     def output_tokens(self) -> int:
