@@ -1,5 +1,16 @@
-"""Import heavy code without a full garbage collection in the middle of it.
+"""Modules that load on first use: the one mechanism of the whole app.
 
+Importing the window or a command must not import what only a later action needs (issue
+18). Three shapes of the same idea, all here:
+
+- :class:`LazyModule`: ``P = LazyModule("a.b")`` at the top of a module, ``P.Name`` later
+  imports ``a.b`` on first use;
+- :func:`attach`: a package's public names loaded from their submodules on first access
+  (PEP 562; the shape of scientific Python's ``lazy_loader.attach``);
+- :func:`load` and :func:`load_all`: import now, on whatever thread calls (start-up's
+  worker preloads with them).
+
+Every import they make runs with the cyclic garbage collector paused (:func:`paused`).
 An import creates long-lived objects by the tens of thousands (classes, functions, enum
 members), and CPython's cyclic collector runs a full pass over every tracked object when
 enough of them pile up: 58-71 ms here, holding the GIL, collecting nothing. Run on a worker
@@ -17,8 +28,9 @@ from __future__ import annotations
 
 import gc
 import importlib
+import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from types import ModuleType
 
@@ -49,10 +61,8 @@ def paused() -> Iterator[None]:
                     gc.enable()
 
 
-def import_heavy(name: str) -> ModuleType:
+def load(name: str) -> ModuleType:
     """``importlib.import_module(name)`` inside :func:`paused` (at once when loaded)."""
-    import sys
-
     module = sys.modules.get(name)
     if module is not None:
         return module
@@ -60,4 +70,61 @@ def import_heavy(name: str) -> ModuleType:
         return importlib.import_module(name)
 
 
-__all__ = ["import_heavy", "paused"]
+def load_all(required: Sequence[str], optional: Sequence[str] = ()) -> None:
+    """Import ``required`` (an ImportError is raised) and ``optional`` (what they *may*
+    load later: a dependency's own dependencies change between versions, anyio 4.x dropped
+    sniffio), all inside one :func:`paused`."""
+    with paused():
+        for name in optional:
+            try:
+                importlib.import_module(name)
+            except ImportError:
+                pass
+        for name in required:
+            importlib.import_module(name)
+
+
+class LazyModule:
+    """A module imported on its first attribute access: ``P = LazyModule("a.b")`` then
+    ``P.Name`` imports ``a.b`` (once, with :func:`load`; thread-safe through Python's
+    import lock). The window names what it uses later this way, so importing it does not
+    import them; start-up imports them off the GUI thread after the first paint, so the
+    first use finds them loaded."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._module: ModuleType | None = None
+
+    def __getattr__(self, attr: str):
+        module = self._module
+        if module is None:
+            module = self._module = load(self._name)
+        return getattr(module, attr)
+
+    def __repr__(self) -> str:
+        state = "loaded" if self._module is not None else "not loaded yet"
+        return f"<LazyModule {self._name} ({state})>"
+
+
+def attach(package: str, names: Mapping[str, str]):
+    """PEP 562 hooks for ``package``: each of ``names`` (name -> submodule) loads from its
+    submodule on first access, then stays in the package's namespace. Use as
+    ``__getattr__, __dir__ = attach(__name__, {...})``; list the names in ``__all__`` and
+    under ``if TYPE_CHECKING:`` imports for linters and readers."""
+    namespace = sys.modules[package].__dict__
+
+    def __getattr__(name: str):  # noqa: N807 - the module hook's name
+        where = names.get(name)
+        if where is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(load(f"{package}.{where}"), name)
+        namespace[name] = value
+        return value
+
+    def __dir__() -> list[str]:  # noqa: N807
+        return sorted({*namespace, *names})
+
+    return __getattr__, __dir__
+
+
+__all__ = ["LazyModule", "attach", "load", "load_all", "paused"]
