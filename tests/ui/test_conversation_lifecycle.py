@@ -116,14 +116,29 @@ def test_theme_preference_changes_the_palette_at_once(make_window):
     assert dark < 100 < light
 
 
-def test_font_size_preference_changes_the_font_at_once(make_window):
+def test_font_size_preference_changes_the_answer_text_and_restores_exactly(make_window):
+    from PySide6.QtWidgets import QWidget
+
     w = make_window("http://127.0.0.1:9/v1", "m")
+    QApplication.processEvents()
+
+    def fonts() -> dict[int, str]:
+        return {id(x): x.font().toString() for x in w.findChildren(QWidget)}
+
+    before = fonts()
+    app_size = QApplication.instance().font().pointSize()
     _set_prefs(w, font_size_pt=17)
     QApplication.processEvents()  # the font change reaches widgets as an event
-    assert QApplication.instance().font().pointSize() == 17
-    assert QFont(w.answer.font()).pointSize() == 17
+    assert QFont(w.answer.font()).pointSize() == 17  # the text one reads
+    # The rest of the window keeps its size: no clipped dock tabs or buttons.
+    assert QApplication.instance().font().pointSize() == app_size
+    for widget in (w.inputs.drop, w.status, w.gpu_panel, w.inputs.question):
+        assert widget.font().pointSize() == app_size, widget.objectName()
     _set_prefs(w, font_size_pt=None)
-    assert QApplication.instance().font().pointSize() != 17
+    QApplication.processEvents()
+    after = fonts()
+    changed = [k for k in before if k in after and before[k] != after[k]]
+    assert not changed, "System default restores every widget's font exactly"
 
 
 def test_gpu_panel_visibility_preference_hides_and_shows_the_dock(make_window):
