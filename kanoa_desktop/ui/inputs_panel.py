@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
+    QCheckBox,
     QFormLayout,
     QFrame,
     QLabel,
@@ -104,9 +105,22 @@ class InputsPanel(QWidget):
         self.question.setPlaceholderText("Question or follow-up (empty: interpret)  · Ctrl+Enter")
         self.question.setTabChangesFocus(True)
         self.question.setFixedHeight(self.fontMetrics().lineSpacing() * 3 + 12)
+        # Per question: the attached knowledge base can be left out (shown only when one
+        # is attached; see set_has_knowledge_base).
+        self.use_kb = QCheckBox("Ground in the knowledge base")
+        self.use_kb.setObjectName("useKnowledgeBase")
+        self.use_kb.setAccessibleName("Use the knowledge base for this question")
+        self.use_kb.setToolTip(
+            "Send relevant passages of the attached folders with the question; "
+            "clear it to ask without them"
+        )
+        self.use_kb.setChecked(True)
         form.addRow("Context", self.context)
         form.addRow("Focus", self.focus)
         form.addRow("Question", self.question)
+        form.addRow("", self.use_kb)
+        form.setRowVisible(self.use_kb, False)
+        self._form = form
         lay.addLayout(form)
 
         # A disclosure button, not a group box: collapsed, it takes one line and no frame.
@@ -146,6 +160,14 @@ class InputsPanel(QWidget):
         # Ctrl+Enter is bound once, by the window's Interpret action (a window shortcut):
         # binding it here too made Qt call it ambiguous and do nothing in these fields.
         self.refresh()
+
+    def set_has_knowledge_base(self, on: bool) -> None:
+        """Show the knowledge-base switch while folders are attached."""
+        self._form.setRowVisible(self.use_kb, on)
+
+    @property
+    def knowledge_base_wanted(self) -> bool:
+        return self.use_kb.isChecked()
 
     def _show_system_prompt(self, on: bool) -> None:
         self.system_box.setVisible(on)

@@ -179,7 +179,10 @@ class MainWindow(DeferredParts, QMainWindow):
             pool=self.clients,
             listener=self._on_event,
             history=self.history,
-            knowledge_base=lambda: self.kb_panel.knowledge_base,
+            # Left out for a question whose "Ground in the knowledge base" is cleared.
+            knowledge_base=lambda: (
+                self.kb_panel.knowledge_base if self.inputs.knowledge_base_wanted else None
+            ),
             vision=self.store,
             kanoa_pricing=self._kanoa_pricing,
             energy=self.monitor,
@@ -234,6 +237,8 @@ class MainWindow(DeferredParts, QMainWindow):
             if not (ev.title == "Figures not sent" and self.vision_note.isVisible()):
                 self.banner.show_message(ev.title, ev.message, ev.hint)  # not said twice
         elif isinstance(ev, P.Asked):
+            if not self.inputs.knowledge_base_wanted and self.kb_panel.folders:
+                self.sources.show_left_out()  # said under the answer, not silently skipped
             self.answer.begin_answer(P.you_markdown(ev.asked))
             self._status_timer.start()
             self._refresh_status()

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from kanoa_desktop.core.kb.modes import MODE_NONE, MODE_WHOLE, NO_PASSAGE_NOTICE
+from kanoa_desktop.core.kb.modes import LEFT_OUT_NOTICE, MODE_NONE, MODE_WHOLE, NO_PASSAGE_NOTICE
 
 if TYPE_CHECKING:
     from kanoa_desktop.core.kb.retrieval import Grounding
@@ -120,16 +120,27 @@ class SourcesView(QWidget):
         self.passage_box.hide()
         self.setVisible(False)
 
+    def show_left_out(self) -> None:
+        """The user left the knowledge base out of this question: say so."""
+        self.set_notice(LEFT_OUT_NOTICE)
+
+    def set_notice(self, text: str) -> None:
+        self.list.clear()
+        self._passages = {}
+        self.passage_box.hide()
+        self.setVisible(True)
+        self._title.setText("Sources")
+        self._notice.setText(text)
+        self._notice.setVisible(True)
+        self.list.setVisible(False)
+
     def set_grounding(self, grounding: Grounding, answer: str | None = None) -> None:
         self.list.clear()
         self._passages = {}
         self.passage_box.hide()
         self.setVisible(True)
         if grounding.mode == MODE_NONE or not grounding.passages:
-            self._title.setText("Sources")
-            self._notice.setText(grounding.notice or NO_PASSAGE_NOTICE)
-            self._notice.setVisible(True)
-            self.list.setVisible(False)
+            self.set_notice(grounding.notice or NO_PASSAGE_NOTICE)
             return
         passages = list(grounding.passages)
         title = "Sources"

@@ -125,6 +125,9 @@ def make_kb_panel(self) -> QWidget:
     panel = KnowledgeBasePanel()
     panel.setObjectName("kbPanel")
     panel.foldersChanged.connect(self._kb_folders_changed)
+    # The question's "Ground in the knowledge base" switch shows while folders are attached.
+    panel.foldersChanged.connect(lambda folders: self.inputs.set_has_knowledge_base(bool(folders)))
+    self.inputs.set_has_knowledge_base(bool(panel.folders))
     panel.followLinksChanged.connect(self._kb_follow_links_changed)
     return _fill(self.kb_dock, panel)
 

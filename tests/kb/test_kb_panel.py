@@ -8,7 +8,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from kanoa_desktop.core.kb import index as index_mod
-from kanoa_desktop.core.kb.retrieval import NO_PASSAGE_NOTICE, ground
+from kanoa_desktop.core.kb.retrieval import NO_RELEVANT_NOTICE, ground
 from kanoa_desktop.ui.kb_panel import KnowledgeBasePanel, SourcesView
 from tests.kb.corpus import write_every_kind
 
@@ -176,5 +176,5 @@ def test_sources_view_says_when_no_passage_was_used(qtbot, tmp_path, make_kb):
     qtbot.addWidget(view)
     view.set_grounding(ground(kb, "nothing matches this", 500, allow_whole=False))
     view.show()
-    assert view._notice.isVisible() and view._notice.text() == NO_PASSAGE_NOTICE
+    assert view._notice.isVisible() and view._notice.text() == NO_RELEVANT_NOTICE
     assert not view.list.isVisible()

@@ -14,6 +14,8 @@ from kanoa_desktop.core.kb.retrieval import (
     MODE_RETRIEVED,
     MODE_WHOLE,
     NO_PASSAGE_NOTICE,
+    NO_PASSAGE_PROMPT,
+    NO_RELEVANT_NOTICE,
     aground,
     build_match,
     diversify,
@@ -90,8 +92,10 @@ def test_grounding_labels_passages_and_asks_for_citations(corpus_kb):
 
 def test_nothing_relevant_gives_no_passage_and_the_notice(corpus_kb):
     g = ground(corpus_kb, "zzyzx qwertyuiop", budget=4000, allow_whole=False)
-    assert g.mode == MODE_NONE and g.passages == () and g.prompt_block == ""
-    assert g.notice == NO_PASSAGE_NOTICE
+    assert g.mode == MODE_NONE and g.passages == ()
+    assert g.notice == NO_RELEVANT_NOTICE
+    # The prompt says no passage is given (so no earlier question's [n] gets cited).
+    assert g.prompt_block == NO_PASSAGE_PROMPT
 
 
 def test_packing_never_exceeds_the_budget_over_many_budgets(corpus_kb):
@@ -125,7 +129,7 @@ def test_packing_never_exceeds_the_budget_over_many_budgets(corpus_kb):
             assert g.tokens <= budget and estimate_text_tokens(g.prompt_block) <= budget
             assert g.tokens == estimate_text_tokens(g.prompt_block)
             if g.mode == MODE_NONE:
-                assert g.notice == NO_PASSAGE_NOTICE
+                assert g.notice in (NO_PASSAGE_NOTICE, NO_RELEVANT_NOTICE)
 
 
 def test_packing_respects_a_callers_own_token_counter(corpus_kb):
@@ -157,11 +161,15 @@ def test_small_knowledge_base_is_sent_whole_and_marked(tmp_path, make_kb):
     write_every_kind(tmp_path / "kb")
     kb = make_kb(tmp_path / "kb")
     kb.index()
-    g = ground(kb, "anything at all", budget=30000)
+    # Whole, but only the files the question concerns; nothing for a question about
+    # nothing in it.
+    g = ground(kb, "kelpforest and zephyrite", budget=30000)
     assert g.mode == MODE_WHOLE and g.tokens <= 30000
-    assert {p.source.file for p in g.passages} >= {"notes.md", "report.pdf", "analysis.ipynb"}
+    files = {p.source.file for p in g.passages}
+    assert "report.pdf" in files and len(files) >= 2
     assert "kelpforest" in g.prompt_block and "zephyrite" in g.prompt_block
-    small = ground(kb, "kelpforest survey", budget=300)
+    assert ground(kb, "anything at all", budget=30000).mode == MODE_NONE
+    small = ground(kb, "kelpforest survey", budget=300, allow_whole=False)
     assert small.mode == MODE_RETRIEVED and small.sources[0].file == "report.pdf"
     assert small.sources[0].label() == "report.pdf, p. 1"
 
@@ -209,6 +217,17 @@ def test_hybrid_fusion_finds_a_passage_bm25_alone_misses(hybrid_kb):
     qvec = fake_embed(["ocean warming"])[0]
     fused = search(hybrid_kb, terms, k=3, query_vector=qvec, embed_model="fake")
     assert [h.file for h in fused][:2] == ["a.md", "b.md"]
+
+
+def test_hybrid_search_leaves_out_what_neither_words_nor_vectors_relate(hybrid_kb):
+    embed_pending(hybrid_kb, fake_embed, model="fake")
+    qvec = fake_embed(["ocean warming"])[0]
+    g = ground(hybrid_kb, "ocean warming", 2000, query_vector=qvec, embed_model="fake",
+               allow_whole=False)  # fmt: skip
+    assert [p.source.file for p in g.passages] == ["a.md", "b.md"]  # not the birds
+    nothing = ground(hybrid_kb, "volcano ash", 2000, query_vector=fake_embed(["volcano ash"])[0],
+                     embed_model="fake", allow_whole=False)  # fmt: skip
+    assert nothing.passages == () and nothing.notice == NO_RELEVANT_NOTICE
 
 
 async def test_async_grounding_awaits_an_async_embedding_function(hybrid_kb):

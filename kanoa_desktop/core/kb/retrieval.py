@@ -7,8 +7,15 @@ spreading picks across files; packs them into the token budget the caller comput
 :func:`kanoa_desktop.core.kb.budget.token_budget`; and returns a :class:`Grounding`: the
 numbered passages, their sources, and the prompt block asking the model to cite ``[n]``.
 
+Only passages that help are sent (:func:`relevant`): a passage must share a word with the
+question, focus or context (not only with a file or column name, unless the question is
+empty), score at least :data:`BM25_RELATIVE_FLOOR` of the best BM25 score, and, found by
+vector similarity alone, be within :data:`VECTOR_MARGIN` of the best similarity and above
+:data:`VECTOR_FLOOR`. When none does, nothing is sent and the Sources list says
+:data:`NO_RELEVANT_NOTICE`; the prompt then says that no passage was given.
+
 A knowledge base whose whole text fits the budget is sent whole (kanoa's behaviour), one
-passage per file, with ``mode == "whole"``.
+passage per file, with ``mode == "whole"`` — the files with a relevant passage, whole.
 """
 
 from __future__ import annotations
@@ -22,7 +29,13 @@ from pathlib import Path
 
 from kanoa_desktop.core.kb.budget import TokenCounter, pack
 from kanoa_desktop.core.kb.index import Hit, KnowledgeBase
-from kanoa_desktop.core.kb.modes import MODE_NONE, MODE_RETRIEVED, MODE_WHOLE, NO_PASSAGE_NOTICE
+from kanoa_desktop.core.kb.modes import (
+    MODE_NONE,
+    MODE_RETRIEVED,
+    MODE_WHOLE,
+    NO_PASSAGE_NOTICE,
+    NO_RELEVANT_NOTICE,
+)
 from kanoa_desktop.core.tokens import estimate_text_tokens
 
 RRF_K = 60  # the usual reciprocal-rank-fusion constant (Cormack et al., 2009)
@@ -37,6 +50,20 @@ PROMPT_HEADER = (
     "square brackets, e.g. [2]. Cite only passages you actually used; if none is "
     "relevant, say so and do not cite any."
 )
+#: The prompt's line when the knowledge base had nothing for this question: the model is
+#: told, so it neither invents sources nor cites numbers of an earlier question's passages.
+NO_PASSAGE_PROMPT = (
+    "No passage from the user's knowledge base was relevant to this question, so none is "
+    "given: answer without citing any."
+)
+
+#: A BM25 hit scoring under this share of the best hit's score is left out.
+BM25_RELATIVE_FLOOR = 0.3
+#: A hit found by vector similarity alone must be within this of the best similarity...
+VECTOR_MARGIN = 0.1
+#: ...and above this cosine similarity (unrelated texts often reach 0.3-0.4 with common
+#: embedding models; related ones 0.6 and more).
+VECTOR_FLOOR = 0.5
 
 # Words that carry no topic. Short on purpose: BM25's IDF already discounts common words;
 # these are the ones that would otherwise fill the OR query with noise.
@@ -125,6 +152,16 @@ def _no_grounding(budget: int, query: str = "") -> Grounding:
     return Grounding(MODE_NONE, (), "", budget, 0, query, NO_PASSAGE_NOTICE)
 
 
+def _nothing_relevant(budget: int, query: str, count: TokenCounter) -> Grounding:
+    """Nothing passed the relevance floor: no passage, and the prompt says so (when the
+    sentence fits the budget)."""
+    tokens = count(NO_PASSAGE_PROMPT)
+    block = NO_PASSAGE_PROMPT if tokens <= budget else ""
+    return Grounding(
+        MODE_NONE, (), block, budget, tokens if block else 0, query, NO_RELEVANT_NOTICE
+    )
+
+
 # --- query ------------------------------------------------------------------------
 
 
@@ -195,6 +232,13 @@ def rrf(rankings: Sequence[Sequence[int]], k: int = RRF_K) -> list[tuple[int, fl
 
 def vector_ranking(kb: KnowledgeBase, model: str, query_vec: Sequence[float], n: int) -> list[int]:
     """Chunk ids by cosine similarity to ``query_vec``, best first (stored vectors only)."""
+    return [cid for cid, _ in vector_similarities(kb, model, query_vec, n)]
+
+
+def vector_similarities(
+    kb: KnowledgeBase, model: str, query_vec: Sequence[float], n: int
+) -> list[tuple[int, float]]:
+    """``(chunk id, cosine similarity)`` of the ``n`` chunks nearest ``query_vec``."""
     import numpy as np
 
     ids, matrix = kb.vectors(model)
@@ -206,7 +250,35 @@ def vector_ranking(kb: KnowledgeBase, model: str, query_vec: Sequence[float], n:
     norms = np.linalg.norm(matrix, axis=1) * (np.linalg.norm(q) or 1.0)
     sims = matrix @ q / np.where(norms == 0, 1.0, norms)
     order = np.argsort(-sims)[:n]
-    return [ids[i] for i in order]
+    return [(ids[i], float(sims[i])) for i in order]
+
+
+def _words(text: str) -> set[str]:
+    return {w.lower() for w in _WORD.findall(text)}
+
+
+def relevant(
+    bm25: Sequence[Hit],
+    topic_terms: Sequence[str],
+    dense: Sequence[tuple[int, float]] = (),
+) -> set[int]:
+    """The ids of the chunks worth sending (see the module docstring for the floors).
+
+    ``bm25``: keyword hits, best first; ``topic_terms``: the question's, focus's and
+    context's own words (empty when the user asked nothing: then any keyword counts);
+    ``dense``: ``(id, similarity)`` best first, for hybrid search."""
+    keep: set[int] = set()
+    topic = set(topic_terms)
+    scored = [h for h in bm25 if not topic or topic & _words(h.text)]
+    if scored:
+        best = max(h.score for h in scored)
+        floor = BM25_RELATIVE_FLOOR * best if best > 0 else best
+        keep.update(h.chunk_id for h in scored if h.score >= floor)
+    if dense:
+        best_sim = dense[0][1]
+        floor_sim = max(VECTOR_FLOOR, best_sim - VECTOR_MARGIN)
+        keep.update(cid for cid, sim in dense if sim >= floor_sim)
+    return keep
 
 
 def _resolve(value):
@@ -277,18 +349,30 @@ def search(
     query_vector: Sequence[float] | None = None,
     embed_model: str = "",
     candidates: int = 60,
+    topic_terms: Sequence[str] | None = None,
 ) -> list[Hit]:
     """Ranked, diversified hits for the terms (BM25, fused with vectors when given).
 
-    Very common terms are pruned first (:func:`prune_common_terms`).
+    Very common terms are pruned first (:func:`prune_common_terms`). With
+    ``topic_terms`` (the words of the question, focus and context), only hits that pass
+    :func:`relevant` are returned.
     """
     kept, only_common = prune_common_terms(kb, terms)
     match = build_match(kept)
     max_ranked = MAX_SCORED if only_common else None
     bm25 = kb.search_fts(match, candidates, max_ranked=max_ranked) if match else []
+    similar = (
+        vector_similarities(kb, embed_model, query_vector, candidates)
+        if query_vector is not None
+        else []
+    )
+    if topic_terms is not None:
+        keep = relevant(bm25, topic_terms, similar)
+        bm25 = [h for h in bm25 if h.chunk_id in keep]
+        similar = [(cid, s) for cid, s in similar if cid in keep]
     if query_vector is None:
         return diversify(bm25, k, per_file)
-    dense = vector_ranking(kb, embed_model, query_vector, candidates)
+    dense = [cid for cid, _ in similar]
     fused = rrf([[h.chunk_id for h in bm25], dense])[:candidates]
     by_id = {h.chunk_id: h for h in bm25}
     missing = [cid for cid, _ in fused if cid not in by_id]
@@ -301,10 +385,18 @@ def search(
 
 
 def render_block(passages: Sequence[Passage]) -> str:
-    """The prompt text for these passages (header, then ``[n] (source)`` and text)."""
+    """The prompt text for these passages: the header, which passages are given for this
+    question, then ``[n] (source)`` and text."""
     if not passages:
         return ""
-    parts = [PROMPT_HEADER]
+    numbers = [p.number for p in passages]
+    given = (
+        f"Given for this question: passage [{numbers[0]}]."
+        if len(numbers) == 1
+        else f"Given for this question: passages [{numbers[0]}] to [{numbers[-1]}] "
+        f"({len(numbers)} passages); numbers from earlier questions do not apply."
+    )
+    parts = [PROMPT_HEADER + " " + given]
     for p in passages:
         parts.append(f"[{p.number}] ({p.source.label()})\n{p.text.strip()}")
     return "\n\n".join(parts)
@@ -354,18 +446,24 @@ def ground(
     """
     hints = list(hints)
     terms = query_terms(question, focus, context, hints=hints)
+    topic = query_terms(question, focus, context)
     query = build_match(terms)
     if kb is None or budget <= 0:
         return _no_grounding(max(budget, 0), query)
+    hits = search(
+        kb, terms, k=k * 3, per_file=per_file, query_vector=query_vector,
+        embed_model=embed_model, topic_terms=topic,
+    )  # fmt: skip
+    if not hits:
+        return _nothing_relevant(budget, query, count)
     if allow_whole:
-        whole = _whole(kb, budget, count)
+        whole = _whole(kb, budget, count, files={h.file for h in hits})
         if whole is not None:
             return whole
-    hits = search(
-        kb, terms, k=k * 3, per_file=per_file, query_vector=query_vector, embed_model=embed_model
-    )
     passages = [_hit_passage(h) for h in hits]
     chosen = pack(passages, budget, lambda ps: render_block(_numbered(ps)), count, limit=k)
+    if not chosen:
+        return _no_grounding(budget, query)  # relevant passages, but no room for one
     return _finish(MODE_RETRIEVED, chosen, budget, count, query)
 
 
@@ -391,7 +489,11 @@ async def aground(
     )
 
 
-def _whole(kb: KnowledgeBase, budget: int, count: TokenCounter) -> Grounding | None:
+def _whole(
+    kb: KnowledgeBase, budget: int, count: TokenCounter, files: set[str] | None = None
+) -> Grounding | None:
+    """The knowledge base whole when it fits; with ``files``, only those files (the ones
+    with a relevant passage)."""
     stats = kb.stats()
     if stats["chunks"] == 0:
         return None
@@ -401,8 +503,12 @@ def _whole(kb: KnowledgeBase, budget: int, count: TokenCounter) -> Grounding | N
     if stats["tokens"] > budget * 1.5 + 200:
         return None
     passages = [
-        Passage(0, text, Source(display, path)) for display, path, text, _lines in kb.whole_files()
+        Passage(0, text, Source(display, path))
+        for display, path, text, _lines in kb.whole_files()
+        if files is None or display in files
     ]
+    if not passages:
+        return None
     block = render_block(_numbered(passages))
     if count(block) > budget:
         return None
