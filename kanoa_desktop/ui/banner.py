@@ -29,6 +29,7 @@ class ErrorBanner(QFrame):
         font = self.title.font()
         font.setBold(True)
         self.title.setFont(font)
+        self.title.setWordWrap(True)
         self.message = QLabel()
         self.message.setObjectName("errorMessage")
         self.message.setWordWrap(True)
@@ -41,6 +42,9 @@ class ErrorBanner(QFrame):
             w.setTextFormat(Qt.TextFormat.PlainText)
             text.addWidget(w)
         lay.addLayout(text, 1)
+        # The buttons one above the other: the banner then fits a narrow answer column.
+        buttons = QVBoxLayout()
+        buttons.setSpacing(4)
         self.retry = QPushButton("Retry")
         self.retry.setObjectName("retryButton")
         self.retry.setAccessibleName("Retry")
@@ -49,8 +53,10 @@ class ErrorBanner(QFrame):
         self.dismiss.setObjectName("dismissButton")
         self.dismiss.setAccessibleName("Dismiss error")
         self.dismiss.clicked.connect(self.hide)
-        lay.addWidget(self.retry)
-        lay.addWidget(self.dismiss)
+        buttons.addWidget(self.retry)
+        buttons.addWidget(self.dismiss)
+        buttons.addStretch(1)
+        lay.addLayout(buttons)
         self.hide()
 
     def show_error(self, err: KanoaError, *, can_retry: bool = True) -> None:

@@ -61,11 +61,11 @@ from kanoa_desktop.core.config.pricing import format_cost
 from kanoa_desktop.core.config.profiles import ProfileStore
 from kanoa_desktop.core.endpoint.errors import KanoaError
 from kanoa_desktop.core.endpoint.pool import ClientPool
+from kanoa_desktop.ui.theme import colour
 
 log = logging.getLogger(__name__)
 
 COLUMNS = ("Item", "State", "Time", "Tokens", "Cost / message")
-FAILED = QColor(164, 0, 0)
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!<>|~])")
 
 
@@ -382,7 +382,7 @@ class BatchView(QDialog):
             item = self.table.item(row, c)
             item.setText(text)
             item.setToolTip(result.hint if not result.ok and result.hint else "")
-            item.setForeground(QBrush(FAILED) if not result.ok else QBrush())
+            item.setForeground(QBrush(QColor(colour("error"))) if not result.ok else QBrush())
 
     def _key_of_row(self, row: int) -> str | None:
         return next((k for k, r in self._rows.items() if r == row), None)

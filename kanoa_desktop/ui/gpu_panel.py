@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 
 from kanoa_desktop.core.lazy import LazyModule
 from kanoa_desktop.ui.sparkline import Sparkline
+from kanoa_desktop.ui.theme import TEXT_COLOUR, set_text_colour
 
 # The parsers load with the first update, the poller (httpx) on a worker thread after the
 # first paint (MonitorHost): the panel shows without them (issue 18).
@@ -56,13 +57,13 @@ __all__ = ["GpuPanel", "HISTORY_S"]
 HISTORY_S = 300.0
 _ALL_MODELS = "All models"
 # PollState is a StrEnum: its members are these strings.
-_STATE_COLOURS = {
-    "live": "#2e7d32",
-    "waiting": "#757575",
-    "stale": "#ef6c00",
-    "unreachable": "#c62828",
-    "no_endpoint": "#c62828",
-    "bad_body": "#c62828",
+_STATE_COLOURS = {  # semantic roles (theme.SEMANTIC): AA contrast in both schemes
+    "live": "ok",
+    "waiting": "muted",
+    "stale": "warning",
+    "unreachable": "error",
+    "no_endpoint": "error",
+    "bad_body": "error",
 }
 _GIB = 1024.0**3
 
@@ -153,6 +154,7 @@ class GpuPanel(QWidget):
         self.nvml_label.setObjectName("gpuPanelNvml")
         self.nvml_label.setAccessibleName("Local GPU status")
         self.nvml_label.setVisible(False)
+        self.nvml_label.setWordWrap(True)  # a sentence: never wider than a narrow dock
         outer.addWidget(self.nvml_label)
 
         grid = QGridLayout()
@@ -179,7 +181,7 @@ class GpuPanel(QWidget):
         ]
         for row, (key, title) in enumerate(rows):
             name = QLabel(title)
-            name.setStyleSheet("color: palette(placeholder-text);")
+            set_text_colour(name, "muted")
             value = QLabel("—")
             value.setObjectName(f"gpuPanelValue_{key}")
             value.setAccessibleName(title)
@@ -198,7 +200,7 @@ class GpuPanel(QWidget):
         self.warnings_label.setAccessibleName("Warnings")
         self.warnings_label.setWordWrap(True)
         self.warnings_label.setTextFormat(Qt.TextFormat.PlainText)
-        self.warnings_label.setStyleSheet("color: #b45309;")
+        set_text_colour(self.warnings_label, "warning")
         self.warnings_label.setVisible(False)
         outer.addWidget(self.warnings_label)
 
@@ -315,11 +317,10 @@ class GpuPanel(QWidget):
             text = f"{message} · {server}"
             if snapshot.models:
                 text += f" · {', '.join(snapshot.models)}"
-        colour = _STATE_COLOURS.get(state, "#757575")
+        role = _STATE_COLOURS.get(state, "muted")
         self.state_label.setText(f"● {text}")  # QLabel ignores an unchanged text
-        style = f"color: {colour};"
-        if self.state_label.styleSheet() != style:  # a style sheet re-polishes on every set
-            self.state_label.setStyleSheet(style)
+        if self.state_label.property(TEXT_COLOUR) != role:  # a style sheet re-polishes
+            set_text_colour(self.state_label, role)
         if self.state_label.accessibleDescription() != text:
             self.state_label.setAccessibleDescription(text)
 

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
     QFrame,
+    QGridLayout,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -104,6 +105,11 @@ class HistoryPanel(QWidget):
         self.model_filter = QComboBox()
         self.model_filter.setObjectName("historyModelFilter")
         self.model_filter.setAccessibleName("Filter by model")
+        # A long model name must not widen the dock: the popup shows it whole.
+        self.model_filter.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
+        self.model_filter.setMinimumContentsLength(8)
         self.model_filter.currentIndexChanged.connect(lambda _i: self._filling or self.refresh())
         row.addWidget(self.search, 2)
         row.addWidget(self.model_filter, 1)
@@ -160,10 +166,15 @@ class HistoryPanel(QWidget):
         self.delete_all_button = QPushButton("Delete all…")
         self.delete_all_button.setObjectName("historyDeleteAll")
         self.delete_all_button.clicked.connect(self.ask_delete_all)
-        for b in (self.reopen_button, self.rename_button, self.delete_button, self.export_button):
-            buttons.addWidget(b)
-        buttons.addStretch(1)
-        buttons.addWidget(self.delete_all_button)
+        for button in (self.reopen_button, self.rename_button, self.delete_button,
+                       self.delete_all_button):  # fmt: skip
+            button.setMinimumWidth(button.fontMetrics().horizontalAdvance(button.text()) + 24)
+        # One row when the dock is wide enough, two when it is narrow (a 900 px window):
+        # the row of five buttons alone made the dock, and the window, 430 px wider.
+        self._buttons = buttons = QGridLayout()
+        buttons.setContentsMargins(0, 0, 0, 0)
+        self._button_rows = 0
+        self._place_buttons(rows=1)
         lay.addLayout(buttons)
 
         # Inline bars instead of modal dialogs: nothing here runs a nested event loop.
@@ -189,6 +200,49 @@ class HistoryPanel(QWidget):
         self.status.setWordWrap(True)
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         lay.addWidget(self.status)
+
+    def _row_buttons(self) -> tuple[QWidget, ...]:
+        return (self.reopen_button, self.rename_button, self.delete_button, self.export_button,
+                self.delete_all_button)  # fmt: skip
+
+    def _place_buttons(self, rows: int) -> None:
+        if rows == self._button_rows:
+            return
+        self._button_rows = rows
+        grid = self._buttons
+        for b in self._row_buttons():
+            grid.removeWidget(b)
+        reopen, rename, delete, export, delete_all = self._row_buttons()
+        if rows == 1:
+            places = [(reopen, 0, 0), (rename, 0, 1), (delete, 0, 2), (export, 0, 3),
+                      (delete_all, 0, 5)]  # fmt: skip
+            grid.setColumnStretch(4, 1)
+        else:
+            places = [(reopen, 0, 0), (rename, 0, 1), (delete, 0, 2), (export, 1, 0),
+                      (delete_all, 1, 2)]  # fmt: skip
+            grid.setColumnStretch(4, 0)
+        for widget, row, col in places:
+            grid.addWidget(widget, row, col)
+
+    def _one_row_width(self) -> int:
+        spacing = max(self._buttons.horizontalSpacing(), 0)
+        buttons = self._row_buttons()
+        return sum(b.sizeHint().width() for b in buttons) + spacing * (len(buttons) + 1) + 16
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        self._place_buttons(1 if event.size().width() >= self._one_row_width() else 2)
+
+    def minimumSizeHint(self):  # noqa: N802 - Qt override
+        # The narrow (two-row) layout's width, whichever layout shows now.
+        hint = super().minimumSizeHint()
+        reopen, rename, delete, _export, _all = self._row_buttons()
+        spacing = max(self._buttons.horizontalSpacing(), 0)
+        narrow = sum(b.minimumWidth() or b.sizeHint().width()
+                     for b in (reopen, rename, delete)) + 3 * spacing + 16  # fmt: skip
+        if self._button_rows == 1:
+            hint.setWidth(min(hint.width(), max(narrow, 120)))
+        return hint
 
     def _bar(self, name: str, ok: str, cancel: str):
         bar = QFrame()

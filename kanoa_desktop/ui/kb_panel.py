@@ -46,6 +46,7 @@ from kanoa_desktop.core.kb.index import (
     Progress,
 )
 from kanoa_desktop.ui.sources_view import SourcesView  # its own module since issue 18
+from kanoa_desktop.ui.theme import set_text_colour
 
 __all__ = ["KnowledgeBasePanel", "SourcesView"]
 
@@ -109,13 +110,15 @@ class KnowledgeBasePanel(QWidget):
             "in cited passages."
         )
         self._placeholder.setWordWrap(True)
-        self._placeholder.setStyleSheet("color: palette(mid);")
+        set_text_colour(self._placeholder, "muted")  # palette(mid) read at 2:1 in dark
 
-        self.attach_button = QPushButton("Attach folder…")
+        self.attach_button = QPushButton("Attach…")
+        self.attach_button.setToolTip("Attach a folder of notes, papers or code")
         self.attach_button.clicked.connect(self._choose_folder)
         self.detach_button = QPushButton("Detach")
         self.detach_button.clicked.connect(self._detach_selected)
-        self.follow_links = QCheckBox("Follow links that lead outside these folders")
+        # Short enough for a narrow dock (a 900 px window); the tooltip says the rest.
+        self.follow_links = QCheckBox("Follow links outside the folders")
         self.follow_links.setObjectName("kbFollowLinks")
         self.follow_links.setToolTip(
             "Off: a symbolic link to a file or folder outside the attached folders is "
@@ -126,6 +129,9 @@ class KnowledgeBasePanel(QWidget):
         self.reindex_button.setToolTip("Check the folders for changes now")
         self.reindex_button.clicked.connect(self.start_indexing)
         buttons = QHBoxLayout()
+        # Buttons as wide as their words: the row fits a narrow dock (a 900 px window).
+        for button in (self.attach_button, self.detach_button, self.reindex_button):
+            button.setMinimumWidth(button.fontMetrics().horizontalAdvance(button.text()) + 24)
         buttons.addWidget(self.attach_button)
         buttons.addWidget(self.detach_button)
         buttons.addStretch(1)
@@ -146,6 +152,7 @@ class KnowledgeBasePanel(QWidget):
         self.status_label.setWordWrap(True)
 
         self._report_title = QLabel("Skipped or partly indexed files")
+        self._report_title.setWordWrap(True)
         self.report_view = QTreeWidget()
         self.report_view.setColumnCount(3)
         self.report_view.setHeaderLabels(["File", "Status", "Why"])

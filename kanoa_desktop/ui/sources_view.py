@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from kanoa_desktop.core.kb.modes import LEFT_OUT_NOTICE, MODE_NONE, MODE_WHOLE, NO_PASSAGE_NOTICE
+from kanoa_desktop.ui.theme import set_text_colour
 
 if TYPE_CHECKING:
     from kanoa_desktop.core.kb.retrieval import Grounding
@@ -52,10 +53,18 @@ class SourcesView(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._title = QLabel("Sources")
-        self._title.setStyleSheet("font-weight: bold;")
+        self._title.setObjectName("sourcesTitle")
+        bold = self._title.font()
+        bold.setBold(True)
+        self._title.setFont(bold)
+        # Wraps in a narrow answer column instead of widening the window.
+        self._title.setWordWrap(True)
+        self._title.setMinimumWidth(1)
         self._notice = QLabel(NO_PASSAGE_NOTICE)
+        self._notice.setObjectName("sourcesNotice")
         self._notice.setWordWrap(True)
-        self._notice.setStyleSheet("color: palette(mid); font-style: italic;")
+        self._notice.setStyleSheet("font-style: italic;")
+        set_text_colour(self._notice, "muted")
         self.list = QListWidget()
         self.list.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
         self.list.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
@@ -80,7 +89,9 @@ class SourcesView(QWidget):
         lay.setContentsMargins(0, 4, 0, 0)
         lay.setSpacing(3)
         self.passage_title = QLabel(objectName="sourcePassageTitle")
-        self.passage_title.setStyleSheet("font-weight: bold;")
+        bold = self.passage_title.font()
+        bold.setBold(True)
+        self.passage_title.setFont(bold)
         self.passage_path = QLabel(objectName="sourcePassagePath")
         self.passage_path.setWordWrap(True)
         self.passage_path.setTextFormat(Qt.TextFormat.PlainText)
@@ -92,7 +103,7 @@ class SourcesView(QWidget):
         self.passage_note = QLabel(objectName="sourceOpenNote")
         self.passage_note.setWordWrap(True)
         self.passage_note.setTextFormat(Qt.TextFormat.PlainText)
-        self.passage_note.setStyleSheet("color: #b45309;")
+        set_text_colour(self.passage_note, "warning")
         self.passage_note.hide()
         self.open_file_button = QPushButton("Open file", objectName="sourceOpenFileButton")
         self.open_folder_button = QPushButton("Open folder", objectName="sourceOpenFolderButton")

@@ -256,14 +256,18 @@ class TableView(QWidget):
         # Long column names must not widen the window: by default a combo's minimum width
         # is its longest item, which grew the window to 1,386 px when a CSV loaded. The
         # popup still shows the full names.
-        for combo in (self.x_combo, self.y_combo):
+        for combo in (self.x_combo, self.y_combo, self.kind_combo):
             combo.setSizeAdjustPolicy(
                 QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
             )
-            combo.setMinimumContentsLength(6)
+            combo.setMinimumContentsLength(2)  # the popup shows whole names
+        # Never wider than its text: the bar must fit a 900 px window with its docks.
+        metrics = self.plot_button.fontMetrics()
+        self.plot_button.setMinimumWidth(metrics.horizontalAdvance("Plot") + 24)
 
         bar = QHBoxLayout()
         bar.setContentsMargins(0, 0, 0, 0)
+        bar.setSpacing(4)
         for text, combo in (("x:", self.x_combo), ("y:", self.y_combo)):
             label = QLabel(text, self)
             label.setBuddy(combo)

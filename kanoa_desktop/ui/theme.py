@@ -28,6 +28,14 @@ from PySide6.QtGui import QColor, QFont, QGuiApplication, QPalette
 from PySide6.QtWidgets import QApplication
 
 THEMES = ("system", "light", "dark")
+#: Text colours with a meaning, per scheme; each reads at WCAG AA (4.5:1 or more) on the
+#: scheme's window, base and button backgrounds (tests/ui/test_contrast.py measures them).
+SEMANTIC = {
+    "light": {"ok": "#1b6e20", "warning": "#8a4500", "error": "#b3261e", "muted": "#5c5c5c"},
+    "dark": {"ok": "#81c784", "warning": "#fbbf24", "error": "#ff8a80", "muted": "#a8a8a8"},
+}
+#: The dynamic property naming a widget's semantic text colour (see set_text_colour).
+TEXT_COLOUR = "kanoaTextColour"
 #: The dynamic property that marks a widget whose text follows the font-size preference.
 READING_TEXT = "kanoaReadingText"
 _PALETTE_BLIND_STYLES = ("windowsvista", "windows11", "windows", "macos")
@@ -52,12 +60,12 @@ def _palette(dark: bool) -> QPalette:
     if dark:
         window, base, alt, text = "#2b2b2b", "#1f1f1f", "#262626", "#e6e6e6"
         button, mid, highlight, link = "#353535", "#4a4a4a", "#3d7bd9", "#7fb3ff"
-        disabled, placeholder = "#7a7a7a", "#8c8c8c"
+        disabled, placeholder = "#7a7a7a", "#999999"
         tip_base, tip_text = "#3a3a3a", "#f0f0f0"
     else:
         window, base, alt, text = "#efefef", "#ffffff", "#f5f5f5", "#1e1e1e"
         button, mid, highlight, link = "#e6e6e6", "#b8b8b8", "#2f6fd0", "#1a56b0"
-        disabled, placeholder = "#9a9a9a", "#777777"
+        disabled, placeholder = "#9a9a9a", "#666666"
         tip_base, tip_text = "#ffffdc", "#1e1e1e"
     p = QPalette()
     role = QPalette.ColorRole
@@ -122,12 +130,17 @@ class _Appearance(QObject):
             # Native Windows/macOS styles ignore a palette that disagrees with the system.
             self.app.setStyle("Fusion")
         self.app.setPalette(_palette(scheme == "dark"))
-        # Style sheets resolve palette(...) colours once, when set: set them again so
-        # "color: palette(placeholder-text)" follows the new scheme (seen: dark-grey labels
-        # on the dark GPU panel).
+        # A widget with a style sheet (its own, or a parent's that reaches it) keeps the
+        # palette it was polished with: set every sheet again, semantic colours first, so
+        # nothing keeps the old scheme's colours (seen: the error banner's and the Sources
+        # heading's light-scheme text on dark backgrounds).
+        for widget in QApplication.allWidgets():
+            role = widget.property(TEXT_COLOUR)
+            if role:
+                _apply_text_colour(widget, str(role))
         for widget in QApplication.allWidgets():
             sheet = widget.styleSheet()
-            if "palette(" in sheet:
+            if sheet:
                 widget.setStyleSheet(sheet)
 
 
@@ -183,6 +196,32 @@ def mark_reading_text(widget) -> None:
 def reading_point_size() -> float | None:
     """The answer text's size in points, or None for the application's default."""
     return _STATE.reading_pt if _STATE is not None else None
+
+
+def colour(role: str) -> str:
+    """The scheme's colour for ``role`` ("ok", "warning", "error", "muted")."""
+    return SEMANTIC[current_scheme()][role]
+
+
+_COLOUR_RULE = "/*kanoa-colour*/"
+
+
+def _apply_text_colour(widget, role: str) -> None:
+    sheet = widget.styleSheet()
+    if _COLOUR_RULE in sheet:
+        sheet = sheet[: sheet.index(_COLOUR_RULE)]
+    widget.setStyleSheet(f"{sheet}{_COLOUR_RULE} color: {colour(role)};")
+
+
+def set_text_colour(widget, role: str | None) -> None:
+    """Give ``widget``'s text the scheme's ``role`` colour, now and after every scheme
+    change (None: back to the palette's text colour)."""
+    widget.setProperty(TEXT_COLOUR, role or "")
+    if role:
+        _apply_text_colour(widget, role)
+    elif _COLOUR_RULE in widget.styleSheet():
+        sheet = widget.styleSheet()
+        widget.setStyleSheet(sheet[: sheet.index(_COLOUR_RULE)])
 
 
 def current_scheme() -> str:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import contextlib
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QLabel, QMainWindow, QToolBar
+from PySide6.QtCore import QEvent, QObject, QPointF, Qt
+from PySide6.QtGui import QAction, QIcon, QKeySequence, QPainter, QPalette, QPen, QPixmap
+from PySide6.QtWidgets import QLabel, QMainWindow, QToolBar, QToolButton
 
 from kanoa_desktop.ui.profile_switcher import ProfileSwitcher
 
@@ -86,6 +86,45 @@ def _action(w: QMainWindow, text, slot, shortcut, name, tip) -> QAction:
     return a
 
 
+def chevron_icon(palette: QPalette, size: int = 16) -> QIcon:
+    """The toolbar's overflow button: two chevrons in the palette's text colour (the
+    style's own pixmap is dark grey, nearly invisible on a dark toolbar)."""
+    pix = QPixmap(size, size)
+    pix.fill(Qt.GlobalColor.transparent)
+    p = QPainter(pix)
+    p.setRenderHint(QPainter.RenderHint.Antialiasing)
+    pen = QPen(palette.color(QPalette.ColorRole.ButtonText), 2.0)
+    pen.setCapStyle(Qt.PenCapStyle.RoundCap)
+    pen.setJoinStyle(Qt.PenJoinStyle.RoundJoin)
+    p.setPen(pen)
+    for x in (3.5, 8.5):
+        p.drawPolyline([QPointF(x, 4), QPointF(x + 4, 8), QPointF(x, 12)])
+    p.end()
+    return QIcon(pix)
+
+
+class _OverflowChevron(QObject):
+    """Keeps the overflow button's chevron in the current scheme's text colour."""
+
+    def __init__(self, toolbar: QToolBar) -> None:
+        super().__init__(toolbar)
+        self.toolbar = toolbar
+        toolbar.installEventFilter(self)
+        self.apply()
+
+    def apply(self) -> None:
+        button = self.toolbar.findChild(QToolButton, "qt_toolbar_ext_button")
+        if button is not None:
+            button.setIcon(chevron_icon(self.toolbar.palette()))
+            button.setToolTip("More actions")
+            button.setAccessibleName("More toolbar actions")
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt override
+        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.StyleChange):
+            self.apply()
+        return False
+
+
 def build_actions(w, docks) -> None:
     """Create the toolbar (with the profile switcher), actions and menus on window ``w``;
     ``docks`` get a toggle in the View menu."""
@@ -93,6 +132,7 @@ def build_actions(w, docks) -> None:
     tb.setObjectName("mainToolbar")
     tb.setMovable(False)
     w.addToolBar(tb)
+    w.toolbar_chevron = _OverflowChevron(tb)
     w.profile_switcher = ProfileSwitcher(w.store)
     w.profile_switcher.setObjectName("profileSwitcher")
     w.profile_switcher.profileChanged.connect(w._on_profile_changed)

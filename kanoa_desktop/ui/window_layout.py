@@ -1,17 +1,21 @@
 """The main window's layout: inputs | banner, answer and sources; status bar; docks.
 
-Docks are tabbed on the right so the window fits a 1,280 × 720 screen with all of them open.
+Docks are tabbed on the right so the window fits a 1,280 × 720 screen with all of them open,
+and a 900 × 600 one: there (:func:`fit_narrow`) the toolbar's longer labels get short
+names, the docks and the inputs give the answer the room it needs, and the dock tabs
+scroll rather than cut their titles.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer
 from PySide6.QtWidgets import (
     QDockWidget,
     QFrame,
     QLabel,
     QScrollArea,
     QSplitter,
+    QTabBar,
     QVBoxLayout,
     QWidget,
 )
@@ -94,6 +98,67 @@ def build_layout(self) -> None:  # noqa: PLR0915 - one layout, top to bottom
     self.gpu_dock.raise_()
     self.resize(1280, 720)
     self.resizeDocks([self.gpu_dock], [360], Qt.Orientation.Horizontal)
+    self._narrow_fit = _NarrowFit(self)
+    self.installEventFilter(self._narrow_fit)
+
+
+#: Below this window width the toolbar shows its short labels.
+COMPACT_BELOW = 1100
+#: The answer column is never made narrower than this by the docks or the inputs.
+ANSWER_MIN_WIDTH = 320
+#: (action attribute, its toolbar label in a narrow window); menus keep the full names.
+SHORT_LABELS = (("new_action", "New"), ("copy_action", "Copy"), ("request_action", "Request"))
+
+
+class _NarrowFit(QObject):
+    """Calls :func:`fit_narrow` after the window is resized (once per burst)."""
+
+    def __init__(self, window) -> None:
+        super().__init__(window)
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(0)
+        self._timer.timeout.connect(lambda: fit_narrow(window))
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt override
+        if event.type() in (QEvent.Type.Resize, QEvent.Type.Show):
+            self._timer.start()
+        return False
+
+
+def fit_narrow(self) -> None:
+    """Keep the window usable however narrow (down to 900 px): short toolbar labels,
+    the answer at least :data:`ANSWER_MIN_WIDTH` wide (taken from the docks, then from
+    the inputs, never below their own minimum), dock tabs that scroll."""
+    compact = self.width() < COMPACT_BELOW
+    for attr, short in SHORT_LABELS:
+        action = getattr(self, attr, None)
+        if action is not None:
+            action.setIconText(short if compact else "")  # "" shows the full name again
+    for bar in self.findChildren(QTabBar):
+        if bar.parent() is self:  # the dock area's tabs
+            bar.setElideMode(Qt.TextElideMode.ElideNone)
+            bar.setUsesScrollButtons(True)
+    answer = self.splitter.widget(1)
+    short = ANSWER_MIN_WIDTH - answer.width()
+    if short <= 0:
+        return
+    docks = [d for d in self.findChildren(QDockWidget)
+             if d.isVisible() and not d.isFloating()
+             and self.dockWidgetArea(d) == Qt.DockWidgetArea.RightDockWidgetArea]  # fmt: skip
+    if docks:
+        width = max(d.width() for d in docks)
+        least = max(d.minimumSizeHint().width() for d in docks)
+        give = min(short, max(0, width - least))
+        if give > 0:
+            self.resizeDocks(docks[:1], [width - give], Qt.Orientation.Horizontal)
+            short -= give
+    if short > 0:
+        inputs, right = self.splitter.sizes()
+        least = self.inputs.minimumSizeHint().width()
+        give = min(short, max(0, inputs - least))
+        if give > 0:
+            self.splitter.setSizes([inputs - give, right + give])
 
 
 # (panel attribute, dock attribute, dock title, dock object name), in tab order.

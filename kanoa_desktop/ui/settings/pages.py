@@ -11,6 +11,7 @@ App-wide settings go through ``load_preferences`` / ``save_preferences``.
 from __future__ import annotations
 
 import dataclasses
+import html
 import time
 from urllib.parse import urlsplit
 
@@ -55,6 +56,7 @@ from kanoa_desktop.core.config.secrets import KeychainState, KeyStore, Secret
 from kanoa_desktop.core.endpoint.client import ModelInfo
 from kanoa_desktop.core.endpoint.router import RouterStatus
 from kanoa_desktop.ui.settings.connection import ConnectionReport
+from kanoa_desktop.ui.theme import colour
 
 _DEFAULT = Profile()
 
@@ -504,7 +506,8 @@ class EndpointPage(SettingsPage):
             text = state.get(health.state, health.state)
             if health.latency_s is not None:
                 text += f" ({health.latency_s * 1000:.0f} ms)"
-            lines.append(f"<b>{text}</b>" + (f" — {health.detail}" if health.detail else ""))
+            detail = f" — {html.escape(health.detail)}" if health.detail else ""
+            lines.append(f"<b>{text}</b>{detail}")
         if report.server is not None:
             kind = {"vllm": "vLLM", "llama.cpp": "llama.cpp", "ollama": "Ollama"}.get(
                 report.server.kind, "Other OpenAI-compatible server"
@@ -527,7 +530,9 @@ class EndpointPage(SettingsPage):
         if report.image_tokens:
             lines.append(f"One figure costs {report.image_tokens:,} prompt tokens on this server.")
         if report.error:
-            lines.append(f"<span style='color:#b3261e'>{report.error}</span>")
+            # Server words in a rich-text label: escaped, never markup.
+            error = html.escape(report.error)
+            lines.append(f"<span style='color:{colour('error')}'>{error}</span>")
         self.result_label.setText("<br>".join(lines) or "No answer.")
         self.set_models(report.models)
 
@@ -545,7 +550,7 @@ class EndpointPage(SettingsPage):
                 ]
             )
             if not w.healthy:
-                item.setForeground(2, QColor("#b3261e"))
+                item.setForeground(2, QColor(colour("error")))
             self.worker_list.addTopLevelItem(item)
         self.worker_list.setVisible(router is not None and bool(router.workers))
 
