@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from kanoa_desktop.core.ask.interpret import DEFAULT_TABLE_TOKEN_BUDGET, Inputs
+from kanoa_desktop.core.ask.interpret import DEFAULT_TABLE_TOKEN_BUDGET, Inputs, inputs_from
 from kanoa_desktop.core.ask.pipeline import (
     AnswerDelta,
     Asked,
@@ -169,14 +169,7 @@ def question_inputs(taken: Any, context: str, focus: str, question: str) -> Inpu
     """:class:`Inputs` from what the plan took, its warnings told on stderr."""
     for warning in taken.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    return Inputs(
-        figures=taken.figures,
-        table=taken.table,
-        table_summary=taken.table_summary,
-        context="\n\n".join(t for t in (context, taken.context) if t),
-        focus=focus,
-        question=question,
-    )
+    return inputs_from(taken, context, focus, question)
 
 
 def choose_profile(args: argparse.Namespace, keys: KeyStore) -> tuple[Profile, ProfileStore]:

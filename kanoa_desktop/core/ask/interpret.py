@@ -88,5 +88,14 @@ def build_turn(
     return request, msg
 
 
+def inputs_from(taken: Any, context: str = "", focus: str = "", question: str = "") -> Inputs:
+    """A question's :class:`Inputs` from what the input plan took (core/inputs/plan.py
+    ``Taken``): its figures and table, the notebook cells' code after ``context``."""
+    context = "\n\n".join(t for t in (context, taken.context) if t)
+    figures, table, summary = taken.figures, taken.table, taken.table_summary
+    return Inputs(figures=figures, table=table, table_summary=summary, context=context,
+                  focus=focus, question=question)  # fmt: skip
+
+
 def summarise(table: LoadedTable, budget: int = DEFAULT_TABLE_TOKEN_BUDGET) -> str:
     return summarise_table(table, token_budget=budget, name=table.name)

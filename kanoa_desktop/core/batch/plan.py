@@ -11,18 +11,18 @@ so a rerun keeps the answer of an item only when what it would send is the same.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import string
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from kanoa_desktop.core.ask.interpret import Inputs
+from kanoa_desktop.core.ask.interpret import Inputs, inputs_from
 from kanoa_desktop.core.config.profiles import Profile
 from kanoa_desktop.core.endpoint.errors import KanoaError
 from kanoa_desktop.core.history.store import safe_endpoint
-from kanoa_desktop.core.inputs.plan import PlanItem, PlanOptions, Taken, load
+from kanoa_desktop.core.inputs.figures import thumbnail_png
+from kanoa_desktop.core.inputs.plan import PlanItem, PlanOptions, load
 
 THUMBNAIL_LONG_SIDE = 192
 TEMPLATE_FIELDS = ("name", "stem", "folder", "item")
@@ -120,14 +120,7 @@ def fingerprint(
 def thumbnail(data: bytes) -> bytes | None:
     """A small PNG of a figure for the reports (None when it cannot be made)."""
     try:
-        from PIL import Image
-
-        with Image.open(io.BytesIO(data)) as im:
-            im = im.convert("RGB")
-            im.thumbnail((THUMBNAIL_LONG_SIDE, THUMBNAIL_LONG_SIDE))
-            buf = io.BytesIO()
-            im.save(buf, "PNG", optimize=True)
-            return buf.getvalue()
+        return thumbnail_png(data, THUMBNAIL_LONG_SIDE)
     except Exception:  # noqa: BLE001 - a thumbnail is a nicety
         return None
 
@@ -137,15 +130,7 @@ def load_item(
 ) -> tuple[Inputs, bytes | None, list[str]]:
     """The inputs of one item, a small PNG thumbnail (None for a table) and the warnings
     its file gave. Blocking; raises the loader's typed error (a KanoaError)."""
-    context, focus, question = template.fill(item)
-    taken: Taken = load([item], options)
-    inputs = Inputs(
-        figures=taken.figures,
-        table=taken.table,
-        table_summary=taken.table_summary,
-        context="\n\n".join(t for t in (context, taken.context) if t),
-        focus=focus,
-        question=question,
-    )
+    taken = load([item], options)
+    inputs = inputs_from(taken, *template.fill(item))
     thumb = thumbnail(taken.figures[0].data) if taken.figures else None
     return inputs, thumb, taken.warnings

@@ -24,7 +24,7 @@ from typing import Any
 
 from kanoa_desktop.core.endpoint.errors import KanoaError
 from kanoa_desktop.core.inputs.figures import IMAGE_SUFFIXES, PreparedFigure
-from kanoa_desktop.core.inputs.load import TABLE_SUFFIXES, input_kind
+from kanoa_desktop.core.inputs.load import TABLE_SUFFIXES, input_kind, load_input
 from kanoa_desktop.core.inputs.tables import DEFAULT_TABLE_TOKEN_BUDGET, LoadedTable
 
 MAX_IMAGES_PER_QUESTION = 32  # when the profile does not know its server's limit
@@ -203,13 +203,20 @@ def plan(sources: Sequence[Path | str], options: PlanOptions) -> InputPlan:
 
 
 def _plan_file(path: Path, options: PlanOptions, warnings: list[str]) -> list[PlanItem]:
-    kind = input_kind(path)
-    name = path.name
-    keep = (lambda obj: obj) if not options.each else (lambda obj: None)
-    if kind == "pdf":
-        from kanoa_desktop.core.inputs.pdf import open_pdf
+    name, kind = path.name, input_kind(path)
+    if kind == "figure":
+        return [PlanItem(path, "figure", name)]
+    if kind == "table" and options.each and path.suffix.lower() in WORKBOOK_SUFFIXES:
+        from kanoa_desktop.core.inputs.tables import list_sheets
 
-        with open_pdf(path) as doc:
+        sheets = [options.sheet] if options.sheet else list_sheets(path, with_data=True)
+        several = len(list_sheets(path)) > 1  # labelled as the table names itself
+        return [PlanItem(path, "table", f"{name} [{s}]" if several else name, sheet=s)
+                for s in sheets]  # fmt: skip
+    loaded = load_input(path, long_side=options.long_side, sheet=options.sheet)
+    keep = None if options.each else loaded
+    if kind == "pdf":
+        with loaded as doc:
             if options.pages is not None:
                 pages = select_pages(options.pages, doc)
             elif options.each or doc.total_pages == 1:
@@ -220,37 +227,19 @@ def _plan_file(path: Path, options: PlanOptions, warnings: list[str]) -> list[Pl
                     "Choose pages with --pages (e.g. --pages 1 or --pages 2-4, or --pages "
                     "all), or ask each page with kanoa-desktop batch.",
                 )
-            if len(pages) == doc.page_count:
-                warnings += [f"{name}: {note}" for note in doc.notes]
+            warnings += [f"{name}: {n}" for n in doc.notes if len(pages) == doc.page_count]
         return [PlanItem(path, "pdf", f"{name}, page {n + 1}", part=n) for n in pages]
     if kind == "notebook":
-        from kanoa_desktop.core.inputs.notebook import load_notebook
-
-        nb = load_notebook(path, long_side=options.long_side)
-        warnings += [f"{name}: {note}" for note in nb.notes]
+        warnings += [f"{name}: {note}" for note in loaded.notes]
         label = "{}, figure {} (cell {})".format
         return [PlanItem(path, "notebook", label(name, i + 1, f.cell_number), part=i,
-                         loaded=keep(f)) for i, f in enumerate(nb.figures)]  # fmt: skip
-    if kind == "table" and path.suffix.lower() in WORKBOOK_SUFFIXES and options.each:
-        from kanoa_desktop.core.inputs.tables import list_sheets
-
-        sheets = [options.sheet] if options.sheet else list_sheets(path, with_data=True)
-        several = len(list_sheets(path)) > 1  # labelled as the table names itself
-        return [PlanItem(path, "table", f"{name} [{s}]" if several else name, sheet=s)
-                for s in sheets]  # fmt: skip
-    if kind == "table":
-        from kanoa_desktop.core.inputs.tables import load_table
-
-        table = load_table(path, sheet=options.sheet)
-        warnings += [f"{table.name}: {w}" for w in table.warnings]
-        if options.sheet is None and len(table.sheets) > 1:
-            others = ", ".join(repr(s) for s in table.sheets if s != table.sheet)
-            warnings.append(
-                f"{name}: sheet {table.sheet!r} is sent; the workbook also has {others} "
-                "(choose one with --sheet)."
-            )
-        return [PlanItem(path, "table", table.name, sheet=table.sheet, loaded=keep(table))]
-    return [PlanItem(path, "figure", name)]
+                         loaded=keep and f) for i, f in enumerate(loaded.figures)]  # fmt: skip
+    warnings += [f"{loaded.name}: {w}" for w in loaded.warnings]
+    if options.sheet is None and len(loaded.sheets) > 1:
+        others = ", ".join(repr(s) for s in loaded.sheets if s != loaded.sheet)
+        warnings.append(f"{name}: sheet {loaded.sheet!r} is sent; the workbook also has "
+                        f"{others} (choose one with --sheet).")  # fmt: skip
+    return [PlanItem(path, "table", loaded.name, sheet=loaded.sheet, loaded=keep)]
 
 
 def load(items: Sequence[PlanItem], options: PlanOptions, *, doc: Any = None) -> Taken:
@@ -266,35 +255,24 @@ def _load_file(path: Path, items: list[PlanItem], options: PlanOptions, doc: Any
     first, side = items[0], options.long_side
     if first.problem:
         raise PlanError(first.problem, first.hint)
+    loaded = doc or first.loaded or load_input(path, long_side=side, sheet=first.sheet)
     if first.kind == "pdf":
-        from kanoa_desktop.core.inputs.pdf import open_pdf
-
-        pdf = doc if doc is not None else open_pdf(path)
         try:
-            return Taken([_take_pdf(pdf, i, side) for i in items])
+            return Taken([_take_pdf(loaded, i, side) for i in items])
         finally:
             if doc is None:
-                pdf.close()
+                loaded.close()
     if first.kind == "notebook":
-        figures = [i.loaded for i in items]
-        if None in figures:
-            from kanoa_desktop.core.inputs.notebook import load_notebook
-
-            every = load_notebook(path, long_side=side).figures
-            if items[-1].part >= len(every):
-                raise PlanError(f"{items[-1].label} is no longer in {path.name}.", "Run again.")
-            figures = [every[i.part] for i in items]
+        every = [i.loaded for i in items] if first.loaded else loaded.figures
+        if not first.loaded and items[-1].part >= len(every):
+            raise PlanError(f"{items[-1].label} is no longer in {path.name}.", "Run again.")
+        figures = every if first.loaded else [every[i.part] for i in items]
         return Taken([f.figure for f in figures], context="\n\n".join(f.context for f in figures))
     if first.kind == "table":
-        from kanoa_desktop.core.inputs.tables import load_table
-
-        table = first.loaded or load_table(path, sheet=first.sheet)
-        summary = table_summary(table, options.table_budget)
-        told = [] if first.loaded else [f"{table.name}: {w}" for w in table.warnings]
-        return Taken(table=table, table_summary=summary, warnings=told)
-    from kanoa_desktop.core.inputs.figures import prepare_figure
-
-    return Taken([prepare_figure(path, long_side=side)])
+        told = [] if first.loaded else [f"{loaded.name}: {w}" for w in loaded.warnings]
+        return Taken(table=loaded, table_summary=table_summary(loaded, options.table_budget),
+                     warnings=told)  # fmt: skip
+    return Taken([loaded])
 
 
 def table_summary(table: LoadedTable, budget: int = DEFAULT_TABLE_TOKEN_BUDGET) -> str:
