@@ -137,8 +137,8 @@ def add_input_options(p: argparse.ArgumentParser, *, batch: bool = False) -> Non
     """--pages and --sheet, and what files become (core/inputs/plan.py), for each command."""
     p.epilog = INPUTS_HELP + (BATCH_HELP if batch else QUESTION_HELP)
     p.add_argument("--pages", default=None, metavar="PAGES", help="PDF pages, e.g. 1,3-4 or all")
-    p.add_argument("--sheet", default=None, metavar="NAME",
-                   help="workbook sheet (default: the first with data)")  # fmt: skip
+    first = "each sheet with data" if batch else "the first with data"
+    p.add_argument("--sheet", default=None, metavar="NAME", help=f"workbook sheet (default: {first})")
 
 
 def fail(message: str, hint: str = "") -> int:

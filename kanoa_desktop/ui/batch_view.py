@@ -344,9 +344,9 @@ class BatchView(QDialog):
             self.table.item(row, 0).setText(label)
         return row
 
-    def _show_result(self, key: str, result) -> None:
+    def _show_result(self, key: str, result, kept: bool = False) -> None:
         row = self._row_for(key, result.label)
-        cells = [result.label, "done" if result.ok else "failed"]
+        cells = [result.label, ("kept" if kept else "done") if result.ok else "failed"]
         if result.ok:
             cells += [
                 f"{result.duration_s:.1f} s" if result.duration_s is not None else "–",
@@ -386,7 +386,7 @@ class BatchView(QDialog):
         if self.batch is not None and p.finished and not self._rows:
             # Results kept from an earlier run of the same batch: show them once.
             for key, result in self.batch.results.items():
-                self._show_result(key, result)
+                self._show_result(key, result, kept=True)
         self.progress_bar.setRange(0, max(1, p.total))
         self.progress_bar.setValue(p.finished)
         self.progress_label.setText(p.line())

@@ -96,6 +96,8 @@ def test_cancel_then_start_continues_without_asking_finished_items_again(
             kept, new = len(finished), MIXED_ITEMS - len(finished)
             said = f"({kept} kept, {new} new; asked {view.batch.asked})"
             assert said in view.progress_label.text()
+            states = [view.table.item(r, 1).text() for r in range(view.table.rowCount())]
+            assert states.count("kept") == sum(first.results[k].ok for k in finished)
             view.close()
             await view.pool.aclose()
 
