@@ -271,3 +271,14 @@ def test_an_empty_folder_says_what_it_looks_for(tmp_path):
 def test_answer_headings_nest_under_the_report_headings():
     text = "## Result\n\nbody\n```\n# code comment\n```\n###### deep"
     assert demote_headings(text) == "##### Result\n\nbody\n```\n# code comment\n```\n###### deep"
+
+
+def test_a_state_file_that_cannot_be_opened_is_a_message(tmp_path):
+    (tmp_path / "not-a-db.sqlite3").write_bytes(b"this is not SQLite" * 100)
+    (tmp_path / "afile").write_text("x")
+    for path, why in ((tmp_path / "not-a-db.sqlite3", "file is not a database"),
+                      (tmp_path / "afile" / "state.sqlite3", "a file is in the way of its folder")):  # fmt: skip
+        with pytest.raises(BatchError) as err:
+            BatchStore(path)
+        assert err.value.message == f"The batch state {path} cannot be opened ({why})."
+        assert "--state" in err.value.hint

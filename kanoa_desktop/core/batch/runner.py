@@ -41,7 +41,14 @@ from typing import Any
 from kanoa_desktop.core.ask.interpret import DEFAULT_TABLE_TOKEN_BUDGET
 from kanoa_desktop.core.ask.pipeline import ConversationRunner, internal_error
 from kanoa_desktop.core.ask.prompts import DEFAULT_QUESTION_FIGURE, DEFAULT_QUESTION_TABLE
-from kanoa_desktop.core.batch.plan import BatchItem, Template, batch_key, fingerprint, load_item
+from kanoa_desktop.core.batch.plan import (
+    BatchError,
+    BatchItem,
+    Template,
+    batch_key,
+    fingerprint,
+    load_item,
+)
 from kanoa_desktop.core.batch.store import BatchStore, ItemResult
 from kanoa_desktop.core.config.profiles import Profile
 from kanoa_desktop.core.endpoint.errors import KanoaError
@@ -271,7 +278,11 @@ class Batch:
         }
 
         def load() -> tuple[dict[str, Any], list[ItemResult]]:  # answers: off the loop
-            return self.store.begin(self.key, spec), self.store.results(self.key)
+            try:
+                return self.store.begin(self.key, spec), self.store.results(self.key)
+            except sqlite3.Error as exc:  # full disk, read-only folder, a damaged file
+                raise BatchError(f"The batch state {self.store.path} cannot be used ({exc}).",
+                                 "Free some space, or give --state another file.") from exc  # fmt: skip
 
         previous, stored = await self.run_cpu(load)
         found = {(r.key, r.fingerprint): r for r in stored}
