@@ -20,7 +20,7 @@ from pathlib import Path
 from kanoa_desktop.core.ask.interpret import Inputs, inputs_from
 from kanoa_desktop.core.config.profiles import Profile
 from kanoa_desktop.core.endpoint.errors import KanoaError
-from kanoa_desktop.core.history.store import safe_endpoint
+from kanoa_desktop.core.history.records import safe_endpoint
 from kanoa_desktop.core.inputs.figures import thumbnail_png
 from kanoa_desktop.core.inputs.plan import PlanItem, PlanOptions, load
 

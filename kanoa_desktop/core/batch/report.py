@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from kanoa_desktop.core.batch.plan import BatchError, BatchItem
 from kanoa_desktop.core.batch.store import ItemResult
 from kanoa_desktop.core.config.pricing import format_cost
-from kanoa_desktop.core.history.store import safe_endpoint
+from kanoa_desktop.core.history.records import safe_endpoint
 from kanoa_desktop.core.reports.markdown import demote_headings
 
 if TYPE_CHECKING:

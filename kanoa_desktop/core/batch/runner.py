@@ -53,7 +53,7 @@ from kanoa_desktop.core.batch.store import BatchStore, ItemResult
 from kanoa_desktop.core.config.profiles import Profile
 from kanoa_desktop.core.endpoint.errors import KanoaError
 from kanoa_desktop.core.endpoint.pool import ClientPool
-from kanoa_desktop.core.history.store import safe_endpoint
+from kanoa_desktop.core.history.records import safe_endpoint
 from kanoa_desktop.core.inputs.plan import PlanOptions, file_digest, plan
 
 log = logging.getLogger(__name__)
