@@ -62,9 +62,14 @@ def paused() -> Iterator[None]:
 
 
 def load(name: str) -> ModuleType:
-    """``importlib.import_module(name)`` inside :func:`paused` (at once when loaded)."""
+    """``importlib.import_module(name)`` inside :func:`paused` (at once when loaded).
+
+    A module another thread is still importing (the preload thread, right after start) is
+    in ``sys.modules`` half made: that one goes through ``import_module``, which waits on
+    the module's import lock until it is complete."""
     module = sys.modules.get(name)
-    if module is not None:
+    if module is not None and not getattr(getattr(module, "__spec__", None), "_initializing",
+                                          False):  # fmt: skip
         return module
     with paused():
         return importlib.import_module(name)
