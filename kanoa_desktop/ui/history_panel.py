@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -293,9 +294,7 @@ class HistoryPanel(QWidget):
                 search=self.search.text() or None, model=self.model
             )
             self.list.clear()
-            from PySide6.QtWidgets import QStyle  # its enums: 566 members, not at start-up
-
-            warn = self.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning)
+            warn = self._warning_icon()
             for conv in rows:
                 item = self._item(conv, warn)
                 self.list.addTopLevelItem(item)
@@ -312,6 +311,23 @@ class HistoryPanel(QWidget):
             )
         self.empty_label.setVisible(not rows)
         self._update_actions()
+
+    def _warning_icon(self):
+        """The style's warning icon. QStyle's enums (566 members) are built on first use,
+        not at start-up; while the start-up thread imports modules, PySide's per-module
+        feature switch can hide that attribute for an instant (seen: "QStyle has no
+        attribute 'StandardPixmap'" when a question opened the history right after start),
+        so a miss is asked again once that import has moved on."""
+        from PySide6.QtWidgets import QStyle
+
+        for _ in range(200):
+            try:
+                which = QStyle.StandardPixmap.SP_MessageBoxWarning
+            except AttributeError:
+                time.sleep(0.005)  # lets the importing thread finish its step
+                continue
+            return self.style().standardIcon(which)
+        return QIcon()
 
     def _item(self, conv: ConversationSummary, warn_icon) -> QTreeWidgetItem:
         # The model's last part: a GGUF path would show its folder's first letters.
