@@ -277,6 +277,11 @@ class FirstRunCard(QFrame):
             return
         if report.vision is not None and report.vision_model:
             self.store.remember_vision(profile.api_base, report.vision_model, report.vision)
+        if report.image_tokens and report.vision_model:
+            # Figure questions' estimates use the server's own count from the first one on.
+            self.store.remember_image_tokens(
+                profile.api_base, report.vision_model, report.image_tokens
+            )
         if not profile.model and report.vision_model:
             profile = profile.with_user_values(model=report.vision_model)
         stored = self._save(profile)

@@ -647,7 +647,10 @@ class ConversationRunner:
         probe, _ = build_turn(self.conversation, inputs, params, send_images=send_images)
         if probe.n_images:
             # The budget uses the server's real number (measured once; never raises).
-            await self.pool.measure_image_tokens(self.profile, self.model)
+            cost = await self.pool.measure_image_tokens(self.profile, self.model)
+            remember = getattr(self.vision, "remember_image_tokens", None)
+            if cost and callable(remember):
+                remember(self.profile.api_base, self.model, cost)
         image_tokens = probe.n_images * self.image_tokens()
         prompt = estimate_message_tokens(probe.messages) - probe.n_images * TOKENS_PER_IMAGE
         cap = profile.kb_max_context_tokens
@@ -689,6 +692,10 @@ class ConversationRunner:
         once measured (:meth:`ChatClient.image_token_cost`), else a conservative guess."""
         client = self.pool.client_for(self.profile)
         measured = client.measured_image_tokens(self.model) if self.model else None
+        if not measured and self.model:
+            # Measured earlier (a connection test, a past session), kept by the store.
+            cached = getattr(self.vision, "cached_image_tokens", None)
+            measured = cached(self.profile.api_base, self.model) if callable(cached) else None
         return int(measured) if measured else TOKENS_PER_IMAGE
 
     def _hybrid_notice(self, exc: BaseException) -> None:

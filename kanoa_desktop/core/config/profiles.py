@@ -723,6 +723,8 @@ class ProfileStore:
         self._prefs = Preferences()
         self._listeners: list[Callable[[], None]] = []
         self._vision_cache: dict[str, bool] = {}
+        # What one figure costs each server and model, in prompt tokens, as measured.
+        self._image_tokens_cache: dict[str, int] = {}
         # True when the file was written by a newer version: we must not overwrite it.
         self.read_only = False
 
@@ -811,6 +813,12 @@ class ProfileStore:
         cache = doc.get("vision_cache", {})
         if isinstance(cache, Mapping):
             self._vision_cache = {k: v for k, v in cache.items() if isinstance(v, bool)}
+        costs = doc.get("image_tokens_cache", {})
+        if isinstance(costs, Mapping):
+            self._image_tokens_cache = {
+                k: v for k, v in costs.items()
+                if isinstance(v, int) and not isinstance(v, bool) and 0 < v < 1_000_000
+            }  # fmt: skip
         if parsed.get("schema_version", SCHEMA_VERSION) < 3:
             self._merge_window_kb_folders()
         if parsed.get("schema_version") != SCHEMA_VERSION:
@@ -868,6 +876,7 @@ class ProfileStore:
         self._active_id = self._profiles[0].id
         self._prefs = Preferences()
         self._vision_cache = {}
+        self._image_tokens_cache = {}
 
     def to_document(self) -> dict[str, Any]:
         """The document :meth:`save` writes (never contains keys)."""
@@ -877,6 +886,7 @@ class ProfileStore:
             "profiles": [profile_to_dict(p) for p in self._profiles],
             "preferences": preferences_to_dict(self._prefs),
             "vision_cache": dict(sorted(self._vision_cache.items())),
+            "image_tokens_cache": dict(sorted(self._image_tokens_cache.items())),
         }
 
     def save(self) -> StoreProblem | None:
@@ -982,6 +992,17 @@ class ProfileStore:
     def remember_vision(self, api_base: str, model: str, supported: bool) -> None:
         self._vision_cache[self._vision_key(api_base, model)] = bool(supported)
         self._changed()
+
+    def cached_image_tokens(self, api_base: str, model: str) -> int | None:
+        """What one figure cost this server and model when last measured, or None."""
+        return self._image_tokens_cache.get(self._vision_key(api_base, model))
+
+    def remember_image_tokens(self, api_base: str, model: str, tokens: int) -> None:
+        """Keep a measured figure cost (a connection test's, a question's): the next
+        questions' estimates use it from their first figure on."""
+        if isinstance(tokens, int) and tokens > 0:
+            self._image_tokens_cache[self._vision_key(api_base, model)] = tokens
+            self._changed()
 
     # -- import / export
     def export_profiles(

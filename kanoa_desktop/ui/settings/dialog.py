@@ -345,6 +345,8 @@ class SettingsDialog(QDialog):
         if report.vision is not None and report.vision_model:
             api_base = self.endpoint.values()["api_base"]
             self.store.remember_vision(api_base, report.vision_model, report.vision)
+        if report.image_tokens and report.vision_model:
+            self.store.remember_image_tokens(api_base, report.vision_model, report.image_tokens)
         self._refresh_probe()
 
     def _refresh_probe(self, *_args) -> None:
