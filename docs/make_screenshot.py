@@ -1,9 +1,12 @@
-"""Regenerate docs/screenshot.png and docs/screenshot-dark.png: the real window, light and dark.
+"""Regenerate the window's screenshots: 1,280 × 720 and 900 × 600, light and dark.
+
+docs/screenshot.png and docs/screenshot-dark.png (1,280 × 720, the X screen's pixels),
+docs/screenshot-900.png and docs/screenshot-900-dark.png (the window at 900 × 600).
 
 Starts the real llama.cpp server (SmolLM2-135M, built by `make test-servers`) and a virtual
 X server (Xvfb, 1,280 × 720: the smallest screen the window must fit), runs the window on
-Qt's xcb platform with every dock open, loads a CSV, interprets it, and takes the X screen's
-pixels in light and then dark.
+Qt's xcb platform with every dock open, loads a CSV and a knowledge-base note, interprets,
+and takes the pixels in light and then dark, at both sizes.
 
     .venv/bin/python docs/make_screenshot.py
 
@@ -67,10 +70,20 @@ async def shoot(api_base: str, out_dir: Path) -> None:
         for dock in w.findChildren(QDockWidget):
             dock.show()
         w.gpu_dock.raise_()
-        csv = Path(tempfile.mkdtemp()) / "growth_curve.csv"
+        folder = Path(tempfile.mkdtemp())
+        csv = folder / "growth_curve.csv"
         write_csv(csv)
+        notes = folder / "lab notes"
+        notes.mkdir()
+        (notes / "growth_protocol.md").write_text(
+            "# Growth protocol\n\nE. coli K12 in LB at 37 °C; OD600 every 30 min. The lag "
+            "phase lasts about two hours; the doubling time in exponential phase is about "
+            "25 minutes; stationary phase near OD600 1.8.\n"
+        )
         w.open_paths([csv])
         await until(lambda: w.table is not None)
+        w.kb_panel.set_folders([notes])
+        await until(lambda: w.kb_panel.knowledge_base is not None and not w.kb_panel.is_indexing())
         w.inputs.context.setPlainText(
             "E. coli K12 batch culture in LB at 37 °C, OD600 every 30 min"
         )
@@ -83,13 +96,24 @@ async def shoot(api_base: str, out_dir: Path) -> None:
         print("state:", state, w.status.tokens.text(), file=sys.stderr)
         if "error" in state.lower():
             raise SystemExit(f"the interpretation failed ({state}): screenshots not kept")
-        for theme, name in (("light", "screenshot.png"), ("dark", "screenshot-dark.png")):
-            w.store.set_preferences(dataclasses.replace(w.store.preferences, theme=theme))
-            w.apply_preferences()
+        for (width, height), suffix in (((1280, 720), ""), ((900, 600), "-900")):
+            w.resize(width, height)
             await asyncio.sleep(0.8)
-            shot = QGuiApplication.primaryScreen().grabWindow(0)
-            shot.save(str(out_dir / name))
-            print("saved", out_dir / name, shot.width(), "x", shot.height(), file=sys.stderr)
+            for theme in ("light", "dark"):
+                name = f"screenshot{suffix}{'-dark' if theme == 'dark' else ''}.png"
+                w.store.set_preferences(dataclasses.replace(w.store.preferences, theme=theme))
+                w.apply_preferences()
+                await asyncio.sleep(0.8)
+                screen = QGuiApplication.primaryScreen()
+                if suffix:  # the window only: the screen stays 1,280 × 720
+                    frame = w.frameGeometry()
+                    shot = screen.grabWindow(0, frame.x(), frame.y(), frame.width(),
+                                             frame.height())  # fmt: skip
+                else:
+                    shot = screen.grabWindow(0)
+                shot.save(str(out_dir / name))
+                print("saved", out_dir / name, shot.width(), "x", shot.height(),
+                      file=sys.stderr)  # fmt: skip
     finally:
         await w.shutdown()
         w.close()
