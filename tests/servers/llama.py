@@ -78,6 +78,7 @@ class LlamaServer:
         parallel: int = 2,
         vision: bool = False,
         extra_args: tuple[str, ...] = (),
+        alias: str | None = MODEL_ALIAS,
     ) -> None:
         self.api_key = api_key
         self.ctx_size = ctx_size
@@ -85,6 +86,9 @@ class LlamaServer:
         self.parallel = parallel
         self.vision = vision
         self.extra_args = extra_args
+        # None: no --alias, so the server names its model by the GGUF's path, as a
+        # llama-server started by hand usually does.
+        self.alias = alias
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path: Path | None = None
@@ -103,7 +107,7 @@ class LlamaServer:
 
     @property
     def model(self) -> str:
-        return MODEL_ALIAS
+        return self.alias if self.alias is not None else str(smollm2_model())
 
     def start(self, log_dir: Path, timeout: float = 120.0) -> LlamaServer:
         reason = missing_reason(vision=self.vision)
@@ -112,7 +116,6 @@ class LlamaServer:
         args = [
             str(llama_server_binary()),
             "-m", str(smollm2_model()),
-            "--alias", MODEL_ALIAS,
             "--host", "127.0.0.1",
             "--port", str(self.port),
             "-c", str(self.ctx_size),
@@ -120,6 +123,8 @@ class LlamaServer:
             "-t", "2",
             "--no-webui",
         ]  # fmt: skip
+        if self.alias is not None:
+            args += ["--alias", self.alias]
         if self.metrics:
             args.append("--metrics")
         if self.api_key:
