@@ -67,6 +67,13 @@ def test_every_text_in_the_window_reads_at_aa_contrast(busy_window, qtbot, size)
         findings, checked = text_findings(w)
         assert checked >= 40, f"only {checked} texts measured"
         failures += [f"{scheme}: {f}" for f in findings]
+        # Every dock's tab in turn (they share the right-hand area).
+        for dock in (w.kb_dock, w.history_dock, w.usage_dock, w.fleet_dock, w.gpu_dock):
+            dock.raise_()
+            qtbot.waitUntil(lambda d=dock: not d.visibleRegion().isEmpty(), timeout=5000)
+            qtbot.wait(150)
+            findings, _ = text_findings(dock)
+            failures += [f"{scheme} {dock.objectName()}: {f}" for f in findings]
         # Named in the issue: the error banner and the Sources heading are among them.
         assert w.banner.isVisible() and w.sources.isVisible()
         assert {w.banner.title, w.sources.findChild(QLabel, "sourcesTitle")} <= set(
