@@ -86,7 +86,11 @@ def test_a_streaming_turn_is_interrupted_on_the_next_open_with_its_text(clock):
     clock.advance(1.0)
     rec.append("text")
     rec.append(" lost")  # buffered, never flushed: the "crash" comes now
-    # No finish, no close: the process dies here.
+    beside = HistoryStore(clock=clock)  # another process opening while it streams
+    assert beside.interrupted_on_open == 0
+    assert beside.load_conversation(rec.conversation_id).turns[0].state == "streaming"
+    beside.close()
+    first.close()  # no finish: its writer goes away as a killed process's does
     second = HistoryStore(clock=clock)
     assert second.interrupted_on_open == 1
     turn = second.load_conversation(rec.conversation_id).turns[0]
@@ -289,13 +293,25 @@ def test_a_database_failing_integrity_check_is_moved_aside(clock):
     assert len(reopened.list_conversations()) == 1
 
 
-def test_an_unwritable_data_folder_falls_back_to_memory_with_a_message(tmp_path, clock):
+def test_a_data_folder_that_cannot_be_made_keeps_answers_until_it_can(tmp_path, clock):
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("file")
     store = HistoryStore(blocker / "history.sqlite3", clock=clock)
-    assert store.in_memory and "cannot be saved" in store.problem.message
+    assert store.in_memory and store.problem.kind == "unreachable"
+    assert f"{blocker} is a file, not a folder" in store.problem.message
+    assert "kept in memory" in store.problem.message
     rec = record(store, "q", "a")
+    assert store.pending and not rec.saved and rec.conversation_id < 0
+    assert store.load_conversation(rec.conversation_id) is None
+    heard = []
+    store.subscribe(heard.append)
+    blocker.unlink()  # the folder can be made now
+    assert store.retry()
+    assert heard == [None] and store.problem is None and rec.saved
     assert store.load_conversation(rec.conversation_id).turns[0].answer == "a"
+    assert [c.title for c in store.list_conversations()] == ["q"]
+    store.close()
+    assert HistoryStore(blocker / "history.sqlite3").list_conversations()[0].n_turns == 1
 
 
 def test_a_newer_schema_is_used_with_a_message(clock):

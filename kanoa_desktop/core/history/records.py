@@ -122,10 +122,22 @@ USAGE = RowMapping("turns", flags=frozenset({"estimated"}))
 
 @dataclass(frozen=True)
 class HistoryProblem:
-    """Something the user should know about the history file; ``message`` says what to do."""
+    """Something the user should know about the history file; ``message`` says what
+    happened and what to do. ``kind`` names it (see ``connection``): "full", "read-only",
+    "locked", "unreachable" (writes wait in memory), "damaged" (moved to ``moved_to``),
+    "newer" (a newer app's file)."""
 
     message: str
     moved_to: Path | None = None
+    kind: str = ""
+    cause: str = ""  # what happened, and what to do: for a face that says it its own way
+    remedy: str = ""
+
+    @property
+    def brief(self) -> str:
+        """What happened and what to do, without what the store does meanwhile (for a
+        command that ends before the disk comes back)."""
+        return f"{self.cause} {self.remedy}" if self.cause else self.message
 
 
 @dataclass(frozen=True)
