@@ -20,6 +20,7 @@ from typing import Any
 
 from PySide6.QtCore import QTimer
 
+from kanoa_desktop.core.config.profiles import fleet_prometheus_url
 from kanoa_desktop.core.lazy import LazyModule
 from kanoa_desktop.ui import window_layout as layout
 from kanoa_desktop.ui.preload import (
@@ -192,7 +193,7 @@ class DeferredParts:
 
     def _adopt_history(self, history):
         if history.problem is not None:
-            self.banner.show_message(HISTORY_BANNER, history.problem.message)
+            self._say_history(history.problem)
         self.history_panel.set_store(history)  # built with the first frame, empty till now
         # The store may hear of a full or read-only disk on any write: say it, try again
         # every few seconds, and say when the answers kept in memory are written.
@@ -215,8 +216,11 @@ class DeferredParts:
                 self.banner.hide()  # what it said is over: everything is written
         else:
             self._history_retry.start()
-            self.banner.show_message(HISTORY_BANNER, problem.message)
+            self._say_history(problem)
         self._refresh_lists()
+
+    def _say_history(self, problem) -> None:
+        self.banner.show_message(HISTORY_BANNER, problem.situation, problem.remedy)
 
     @cached_property
     def clients(self):
@@ -272,7 +276,7 @@ class DeferredParts:
     @cached_property
     def fleet_panel(self):
         panel = layout.make_fleet_panel(self)
-        panel.set_prometheus_url(getattr(self.profile, "prometheus_url", None))
+        panel.set_prometheus_url(fleet_prometheus_url(self.profile, self.store.preferences))
         return panel
 
 

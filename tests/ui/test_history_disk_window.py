@@ -40,8 +40,11 @@ def test_a_disk_that_fills_mid_answer_is_said_and_the_answer_is_written_once_fre
         history = w.history
         assert w.banner.isVisible() and w.banner.title.text() == HISTORY_BANNER
         assert "is full" in w.banner.message.text()
-        assert "Free some space" in w.banner.message.text()
+        assert "Nothing is lost" in w.banner.message.text()
+        assert w.banner.hint.text() == "Free some space on that disk."
         assert history.pending and not list((disk.path / "data").glob("*.damaged-*"))
+        w.resize(900, 600)
+        w.grab().save("/tmp/kanoa-window-history-full.png")
         answer = w.conversation.turns[-1].assistant
         assert len(answer.split()) > 100
 

@@ -125,12 +125,15 @@ def trouble_problem(kind: str, path: Path, detail: str, *, shown: bool = True) -
         LOCKED: "Close the other program (another kanoa desktop?) or wait for it to finish.",
         UNREACHABLE: "Check that the folder exists and that its drive is connected.",
     }[kind]
-    earlier = "" if shown else " Earlier conversations cannot be shown until then."
+    meanwhile = (
+        "Nothing is lost: new answers are kept in memory and saved as soon as the history "
+        "can be written." + ("" if shown else " Earlier conversations cannot be shown until then.")
+    )
     return HistoryProblem(
-        f"{what} Nothing is lost: new answers are kept in memory and saved as soon as the "
-        f"history can be written.{earlier} {todo}",
+        f"{what} {meanwhile} {todo}",
         kind=kind,
         cause=what,
+        meanwhile=meanwhile,
         remedy=todo,
     )
 

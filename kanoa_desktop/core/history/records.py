@@ -130,7 +130,10 @@ class HistoryProblem:
     message: str
     moved_to: Path | None = None
     kind: str = ""
-    cause: str = ""  # what happened, and what to do: for a face that says it its own way
+    # The message's parts, for a face that says them its own way: what happened, what the
+    # store does meanwhile, what to do.
+    cause: str = ""
+    meanwhile: str = ""
     remedy: str = ""
 
     @property
@@ -138,6 +141,12 @@ class HistoryProblem:
         """What happened and what to do, without what the store does meanwhile (for a
         command that ends before the disk comes back)."""
         return f"{self.cause} {self.remedy}" if self.cause else self.message
+
+    @property
+    def situation(self) -> str:
+        """What happened and what the store does meanwhile (a banner's text; its hint is
+        ``remedy``)."""
+        return f"{self.cause} {self.meanwhile}" if self.cause else self.message
 
 
 @dataclass(frozen=True)
