@@ -362,7 +362,10 @@ async def _ask(
     if history is not None and ended.turn_id is not None:
         print(_saved_line(history, runner.conversation_id), file=sys.stderr)
     if isinstance(ended.error, E.VisionUnsupported) and not store.read_only:
-        store.save()  # remembered: next time figures are not sent to this model
+        # Remembered (only this key: a Settings change saved meanwhile stays), so next
+        # time figures are not sent to this model.
+        if (problem := store.save()) is not None:
+            print(f"warning: {problem.message}", file=sys.stderr)
     if ended.error is not None:
         return _say(ended.error)
     return 0

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from kanoa_desktop.core.endpoint.chat import user_message
+from kanoa_desktop.core.history.export import ExportError, export
 from kanoa_desktop.core.history.store import HistoryStore
 
 from .conftest import record
@@ -121,3 +124,20 @@ def test_a_read_only_data_folder_shows_the_intact_history_and_saves_once_writabl
     again = _history(disk)
     assert _titles(again) == {"Earlier question", "While read-only"}
     again.close()
+
+
+def test_an_export_to_a_full_disk_says_so_and_leaves_no_half_file(
+    disk,  # noqa: F811
+    clock,
+):
+    store = HistoryStore(disk.path / "data" / "history.sqlite3", clock=clock)
+    rec = record(store, "Describe the trend.", CHUNK * 2)
+    conv = store.load_conversation(rec.conversation_id)
+    store.close()
+    disk.fill()
+    for fmt in ("markdown", "html", "pdf"):
+        target = disk.path / f"conversation.{fmt}"
+        with pytest.raises(ExportError) as caught:
+            export(conv, target, fmt)
+        assert "is full" in caught.value.message and "free some space" in caught.value.hint
+        assert not target.exists() and not list(disk.path.glob(".conversation*"))
