@@ -311,7 +311,9 @@ def test_a_data_folder_that_cannot_be_made_keeps_answers_until_it_can(tmp_path, 
     assert store.load_conversation(rec.conversation_id).turns[0].answer == "a"
     assert [c.title for c in store.list_conversations()] == ["q"]
     store.close()
-    assert HistoryStore(blocker / "history.sqlite3").list_conversations()[0].n_turns == 1
+    again = HistoryStore(blocker / "history.sqlite3")
+    assert again.list_conversations()[0].n_turns == 1
+    again.close()
 
 
 def test_a_newer_schema_is_used_with_a_message(clock):
@@ -388,3 +390,16 @@ def test_interpret_conversations_are_titled_by_their_figures_tables_and_focus(st
     assert title("Why does strain B plateau?", table_name="g.csv") == "Why does strain B plateau?"
     assert _title_for("", [], "") == "Conversation"
     assert len(_title_for("Interpret.", ["x" * 200], "")) == 80
+
+
+def test_the_marks_of_processes_that_are_gone_are_swept_on_open(clock):
+    writer = HistoryStore(clock=clock)
+    record(writer, "q", "a")
+    live = paths.data_dir() / "history.live"
+    (mark,) = live.glob("*.lock")
+    crashed = live / "999999-0123abcd.lock"
+    crashed.write_text("")  # a process killed after its last answer leaves its mark
+    HistoryStore(clock=clock).close()  # opening (as the window does) sweeps
+    assert not crashed.exists() and mark.exists()  # the running writer's stays
+    writer.close()
+    assert not mark.exists()

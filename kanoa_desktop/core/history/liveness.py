@@ -67,3 +67,17 @@ def is_live(folder: Path, owner: str | None, beat: float | None, now: float) -> 
                     pass
             return held
     return beat is not None and now - beat < STALE_S
+
+
+def sweep(folder: Path) -> None:
+    """Remove the marks of processes that are gone (a crash leaves its lock file)."""
+    try:
+        marks = list((folder / LIVE_DIR).glob("*.lock"))
+    except OSError:
+        return
+    for path in marks:
+        if held_elsewhere(path) is False:
+            try:
+                path.unlink(missing_ok=True)
+            except OSError:
+                pass

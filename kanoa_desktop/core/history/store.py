@@ -288,6 +288,7 @@ class HistoryStore:
         try:
             with self._transaction() as db:
                 self.interrupted_on_open = conversations.interrupt_stale(db, live)
+            liveness.sweep(folder)
             # Deletes of an earlier session can no longer be undone: remove them for good.
             self.purge_deleted()
         except (sqlite3.Error, OSError) as exc:
