@@ -75,6 +75,7 @@ FLUSH_INTERVAL_S = 1.0
 RETRY_INTERVAL_S = 2.0  # waiting writes are tried again at most this often, on later writes
 
 _Write = Callable[[sqlite3.Connection], Any]
+WAITING = object()  # what a write returns when it waits in memory for the disk
 _Done = Callable[[Any], None]
 
 
@@ -170,11 +171,12 @@ class HistoryStore:
                     db.execute("ROLLBACK")
                 raise
 
-    def _run(self, write: _Write, done: _Done | None) -> None:
+    def _run(self, write: _Write, done: _Done | None) -> Any:
         with self._transaction() as db:
             result = write(db)
         if done is not None:
             done(result)
+        return result
 
     def _trouble(self, exc: BaseException) -> bool:
         """True (and the problem said) when ``exc`` is the disk refusing a write."""
@@ -199,29 +201,28 @@ class HistoryStore:
         self._set_problem(problem)
         return True
 
-    def _write(self, write: _Write, done: _Done | None = None, *, keep: bool = True) -> bool:
+    def _write(self, write: _Write, done: _Done | None = None, *, keep: bool = True) -> Any:
         """Run ``write(db)`` in one transaction after the writes waiting before it, then
-        ``done(result)``; True when it reached the file now. When the disk refuses, it
-        waits in memory (``keep``; else it is dropped, as a heartbeat is)."""
+        ``done(result)``; returns the result, or :data:`WAITING` when the disk refused and
+        the write waits in memory (``keep``; else it is dropped, as a heartbeat is)."""
         with self._lock:
             if self._waiting and self.clock() - self._last_try >= RETRY_INTERVAL_S:
                 self._write_waiting()
             if not self._waiting and self._writable:
                 try:
-                    self._run(write, done)
-                    return True
+                    return self._run(write, done)
                 except (sqlite3.Error, OSError) as exc:
                     if not self._trouble(exc):
                         raise
             if not keep:
-                return False
+                return WAITING
             last = self._waiting[-1][0] if self._waiting else None
             if isinstance(write, _Append) and self._appends_to(last, write.turn):
                 last.text += write.text  # one write per turn, not one per flush
                 last.reasoning += write.reasoning
             else:
                 self._waiting.append((write, done))
-            return False
+            return WAITING
 
     def _appends_to(self, write: Any, turn_id: int) -> bool:
         if not isinstance(write, _Append):
@@ -404,7 +405,7 @@ class HistoryStore:
         return recorder
 
     def _append_text(self, turn_id: int, text: str, reasoning: str) -> bool:
-        return self._write(_Append(self, turn_id, text, reasoning))
+        return self._write(_Append(self, turn_id, text, reasoning)) is not WAITING
 
     def _beat(self, turn_id: int) -> bool:
         def write(db: sqlite3.Connection) -> None:
@@ -412,7 +413,7 @@ class HistoryStore:
             if real is not None:
                 conversations.beat(db, real, time.time())
 
-        return self._write(write, keep=False)  # a late heartbeat says nothing
+        return self._write(write, keep=False) is not WAITING  # a late heartbeat says nothing
 
     def _finish(self, turn_id: int, conversation_id: int, values: dict[str, Any]) -> bool:
         if "answer" in values and "reasoning" in values:
@@ -424,7 +425,7 @@ class HistoryStore:
             if tid is not None and cid is not None:
                 conversations.finish_turn(db, tid, cid, values)
 
-        return self._write(write)
+        return self._write(write) is not WAITING
 
     def mark_retried(self, turn_id: int) -> None:
         """Mark a failed turn as asked again: it stays in the record and in exports, but
@@ -469,14 +470,13 @@ class HistoryStore:
 
     def _edit(self, conversation_id: int, edit: Callable[[sqlite3.Connection, int], Any]) -> Any:
         """Run ``edit(db, id)`` now (its result) or, while the disk refuses, later (None)."""
-        result: list[Any] = [None]
 
         def write(db: sqlite3.Connection) -> Any:
             real = self.real_id(conversation_id)
             return None if real is None else edit(db, real)
 
-        self._write(write, lambda r: result.__setitem__(0, r))
-        return result[0]
+        result = self._write(write)
+        return None if result is WAITING else result
 
     def rename(self, conversation_id: int, title: str) -> bool:
         """Set a conversation's title (blank keeps the old one); False if there is none
@@ -496,34 +496,31 @@ class HistoryStore:
 
     def delete_all(self) -> list[int]:
         """Hide every conversation; returns their ids (for :meth:`undo_delete`)."""
-        ids: list[int] = []
         now = time.time()
-        self._write(lambda db: conversations.delete_all(db, now), ids.extend)
-        return ids
+        ids = self._write(lambda db: conversations.delete_all(db, now))
+        return [] if ids is WAITING else ids
 
     def undo_delete(self, conversation_id: int | Iterable[int]) -> int:
         """Bring back deleted conversations not yet purged; returns how many came back."""
         refs = [conversation_id] if isinstance(conversation_id, int) else list(conversation_id)
-        n = [0]
 
         def write(db: sqlite3.Connection) -> int:
             ids = [i for i in map(self.real_id, refs) if i is not None]
             return conversations.undo_delete(db, ids)
 
-        self._write(write, lambda r: n.__setitem__(0, r))
-        return n[0]
+        n = self._write(write)
+        return 0 if n is WAITING else n
 
     def purge_deleted(self) -> int:
         """Remove deleted conversations, their turns and figures no longer used, for good."""
-        n = [0]
 
         def write(db: sqlite3.Connection) -> int:
             purged = conversations.purge_deleted(db)
             comparisons.prune_empty(db)
             return purged
 
-        self._write(write, lambda r: n.__setitem__(0, r))
-        return n[0]
+        n = self._write(write)
+        return 0 if n is WAITING else n
 
     # -- comparisons -------------------------------------------------------------------
 
