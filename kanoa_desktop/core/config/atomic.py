@@ -3,7 +3,6 @@ old file or the new one, never half of one, and a write that fails leaves nothin
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import tempfile
@@ -33,12 +32,3 @@ def write_atomic(path: Path, data: bytes | str) -> None:
 def write_json_atomic(path: Path, data: Any) -> None:
     """:func:`write_atomic` of ``data`` as indented JSON."""
     write_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-
-
-def os_reason(exc: OSError, folder: Path) -> str:
-    """Why a file could not be written, and what to do, as a sentence fragment."""
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return f"the disk that holds {folder} is full (free some space, or choose another folder)"
-    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-        return f"{folder} cannot be written (check its permissions, or choose another folder)"
-    return f"{exc.strerror or exc} (check that {folder} exists and can be written)"

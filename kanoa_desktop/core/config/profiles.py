@@ -35,7 +35,8 @@ from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
 from kanoa_desktop.core.config import paths
-from kanoa_desktop.core.config.atomic import os_reason, write_json_atomic
+from kanoa_desktop.core.config.atomic import write_json_atomic
+from kanoa_desktop.core.config.disk import os_reason
 from kanoa_desktop.core.config.filelock import FileLock
 from kanoa_desktop.core.config.merge import merge_documents
 from kanoa_desktop.core.config.urls import root_url

@@ -13,16 +13,23 @@ for any of these; its :class:`Opened` says what the user should know.
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
-import shutil
 import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+from kanoa_desktop.core.config.disk import (
+    FULL,
+    LOCKED,
+    READ_ONLY,
+    TROUBLES,
+    UNREACHABLE,
+    says_corrupt,
+    trouble_of,
+)
 from kanoa_desktop.core.history import schema
 from kanoa_desktop.core.history.records import HistoryProblem
 
@@ -32,33 +39,9 @@ log = logging.getLogger(__name__)
 # session's writes in memory (a locked file is in use, not damaged: it is never moved).
 LOCKED_WAIT_S = 10.0
 
-# What keeps a write from the disk, as HistoryProblem.kind.
-FULL, READ_ONLY, LOCKED, UNREACHABLE = "full", "read-only", "locked", "unreachable"
-TROUBLES = (FULL, READ_ONLY, LOCKED, UNREACHABLE)
 DAMAGED, NEWER = "damaged", "newer"
 SUSPECT = "suspect"  # a write met SQLite's word for damage: checked when the file reopens
 PASSING = (*TROUBLES, SUSPECT)  # problems that end when the waiting writes are written
-
-# SQLite's primary result codes (sqlite3.Error.sqlite_errorcode & 0xff).
-_SQLITE = {
-    3: READ_ONLY,  # SQLITE_PERM
-    5: LOCKED,  # SQLITE_BUSY
-    6: LOCKED,  # SQLITE_LOCKED
-    8: READ_ONLY,  # SQLITE_READONLY
-    13: FULL,  # SQLITE_FULL
-    23: READ_ONLY,  # SQLITE_AUTH
-}
-_CORRUPT = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
-_ERRNO = {
-    errno.ENOSPC: FULL,
-    errno.EDQUOT: FULL,
-    errno.EROFS: READ_ONLY,
-    errno.EACCES: READ_ONLY,
-    errno.EPERM: READ_ONLY,
-}
-# An I/O error with less than this free is a full disk (SQLite reports a full disk met
-# while mapping its shared memory as "disk I/O error").
-_NEARLY_FULL_BYTES = 1 << 20
 
 
 @dataclass
@@ -72,41 +55,6 @@ class Opened:
     problem: HistoryProblem | None = None
     writable: bool = True
     in_memory: bool = False
-
-
-def is_locked(exc: sqlite3.Error) -> bool:
-    return trouble_of(exc, None) == LOCKED
-
-
-def says_corrupt(exc: BaseException) -> bool:
-    """SQLite itself says the file is damaged or not a database."""
-    code = getattr(exc, "sqlite_errorcode", None)
-    return code is not None and code & 0xFF in _CORRUPT
-
-
-def trouble_of(exc: BaseException, folder: Path | None) -> str | None:
-    """What kept a write or an open from the disk (:data:`TROUBLES`), or None when ``exc``
-    is none of these (a bug, or SQLite saying the file is corrupt). ``folder`` (the data
-    folder) lets an unspecific I/O error be told apart: gone, full, or read-only."""
-    if isinstance(exc, OSError) and exc.errno in _ERRNO:
-        return _ERRNO[exc.errno]
-    code = getattr(exc, "sqlite_errorcode", None)
-    if code is not None and code & 0xFF in _SQLITE:
-        return _SQLITE[code & 0xFF]
-    if says_corrupt(exc) or not isinstance(exc, (sqlite3.OperationalError, OSError)):
-        return None
-    if folder is None:
-        return UNREACHABLE
-    try:
-        if not folder.is_dir():
-            return UNREACHABLE
-        if shutil.disk_usage(folder).free < _NEARLY_FULL_BYTES:
-            return FULL
-    except OSError:
-        return UNREACHABLE
-    if not os.access(folder, os.W_OK):
-        return READ_ONLY
-    return UNREACHABLE
 
 
 def trouble_problem(kind: str, path: Path, detail: str, *, shown: bool = True) -> HistoryProblem:

@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from kanoa_desktop import __version__
-from kanoa_desktop.core.config.atomic import os_reason, write_atomic
+from kanoa_desktop.core.config.atomic import write_atomic
+from kanoa_desktop.core.config.disk import os_reason
 from kanoa_desktop.core.config.pricing import format_cost
 from kanoa_desktop.core.endpoint.errors import KanoaError
 from kanoa_desktop.core.history.store import StoredConversation, safe_endpoint

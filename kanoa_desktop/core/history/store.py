@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kanoa_desktop.core.config import paths
+from kanoa_desktop.core.config import disk, paths
 from kanoa_desktop.core.history import comparisons, connection, conversations, liveness, usage
 from kanoa_desktop.core.history.conversations import TITLE_LENGTH, fts_query, question_text
 from kanoa_desktop.core.history.figures import FIGURE_REF_PREFIX
@@ -180,9 +180,9 @@ class HistoryStore:
 
     def _trouble(self, exc: BaseException) -> bool:
         """True (and the problem said) when ``exc`` is the disk refusing a write."""
-        kind = connection.trouble_of(exc, self.path.parent)
+        kind = disk.trouble_of(exc, self.path.parent)
         if kind is None:
-            if not connection.says_corrupt(exc):
+            if not disk.says_corrupt(exc):
                 return False
             # Reopening runs SQLite's integrity check: only then is the file moved aside.
             self._writable = False
@@ -192,7 +192,7 @@ class HistoryStore:
                 kind=connection.SUSPECT,
             )
         else:
-            if kind == connection.UNREACHABLE:
+            if kind == disk.UNREACHABLE:
                 self._writable = False  # a drive that went away: open the file again later
             shown = not self.in_memory
             problem = connection.trouble_problem(kind, self.path, str(exc), shown=shown)
@@ -293,7 +293,7 @@ class HistoryStore:
             # Deletes of an earlier session can no longer be undone: remove them for good.
             self.purge_deleted()
         except (sqlite3.Error, OSError) as exc:
-            if connection.trouble_of(exc, folder) is None:
+            if disk.trouble_of(exc, folder) is None:
                 raise
             # Reading works; recovery waits for a start that can write.
             log.info("history recovery skipped: %s", exc)
