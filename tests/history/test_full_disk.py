@@ -141,3 +141,21 @@ def test_an_export_to_a_full_disk_says_so_and_leaves_no_half_file(
             export(conv, target, fmt)
         assert "is full" in caught.value.message and "free some space" in caught.value.hint
         assert not target.exists() and not list(disk.path.glob(".conversation*"))
+
+
+def test_edits_on_a_full_disk_wait_in_order_and_delete_all_is_refused(
+    disk,  # noqa: F811
+    clock,
+):
+    store = HistoryStore(disk.path / "data" / "history.sqlite3", clock=clock)
+    keep = record(store, "Keep me", "a").conversation_id
+    drop = record(store, "Drop me", "b").conversation_id
+    disk.fill()
+    assert store.rename(keep, "Kept, renamed") and store.delete(drop)  # accepted: they wait
+    assert store.pending == 2 and store.problem.kind == "full"
+    assert store.delete_all() == []  # not hidden later without an undo: refused now
+    assert _titles(store) == {"Keep me", "Drop me"}  # the file as it is
+    disk.free()
+    assert store.retry()
+    assert _titles(store) == {"Kept, renamed"}
+    store.close()

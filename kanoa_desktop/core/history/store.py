@@ -468,36 +468,35 @@ class HistoryStore:
 
     # -- editing -----------------------------------------------------------------------
 
-    def _edit(self, conversation_id: int, edit: Callable[[sqlite3.Connection, int], Any]) -> Any:
-        """Run ``edit(db, id)`` now (its result) or, while the disk refuses, later (None)."""
+    def _edit(self, conversation_id: int, edit: Callable[[sqlite3.Connection, int], Any]) -> bool:
+        """Run ``edit(db, id)``: True when it changed the conversation, or waits to (the
+        disk refused it for now); False when there is no such conversation."""
 
         def write(db: sqlite3.Connection) -> Any:
             real = self.real_id(conversation_id)
             return None if real is None else edit(db, real)
 
         result = self._write(write)
-        return None if result is WAITING else result
+        return result is WAITING or bool(result)
 
     def rename(self, conversation_id: int, title: str) -> bool:
-        """Set a conversation's title (blank keeps the old one); False if there is none
-        (or the disk refused it: it is written later)."""
+        """Set a conversation's title (blank keeps the old one); False if there is none."""
         title = " ".join(title.split())
         if not title:
             return False
-        return bool(
-            self._edit(conversation_id, lambda db, cid: conversations.rename(db, cid, title))
-        )
+        return self._edit(conversation_id, lambda db, cid: conversations.rename(db, cid, title))
 
     def delete(self, conversation_id: int) -> bool:
         """Hide a conversation (with the other panes of its comparison, if it is one);
         :meth:`undo_delete` brings it back until it is purged."""
         now = time.time()
-        return bool(self._edit(conversation_id, lambda db, cid: conversations.delete(db, cid, now)))
+        return self._edit(conversation_id, lambda db, cid: conversations.delete(db, cid, now))
 
     def delete_all(self) -> list[int]:
-        """Hide every conversation; returns their ids (for :meth:`undo_delete`)."""
+        """Hide every conversation; returns their ids (for :meth:`undo_delete`). Done now
+        or not at all: while the disk refuses writes, nothing is hidden and [] returned."""
         now = time.time()
-        ids = self._write(lambda db: conversations.delete_all(db, now))
+        ids = self._write(lambda db: conversations.delete_all(db, now), keep=False)
         return [] if ids is WAITING else ids
 
     def undo_delete(self, conversation_id: int | Iterable[int]) -> int:
