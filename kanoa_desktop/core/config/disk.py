@@ -68,6 +68,26 @@ def trouble_of(exc: BaseException, folder: Path | None) -> str | None:
     return UNREACHABLE
 
 
+def describe(kind: str, path: Path, name: str, detail: str = "") -> tuple[str, str]:
+    """What happened to the writes of ``path`` (``name``, e.g. "the history") in a
+    :data:`TROUBLES` ``kind``, and what to do: two sentences."""
+    title = name[:1].upper() + name[1:]
+    folder = path.parent
+    what = {
+        FULL: f"The disk that holds {name} ({folder}) is full.",
+        READ_ONLY: f"{title} folder {folder} cannot be written (it is read-only).",
+        LOCKED: f"{title} file {path.name} is locked by another program.",
+        UNREACHABLE: f"{title} file {path} cannot be reached ({detail}).",
+    }[kind]
+    todo = {
+        FULL: "Free some space on that disk.",
+        READ_ONLY: "Make the folder writable (its permissions, or how its drive is mounted).",
+        LOCKED: "Close the other program (another kanoa desktop?) or wait for it to finish.",
+        UNREACHABLE: "Check that the folder exists and that its drive is connected.",
+    }[kind]
+    return what, todo
+
+
 def os_reason(exc: OSError, folder: Path) -> str:
     """Why a file could not be written, and what to do, as a sentence fragment."""
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):

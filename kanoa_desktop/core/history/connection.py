@@ -22,11 +22,10 @@ from pathlib import Path
 from urllib.parse import quote
 
 from kanoa_desktop.core.config.disk import (
-    FULL,
     LOCKED,
-    READ_ONLY,
     TROUBLES,
     UNREACHABLE,
+    describe,
     says_corrupt,
     trouble_of,
 )
@@ -60,19 +59,7 @@ class Opened:
 def trouble_problem(kind: str, path: Path, detail: str, *, shown: bool = True) -> HistoryProblem:
     """What happened and what to do, for the window's banner and the command line.
     ``shown`` False: the earlier conversations cannot be read either."""
-    folder = path.parent
-    what = {
-        FULL: f"The disk that holds the history ({folder}) is full.",
-        READ_ONLY: f"The history folder {folder} cannot be written (it is read-only).",
-        LOCKED: f"The history file {path.name} is locked by another program.",
-        UNREACHABLE: f"The history file {path} cannot be reached ({detail}).",
-    }[kind]
-    todo = {
-        FULL: "Free some space on that disk.",
-        READ_ONLY: "Make the folder writable (its permissions, or how its drive is mounted).",
-        LOCKED: "Close the other program (another kanoa desktop?) or wait for it to finish.",
-        UNREACHABLE: "Check that the folder exists and that its drive is connected.",
-    }[kind]
+    what, todo = describe(kind, path, "the history", detail)
     meanwhile = (
         "Nothing is lost: new answers are kept in memory and saved as soon as the history "
         "can be written." + ("" if shown else " Earlier conversations cannot be shown until then.")
