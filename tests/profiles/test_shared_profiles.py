@@ -14,6 +14,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
+from kanoa_desktop.core.config.merge import merge_documents
 from kanoa_desktop.core.config.profiles import (
     Profile,
     ProfileStore,
@@ -227,3 +228,13 @@ def test_fleet_on_the_command_line_uses_the_configured_prometheus(_isolated_home
     tried = _run(["fleet", "--once", "--timeout", "2"], env=env)
     assert tried.returncode == 1 and "127.0.0.1:9" in tried.stderr
     assert "Traceback" not in tried.stderr
+
+
+def test_any_section_of_the_document_merges_key_by_key():
+    base = {"profiles": [], "active_profile": "A", "some_cache": {"x": 1}, "gone": 1}
+    ours = {"profiles": [], "active_profile": "A", "some_cache": {"x": 1, "mine": 2}}
+    theirs = {"profiles": [], "active_profile": "B", "some_cache": {"x": 1, "theirs": 3}, "gone": 1}
+    merged = merge_documents(base, ours, theirs)
+    assert merged["some_cache"] == {"x": 1, "mine": 2, "theirs": 3}
+    assert merged["active_profile"] == "B"  # changed there only
+    assert "gone" not in merged  # removed here

@@ -12,29 +12,30 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-_SECTIONS = ("preferences", "vision_cache")  # merged key by key
-
 
 def merge_documents(
     base: Mapping[str, Any], ours: Mapping[str, Any], theirs: Mapping[str, Any]
 ) -> dict[str, Any]:
     """``theirs`` with the changes from ``base`` to ``ours`` applied on top.
 
-    Where both changed the same key, ours wins (the later save). A profile the other
-    process removed stays removed unless this one changed it; one this process removed
-    goes even if the other changed it (the user removed it here, last).
+    Sections that are objects (preferences, the vision cache, any cache added later) merge
+    key by key; ``profiles`` by id, field by field; any other value is ours when ours
+    changed it. Where both changed the same key, ours wins (the later save). A profile
+    the other process removed stays removed unless this one changed it; one this process
+    removed goes even if the other changed it (the user removed it here, last).
     """
     doc = dict(theirs)
-    if ours.get("active_profile") != base.get("active_profile"):
-        doc["active_profile"] = ours.get("active_profile")
-    for section in _SECTIONS:
-        doc[section] = merge_keys(
-            _dict(base.get(section)), _dict(ours.get(section)), _dict(theirs.get(section))
-        )
+    for key in (base.keys() | ours.keys()) - {"profiles"}:
+        mine, was, now = ours.get(key), base.get(key), theirs.get(key)
+        if key not in ours:
+            doc.pop(key, None)
+        elif isinstance(mine, Mapping) and isinstance(now, Mapping):
+            doc[key] = merge_keys(_dict(was), mine, now)
+        elif key not in base or mine != was:
+            doc[key] = mine
     doc["profiles"] = _merge_profiles(
         _by_id(base.get("profiles")), _by_id(ours.get("profiles")), _by_id(theirs.get("profiles"))
     )
-    doc["schema_version"] = ours.get("schema_version", theirs.get("schema_version"))
     return doc
 
 
