@@ -1,11 +1,13 @@
-"""Build the one-user, single-file installer (``make installer``).
+"""Build the one-user, single-file installer (``make installer``) from the .deb.
 
-    python packaging/build_run.py [--bundle dist/kanoa-desktop] [--out dist] [--level 3]
+    python packaging/build_run.py [--deb dist/kanoa-desktop_<version>_<arch>.deb] [--out dist]
 
 Writes ``dist/kanoa-desktop-<version>-<arch>.run``: ``packaging/run_header.sh`` (a POSIX
-shell script) followed by the bundle as an xz-compressed tar archive, with
-``packaging/run_uninstall.sh`` added as ``kanoa-desktop/uninstall``. Run with ``sh``, it
-installs into ``~/.local`` without root (see the header for what it does).
+shell script, with ``packaging/run_uninstall.sh`` inside it) followed by the .deb's own data
+archive (``data.tar.xz``, byte for byte). So the .run holds exactly the files the .deb
+installs, and CI compresses the 300 MB bundle once, not twice (xz at the .deb's level takes
+a minute or more of both cores). Run with ``sh``, it installs the bundle into ``~/.local``
+without root; see the header for what it does.
 
 Why not an AppImage: an AppImage is an ELF runtime (the part that mounts the image) with a
 squashfs image appended, and neither the runtime nor ``appimagetool`` can be had from the
@@ -14,23 +16,18 @@ package registries this project builds from. Every AppImage builder on PyPI and 
 app-builder) downloads both from GitHub releases at build time, and Debian 12 packages
 neither (only ``libappimage``, a library that reads AppImages). packaging/README.md says
 more.
-
-The archive is written by Python's tarfile (owner root, files sorted, modes as the bundle
-has them) and compressed by ``xz -T0`` (all cores); Python's single-threaded ``lzma``
-module is the fallback.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
-import lzma
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -44,106 +41,110 @@ from kanoa_desktop import __version__  # noqa: E402
 PACKAGE = "kanoa-desktop"
 HEADER = ROOT / "packaging" / "run_header.sh"
 UNINSTALL = ROOT / "packaging" / "run_uninstall.sh"
+# data.tar's compressor -> (the command that decompresses, its Debian package)
+DECOMPRESSORS = {".xz": ("xz", "xz-utils"), ".gz": ("gzip", "gzip")}
 
 
 def run_name(arch: str | None = None) -> str:
     return f"{PACKAGE}-{__version__}-{arch or platform.machine()}.run"
 
 
-def _reset(info: tarfile.TarInfo) -> tarfile.TarInfo:
-    info.uid = info.gid = 0
-    info.uname = info.gname = "root"
-    return info
+def ar_members(deb: Path) -> dict[str, tuple[int, int]]:
+    """The members of a .deb (an ``ar`` archive): name -> (offset, size)."""
+    members = {}
+    with open(deb, "rb") as f:
+        if f.read(8) != b"!<arch>\n":
+            raise SystemExit(f"{deb} is not a Debian package (no ar header)")
+        while header := f.read(60):
+            if len(header) < 60 or header[58:60] != b"`\n":
+                raise SystemExit(f"{deb}: damaged ar member header")
+            name = header[:16].decode().strip().rstrip("/")
+            size = int(header[48:58].decode().strip())
+            members[name] = (f.tell(), size)
+            f.seek(size + (size % 2), os.SEEK_CUR)
+    return members
 
 
-def write_tar(bundle: Path, out) -> None:
-    """The bundle as ``kanoa-desktop/...`` plus ``kanoa-desktop/uninstall``, streamed."""
-    with tarfile.open(fileobj=out, mode="w|", format=tarfile.GNU_FORMAT) as tar:
-        paths = [bundle, *sorted(bundle.rglob("*"))]
-        for path in paths:
-            arcname = (Path(PACKAGE) / path.relative_to(bundle)).as_posix()
-            tar.add(path, arcname=arcname, recursive=False, filter=_reset)
-        info = _reset(tar.gettarinfo(str(UNINSTALL), arcname=f"{PACKAGE}/uninstall"))
-        info.mode = 0o755
-        with open(UNINSTALL, "rb") as f:
-            tar.addfile(info, f)
+def newest_glibc(deb: Path) -> str:
+    """The libc6 version the .deb depends on (the bundle's newest GLIBC symbol)."""
+    proc = subprocess.run(["dpkg-deb", "-f", str(deb), "Depends"], capture_output=True,
+                          text=True, check=True)  # fmt: skip
+    for dep in proc.stdout.split(","):
+        name, _, version = dep.strip().partition(" ")
+        if name == "libc6" and version.startswith("(>="):
+            return version.strip("()>= ")
+    return "2.17"
 
 
-def compress(bundle: Path, dest: Path, level: int) -> None:
-    """Write the compressed payload to ``dest``."""
-    xz = shutil.which("xz")
-    with open(dest, "wb") as sink:
-        if xz is None:
-            with lzma.open(sink, "wb", preset=level) as f:
-                write_tar(bundle, f)
-            return
-        proc = subprocess.Popen([xz, "-T0", f"-{level}", "-c"], stdin=subprocess.PIPE, stdout=sink)
-        assert proc.stdin is not None
-        try:
-            write_tar(bundle, proc.stdin)
-        finally:
-            proc.stdin.close()
-        if proc.wait() != 0:
-            raise SystemExit(f"xz failed ({proc.returncode})")
-
-
-def newest_glibc(bundle: Path) -> str:
-    from build_deb import system_libraries
-
-    _needs, glibc = system_libraries(bundle)
-    return ".".join(map(str, glibc)) if glibc else "2.17"
-
-
-def build(bundle: Path, out: Path, level: int, *, log=print) -> Path:
-    if not (bundle / PACKAGE).is_file():
-        raise SystemExit(f"{bundle / PACKAGE} is missing: run `make package` first")
-    from build_deb import bundle_version
-
-    found = bundle_version(bundle)
-    if found != __version__:
-        raise SystemExit(f"{bundle} is version {found!r}, the source is {__version__}: run `make package`")
+def build(deb: Path, out: Path, *, log=print) -> Path:
+    if not deb.is_file():
+        raise SystemExit(f"{deb} is missing: run `make deb` first")
+    members = ar_members(deb)
+    data = next((m for m in members if m.startswith("data.tar")), None)
+    suffix = Path(data).suffix if data else ""
+    if suffix not in DECOMPRESSORS:
+        raise SystemExit(f"{deb}: data archive {data!r} is not xz or gzip")
+    compressor, compressor_package = DECOMPRESSORS[suffix]
     arch = platform.machine()
     out.mkdir(parents=True, exist_ok=True)
     target = out / run_name(arch)
     t0 = time.perf_counter()
+    offset, size = members[data]
+    digest = hashlib.sha256()
+    with open(deb, "rb") as f:
+        f.seek(offset)
+        left = size
+        while left:
+            block = f.read(min(left, 1 << 20))
+            digest.update(block)
+            left -= len(block)
+    uninstall = UNINSTALL.read_text(encoding="utf-8")
+    header = (
+        HEADER.read_text(encoding="utf-8")
+        .replace("@VERSION@", __version__)
+        .replace("@ARCH@", arch)
+        .replace("@GLIBC@", newest_glibc(deb))
+        .replace("@COMPRESSOR_PACKAGE@", compressor_package)
+        .replace("@COMPRESSOR@", compressor)
+        .replace("@PAYLOAD_SHA256@", digest.hexdigest())
+        .replace("@UNINSTALL@", uninstall if uninstall.endswith("\n") else uninstall + "\n")
+    )
+    header = header.replace("@PAYLOAD_LINE@", str(header.count("\n") + 1))
+    assert header.endswith("\n") and not re.search(r"@[A-Z_]+@", header), "a placeholder is left"
     with tempfile.TemporaryDirectory(prefix="kanoa-run-", dir=out) as tmp:
-        payload = Path(tmp) / "payload.tar.xz"
-        compress(bundle, payload, level)
-        digest = hashlib.sha256()
-        with open(payload, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-        header = HEADER.read_text(encoding="utf-8")
-        lines = header.count("\n")
-        header = (
-            header.replace("@VERSION@", __version__)
-            .replace("@ARCH@", arch)
-            .replace("@GLIBC@", newest_glibc(bundle))
-            .replace("@PAYLOAD_LINE@", str(lines + 1))
-            .replace("@PAYLOAD_SHA256@", digest.hexdigest())
-        )
-        assert header.count("\n") == lines and header.endswith("\n")
         partial = Path(tmp) / target.name
-        with open(partial, "wb") as f:
-            f.write(header.encode())
-            with open(payload, "rb") as p:
-                shutil.copyfileobj(p, f, 1 << 20)
+        with open(partial, "wb") as dst, open(deb, "rb") as src:
+            dst.write(header.encode())
+            src.seek(offset)
+            left = size
+            while left:
+                block = src.read(min(left, 1 << 20))
+                dst.write(block)
+                left -= len(block)
         os.chmod(partial, 0o755)
         os.replace(partial, target)
     log(
         f"Built {target.relative_to(ROOT) if target.is_relative_to(ROOT) else target}: "
-        f"{target.stat().st_size / 1e6:.1f} MB (xz -{level}) in {time.perf_counter() - t0:.1f} s"
+        f"{target.stat().st_size / 1e6:.1f} MB (the .deb's {data}) in "
+        f"{time.perf_counter() - t0:.1f} s"
     )
     return target
 
 
+def default_deb() -> Path:
+    arch = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True,
+                          check=True).stdout.strip()  # fmt: skip
+    return ROOT / "dist" / f"{PACKAGE}_{__version__}_{arch}.deb"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--bundle", type=Path, default=ROOT / "dist" / PACKAGE)
+    parser.add_argument("--deb", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=ROOT / "dist")
-    parser.add_argument("--level", type=int, default=3, help="xz preset (0-9)")
     args = parser.parse_args(argv)
-    build(args.bundle.resolve(), args.out.resolve(), args.level)
+    if shutil.which("dpkg-deb") is None:
+        raise SystemExit("dpkg-deb is missing (Debian's dpkg package)")
+    build((args.deb or default_deb()).resolve(), args.out.resolve())
     return 0
 
 

@@ -147,7 +147,17 @@ def uninstall(home: Path | None = None, *, log=print) -> list[Path]:
             log(f"removed {dest}")
     _refresh_caches(home, log)
     _drop_empty_mime_database(home / "mime", log)
+    _drop_empty_folders(home, planned_files(home), log)
     return removed
+
+
+def _drop_empty_folders(home: Path, files, log) -> None:
+    """The folders the install made for its files (``icons/hicolor/48x48/apps``...), when
+    nothing else is in them now; never ``home`` itself or a folder that holds anything."""
+    folders = {p for f in files for p in f.parents if p != home and p.is_relative_to(home)}
+    for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
 
 
 def _drop_empty_mime_database(mime: Path, log) -> None:

@@ -11,7 +11,8 @@
 # figures, tables, PDF and notebooks) into ${XDG_DATA_HOME:-~/.local/share}. Installing
 # again replaces the previous version. Uninstalling leaves your history, profiles,
 # settings and keychain entries alone. Made by packaging/build_run.py; the payload after
-# the last line of this script is a tar archive compressed with xz.
+# the last line of this script is the Debian package's data archive (tar, @COMPRESSOR@):
+# the same files as the .deb, of which the bundle under usr/lib/kanoa-desktop is used.
 set -eu
 
 VERSION="@VERSION@"
@@ -36,10 +37,17 @@ case "$prefix" in /*) ;; *) prefix="$(pwd)/$prefix" ;; esac
 
 [ "$(uname -s)" = Linux ] || fail "this installer is for Linux"
 [ "$(uname -m)" = "@ARCH@" ] || fail "this installer is for @ARCH@, this machine is $(uname -m)"
-command -v xz >/dev/null 2>&1 || fail "xz is needed to unpack (Debian/Ubuntu: sudo apt install xz-utils)"
+command -v @COMPRESSOR@ >/dev/null 2>&1 || fail "@COMPRESSOR@ is needed to unpack (Debian/Ubuntu: sudo apt install @COMPRESSOR_PACKAGE@)"
 command -v tar >/dev/null 2>&1 || fail "tar is needed to unpack"
 
 payload() { tail -n "+$PAYLOAD_LINE" "$0"; }
+# The bundle out of the payload, as DIR/kanoa-desktop.
+unpack() {
+    mkdir -p "$1/.payload"
+    payload | @COMPRESSOR@ -dc | tar -x -C "$1/.payload" ./usr/lib/kanoa-desktop
+    mv "$1/.payload/usr/lib/kanoa-desktop" "$1/kanoa-desktop"
+    rm -rf "$1/.payload"
+}
 if command -v sha256sum >/dev/null 2>&1; then
     sum="$(payload | sha256sum | cut -d' ' -f1)"
     [ "$sum" = "$PAYLOAD_SHA256" ] || fail "this file is damaged or incomplete (checksum mismatch): download it again"
@@ -47,7 +55,7 @@ fi
 
 if [ -n "$extract_only" ]; then
     mkdir -p "$extract_only"
-    payload | xz -dc | tar -x -C "$extract_only"
+    unpack "$extract_only"
     say "Unpacked kanoa desktop $VERSION into $extract_only/kanoa-desktop"
     exit 0
 fi
@@ -58,7 +66,7 @@ mkdir -p "$prefix/lib" "$bin"
 tmp="$(mktemp -d "$prefix/lib/.kanoa-desktop-install.XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT INT TERM
 say "Unpacking kanoa desktop $VERSION ..."
-payload | xz -dc | tar -x -C "$tmp"
+unpack "$tmp"
 # The bundle must start on this machine (glibc, CPU) before it replaces anything.
 "$tmp/kanoa-desktop/kanoa-desktop" --version >/dev/null 2>&1 \
     || fail "the bundle does not run on this system (it needs glibc @GLIBC@ or newer)"
@@ -67,6 +75,9 @@ if [ -e "$lib" ]; then
     rm -rf "$lib"
 fi
 mv "$tmp/kanoa-desktop" "$lib"
+cat > "$lib/uninstall" <<'UNINSTALL_SCRIPT'
+@UNINSTALL@UNINSTALL_SCRIPT
+chmod 755 "$lib/uninstall"
 ln -sfn "$lib/kanoa-desktop" "$bin/kanoa-desktop"
 "$lib/kanoa-desktop" --desktop-integration install >/dev/null \
     || fail "the launcher could not be installed (the app itself is in $lib)"

@@ -101,6 +101,7 @@ def test_uninstall_removes_every_installed_file(installed):
     left = [p for p in installed.rglob("*") if p.is_file() and APP_ID.encode() in p.read_bytes()]
     assert left == []
     assert not (installed / "mime").exists()  # the database held only our type
+    assert not (installed / "icons" / "hicolor" / "48x48").exists()  # no empty folders left
 
 
 def test_uninstall_keeps_a_mime_database_that_holds_other_types(installed):
