@@ -216,7 +216,7 @@ def copyright_text() -> str:
     return f"""\
 kanoa desktop {__version__}
 
-Copyright: kanoa desktop developers
+Copyright (C) 2026 kanoa desktop developers
 License: MIT
 
 Permission is hereby granted, free of charge, to any person obtaining a copy of
