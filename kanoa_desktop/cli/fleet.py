@@ -7,10 +7,12 @@ rows from a DCGM exporter, and the warnings. ``--router URL`` adds the router's 
 of servers with their health and load. ``--json`` prints one JSON object per instance per
 line (its ``instance`` label, ``up``, ``kind`` and the figures).
 
-``--once`` prints one snapshot and exits; ``--interval S`` prints one every S seconds
-until interrupted. Exit status (:data:`EXIT_STATUS`), so a script can act on it: 0 all
-instances up, 3 an instance (or a server behind ``--router``) is down, 1 Prometheus did not
-answer, 2 a bad argument. ``--interval`` ends with the status of its last snapshot.
+``--prometheus`` defaults to the address set in the window (Settings > GPU panel: the
+app's, or the active profile's own). ``--once`` prints one snapshot and exits;
+``--interval S`` prints one every S seconds until interrupted. Exit status
+(:data:`EXIT_STATUS`), so a script can act on it: 0 all instances up, 3 an instance (or a
+server behind ``--router``) is down, 1 Prometheus did not answer, 2 a bad argument or no
+Prometheus address. ``--interval`` ends with the status of its last snapshot.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import json
 import sys
 from typing import Any
 
+from kanoa_desktop.core.config.profiles import ProfileStore, fleet_prometheus_url
 from kanoa_desktop.core.monitor.fleet import FleetReader, FleetRow, FleetSnapshot, PrometheusError
 
 EXIT_OK = 0
@@ -31,7 +34,7 @@ EXIT_DOWN = 3
 EXIT_STATUS = {
     EXIT_OK: "every instance is up",
     EXIT_NO_PROMETHEUS: "Prometheus did not answer",
-    EXIT_USAGE: "a bad argument",
+    EXIT_USAGE: "a bad argument, or no Prometheus address",
     EXIT_DOWN: "an instance (or a server behind --router) is down",
 }
 
@@ -50,9 +53,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--prometheus",
-        required=True,
+        default=None,
         metavar="URL",
-        help="Prometheus server, e.g. http://prom:9090",
+        help="Prometheus server, e.g. http://prom:9090 (default: the one set in Settings > "
+        "GPU panel, or the active profile's own)",
     )
     parser.add_argument(
         "--router", default=None, metavar="URL", help="a vLLM router: also list its servers"
@@ -259,4 +263,15 @@ def run(args: argparse.Namespace) -> int:
     if args.window <= 0:
         print("--window must be a positive number of seconds.", file=sys.stderr)
         return EXIT_USAGE
+    if args.prometheus is None:
+        store = ProfileStore()
+        store.load()
+        args.prometheus = fleet_prometheus_url(store.active, store.preferences)
+        if not args.prometheus:
+            print(
+                "error: no Prometheus server: pass --prometheus URL, or set one in the "
+                "window's Settings > GPU panel.",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
     return asyncio.run(_main(args))
