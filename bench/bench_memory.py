@@ -6,7 +6,9 @@ Under Xvfb (Qt's xcb platform, as a user's desktop), with the active profile's s
 answering (llama.cpp's ``llama-server`` with SmolLM2, or the vLLM test server when it is not
 built), a fresh process opens the window; 2 s after the window is mapped (its first
 expose) the process's resident memory is read. Baseline: the same for a bare
-``QMainWindow`` (Python + PySide6 + qasync) in the same run. Aim (issue 25): <= 2x.
+``QMainWindow`` (Python + PySide6 + qasync, the app's QApplication set-up, as
+bench_startup's baseline) in the same run, and one on a plain ``QApplication``. Aim (issue
+25): <= 2x.
 
 Then the same window asks its first question: the time from Interpret to the first answer
 token, which loading less at start must not lengthen, and the memory after that answer.
@@ -43,17 +45,25 @@ def _rss_mb() -> float:
 
 
 def _child(kind: str, api_base: str, model: str) -> None:
-    """Child process on the X display: a window at rest, then (the app) a first question."""
-    from kanoa_desktop.ui.app import create_application, create_event_loop
+    """Child process on the X display: a window at rest, then (the app) a first question.
+    "plain": a QMainWindow on a bare QApplication and qasync loop, nothing of kanoa's."""
+    if kind == "plain":
+        import qasync
+        from PySide6.QtWidgets import QApplication
 
-    app = create_application([])
-    loop = create_event_loop(app)
+        app = QApplication([])
+        loop = qasync.QEventLoop(app)
+    else:
+        from kanoa_desktop.ui.app import create_application, create_event_loop
+
+        app = create_application([])
+        loop = create_event_loop(app)
     out: dict = {}
 
     async def main() -> None:
         from PySide6.QtCore import QEvent, QObject
 
-        if kind == "bare":
+        if kind in ("bare", "plain"):
             from PySide6.QtWidgets import QMainWindow
 
             w = QMainWindow()
@@ -153,9 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     label = "vLLM test server (llama-server not built)" if reason else "llama.cpp (SmolLM2)"
     xvfb, display = _xvfb()
     try:
-        runs: dict[str, list[dict]] = {"app": [], "bare": []}
+        runs: dict[str, list[dict]] = {"app": [], "bare": [], "plain": []}
         for _ in range(args.repeat):
-            for kind in ("bare", "app"):  # interleaved: a machine's drift hits both alike
+            for kind in ("plain", "bare", "app"):  # interleaved: a machine's drift hits both alike
                 runs[kind].append(_run_child(kind, display, server.api_base, server.model))
     finally:
         xvfb.terminate()
@@ -166,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         return statistics.median(r[key] for r in runs[kind] if key in r)
 
     app_mb, bare_mb = med("app", "rss_mb"), med("bare", "rss_mb")
+    plain_mb = med("plain", "rss_mb")
     print(machine_line())
     print(f"server: {label}; RSS read {SETTLE_S:.0f} s after the window is mapped")
     print_table(
@@ -174,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
         [
             ["RSS at rest (MB)", f"{app_mb:.1f}", f"{bare_mb:.1f}", ratio(app_mb, bare_mb),
              f"<= {AIM_MEMORY:g}x"],
+            ["  against a QMainWindow on a plain QApplication", f"{app_mb:.1f}",
+             f"{plain_mb:.1f}", ratio(app_mb, plain_mb), ""],
             ["RSS after the first answer (MB)", f"{med('app', 'rss_after_answer_mb'):.1f}",
              "", "", ""],
             ["Interpret -> first token (s)", f"{med('app', 'first_token_s'):.2f}", "", "", ""],
