@@ -1,7 +1,8 @@
 """``python -m bench [--quick]``: run every benchmark and print every table.
 
 Each bench runs in its own process (a fresh interpreter, its own QApplication), in order:
-metrics, tables, kb, client, streaming, start-up, fleet, compare, install (the .deb's frozen
+metrics, tables, kb, client, streaming, start-up, memory at rest (under Xvfb), fleet,
+compare, install (the .deb's frozen
 app beside the source install: size and start; it needs ``make deb``, which ``make bench``
 runs when the .deb is missing). ``--quick`` passes smaller sizes to each
 (about 2 minutes in all; the full run takes under about 10). A failing bench is reported
@@ -29,6 +30,7 @@ def plan(quick: bool) -> list[tuple[str, list[str]]]:
             ("client", ["-m", "bench.bench_client", "--quick"]),
             ("streaming", ["-m", "bench.bench_streaming", "--quick"]),
             ("startup", ["-m", "bench.bench_startup", "--quick"]),
+            ("memory", ["-m", "bench.bench_memory", "--repeat", "1"]),
             ("fleet", ["-m", "bench.bench_fleet", "--quick"]),
             ("compare", ["-m", "bench.bench_compare", "--quick"]),
             ("install", ["-m", "bench.bench_install", "--quick"]),
@@ -40,6 +42,7 @@ def plan(quick: bool) -> list[tuple[str, list[str]]]:
         ("client", ["-m", "bench.bench_client"]),
         ("streaming", ["-m", "bench.bench_streaming"]),
         ("startup", ["-m", "bench.bench_startup"]),
+        ("memory", ["-m", "bench.bench_memory"]),
         ("fleet", ["-m", "bench.bench_fleet"]),
         ("compare", ["-m", "bench.bench_compare"]),
         ("install", ["-m", "bench.bench_install"]),
