@@ -112,3 +112,17 @@ async def test_a_server_that_stops_listening_mid_answer_ends_the_turn_at_once(po
     states = [e.state for e in events if isinstance(e, StateChanged)]
     assert states[-2:] == ["streaming", "error"]
     assert isinstance(events[-1], TurnEnded)
+
+
+async def test_tokens_that_stop_then_resume_are_said_to_resume(pool):
+    # One token every 3.3 s: each gap is reported as silence, each new token as streaming.
+    with VLLMTestServer(tokens_per_second=0.3, answer_tokens=3) as server:
+        events: list = []
+        ended = await _runner(server, pool, events).ask(Inputs(question="What is plotted?"))
+    assert ended.state == "done"
+    phases = [e.activity.phase for e in events if isinstance(e, Progress)]
+    silent_at = phases.index("silent")
+    assert "streaming" in phases[silent_at:], phases
+    silent = next(e.activity for e in events if isinstance(e, Progress)
+                  and e.activity.phase == "silent")  # fmt: skip
+    assert silent.text().startswith("No new token for ")

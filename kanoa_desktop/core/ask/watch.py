@@ -126,6 +126,7 @@ class ServerWatch:
         self.queue: tuple[int | None, int | None] | None = None
         self._last_check = 0.0
         self._last_queue = 0.0
+        self._reported = ""  # the phase last reported
         # llama.cpp tells its progress in the stream; any other server's /metrics is read
         # until it shows it has no vLLM queue figures.
         self._queue_readable = not getattr(client, "is_llamacpp", False)
@@ -168,8 +169,12 @@ class ServerWatch:
                 await self._read_queue(now)
                 now = self.clock()
             current = self.activity(now)
-            if current is not None and current.phase != "streaming":
-                self.report(current)  # streaming reports itself, through its tokens
+            # Streaming reports itself through its tokens: said once, after a silence.
+            if current is not None and (
+                current.phase != "streaming" or self._reported == "silent"
+            ):
+                self.report(current)
+                self._reported = current.phase
             silent_since = self.last_token if self.last_token is not None else self.t_sent
             if silent_since is not None and now - silent_since >= SILENCE_S:
                 if now - self._last_check >= LISTEN_EVERY_S:
