@@ -92,13 +92,28 @@ def _profiles(args: argparse.Namespace) -> list[Profile]:
     return found
 
 
-def load_inputs(files: list[str], template: Template, long_side: int) -> Inputs:
+def load_inputs(
+    files: list[str], template: Template, long_side: int, max_images: int | None = None
+) -> Inputs:
     """Every file's figures (PDF pages, notebook figures) and the table, merged into one
-    question's inputs. Raises the loader's error for a file it cannot use."""
+    question's inputs. Raises the loader's error for a file it cannot use, and a
+    BatchError, before any page is rendered, when there are more figures than one
+    question may carry (``max_images``: the profiles' Images per prompt)."""
+    from kanoa_desktop.core.inputs.pdf import images_per_request
+
     inputs = Inputs(context=template.context, focus=template.focus, question=template.question)
     if not files:
         return inputs
     items: list[BatchItem] = plan_items(expand_sources(files), long_side=long_side)
+    figures = sum(1 for i in items if i.kind in ("pdf", "notebook", "figure") and not i.problem)
+    cap = images_per_request(max_images)
+    if figures > cap:
+        raise BatchError(
+            f"The files hold {figures:,} figures (PDF pages, notebook figures, images): more "
+            f"than the {cap} images one question may carry.",
+            "Compare fewer figures at a time (kanoa-desktop interpret --pages picks PDF "
+            "pages), or set Images per prompt in Settings > Images if the servers take more.",
+        )
     for item in items:
         one, _ = load_item(item, Template(), long_side=long_side)
         inputs.figures += one.figures
@@ -127,7 +142,10 @@ async def _run(args: argparse.Namespace) -> int:
         history = HistoryStore(recover=False)
     long_side = max(p.image_long_side for p in profiles) if profiles else 1024
     template = Template(args.context, args.focus, args.question)
-    inputs = await asyncio.to_thread(load_inputs, args.files, template, long_side)
+    known = [p.max_images for p in profiles if p.max_images]
+    inputs = await asyncio.to_thread(
+        load_inputs, args.files, template, long_side, min(known) if known else None
+    )
 
     def on_event(ev) -> None:
         if isinstance(ev, StateChanged | TurnEnded | AnswerDelta):

@@ -94,7 +94,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=DEFAULT_TABLE_TOKEN_BUDGET,
         help=f"tokens for a table summary (default {DEFAULT_TABLE_TOKEN_BUDGET})",
     )
-    p.add_argument("--pages", default="1", help="PDF pages to send, e.g. 1,3-4 (default 1)")
+    p.add_argument(
+        "--pages",
+        default="1",
+        help="PDF pages to send, e.g. 1,3-4 or 7- (default 1; at most the profile's images "
+        "per prompt, 16 when it does not say)",
+    )
     p.add_argument(
         "--sheet", default=None, metavar="NAME", help="Excel sheet (default: the first with data)"
     )
@@ -144,25 +149,11 @@ def _say(err: Any) -> int:
     return 1
 
 
-def _pages(spec: str) -> list[int]:
-    pages: list[int] = []
-    try:
-        for part in spec.split(","):
-            lo, _, hi = part.strip().partition("-")
-            first, last = int(lo), int(hi or lo)
-            pages.extend(range(first, last + 1))
-    except ValueError:
-        raise InputProblem(f"--pages {spec!r} is not a list of pages.", "Use e.g. 1,3-4.") from None
-    if not pages or min(pages) < 1:
-        raise InputProblem(f"--pages {spec!r} names no page.", "Pages count from 1.")
-    return pages
-
-
 def load_inputs(args: argparse.Namespace, profile: Profile) -> Inputs:
     """Figures, a table summary, PDF pages and notebook figures from the files given."""
     from kanoa_desktop.core.inputs.load import take_figures
     from kanoa_desktop.core.inputs.notebook import NotebookFigures
-    from kanoa_desktop.core.inputs.pdf import PdfDocument
+    from kanoa_desktop.core.inputs.pdf import PdfDocument, select_pages
 
     inputs = Inputs(context=args.context, focus=args.focus, question=args.question)
     long_side = profile.image_long_side
@@ -182,14 +173,15 @@ def load_inputs(args: argparse.Namespace, profile: Profile) -> Inputs:
             inputs.figures.append(item)
         elif isinstance(item, PdfDocument):
             try:
-                for page in _pages(args.pages):
-                    if page > item.page_count:
-                        raise InputProblem(
-                            f"{Path(f).name} has {item.page_count} page(s); there is no page "
-                            f"{page}.",
-                            "Choose pages with --pages.",
-                        )
-                    inputs.figures.append(item.take_page(page - 1, long_side=long_side))
+                # Checked against the file's real page count and the images one question
+                # may carry before any page is rendered.
+                chosen = select_pages(
+                    item, args.pages, max_images=profile.max_images, already=len(inputs.figures)
+                )
+                for note in chosen.notes:
+                    print(f"note: {note}", file=sys.stderr)
+                for page in chosen.pages:
+                    inputs.figures.append(item.take_page(page, long_side=long_side))
             finally:
                 item.close()
         elif isinstance(item, NotebookFigures):

@@ -230,5 +230,5 @@ def test_pdf_pages_and_notebook_figures_are_sent_as_figures(tmp_path):
         assert _images(server.received[-1].body) == 2  # page 2 and the notebook's plot
         out = _run(["interpret", str(pdf), "--pages", "3", *base])
     assert out.returncode == 1
-    assert "paper.pdf has 2 page(s); there is no page 3" in out.stderr
+    assert "paper.pdf has 2 pages; there is no page 3" in out.stderr
     assert "Traceback" not in out.stderr
