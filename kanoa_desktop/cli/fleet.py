@@ -8,7 +8,8 @@ of servers with their health and load. ``--json`` prints one JSON object per ins
 line (its ``instance`` label, ``up``, ``kind`` and the figures).
 
 ``--once`` prints one snapshot and exits; ``--interval S`` prints one every S seconds
-until interrupted. Prometheus not answering gives a sentence on stderr and status 1.
+until interrupted. Prometheus not answering, or answering what a Prometheus server does not,
+gives one ``error:`` sentence on stderr and status 1.
 """
 
 from __future__ import annotations
@@ -212,7 +213,7 @@ async def _main(args: argparse.Namespace) -> int:
             try:
                 snapshot = await reader.snapshot()
             except PrometheusError as err:
-                print(str(err), file=sys.stderr, flush=True)
+                print(f"error: {err}", file=sys.stderr, flush=True)
                 if args.once or args.interval is None:
                     return 1
             else:
@@ -227,9 +228,9 @@ async def _main(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     """Entry point for ``kanoa-desktop fleet``; returns the exit status."""
     if args.interval is not None and args.interval <= 0:
-        print("--interval must be a positive number of seconds.", file=sys.stderr)
+        print("error: --interval must be a positive number of seconds.", file=sys.stderr)
         return 2
     if args.window <= 0:
-        print("--window must be a positive number of seconds.", file=sys.stderr)
+        print("error: --window must be a positive number of seconds.", file=sys.stderr)
         return 2
     return asyncio.run(_main(args))
