@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -68,6 +69,25 @@ def _fail(message: str, hint: str = "") -> int:
     return 1
 
 
+def _state_problem(state: Path | None, exc: Exception) -> tuple[str, str]:
+    """What to say when the batch's state file cannot be opened (``--state``)."""
+    where = "the data folder" if state is None else str(state)
+    if isinstance(exc, NotADirectoryError | FileExistsError) and state is not None:
+        # A folder on the way is a file: name it.
+        blocker = next((p for p in state.parents if p.exists() and not p.is_dir()), None)
+        if blocker is not None:
+            return (
+                f"Cannot keep the batch's progress in {where}: {blocker} is a file, not a "
+                "folder.",
+                "Give --state a file inside a folder, e.g. --state runs/batch.sqlite3.",
+            )
+    reason = getattr(exc, "strerror", None) or str(exc)
+    return (
+        f"Cannot keep the batch's progress in {where} ({reason}).",
+        "Give --state a file in a folder you can write to.",
+    )
+
+
 def _on_event(ev) -> None:
     if isinstance(ev, ItemFinished):
         p = ev.batch.progress()
@@ -94,8 +114,11 @@ async def _run(args: argparse.Namespace) -> int:
         )
     from kanoa_desktop.core.config.secrets import KeyStore
 
+    try:
+        results = BatchStore(args.state)
+    except (OSError, sqlite3.Error) as exc:
+        return _fail(*_state_problem(args.state, exc))
     pool = ClientPool(KeyStore(), api_key=os.environ.get(args.api_key_env) or None)
-    results = BatchStore(args.state)
     batch = Batch(
         args.sources,
         profile,
