@@ -1,17 +1,16 @@
 """Load one hostile file in a fresh process and report the outcome with its peak memory.
 
-``python -m tests.hostile.load_child KIND PATH [OPTION=VALUE...]`` writes one JSON line on
-stderr's last line... no: on the file named by ``$KANOA_CHILD_RESULT`` (so whatever a
-library prints on stdout stays visible to the test as stray output):
-``{"kind", "outcome": "ok"|"error"|"crash", "error", "message", "hint", "notes",
-"seconds", "peak_mb"}``.
+``python -m tests.hostile.load_child KIND PATH [OPTION=VALUE...]`` writes one JSON object
+to the file named by ``$KANOA_CHILD_RESULT`` (not to stdout: whatever a library prints
+there stays visible to the test as stray output): ``{"kind", "outcome": "ok"|"error"|
+"crash", "error", "message", "hint", "seconds", "peak_mb", ...}``.
 
-``peak_mb`` is this process's ``VmHWM`` (its own peak resident size). ``ru_maxrss`` is not
-used: on Linux it survives ``execve``, so a child forked from a large test runner would
-report the runner's peak (see tests/hostile/child.py).
+``peak_mb`` is this process's ``VmHWM`` (its own peak resident size, reset by ``execve``).
+``ru_maxrss`` is not used: on Linux it survives ``execve``, so a child forked from a large
+test runner would report the runner's peak (see tests/hostile/child.py).
 
-KIND is one of: table, notebook, pdf-pages (OPTION pages=SPEC, max_images=N),
-interpret (the command line's loading step: OPTION pages=SPEC).
+KIND is one of: table, notebook, pdf-pages (OPTION pages=SPEC, max_images=N), interpret
+(the command line's loading step; OPTION pages=SPEC).
 """
 
 from __future__ import annotations
