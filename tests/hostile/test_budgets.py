@@ -333,7 +333,7 @@ def test_a_page_too_thin_to_show_says_so_without_talking_of_rectangles(tmp_path)
 
 def test_compare_refuses_more_figures_than_a_question_carries_before_rendering(twenty_pages):
     from kanoa_desktop.cli.compare import load_inputs
-    from kanoa_desktop.core.ask.batch import BatchError, Template
+    from kanoa_desktop.core.batch.runner import BatchError, Template
 
     with pytest.raises(BatchError) as err:
         load_inputs([str(twenty_pages)], Template(), 256)

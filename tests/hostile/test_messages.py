@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from kanoa_desktop.cli import run_cli
-from kanoa_desktop.core.ask.batch import BatchError, Template
+from kanoa_desktop.core.batch.runner import BatchError, Template
 
 
 def test_batch_state_under_a_file_names_the_file_in_the_way(tmp_path, capsys):
