@@ -8,7 +8,9 @@ are imported inside the functions, so importing this module costs nothing at sta
   :mod:`kanoa_desktop.core.inputs.delimited`, parsed with pandas' C engine), Excel
   workbooks (``.xlsx``/``.xlsm``, one sheet at a time, :func:`list_sheets` names them) and
   Parquet (fastparquet). The extension and the content must agree. Files over
-  ``max_bytes`` are refused before any read.
+  ``max_bytes`` are refused before any read; workbooks and Parquet are also budgeted by
+  what they become (cells, inflated XML, shared strings, text bytes; see the constants),
+  checked while a workbook is streamed and from a Parquet footer before it is read.
 - Date and time columns written as text are parsed into datetimes (so a quick plot has a
   time axis); numbers keep the number of decimals they were written with for display
   (:meth:`LoadedTable.format_cell`: 37.00 stays 37.00).
