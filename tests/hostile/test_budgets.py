@@ -352,3 +352,13 @@ def test_interpret_on_the_command_line_says_the_page_problem_in_one_sentence(hos
     assert proc.returncode == 1
     assert "error: big.pdf has 50,000 pages; there is no page 100,000." in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_the_knowledge_base_skips_a_notebook_over_the_value_budget(tmp_path, monkeypatch):
+    from kanoa_desktop.core.kb.readers import read_file
+
+    path = F.empty_objects_notebook(tmp_path / "objects.ipynb", size_bytes=7_000_000)
+    monkeypatch.setattr("kanoa_desktop.core.inputs.notebook.MAX_NOTEBOOK_ITEMS", 100_000)
+    result = read_file(path)
+    assert result.status == "skipped", result
+    assert "JSON values, more than 100,000" in result.reason, result
