@@ -9,8 +9,8 @@ there stays visible to the test as stray output): ``{"kind", "outcome": "ok"|"er
 ``ru_maxrss`` is not used: on Linux it survives ``execve``, so a child forked from a large
 test runner would report the runner's peak (see tests/hostile/child.py).
 
-KIND is one of: table, notebook, pdf-pages (OPTION pages=SPEC, max_images=N), interpret
-(the command line's loading step; OPTION pages=SPEC).
+KIND is one of: table, notebook, interpret (the command line's loading step, through the
+input plan; OPTION pages=SPEC).
 """
 
 from __future__ import annotations
@@ -41,16 +41,6 @@ def _run(kind: str, path: str, options: dict[str, str]) -> dict:
 
         nb = load_notebook(path)
         out.update(figures=len(nb.figures), notes=nb.notes)
-    elif kind == "pdf-pages":
-        from kanoa_desktop.core.inputs.pdf import open_pdf, select_pages
-
-        with open_pdf(path) as doc:
-            chosen = select_pages(
-                doc,
-                options.get("pages", "1"),
-                max_images=int(options["max_images"]) if "max_images" in options else None,
-            )
-            out.update(pages=len(chosen.pages), notes=list(chosen.notes))
     elif kind == "interpret":
         import argparse
 

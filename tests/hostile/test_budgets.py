@@ -21,12 +21,7 @@ import pytest
 
 from kanoa_desktop.core.inputs import tables
 from kanoa_desktop.core.inputs.notebook import NotebookTooLargeError, load_notebook
-from kanoa_desktop.core.inputs.pdf import (
-    DEFAULT_IMAGES_PER_REQUEST,
-    PdfPageError,
-    open_pdf,
-    select_pages,
-)
+from kanoa_desktop.core.inputs.pdf import PdfPageError, open_pdf
 from kanoa_desktop.core.inputs.tables import (
     TableParseError,
     TableTooLargeError,
@@ -87,15 +82,17 @@ CASES = {
         "table", "long-text.parquet", (), "TableTooLargeError", "1.0 GB of text"),
     "Parquet with a damaged footer": (
         "table", "corrupt.parquet", (), "TableParseError", "its footer"),
+    # PDF pages go through the one input plan (core/inputs/plan.py): checked against the
+    # real page count and the images a question carries before any page is rendered.
     "pages past a 50,000-page PDF's end": (
-        "interpret", "big.pdf", ("pages=1-100000",), "PdfPageError",
+        "interpret", "big.pdf", ("pages=1-100000",), "PlanError",
         "big.pdf has 50,000 pages; there is no page 100,000"),
     "2,000 pages in one question": (
-        "interpret", "big.pdf", ("pages=1-2000",), "PdfPageError",
-        "2,000 pages: more than the 16 images"),
+        "interpret", "big.pdf", ("pages=1-2000",), "PlanError",
+        "These inputs make 2,000 images; one question takes at most 32"),
     "pages of a 50,000-page PDF past those offered": (
-        "interpret", "big.pdf", ("pages=20000",), "PdfPageError",
-        "has 50,000 pages, of which the first 5,000 can be taken"),
+        "interpret", "big.pdf", ("pages=20000",), "PlanError",
+        "big.pdf has 50,000 pages; only the first 5,000 can be used"),
 }  # fmt: skip
 
 
@@ -262,83 +259,11 @@ def test_loads_json_bounded_refuses_before_parsing():
 # --------------------------------------------------------------------------- PDF pages
 
 
-@pytest.fixture(scope="module")
-def twenty_pages(tmp_path_factory) -> Path:
-    return F.many_pages_pdf(tmp_path_factory.mktemp("pdf") / "twenty.pdf", pages=20)
-
-
-@pytest.mark.parametrize(
-    ("spec", "pages"),
-    [
-        ("1", (0,)),
-        ("3, 1-2", (2, 0, 1)),
-        ("2-4,3", (1, 2, 3)),  # named twice: once
-        ("18-", (17, 18, 19)),
-        (" 7 ", (6,)),
-    ],
-)
-def test_page_lists_are_read_in_the_order_named(twenty_pages, spec, pages):
-    with open_pdf(twenty_pages) as doc:
-        chosen = select_pages(doc, spec)
-    assert chosen.pages == pages
-    assert chosen.notes == (f"{len(pages)} page{'s' * (len(pages) > 1)} of 20 taken ({spec.strip()}).",)
-
-
-@pytest.mark.parametrize(
-    ("spec", "words"),
-    [
-        ("1,x", "'1,x' is not a list of pages"),
-        ("", "is not a list of pages"),
-        ("0", "names page 0"),
-        ("5-3", "'5-3' runs backwards"),
-        ("21", "twenty.pdf has 20 pages; there is no page 21"),
-        ("1-99999999999", "there is no page 99,999,999,999"),
-        ("1-17", "17 pages: more than the 16 images one question may carry (the default"),
-    ],
-)
-def test_bad_page_lists_are_refused_before_any_page_is_rendered(twenty_pages, spec, words):
-    with open_pdf(twenty_pages) as doc, pytest.raises(PdfPageError) as err:
-        select_pages(doc, spec)
-    assert words in err.value.message and err.value.hint
-
-
-def test_the_profiles_images_per_prompt_and_figures_already_taken_count(twenty_pages):
-    with open_pdf(twenty_pages) as doc:
-        assert len(select_pages(doc, "1-20", max_images=20).pages) == 20
-        with pytest.raises(PdfPageError) as err:
-            select_pages(doc, "1-4", max_images=5, already=2)
-    assert "4 pages with the 2 figures before them" in err.value.message
-    assert "the profile's Images per prompt" in err.value.message
-    assert DEFAULT_IMAGES_PER_REQUEST == 16
-
-
-def test_the_page_limit_says_the_true_count(tmp_path, monkeypatch):
-    monkeypatch.setattr("kanoa_desktop.core.inputs.pdf.MAX_PAGES", 5)
-    with open_pdf(F.many_pages_pdf(tmp_path / "long.pdf", pages=12)) as doc:
-        assert (doc.page_count, doc.total_pages) == (5, 12)
-        with pytest.raises(PdfPageError) as err:
-            select_pages(doc, "6")
-        assert "has 12 pages, of which the first 5 can be taken" in err.value.message
-        with pytest.raises(PdfPageError) as err:
-            select_pages(doc, "13")
-        assert "has 12 pages; there is no page 13" in err.value.message
-
-
 def test_a_page_too_thin_to_show_says_so_without_talking_of_rectangles(tmp_path):
     with open_pdf(F.thin_page_pdf(tmp_path / "thin.pdf")) as doc, pytest.raises(PdfPageError) as err:
         doc.take_page(0, long_side=512)
     assert err.value.message == "Page 1 of thin.pdf is 200 × 1 pt: too thin to show as a figure."
     assert "rectangle" not in err.value.hint
-
-
-def test_compare_refuses_more_figures_than_a_question_carries_before_rendering(twenty_pages):
-    from kanoa_desktop.cli.compare import load_inputs
-    from kanoa_desktop.core.batch.runner import BatchError, Template
-
-    with pytest.raises(BatchError) as err:
-        load_inputs([str(twenty_pages)], Template(), 256)
-    assert "20 figures" in err.value.message and "more than the 16 images" in err.value.message
-    assert len(load_inputs([str(twenty_pages)], Template(), 64, max_images=20).figures) == 20
 
 
 def test_interpret_on_the_command_line_says_the_page_problem_in_one_sentence(hostile):

@@ -1,25 +1,10 @@
-"""Clear messages where a traceback or a wrong sentence used to be (command line, batch
-templates)."""
+"""Batch templates: what is refused is named (a format after a field, not the field)."""
 
 from __future__ import annotations
 
 import pytest
 
-from kanoa_desktop.cli import run_cli
-from kanoa_desktop.core.batch.runner import BatchError, Template
-
-
-def test_batch_state_under_a_file_names_the_file_in_the_way(tmp_path, capsys):
-    blocker = tmp_path / "notes.txt"
-    blocker.write_text("not a folder")
-    figure = tmp_path / "a.png"
-    figure.write_bytes(b"")
-    for state in (blocker / "state.sqlite3", blocker / "deeper" / "state.sqlite3"):
-        status = run_cli(["batch", str(figure), "--state", str(state)])
-        err = capsys.readouterr().err
-        assert status == 1 and "Traceback" not in err
-        assert f"error: Cannot keep the batch's progress in {state}: {blocker} is a file" in err
-        assert "hint: Give --state a file inside a folder" in err
+from kanoa_desktop.core.batch.plan import BatchError, Template
 
 
 @pytest.mark.parametrize(

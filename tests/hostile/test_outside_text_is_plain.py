@@ -96,7 +96,7 @@ def server():
 
 
 def test_every_window_shows_outside_text_as_text(server, make_window, run, tmp_path):  # noqa: F811
-    from kanoa_desktop.core.batch.runner import BatchStore
+    from kanoa_desktop.core.batch.store import BatchStore
     from kanoa_desktop.core.config.profiles import Profile
     from kanoa_desktop.core.endpoint.client import ChatClient
     from kanoa_desktop.core.monitor.fleet import FleetPoller, FleetReader

@@ -14,8 +14,6 @@ What a caller may rely on:
 - Every render is sized by its output: a page or a crop is rendered so that its long side is
   the profile's ``long_side`` (never more than ``MAX_ZOOM`` times the page's natural size),
   so a hostile page size or a tiny crop cannot allocate a huge bitmap.
-- Pages named by the user (``"1,3-5"``) are checked by :func:`select_pages` against the
-  file's real page count and the images one question may carry, before any is rendered.
 - Embedded images larger than ``MAX_PIXELS`` are listed but refused when taken, before they
   are decoded; at most ``MAX_IMAGES_PER_PAGE`` are listed per page, and images smaller than
   ``MIN_IMAGE_SIDE`` pixels (icons, masks, rules) are left out.
@@ -31,7 +29,6 @@ Not bounded: the time PDFium takes to draw one very complex page (it has no time
 from __future__ import annotations
 
 import io
-import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,9 +51,6 @@ THUMBNAIL_LONG_SIDE = 160
 MAX_IMAGES_PER_PAGE = 64
 MIN_IMAGE_SIDE = 32
 MIN_CROP_POINTS = 2.0
-# Images one question may carry when the profile does not say how many its server takes
-# (Settings > Images > Images per prompt): each is about a thousand tokens of context.
-DEFAULT_IMAGES_PER_REQUEST = 16
 
 Rect = tuple[float, float, float, float]
 """``(x0, y0, x1, y1)`` in page points, origin top-left (see the module docstring)."""
@@ -373,105 +367,3 @@ def open_pdf(path: Path | str) -> PdfDocument:
             doc.close()
             raise EmptyPdfError(f"{label} has no pages.", "Check the file.")
     return PdfDocument(path, doc, total)
-
-
-def take_pages(path: Path | str, pages: list[int], *, long_side: int) -> list[PreparedFigure]:
-    """Whole pages (0-based numbers) of a PDF as figures: the headless path (command line,
-    batch). Raises PdfError for a bad file or a page it does not have."""
-    with open_pdf(path) as doc:
-        return [doc.take_page(n, long_side=long_side) for n in pages]
-
-
-# --- pages named by the user -------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PageSelection:
-    """Pages to take from a PDF: 0-based, in the order named, each once; ``notes`` say
-    what was taken of how many."""
-
-    pages: tuple[int, ...]
-    notes: tuple[str, ...] = ()
-
-
-_RANGE_RE = re.compile(r"^\s*(\d{1,12})\s*(?:(-)\s*(\d{1,12})?\s*)?$")
-
-
-def images_per_request(max_images: int | None) -> int:
-    """The images one question may carry: the profile's ``max_images``, or
-    :data:`DEFAULT_IMAGES_PER_REQUEST` when it does not say."""
-    return max_images if max_images else DEFAULT_IMAGES_PER_REQUEST
-
-
-def _plural(n: int, noun: str) -> str:
-    return f"{n:,} {noun}" + ("" if n == 1 else "s")
-
-
-def select_pages(
-    doc: PdfDocument, spec: str, *, max_images: int | None = None, already: int = 0
-) -> PageSelection:
-    """The pages ``spec`` names (``"1"``, ``"1,3-5"``, ``"7-"`` to the last page; 1-based),
-    checked before any page is rendered.
-
-    Raises :class:`PdfPageError` with a sentence when ``spec`` is not a list of pages,
-    names a page the file does not have (its real page count is said, even when only the
-    first ``MAX_PAGES`` are offered) or a page past those offered, or names more pages
-    than one question may carry: :func:`images_per_request` of ``max_images`` (the
-    profile's), less the ``already`` figures the question has. Ranges are checked as
-    ranges: ``1-999999999`` is refused without building a list of pages."""
-    name, total, offered = doc.name, doc.total_pages, doc.page_count
-    ranges: list[tuple[int, int]] = []
-    for part in spec.split(","):
-        m = _RANGE_RE.match(part)
-        if m is None:
-            raise PdfPageError(
-                f"{spec.strip()!r} is not a list of pages.",
-                "Name pages like 1,3-5 (pages count from 1; 7- means 7 to the last).",
-            )
-        first = int(m.group(1))
-        last = int(m.group(3)) if m.group(3) else (offered if m.group(2) else first)
-        if first < 1:
-            raise PdfPageError(f"{spec.strip()!r} names page 0.", "Pages count from 1.")
-        if last < first:
-            raise PdfPageError(
-                f"{part.strip()!r} runs backwards.", f"Write it as {last}-{first}."
-            )
-        ranges.append((first, last))
-    beyond = max(last for _, last in ranges)
-    if beyond > total:
-        raise PdfPageError(
-            f"{name} has {_plural(total, 'page')}; there is no page {beyond:,}.",
-            f"Choose pages from 1 to {total:,}.",
-        )
-    if beyond > offered:
-        raise PdfPageError(
-            f"{name} has {total:,} pages, of which the first {offered:,} can be taken; page "
-            f"{beyond:,} is past them.",
-            "Extract the pages you need into a smaller PDF.",
-        )
-    count = 0
-    end = 0
-    for first, last in sorted(ranges):  # pages named twice count once
-        if last > end:
-            count += last - max(first, end + 1) + 1
-            end = last
-    cap = images_per_request(max_images)
-    if count + already > cap:
-        why = (
-            "the profile's Images per prompt"
-            if max_images
-            else "the default when the profile does not say how many its server takes"
-        )
-        before = f" with the {_plural(already, 'figure')} before them" if already else ""
-        raise PdfPageError(
-            f"Pages {spec.strip()} of {name} are {_plural(count, 'page')}{before}: more than "
-            f"the {cap} images one question may carry ({why}).",
-            "Ask about fewer pages at a time, or ask about each page in turn with "
-            "kanoa-desktop batch. Set Images per prompt in Settings > Images if the server "
-            "takes more.",
-        )
-    pages = tuple(dict.fromkeys(p - 1 for first, last in ranges for p in range(first, last + 1)))
-    notes: tuple[str, ...] = ()
-    if len(pages) < total:
-        notes = (f"{_plural(len(pages), 'page')} of {total:,} taken ({spec.strip()}).",)
-    return PageSelection(pages, notes)

@@ -74,6 +74,7 @@ MAX_PARQUET_TEXT_BYTES = 256_000_000
 # A table that will take more memory than this (by the footer's sizes) says so first.
 LARGE_TABLE_BYTES = 200_000_000
 EXCEL_SUFFIXES = (".xlsx", ".xlsm")
+DEFAULT_TABLE_TOKEN_BUDGET = 1500  # of a table's summary, when no other is asked
 PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
 # At most this many values of a text column are tried as dates; 90 % must parse.
 DATE_SAMPLE = 200
@@ -743,12 +744,22 @@ def _open_workbook(path: Path, label: str):
         ) from exc
 
 
-def list_sheets(path: Path | str) -> list[str]:
-    """The names of a workbook's worksheets, in order (chart sheets are left out)."""
+def list_sheets(path: Path | str, *, with_data: bool = False) -> list[str]:
+    """The names of a workbook's worksheets, in order (chart sheets are left out); only
+    those holding a value when ``with_data`` (as loading decides: streamed, within the
+    workbook budgets, stopping at each sheet's first value)."""
     path = Path(path)
     wb = _open_workbook(path, path.name)
     try:
+        if with_data:
+            return [
+                ws.title
+                for ws in wb.worksheets
+                if _read_sheet(wb, ws, path.name, None, probe=True).rows
+            ]
         return list(wb.sheetnames)
+    except _OverBudget as exc:
+        raise _over_budget(path.name, exc) from None
     finally:
         wb.close()
 
@@ -1159,7 +1170,7 @@ _LEVELS = (
 
 
 def summarise_table(
-    table: LoadedTable | pd.DataFrame, *, token_budget: int = 1500, name: str | None = None
+    table: LoadedTable | pd.DataFrame, *, token_budget: int = DEFAULT_TABLE_TOKEN_BUDGET, name: str | None = None
 ) -> str:
     """A deterministic Markdown summary of the table that fits ``token_budget`` tokens.
 
