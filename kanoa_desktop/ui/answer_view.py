@@ -34,6 +34,7 @@ from PySide6.QtWidgets import QTextBrowser
 
 from kanoa_desktop.core.ask.markdown_stream import MarkdownStream
 from kanoa_desktop.core.safety import defang_images
+from kanoa_desktop.ui.qt_guard import guarded
 
 MARKDOWN_FEATURES = (
     QTextDocument.MarkdownFeature.MarkdownDialectGitHub
@@ -135,6 +136,7 @@ class AnswerView(QTextBrowser):
 
     # -- safety --------------------------------------------------------------------------
 
+    @guarded(fallback=lambda *_: QByteArray(b" "))  # never None: see below
     def loadResource(self, type_: int, name: QUrl):  # noqa: N802 - Qt override
         # Never load images, stylesheets or anything else named by the answer. A null
         # result would make QTextDocument read local files and data: URLs by itself.

@@ -57,6 +57,7 @@ from kanoa_desktop.core.ask.pricing import format_cost
 from kanoa_desktop.core.config.profiles import ProfileStore
 from kanoa_desktop.core.endpoint.errors import KanoaError
 from kanoa_desktop.core.endpoint.pool import ClientPool
+from kanoa_desktop.ui.qt_guard import guarded
 
 log = logging.getLogger(__name__)
 
@@ -432,6 +433,7 @@ class BatchView(QDialog):
             with contextlib.suppress(Exception):
                 await self._task
 
+    @guarded()
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
         # Nothing runs unseen: closing cancels. Finished items are kept, and the same batch
         # started again continues where it stopped.

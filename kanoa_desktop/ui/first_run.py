@@ -45,6 +45,7 @@ from kanoa_desktop.core.endpoint.discovery import (
     discover,
     parse_ports,
 )
+from kanoa_desktop.ui.qt_guard import guarded
 from kanoa_desktop.ui.settings.connection import (
     ConnectionReport,
     ConnectionRequest,
@@ -173,6 +174,7 @@ class FirstRunCard(QFrame):
 
     # -- probing --------------------------------------------------------------------------
 
+    @guarded()
     def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
         super().showEvent(event)
         if not self._probed_once:

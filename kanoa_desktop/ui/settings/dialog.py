@@ -39,6 +39,7 @@ from kanoa_desktop.core.config.profiles import (
     validate_profile,
 )
 from kanoa_desktop.core.config.secrets import KeyStore
+from kanoa_desktop.ui.qt_guard import guarded
 from kanoa_desktop.ui.settings.connection import ConnectionReport, ConnectionRequest
 from kanoa_desktop.ui.settings.pages import (
     AppearancePage,
@@ -400,6 +401,7 @@ class SettingsDialog(QDialog):
         self.profilesSaved.emit()
         return problem is None
 
+    @guarded()
     def accept(self) -> None:
         if self.apply():
             super().accept()
