@@ -280,6 +280,9 @@ class TableView(QWidget):
         # each of a million rows.
         vh.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
         vh.setDefaultSectionSize(self.fontMetrics().height() + 6)
+        # A text index with a long label must not push every cell out of sight (the
+        # table view never makes the header wider than this; longer labels are elided).
+        vh.setMaximumWidth(MAX_COLUMN_WIDTH)
         hh = self.view.horizontalHeader()
         hh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         hh.setDefaultSectionSize(110)
@@ -371,11 +374,13 @@ class TableView(QWidget):
         self.caption.setText(" ".join(parts))
         self._fit_columns()
 
-        numeric = [str(c) for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c].dtype)]
+        # By position: with duplicate column labels frame[c] is a frame, not a column.
+        dtypes = list(zip(frame.columns, frame.dtypes, strict=True))
+        numeric = [str(c) for c, dtype in dtypes if pd.api.types.is_numeric_dtype(dtype)]
         xs = [
             str(c)
-            for c in frame.columns
-            if str(c) in numeric or pd.api.types.is_datetime64_any_dtype(frame[c].dtype)
+            for c, dtype in dtypes
+            if str(c) in numeric or pd.api.types.is_datetime64_any_dtype(dtype)
         ]
         self.x_combo.clear()
         self.x_combo.addItem(ROW_NUMBER, None)
