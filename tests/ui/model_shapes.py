@@ -350,8 +350,15 @@ class Run:
         self.shots = shots
         self.steps = 0
         self.examples = 0
+        self._last_step = None
 
     def step(self, surface: str, i: int, op) -> None:
+        """Say the step before it runs (a native crash's output ends with it), and how
+        long the one before took when that was long (a slow view is a finding too)."""
+        now = time.perf_counter()
+        if self._last_step is not None and now - self._last_step[0] > 1.0:
+            _log(f"  (slow: the step before took {now - self._last_step[0]:.1f} s)")
+        self._last_step = (now, op)
         self.steps += 1
         _log(f"[{surface}] step {i}: {op!r}")
 
