@@ -15,11 +15,11 @@ from kanoa_desktop.core.ask.compare import (
     ComparisonError,
     profiles_for_models,
 )
+from kanoa_desktop.core.ask.compare_report import comparison_markdown, export_comparison
 from kanoa_desktop.core.ask.interpret import Inputs
 from kanoa_desktop.core.ask.pipeline import AnswerDelta, TurnEnded
 from kanoa_desktop.core.config.profiles import Profile, ProfileStore
 from kanoa_desktop.core.endpoint.pool import ClientPool
-from kanoa_desktop.core.history.export import comparison_markdown, export_comparison
 from kanoa_desktop.core.history.store import HistoryStore
 from kanoa_desktop.core.inputs.figures import prepare_figure
 from tests.batch.conftest import png_bytes
@@ -203,11 +203,11 @@ def test_compare_command_prints_the_table_writes_markdown_and_fails_when_a_pane_
 def test_a_history_file_from_before_comparisons_is_migrated_and_keeps_its_conversations(tmp_path):
     import sqlite3
 
-    from kanoa_desktop.core.history import store as S
+    from kanoa_desktop.core.history import schema as S
 
     path = tmp_path / "old.sqlite3"
     db = sqlite3.connect(path, isolation_level=None)
-    for statement in S._statements(S.MIGRATIONS[0]):
+    for statement in S.statements(S.MIGRATIONS[0]):
         db.execute(statement)
     db.execute("PRAGMA user_version = 1")
     db.execute(

@@ -34,11 +34,11 @@ from datetime import date, datetime, time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kanoa_desktop.core.ask.tokens import CHARS_PER_TOKEN, estimate_text_tokens
+from kanoa_desktop.core import lazy
 from kanoa_desktop.core.endpoint.errors import KanoaError
-from kanoa_desktop.core.gcpause import import_heavy
 from kanoa_desktop.core.inputs import delimited
 from kanoa_desktop.core.inputs.delimited import DELIMITER_NAMES, SAMPLE_BYTES
+from kanoa_desktop.core.tokens import CHARS_PER_TOKEN, estimate_text_tokens
 
 if TYPE_CHECKING:
     import numpy as np
@@ -54,6 +54,7 @@ MAX_XLSX_UNCOMPRESSED = 512 * 1024 * 1024
 # asked for (``max_rows``).
 MAX_PARQUET_CELLS = 100_000_000
 EXCEL_SUFFIXES = (".xlsx", ".xlsm")
+DEFAULT_TABLE_TOKEN_BUDGET = 1500  # of a table's summary, when no other is asked
 PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
 # At most this many values of a text column are tried as dates; 90 % must parse.
 DATE_SAMPLE = 200
@@ -276,8 +277,8 @@ def load_table(
     a note naming how many.
     """
     # pandas' first import, with the collector paused: its full pass over every loaded
-    # object held the GIL for tens of ms and stalled the window (core/gcpause.py).
-    import_heavy("pandas")
+    # object held the GIL for tens of ms and stalled the window (core/lazy.py).
+    lazy.load("pandas")
     path = Path(path)
     label = path.name
     try:
@@ -626,11 +627,14 @@ def _open_workbook(path: Path, label: str):
         ) from exc
 
 
-def list_sheets(path: Path | str) -> list[str]:
-    """The names of a workbook's worksheets, in order (chart sheets are left out)."""
+def list_sheets(path: Path | str, *, with_data: bool = False) -> list[str]:
+    """The names of a workbook's worksheets, in order (chart sheets are left out); only
+    those with a value in their first rows when ``with_data`` (as loading decides)."""
     path = Path(path)
     wb = _open_workbook(path, path.name)
     try:
+        if with_data:
+            return [ws.title for ws in wb.worksheets if _sheet_probe(ws)[0]]
         return list(wb.sheetnames)
     finally:
         wb.close()
@@ -880,12 +884,12 @@ _LEVELS = (
 
 
 def summarise_table(
-    table: LoadedTable | pd.DataFrame, *, token_budget: int = 1500, name: str | None = None
+    table: LoadedTable | pd.DataFrame, *, token_budget: int = DEFAULT_TABLE_TOKEN_BUDGET, name: str | None = None
 ) -> str:
     """A deterministic Markdown summary of the table that fits ``token_budget`` tokens.
 
     Tokens are counted with the app's one estimate,
-    :func:`~kanoa_desktop.core.ask.tokens.estimate_text_tokens` (tokenizers vary; for
+    :func:`~kanoa_desktop.core.tokens.estimate_text_tokens` (tokenizers vary; for
     digit-heavy tables it is within about 30 %, so the budget is a target, not a guarantee
     about a given model). Sections: shape,
     columns with types and missing counts, describe() of numeric columns, head, tail and an
