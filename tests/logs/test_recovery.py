@@ -103,16 +103,21 @@ def test_the_watchdog_dumps_a_stuck_thread_and_the_log_gets_it_once_it_runs_agai
         time.sleep(1.5)  # the GUI thread busy three times the watchdog's limit
     stuck_in_a_slot()
     print("STUCK", s.pet(), flush=True)
-    s.end()
+    import os, signal
+    os.kill(os.getpid(), signal.SIGKILL)  # later killed, while it responds
     """,
         tmp_path,
     )
-    assert out.returncode == 0, out.stderr
+    assert out.returncode == -9, out.stderr
     stuck = float(out.stdout.split("STUCK ")[1])
     assert stuck >= 1.4
     log = (tmp_path / "child.log").read_text("utf-8")
     assert "The window did not respond for" in log
     assert "Timeout (0:00:00.500000)!" in log and "in stuck_in_a_slot" in log
+    # It had recovered: killed later, not "stopped responding".
+    end, _ = _session(tmp_path).claim_unclean()
+    assert end is not None and end.kind == R.KILLED
+    assert "Responding again after" in end.record.read_text("utf-8")
 
 
 def test_records_are_kept_five_at_most(tmp_path):

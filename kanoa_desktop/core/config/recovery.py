@@ -222,20 +222,24 @@ class UncleanEnd:
         return "\n".join(lines) + "\n"
 
 
+RESPONDING_AGAIN = "Responding again after"
+
+
 def _classify(text: str) -> str:
     if "Fatal Python error" in text:
         return CRASH
-    if "Timeout (" in text:
-        return HANG
+    dump = text.rfind("Timeout (")
+    if dump >= 0 and text.find(RESPONDING_AGAIN, dump) < 0:
+        return HANG  # stuck when it ended: the last dump was never followed by a recovery
     return KILLED
 
 
 def _excerpt(text: str) -> str:
     """The fatal error (or the last watchdog dump) and the stacks after it, bounded."""
-    start = max(text.rfind("Fatal Python error"), 0)
-    if start == 0 and "Fatal Python error" not in text:
-        start = max(text.rfind("Timeout ("), 0)
-    return text[start : start + EXCERPT_CHARS]
+    start = text.rfind("Fatal Python error")
+    if start < 0:
+        start = text.rfind("Timeout (")
+    return text[max(start, 0) : max(start, 0) + EXCERPT_CHARS]
 
 
 # ------------------------------------------------------------------ locking
@@ -420,11 +424,16 @@ class Session:
         if stuck <= self.watchdog_s:
             return None
         self.stalls.append(stuck)
+        dump = self._new_dump()
+        with contextlib.suppress(OSError, ValueError):
+            self.file.write(f"{RESPONDING_AGAIN} {stuck:.1f} s\n")  # not a hang at the end
+            self.file.flush()
+            self._dumped_to = self.file.tell()
         # One line on stderr; the stacks in the log file only.
         log.warning(
             "The window did not respond for %.1f s (the log has every thread's stack).", stuck
         )
-        log.info("What every thread was doing after %.1f s:\n%s", self.watchdog_s, self._new_dump())
+        log.info("What every thread was doing after %.1f s:\n%s", self.watchdog_s, dump)
         return stuck
 
     def _new_dump(self) -> str:
