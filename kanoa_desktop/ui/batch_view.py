@@ -60,6 +60,7 @@ from kanoa_desktop.core.endpoint.errors import KanoaError
 from kanoa_desktop.core.endpoint.pool import ClientPool
 from kanoa_desktop.core.safety import plain_tooltip
 from kanoa_desktop.ui.plain_text import make_labels_plain
+from kanoa_desktop.ui.qt_guard import guarded
 
 log = logging.getLogger(__name__)
 
@@ -439,6 +440,7 @@ class BatchView(QDialog):
             with contextlib.suppress(Exception):
                 await self._task
 
+    @guarded()
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
         # Nothing runs unseen: closing cancels. Finished items are kept, and the same batch
         # started again continues where it stopped.

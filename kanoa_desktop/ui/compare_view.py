@@ -60,6 +60,7 @@ from kanoa_desktop.core.config.profiles import Profile, ProfileStore
 from kanoa_desktop.core.endpoint.pool import ClientPool
 from kanoa_desktop.ui.answer_view import AnswerView
 from kanoa_desktop.ui.plain_text import make_labels_plain
+from kanoa_desktop.ui.qt_guard import guarded
 from kanoa_desktop.ui.status_bar import STATES
 
 log = logging.getLogger(__name__)
@@ -652,6 +653,7 @@ class CompareView(QWidget):
             with contextlib.suppress(Exception):
                 await self._export_task
 
+    @guarded()
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
         if self.comparison is not None:
             self.comparison.stop_all("Comparison window closed.")
