@@ -11,7 +11,8 @@ line (its ``instance`` label, ``up``, ``kind`` and the figures).
 app's, or the active profile's own). ``--once`` prints one snapshot and exits;
 ``--interval S`` prints one every S seconds until interrupted. Exit status
 (:data:`EXIT_STATUS`), so a script can act on it: 0 all instances up, 3 an instance (or a
-server behind ``--router``) is down, 1 Prometheus did not answer, 2 a bad argument or no
+server behind ``--router``) is down, 1 Prometheus did not answer (or answered what a
+Prometheus server does not: one ``error:`` sentence on stderr), 2 a bad argument or no
 Prometheus address. ``--interval`` ends with the status of its last snapshot.
 """
 
@@ -243,7 +244,7 @@ async def _main(args: argparse.Namespace) -> int:
             try:
                 snapshot = await reader.snapshot()
             except PrometheusError as err:
-                print(str(err), file=sys.stderr, flush=True)
+                print(f"error: {err}", file=sys.stderr, flush=True)
                 status = EXIT_NO_PROMETHEUS
             else:
                 _print(snapshot, args.json)
@@ -258,10 +259,10 @@ async def _main(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     """Entry point for ``kanoa-desktop fleet``; returns the exit status."""
     if args.interval is not None and args.interval <= 0:
-        print("--interval must be a positive number of seconds.", file=sys.stderr)
+        print("error: --interval must be a positive number of seconds.", file=sys.stderr)
         return EXIT_USAGE
     if args.window <= 0:
-        print("--window must be a positive number of seconds.", file=sys.stderr)
+        print("error: --window must be a positive number of seconds.", file=sys.stderr)
         return EXIT_USAGE
     if args.prometheus is None:
         store = ProfileStore()

@@ -30,6 +30,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from kanoa_desktop.core.safety import plain_tooltip
+from kanoa_desktop.ui.qt_guard import guarded
+
 if TYPE_CHECKING:  # the decoding code loads with the first figure (issue 18)
     from kanoa_desktop.core.inputs.figures import PreparedFigure
 
@@ -99,6 +102,7 @@ class FigureViewer(QDialog):
             w, h = int(w * scale), int(h * scale)
         self.resize(max(w, 240) + 24, max(h, 180) + 48)
 
+    @guarded()
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
         super().resizeEvent(event)
         if self._pixmap.isNull():
@@ -113,6 +117,7 @@ class FigureViewer(QDialog):
 class _Thumb(QLabel):
     clicked = Signal()
 
+    @guarded()
     def mouseReleaseEvent(self, event) -> None:  # noqa: N802 - Qt override
         if event.button() == Qt.MouseButton.LeftButton and self.rect().contains(
             event.position().toPoint()
@@ -146,7 +151,9 @@ class _FigureCard(QFrame):
         else:
             self.thumb.setText("(no preview)")
         self.thumb.setAccessibleName(f"Preview of {fig.name}")
-        self.thumb.setToolTip("\n".join([fig.name, caption, *fig.notes, "Click to enlarge."]))
+        self.thumb.setToolTip(
+            plain_tooltip("\n".join([fig.name, caption, *fig.notes, "Click to enlarge."]))
+        )
 
         self.name_label = QLabel(fig.name, self)
         self.name_label.setObjectName("figureName")
@@ -170,14 +177,14 @@ class _FigureCard(QFrame):
             self.caption.setText(
                 self.caption.text() + f"\n⚠ {count} note{'s' if count != 1 else ''} (hover)"
             )
-            self.caption.setToolTip("\n".join(fig.notes))
+            self.caption.setToolTip(plain_tooltip("\n".join(fig.notes)))
             self.caption.setAccessibleDescription(" ".join([caption, *fig.notes]))
 
         self.remove_button = QToolButton(self)
         self.remove_button.setObjectName("removeFigureButton")
         self.remove_button.setText("✕")
         self.remove_button.setAutoRaise(True)
-        self.remove_button.setToolTip(f"Remove {fig.name}")
+        self.remove_button.setToolTip(plain_tooltip(f"Remove {fig.name}"))
         self.remove_button.setAccessibleName(f"Remove figure {fig.name}")
         self.remove_button.clicked.connect(lambda: self.remove_clicked.emit(self))
 

@@ -40,6 +40,7 @@ from kanoa_desktop.core.endpoint.errors import KanoaError
 if TYPE_CHECKING:  # the store loads after the window's first paint (issue 18)
     from kanoa_desktop.core.history.store import ConversationSummary, HistoryStore
 from kanoa_desktop.core.safety import plain_tooltip
+from kanoa_desktop.ui.qt_guard import guarded
 
 SEARCH_DELAY_MS = 250  # search after typing pauses, not per key
 UNDO_TIMEOUT_MS = 15_000  # how long a delete can be undone before it is purged
@@ -230,10 +231,12 @@ class HistoryPanel(QWidget):
         buttons = self._row_buttons()
         return sum(b.sizeHint().width() for b in buttons) + spacing * (len(buttons) + 1) + 16
 
+    @guarded()
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
         super().resizeEvent(event)
         self._place_buttons(1 if event.size().width() >= self._one_row_width() else 2)
 
+    @guarded(lambda self: QWidget.minimumSizeHint(self))
     def minimumSizeHint(self):  # noqa: N802 - Qt override
         # The narrow (two-row) layout's width, whichever layout shows now.
         hint = super().minimumSizeHint()
@@ -504,6 +507,7 @@ class HistoryPanel(QWidget):
             self.status.setText(f"Exported to {path}")
             self.exportFinished.emit(path)
 
+    @guarded()
     def closeEvent(self, event) -> None:  # noqa: N802
         self.purge()
         self._pool.shutdown(wait=True)  # an export in progress finishes its file

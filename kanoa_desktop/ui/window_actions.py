@@ -13,6 +13,7 @@ from PySide6.QtGui import QAction, QIcon, QKeySequence, QPainter, QPalette, QPen
 from PySide6.QtWidgets import QLabel, QMainWindow, QToolBar, QToolButton
 
 from kanoa_desktop.ui.profile_switcher import ProfileSwitcher
+from kanoa_desktop.ui.qt_guard import guarded
 
 _STD = QKeySequence.StandardKey
 
@@ -119,6 +120,7 @@ class _OverflowChevron(QObject):
             button.setToolTip("More actions")
             button.setAccessibleName("More toolbar actions")
 
+    @guarded(False)
     def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt override
         if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.StyleChange):
             self.apply()

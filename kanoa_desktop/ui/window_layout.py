@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 from kanoa_desktop.ui.answer_view import AnswerView
 from kanoa_desktop.ui.banner import ErrorBanner
 from kanoa_desktop.ui.inputs_panel import InputsPanel
+from kanoa_desktop.ui.qt_guard import guarded
 from kanoa_desktop.ui.sources_view import SourcesView
 from kanoa_desktop.ui.status_bar import StreamStatus
 
@@ -120,6 +121,7 @@ class _NarrowFit(QObject):
         self._timer.setInterval(0)
         self._timer.timeout.connect(lambda: fit_narrow(window))
 
+    @guarded(False)
     def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt override
         if event.type() in (QEvent.Type.Resize, QEvent.Type.Show):
             self._timer.start()
