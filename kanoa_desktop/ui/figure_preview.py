@@ -192,7 +192,7 @@ class _FigureCard(QFrame):
         self.enlarge_button.setObjectName("enlargeFigureButton")
         self.enlarge_button.setText("⤢")
         self.enlarge_button.setAutoRaise(True)
-        self.enlarge_button.setToolTip(f"Show {fig.name} large")
+        self.enlarge_button.setToolTip(plain_tooltip(f"Show {fig.name} large"))
         self.enlarge_button.setAccessibleName(f"Enlarge figure {fig.name}")
         self.enlarge_button.clicked.connect(self.enlarge)
         self.viewer: FigureViewer | None = None

@@ -289,7 +289,7 @@ class HistoryPanel(QWidget):
             for m in self.store.models():
                 self.model_filter.addItem(model_label(m), m)
                 self.model_filter.setItemData(
-                    self.model_filter.count() - 1, m, Qt.ItemDataRole.ToolTipRole
+                    self.model_filter.count() - 1, plain_tooltip(m), Qt.ItemDataRole.ToolTipRole
                 )
             idx = self.model_filter.findData(chosen) if chosen else 0
             self.model_filter.setCurrentIndex(max(idx, 0))

@@ -11,6 +11,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QWidget
 
 from kanoa_desktop.core.config.profiles import Profile, ProfileStore
+from kanoa_desktop.core.safety import plain_tooltip
 
 MIN_NAME_CHARS = 14
 MAX_NAME_CHARS = 28
@@ -46,7 +47,7 @@ class ProfileSwitcher(QComboBox):
                 self.addItem(profile.name, profile.id)
                 self.setItemData(
                     self.count() - 1,
-                    f"{profile.model or '(no model)'} at {profile.api_base}",
+                    plain_tooltip(f"{profile.model or '(no model)'} at {profile.api_base}"),
                     Qt.ItemDataRole.ToolTipRole,
                 )
             self.setCurrentIndex(self.findData(self.store.active.id))
