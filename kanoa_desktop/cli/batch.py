@@ -17,6 +17,7 @@ import signal
 import sys
 from pathlib import Path
 
+from kanoa_desktop.core.ask.services import command_services
 from kanoa_desktop.core.batch.runner import (
     DEFAULT_CONCURRENCY,
     MAX_CONCURRENCY,
@@ -31,7 +32,6 @@ from kanoa_desktop.core.batch.runner import (
 )
 from kanoa_desktop.core.config.profiles import ProfileStore
 from kanoa_desktop.core.endpoint.errors import KanoaError
-from kanoa_desktop.core.endpoint.pool import ClientPool
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -94,13 +94,14 @@ async def _run(args: argparse.Namespace) -> int:
         )
     from kanoa_desktop.core.config.secrets import KeyStore
 
-    pool = ClientPool(KeyStore(), api_key=os.environ.get(args.api_key_env) or None)
+    services = command_services(KeyStore(), api_key=os.environ.get(args.api_key_env) or None,
+                                history=False, vision=store)  # fmt: skip
     results = BatchStore(args.state)
     batch = Batch(
         args.sources,
         profile,
         Template(args.context, args.focus, args.question),
-        pool=pool,
+        services,
         store=results,
         concurrency=args.concurrency,
         listener=_on_event,
@@ -124,7 +125,7 @@ async def _run(args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)
-        await pool.aclose()
+        await services.aclose()
         results.close()
     for path in args.out:
         print(f"wrote {write_report(batch, path)}", file=sys.stderr)

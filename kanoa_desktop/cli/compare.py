@@ -21,8 +21,9 @@ from kanoa_desktop.core.ask.compare import (
     ComparisonError,
     profiles_for_models,
 )
-from kanoa_desktop.core.ask.interpret import Inputs
+from kanoa_desktop.core.ask.outbox import Outbox
 from kanoa_desktop.core.ask.pipeline import AnswerDelta, StateChanged, TurnEnded
+from kanoa_desktop.core.ask.services import command_services
 from kanoa_desktop.core.batch.runner import (
     BatchError,
     BatchItem,
@@ -33,7 +34,7 @@ from kanoa_desktop.core.batch.runner import (
 )
 from kanoa_desktop.core.config.profiles import Profile, ProfileStore
 from kanoa_desktop.core.endpoint.errors import KanoaError
-from kanoa_desktop.core.endpoint.pool import ClientPool
+from kanoa_desktop.core.history.endings import label as ending_label
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -92,26 +93,25 @@ def _profiles(args: argparse.Namespace) -> list[Profile]:
     return found
 
 
-def load_inputs(files: list[str], template: Template, long_side: int) -> Inputs:
-    """Every file's figures (PDF pages, notebook figures) and the table, merged into one
-    question's inputs. Raises the loader's error for a file it cannot use."""
-    inputs = Inputs(context=template.context, focus=template.focus, question=template.question)
+def load_inputs(files: list[str], template: Template, long_side: int) -> Outbox:
+    """Every file's figures (PDF pages, notebook figures with their cells' code) and the
+    table, merged into one question's outbox. Raises the loader's error for a file it
+    cannot use."""
+    inputs = Outbox(context=template.context, focus=template.focus)
     if not files:
         return inputs
     items: list[BatchItem] = plan_items(expand_sources(files), long_side=long_side)
     for item in items:
-        one, _ = load_item(item, Template(), long_side=long_side)
-        inputs.figures += one.figures
+        one, _, _ = load_item(item, Template(), long_side=long_side)
+        for fig in one.figures:
+            inputs.add_figure(fig, one.code_of(fig))
         if one.table is not None:
             if inputs.table is not None:
                 raise BatchError(
                     "A comparison takes one table; several were given.",
                     "Compare one table at a time (or use kanoa-desktop batch).",
                 )
-            inputs.table, inputs.table_summary = one.table, one.table_summary
-        extra = one.context.strip()
-        if extra and item.kind == "notebook":
-            inputs.context = (inputs.context + "\n\n" + extra).strip()
+            inputs.set_table(one.table, one.table_summary)
     return inputs
 
 
@@ -119,12 +119,7 @@ async def _run(args: argparse.Namespace) -> int:
     profiles = _profiles(args)
     from kanoa_desktop.core.config.secrets import KeyStore
 
-    pool = ClientPool(KeyStore())
-    history = None
-    if not args.no_history:
-        from kanoa_desktop.core.history.store import HistoryStore
-
-        history = HistoryStore(recover=False)
+    services = command_services(KeyStore(), history=not args.no_history)
     long_side = max(p.image_long_side for p in profiles) if profiles else 1024
     template = Template(args.context, args.focus, args.question)
     inputs = await asyncio.to_thread(load_inputs, args.files, template, long_side)
@@ -138,19 +133,19 @@ async def _run(args: argparse.Namespace) -> int:
             if isinstance(ev, StateChanged) and ev.state in ("waiting", "streaming"):
                 print(f"[{label}] {ev.state}", file=sys.stderr, flush=True)
             elif isinstance(ev, TurnEnded):
-                extra = f": {ev.error.title}" if ev.error else ""
-                print(f"[{label}] {ev.state}{extra}", file=sys.stderr, flush=True)
+                ending = ending_label(ev.state, ev.finish_reason, ev.error.title if ev.error else "")
+                print(f"[{label}] {ending}", file=sys.stderr, flush=True)
 
-    comparison = Comparison(profiles, pool=pool, history=history, listener=on_event)
+    comparison = Comparison(profiles, services, listener=on_event, outbox=inputs)
     loop = asyncio.get_running_loop()
     with contextlib.suppress(NotImplementedError, RuntimeError):
-        loop.add_signal_handler(signal.SIGINT, comparison.stop_all, "Stopped (Ctrl+C).")
+        loop.add_signal_handler(signal.SIGINT, comparison.stop_all, "Ctrl+C")
     try:
-        ended = await comparison.ask(inputs)
+        ended = await comparison.ask(args.question)
     finally:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.remove_signal_handler(signal.SIGINT)
-        await pool.aclose()
+        await services.pool.aclose()
     out = sys.stdout
     for pane, end in zip(comparison.panes, ended, strict=True):
         out.write(f"\n## {pane.label} ({pane.runner.model or pane.profile.model})\n\n")
@@ -181,8 +176,8 @@ async def _run(args: argparse.Namespace) -> int:
                 if path is not None:
                     written = export_comparison(stored, path, fmt)
                     print(f"wrote {written}", file=sys.stderr)
-    if history is not None:
-        history.close()
+    if services.history is not None:
+        services.history.close()
     return status
 
 

@@ -19,12 +19,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from kanoa_desktop.core.ask.interpret import (
-    DEFAULT_TABLE_TOKEN_BUDGET,
-    Inputs,
-    load_input,
-    summarise,
-)
+from kanoa_desktop.core.ask.interpret import DEFAULT_TABLE_TOKEN_BUDGET, load_input, summarise
+from kanoa_desktop.core.ask.outbox import Outbox
 from kanoa_desktop.core.ask.pipeline import (
     AnswerDelta,
     Asked,
@@ -35,12 +31,12 @@ from kanoa_desktop.core.ask.pipeline import (
     TurnEnded,
     profile_with,
 )
-from kanoa_desktop.core.config.pricing import format_cost, load_kanoa_pricing
+from kanoa_desktop.core.ask.services import command_services
+from kanoa_desktop.core.config.pricing import format_cost
 from kanoa_desktop.core.config.profiles import Profile, ProfileStore
 from kanoa_desktop.core.config.secrets import KeyStore
 from kanoa_desktop.core.endpoint import errors as E
 from kanoa_desktop.core.endpoint.chat import describe_payload
-from kanoa_desktop.core.endpoint.pool import ClientPool
 from kanoa_desktop.core.endpoint.stats import StreamStats
 from kanoa_desktop.core.inputs.figures import PreparedFigure
 from kanoa_desktop.core.inputs.tables import LoadedTable
@@ -158,13 +154,12 @@ def _pages(spec: str) -> list[int]:
     return pages
 
 
-def load_inputs(args: argparse.Namespace, profile: Profile) -> Inputs:
+def load_inputs(args: argparse.Namespace, profile: Profile) -> Outbox:
     """Figures, a table summary, PDF pages and notebook figures from the files given."""
-    from kanoa_desktop.core.inputs.load import take_figures
     from kanoa_desktop.core.inputs.notebook import NotebookFigures
     from kanoa_desktop.core.inputs.pdf import PdfDocument
 
-    inputs = Inputs(context=args.context, focus=args.focus, question=args.question)
+    inputs = Outbox(context=args.context, focus=args.focus)
     long_side = profile.image_long_side
     for f in args.files:
         item = load_input(f, long_side=long_side, sheet=args.sheet)
@@ -176,10 +171,9 @@ def load_inputs(args: argparse.Namespace, profile: Profile) -> Inputs:
                     f"{Path(f).name}: one table per question ({inputs.table.name} is the first).",
                     "Ask about each table separately.",
                 )
-            inputs.table = item
-            inputs.table_summary = summarise(item, args.table_budget)
+            inputs.set_table(item, summarise(item, args.table_budget))
         elif isinstance(item, PreparedFigure):
-            inputs.figures.append(item)
+            inputs.add_figure(item)
         elif isinstance(item, PdfDocument):
             try:
                 for page in _pages(args.pages):
@@ -189,16 +183,14 @@ def load_inputs(args: argparse.Namespace, profile: Profile) -> Inputs:
                             f"{page}.",
                             "Choose pages with --pages.",
                         )
-                    inputs.figures.append(item.take_page(page - 1, long_side=long_side))
+                    inputs.add_figure(item.take_page(page - 1, long_side=long_side))
             finally:
                 item.close()
         elif isinstance(item, NotebookFigures):
             for note in item.notes:
                 print(f"note: {item.name}: {note}", file=sys.stderr)
-            # Every figure, with the code of the cell that drew it as context.
-            taken = take_figures(item)
-            inputs.figures.extend(taken.figures)
-            inputs.context = f"{inputs.context}\n\n{taken.context}".strip()
+            for nf in item.figures:  # every figure, with the code of the cell that drew it
+                inputs.add_figure(nf.figure, nf.context)
     return inputs
 
 
@@ -261,7 +253,7 @@ def open_knowledge_base(folders: tuple[str, ...], *, follow_links_outside: bool 
 
 
 def usage_line(stats: StreamStats | None, cost: float, model: str) -> str:
-    if stats is None:
+    if stats is None or not stats.served:  # refused, or failed before an answer: nothing
         return f"[usage] prompt 0 tokens, output 0 tokens, cost {format_cost(0)}, model {model}"
     est = " (estimated)" if stats.estimated else ""
     ttft = f"{stats.ttft_s:.2f} s" if stats.ttft_s is not None else "n/a"
@@ -269,7 +261,8 @@ def usage_line(stats: StreamStats | None, cost: float, model: str) -> str:
     speed = f"{tps:.1f} tokens/s" if tps is not None else "n/a tokens/s"
     return (
         f"[usage] prompt {stats.prompt_tokens} tokens, output {stats.output_tokens} tokens{est}, "
-        f"time to first token {ttft}, {speed}, cost {format_cost(cost)}, model {model}"
+        f"time to first token {ttft}, {speed}, cost {format_cost(cost, stats.estimated)}, "
+        f"model {model}"
     )
 
 
@@ -321,31 +314,19 @@ class _Printer:
 
 
 async def _ask(
-    args, profile: Profile, store: ProfileStore, keys: KeyStore, inputs: Inputs, kb
+    args, profile: Profile, store: ProfileStore, keys: KeyStore, inputs: Outbox, kb
 ) -> int:
-    from kanoa_desktop.core.history.store import HistoryStore
-
     api_key = os.environ.get(args.api_key_env) or None
-    pool = ClientPool(keys, api_key=api_key)
-    history = None if args.no_history else HistoryStore(recover=False)
-    if history is not None and history.problem is not None:
-        print(f"warning: {history.problem.message}", file=sys.stderr)
+    services = command_services(keys, api_key=api_key, history=not args.no_history,
+                                vision=store, knowledge_base=lambda: kb)  # fmt: skip
+    if services.history is not None and services.history.problem is not None:
+        print(f"warning: {services.history.problem.message}", file=sys.stderr)
     printer = _Printer(args.show_request)
-    runner = ConversationRunner(
-        profile,
-        pool=pool,
-        listener=printer,
-        history=history,
-        knowledge_base=(lambda: kb) if kb is not None else None,
-        vision=store,
-        kanoa_pricing=load_kanoa_pricing(),
-    )
+    runner = ConversationRunner(profile, services, listener=printer, outbox=inputs)
     try:
-        ended: TurnEnded = await runner.ask(inputs)
+        ended: TurnEnded = await runner.ask(args.question)
     finally:
-        await pool.aclose()
-        if history is not None:
-            history.close()
+        await services.aclose()
     out = sys.stdout
     out.write("\n")
     if ended.note:

@@ -14,6 +14,7 @@ from typing import Any
 from kanoa_desktop import __version__
 from kanoa_desktop.core.ask.compare import (
     TABLE_HEADERS,
+    stored_labels,
     stored_results,
     table_cells,
     table_markdown,
@@ -39,10 +40,7 @@ from kanoa_desktop.core.safety import defang_images
 
 def _comparison_parts(cmp: Any) -> tuple[list[str], list[list], list[Any]]:
     """Pane labels, the table rows per question, and the first pane (for the inputs)."""
-    labels = []
-    for conv in cmp.panes:
-        label = conv.profile_name or conv.model or "pane"
-        labels.append(label if labels.count(label) == 0 else f"{label} · {conv.model}")
+    labels = stored_labels(cmp.panes)
     return labels, stored_results(cmp.panes, labels), cmp.panes[0]
 
 

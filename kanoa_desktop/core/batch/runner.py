@@ -3,7 +3,7 @@
 A :class:`Batch` asks one profile the same context/focus/question :class:`Template` about
 every item of a folder or a list of files, a few at a time (``concurrency``, default 2),
 each item in its own :class:`~kanoa_desktop.core.ask.pipeline.ConversationRunner`
-(a fresh conversation) on one shared :class:`~kanoa_desktop.core.endpoint.pool.ClientPool`.
+(a fresh conversation) on one shared :class:`~kanoa_desktop.core.ask.services.Services`.
 
 What an item is (decided when the batch is planned, :func:`plan_items`):
 
@@ -53,13 +53,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kanoa_desktop.core.ask.interpret import DEFAULT_TABLE_TOKEN_BUDGET, Inputs
+from kanoa_desktop.core.ask.interpret import DEFAULT_TABLE_TOKEN_BUDGET
+from kanoa_desktop.core.ask.outbox import Outbox
 from kanoa_desktop.core.ask.pipeline import ConversationRunner, internal_error
+from kanoa_desktop.core.ask.services import Services
 from kanoa_desktop.core.config import paths
 from kanoa_desktop.core.config.pricing import format_cost
 from kanoa_desktop.core.config.profiles import Profile
 from kanoa_desktop.core.endpoint.errors import KanoaError
-from kanoa_desktop.core.endpoint.pool import ClientPool
 from kanoa_desktop.core.history.store import safe_endpoint
 from kanoa_desktop.core.reports.markdown import demote_headings
 
@@ -254,17 +255,19 @@ def load_item(
     *,
     long_side: int = 1024,
     table_budget: int = DEFAULT_TABLE_TOKEN_BUDGET,
-) -> tuple[Inputs, bytes | None]:
-    """The inputs of one item and a small PNG thumbnail (None for a table). Blocking;
-    raises the loader's typed error (a KanoaError) for a file it cannot use."""
+) -> tuple[Outbox, str, bytes | None]:
+    """What one item's question carries, the question, and a small PNG thumbnail (None for
+    a table). Blocking; raises the loader's typed error (a KanoaError) for a file it
+    cannot use."""
     if item.problem:
         raise BatchError(item.problem, item.hint)
     context, focus, question = template.fill(item)
-    inputs = Inputs(context=context, focus=focus, question=question or DEFAULT_QUESTION)
+    inputs = Outbox(context=context, focus=focus)
     if item.kind == "pdf":
         from kanoa_desktop.core.inputs.pdf import take_pages
 
-        inputs.figures = take_pages(item.path, [item.part or 0], long_side=long_side)
+        for fig in take_pages(item.path, [item.part or 0], long_side=long_side):
+            inputs.add_figure(fig)
     elif item.kind == "notebook":
         from kanoa_desktop.core.inputs.notebook import load_notebook
 
@@ -274,20 +277,18 @@ def load_item(
                 f"{item.label} is no longer in the notebook.", "Run the batch again to re-plan it."
             )
         fig = nb.figures[item.part]
-        inputs.figures = [fig.figure]
-        inputs.context = (context + "\n\n" + fig.context).strip()
+        inputs.add_figure(fig.figure, fig.context)
     else:
         from kanoa_desktop.core.ask.interpret import load_input, summarise
         from kanoa_desktop.core.inputs.tables import LoadedTable
 
         loaded = load_input(item.path, long_side=long_side)
         if isinstance(loaded, LoadedTable):
-            inputs.table = loaded
-            inputs.table_summary = summarise(loaded, table_budget)
+            inputs.set_table(loaded, summarise(loaded, table_budget))
         else:
-            inputs.figures = [loaded]
+            inputs.add_figure(loaded)
     thumb = _thumbnail(inputs.figures[0].data) if inputs.figures else None
-    return inputs, thumb
+    return inputs, question or DEFAULT_QUESTION, thumb
 
 
 def batch_key(sources: Sequence[Path], items: Sequence[BatchItem], template: Template,
@@ -513,13 +514,6 @@ def format_duration(seconds: float) -> str:
 # ---------------------------------------------------------------- the batch
 
 
-CpuRunner = Callable[[Callable[[], Any]], Any]
-
-
-async def _to_thread(fn: Callable[[], Any]) -> Any:
-    return await asyncio.to_thread(fn)
-
-
 class Batch:
     """Ask ``template`` of every item of ``sources`` on ``profile``; see the module
     docstring. Call :meth:`prepare` (or let :meth:`run` do it), then :meth:`run`."""
@@ -529,29 +523,22 @@ class Batch:
         sources: Sequence[Path | str],
         profile: Profile,
         template: Template,
+        services: Services,
         *,
-        pool: ClientPool,
         store: BatchStore | None = None,
         concurrency: int = DEFAULT_CONCURRENCY,
         listener: Callable[[BatchEvent], None] | None = None,
-        vision: Any = None,
-        kanoa_pricing: Any = None,
-        knowledge_base: Callable[[], Any] | None = None,
-        run_cpu: CpuRunner | None = None,
         table_budget: int = DEFAULT_TABLE_TOKEN_BUDGET,
     ) -> None:
         template.check()
         self.sources = [Path(s) for s in sources]
         self.profile = profile
         self.template = template
-        self.pool = pool
+        self.services = services.replace(history=None)  # a batch keeps its own results
+        self.pool, self.run_cpu = services.pool, services.run_cpu
         self.store = store if store is not None else BatchStore()
         self.concurrency = concurrency
         self.listeners: list[Callable[[BatchEvent], None]] = [listener] if listener else []
-        self.vision = vision
-        self.kanoa_pricing = kanoa_pricing
-        self.knowledge_base = knowledge_base
-        self.run_cpu = run_cpu or _to_thread
         self.table_budget = table_budget
         self.items: list[BatchItem] | None = None
         self.key = ""
@@ -645,7 +632,7 @@ class Batch:
         start no more; :meth:`run` returns with BatchEnded("cancelled")."""
         self._cancelled = True
         for runner in list(self._runners.values()):
-            runner.stop("Batch cancelled.")
+            runner.stop("the batch was cancelled")
         if self._wake is not None:
             self._wake.set()
 
@@ -755,7 +742,7 @@ class Batch:
     async def _ask(self, item: BatchItem, started: float) -> ItemResult | None:
         profile = self.profile
         try:
-            inputs, thumb = await self.run_cpu(
+            inputs, question, thumb = await self.run_cpu(
                 lambda: load_item(
                     item,
                     self.template,
@@ -770,18 +757,11 @@ class Batch:
             return self._failure(item, internal_error(exc))
         if self._cancelled:
             return None
-        runner = ConversationRunner(
-            profile,
-            pool=self.pool,
-            vision=self.vision,
-            kanoa_pricing=self.kanoa_pricing,
-            knowledge_base=self.knowledge_base,
-            run_cpu=self.run_cpu,
-            table_budget=self.table_budget,
-        )
+        runner = ConversationRunner(profile, self.services, outbox=inputs,
+                                    table_budget=self.table_budget)  # fmt: skip
         self._runners[item.key] = runner
         self.asked += 1
-        ended = await runner.ask(inputs)
+        ended = await runner.ask(question)
         if ended.state == "stopped":
             return None  # cancelled: no result, asked again next time
         if ended.state == "error":

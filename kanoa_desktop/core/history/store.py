@@ -252,18 +252,21 @@ class StoredConversation:
     def conversation(self):  # -> chat.Conversation
         """A :class:`~kanoa_desktop.core.endpoint.chat.Conversation` to continue with follow-ups.
 
-        Turns keep their partial answers; ``finish_reason`` is the server's for finished
-        turns, else the state ("stopped", "error", "interrupted"). Failed turns marked with
-        :meth:`HistoryStore.mark_retried` are left out, as the window left them out.
+        Turns keep their partial answers and say how they ended (``note``, in
+        :mod:`~kanoa_desktop.core.history.endings`' words); ``finish_reason`` is the server's
+        for finished turns, else the state ("stopped", "error", "interrupted"). Failed turns
+        marked with :meth:`HistoryStore.mark_retried` are left out, as the window left them.
         """
         from kanoa_desktop.core.endpoint.chat import Conversation, Turn
+        from kanoa_desktop.core.history.endings import note
 
         conv = Conversation(system_prompt=self.system_prompt)
         for t in self.turns:
             if t.finish_reason == RETRIED:
                 continue  # the window dropped this failed turn and asked again
             reason = (t.finish_reason or "stop") if t.state == "done" else t.state
-            conv.turns.append(Turn(user=t.user_message, assistant=t.answer, finish_reason=reason))
+            ending = note(t.state, t.finish_reason, t.error_title or "")
+            conv.turns.append(Turn(t.user_message, t.answer, reason, note=ending))
         return conv
 
     def prepared_figures(self) -> list:
@@ -294,6 +297,14 @@ class ConversationSummary:
     last_state: str
     interrupted: bool  # any turn interrupted (shown with an icon)
     comparison_id: int | None = None  # the row stands for a whole comparison
+    last_finish_reason: str | None = None
+
+    @property
+    def last_ending(self) -> str:
+        """How the last answer ended, in :mod:`~kanoa_desktop.core.history.endings`' words."""
+        from kanoa_desktop.core.history.endings import label
+
+        return label(self.last_state, self.last_finish_reason)
 
 
 @dataclass(frozen=True)
@@ -928,6 +939,8 @@ class HistoryStore:
             "(SELECT COUNT(*) FROM turns t WHERE t.conversation_id = c.id) AS n_turns, "
             "(SELECT state FROM turns t WHERE t.conversation_id = c.id ORDER BY idx DESC "
             "LIMIT 1) AS last_state, "
+            "(SELECT finish_reason FROM turns t WHERE t.conversation_id = c.id ORDER BY idx "
+            "DESC LIMIT 1) AS last_finish_reason, "
             "EXISTS(SELECT 1 FROM turns t WHERE t.conversation_id = c.id "
             "AND t.state = 'interrupted') AS interrupted, "
             "(SELECT cp.comparison_id FROM comparison_panes cp WHERE cp.conversation_id = c.id)"
@@ -949,6 +962,7 @@ class HistoryStore:
                 last_state=r["last_state"] or "",
                 interrupted=bool(r["interrupted"]),
                 comparison_id=r["comparison_id"],
+                last_finish_reason=r["last_finish_reason"],
             )
             for r in rows
         ]
@@ -1351,10 +1365,11 @@ class TurnRecorder:
         }
         if stats is not None:
             now = time.monotonic()
+            served = getattr(stats, "served", True)  # refused: no tokens, no cost
             values.update(
-                prompt_tokens=stats.prompt_tokens,
-                output_tokens=stats.output_tokens,
-                estimated=int(bool(stats.estimated)),
+                prompt_tokens=stats.prompt_tokens if served else None,
+                output_tokens=stats.output_tokens if served else None,
+                estimated=int(served and bool(stats.estimated)),
                 ttft_s=stats.ttft_s,
                 tokens_per_s=stats.tokens_per_s(now),
                 duration_s=stats.elapsed(now),
