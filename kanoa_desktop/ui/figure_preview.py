@@ -145,13 +145,11 @@ class _FigureCard(QFrame):
 
     def set_sent(self, question: int | None) -> None:
         """Say which question sent the figure (None: it goes with the next one). A sent
-        figure stays in the conversation: it can no longer be removed."""
+        figure stays in the conversation (Ctrl+N starts a new one): no remove button."""
         sent = question is not None
         self.status.setText(f"✓ Sent with question {question}" if sent else
                             "→ Goes with the next question")  # fmt: skip
-        self.remove_button.setEnabled(not sent)
-        self.remove_button.setToolTip("Sent: it stays in this conversation (Ctrl+N starts a new "
-                                      "one)" if sent else f"Remove {self.figure.name}")  # fmt: skip
+        self.remove_button.setVisible(not sent)
 
 
 class FigurePreview(QWidget):

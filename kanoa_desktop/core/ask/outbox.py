@@ -147,10 +147,10 @@ class Outbox:
         the question, then what went with it; never the prompt that was sent."""
         bits = [question.strip() or ("Go on." if self.log else "Interpret.")]
         if carried.figures:
-            names = ", ".join(f.name for f in carried.figures)
+            names = ", ".join(f.name + (" (with its cell's code)" if self.code_of(f) else "")
+                              for f in carried.figures)  # fmt: skip
             sent = "sent" if carried.images else f"not sent: {blocked or 'text-only model'}"
-            code = ", with their cells' code" if carried.codes else ""
-            bits.append(f"Figures ({sent}{code}): {names}")
+            bits.append(f"Figures ({sent}): {names}")
         if (t := carried.table) is not None:
             table = f"{t.name} ({t.rows:,} rows × {t.columns} columns)"
         bits += [f"{k}: {v}" for k, v in (("Table", table), ("Context", carried.context),
