@@ -18,10 +18,10 @@ import threading
 from functools import cached_property
 from typing import Any
 
+from kanoa_desktop.core.lazy import LazyModule
 from kanoa_desktop.ui import window_layout as layout
 from kanoa_desktop.ui.preload import (
     HTTP_STACK,
-    LazyModule,
     after_first_paint,
     load_modules,
     run_off_thread,

@@ -34,8 +34,8 @@ from datetime import date, datetime, time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from kanoa_desktop.core import lazy
 from kanoa_desktop.core.endpoint.errors import KanoaError
-from kanoa_desktop.core.gcpause import import_heavy
 from kanoa_desktop.core.inputs import delimited
 from kanoa_desktop.core.inputs.delimited import DELIMITER_NAMES, SAMPLE_BYTES
 from kanoa_desktop.core.tokens import CHARS_PER_TOKEN, estimate_text_tokens
@@ -273,8 +273,8 @@ def load_table(
     a note naming how many.
     """
     # pandas' first import, with the collector paused: its full pass over every loaded
-    # object held the GIL for tens of ms and stalled the window (core/gcpause.py).
-    import_heavy("pandas")
+    # object held the GIL for tens of ms and stalled the window (core/lazy.py).
+    lazy.load("pandas")
     path = Path(path)
     label = path.name
     try:
