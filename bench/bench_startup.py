@@ -209,7 +209,7 @@ def _csv_child(path: str) -> None:
         w.open_paths([Path(path)])
         await shown.wait()  # the window's own slot (table view, summary) ran before this
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-        assert w.table is not None and w.table_summary
+        assert w.outbox.table is not None and w.outbox.table_summary
         await asyncio.sleep(0.1)  # a stall right after the table shows counts too
         return wall, beat.stop(), cpu
 

@@ -539,7 +539,7 @@ class CompareView(QWidget):
             self.add_pane()
         while len(self.panes) > n:
             self.remove_pane()
-        profiles = profiles_for_stored(stored, self.store)
+        profiles = profiles_for_stored(stored.panes, self.store)
         if len(profiles) < MIN_PANES:  # a pane never reached a server: nothing to continue
             profiles += profiles[:1] * (MIN_PANES - len(profiles))
         self.set_profiles([(p, c.model) for p, c in zip(profiles, stored.panes, strict=False)])

@@ -121,23 +121,31 @@ def open_document(w, item):
     )
 
 
-def open_compare(w):
-    """Tools > Compare models…: the window's comparison window, made once on the window's
-    services; its first question takes the window's current inputs. It closes, stopping
-    its panes, with the window."""
-    view = getattr(w, "compare_view", None)
+def _tool_window(w, name: str, make):
+    """The window's ``name`` tool window, made once by ``make()``; it closes (stopping what
+    it runs) with the window. Shown and raised."""
+    view = getattr(w, name, None)
     if view is None:
-        from kanoa_desktop.ui.compare_view import CompareView
-
-        view = w.compare_view = CompareView(
-            w.store, w.services, inputs=lambda: w.current_inputs().copy(), parent=w
-        )
+        view = make()
+        setattr(w, name, view)
         w.closed.connect(view.close)
-        view.comparisonEnded.connect(lambda _ended: w._refresh_lists())
     view.show()
     view.raise_()
     view.activateWindow()
     return view
+
+
+def open_compare(w):
+    """Tools > Compare models…: made on the window's services; its first question takes
+    the window's current inputs; its history entries refresh the window's lists."""
+    from kanoa_desktop.ui.compare_view import CompareView
+
+    def make():
+        view = CompareView(w.store, w.services, inputs=lambda: w.current_inputs().copy(), parent=w)
+        view.comparisonEnded.connect(lambda _ended: w._refresh_lists())
+        return view
+
+    return _tool_window(w, "compare_view", make)
 
 
 def reopen_comparison(w, comparison_id: int):
@@ -147,26 +155,17 @@ def reopen_comparison(w, comparison_id: int):
         w.banner.show_message("Comparison not found", "It may have been deleted.")
         return None
     view = open_compare(w)
-    if view.busy:
-        view.stop_all()
+    view.stop_all()
     view.show_stored(stored)
     return view
 
 
 def open_batch(w):
-    """Tools > Batch…: the window's batch dialog, made once on the window's services and
-    profiles. Closing the window cancels a running batch (finished items are kept; the same
-    batch continues next time)."""
-    view = getattr(w, "batch_view", None)
-    if view is None:
-        from kanoa_desktop.ui.batch_view import BatchView
+    """Tools > Batch…: made on the window's services and profiles. Closing the window
+    cancels a running batch (finished items are kept; the same batch continues later)."""
+    from kanoa_desktop.ui.batch_view import BatchView
 
-        view = w.batch_view = BatchView(w.store, w.services, parent=w)
-        w.closed.connect(view.close)
-    view.show()
-    view.raise_()
-    view.activateWindow()
-    return view
+    return _tool_window(w, "batch_view", lambda: BatchView(w.store, w.services, parent=w))
 
 
 async def shutdown_extras(w) -> None:

@@ -146,7 +146,13 @@ def test_a_comparison_reopened_from_history_shows_its_answers_and_takes_follow_u
         ended = await first.ask("What is plotted?")
         view = CompareView(store, services)
         qtbot.addWidget(view)
+        view.set_profiles(profiles[::-1])  # the choosers showed other profiles before
         view.show_stored(history.load_comparison(first.comparison_id))
+        # Each pane shows the profile it was asked with, in its chooser, title and row.
+        assert [p.profile.currentText() for p in view.panes] == ["server 1", "server 2"]
+        assert [p.title.text().split(" — ")[0] for p in view.panes] == ["server 1", "server 2"]
+        assert [view.table.item(r, 0).text().split(" (")[0] for r in range(2)] == [
+            "server 1", "server 2"]  # fmt: skip
         for pane, end in zip(view.panes, ended, strict=True):
             assert end.answer.strip() in pane.answer.markdown
             assert "What is plotted?" in pane.answer.toPlainText()

@@ -130,7 +130,7 @@ def stored_results(panes: Sequence[Any], labels: Sequence[str] | None = None) ->
     (a pane with fewer questions has none for the later ones). ``panes`` are
     StoredConversation objects in pane order."""
     by_question: list[list[PaneResult]] = []
-    labels = labels or stored_labels(panes)
+    labels = labels or pane_labels(profiles_for_stored(panes))
     for i, conv in enumerate(panes):
         turns = [t for t in conv.turns if t.finish_reason != "retried"]
         label = labels[i]
@@ -188,23 +188,17 @@ def pane_labels(profiles: Sequence[Any]) -> list[str]:
     return out
 
 
-def stored_labels(panes: Sequence[Any]) -> list[str]:
-    """:func:`pane_labels` of a stored comparison's panes (StoredConversation objects), by
-    the profile each pane was asked with."""
-    return pane_labels([Profile(name=c.profile_name, model=c.model, api_base=c.endpoint)
-                        for c in panes])  # fmt: skip
-
-
 def profiles_for_models(profile: Profile, models: Sequence[str]) -> list[Profile]:
     """One profile per model of one server (same endpoint, key and settings)."""
     return [dataclasses.replace(profile, model=m) for m in models]
 
 
-def profiles_for_stored(stored: Any, store: Any = None) -> list[Profile]:
-    """The profiles to continue a stored comparison with: each pane's profile by name from
-    ``store`` (a ProfileStore) with the pane's model, else one made from its endpoint."""
+def profiles_for_stored(panes: Sequence[Any], store: Any = None) -> list[Profile]:
+    """The profiles a stored comparison's panes (StoredConversation objects) were asked
+    with, to show and continue it: each pane's profile by name from ``store`` (a
+    ProfileStore) with the pane's model, else one made from its endpoint."""
     out = []
-    for conv in stored.panes:
+    for conv in panes:
         known = store.get(conv.profile_name) if store is not None and conv.profile_name else None
         if known is not None:
             out.append(dataclasses.replace(known, model=conv.model or known.model))
@@ -403,6 +397,7 @@ class Comparison:
             if end is None:
                 continue
             stats = end.stats
+            counted = stats if stats is not None and stats.served else None  # as recorded
             runner = pane.runner
             rows.append(
                 PaneResult(
@@ -414,9 +409,9 @@ class Comparison:
                     finish_reason=end.finish_reason,
                     ttft_s=stats.ttft_s if stats else None,
                     tokens_per_s=stats.tokens_per_s() if stats else None,
-                    prompt_tokens=stats.prompt_tokens if stats else None,
-                    output_tokens=stats.output_tokens if stats else None,
-                    estimated=bool(stats and stats.served and stats.estimated),
+                    prompt_tokens=counted.prompt_tokens if counted else None,
+                    output_tokens=counted.output_tokens if counted else None,
+                    estimated=bool(counted and counted.estimated),
                     cost=end.cost if stats else None,
                     energy_wh=end.energy_wh,
                     error=end.error.title if end.error else "",
@@ -459,7 +454,6 @@ __all__ = [
     "pane_labels",
     "profiles_for_models",
     "profiles_for_stored",
-    "stored_labels",
     "stored_results",
     "table_cells",
     "table_markdown",

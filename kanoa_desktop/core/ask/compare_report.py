@@ -13,7 +13,8 @@ from typing import Any
 
 from kanoa_desktop.core.ask.compare import (
     TABLE_HEADERS,
-    stored_labels,
+    pane_labels,
+    profiles_for_stored,
     stored_results,
     table_cells,
     table_markdown,
@@ -47,7 +48,7 @@ def _pane_turns(conv: StoredConversation) -> list[Any]:
 def _rounds(cmp: Any):
     """Per question: its number, what was asked, its table rows, and each pane's turn (with
     its index and conversation) that answered it."""
-    for q, rows in enumerate(stored_results(cmp.panes, stored_labels(cmp.panes))):
+    for q, rows in enumerate(stored_results(cmp.panes)):
         turns = [(i, c, _pane_turns(c)[q]) for i, c in enumerate(cmp.panes)
                  if len(_pane_turns(c)) > q]  # fmt: skip
         yield q + 1, turns[0][2].question if turns else "", rows, turns
@@ -57,7 +58,7 @@ def comparison_markdown(cmp: Any, links: dict[str, str] | None = None) -> str:
     """A stored comparison (``HistoryStore.load_comparison``) as one Markdown document:
     the inputs once, per question a comparison table and each model's answer, and one
     reproducibility block per model."""
-    labels, first = stored_labels(cmp.panes), cmp.panes[0]
+    labels, first = pane_labels(profiles_for_stored(cmp.panes)), cmp.panes[0]
     out = [f"# {safe_md(one_line(cmp.title))}", "", *inputs_markdown(first, links)]
     for n, question, rows, turns in _rounds(cmp):
         out += [f"## Question {n}", "", *quote_md(question), "", table_markdown(rows), ""]
@@ -78,7 +79,7 @@ def comparison_html(cmp: Any) -> str:
     """A stored comparison as one self-contained HTML page; answers side by side."""
     md = markdown_renderer()
     e = html.escape
-    labels, first = stored_labels(cmp.panes), cmp.panes[0]
+    labels, first = pane_labels(profiles_for_stored(cmp.panes)), cmp.panes[0]
     css = HTML_CSS.replace("max-width:52rem", "max-width:110rem") + (
         ".panes{display:grid;grid-template-columns:repeat(auto-fit,minmax(18rem,1fr));"
         "gap:1rem}.pane{border:1px solid #ddd;padding:0 .8rem}"

@@ -2,11 +2,10 @@
 
 One :class:`Outbox` per conversation, in every face (the window's inputs, ``interpret``,
 each pane of a comparison, each item of a batch): its figures (a notebook's with the code of
-their cells), its table and the table's summary, the context and the focus. Each goes once:
-with the next question while it is new or changed since it was sent, and after that in the
-conversation's messages, which every follow-up carries. So a figure added after the first
-question goes with the next one and stays for the later ones, and a new conversation (a new
-Outbox) starts empty.
+their cells), its table and its summary, the context and the focus. Each goes once, with
+the next question while it is new or changed; then the conversation's messages carry it to
+every follow-up. A figure added after the first question goes with the next one and stays;
+a new conversation (a new Outbox) starts empty.
 
 :meth:`Outbox.pending` says what the next question carries (a :class:`Carried`),
 :meth:`Outbox.message` builds its user message and :meth:`Outbox.asked` what the user sees
@@ -35,7 +34,6 @@ class Carried:
     but not sent (a model that cannot see them)."""
 
     figures: tuple[PreparedFigure, ...] = ()
-    codes: tuple[str, ...] = ()  # the code of the carried notebook figures' cells
     table: LoadedTable | None = None
     table_summary: str = ""
     context: str = ""
@@ -118,7 +116,6 @@ class Outbox:
         context, focus = self.context.strip(), self.focus.strip()
         return Carried(
             figures=figures,
-            codes=tuple(self.codes[id(f)] for f in figures if id(f) in self.codes),
             table=table,
             table_summary=self.table_summary if table is not None else "",
             context=context if context != self._last("context") else "",
@@ -127,9 +124,9 @@ class Outbox:
         )
 
     def message(self, question: str, carried: Carried, *, grounding: str = "") -> dict:
-        """The user message of a question that carries ``carried``."""
-        codes = carried.codes if len(carried.codes) < 2 else tuple(
-            f"Figure {i}: {c}" for i, c in enumerate(carried.codes, 1))  # fmt: skip
+        """The user message of a question that carries ``carried``: the notebook cells' code
+        of its figures follows the context."""
+        codes = [self.code_of(f) for f in carried.figures]
         text = build_question(
             question=question,
             context="\n\n".join(p for p in (carried.context, *codes) if p),

@@ -36,7 +36,7 @@ import contextlib
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -167,15 +167,10 @@ AskEvent = (
 )
 
 
-def quote(text: str) -> str:
-    """``text`` as a Markdown block quote."""
-    return "\n".join(f"> {line}" if line else ">" for line in text.strip().splitlines())
-
-
 def you_markdown(asked: str, index: int | None = None) -> str:
-    """The user's side of a turn as shown in the answer view and exports."""
-    label = f"**You** ({index})" if index else "**You**"
-    return f"{label}\n\n{quote(asked)}\n\n"
+    """The user's side of a turn as the answer views show it: what was asked, quoted."""
+    quoted = "\n".join(f"> {line}" if line else ">" for line in asked.strip().splitlines())
+    return f"**You**{f' ({index})' if index else ''}\n\n{quoted}\n\n"
 
 
 def conversation_markdown(conversation: Conversation) -> str:
@@ -234,7 +229,6 @@ class _TurnState:
     text: list[str] = field(default_factory=list)
     reasoning: list[str] = field(default_factory=list)
     notices: tuple = ()  # Finished.notices: e.g. the server ignored max_tokens
-    started: float = field(default_factory=time.monotonic)
 
 
 class ConversationRunner:
@@ -755,11 +749,6 @@ def profile_with(profile: Profile, **values: Any) -> Profile:
     return replace(profile, **{k: v for k, v in values.items() if v is not None})
 
 
-def runner_events(events: Sequence[AskEvent], kind: type) -> list:
-    """The events of one kind (for tests and the command line)."""
-    return [e for e in events if isinstance(e, kind)]
-
-
 __all__ = [
     "AnswerDelta",
     "AskEvent",
@@ -774,10 +763,8 @@ __all__ = [
     "TurnStarted",
     "as_error",
     "conversation_markdown",
-    "quote",
     "reopened",
     "you_markdown",
     "internal_error",
     "profile_with",
-    "runner_events",
 ]
