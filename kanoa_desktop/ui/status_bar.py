@@ -68,7 +68,8 @@ class StreamStatus(QWidget):
         self.context.setMaximumHeight(14)
         self.context.setTextVisible(False)
         self.context.setRange(0, 1000)
-        self.cost = _label("statusCost", "Cost", "Cost of this answer and of the session")
+        self.cost = _label("statusCost", "Cost", "Cost of this answer and of the session "
+                           "(~: an estimate; a request the server refused costs nothing)")
         self.energy = _label(
             "statusEnergy", "Energy", "GPU energy of the last answer (NVML power × duration)"
         )
