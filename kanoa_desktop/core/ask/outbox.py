@@ -171,6 +171,15 @@ class Outbox:
         return out
 
     @classmethod
+    def taking(cls, taken: Any, context: str = "", focus: str = "") -> Outbox:
+        """A new conversation's outbox of what the input plan took (``core.inputs.plan``
+        ``Taken``): its figures, its table and summary, the notebook cells' code after
+        ``context``."""
+        context = "\n\n".join(t for t in (context, taken.context) if t)
+        return cls(taken.figures, table=taken.table, table_summary=taken.table_summary,
+                   context=context, focus=focus)  # fmt: skip
+
+    @classmethod
     def restored(cls, conv: Any) -> Outbox:
         """The outbox of a stored conversation (``HistoryStore.load_conversation``): its
         figures, summary, context and focus, all sent by the turns that carried them; the
