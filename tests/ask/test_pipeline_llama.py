@@ -228,18 +228,18 @@ async def test_an_embedding_failure_falls_back_to_keywords_with_a_notice(
         kb.close()
 
 
-def _png() -> bytes:
+def _png(colour: str = "white") -> bytes:
     import io
 
     from PIL import Image
 
     buf = io.BytesIO()
-    Image.new("RGB", (64, 48), "white").save(buf, "PNG")
+    Image.new("RGB", (64, 48), colour).save(buf, "PNG")
     return buf.getvalue()
 
 
 async def test_images_per_prompt_is_enforced_with_a_clear_message(llama_server, pool):
-    figs = [prepare_figure(_png(), name=f"f{i}.png") for i in range(3)]
+    figs = [prepare_figure(_png(c), name=f"{c}.png") for c in ("white", "red", "blue")]
     rec = Recorder()
     runner = ConversationRunner(
         _profile(llama_server, max_images=2, vision="yes"), Services(pool), listener=rec,
