@@ -12,9 +12,12 @@ from kanoa_desktop.core.inputs.figures import PreparedFigure, prepare_figure
 # Routing and loading live with the inputs (figures, tables, PDFs, notebooks); these names
 # stay importable from here for the window and the command line.
 from kanoa_desktop.core.inputs.load import TABLE_SUFFIXES, input_kind, load_input  # noqa: F401
-from kanoa_desktop.core.inputs.tables import LoadedTable, quick_plot, summarise_table
-
-DEFAULT_TABLE_TOKEN_BUDGET = 1500
+from kanoa_desktop.core.inputs.tables import (
+    DEFAULT_TABLE_TOKEN_BUDGET,
+    LoadedTable,
+    quick_plot,
+    summarise_table,
+)
 
 
 def plot_table(
