@@ -6,7 +6,7 @@ Work measured, ours against the ``kanoa`` library (0.6, ``AnalyticsInterpreter(
 backend="openai", api_base=...)``) in the same run:
 
 - CSV of 100,000 rows × 10 columns -> the real llama.cpp server (SmolLM2-135M). Ours loads
-  and summarises the table (``load_input`` + ``summarise`` + ``Outbox.message``); kanoa is given
+  and summarises the table (``load_input`` + ``table_summary`` + ``Outbox.message``); kanoa is given
   ``pd.read_csv(...)`` as ``data`` (its users read the file themselves).
 - A 12-megapixel PNG plot -> the real llama.cpp server, which sees through the tiny test
   vision projector (tests/servers/make_mmproj.py: it decodes and encodes every image), and
@@ -59,12 +59,13 @@ def _metric_sum(metrics_url: str, name: str) -> float | None:
 
 def run_ours(path: str, api_base: str, model: str) -> dict:
     """One interpret through our core; monotonic times relative to the call."""
-    from kanoa_desktop.core.ask.interpret import load_input, summarise
+    from kanoa_desktop.core.ask.interpret import load_input
     from kanoa_desktop.core.ask.outbox import Outbox
     from kanoa_desktop.core.endpoint.chat import ChatRequest
     from kanoa_desktop.core.endpoint.client import ChatClient
     from kanoa_desktop.core.endpoint.events import FirstToken, RequestSent
     from kanoa_desktop.core.inputs.figures import PreparedFigure
+    from kanoa_desktop.core.inputs.plan import table_summary
 
     t0 = time.monotonic()
     out: dict = {}
@@ -75,7 +76,7 @@ def run_ours(path: str, api_base: str, model: str) -> dict:
         if isinstance(item, PreparedFigure):
             inputs.add_figure(item)
         else:
-            inputs.set_table(item, await asyncio.to_thread(summarise, item))
+            inputs.set_table(item, await asyncio.to_thread(table_summary, item))
         message = inputs.message("Interpret this.", inputs.pending())
         request = ChatRequest(model, [message], max_tokens=MAX_TOKENS)
         async with ChatClient(api_base) as client:

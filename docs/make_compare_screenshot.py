@@ -23,17 +23,18 @@ OUT = ROOT / "docs" / "compare.png"
 
 
 async def shoot(llama_base: str, vllm_base: str, csv: Path) -> None:
-    from kanoa_desktop.core.ask.interpret import load_input, summarise
+    from kanoa_desktop.core.ask.interpret import load_input
     from kanoa_desktop.core.ask.outbox import Outbox
     from kanoa_desktop.core.ask.services import Services
     from kanoa_desktop.core.config.profiles import Profile, ProfileStore
     from kanoa_desktop.core.endpoint.pool import ClientPool
     from kanoa_desktop.core.history.store import HistoryStore
+    from kanoa_desktop.core.inputs.plan import table_summary
     from kanoa_desktop.ui.compare_view import CompareView
 
     table = load_input(csv)
     context = "E. coli growth in LB at 37 °C, optical density every 30 min"
-    inputs = Outbox(table=table, table_summary=summarise(table, 300), context=context)
+    inputs = Outbox(table=table, table_summary=table_summary(table, 300), context=context)
     store = ProfileStore()
     store.load()
     profiles = [

@@ -19,7 +19,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from kanoa_desktop.core.ask.interpret import DEFAULT_TABLE_TOKEN_BUDGET
 from kanoa_desktop.core.ask.outbox import Outbox
 from kanoa_desktop.core.ask.pipeline import (
     AnswerDelta,
@@ -39,6 +38,7 @@ from kanoa_desktop.core.endpoint import errors as E
 from kanoa_desktop.core.endpoint.chat import describe_payload
 from kanoa_desktop.core.endpoint.stats import StreamStats
 from kanoa_desktop.core.inputs.plan import MAX_IMAGES_PER_QUESTION, PlanOptions, take
+from kanoa_desktop.core.inputs.tables import DEFAULT_TABLE_TOKEN_BUDGET
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

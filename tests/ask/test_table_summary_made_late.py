@@ -9,12 +9,12 @@ import asyncio
 
 import pytest
 
-from kanoa_desktop.core.ask.interpret import summarise
 from kanoa_desktop.core.ask.outbox import Outbox
 from kanoa_desktop.core.ask.pipeline import ConversationRunner, TurnEnded
 from kanoa_desktop.core.ask.services import Services
 from kanoa_desktop.core.config.profiles import Profile
 from kanoa_desktop.core.endpoint.pool import ClientPool
+from kanoa_desktop.core.inputs.plan import table_summary
 from kanoa_desktop.core.inputs.tables import load_table
 from tests.servers.vllm_server import VLLMTestServer
 
@@ -43,6 +43,6 @@ async def test_a_question_asked_before_the_summary_gets_it_from_the_pipeline(tmp
         chats = [r for r in server.received if r.path.endswith("/chat/completions") and r.body]
     assert ended and ended[0].error is None
     sent = str(chats[-1].body["messages"])
-    expected = summarise(table)
+    expected = table_summary(table)
     assert inputs.table_summary == expected  # kept for a retry
     assert "od600" in sent and expected.splitlines()[0] in sent

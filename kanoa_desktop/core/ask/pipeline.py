@@ -450,10 +450,10 @@ class ConversationRunner:
         if carried.table is not None and not carried.table_summary:
             # A table asked about before its summary was ready (the window shows a table
             # as soon as it is read): the summary the model needs is made here.
-            from kanoa_desktop.core.ask.interpret import summarise
+            from kanoa_desktop.core.inputs.plan import table_summary
 
             table, budget = carried.table, self.table_budget
-            summary = await self.run_cpu(lambda: summarise(table, *([budget] if budget else [])))
+            summary = await self.run_cpu(lambda: table_summary(table, *([budget] if budget else [])))
             if outbox.table is table:
                 outbox.table_summary = summary
             carried = replace(carried, table_summary=summary)

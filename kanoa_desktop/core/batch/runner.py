@@ -38,7 +38,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kanoa_desktop.core.ask.interpret import DEFAULT_TABLE_TOKEN_BUDGET
 from kanoa_desktop.core.ask.pipeline import ConversationRunner, internal_error
 from kanoa_desktop.core.ask.prompts import DEFAULT_QUESTION_FIGURE, DEFAULT_QUESTION_TABLE
 from kanoa_desktop.core.ask.services import Services
@@ -55,6 +54,7 @@ from kanoa_desktop.core.config.profiles import Profile
 from kanoa_desktop.core.endpoint.errors import KanoaError
 from kanoa_desktop.core.history.records import safe_endpoint
 from kanoa_desktop.core.inputs.plan import PlanOptions, file_digest, plan
+from kanoa_desktop.core.inputs.tables import DEFAULT_TABLE_TOKEN_BUDGET
 
 log = logging.getLogger(__name__)
 
