@@ -234,15 +234,9 @@ class DeferredParts:
         conversation, comparisons and batches are given (never fished out of the window)."""
         from kanoa_desktop.core.ask.services import Services
 
-        return Services(
-            self.clients,
-            history=self.history,
-            pricing=_pricing.load_kanoa_pricing(),
-            knowledge_base=lambda: self.kb_panel.knowledge_base,
-            energy=self.monitor,
-            vision=self.store,
-            run_cpu=self.run_cpu,
-        )
+        return Services(self.clients, self.history, _pricing.load_kanoa_pricing(),
+                        lambda: self.kb_panel.knowledge_base, energy=self.monitor,
+                        vision=self.store, run_cpu=self.run_cpu)  # fmt: skip
 
     @cached_property
     def runner(self):

@@ -38,17 +38,14 @@ class VisionCache(Protocol):
     def remember_vision(self, api_base: str, model: str, supported: bool) -> None: ...
 
 
-class SessionVision:
+class SessionVision(dict):
     """A vision cache for this run only (no profile store to remember it in)."""
 
-    def __init__(self) -> None:
-        self._seen: dict[tuple[str, str], bool] = {}
-
     def cached_vision(self, api_base: str, model: str) -> bool | None:
-        return self._seen.get((api_base, model))
+        return self.get((api_base, model))
 
     def remember_vision(self, api_base: str, model: str, supported: bool) -> None:
-        self._seen[(api_base, model)] = supported
+        self[(api_base, model)] = supported
 
 
 async def _to_thread(fn: Callable[[], Any]) -> Any:

@@ -10,13 +10,8 @@ from __future__ import annotations
 
 FINISHED, STOPPED, MAX_TOKENS, ERROR, INTERRUPTED = (
     "finished", "stopped", "max_tokens", "error", "interrupted")  # fmt: skip
-LABELS = {
-    FINISHED: "Finished",
-    STOPPED: "Stopped by you",
-    MAX_TOKENS: "Cut at max tokens",
-    ERROR: "Error",
-    INTERRUPTED: "Interrupted",
-}
+LABELS = {FINISHED: "Finished", STOPPED: "Stopped by you", MAX_TOKENS: "Cut at max tokens",
+          ERROR: "Error", INTERRUPTED: "Interrupted"}  # fmt: skip
 # What a note adds when the caller says nothing more.
 DETAILS = {MAX_TOKENS: "raise Max tokens in Settings > Generation",
            INTERRUPTED: "the app stopped while it streamed"}  # fmt: skip
@@ -51,5 +46,4 @@ def note(state: str, finish_reason: str | None = None, error: str = "", detail: 
     return f"{text} ({detail})." if detail else f"{text}."
 
 
-__all__ = ["ERROR", "FINISHED", "INTERRUPTED", "LABELS", "MAX_TOKENS", "STOPPED", "ending",
-           "label", "note"]  # fmt: skip
+__all__ = ["LABELS", "ending", "label", "note"]
