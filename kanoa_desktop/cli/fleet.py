@@ -9,7 +9,9 @@ line (its ``instance`` label, ``up``, ``kind`` and the figures).
 
 ``--prometheus`` defaults to the address set in the window (Settings > GPU panel: the
 app's, or the active profile's own). ``--once`` prints one snapshot and exits;
-``--interval S`` prints one every S seconds until interrupted. Prometheus not answering gives a sentence on stderr and status 1.
+``--interval S`` prints one every S seconds until interrupted. Prometheus not answering,
+or answering what a Prometheus server does not, gives one ``error:`` sentence on stderr
+and status 1.
 """
 
 from __future__ import annotations
@@ -215,7 +217,7 @@ async def _main(args: argparse.Namespace) -> int:
             try:
                 snapshot = await reader.snapshot()
             except PrometheusError as err:
-                print(str(err), file=sys.stderr, flush=True)
+                print(f"error: {err}", file=sys.stderr, flush=True)
                 if args.once or args.interval is None:
                     return 1
             else:
@@ -230,10 +232,10 @@ async def _main(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     """Entry point for ``kanoa-desktop fleet``; returns the exit status."""
     if args.interval is not None and args.interval <= 0:
-        print("--interval must be a positive number of seconds.", file=sys.stderr)
+        print("error: --interval must be a positive number of seconds.", file=sys.stderr)
         return 2
     if args.window <= 0:
-        print("--window must be a positive number of seconds.", file=sys.stderr)
+        print("error: --window must be a positive number of seconds.", file=sys.stderr)
         return 2
     if args.prometheus is None:
         store = ProfileStore()

@@ -124,7 +124,9 @@ def test_a_table_dropped_before_the_second_phase_loads(make_window, run, sample_
     run(loaded(), timeout=90)
     assert w.outbox.table.name == sample_csv.name and w.outbox.table_summary
     assert w.runner.conversation.turns == [] and not w.streaming
-    panel = w.kb_panel  # built by the second phase, or now on first use (a loaded machine)
+    # Built on first use if the second phase has not reached it yet (read it first: the
+    # dock holds a placeholder until then), and then it is what the dock shows.
+    panel = w.kb_panel
     assert w.kb_dock.widget().widget() is panel
 
 
