@@ -81,7 +81,7 @@ async def shoot(api_base: str, out_dir: Path) -> None:
             "25 minutes; stationary phase near OD600 1.8.\n"
         )
         w.open_paths([csv])
-        await until(lambda: w.table is not None)
+        await until(lambda: w.outbox.table is not None)
         w.kb_panel.set_folders([notes])
         await until(lambda: w.kb_panel.knowledge_base is not None and not w.kb_panel.is_indexing())
         w.inputs.context.setPlainText(

@@ -56,6 +56,7 @@ def summary_json(s: ConversationSummary) -> dict:
         "profile": s.profile_name,
         "turns": s.n_turns,
         "last_state": s.last_state,
+        "last_ending": s.last_ending,
         "interrupted": s.interrupted,
     }
 
@@ -68,8 +69,8 @@ def list_table(rows: list[ConversationSummary]) -> list[str]:
     names and titles come from servers and users: control characters are shown escaped."""
     cells = []
     for r in rows:
-        state = r.last_state + (
-            " (interrupted)" if r.interrupted and r.last_state != "interrupted" else ""
+        state = r.last_ending + (
+            " (one interrupted)" if r.interrupted and r.last_state != "interrupted" else ""
         )
         cells.append((
             str(r.id),

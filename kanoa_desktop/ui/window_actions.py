@@ -18,22 +18,10 @@ from kanoa_desktop.ui.qt_guard import guarded
 _STD = QKeySequence.StandardKey
 
 
-def _open_compare(w) -> None:
-    from kanoa_desktop.ui.compare_view import show_for_window  # lazily: not at start-up
-
-    show_for_window(w)
-
-
 def _new_conversation(w) -> None:
     # Typed text must land somewhere: a new conversation starts in the Question field.
     w.new_conversation()
     w.inputs.question.setFocus(Qt.FocusReason.ShortcutFocusReason)
-
-
-def _open_batch(w) -> None:
-    from kanoa_desktop.ui.batch_view import show_for_window
-
-    show_for_window(w)
 
 
 # attribute, text, slot, shortcut(s), object name, tooltip
@@ -49,9 +37,9 @@ ACTIONS: tuple[tuple, ...] = (
      "Copy the conversation as Markdown"),
     ("request_action", "Show request", "show_request", None, "showRequestAction",
      "Show exactly what was sent"),
-    ("compare_action", "Compare models…", _open_compare, None, "compareAction",
+    ("compare_action", "Compare models…", "open_compare", None, "compareAction",
      "Ask 2 to 4 profiles or models the same question, side by side"),
-    ("batch_action", "Batch…", _open_batch, None, "batchAction",
+    ("batch_action", "Batch…", "open_batch", None, "batchAction",
      "Ask one question about every figure and table of a folder"),
     ("bench_action", "Benchmark endpoint…", "open_benchmark", None, "benchmarkAction",
      "Measure tokens/s and time to first token on kanoa's benchmark tasks"),

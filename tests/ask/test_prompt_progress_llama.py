@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from kanoa_desktop.core.ask.interpret import Inputs
 from kanoa_desktop.core.ask.pipeline import ConversationRunner, Progress
+from kanoa_desktop.core.ask.services import Services
 from kanoa_desktop.core.config.profiles import Profile
 from kanoa_desktop.core.endpoint.pool import ClientPool
 from tests.servers.vllm_server import VLLMTestServer
@@ -26,8 +26,8 @@ async def pool():
 async def test_a_long_prompt_reports_its_reading_progress(llama_server, pool):
     events: list = []
     profile = Profile(api_base=llama_server.api_base, model="", max_tokens=4, temperature=0.0)
-    runner = ConversationRunner(profile, pool=pool, listener=events.append)
-    ended = await runner.ask(Inputs(question="Summarise: " + LONG))
+    runner = ConversationRunner(profile, Services(pool), listener=events.append)
+    ended = await runner.ask("Summarise: " + LONG)
     assert ended.state == "done", ended.error
     assert runner.last_request.get("return_progress") is None  # the payload shown is clean
     prompt = [e.activity for e in events if isinstance(e, Progress) and e.activity.phase == "prompt"]
@@ -41,6 +41,6 @@ async def test_a_long_prompt_reports_its_reading_progress(llama_server, pool):
 async def test_other_servers_are_not_asked_for_progress(pool):
     with VLLMTestServer(answer_tokens=3) as server:
         profile = Profile(api_base=server.api_base, model=server.model, max_tokens=4)
-        await ConversationRunner(profile, pool=pool).ask(Inputs(question="Hello?"))
+        await ConversationRunner(profile, Services(pool)).ask("Hello?")
         (chat,) = [r.body for r in server.received if r.path.endswith("/chat/completions")]
     assert "return_progress" not in chat

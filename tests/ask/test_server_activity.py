@@ -8,7 +8,6 @@ import asyncio
 import httpx
 import pytest
 
-from kanoa_desktop.core.ask.interpret import Inputs
 from kanoa_desktop.core.ask.pipeline import (
     AnswerDelta,
     ConversationRunner,
@@ -16,6 +15,7 @@ from kanoa_desktop.core.ask.pipeline import (
     StateChanged,
     TurnEnded,
 )
+from kanoa_desktop.core.ask.services import Services
 from kanoa_desktop.core.config.profiles import Profile
 from kanoa_desktop.core.endpoint import errors as E
 from kanoa_desktop.core.endpoint.pool import ClientPool
@@ -32,7 +32,7 @@ async def pool():
 def _runner(server, pool, events, **profile) -> ConversationRunner:
     values = dict(api_base=server.api_base, model=server.model, max_tokens=200, temperature=0.0)
     values.update(profile)
-    return ConversationRunner(Profile(**values), pool=pool, listener=events.append)
+    return ConversationRunner(Profile(**values), Services(pool), listener=events.append)
 
 
 async def _hog(server) -> asyncio.Task:
@@ -59,7 +59,7 @@ async def test_a_queued_question_says_how_many_wait_ahead_then_streams(pool):
         hog = await _hog(server)
         events: list = []
         runner = _runner(server, pool, events, max_tokens=8)
-        task = asyncio.ensure_future(runner.ask(Inputs(question="What is plotted?")))
+        task = asyncio.ensure_future(runner.ask("What is plotted?"))
         while not [e for e in events if isinstance(e, Progress) and e.activity.phase == "queued"]:
             assert not task.done(), [e for e in events if isinstance(e, Progress)]
             await asyncio.sleep(0.05)
@@ -84,7 +84,7 @@ async def test_a_long_wait_without_news_shows_the_time_waited(pool):
         events: list = []
         runner = _runner(server, pool, events, max_tokens=4)
         question = "Summarise: " + "growth curve of strain B in LB at 37 degrees. " * 400
-        ended = await runner.ask(Inputs(question=question))
+        ended = await runner.ask(question)
     assert ended.state == "done"
     waited = [e.activity for e in events if isinstance(e, Progress)]
     assert len(waited) >= 2 and {a.phase for a in waited} == {"waiting"}
@@ -100,7 +100,7 @@ async def test_a_server_that_stops_listening_mid_answer_ends_the_turn_at_once(po
     with VLLMTestServer(tokens_per_second=0.2, answer_tokens=50) as server:
         events: list = []
         runner = _runner(server, pool, events, progress_timeout_s=600.0)
-        task = asyncio.ensure_future(runner.ask(Inputs(question="What is plotted?")))
+        task = asyncio.ensure_future(runner.ask("What is plotted?"))
         while not [e for e in events if isinstance(e, AnswerDelta)]:
             assert not task.done()
             await asyncio.sleep(0.05)
@@ -118,7 +118,7 @@ async def test_tokens_that_stop_then_resume_are_said_to_resume(pool):
     # One token every 3.3 s: each gap is reported as silence, each new token as streaming.
     with VLLMTestServer(tokens_per_second=0.3, answer_tokens=3) as server:
         events: list = []
-        ended = await _runner(server, pool, events).ask(Inputs(question="What is plotted?"))
+        ended = await _runner(server, pool, events).ask("What is plotted?")
     assert ended.state == "done"
     phases = [e.activity.phase for e in events if isinstance(e, Progress)]
     silent_at = phases.index("silent")

@@ -9,8 +9,8 @@ import signal
 
 import pytest
 
-from kanoa_desktop.core.ask.interpret import Inputs
 from kanoa_desktop.core.ask.pipeline import AnswerDelta, ConversationRunner, TurnEnded
+from kanoa_desktop.core.ask.services import Services
 from kanoa_desktop.core.config.profiles import Profile
 from kanoa_desktop.core.endpoint import errors as E
 from kanoa_desktop.core.endpoint.pool import ClientPool
@@ -28,8 +28,8 @@ async def test_a_server_stopped_mid_answer_ends_the_turn_when_its_port_closes(
     try:
         profile = Profile(api_base=server.api_base, model="", max_tokens=3000, temperature=0.8,
                           progress_timeout_s=600.0)  # fmt: skip
-        runner = ConversationRunner(profile, pool=pool, listener=events.append)
-        task = asyncio.ensure_future(runner.ask(Inputs(question="Write a long story.")))
+        runner = ConversationRunner(profile, Services(pool), listener=events.append)
+        task = asyncio.ensure_future(runner.ask("Write a long story."))
         while not [e for e in events if isinstance(e, AnswerDelta)]:
             assert not task.done(), [e for e in events if isinstance(e, TurnEnded)]
             await asyncio.sleep(0.05)

@@ -9,7 +9,8 @@ import pytest
 
 from kanoa_desktop.core.ask.compare import Comparison, profiles_for_models
 from kanoa_desktop.core.ask.compare_report import comparison_markdown, export_comparison
-from kanoa_desktop.core.ask.interpret import Inputs
+from kanoa_desktop.core.ask.outbox import Outbox
+from kanoa_desktop.core.ask.services import Services
 from kanoa_desktop.core.config.profiles import Profile
 from kanoa_desktop.core.endpoint.pool import ClientPool
 from kanoa_desktop.core.history.store import HistoryStore
@@ -31,10 +32,10 @@ async def test_the_pdf_has_the_title_above_the_figure_and_whole_model_names(tmp_
     with VLLMTestServer(tokens_per_second=400, answer_tokens=6, model=model,
                         extra_models=("InternVL3-8B-hf",)) as s:  # fmt: skip
         base = Profile(name="Lab GPU", api_base=s.api_base, max_tokens=16, temperature=0.0)
-        cmp = Comparison(profiles_for_models(base, [model, "InternVL3-8B-hf"]), pool=pool,
-                         history=history)  # fmt: skip
         fig = prepare_figure(png_bytes(size=(600, 300)), name="growth.png")
-        ended = await cmp.ask(Inputs(figures=[fig], question="What is plotted?"))
+        cmp = Comparison(profiles_for_models(base, [model, "InternVL3-8B-hf"]),
+                         Services(pool, history=history), outbox=Outbox([fig]))  # fmt: skip
+        ended = await cmp.ask("What is plotted?")
     assert [e.state for e in ended] == ["done", "done"]
     stored = history.load_comparison(cmp.comparison_id)
     path = export_comparison(stored, tmp_path / "cmp.pdf")

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from kanoa_desktop.core.ask.interpret import Inputs
+from kanoa_desktop.core.ask.outbox import Outbox
 from kanoa_desktop.core.ask.pipeline import ConversationRunner
+from kanoa_desktop.core.ask.services import Services
 from kanoa_desktop.core.config.profiles import Profile, ProfileStore
 from kanoa_desktop.core.endpoint.pool import ClientPool
 from kanoa_desktop.core.inputs.figures import prepare_figure
@@ -24,9 +25,9 @@ async def pool():
 
 async def _estimate(server, pool, store) -> tuple[int, int]:
     profile = Profile(name="lab", api_base=server.api_base, model=server.model, max_tokens=8)
-    runner = ConversationRunner(profile, pool=pool, vision=store)
     fig = prepare_figure(png_bytes("red", (1024, 768)), name="growth.png")
-    ended = await runner.ask(Inputs(figures=[fig], question="What is plotted?"))
+    runner = ConversationRunner(profile, Services(pool, vision=store), outbox=Outbox([fig]))
+    ended = await runner.ask("What is plotted?")
     assert ended.state == "done" and not ended.stats.estimated
     return ended.stats.prompt_estimate, ended.stats.prompt_tokens
 

@@ -3,15 +3,17 @@
 Every event carries ``t``, a ``time.monotonic()`` timestamp taken when the client saw it, so
 callers compute time to first token and tokens/s without clocks of their own:
 
-    RequestSent -> PromptProgress* -> FirstToken -> (TextDelta | ReasoningDelta)* -> Usage?
-        -> Finished
+    RequestSent -> PromptProgress* -> FirstToken -> (TextDelta | ReasoningDelta | Usage)*
+        -> Usage? -> Finished
 
 ``PromptProgress`` comes only from servers that report how far they have read the prompt
 (llama.cpp, asked with ``return_progress``): ``processed`` of ``total`` prompt tokens, of
 which ``cached`` came from its prompt cache. ``total`` is the server's own prompt count.
 
-``FirstToken`` precedes the first text or reasoning delta. ``Usage`` comes once, before
-``Finished``; when the server sent none its figures are estimated (``estimated=True``).
+``RequestSent.payload`` is the body exactly as sent. ``FirstToken`` precedes the first text
+or reasoning delta. ``Usage`` comes as the server reports it (on every chunk when it sends
+usage per chunk), and once more before ``Finished`` unless it was said already; when the
+server sent none, that last one is estimated (``estimated=True``).
 A failure ends the stream with an exception from :mod:`kanoa_desktop.core.endpoint.errors` instead
 of ``Finished``; the text received so far travels on the exception.
 
@@ -38,6 +40,7 @@ class RequestSent:
     model: str
     n_images: int = 0
     body_bytes: int = 0
+    payload: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
