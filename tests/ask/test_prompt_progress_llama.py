@@ -29,7 +29,7 @@ async def test_a_long_prompt_reports_its_reading_progress(llama_server, pool):
     runner = ConversationRunner(profile, Services(pool), listener=events.append)
     ended = await runner.ask("Summarise: " + LONG)
     assert ended.state == "done", ended.error
-    assert runner.last_request.get("return_progress") is None  # the payload shown is clean
+    assert runner.last_request.get("return_progress") is True  # Show request: as sent
     prompt = [e.activity for e in events if isinstance(e, Progress) and e.activity.phase == "prompt"]
     assert prompt, [e.activity for e in events if isinstance(e, Progress)]
     done = [a.processed for a in prompt]
