@@ -35,7 +35,7 @@ def busy_window(make_window, run, tmp_path):
 
         async def fill():
             w.open_paths([csv])
-            await wait_until(lambda: w.table is not None, 60, "table")
+            await wait_until(lambda: w.outbox.table is not None, 60, "table")
             w.kb_panel.set_folders([kb])
             await wait_until(lambda: w.kb_panel.knowledge_base is not None
                              and not w.kb_panel.is_indexing(), 60, "indexed")  # fmt: skip

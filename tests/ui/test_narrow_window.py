@@ -22,7 +22,7 @@ def test_at_900_by_600_the_window_fits_and_the_answer_is_not_squeezed(make_windo
         for dock in w.findChildren(QDockWidget):
             dock.show()
         w.open_paths([csv])
-        run(wait_until(lambda: w.table is not None, 60, "table"))
+        run(wait_until(lambda: w.outbox.table is not None, 60, "table"))
         w.resize(900, 600)
         run(wait_until(lambda: w.width() == 900, 10, "resized"))
         assert w.minimumSizeHint().width() <= 900
