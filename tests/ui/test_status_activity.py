@@ -17,7 +17,7 @@ def test_the_status_shows_the_wait_then_the_answer(make_window, run):
         run(wait_until(lambda: w.status.state.text().startswith("Waiting for the first token · "),
                        120, "the wait shown"))  # fmt: skip
         run(wait_until(lambda: not w.streaming, 120, "answered"))
-    assert w.status.state.text() == "Done"
+    assert w.status.state.text() == "Finished"  # the endings' word
 
 
 def test_a_server_that_stops_listening_ends_streaming_at_once(make_window, run):
