@@ -24,6 +24,7 @@ SUBCOMMANDS: dict[str, str] = {
     "history": "history",
     "compare": "compare",
     "batch": "batch",
+    "score": "score",
 }
 
 

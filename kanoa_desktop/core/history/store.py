@@ -43,11 +43,12 @@ from urllib.parse import urlsplit, urlunsplit
 
 from kanoa_desktop.core.config import paths
 from kanoa_desktop.core.endpoint.chat import data_url
+from kanoa_desktop.core.history import scores
 
 log = logging.getLogger(__name__)
 
 FILE_NAME = "history.sqlite3"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 FLUSH_INTERVAL_S = 1.0
 FIGURE_REF_PREFIX = "kanoa-figure:sha256:"
 TITLE_LENGTH = 80
@@ -143,7 +144,8 @@ CREATE TABLE comparison_panes (
 """
 
 # MIGRATIONS[n] takes a database at user_version n to n + 1.
-MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2)
+# v3: score runs (core/history/scores.py).
+MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2, scores.SCHEMA)
 
 
 # --------------------------------------------------------------------------- values
@@ -923,6 +925,7 @@ class HistoryStore:
             "c2 ON c2.id = cp2.conversation_id WHERE cp2.comparison_id = cp.comparison_id "
             "AND c2.deleted_at IS NULL))"
         )
+        where.append(scores.NOT_A_SCORED_ITEM)  # a score run's items are not entries
         sql = (
             "SELECT c.id, c.title, c.created, c.updated, c.model, c.profile_name, "
             "(SELECT COUNT(*) FROM turns t WHERE t.conversation_id = c.id) AS n_turns, "
@@ -1107,6 +1110,7 @@ class HistoryStore:
                     "DELETE FROM comparisons WHERE id NOT IN "
                     "(SELECT comparison_id FROM comparison_panes)"
                 )
+                db.execute(scores.PURGE_EMPTY_RUNS)
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")

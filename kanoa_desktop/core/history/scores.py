@@ -1,0 +1,253 @@
+"""Score runs in the history: which items were scored, how, and by which conversation.
+
+Every scored item is a question like any other: its own conversation in the history, with
+the figure, the question, the answer, tokens and cost (recorded by the question's runner).
+This module adds what makes them a *run* (schema step :data:`SCHEMA`, applied by
+:class:`~kanoa_desktop.core.history.store.HistoryStore`'s migrations):
+
+- ``score_runs``: one row per run: its identity ``key`` (what went in: suite and seed or
+  key bytes, profiles, prompt), a title, the spec (JSON: what a report needs to say how
+  the run was made) and its state (``running``, ``done``, ``stopped``, ``incomplete``).
+- ``score_conversations``: every conversation a run started. The history's list leaves
+  them out (a 64-item run is not 64 entries); they go when the run is deleted, and a run
+  whose conversations were all purged goes with the last one.
+- ``score_results``: one row per (run, profile, item): ``state`` ``scored`` or
+  ``failed``, and the item's score as JSON (one mapping, :func:`to_row`/:func:`from_row`,
+  for every column the scorer keeps).
+
+A result is committed the moment its item is scored, so a run stopped, crashed or cut off
+by a dying server keeps everything it scored and can continue (:meth:`ScoreRecords.latest_open`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+#: Schema step adding the score tables (a HistoryStore migration).
+SCHEMA = """
+CREATE TABLE score_runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL,
+    title TEXT NOT NULL DEFAULT '',
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    spec TEXT NOT NULL DEFAULT '{}',
+    state TEXT NOT NULL DEFAULT 'running'
+);
+CREATE INDEX score_runs_key ON score_runs(key, updated);
+CREATE TABLE score_conversations (
+    run_id INTEGER NOT NULL REFERENCES score_runs(id) ON DELETE CASCADE,
+    conversation_id INTEGER NOT NULL UNIQUE REFERENCES conversations(id) ON DELETE CASCADE
+);
+CREATE INDEX score_conversations_run ON score_conversations(run_id);
+CREATE TABLE score_results (
+    run_id INTEGER NOT NULL REFERENCES score_runs(id) ON DELETE CASCADE,
+    profile INTEGER NOT NULL,
+    item TEXT NOT NULL,
+    state TEXT NOT NULL,
+    data TEXT NOT NULL DEFAULT '{}',
+    finished REAL NOT NULL,
+    PRIMARY KEY (run_id, profile, item)
+);
+"""
+
+#: For the history list: a conversation a score run started is not listed on its own.
+NOT_A_SCORED_ITEM = (
+    "NOT EXISTS (SELECT 1 FROM score_conversations sc WHERE sc.conversation_id = c.id)"
+)
+#: For purging: runs left without any conversation.
+PURGE_EMPTY_RUNS = (
+    "DELETE FROM score_runs WHERE id NOT IN (SELECT run_id FROM score_conversations) "
+    "AND state != 'running'"
+)
+
+RUN_STATES = ("running", "done", "stopped", "incomplete")
+
+
+@dataclass(frozen=True)
+class StoredRun:
+    """A score run as recorded: ``results`` maps (profile index, item id) to the stored
+    score's fields (see :func:`from_row`) for scored and failed items."""
+
+    id: int
+    key: str
+    title: str
+    created: float
+    updated: float
+    spec: dict[str, Any]
+    state: str
+    results: dict[tuple[int, str], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    id: int
+    title: str
+    created: float
+    updated: float
+    state: str
+    scored: int
+    spec: dict[str, Any]
+
+
+def to_row(fields: Mapping[str, Any]) -> str:
+    """A score's fields as stored (JSON; tuples become lists)."""
+    return json.dumps(dict(fields), ensure_ascii=False, sort_keys=True)
+
+
+def from_row(data: str) -> dict[str, Any]:
+    try:
+        value = json.loads(data or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _store_parts(store: Any):
+    # The store's connection and lock: one place to follow when store.py is split.
+    return store._db, store._lock
+
+
+class ScoreRecords:
+    """Score runs kept in a :class:`~kanoa_desktop.core.history.store.HistoryStore`'s
+    database (same file, same lock); every method commits before it returns."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+
+    def _exec(self, sql: str, args: tuple = ()) -> Any:
+        db, lock = _store_parts(self.store)
+        with lock:
+            return db.execute(sql, args)
+
+    def create_run(self, key: str, title: str, spec: Mapping[str, Any]) -> int:
+        now = time.time()
+        cur = self._exec(
+            "INSERT INTO score_runs(key, title, created, updated, spec, state) "
+            "VALUES (?, ?, ?, ?, ?, 'running')",
+            (key, " ".join(title.split())[:200], now, now, to_row(spec)),
+        )
+        return int(cur.lastrowid)
+
+    def set_state(self, run_id: int, state: str) -> None:
+        if state not in RUN_STATES:
+            raise ValueError(f"unknown run state {state!r}")
+        self._exec(
+            "UPDATE score_runs SET state = ?, updated = ? WHERE id = ?",
+            (state, time.time(), run_id),
+        )
+
+    def link_conversation(self, run_id: int, conversation_id: int) -> None:
+        """Mark a conversation as one of the run's items (kept out of the history list)."""
+        self._exec(
+            "INSERT OR IGNORE INTO score_conversations(run_id, conversation_id) VALUES (?, ?)",
+            (run_id, conversation_id),
+        )
+
+    def put(self, run_id: int, profile: int, item: str, state: str, fields: Mapping) -> None:
+        """Record one item's score (``scored``) or failure (``failed``), replacing any
+        earlier one for the same run, profile and item."""
+        db, lock = _store_parts(self.store)
+        now = time.time()
+        with lock:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.execute(
+                    "INSERT OR REPLACE INTO score_results(run_id, profile, item, state, data, "
+                    "finished) VALUES (?, ?, ?, ?, ?, ?)",
+                    (run_id, profile, item, state, to_row(fields), now),
+                )
+                db.execute("UPDATE score_runs SET updated = ? WHERE id = ?", (now, run_id))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+    def forget_failures(self, run_id: int) -> None:
+        """Drop the failed results (before asking those items again)."""
+        self._exec("DELETE FROM score_results WHERE run_id = ? AND state = 'failed'", (run_id,))
+
+    def load(self, run_id: int) -> StoredRun | None:
+        db, lock = _store_parts(self.store)
+        with lock:
+            head = db.execute("SELECT * FROM score_runs WHERE id = ?", (run_id,)).fetchone()
+            rows = db.execute(
+                "SELECT profile, item, state, data FROM score_results WHERE run_id = ?",
+                (run_id,),
+            ).fetchall()
+        if head is None:
+            return None
+        results = {}
+        for r in rows:
+            fields = from_row(r["data"])
+            fields["state"] = r["state"]
+            results[(int(r["profile"]), str(r["item"]))] = fields
+        return StoredRun(
+            id=head["id"],
+            key=head["key"],
+            title=head["title"],
+            created=head["created"],
+            updated=head["updated"],
+            spec=from_row(head["spec"]),
+            state=head["state"],
+            results=results,
+        )
+
+    def latest_open(self, key: str) -> int | None:
+        """The newest run with this identity that did not finish (stopped, incomplete, or
+        left running by a crash), or None: what a run with the same inputs continues."""
+        row = self._exec(
+            "SELECT id FROM score_runs WHERE key = ? AND state != 'done' "
+            "ORDER BY updated DESC, id DESC LIMIT 1",
+            (key,),
+        ).fetchone()
+        return int(row[0]) if row else None
+
+    def list_runs(self, limit: int = 50) -> list[RunSummary]:
+        rows = self._exec(
+            "SELECT r.*, (SELECT COUNT(*) FROM score_results s WHERE s.run_id = r.id AND "
+            "s.state = 'scored') AS scored FROM score_runs r ORDER BY r.updated DESC, "
+            "r.id DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [
+            RunSummary(r["id"], r["title"], r["created"], r["updated"], r["state"],
+                       int(r["scored"]), from_row(r["spec"]))
+            for r in rows
+        ]  # fmt: skip
+
+    def delete_run(self, run_id: int) -> bool:
+        """Delete a run, its results and (soft, until the history purges) its items'
+        conversations. False when there is no such run."""
+        db, lock = _store_parts(self.store)
+        with lock:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.execute(
+                    "UPDATE conversations SET deleted_at = ? WHERE deleted_at IS NULL AND id IN "
+                    "(SELECT conversation_id FROM score_conversations WHERE run_id = ?)",
+                    (time.time(), run_id),
+                )
+                n = db.execute("DELETE FROM score_runs WHERE id = ?", (run_id,)).rowcount
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return n > 0
+
+
+__all__ = [
+    "NOT_A_SCORED_ITEM",
+    "PURGE_EMPTY_RUNS",
+    "RUN_STATES",
+    "SCHEMA",
+    "RunSummary",
+    "ScoreRecords",
+    "StoredRun",
+    "from_row",
+    "to_row",
+]

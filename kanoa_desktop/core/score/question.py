@@ -1,0 +1,66 @@
+"""The one place where a scored item becomes a question on the one question path.
+
+A scored item is asked like any other question: a fresh
+:class:`~kanoa_desktop.core.ask.pipeline.ConversationRunner` (its own conversation and its
+own history record), fed an :class:`~kanoa_desktop.core.ask.interpret.Inputs` with the
+item's figure and its question followed by the ``ANSWER:`` instruction, under the scoring
+system prompt. When the question object of issue 22 lands, this module follows it; nothing
+else in :mod:`kanoa_desktop.core.score` builds a request.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kanoa_desktop.core.ask.interpret import Inputs
+from kanoa_desktop.core.ask.pipeline import ConversationRunner, TurnEnded
+from kanoa_desktop.core.score.extract import ANSWER_INSTRUCTION
+from kanoa_desktop.core.score.items import ScoreItem
+
+#: The system prompt of every scored question (the same for every profile, so scores
+#: compare models, not prompts; a report prints it).
+SYSTEM_PROMPT = (
+    "You read scientific charts precisely. Answer the question about the figure from what "
+    "the figure shows. Keep any working short."
+)
+
+
+def question_text(item: ScoreItem) -> str:
+    """What is asked: the item's question, then the instruction for the final line."""
+    return f"{item.question.strip()}\n\n{ANSWER_INSTRUCTION.format(hint=item.hint)}"
+
+
+def prompt_description() -> str:
+    """The prompt as a report shows it (system prompt, then the question's form)."""
+    return (
+        f"System: {SYSTEM_PROMPT}\n"
+        f"User: <figure> <question>\n\n{ANSWER_INSTRUCTION.format(hint=' (<kind hint>)')}"
+    )
+
+
+def prepare(item: ScoreItem, long_side: int) -> Any:
+    """The item's figure as sent (a PreparedFigure): the suite's chart drawn, or the key's
+    file, through the one figure path. Blocking CPU work; raises the figure's typed error."""
+    from kanoa_desktop.core.inputs.figures import prepare_figure
+
+    if item.path is not None:
+        return prepare_figure(item.path, long_side=long_side)
+    from kanoa_desktop.core.score.suite import chart_png
+
+    return prepare_figure(chart_png(item.chart), long_side=long_side, name=item.figure_name)
+
+
+def new_runner(profile: Any, **collaborators: Any) -> ConversationRunner:
+    """A runner for one item: its own conversation, the scoring prompt, no knowledge base
+    (passages would change what is measured). ``collaborators`` are the runner's
+    (pool, history, vision, kanoa_pricing, costs, run_cpu...)."""
+    return ConversationRunner(profile, system_prompt=SYSTEM_PROMPT, **collaborators)
+
+
+async def ask(runner: ConversationRunner, item: ScoreItem, figure: Any) -> TurnEnded:
+    """Ask ``item`` with its prepared figure; the turn's end (never raises for a failed
+    question; re-raises cancellation from outside after the turn is recorded)."""
+    return await runner.ask(Inputs(figures=[figure], question=question_text(item)))
+
+
+__all__ = ["SYSTEM_PROMPT", "ask", "new_runner", "prepare", "prompt_description", "question_text"]
