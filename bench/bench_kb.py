@@ -37,11 +37,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kanoa_desktop.core.ask.tokens import estimate_text_tokens  # noqa: E402
 from kanoa_desktop.core.config import paths  # noqa: E402
 from kanoa_desktop.core.kb.index import KnowledgeBase  # noqa: E402
 from kanoa_desktop.core.kb.readers import decode_text  # noqa: E402
 from kanoa_desktop.core.kb.retrieval import ground, query_terms, search  # noqa: E402
+from kanoa_desktop.core.tokens import estimate_text_tokens  # noqa: E402
 
 CORPUS_VERSION = 1
 SCIENCE = (

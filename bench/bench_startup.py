@@ -55,7 +55,7 @@ def _child_env(home: str) -> dict[str, str]:
     return env
 
 
-HEAVY = ("pandas", "matplotlib", "numpy", "PIL", "pyqtgraph", "pypdfium2", "httpx", "keyring")
+HEAVY = ("pandas", "matplotlib", "numpy", "PIL", "pypdfium2", "httpx", "keyring")
 AIM_START, AIM_MEMORY, AIM_CSV, AIM_FIGURE, AIM_IDLE_CPU_PCT = 1.5, 2.0, 1.3, 0.33, 1.0
 FRAME_MS = 1000 / 60
 

@@ -28,7 +28,7 @@ def test_core_package_imports_no_qt_module():
         for name in {modules!r}:
             importlib.import_module(name)
         bad = sorted(m for m in sys.modules
-                     if m.split(".")[0] in ("PySide6", "shiboken6", "qasync", "pyqtgraph", "PyQt5", "PyQt6"))
+                     if m.split(".")[0] in ("PySide6", "shiboken6", "qasync", "PyQt5", "PyQt6"))
         print(json.dumps(bad))
         """
     )
@@ -51,12 +51,15 @@ def _lint_imports(root: Path) -> subprocess.CompletedProcess:
 def test_import_contracts_hold_for_the_tree():
     out = _lint_imports(ROOT)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
-    assert "3 kept, 0 broken" in out.stdout
+    assert "4 kept, 0 broken" in out.stdout
 
 
-def test_import_contracts_catch_qt_in_core_and_the_window_in_the_command_line(tmp_path):
+def test_import_contracts_catch_qt_in_core_the_window_in_the_command_line_and_a_floor_upward(
+    tmp_path,
+):
     """The contracts are not vacuous: a copy of the tree whose core imports Qt (through
-    a chain) and whose command line imports the window breaks all three."""
+    a chain), whose command line imports the window, and whose HTTP client imports the
+    question pipeline (a floor reaching up) breaks all four."""
     shutil.copytree(
         ROOT / "kanoa_desktop",
         tmp_path / "kanoa_desktop",
@@ -69,11 +72,34 @@ def test_import_contracts_catch_qt_in_core_and_the_window_in_the_command_line(tm
     (tmp_path / "kanoa_desktop" / "cli" / "sneaky.py").write_text(
         "import kanoa_desktop.ui.main_window  # noqa\n"
     )
+    (tmp_path / "kanoa_desktop" / "core" / "endpoint" / "sneaky.py").write_text(
+        "from kanoa_desktop.core.ask import pipeline  # noqa\n"
+    )
     out = _lint_imports(tmp_path)
     assert out.returncode == 1, out.stdout[-3000:]
-    assert "0 kept, 3 broken" in out.stdout, out.stdout[-3000:]
+    assert "0 kept, 4 broken" in out.stdout, out.stdout[-3000:]
     assert "kanoa_desktop.core.kb.sneaky -> kanoa_desktop.ui.gpu_panel" in out.stdout
     assert "kanoa_desktop.cli.sneaky -> kanoa_desktop.ui.main_window" in out.stdout
+    assert "kanoa_desktop.core.endpoint.sneaky -> kanoa_desktop.core.ask.pipeline" in out.stdout
+
+
+def test_no_two_packages_of_core_import_each_other():
+    """Floors hold in both directions: for every pair of core's sub-packages, at most one
+    imports the other (function-level imports count too; grimp sees them)."""
+    import itertools
+
+    import grimp
+
+    graph = grimp.build_graph("kanoa_desktop")
+    subs = sorted(graph.find_children("kanoa_desktop.core"))
+    assert "kanoa_desktop.core.ask" in subs and "kanoa_desktop.core.history" in subs
+    both = [
+        (a, b)
+        for a, b in itertools.combinations(subs, 2)
+        if graph.direct_import_exists(importer=a, imported=b, as_packages=True)
+        and graph.direct_import_exists(importer=b, imported=a, as_packages=True)
+    ]
+    assert both == []
 
 
 def test_void_method_calls_do_not_leak_references_to_none():

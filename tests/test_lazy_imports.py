@@ -19,11 +19,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 # Never needed to show the window: loaded by the first table, figure, plot, PDF or request.
-NOT_AT_IMPORT = ("pandas", "matplotlib", "numpy", "PIL", "pyqtgraph", "pypdfium2", "httpx",
+NOT_AT_IMPORT = ("pandas", "matplotlib", "numpy", "PIL", "pypdfium2", "httpx",
                  "keyring", "prometheus_client", "openpyxl", "pyarrow")  # fmt: skip
 # Still absent after the window is shown and the loop has run a while (the GPU panel's
 # poller may bring httpx in by then, on a worker thread).
-NOT_WHILE_IDLE = ("pandas", "matplotlib", "numpy", "pyqtgraph", "pypdfium2", "openpyxl",
+NOT_WHILE_IDLE = ("pandas", "matplotlib", "numpy", "pypdfium2", "openpyxl",
                   "pyarrow")  # fmt: skip
 
 CHILD = """

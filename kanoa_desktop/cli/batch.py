@@ -1,6 +1,6 @@
 """``kanoa-desktop batch FOLDER|FILE... --profile P --out report.md``: a whole folder.
 
-Runs core/ask/batch.py: the same template over every figure, table, notebook figure and
+Runs core/batch/runner.py: the same template over every figure, table, notebook figure and
 PDF page, ``--concurrency`` at a time. Progress goes to stderr, one line per finished item.
 Resumable: the same command again continues where it stopped (after Ctrl+C, a crash or a
 kill) and never asks twice for a finished item; ``--retry-failed`` asks the failed items
@@ -17,7 +17,7 @@ import signal
 import sys
 from pathlib import Path
 
-from kanoa_desktop.core.ask.batch import (
+from kanoa_desktop.core.batch.runner import (
     DEFAULT_CONCURRENCY,
     MAX_CONCURRENCY,
     REPORT_SUFFIXES,

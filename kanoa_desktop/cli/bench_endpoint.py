@@ -1,6 +1,6 @@
 """``kanoa-desktop bench-endpoint``: kanoa's endpoint benchmark from the command line.
 
-Runs the suite of :mod:`kanoa_desktop.core.endpoint.bench` against a profile's server (or
+Runs the suite of :mod:`kanoa_desktop.core.bench.speed` against a profile's server (or
 ``--api-base``/``--model``), prints one line per run and the Markdown table, and writes the
 table to ``--markdown FILE`` when asked. Exit status 0 when every task that ran has a
 result, 1 on a bad profile, an unreachable server or failed runs, 130 when interrupted.
@@ -16,15 +16,15 @@ from typing import Any
 
 import httpx
 
-from kanoa_desktop.core.config.profiles import Profile, ProfileStore
-from kanoa_desktop.core.endpoint import errors as E
-from kanoa_desktop.core.endpoint.bench import (
+from kanoa_desktop.core.bench.speed import (
     DEFAULT_RUNS,
     EndpointBenchmark,
     Progress,
     scraping_reader,
     to_markdown,
 )
+from kanoa_desktop.core.config.profiles import Profile, ProfileStore
+from kanoa_desktop.core.endpoint import errors as E
 from kanoa_desktop.core.endpoint.client import ChatClient, Timeouts
 
 

@@ -15,14 +15,6 @@ import signal
 import sys
 from pathlib import Path
 
-from kanoa_desktop.core.ask.batch import (
-    BatchError,
-    BatchItem,
-    Template,
-    expand_sources,
-    load_item,
-    plan_items,
-)
 from kanoa_desktop.core.ask.compare import (
     MAX_PANES,
     Comparison,
@@ -31,6 +23,14 @@ from kanoa_desktop.core.ask.compare import (
 )
 from kanoa_desktop.core.ask.interpret import Inputs
 from kanoa_desktop.core.ask.pipeline import AnswerDelta, StateChanged, TurnEnded
+from kanoa_desktop.core.batch.runner import (
+    BatchError,
+    BatchItem,
+    Template,
+    expand_sources,
+    load_item,
+    plan_items,
+)
 from kanoa_desktop.core.config.profiles import Profile, ProfileStore
 from kanoa_desktop.core.endpoint.errors import KanoaError
 from kanoa_desktop.core.endpoint.pool import ClientPool
@@ -175,7 +175,7 @@ async def _run(args: argparse.Namespace) -> int:
             )
             status = 1
         else:
-            from kanoa_desktop.core.history.export import export_comparison
+            from kanoa_desktop.core.ask.compare_report import export_comparison
 
             for path, fmt in exports:
                 if path is not None:

@@ -35,13 +35,13 @@ from kanoa_desktop.core.ask.pipeline import (
     TurnEnded,
     profile_with,
 )
-from kanoa_desktop.core.ask.pricing import format_cost, load_kanoa_pricing
-from kanoa_desktop.core.ask.stats import StreamStats
+from kanoa_desktop.core.config.pricing import format_cost, load_kanoa_pricing
 from kanoa_desktop.core.config.profiles import Profile, ProfileStore
 from kanoa_desktop.core.config.secrets import KeyStore
 from kanoa_desktop.core.endpoint import errors as E
 from kanoa_desktop.core.endpoint.chat import describe_payload
 from kanoa_desktop.core.endpoint.pool import ClientPool
+from kanoa_desktop.core.endpoint.stats import StreamStats
 from kanoa_desktop.core.inputs.figures import PreparedFigure
 from kanoa_desktop.core.inputs.tables import LoadedTable
 

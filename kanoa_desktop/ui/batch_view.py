@@ -4,7 +4,7 @@ A :class:`BatchView` is a non-modal dialog (``show()``, never ``exec()``): choos
 or files, a profile, the context/focus/question templates (``{name}``, ``{stem}``,
 ``{folder}``, ``{item}``) and the concurrency, then Start. A progress bar with counts and
 time left, Pause/Resume, Cancel, Retry failed and Export report (Markdown, HTML, CSV)
-follow the :class:`~kanoa_desktop.core.ask.batch.Batch`'s events; each finished item is a
+follow the :class:`~kanoa_desktop.core.batch.runner.Batch`'s events; each finished item is a
 row of the table (failures in red with their message).
 
 Running the same batch again continues it: results are kept as each item finishes (core).
@@ -40,7 +40,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from kanoa_desktop.core.ask.batch import (
+from kanoa_desktop.core.batch.runner import (
     DEFAULT_CONCURRENCY,
     MAX_CONCURRENCY,
     TEMPLATE_FIELDS,
@@ -53,7 +53,7 @@ from kanoa_desktop.core.ask.batch import (
     Template,
     write_report,
 )
-from kanoa_desktop.core.ask.pricing import format_cost
+from kanoa_desktop.core.config.pricing import format_cost
 from kanoa_desktop.core.config.profiles import ProfileStore
 from kanoa_desktop.core.endpoint.errors import KanoaError
 from kanoa_desktop.core.endpoint.pool import ClientPool

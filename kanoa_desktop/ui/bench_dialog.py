@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
-from kanoa_desktop.core.endpoint.bench import (
+from kanoa_desktop.core.bench.speed import (
     DEFAULT_RUNS,
     DEFAULT_TASKS,
     EndpointBenchmark,

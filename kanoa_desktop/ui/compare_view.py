@@ -55,7 +55,7 @@ from kanoa_desktop.core.ask.compare import (
     table_cells,
 )
 from kanoa_desktop.core.ask.interpret import Inputs
-from kanoa_desktop.core.ask.pricing import format_cost
+from kanoa_desktop.core.config.pricing import format_cost
 from kanoa_desktop.core.config.profiles import Profile, ProfileStore
 from kanoa_desktop.core.endpoint.pool import ClientPool
 from kanoa_desktop.ui.answer_view import AnswerView
@@ -611,7 +611,7 @@ class CompareView(QWidget):
         """Export the comparison to ``path`` (format by suffix); returns the task."""
         if self.comparison is None or self.history is None:
             return None
-        from kanoa_desktop.core.history.export import export_comparison
+        from kanoa_desktop.core.ask.compare_report import export_comparison
 
         comparison = self.comparison
 

@@ -6,7 +6,7 @@
 running asyncio loop (qasync in the app) while shown and pauses it while hidden, or feed it
 directly with :meth:`GpuPanel.show_snapshot` / :meth:`GpuPanel.show_update` (tests do).
 
-Plots are :class:`~kanoa_desktop.ui.sparkline.Sparkline` widgets (QPainter, no pyqtgraph or
+Plots are :class:`~kanoa_desktop.ui.sparkline.Sparkline` widgets (QPainter, no plotting library or
 numpy at start) covering the last five minutes, with the answers that streamed meanwhile
 shaded. A label, a style or a plot is touched only when what it shows changed.
 """
@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from kanoa_desktop.ui.preload import LazyModule
+from kanoa_desktop.core.lazy import LazyModule
 from kanoa_desktop.ui.sparkline import Sparkline
 
 # The parsers load with the first update, the poller (httpx) on a worker thread after the

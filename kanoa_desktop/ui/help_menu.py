@@ -14,7 +14,7 @@ from PySide6.QtGui import QAction, QDesktopServices, QGuiApplication
 from PySide6.QtWidgets import QMainWindow, QMenu, QStatusBar
 
 from kanoa_desktop import APP_NAME, __version__
-from kanoa_desktop.ui.preload import LazyModule
+from kanoa_desktop.core.lazy import LazyModule
 
 if TYPE_CHECKING:
     from PySide6.QtWidgets import QMessageBox

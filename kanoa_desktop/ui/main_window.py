@@ -25,9 +25,9 @@ from kanoa_desktop.core.ask.prompts import DEFAULT_SYSTEM_PROMPT
 from kanoa_desktop.core.config import paths
 from kanoa_desktop.core.config.profiles import Profile, ProfileStore
 from kanoa_desktop.core.config.secrets import KeyStore
+from kanoa_desktop.core.lazy import LazyModule
 from kanoa_desktop.ui import window_layout as layout
 from kanoa_desktop.ui.monitor_host import MonitorHost
-from kanoa_desktop.ui.preload import LazyModule
 from kanoa_desktop.ui.window_actions import build_actions
 from kanoa_desktop.ui.window_parts import DeferredParts, P, dialogs
 

@@ -13,7 +13,7 @@ GUI's own start-up work made 60-100 ms gaps in its event loop).
 from __future__ import annotations
 
 import asyncio
-import importlib
+import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from types import ModuleType
@@ -32,22 +32,12 @@ async def run_off_thread(fn, *args):
 
 
 def load_modules(required: Sequence[str], optional: Sequence[str] = ()) -> None:
-    """Import ``required`` (an ImportError is raised) and ``optional`` (what they *may*
-    load later: a dependency's own dependencies change between versions, anyio 4.x dropped
-    sniffio), with the cyclic collector paused (core/gcpause.py: a full pass in the middle
-    held the GIL ~60 ms). With the HTTP stack, also build the one TLS context every client
-    shares: reading the CA bundle takes 50-100 ms, without the GIL here, on the GUI thread
-    a stall. For a worker thread."""
-    from kanoa_desktop.core.gcpause import paused
+    """:func:`kanoa_desktop.core.lazy.load_all`, and with the HTTP stack also the one TLS
+    context every client shares: reading the CA bundle takes 50-100 ms, without the GIL
+    here, on the GUI thread a stall. For a worker thread."""
+    from kanoa_desktop.core.lazy import load_all
 
-    with paused():
-        for name in optional:
-            try:
-                importlib.import_module(name)
-            except ImportError:
-                pass
-        for name in required:
-            importlib.import_module(name)
+    load_all(required, optional)
     if "httpx" in (*required, *optional):
         from kanoa_desktop.core.endpoint.tls import default_context
 
@@ -56,7 +46,7 @@ def load_modules(required: Sequence[str], optional: Sequence[str] = ()) -> None:
 
 def _import_all(names: tuple[str, ...]) -> ModuleType:
     load_modules(names[:1], names[1:])  # only the first name is required
-    return importlib.import_module(names[0])
+    return sys.modules[names[0]]
 
 
 async def import_off_thread(name: str, *also: str) -> ModuleType:
@@ -68,28 +58,6 @@ async def import_off_thread(name: str, *also: str) -> ModuleType:
     if all(n in sys.modules for n in names):
         return sys.modules[name]
     return await run_off_thread(_import_all, names)
-
-
-class LazyModule:
-    """A module imported on its first attribute access: ``P = LazyModule("a.b")`` then
-    ``P.Name`` imports ``a.b`` (once; thread-safe through Python's import lock). The
-    window's module names what it uses later this way, so importing the window does not
-    import them (issue 18); start-up imports them off the GUI thread after the first
-    paint (:func:`import_off_thread`), so the first use finds them loaded."""
-
-    def __init__(self, name: str) -> None:
-        self._name = name
-        self._module: ModuleType | None = None
-
-    def __getattr__(self, attr: str):
-        module = self._module
-        if module is None:
-            module = self._module = importlib.import_module(self._name)
-        return getattr(module, attr)
-
-    def __repr__(self) -> str:
-        state = "loaded" if self._module is not None else "not loaded yet"
-        return f"<LazyModule {self._name} ({state})>"
 
 
 async def after_first_paint(widget, timeout_s: float = 2.0) -> None:
@@ -123,5 +91,5 @@ async def after_first_paint(widget, timeout_s: float = 2.0) -> None:
         spy.deleteLater()
 
 
-__all__ = ["HTTP_STACK", "LazyModule", "after_first_paint", "import_off_thread",
+__all__ = ["HTTP_STACK", "after_first_paint", "import_off_thread",
            "load_modules", "run_off_thread"]  # fmt: skip

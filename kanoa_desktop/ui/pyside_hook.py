@@ -14,11 +14,13 @@ from ``from __feature__ import ...``, the module itself). A module that only nam
 in a comment, or imports it inside functions, is now "does not use PySide" (PySide's -1,
 "ignore this module") instead of 0 ("uses it, no feature selected"); both leave its Qt
 calls exactly as they are unless it selects a feature, which needs the names above. If
-PySide's internals differ from this, nothing is changed.
+PySide's internals differ from this (no such function, or one that takes other arguments),
+nothing is changed: PySide's own check stays.
 """
 
 from __future__ import annotations
 
+import inspect
 import sys
 from types import ModuleType
 
@@ -44,10 +46,26 @@ def uses_pyside(module: ModuleType) -> bool:
     return False
 
 
+def _takes_one_module(check) -> bool:
+    try:
+        params = list(inspect.signature(check).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return len(params) == 1 and params[0].kind in positional
+
+
 def lighten() -> bool:
-    """Install :func:`uses_pyside` as PySide's check; True when it was installed."""
+    """Install :func:`uses_pyside` as PySide's check; True when it was installed.
+
+    Only over a check of the shape it replaces (one positional argument, beside PySide's
+    ``pyside_feature_dict``); a PySide whose check takes other arguments keeps its own.
+    """
     feature = sys.modules.get("shibokensupport.feature")
-    if feature is None or not callable(getattr(feature, "_mod_uses_pyside", None)):
+    original = getattr(feature, "_mod_uses_pyside", None) if feature is not None else None
+    if original is uses_pyside:
+        return True
+    if not callable(original) or not _takes_one_module(original):
         return False
     if not isinstance(getattr(feature, "pyside_feature_dict", None), dict):
         return False

@@ -1,7 +1,7 @@
 """A small time-series plot painted with QPainter: the GPU panel's five-minute lines.
 
 A sparkline of a few hundred points needs neither numpy nor a plotting library; painting it
-directly keeps pyqtgraph (and numpy, about 55 MB and a quarter of a second) out of the
+directly keeps a plotting library (and numpy, about 55 MB and a quarter of a second) out of the
 window's start, and a repaint costs one polyline. It repaints only when its data changed
 (:meth:`Sparkline.set_data` compares) or Qt asks (resize, theme change).
 

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QSizePolicy, QWidget
 
-from kanoa_desktop.core.ask import pricing
+from kanoa_desktop.core.config import pricing
 from kanoa_desktop.core.safety import plain_tooltip
 
 if TYPE_CHECKING:  # the stats module (and its events) load with the first question
-    from kanoa_desktop.core.ask.stats import StreamStats
+    from kanoa_desktop.core.endpoint.stats import StreamStats
 
 STATES = {
     "idle": "Ready",

@@ -7,9 +7,8 @@ every desktop and under Xvfb, where no platform theme reports a scheme. "system"
 passed to ``QStyleHints.setColorScheme`` so native parts (title bars, file dialogs) agree
 where the platform supports it.
 
-Plots are not styled by the palette: pyqtgraph draws with its own pens. Existing plots are
-restyled on every change, and :func:`plot_colours` gives the set for plots made later
-(the GPU panel's curves). pyqtgraph is never imported here: plots exist only if it is.
+Plots (the GPU panel's sparklines, drawn with QPainter) are not styled by the palette:
+:func:`plot_colours` gives the pens for the scheme applied now, read at each paint.
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ _PALETTE_BLIND_STYLES = ("windowsvista", "windows11", "windows", "macos")
 
 @dataclass(frozen=True)
 class PlotColours:
-    """Pens for pyqtgraph plots and the GPU panel, readable on the scheme's background."""
+    """Pens for the GPU panel's plots, readable on the scheme's background."""
 
     scheme: str  # "light" | "dark"
     foreground: str  # axes, ticks, titles
@@ -120,7 +119,6 @@ class _Appearance(QObject):
             sheet = widget.styleSheet()
             if "palette(" in sheet:
                 widget.setStyleSheet(sheet)
-        restyle_plots(plot_colours())
 
 
 _STATE: _Appearance | None = None
@@ -128,7 +126,7 @@ _STATE: _Appearance | None = None
 
 def apply_appearance(app: QApplication, theme: str = "system", font_size_pt: int | None = None):
     """Apply a theme ("system", "light" or "dark"; anything else counts as "system") and a
-    font size in points (None: the platform's default) to the whole app, plots included.
+    font size in points (None: the platform's default) to the whole app.
 
     Safe to call again whenever the preferences change; while the theme is "system" the
     app follows the desktop's colour scheme by itself. Returns the scheme now shown.
@@ -162,30 +160,3 @@ def current_scheme() -> str:
 def plot_colours() -> PlotColours:
     """Pens for plots in the scheme applied now (for plots created after a change)."""
     return DARK_PLOTS if current_scheme() == "dark" else LIGHT_PLOTS
-
-
-def restyle_plots(colours: PlotColours) -> int:
-    """Give every existing pyqtgraph plot the colours (axes, titles, curves, shaded
-    spans), and make them pyqtgraph's default for new plots. Returns how many plots."""
-    pg = sys.modules.get("pyqtgraph")
-    if pg is None:
-        return 0  # no plot can exist yet; GPU panel plots made later read plot_colours()
-    pg.setConfigOption("foreground", colours.foreground)
-    count = 0
-    for widget in QApplication.allWidgets():
-        if not isinstance(widget, pg.PlotWidget):
-            continue
-        item = widget.getPlotItem()
-        for name in ("left", "bottom"):
-            axis = item.getAxis(name)
-            axis.setPen(pg.mkPen(colours.foreground))
-            axis.setTextPen(pg.mkPen(colours.foreground))
-        if item.titleLabel.text:
-            item.titleLabel.setText(item.titleLabel.text, color=colours.foreground)
-        for curve in item.listDataItems():
-            curve.setPen(pg.mkPen(colours.curve, width=1.5))
-        for child in item.items:
-            if isinstance(child, pg.LinearRegionItem):
-                child.setBrush(pg.mkBrush(*colours.shade))
-        count += 1
-    return count

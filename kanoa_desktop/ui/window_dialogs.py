@@ -47,7 +47,7 @@ async def open_benchmark(w) -> None:
     """Tools > Benchmark endpoint: kanoa's per-task suite against the active profile."""
     import httpx
 
-    from kanoa_desktop.core.endpoint.bench import scraping_reader
+    from kanoa_desktop.core.bench.speed import scraping_reader
     from kanoa_desktop.ui.bench_dialog import BenchmarkDialog
 
     profile = w.profile

@@ -18,10 +18,10 @@ import threading
 from functools import cached_property
 from typing import Any
 
+from kanoa_desktop.core.lazy import LazyModule
 from kanoa_desktop.ui import window_layout as layout
 from kanoa_desktop.ui.preload import (
     HTTP_STACK,
-    LazyModule,
     after_first_paint,
     load_modules,
     run_off_thread,
@@ -30,7 +30,7 @@ from kanoa_desktop.ui.preload import (
 # Loaded after the first paint, on a worker thread.
 P = LazyModule("kanoa_desktop.core.ask.pipeline")
 dialogs = LazyModule("kanoa_desktop.ui.window_dialogs")
-_pricing = LazyModule("kanoa_desktop.core.ask.pricing")
+_pricing = LazyModule("kanoa_desktop.core.config.pricing")
 DEFERRED = ("kanoa_desktop.core.ask.pipeline", "kanoa_desktop.core.history.store",
             "kanoa_desktop.core.endpoint.pool", "kanoa_desktop.ui.window_dialogs",
             "kanoa_desktop.ui.input_loader", "kanoa_desktop.ui.kb_panel",

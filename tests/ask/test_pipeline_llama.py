@@ -18,7 +18,7 @@ from kanoa_desktop.core.ask.pipeline import (
     TurnEnded,
     TurnStarted,
 )
-from kanoa_desktop.core.ask.pricing import parse_kanoa_pricing
+from kanoa_desktop.core.config.pricing import parse_kanoa_pricing
 from kanoa_desktop.core.config.profiles import Profile
 from kanoa_desktop.core.endpoint import errors as E
 from kanoa_desktop.core.endpoint.pool import ClientPool

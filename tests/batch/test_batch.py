@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from kanoa_desktop.core.ask.batch import (
+from kanoa_desktop.core.batch.runner import (
     Batch,
     BatchEnded,
     BatchError,
@@ -19,11 +19,11 @@ from kanoa_desktop.core.ask.batch import (
     ItemStarted,
     Progress,
     Template,
-    demote_headings,
     write_report,
 )
 from kanoa_desktop.core.config.profiles import Profile
 from kanoa_desktop.core.endpoint.pool import ClientPool
+from kanoa_desktop.core.reports.markdown import demote_headings
 from tests.batch.conftest import MIXED_ITEMS
 from tests.servers.vllm_server import VLLMTestServer
 
@@ -254,7 +254,7 @@ def test_a_template_with_an_unknown_field_is_refused_naming_the_fields(mixed_fol
 
 
 def test_an_empty_folder_says_what_it_looks_for(tmp_path):
-    from kanoa_desktop.core.ask.batch import expand_sources
+    from kanoa_desktop.core.batch.runner import expand_sources
 
     (tmp_path / "readme.txt.bak").write_text("x")
     with pytest.raises(BatchError) as err:

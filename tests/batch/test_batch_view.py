@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from kanoa_desktop.core.ask.batch import BatchStore
+from kanoa_desktop.core.batch.runner import BatchStore
 from kanoa_desktop.core.config.profiles import Profile, ProfileStore
 from kanoa_desktop.core.endpoint.pool import ClientPool
 from kanoa_desktop.ui.batch_view import BatchView

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from kanoa_desktop.core.endpoint.bench import DEFAULT_TASKS
+from kanoa_desktop.core.bench.speed import DEFAULT_TASKS
 from kanoa_desktop.core.endpoint.client import ChatClient
 from kanoa_desktop.ui.bench_dialog import BenchmarkDialog
 from tests.servers.vllm_server import VLLMTestServer

@@ -8,7 +8,7 @@ import statistics
 import httpx
 import pytest
 
-from kanoa_desktop.core.endpoint.bench import (
+from kanoa_desktop.core.bench.speed import (
     DEFAULT_TASKS,
     EndpointBenchmark,
     MetricsReading,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from kanoa_desktop.core.endpoint.bench import DEFAULT_TASKS, EndpointBenchmark, to_markdown
+from kanoa_desktop.core.bench.speed import DEFAULT_TASKS, EndpointBenchmark, to_markdown
 from kanoa_desktop.core.endpoint.client import ChatClient
 
 pytestmark = [pytest.mark.llama, pytest.mark.timeout(240)]

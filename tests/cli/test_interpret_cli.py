@@ -10,7 +10,7 @@ import re
 import pytest
 
 from kanoa_desktop.cli import run_cli
-from kanoa_desktop.core.ask.pricing import format_cost
+from kanoa_desktop.core.config.pricing import format_cost
 from kanoa_desktop.core.config.profiles import Profile, ProfileStore
 from tests.servers.vllm_server import VLLMTestServer
 from tests.test_cli import _run

@@ -15,11 +15,11 @@ from kanoa_desktop.core.ask.compare import (
     ComparisonError,
     profiles_for_models,
 )
+from kanoa_desktop.core.ask.compare_report import comparison_markdown, export_comparison
 from kanoa_desktop.core.ask.interpret import Inputs
 from kanoa_desktop.core.ask.pipeline import AnswerDelta, TurnEnded
 from kanoa_desktop.core.config.profiles import Profile, ProfileStore
 from kanoa_desktop.core.endpoint.pool import ClientPool
-from kanoa_desktop.core.history.export import comparison_markdown, export_comparison
 from kanoa_desktop.core.history.store import HistoryStore
 from kanoa_desktop.core.inputs.figures import prepare_figure
 from tests.batch.conftest import png_bytes

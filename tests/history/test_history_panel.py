@@ -164,8 +164,8 @@ def test_a_failed_export_is_a_message(qtbot, panel, filled, tmp_path):
 
 
 def test_usage_view_shows_session_and_all_time_per_model_and_day(qtbot, filled):
-    from kanoa_desktop.core.ask.stats import StreamStats
     from kanoa_desktop.core.endpoint.events import Usage
+    from kanoa_desktop.core.endpoint.stats import StreamStats
 
     rec = filled.begin_turn(None, user_message=user_message("q"), model="smollm2")
     stats = StreamStats()

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from kanoa_desktop.core.ask.stats import StreamStats
 from kanoa_desktop.core.endpoint.chat import ChatRequest, Conversation, user_message
 from kanoa_desktop.core.endpoint.client import ChatClient
 from kanoa_desktop.core.endpoint.events import Finished, TextDelta
+from kanoa_desktop.core.endpoint.stats import StreamStats
 from kanoa_desktop.core.history.store import HistoryStore
 from tests.history.conftest import figure
 from tests.servers import make_mmproj

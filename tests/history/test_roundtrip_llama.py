@@ -6,11 +6,11 @@ import re
 
 import pytest
 
-from kanoa_desktop.core.ask.stats import StreamStats
 from kanoa_desktop.core.config.profiles import Profile
 from kanoa_desktop.core.endpoint.chat import ChatRequest, Conversation, user_message
 from kanoa_desktop.core.endpoint.client import ChatClient
 from kanoa_desktop.core.endpoint.events import Finished, ReasoningDelta, TextDelta
+from kanoa_desktop.core.endpoint.stats import StreamStats
 from kanoa_desktop.core.history.export import conversation_markdown
 from kanoa_desktop.core.history.store import HistoryStore
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from kanoa_desktop.core.ask.stats import StreamStats
 from kanoa_desktop.core.config import paths
 from kanoa_desktop.core.config.profiles import Profile
 from kanoa_desktop.core.endpoint.chat import user_message
 from kanoa_desktop.core.endpoint.events import Finished, FirstToken, RequestSent, TextDelta, Usage
+from kanoa_desktop.core.endpoint.stats import StreamStats
 from kanoa_desktop.core.history.store import (
     FIGURE_REF_PREFIX,
     SCHEMA_VERSION,

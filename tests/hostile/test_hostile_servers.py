@@ -280,7 +280,7 @@ def test_cli_interpret_prints_an_answer_with_a_lone_surrogate(server, tmp_path):
 
 
 def test_stream_stats_keep_the_estimate_when_a_usage_is_absurd():
-    from kanoa_desktop.core.ask.stats import StreamStats
+    from kanoa_desktop.core.endpoint.stats import StreamStats
 
     stats = StreamStats(prompt_estimate=40)
     stats.feed(TextDelta(1.0, "one"))

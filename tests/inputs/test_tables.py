@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from kanoa_desktop.core.ask.tokens import CHARS_PER_TOKEN, estimate_text_tokens
 from kanoa_desktop.core.inputs.tables import (
     EmptyTableError,
     NotATableError,
@@ -21,6 +20,7 @@ from kanoa_desktop.core.inputs.tables import (
     quick_plot,
     summarise_table,
 )
+from kanoa_desktop.core.tokens import CHARS_PER_TOKEN, estimate_text_tokens
 
 
 def test_utf8_comma_csv(tmp_path):

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from kanoa_desktop.core.ask.tokens import estimate_text_tokens
 from kanoa_desktop.core.kb.chunking import chunk_segment
 from kanoa_desktop.core.kb.readers import Segment
+from kanoa_desktop.core.tokens import estimate_text_tokens
 
 
 def _doc() -> str:

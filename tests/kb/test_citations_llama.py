@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import pytest
 
-from kanoa_desktop.core.ask.tokens import estimate_text_tokens
 from kanoa_desktop.core.endpoint.chat import ChatRequest
 from kanoa_desktop.core.endpoint.client import ChatClient, collect
 from kanoa_desktop.core.endpoint.events import TextDelta, Usage
 from kanoa_desktop.core.kb.budget import token_budget
 from kanoa_desktop.core.kb.retrieval import MODE_RETRIEVED, ground
+from kanoa_desktop.core.tokens import estimate_text_tokens
 from kanoa_desktop.ui.kb_panel import SourcesView
 
 pytestmark = pytest.mark.llama

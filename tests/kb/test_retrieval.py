@@ -8,7 +8,6 @@ import random
 
 import pytest
 
-from kanoa_desktop.core.ask.tokens import estimate_text_tokens
 from kanoa_desktop.core.kb.budget import pack, token_budget
 from kanoa_desktop.core.kb.retrieval import (
     MODE_NONE,
@@ -24,6 +23,7 @@ from kanoa_desktop.core.kb.retrieval import (
     rrf,
     search,
 )
+from kanoa_desktop.core.tokens import estimate_text_tokens
 from tests.kb.corpus import write_every_kind
 
 TOPICS = ["glacier", "plankton", "salinity", "monsoon", "aerosol", "permafrost"]

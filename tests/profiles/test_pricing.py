@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kanoa_desktop.core.ask.pricing import (
+from kanoa_desktop.core.config.pricing import (
     CostTracker,
     Prices,
     answer_cost,

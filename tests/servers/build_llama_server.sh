@@ -17,6 +17,13 @@ JOBS="${JOBS:-$(nproc 2>/dev/null || echo 2)}"
 log() { echo "[build_llama_server] $*" >&2; }
 mkdir -p "$CACHE"
 
+# One build at a time per cache: a second run (another checkout, a parallel make) waits for
+# the first instead of deleting its sources mid-build, then finds everything built.
+exec 9>"$CACHE/.build.lock"
+if command -v flock >/dev/null; then
+  flock -n 9 || { log "another build is using $CACHE: waiting for it"; flock 9; }
+fi
+
 if [ ! -x "$BIN" ]; then
   work="$DEST/src"
   rm -rf "$work"; mkdir -p "$work"

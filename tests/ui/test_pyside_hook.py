@@ -61,3 +61,26 @@ def test_features_still_work_and_the_source_is_no_longer_read(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env=env, timeout=120)  # fmt: skip
     assert out.stdout.split() == ["camel", "snake", "0"], out.stderr[-2000:]
+
+
+def test_a_check_of_another_shape_is_left_to_pyside(monkeypatch):
+    """If PySide's check changes its signature, ours is not installed: PySide's stays."""
+    from kanoa_desktop.ui import pyside_hook
+
+    def two_args(module, extra):
+        return 0
+
+    fake = types.ModuleType("shibokensupport.feature")
+    fake.pyside_feature_dict = {}
+    fake._mod_uses_pyside = two_args
+    monkeypatch.setitem(sys.modules, "shibokensupport.feature", fake)
+    assert pyside_hook.lighten() is False
+    assert fake._mod_uses_pyside is two_args
+
+    def one_arg(module):
+        return 0
+
+    fake._mod_uses_pyside = one_arg
+    assert pyside_hook.lighten() is True
+    assert fake._mod_uses_pyside is pyside_hook.uses_pyside
+    assert pyside_hook.lighten() is True  # a second call changes nothing

@@ -1,4 +1,4 @@
-"""Light, dark, follow the system, font size; plots restyled with the scheme."""
+"""Light, dark, follow the system, font size; plots painted with the scheme."""
 
 from __future__ import annotations
 
@@ -47,19 +47,36 @@ def test_unknown_theme_names_count_as_system(app):
     assert theme._STATE.theme == "system"
 
 
-def test_existing_plots_take_the_scheme_colours(app, qtbot):
-    import pyqtgraph as pg
+def _reddest_and_greenest(widget) -> tuple[int, int]:
+    """The strongest pure-red and pure-green excess of any pixel (antialiasing blends a
+    1.5 px line with the background, but keeps its hue)."""
+    image = widget.grab().toImage()
+    red = green = 0
+    for x in range(image.width()):
+        for y in range(image.height()):
+            c = image.pixelColor(x, y)
+            red = max(red, c.red() - max(c.green(), c.blue()))
+            green = max(green, c.green() - max(c.red(), c.blue()))
+    return red, green
 
-    plot = pg.PlotWidget(background=None)
+
+def test_plots_paint_with_the_scheme_applied_now(app, qtbot, monkeypatch):
+    """The GPU panel's sparklines take the scheme's pens at each paint: after a switch to
+    dark the curve is drawn with the dark set's pen, and back with the light one. (The two
+    sets are given hues of their own here so the blend of a thin line cannot confuse them.)"""
+    from dataclasses import replace
+
+    from kanoa_desktop.ui.sparkline import Sparkline
+
+    monkeypatch.setattr(theme, "DARK_PLOTS", replace(theme.DARK_PLOTS, curve="#ff0000"))
+    monkeypatch.setattr(theme, "LIGHT_PLOTS", replace(theme.LIGHT_PLOTS, curve="#00ff00"))
+    plot = Sparkline("KV cache", "%", 300.0)
     qtbot.addWidget(plot)
-    plot.getPlotItem().setTitle("KV cache (%)", size="8pt")
-    curve = plot.plot([0, 1], [0, 1], pen=pg.mkPen("#1565c0"))
-    region = pg.LinearRegionItem(values=(0, 1), movable=False)
-    plot.addItem(region)
+    plot.resize(300, 80)
+    plot.set_data([-300.0 + i for i in range(301)], [50.0] * 301)
     assert theme.apply_appearance(app, "dark", None) == "dark"
-    assert curve.opts["pen"].color().name() == theme.DARK_PLOTS.curve
-    assert plot.getPlotItem().getAxis("left").pen().color().name() == theme.DARK_PLOTS.foreground
-    assert region.brush.color().alpha() == theme.DARK_PLOTS.shade[3]
+    red, green = _reddest_and_greenest(plot)
+    assert red > 120 and green < 30
     theme.apply_appearance(app, "light", None)
-    assert curve.opts["pen"].color().name() == theme.LIGHT_PLOTS.curve
-    assert theme.plot_colours() is theme.LIGHT_PLOTS
+    red, green = _reddest_and_greenest(plot)
+    assert green > 120 and red < 30

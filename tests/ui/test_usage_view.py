@@ -5,9 +5,9 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QHeaderView
 
-from kanoa_desktop.core.ask.stats import StreamStats
 from kanoa_desktop.core.endpoint.chat import user_message
 from kanoa_desktop.core.endpoint.events import Usage
+from kanoa_desktop.core.endpoint.stats import StreamStats
 from kanoa_desktop.core.history.store import HistoryStore
 from kanoa_desktop.core.safety import plain_tooltip
 from kanoa_desktop.ui.usage_view import UsageView

@@ -16,7 +16,7 @@ tokens/s, output tokens, cost, energy, finish reason).
 History: with a store, the comparison is one entry (``HistoryStore.create_comparison``):
 each pane's conversation is linked to it as soon as it is recorded, and it exports to
 Markdown, HTML and PDF with one reproducibility block per model
-(:func:`kanoa_desktop.core.history.export.export_comparison`).
+(:func:`kanoa_desktop.core.ask.compare_report.export_comparison`).
 
 Energy: the GPU energy span of each pane covers the whole GPU while it answered; panes
 answering at the same time on one GPU each see the same watts, so the figures overlap.
@@ -33,7 +33,7 @@ from typing import Any
 
 from kanoa_desktop.core.ask.interpret import Inputs
 from kanoa_desktop.core.ask.pipeline import AskEvent, ConversationRunner, TurnEnded
-from kanoa_desktop.core.ask.pricing import format_cost
+from kanoa_desktop.core.config.pricing import format_cost
 from kanoa_desktop.core.config.profiles import Profile
 from kanoa_desktop.core.endpoint.errors import KanoaError
 from kanoa_desktop.core.endpoint.pool import ClientPool

@@ -38,11 +38,9 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from kanoa_desktop.core.ask.interpret import GenerationParams, Inputs, build_turn
-from kanoa_desktop.core.ask.pricing import CostTracker, KanoaPricing, Prices, prices_for
 from kanoa_desktop.core.ask.prompts import DEFAULT_SYSTEM_PROMPT
-from kanoa_desktop.core.ask.stats import StreamStats
-from kanoa_desktop.core.ask.tokens import TOKENS_PER_IMAGE, estimate_message_tokens
 from kanoa_desktop.core.config.logs import report_hint
+from kanoa_desktop.core.config.pricing import CostTracker, KanoaPricing, Prices, prices_for
 from kanoa_desktop.core.config.profiles import Profile, vision_block_reason
 from kanoa_desktop.core.endpoint import errors as E
 from kanoa_desktop.core.endpoint.chat import Conversation, Turn
@@ -54,6 +52,8 @@ from kanoa_desktop.core.endpoint.events import (
     TextDelta,
 )
 from kanoa_desktop.core.endpoint.pool import ClientPool
+from kanoa_desktop.core.endpoint.stats import StreamStats
+from kanoa_desktop.core.tokens import TOKENS_PER_IMAGE, estimate_message_tokens
 
 if TYPE_CHECKING:  # the client (httpx) loads with the first request
     from kanoa_desktop.core.endpoint.client import ModelInfo

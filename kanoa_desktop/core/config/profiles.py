@@ -34,7 +34,7 @@ from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
 from kanoa_desktop.core.config import paths
-from kanoa_desktop.core.endpoint.urls import root_url
+from kanoa_desktop.core.config.urls import root_url
 
 SCHEMA_VERSION = 3
 FILE_NAME = "profiles.json"

@@ -40,7 +40,7 @@ from typing import Any, Literal, TypeVar
 
 import httpx
 
-from kanoa_desktop.core.ask.tokens import estimate_message_tokens, estimate_text_tokens
+from kanoa_desktop.core.config.urls import root_url
 from kanoa_desktop.core.endpoint import errors as E
 from kanoa_desktop.core.endpoint import vision as V
 from kanoa_desktop.core.endpoint.bodies import BodyCapExceeded, CappedTransport, KiB, MiB
@@ -62,8 +62,8 @@ from kanoa_desktop.core.endpoint.router import (
 )
 from kanoa_desktop.core.endpoint.sse import SseComment, SseTooLarge, iter_sse
 from kanoa_desktop.core.endpoint.tls import shared_verify
-from kanoa_desktop.core.endpoint.urls import root_url
 from kanoa_desktop.core.safety import remember_secret, replace_surrogates
+from kanoa_desktop.core.tokens import estimate_message_tokens, estimate_text_tokens
 
 T = TypeVar("T")
 

@@ -33,9 +33,10 @@ from pathlib import Path
 from typing import Any
 
 from kanoa_desktop import __version__
-from kanoa_desktop.core.ask.pricing import format_cost
+from kanoa_desktop.core.config.pricing import format_cost
 from kanoa_desktop.core.endpoint.errors import KanoaError
 from kanoa_desktop.core.history.store import StoredConversation, safe_endpoint
+from kanoa_desktop.core.reports.markdown import markdown_renderer, render_markdown
 from kanoa_desktop.core.safety import defang_images, escape_control, scrub_secrets
 
 FORMATS = {"markdown": ".md", "html": ".html", "pdf": ".pdf"}
@@ -54,7 +55,7 @@ def _when(ts: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts)) if ts else "-"
 
 
-def _state_note(turn: Any) -> str:
+def state_note(turn: Any) -> str:
     if turn.state == "interrupted":
         return "Answer interrupted (the app stopped while it was streaming)."
     if turn.state == "stopped":
@@ -98,7 +99,7 @@ def reproducibility(conv: StoredConversation) -> list[tuple[str, str]]:
     return rows
 
 
-def _usage_line(turn: Any) -> str:
+def usage_line(turn: Any) -> str:
     bits = []
     if turn.prompt_tokens is not None:
         est = " (estimated)" if turn.estimated else ""
@@ -121,35 +122,35 @@ def conversation_markdown(
 ) -> str:
     """The conversation as one Markdown document. ``figure_links`` maps figure hashes to
     the link to use for each image (paths or data URLs); without it figures are listed."""
-    out = [f"# {_safe_md(_md_escape_line(conv.title))}", ""]
+    out = [f"# {safe_md(one_line(conv.title))}", ""]
     if conv.figures:
         out += ["## Figures", ""]
         for f in conv.figures:
             link = (figure_links or {}).get(f.hash)
-            alt = _md_escape_line(f.name).replace("]", "\\]")
+            alt = one_line(f.name).replace("]", "\\]")
             out.append(f"![{alt}]({link})" if link else f"- {alt} (`{f.hash[:12]}`)")
             out.append("")
     if conv.context.strip():
-        out += ["**Context:** " + _safe_md(conv.context.strip()), ""]
+        out += ["**Context:** " + safe_md(conv.context.strip()), ""]
     if conv.table_summary.strip():
         out += ["## Table summary sent", "", "```text", conv.table_summary.strip("\n"), "```", ""]
     for t in conv.turns:
         out += [f"## Question {t.index + 1}", ""]
-        question = _safe_md(t.question.strip() or "-")
+        question = safe_md(t.question.strip() or "-")
         out += ["> " + line if line else ">" for line in question.splitlines()]
         out += ["", f"### Answer ({t.model or conv.model}, {_when(t.started)})", ""]
-        out += [_safe_md(t.answer.strip()) or "*(no text)*", ""]
-        note = _state_note(t)
+        out += [safe_md(t.answer.strip()) or "*(no text)*", ""]
+        note = state_note(t)
         if note:
             out += [f"*{note}*", ""]
-        usage = _usage_line(t)
+        usage = usage_line(t)
         if usage:
             out += [f"*{usage}*", ""]
         if t.passages:
             out += ["Sources:", ""]
             out += [
                 f"- [{p.get('number')}] "
-                + _safe_md(escape_control(str(p.get("label") or p.get("file"))))
+                + safe_md(escape_control(str(p.get("label") or p.get("file"))))
                 for p in t.passages
             ]
             out.append("")
@@ -161,21 +162,21 @@ def conversation_markdown(
     return "\n".join(out)
 
 
-def _safe_md(text: str) -> str:
+def safe_md(text: str) -> str:
     # Markdown viewers render images and raw HTML: nothing named by text is loaded.
     return defang_images(text, escape_html=True)
 
 
-def _md_escape_line(text: str) -> str:
+def one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def _slug(text: str) -> str:
+def slug(text: str) -> str:
     s = re.sub(r"[^\w.-]+", "-", text, flags=re.UNICODE).strip("-.")
     return s[:60] or "conversation"
 
 
-def _write(path: Path, data: bytes | str) -> None:
+def write_file(path: Path, data: bytes | str) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         if isinstance(data, str):
@@ -199,46 +200,18 @@ def export_markdown(conv: StoredConversation, path: Path | str) -> Path:
     if conv.figures:
         folder = path.with_name(f"{path.stem}_figures")
         for i, f in enumerate(conv.figures, 1):
-            name = f"{i:02d}-{_slug(Path(f.name).stem)}-{f.hash[:8]}.{f.extension}"
-            _write(folder / name, f.data)
+            name = f"{i:02d}-{slug(Path(f.name).stem)}-{f.hash[:8]}.{f.extension}"
+            write_file(folder / name, f.data)
             # Relative and URL-safe: spaces and brackets would break the Markdown link.
             links[f.hash] = f"{folder.name}/{name}".replace(" ", "%20")
-    _write(path, conversation_markdown(conv, links))
+    write_file(path, conversation_markdown(conv, links))
     return path
 
 
 # --------------------------------------------------------------------------- HTML
 
 
-_SAFE_SCHEMES = ("http:", "https:", "mailto:", "#")
-
-
-def _markdown_renderer():
-    from markdown_it import MarkdownIt
-
-    md = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
-    md.enable("strikethrough")
-
-    def validate(url: str) -> bool:
-        u = url.strip().lower()
-        return u.startswith(_SAFE_SCHEMES) or ":" not in u.split("/", 1)[0]
-
-    def image_as_text(tokens, idx, options, env):  # noqa: ARG001 - markdown-it's signature
-        # Defense in depth behind defang_images: an image token never becomes <img>.
-        return f"[image: {html.escape(tokens[idx].content or 'untitled')}]"
-
-    md.validateLink = validate
-    md.add_render_rule("image", image_as_text)
-    return md
-
-
-def render_markdown(text: str) -> str:
-    """Model text as safe HTML: raw HTML is escaped, images become plain links, unsafe
-    link schemes are refused (nothing in the result loads a resource)."""
-    return _markdown_renderer().render(defang_images(text))
-
-
-_CSS = """
+HTML_CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;max-width:52rem;margin:2rem auto;
 padding:0 1rem;line-height:1.5;color:#222}
 img{max-width:100%;height:auto;border:1px solid #ddd}
@@ -252,14 +225,14 @@ table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2rem .5rem;v
 
 def conversation_html(conv: StoredConversation) -> str:
     """The conversation as one self-contained HTML document (figures as data URLs)."""
-    md = _markdown_renderer()
+    md = markdown_renderer()
     e = html.escape
     out = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
         "img-src data:; style-src 'unsafe-inline'\">",
-        f"<title>{e(conv.title)}</title><style>{_CSS}</style></head><body>",
+        f"<title>{e(conv.title)}</title><style>{HTML_CSS}</style></head><body>",
         f"<h1>{e(conv.title)}</h1>",
     ]
     if conv.figures:
@@ -279,10 +252,10 @@ def conversation_html(conv: StoredConversation) -> str:
         out.append(f"<blockquote>{e(t.question.strip() or '-')}</blockquote>".replace("\n", "<br>"))
         out.append(f"<h3>Answer ({e(t.model or conv.model)}, {e(_when(t.started))})</h3>")
         out.append(f'<div class="answer">{md.render(defang_images(t.answer))}</div>')
-        note = _state_note(t)
+        note = state_note(t)
         if note:
             out.append(f'<p class="note"><em>{e(note)}</em></p>')
-        usage = _usage_line(t)
+        usage = usage_line(t)
         if usage:
             out.append(f'<p class="usage">{e(usage)}</p>')
         if t.passages:
@@ -300,14 +273,14 @@ def conversation_html(conv: StoredConversation) -> str:
 def export_html(conv: StoredConversation, path: Path | str) -> Path:
     """Write one self-contained ``.html`` file."""
     path = Path(path)
-    _write(path, conversation_html(conv))
+    write_file(path, conversation_html(conv))
     return path
 
 
 # --------------------------------------------------------------------------- PDF
 
 
-def _fonts() -> tuple[Path | None, Path | None]:
+def pdf_fonts() -> tuple[Path | None, Path | None]:
     try:
         import matplotlib
 
@@ -326,7 +299,7 @@ def conversation_pdf(conv: StoredConversation) -> bytes:
     pdf.set_auto_page_break(auto=True, margin=15)
     pdf.set_title(conv.title)
     pdf.set_creator(f"kanoa desktop {__version__}")
-    sans, mono = _fonts()
+    sans, mono = pdf_fonts()
     family, code = "helvetica", "courier"
     if sans is not None:
         folder = sans.parent
@@ -350,7 +323,7 @@ def conversation_pdf(conv: StoredConversation) -> bytes:
         pdf.multi_cell(0, size * 0.5, text(s), new_x="LMARGIN", new_y="NEXT")
 
     def markdown_block(s: str, size: float = 10, headings: dict | None = None) -> None:
-        body = _pdf_html(render_markdown(s))
+        body = pdf_html(render_markdown(s))
         pdf.set_font(family, "", size)
         styles = {
             "code": FontFace(family=code),
@@ -393,7 +366,7 @@ def conversation_pdf(conv: StoredConversation) -> bytes:
         para(t.question.strip() or "-", 10, "I")
         para(f"Answer ({t.model or conv.model}, {_when(t.started)})", 11, "B")
         markdown_block(t.answer or "(no text)")
-        for line in (_state_note(t), _usage_line(t)):
+        for line in (state_note(t), usage_line(t)):
             if line:
                 para(line, 8, "I")
         if t.passages:
@@ -415,7 +388,7 @@ _LI_P_OPEN = re.compile(r"<li>\s*<p>")
 _LI_P_CLOSE = re.compile(r"</p>\s*</li>")
 
 
-def _pdf_html(body: str) -> str:
+def pdf_html(body: str) -> str:
     # fpdf2's HTML subset has no <p> inside <li> spacing rules or <del>; simplify. Two
     # fixed-token patterns instead of one lazy "(.*?)" across the body: linear.
     body = _LI_P_CLOSE.sub("</li>", _LI_P_OPEN.sub("<li>", body))
@@ -425,7 +398,7 @@ def _pdf_html(body: str) -> str:
 def export_pdf(conv: StoredConversation, path: Path | str) -> Path:
     """Write a ``.pdf``."""
     path = Path(path)
-    _write(path, conversation_pdf(conv))
+    write_file(path, conversation_pdf(conv))
     return path
 
 
@@ -441,214 +414,15 @@ def export(conv: StoredConversation, path: Path | str, fmt: str | None = None) -
     return {"markdown": export_markdown, "html": export_html, "pdf": export_pdf}[fmt](conv, path)
 
 
-# --------------------------------------------------------------------------- comparisons
-
-
-def _comparison_parts(cmp: Any) -> tuple[list[str], list[list], list[Any]]:
-    """Pane labels, the table rows per question, and the first pane (for the inputs)."""
-    from kanoa_desktop.core.ask.compare import stored_results
-
-    labels = []
-    for conv in cmp.panes:
-        label = conv.profile_name or conv.model or "pane"
-        labels.append(label if labels.count(label) == 0 else f"{label} · {conv.model}")
-    return labels, stored_results(cmp.panes, labels), cmp.panes[0]
-
-
-def _pane_turns(conv: StoredConversation) -> list[Any]:
-    return [t for t in conv.turns if t.finish_reason != "retried"]
-
-
-def comparison_markdown(cmp: Any, figure_links: dict[str, str] | None = None) -> str:
-    """A stored comparison (``HistoryStore.load_comparison``) as one Markdown document:
-    the inputs once, per question a comparison table and each model's answer, and one
-    reproducibility block per model."""
-    from kanoa_desktop.core.ask.batch import demote_headings
-    from kanoa_desktop.core.ask.compare import table_markdown
-
-    labels, rounds, first = _comparison_parts(cmp)
-    out = [f"# {_safe_md(_md_escape_line(cmp.title))}", ""]
-    if first.figures:
-        out += ["## Figures", ""]
-        for f in first.figures:
-            link = (figure_links or {}).get(f.hash)
-            alt = _md_escape_line(f.name).replace("]", "\\]")
-            out += [f"![{alt}]({link})" if link else f"- {alt} (`{f.hash[:12]}`)", ""]
-    if first.context.strip():
-        out += ["**Context:** " + first.context.strip(), ""]
-    if first.table_summary.strip():
-        out += ["## Table summary sent", "", "```text", first.table_summary.strip("\n"), "```", ""]
-    for q, rows in enumerate(rounds):
-        question = next(
-            (_pane_turns(c)[q].question for c in cmp.panes if len(_pane_turns(c)) > q), ""
-        )
-        out += [f"## Question {q + 1}", ""]
-        question = _safe_md(question.strip() or "-")
-        out += ["> " + line if line else ">" for line in question.splitlines()]
-        out += ["", table_markdown(rows), ""]
-        for i, conv in enumerate(cmp.panes):
-            turns = _pane_turns(conv)
-            if len(turns) <= q:
-                continue
-            t = turns[q]
-            out += [f"### {_md_escape_line(labels[i])} ({t.model or conv.model})", ""]
-            # Answer headings nest under the pane's own (## becomes #####).
-            out += [_safe_md(demote_headings(t.answer.strip())) or "*(no text)*", ""]
-            for line in (_state_note(t), _usage_line(t)):
-                if line:
-                    out += [f"*{line}*", ""]
-    out += ["## Reproducibility", ""]
-    for i, conv in enumerate(cmp.panes):
-        out += [f"### {_md_escape_line(labels[i])}", ""]
-        out += [
-            f"- **{k.strip()}**: {v}" if v else f"- **{k.strip()}**"
-            for k, v in reproducibility(conv)
-        ]
-        out.append("")
-    return "\n".join(out)
-
-
-def comparison_html(cmp: Any) -> str:
-    """A stored comparison as one self-contained HTML page; answers side by side."""
-    from kanoa_desktop.core.ask.batch import demote_headings
-    from kanoa_desktop.core.ask.compare import TABLE_HEADERS, table_cells
-
-    md = _markdown_renderer()
-    e = html.escape
-    labels, rounds, first = _comparison_parts(cmp)
-    css = _CSS.replace("max-width:52rem", "max-width:110rem") + (
-        ".panes{display:grid;grid-template-columns:repeat(auto-fit,minmax(18rem,1fr));"
-        "gap:1rem}.pane{border:1px solid #ddd;padding:0 .8rem}"
-    )
-    out = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
-        "img-src data:; style-src 'unsafe-inline'\">",
-        f"<title>{e(cmp.title)}</title><style>{css}</style></head><body>",
-        f"<h1>{e(cmp.title)}</h1>",
-    ]
-    for f in first.figures:
-        out.append(
-            f'<figure><img src="{e(f.data_url())}" alt="{e(f.name)}" '
-            f'width="{f.width or ""}" height="{f.height or ""}">'
-            f"<figcaption>{e(f.name)} <code>{e(f.hash[:12])}</code></figcaption></figure>"
-        )
-    if first.context.strip():
-        out.append(f"<p><strong>Context:</strong> {e(first.context.strip())}</p>")
-    if first.table_summary.strip():
-        out.append(f"<h2>Table summary sent</h2><pre>{e(first.table_summary.strip())}</pre>")
-    for q, rows in enumerate(rounds):
-        question = next(
-            (_pane_turns(c)[q].question for c in cmp.panes if len(_pane_turns(c)) > q), ""
-        )
-        out.append(f"<h2>Question {q + 1}</h2>")
-        out.append(f"<blockquote>{e(question.strip() or '-')}</blockquote>".replace("\n", "<br>"))
-        out.append('<table class="compare"><tr>')
-        out += [f"<th>{e(h)}</th>" for h in TABLE_HEADERS]
-        out.append("</tr>")
-        for cells in table_cells(rows):
-            out.append("<tr>" + "".join(f"<td>{e(c)}</td>" for c in cells) + "</tr>")
-        out.append('</table><div class="panes">')
-        for i, conv in enumerate(cmp.panes):
-            turns = _pane_turns(conv)
-            if len(turns) <= q:
-                continue
-            t = turns[q]
-            out.append(f'<div class="pane"><h3>{e(labels[i])} ({e(t.model or conv.model)})</h3>')
-            answer = md.render(defang_images(demote_headings(t.answer)))
-            out.append(f'<div class="answer">{answer}</div>')
-            for cls, line in (("note", _state_note(t)), ("usage", _usage_line(t))):
-                if line:
-                    out.append(f'<p class="{cls}"><em>{e(line)}</em></p>')
-            out.append("</div>")
-        out.append("</div>")
-    out.append("<h2>Reproducibility</h2>")
-    for i, conv in enumerate(cmp.panes):
-        out.append(f'<h3>{e(labels[i])}</h3><table class="repro">')
-        out += [f"<tr><td>{e(k)}</td><td>{e(v)}</td></tr>" for k, v in reproducibility(conv)]
-        out.append("</table>")
-    out.append("</body></html>")
-    return "\n".join(out)
-
-
-def comparison_pdf(cmp: Any) -> bytes:
-    """A stored comparison as PDF bytes: the Markdown document rendered, figures first."""
-    from fpdf import FPDF
-
-    labels, _, first = _comparison_parts(cmp)
-    pdf = FPDF(format="A4")
-    pdf.set_auto_page_break(auto=True, margin=15)
-    pdf.set_title(cmp.title)
-    pdf.set_creator(f"kanoa desktop {__version__}")
-    sans, _mono = _fonts()
-    family = "helvetica"
-    if sans is not None:
-        folder = sans.parent
-        pdf.add_font("dejavu", "", str(sans))
-        for style, name in (("B", "Bold"), ("I", "Oblique"), ("BI", "BoldOblique")):
-            f = folder / f"DejaVuSans-{name}.ttf"
-            pdf.add_font("dejavu", style, str(f if f.exists() else sans))
-        family = "dejavu"
-
-    def text(s: str) -> str:
-        return s if family == "dejavu" else s.encode("latin-1", "replace").decode("latin-1")
-
-    pdf.add_page()
-    width = pdf.w - pdf.l_margin - pdf.r_margin
-    for f in first.figures:
-        try:
-            pdf.image(io.BytesIO(f.data), w=min(width, (f.width or 600) * 0.2))
-        except Exception:  # noqa: BLE001 - an image fpdf2 cannot place is named instead
-            pass
-    body = _pdf_html(render_markdown(comparison_markdown(cmp)))
-    pdf.set_font(family, "", 9)
-    try:
-        pdf.write_html(text(body), font_family=family)
-    except Exception:  # noqa: BLE001 - fpdf2's HTML subset may refuse odd markup
-        pdf.multi_cell(0, 4.5, text(comparison_markdown(cmp)), new_x="LMARGIN", new_y="NEXT")
-    return bytes(pdf.output())
-
-
-def export_comparison(cmp: Any, path: Path | str, fmt: str | None = None) -> Path:
-    """Export a stored comparison in ``fmt`` ("markdown", "html", "pdf"), or by the path's
-    suffix; Markdown writes the figures beside it in ``<stem>_figures/``."""
-    path = Path(path)
-    if fmt is None:
-        fmt = {v: k for k, v in FORMATS.items()}.get(path.suffix.lower(), "markdown")
-    if fmt not in FORMATS:
-        raise ExportError(f"Unknown export format {fmt!r}.", "Use Markdown, HTML or PDF.")
-    if path.suffix.lower() != FORMATS[fmt]:
-        path = path.with_name(path.name + FORMATS[fmt])
-    if fmt == "html":
-        _write(path, comparison_html(cmp))
-    elif fmt == "pdf":
-        _write(path, comparison_pdf(cmp))
-    else:
-        links: dict[str, str] = {}
-        folder = path.with_name(f"{path.stem}_figures")
-        for i, f in enumerate(cmp.panes[0].figures, 1):
-            name = f"{i:02d}-{_slug(Path(f.name).stem)}-{f.hash[:8]}.{f.extension}"
-            _write(folder / name, f.data)
-            links[f.hash] = f"{folder.name}/{name}".replace(" ", "%20")
-        _write(path, comparison_markdown(cmp, links))
-    return path
-
-
 __all__ = [
     "ExportError",
     "FORMATS",
     "conversation_html",
     "conversation_markdown",
     "conversation_pdf",
-    "comparison_html",
-    "comparison_markdown",
-    "comparison_pdf",
     "export",
-    "export_comparison",
     "export_html",
     "export_markdown",
     "export_pdf",
-    "render_markdown",
     "reproducibility",
 ]

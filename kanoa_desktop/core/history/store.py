@@ -1336,7 +1336,7 @@ class TurnRecorder:
     ) -> None:
         """Close the turn: ``state`` is done, stopped, error or interrupted.
 
-        ``stats`` (a :class:`~kanoa_desktop.core.ask.stats.StreamStats`) gives tokens, the
+        ``stats`` (a :class:`~kanoa_desktop.core.endpoint.stats.StreamStats`) gives tokens, the
         estimated flag, TTFT, tokens/s, duration and cost. ``answer``/``reasoning``, when
         given, replace the recorded text (the full text from ``Finished``); otherwise the
         buffered text is written. A second call does nothing.

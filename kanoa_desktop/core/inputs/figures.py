@@ -41,9 +41,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from PIL import Image
 
+from kanoa_desktop.core import lazy
 from kanoa_desktop.core.endpoint.chat import data_url
 from kanoa_desktop.core.endpoint.errors import KanoaError
-from kanoa_desktop.core.gcpause import import_heavy
 
 # Above this many pixels an image is refused before it is decoded. 100 MP covers a
 # full-frame camera (61 MP) or a large scanned poster; an RGBA buffer of it is 400 MB.
@@ -858,7 +858,7 @@ def prepare_figure(
     """
     if long_side < 16:
         raise ValueError("long_side must be at least 16 pixels")
-    import_heavy("PIL.Image")  # first figure: no full collection mid-import (gcpause.py)
+    lazy.load("PIL.Image")  # first figure: no full collection mid-import (core/lazy.py)
     raw, label, suffix = _read_source(source, name)
     if not raw:
         raise EmptyFigureError(

@@ -34,11 +34,11 @@ from datetime import date, datetime, time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kanoa_desktop.core.ask.tokens import CHARS_PER_TOKEN, estimate_text_tokens
+from kanoa_desktop.core import lazy
 from kanoa_desktop.core.endpoint.errors import KanoaError
-from kanoa_desktop.core.gcpause import import_heavy
 from kanoa_desktop.core.inputs import delimited
 from kanoa_desktop.core.inputs.delimited import DELIMITER_NAMES, SAMPLE_BYTES
+from kanoa_desktop.core.tokens import CHARS_PER_TOKEN, estimate_text_tokens
 
 if TYPE_CHECKING:
     import numpy as np
@@ -273,8 +273,8 @@ def load_table(
     a note naming how many.
     """
     # pandas' first import, with the collector paused: its full pass over every loaded
-    # object held the GIL for tens of ms and stalled the window (core/gcpause.py).
-    import_heavy("pandas")
+    # object held the GIL for tens of ms and stalled the window (core/lazy.py).
+    lazy.load("pandas")
     path = Path(path)
     label = path.name
     try:
@@ -882,7 +882,7 @@ def summarise_table(
     """A deterministic Markdown summary of the table that fits ``token_budget`` tokens.
 
     Tokens are counted with the app's one estimate,
-    :func:`~kanoa_desktop.core.ask.tokens.estimate_text_tokens` (tokenizers vary; for
+    :func:`~kanoa_desktop.core.tokens.estimate_text_tokens` (tokenizers vary; for
     digit-heavy tables it is within about 30 %, so the budget is a target, not a guarantee
     about a given model). Sections: shape,
     columns with types and missing counts, describe() of numeric columns, head, tail and an

@@ -4,14 +4,16 @@ Plain Python (no Qt). Start with :class:`KnowledgeBase` (``index.py``) to build 
 an index, :func:`ground` (``retrieval.py``) per question, and
 :func:`token_budget` (``budget.py``) to size what the knowledge base may add to a prompt.
 
-The names below load on first use (PEP 562), so importing a light submodule such as
-``modes`` does not load the index and its readers (issue 18: the window's start-up).
+The names below load on first use (:func:`kanoa_desktop.core.lazy.attach`), so importing a
+light submodule such as ``modes`` does not load the index and its readers (issue 18: the
+window's start-up).
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from kanoa_desktop.core.lazy import attach
 
 _WHERE = {
     "token_budget": "budget",
@@ -55,17 +57,7 @@ if TYPE_CHECKING:
     )
 
 
-def __getattr__(name: str):
-    where = _WHERE.get(name)
-    if where is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{where}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_WHERE})
+__getattr__, __dir__ = attach(__name__, _WHERE)
 
 
 __all__ = [

@@ -1,7 +1,7 @@
 """The knowledge-base share of a model's context, and packing passages into it.
 
 Tokens are counted with the app's one estimate,
-:func:`kanoa_desktop.core.ask.tokens.estimate_text_tokens` (conservative: we cannot afford
+:func:`kanoa_desktop.core.tokens.estimate_text_tokens` (conservative: we cannot afford
 a real tokenizer per chunk, and the model's may be unknown). A caller with an exact
 tokenizer (llama.cpp ``/tokenize``) may pass its own ``count`` function.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from kanoa_desktop.core.ask.tokens import estimate_text_tokens
+from kanoa_desktop.core.tokens import estimate_text_tokens
 
 TokenCounter = Callable[[str], int]
 T = TypeVar("T")

@@ -18,8 +18,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from kanoa_desktop.core.ask.tokens import CHARS_PER_TOKEN
 from kanoa_desktop.core.kb.readers import Segment
+from kanoa_desktop.core.tokens import CHARS_PER_TOKEN
 
 DEFAULT_MAX_TOKENS = 320
 DEFAULT_OVERLAP_TOKENS = 40

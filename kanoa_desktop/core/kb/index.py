@@ -29,7 +29,6 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kanoa_desktop.core.ask.tokens import estimate_text_tokens
 from kanoa_desktop.core.config import paths
 from kanoa_desktop.core.kb.chunking import (
     DEFAULT_MAX_TOKENS,
@@ -43,6 +42,7 @@ from kanoa_desktop.core.kb.readers import (
     read_file,
 )
 from kanoa_desktop.core.safety import escape_name
+from kanoa_desktop.core.tokens import estimate_text_tokens
 
 SCHEMA_VERSION = 1
 # The reason given for a symlink skipped because it leads outside the attached folders.

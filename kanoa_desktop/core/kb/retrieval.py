@@ -20,10 +20,10 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from kanoa_desktop.core.ask.tokens import estimate_text_tokens
 from kanoa_desktop.core.kb.budget import TokenCounter, pack
 from kanoa_desktop.core.kb.index import Hit, KnowledgeBase
 from kanoa_desktop.core.kb.modes import MODE_NONE, MODE_RETRIEVED, MODE_WHOLE, NO_PASSAGE_NOTICE
+from kanoa_desktop.core.tokens import estimate_text_tokens
 
 RRF_K = 60  # the usual reciprocal-rank-fusion constant (Cormack et al., 2009)
 MAX_QUERY_TERMS = 40

@@ -1,4 +1,6 @@
-"""Chart-reading accuracy, scored: which model reads the user's figures best (issue 24).
+"""Chart-reading accuracy: a seeded chart suite, answer keys, scoring and its statistics.
+
+Which model reads the user's figures best (issue 24).
 
 One floor above :mod:`kanoa_desktop.core.ask`, beside the batch: it may use ask, history,
 inputs, config and endpoint, never the batch, the benchmark, the window or the command line.

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kanoa_desktop.core.ask.pricing import format_cost
+from kanoa_desktop.core.config.pricing import format_cost
 from kanoa_desktop.core.endpoint.errors import KanoaError
 from kanoa_desktop.core.safety import escape_control, replace_surrogates
 from kanoa_desktop.core.score import question as Q

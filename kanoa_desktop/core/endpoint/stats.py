@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from kanoa_desktop.core.ask.tokens import estimate_text_tokens
 from kanoa_desktop.core.endpoint.events import (
     Finished,
     FirstToken,
@@ -18,6 +17,7 @@ from kanoa_desktop.core.endpoint.events import (
     TextDelta,
     Usage,
 )
+from kanoa_desktop.core.tokens import estimate_text_tokens
 
 DEFAULT_PRICE_PER_MILLION = 0.10  # USD, input and output, kanoa's figure for local models
 

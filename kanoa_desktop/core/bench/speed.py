@@ -35,10 +35,10 @@ from typing import Any, Literal
 
 import httpx
 
-from kanoa_desktop.core.ask.stats import StreamStats
 from kanoa_desktop.core.endpoint import errors as E
 from kanoa_desktop.core.endpoint.chat import ChatRequest, user_message
 from kanoa_desktop.core.endpoint.client import ChatClient
+from kanoa_desktop.core.endpoint.stats import StreamStats
 from kanoa_desktop.core.inputs.figures import prepare_figure
 from kanoa_desktop.core.monitor.metrics import MetricsBodyError, fetch_metrics, parse_scrape
 

@@ -55,12 +55,13 @@ from typing import Any
 
 from kanoa_desktop.core.ask.interpret import DEFAULT_TABLE_TOKEN_BUDGET, Inputs
 from kanoa_desktop.core.ask.pipeline import ConversationRunner, internal_error
-from kanoa_desktop.core.ask.pricing import format_cost
 from kanoa_desktop.core.config import paths
+from kanoa_desktop.core.config.pricing import format_cost
 from kanoa_desktop.core.config.profiles import Profile
 from kanoa_desktop.core.endpoint.errors import KanoaError
 from kanoa_desktop.core.endpoint.pool import ClientPool
 from kanoa_desktop.core.history.store import safe_endpoint
+from kanoa_desktop.core.reports.markdown import demote_headings
 
 log = logging.getLogger(__name__)
 
@@ -853,23 +854,6 @@ def _usage(r: ItemResult) -> str:
     return " · ".join(bits)
 
 
-def demote_headings(markdown: str, levels: int = 3) -> str:
-    """Answer text nested under a report's own headings: ``## x`` becomes ``##### x``
-    (at most level 6); fenced code is left alone."""
-    out, fence = [], ""
-    for line in markdown.splitlines():
-        stripped = line.lstrip()
-        if stripped.startswith(("```", "~~~")):
-            mark = stripped[:3]
-            fence = "" if fence == mark else (fence or mark)
-        elif not fence and stripped.startswith("#"):
-            hashes = len(stripped) - len(stripped.lstrip("#"))
-            if hashes <= 6 and stripped[hashes : hashes + 1] in (" ", ""):
-                line = "#" * min(6, hashes + levels) + stripped[hashes:]
-        out.append(line)
-    return "\n".join(out)
-
-
 def _title(batch: Batch) -> str:
     names = ", ".join(s.name for s in batch.sources[:3]) + (" …" if len(batch.sources) > 3 else "")
     return f"Batch: {names}"
@@ -927,7 +911,7 @@ def report_markdown(batch: Batch, thumb_folder: str | None = None) -> str:
 
 def report_html(batch: Batch) -> str:
     """The report as one self-contained HTML page (thumbnails embedded)."""
-    from kanoa_desktop.core.history.export import render_markdown
+    from kanoa_desktop.core.reports.markdown import render_markdown
 
     e = html.escape
     results = batch.ordered_results()
@@ -1073,7 +1057,6 @@ __all__ = [
     "Template",
     "Totals",
     "batch_key",
-    "demote_headings",
     "expand_sources",
     "format_duration",
     "load_item",

@@ -1,0 +1,1 @@
+"""Batch runs: one question over many files, resumable."""

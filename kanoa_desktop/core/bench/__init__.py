@@ -1,0 +1,1 @@
+"""The endpoint benchmark: kanoa's documented suite, speed (and an accuracy pass)."""

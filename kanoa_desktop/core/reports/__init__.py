@@ -1,0 +1,1 @@
+"""Writing what the app produces (reports, exports) so that nothing in them runs or loads."""
