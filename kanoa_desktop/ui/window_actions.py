@@ -23,6 +23,12 @@ def _open_compare(w) -> None:
     show_for_window(w)
 
 
+def _open_score(w) -> None:
+    from kanoa_desktop.ui.score_view import show_for_window
+
+    show_for_window(w)
+
+
 def _open_batch(w) -> None:
     from kanoa_desktop.ui.batch_view import show_for_window
 
@@ -44,6 +50,8 @@ ACTIONS: tuple[tuple, ...] = (
      "Show exactly what was sent"),
     ("compare_action", "Compare models…", _open_compare, None, "compareAction",
      "Ask 2 to 4 profiles or models the same question, side by side"),
+    ("score_action", "Score models…", _open_score, None, "scoreAction",
+     "Which model reads charts best: accuracy on a chart suite or your answer key"),
     ("batch_action", "Batch…", _open_batch, None, "batchAction",
      "Ask one question about every figure and table of a folder"),
     ("bench_action", "Benchmark endpoint…", "open_benchmark", None, "benchmarkAction",
@@ -60,7 +68,8 @@ MENUS = (
      ("interpret_action", "stop_action", "copy_action", "request_action")),
     ("view_menu", "&View", ()),
     ("tools_menu", "&Tools",
-     ("compare_action", "batch_action", None, "bench_action", "settings_action")),
+     ("compare_action", "score_action", "batch_action", None, "bench_action",
+      "settings_action")),
 )  # fmt: skip
 
 

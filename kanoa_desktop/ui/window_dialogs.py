@@ -126,11 +126,12 @@ def open_document(w, item):
 
 
 async def shutdown_extras(w) -> None:
-    """Before the history closes: the comparison and batch windows record their stopped
-    answers, and the first-run card's probes end."""
+    """Before the history closes: the comparison, score and batch windows record their
+    stopped answers, and the first-run card's probes end."""
     import asyncio
 
-    for view in (getattr(w, "compare_view", None), getattr(w, "batch_view", None)):
+    views = ("compare_view", "score_view", "batch_view")
+    for view in (getattr(w, name, None) for name in views):
         if view is not None:
             with contextlib.suppress(RuntimeError):  # already deleted with its window
                 await view.shutdown()

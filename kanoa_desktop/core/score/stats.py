@@ -89,11 +89,11 @@ class Paired:
             worse = self.b_name if self.better == self.a else self.a
             return (
                 f"{self.better} reads these charts better than {worse} "
-                f"(McNemar exact p = {format_p(self.p)}, {self.b} vs {self.c} discordant items)."
+                f"(McNemar exact p {p_equals(self.p)}, {self.b} vs {self.c} discordant items)."
             )
         return (
             f"{self.a} vs {self.b_name}: no significant difference on {self.n} items "
-            f"(McNemar exact p = {format_p(self.p)}, {self.b} vs {self.c} discordant)."
+            f"(McNemar exact p {p_equals(self.p)}, {self.b} vs {self.c} discordant)."
         )
 
 
@@ -111,6 +111,12 @@ def format_p(p: float) -> str:
     return "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
+def p_equals(p: float) -> str:
+    """``= 0.070`` or ``< 0.001``, to follow a "p"."""
+    text = format_p(p)
+    return text if text.startswith("<") else f"= {text}"
+
+
 def mean(values: Sequence[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
@@ -122,6 +128,7 @@ __all__ = [
     "format_p",
     "mcnemar_exact",
     "mean",
+    "p_equals",
     "paired",
     "wilson_interval",
 ]

@@ -1,0 +1,578 @@
+"""The Score models window: which of 1 to 4 profiles reads charts best, rendered from a
+core :class:`~kanoa_desktop.core.score.run.ScoreRun`.
+
+A :class:`ScoreView` is a non-modal top-level window (``show()``, never ``exec()``). Choose
+what to score (the generated chart suite, its size and seed, or an answer key CSV), 1 to 4
+profiles and how many questions go at once, then Score. While it runs: a progress bar,
+one line per profile with its running accuracy and Wilson 95 % interval, and the result
+table, refreshed by a timer a few times a second (never per event); Stop keeps what was
+scored. When it ends: the paired verdicts (McNemar's exact test) and Export (Markdown, HTML,
+CSV). Every scored item is kept in the history; Score with the same choices continues an
+unfinished run. Charts are drawn, figures prepared, keys checked and reports written on the
+worker pool, never on the GUI thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QRadioButton,
+    QSizePolicy,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from kanoa_desktop.core.config.profiles import ProfileStore
+from kanoa_desktop.core.endpoint.errors import KanoaError
+from kanoa_desktop.core.endpoint.pool import ClientPool
+from kanoa_desktop.core.score import report
+from kanoa_desktop.core.score.run import (
+    DEFAULT_CONCURRENCY,
+    MAX_CONCURRENCY,
+    MAX_PROFILES,
+    ItemFailed,
+    ItemScored,
+    RunNotice,
+    ScoreEnded,
+    ScoreRun,
+    key_source,
+    suite_source,
+)
+from kanoa_desktop.core.score.suite import MAX_ITEMS, SUITE_ID
+
+log = logging.getLogger(__name__)
+
+REFRESH_MS = 250
+DEFAULT_ITEMS = 64
+
+
+def _plain(text: str) -> str:
+    """Text from outside for a label that must never render rich text."""
+    return report.safe_text(text, "terminal")
+
+
+class ScoreView(QWidget):
+    """The Score models window; see the module docstring. ``run_cpu`` runs blocking work
+    off the GUI thread; ``history`` keeps every scored item (None: nothing kept)."""
+
+    runEnded = Signal(object)  # ScoreEnded
+
+    def __init__(
+        self,
+        store: ProfileStore,
+        *,
+        pool: ClientPool,
+        history: Any = None,
+        run_cpu: Callable[..., Any] | None = None,
+        vision: Any = None,
+        kanoa_pricing: Any = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent, Qt.WindowType.Window)
+        self.setObjectName("scoreView")
+        self.setWindowTitle("Score models")
+        self.store = store
+        self.pool = pool
+        self.history = history
+        self.run_cpu = run_cpu
+        self.vision = vision
+        self.kanoa_pricing = kanoa_pricing
+        self.run: ScoreRun | None = None
+        self.last: ScoreEnded | None = None
+        self.last_report: Path | None = None
+        self._task: asyncio.Task | None = None
+        self._export_task: asyncio.Task | None = None
+        self._dialog: QFileDialog | None = None
+        self._dirty = False
+        self._failures: list[str] = []
+
+        root = QVBoxLayout(self)
+        root.setContentsMargins(10, 10, 10, 10)
+        form = QFormLayout()
+        what = QHBoxLayout()
+        self.use_suite = QRadioButton(f"Chart suite ({SUITE_ID})")
+        self.use_suite.setObjectName("scoreUseSuite")
+        self.use_suite.setToolTip(
+            "Charts drawn here from seeded data: bars, grouped bars, lines, scatter; the true "
+            "answers come from the data that drew them"
+        )
+        self.use_key = QRadioButton("Answer key")
+        self.use_key.setObjectName("scoreUseKey")
+        self.use_key.setToolTip("A CSV of your figures: file,question,answer[,tolerance]")
+        group = QButtonGroup(self)
+        group.addButton(self.use_suite)
+        group.addButton(self.use_key)
+        self.use_suite.setChecked(True)
+        self.items = QSpinBox()
+        self.items.setObjectName("scoreItems")
+        self.items.setAccessibleName("Number of suite items")
+        self.items.setRange(1, MAX_ITEMS)
+        self.items.setValue(DEFAULT_ITEMS)
+        self.items.setPrefix("items ")
+        self.seed = QSpinBox()
+        self.seed.setObjectName("scoreSeed")
+        self.seed.setAccessibleName("Suite seed")
+        self.seed.setRange(0, 2**31 - 1)
+        self.seed.setPrefix("seed ")
+        self.key_path = QLineEdit()
+        self.key_path.setObjectName("scoreKeyPath")
+        self.key_path.setAccessibleName("Answer key file")
+        self.key_path.setPlaceholderText("key.csv (file,question,answer[,tolerance])")
+        self.key_button = QPushButton("Choose…")
+        self.key_button.clicked.connect(self.choose_key)
+        what.addWidget(self.use_suite)
+        what.addWidget(self.items)
+        what.addWidget(self.seed)
+        what.addSpacing(16)
+        what.addWidget(self.use_key)
+        what.addWidget(self.key_path, 1)
+        what.addWidget(self.key_button)
+        form.addRow("Score:", what)
+
+        who = QHBoxLayout()
+        self.profile_boxes: list[QComboBox] = []
+        self._profile_row = who
+        self.add_button = QToolButton()
+        self.add_button.setText("+")
+        self.add_button.setAccessibleName("Add a profile")
+        self.add_button.setToolTip(f"Score another profile (at most {MAX_PROFILES})")
+        self.add_button.clicked.connect(self.add_profile)
+        self.remove_button = QToolButton()
+        self.remove_button.setText("−")
+        self.remove_button.setAccessibleName("Remove a profile")
+        self.remove_button.setToolTip("Remove the last profile")
+        self.remove_button.clicked.connect(self.remove_profile)
+        who.addWidget(self.add_button)
+        who.addWidget(self.remove_button)
+        who.addStretch(1)
+        who.addWidget(QLabel("At once:"))
+        self.concurrency = QSpinBox()
+        self.concurrency.setObjectName("scoreConcurrency")
+        self.concurrency.setAccessibleName("Questions at once per profile")
+        self.concurrency.setRange(1, MAX_CONCURRENCY)
+        self.concurrency.setValue(DEFAULT_CONCURRENCY)
+        who.addWidget(self.concurrency)
+        form.addRow("Profiles:", who)
+        root.addLayout(form)
+
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setObjectName("scoreProgress")
+        self.progress_bar.setAccessibleName("Items scored")
+        self.progress_bar.setRange(0, 1)
+        self.progress_bar.setValue(0)
+        self.progress_bar.setFormat("%v / %m answers")
+        root.addWidget(self.progress_bar)
+        self.progress_label = QLabel("Choose what to score and the profiles, then Score.")
+        self.progress_label.setObjectName("scoreProgressLine")
+        self.progress_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.progress_label.setWordWrap(True)
+        root.addWidget(self.progress_label)
+
+        self.table = QTableWidget(0, len(report.SUMMARY_HEADERS))
+        self.table.setObjectName("scoreResults")
+        self.table.setAccessibleName("Scores")
+        self.table.setHorizontalHeaderLabels(list(report.SUMMARY_HEADERS))
+        self.table.verticalHeader().hide()
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setStretchLastSection(True)
+        self.table.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Maximum)
+        root.addWidget(self.table)
+        self.templates = QTableWidget(0, 1)
+        self.templates.setObjectName("scoreTemplates")
+        self.templates.setAccessibleName("Accuracy per question template")
+        self.templates.verticalHeader().setSectionResizeMode(
+            QHeaderView.ResizeMode.ResizeToContents
+        )
+        self.templates.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.templates.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        root.addWidget(self.templates, 1)
+        self.verdicts = QLabel()
+        self.verdicts.setObjectName("scoreVerdicts")
+        self.verdicts.setTextFormat(Qt.TextFormat.PlainText)
+        self.verdicts.setWordWrap(True)
+        root.addWidget(self.verdicts)
+        self.message = QLabel()
+        self.message.setObjectName("scoreMessage")
+        self.message.setTextFormat(Qt.TextFormat.PlainText)
+        self.message.setWordWrap(True)
+        root.addWidget(self.message)
+
+        buttons = QHBoxLayout()
+        self.score_button = QPushButton("Score")
+        self.score_button.setDefault(True)
+        self.score_button.setToolTip(
+            "Ask every item of every profile; with the same choices, an unfinished run continues"
+        )
+        self.score_button.clicked.connect(self.start)
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setToolTip("Stop now; what was scored is kept, Score continues")
+        self.stop_button.clicked.connect(self.stop)
+        self.export_button = QPushButton("Export…")
+        self.export_button.setToolTip("Markdown, HTML or CSV: how it was run, every item")
+        self.export_button.clicked.connect(self.choose_export)
+        self.close_button = QPushButton("Close")
+        self.close_button.clicked.connect(self.close)
+        for b in (self.score_button, self.stop_button, self.export_button):
+            buttons.addWidget(b)
+        buttons.addStretch(1)
+        buttons.addWidget(self.close_button)
+        root.addLayout(buttons)
+
+        self._timer = QTimer(self)
+        self._timer.setInterval(REFRESH_MS)
+        self._timer.timeout.connect(self._refresh)
+        self.add_profile()
+        self._set_running(False)
+        self.resize(1000, 560)
+
+    # -- choosing --------------------------------------------------------------------------
+
+    def add_profile(self) -> None:
+        if len(self.profile_boxes) >= MAX_PROFILES or self.busy:
+            return
+        box = QComboBox()
+        box.setObjectName(f"scoreProfile{len(self.profile_boxes)}")
+        box.setAccessibleName(f"Profile {len(self.profile_boxes) + 1}")
+        box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        for p in self.store.profiles:
+            box.addItem(p.name, p.id)
+        if box.count():  # different profiles in turn, so two rows do not start identical
+            box.setCurrentIndex(len(self.profile_boxes) % box.count())
+        self._profile_row.insertWidget(len(self.profile_boxes), box)
+        self.profile_boxes.append(box)
+        self._update_buttons()
+
+    def remove_profile(self) -> None:
+        if len(self.profile_boxes) <= 1 or self.busy:
+            return
+        box = self.profile_boxes.pop()
+        box.setParent(None)
+        box.deleteLater()
+        self._update_buttons()
+
+    def set_profiles(self, profiles) -> None:
+        """Choose the profiles (for tests and the window's defaults)."""
+        while len(self.profile_boxes) < len(profiles):
+            self.add_profile()
+        while len(self.profile_boxes) > max(1, len(profiles)):
+            self.remove_profile()
+        for box, p in zip(self.profile_boxes, profiles, strict=False):
+            box.setCurrentIndex(box.findData(p.id))
+
+    def chosen_profiles(self) -> list:
+        found = [self.store.get_by_id(b.currentData()) for b in self.profile_boxes]
+        return [p for p in found if p is not None]
+
+    def choose_key(self) -> None:
+        dialog = QFileDialog(self, "Choose an answer key")
+        dialog.setFileMode(QFileDialog.FileMode.ExistingFile)
+        dialog.setNameFilters(["Answer keys (*.csv)", "All files (*)"])
+        dialog.fileSelected.connect(self._key_chosen)
+        self._dialog = dialog
+        dialog.open()
+
+    def _key_chosen(self, path: str) -> None:
+        if path:
+            self.key_path.setText(path)
+            self.use_key.setChecked(True)
+
+    # -- running ---------------------------------------------------------------------------
+
+    @property
+    def busy(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def start(self) -> asyncio.Task | None:
+        """Score the chosen items on the chosen profiles; returns the task (None when the
+        choices are not usable, with the reason shown)."""
+        if self.busy:
+            return None
+        profiles = self.chosen_profiles()
+        if not profiles:
+            self.message.setText("Choose a profile (create one in Settings).")
+            return None
+        use_key = self.use_key.isChecked()
+        key = self.key_path.text().strip()
+        if use_key and not key:
+            self.message.setText("Choose the answer key (a CSV) first.")
+            return None
+        n, seed, concurrency = self.items.value(), self.seed.value(), self.concurrency.value()
+        self.message.setText("")
+        self.verdicts.setText("")
+        self._failures.clear()
+        self._set_running(True)
+        self.progress_label.setText("Checking the answer key…" if use_key else "Starting…")
+
+        async def go() -> ScoreEnded | None:
+            try:
+                if use_key:
+                    source = await self._cpu(lambda: key_source(key))
+                else:
+                    source = suite_source(n, seed)
+                run = ScoreRun(
+                    source,
+                    profiles,
+                    pool=self.pool,
+                    history=self.history,
+                    concurrency=concurrency,
+                    listener=self._on_event,
+                    vision=self.vision,
+                    kanoa_pricing=self.kanoa_pricing,
+                    run_cpu=self.run_cpu,
+                )
+                self.run = run
+                self.last = None
+                self._show_table()
+                return await run.run()
+            except KanoaError as err:
+                self.message.setText(f"{err.message} {err.hint}".strip())
+                return None
+            except Exception as exc:  # noqa: BLE001 - shown; the log has the traceback
+                log.exception("score run failed")
+                self.message.setText(f"The score run failed: {type(exc).__name__}: {exc}")
+                return None
+            finally:
+                self._set_running(False)  # state that always comes back
+                self._refresh()
+
+        self._task = asyncio.ensure_future(go())
+        return self._task
+
+    def stop(self) -> None:
+        if self.run is not None and self.busy:
+            self.progress_label.setText("Stopping: the questions in flight end; what was "
+                                        "scored is kept.")  # fmt: skip
+            self.run.stop()
+
+    async def _cpu(self, fn: Callable[[], Any]) -> Any:
+        if self.run_cpu is not None:
+            return await self.run_cpu(fn)
+        return await asyncio.to_thread(fn)
+
+    def _set_running(self, running: bool) -> None:
+        self.score_button.setEnabled(not running)
+        self.stop_button.setEnabled(running)
+        for w in (self.use_suite, self.use_key, self.items, self.seed, self.key_path,
+                  self.key_button, self.concurrency, *self.profile_boxes):  # fmt: skip
+            w.setEnabled(not running)
+        self.export_button.setEnabled(
+            not running and self.run is not None and bool(self.run.scores or self.run.failures)
+        )
+        if running:
+            self._timer.start()
+        else:
+            self._timer.stop()
+        self._update_buttons()
+
+    def _update_buttons(self) -> None:
+        free = not self.busy
+        self.add_button.setEnabled(free and len(self.profile_boxes) < MAX_PROFILES)
+        self.remove_button.setEnabled(free and len(self.profile_boxes) > 1)
+
+    # -- events (cheap: the timer renders) -------------------------------------------------
+
+    def _on_event(self, ev) -> None:
+        if self.run is None or ev.run is not self.run:
+            return
+        if isinstance(ev, ItemScored):
+            self._dirty = True
+        elif isinstance(ev, ItemFailed):
+            self._dirty = True
+            label = self.run.labels[ev.profile]
+            self._failures.append(f"{label}: {ev.failure.item}: {ev.failure.error}")
+        elif isinstance(ev, RunNotice):
+            self.message.setText(_plain(ev.message))
+        elif isinstance(ev, ScoreEnded):
+            self.last = ev
+            self._dirty = True
+            self._refresh()
+            self.runEnded.emit(ev)
+
+    def _show_table(self) -> None:
+        run = self.run
+        if run is None:
+            return
+        self.table.setRowCount(len(run.profiles))
+        self._fit_table()
+        self.templates.setRowCount(0)
+        self.templates.setColumnCount(len(run.profiles))
+        self.templates.setHorizontalHeaderLabels([_plain(x) for x in run.labels])
+        self.progress_bar.setRange(0, max(1, len(run.items) * len(run.profiles)))
+        self._dirty = True
+        self._refresh()
+
+    def _refresh(self) -> None:
+        run = self.run
+        if run is None or not self._dirty:
+            return
+        self._dirty = False
+        ended = self.last if self.last is not None and self.last.run is run else None
+        summaries = ended.summaries if ended else run.summaries()
+        done = sum(s.n + s.failed for s in summaries)
+        self.progress_bar.setValue(done)
+        lines = []
+        for s in summaries:
+            acc = f"{s.accuracy * 100:.1f} %" if s.accuracy is not None else "–"
+            line = (
+                f"{_plain(s.label)}: {s.n} of {s.total} scored, {s.correct} right: {acc} "
+                f"(95 % CI {s.ci_low * 100:.1f}–{s.ci_high * 100:.1f} %)"
+            )
+            if s.failed:
+                line += f", {s.failed} failed"
+            lines.append(line)
+        if ended is not None:
+            lines.append(self._ended_line(ended))
+        self.progress_label.setText("\n".join(lines))
+        for r, cells in enumerate(report.summary_cells(summaries)):
+            for c, text in enumerate(cells):
+                item = self.table.item(r, c)
+                if item is None:
+                    item = QTableWidgetItem()
+                    if c >= 2:
+                        item.setTextAlignment(
+                            Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+                        )
+                    self.table.setItem(r, c, item)
+                item.setText(_plain(text))
+        self._show_templates(summaries)
+        if ended is not None:
+            verdicts = [p.verdict() for p in ended.paired]
+            verdicts += [s.halted for s in ended.summaries if s.halted]
+            self.verdicts.setText(_plain("\n".join(verdicts)))
+        if self._failures:
+            self.table.setToolTip(_plain("\n".join(self._failures[-10:])))
+
+    def _fit_table(self) -> None:
+        """The result table as tall as its rows: the template table takes the rest."""
+        self.table.resizeRowsToContents()
+        height = self.table.horizontalHeader().sizeHint().height() + 2 * self.table.frameWidth()
+        height += sum(self.table.rowHeight(r) for r in range(self.table.rowCount()))
+        self.table.setFixedHeight(height)
+
+    def _show_templates(self, summaries) -> None:
+        """Accuracy per question template (rows) and profile (columns)."""
+        names = sorted({t for s in summaries for t in s.by_template})
+        if self.templates.rowCount() != len(names):
+            self.templates.setRowCount(len(names))
+        self.templates.setVerticalHeaderLabels([_plain(t) for t in names])
+        for r, name in enumerate(names):
+            for c, s in enumerate(summaries):
+                v = s.by_template.get(name)
+                text = f"{v.correct}/{v.n}  ({v.accuracy * 100:.0f} %)" if v else "–"
+                item = self.templates.item(r, c)
+                if item is None:
+                    item = QTableWidgetItem()
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
+                    self.templates.setItem(r, c, item)
+                item.setText(text)
+
+    def _ended_line(self, ended: ScoreEnded) -> str:
+        kept = " Kept in the history." if self.history is not None else ""
+        if ended.state == "done":
+            return f"Finished: every item scored.{kept}"
+        if ended.state == "stopped":
+            return f"Stopped: what was scored is kept; Score continues the run.{kept}"
+        return (
+            "Not every item was scored (failures, or a server that stopped answering); "
+            f"Score continues the run.{kept}"
+        )
+
+    # -- export ----------------------------------------------------------------------------
+
+    def choose_export(self) -> None:
+        dialog = QFileDialog(self, "Export the scores")
+        dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
+        dialog.setNameFilters(["Markdown (*.md)", "HTML (*.html)", "CSV (*.csv)"])
+        dialog.fileSelected.connect(lambda path: self.export_to(path))
+        self._dialog = dialog
+        dialog.open()
+
+    def export_to(self, path: str | Path) -> asyncio.Task | None:
+        """Write the report (format by suffix; Markdown when there is none) off the GUI
+        thread; returns the task (its result is the path, or None on failure)."""
+        if self.run is None:
+            return None
+        path = Path(path)
+        if path.suffix.lower() not in report.FORMATS:
+            path = path.with_name(path.name + ".md")
+        run = self.run
+
+        async def write() -> Path | None:
+            try:
+                written = await self._cpu(lambda: report.write(run, path))
+            except KanoaError as err:
+                self.message.setText(f"{err.message} {err.hint}".strip())
+                return None
+            self.last_report = written
+            self.message.setText(_plain(f"Exported to {written}"))
+            return written
+
+        self._export_task = asyncio.ensure_future(write())
+        return self._export_task
+
+    # -- closing ---------------------------------------------------------------------------
+
+    async def shutdown(self) -> None:
+        """Stop a running score and wait until its questions are recorded."""
+        self._timer.stop()
+        if self.run is not None:
+            self.run.stop()
+        for task in (self._task, self._export_task):
+            if task is not None:
+                with contextlib.suppress(Exception):
+                    await task
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        # Nothing runs unseen: closing stops the run (what was scored is kept).
+        if self.run is not None and self.busy:
+            self.run.stop()
+        self._timer.stop()
+        super().closeEvent(event)
+
+
+def show_for_window(w) -> ScoreView:
+    """Tools > Score models…: show the main window's score window (made once, on the
+    window's client pool, profiles, history, pricing and worker pool). It closes,
+    stopping a run, when the main window closes."""
+    view = getattr(w, "score_view", None)
+    if view is None:
+        view = ScoreView(
+            w.store,
+            pool=w.clients,
+            history=w.history,
+            run_cpu=w.run_cpu,
+            vision=w.store,
+            kanoa_pricing=getattr(w, "_kanoa_pricing", None),
+            parent=w,
+        )
+        w.score_view = view
+        closed = getattr(w, "closed", None)
+        if closed is not None:
+            closed.connect(view.close)
+    view.show()
+    view.raise_()
+    view.activateWindow()
+    return view
