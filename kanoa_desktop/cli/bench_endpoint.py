@@ -1,9 +1,12 @@
 """``kanoa-desktop bench-endpoint``: kanoa's endpoint benchmark from the command line.
 
 Runs the suite of :mod:`kanoa_desktop.core.bench.speed` against a profile's server (or
-``--api-base``/``--model``), prints one line per run and the Markdown table, and writes the
-table to ``--markdown FILE`` when asked. Exit status 0 when every task that ran has a
-result, 1 on a bad profile, an unreachable server or failed runs, 130 when interrupted.
+``--api-base``/``--model``), prints one line per run and the Markdown table, then the
+chart-reading accuracy pass (:mod:`kanoa_desktop.core.bench.accuracy`: ``--accuracy-items``
+items of the chart suite, 16 by default, 0 to skip; kept in the history), and writes the
+table and the accuracy line to ``--markdown FILE`` when asked. Exit status 0 when every
+task that ran has a result and the accuracy pass scored every item (or was skipped), 1 on
+a bad profile, an unreachable server or failed runs, 130 when interrupted.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from kanoa_desktop.core.bench.accuracy import ACCURACY_ITEMS, AccuracyPass
 from kanoa_desktop.core.bench.speed import (
     DEFAULT_RUNS,
     EndpointBenchmark,
@@ -42,6 +46,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         help="also write the Markdown table to FILE")  # fmt: skip
     parser.add_argument("--hardware", default="", help="hardware named in the table's title")
     parser.add_argument("--no-metrics", action="store_true", help="do not scrape /metrics")
+    parser.add_argument("--accuracy-items", type=int, default=ACCURACY_ITEMS, metavar="N",
+                        help=f"chart-suite items of the accuracy pass after the speed suite "
+                        f"(default {ACCURACY_ITEMS}; 0 skips it)")  # fmt: skip
     parser.set_defaults(command="bench-endpoint")
     return parser
 
@@ -128,6 +135,12 @@ async def _run(args: argparse.Namespace, profile: Profile) -> int:
     table = to_markdown(result, hardware=args.hardware)
     print()
     print(table)
+    accuracy = None
+    if args.accuracy_items > 0 and not result.cancelled and not result.error:
+        accuracy = await _accuracy(args, profile, model, vision, result)
+        print()
+        print(accuracy.line())
+        table += "\n\n" + accuracy.line() + "\n"
     if args.markdown is not None:
         try:
             args.markdown.write_text(table, encoding="utf-8")
@@ -139,12 +152,46 @@ async def _run(args: argparse.Namespace, profile: Profile) -> int:
         print(f"error: {result.error}", file=sys.stderr)
         return 1
     ran = [t for t in result.tasks if not t.skipped]
+    if accuracy is not None and accuracy.state not in ("done", "skipped"):
+        return 1
     return 0 if all(t.summary is not None for t in ran) else 1
+
+
+async def _accuracy(args: argparse.Namespace, profile: Profile, model: str, vision, speed):
+    """The accuracy pass on the benchmarked server and model (a one-line progress)."""
+    import dataclasses
+
+    from kanoa_desktop.core.endpoint.pool import ClientPool
+    from kanoa_desktop.core.history.store import HistoryStore
+    from kanoa_desktop.core.score.run import ItemFailed, ItemScored
+
+    target = dataclasses.replace(profile, api_base=args.api_base or profile.api_base,
+                                 model=model)  # fmt: skip
+    pool = ClientPool(api_key=_api_key(profile))
+    history = HistoryStore(recover=False)
+
+    def progress(ev) -> None:
+        if isinstance(ev, ItemScored | ItemFailed):
+            done = len(ev.run.scores) + len(ev.run.failures)
+            print(f"[chart reading {done}/{len(ev.run.items)}]", flush=True)
+
+    try:
+        acc = AccuracyPass(target, pool=pool, items=args.accuracy_items, vision=vision,
+                           history=history, listener=progress)  # fmt: skip
+        return await acc.after(speed)
+    finally:
+        await pool.aclose()
+        history.close()
 
 
 def run(args: argparse.Namespace) -> int:
     if args.runs < 1:
         print("error: --runs must be at least 1.", file=sys.stderr)
+        return 2
+    from kanoa_desktop.core.score.suite import MAX_ITEMS
+
+    if not 0 <= args.accuracy_items <= MAX_ITEMS:
+        print(f"error: --accuracy-items takes 0 to {MAX_ITEMS:,}.", file=sys.stderr)
         return 2
     profile, problem = _profile(args)
     if profile is None:

@@ -44,9 +44,11 @@ def open_settings(w):
 
 
 async def open_benchmark(w) -> None:
-    """Tools > Benchmark endpoint: kanoa's per-task suite against the active profile."""
+    """Tools > Benchmark endpoint: kanoa's per-task suite against the active profile, then
+    the short chart-reading accuracy pass (its items kept in the history)."""
     import httpx
 
+    from kanoa_desktop.core.bench.accuracy import AccuracyPass
     from kanoa_desktop.core.bench.speed import scraping_reader
     from kanoa_desktop.ui.bench_dialog import BenchmarkDialog
 
@@ -59,11 +61,17 @@ async def open_benchmark(w) -> None:
         from kanoa_desktop.core.endpoint.tls import shared_verify
 
         w._misc_http = httpx.AsyncClient(verify=shared_verify())
+
+    def accuracy(listener) -> AccuracyPass:  # the short chart-reading pass, kept in history
+        return AccuracyPass(profile, pool=w.clients, model=model, vision=vision,
+                            history=w.history, run_cpu=w.run_cpu, listener=listener)  # fmt: skip
+
     dlg = BenchmarkDialog(
         w.clients.client_for(profile),
         model,
         vision=vision,
         metrics=scraping_reader(profile.effective_metrics_url, w._misc_http),
+        accuracy=accuracy,
         parent=w,
     )
     dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
