@@ -183,3 +183,32 @@ def test_a_suite_size_out_of_range_is_a_clear_error():
 def test_the_items_are_plain_data():
     item = suite_items(1, 0)[0]
     json.dumps([item.question, item.truth, item.kind, item.template, list(item.choices)])
+
+
+def test_charts_are_drawn_in_a_drawing_process_and_here_when_none_can_run(monkeypatch):
+    from concurrent.futures.process import BrokenProcessPool
+
+    from kanoa_desktop.core.score import suite
+
+    spec = suite_items(2, 12)[1].chart
+    reference = np.asarray(Image.open(io.BytesIO(render(spec))))
+    drawer = suite._drawer()
+    assert drawer is not None
+    pid = drawer.submit(os.getpid).result(timeout=60)
+    assert pid != os.getpid()  # another process: its drawing never holds our GIL
+    first = suite._draw_elsewhere(spec)
+    assert (np.asarray(Image.open(io.BytesIO(first))) == reference).all()
+
+    class Broken:
+        def submit(self, *a, **k):
+            raise BrokenProcessPool("the drawing process died")
+
+        def shutdown(self, **k):
+            pass
+
+    monkeypatch.setattr(suite, "_drawer", lambda: Broken())
+    again = suite._draw_elsewhere(spec)  # drawn here instead, same pixels
+    assert (np.asarray(Image.open(io.BytesIO(again))) == reference).all()
+    monkeypatch.undo()
+    monkeypatch.setenv("KANOA_SCORE_DRAW_HERE", "1")
+    assert suite._drawer() is None

@@ -33,16 +33,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
+import os
 import random
 import struct
+import sys
 import threading
 import zlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from kanoa_desktop.core.score.items import HINTS, ScoreItem
+
+log = logging.getLogger(__name__)
 
 SUITE_NAME = "charts"
 SUITE_VERSION = 1
@@ -478,7 +484,11 @@ def _rc_is_default() -> bool:
 def chart_png(spec: ChartSpec) -> bytes:
     """The chart as a compressed PNG with the same pixels as :func:`render`, from the
     cache when it was drawn before (a folder under the cache directory, by the spec's
-    content and the renderer; about 25 KB a chart). What the scorer sends."""
+    content and the renderer; about 25 KB a chart). What the scorer sends.
+
+    A chart not in the cache is drawn in a drawing process (:func:`_drawer`), so the
+    drawing never holds this process's GIL (a window's GUI thread stays smooth); where no
+    process can be started it is drawn here."""
     from kanoa_desktop.core.config import paths
 
     blob = json.dumps([SUITE_ID, renderer_name(), asdict(spec)], sort_keys=True).encode()
@@ -491,21 +501,73 @@ def chart_png(spec: ChartSpec) -> bytes:
             return data
     except OSError:
         pass
-    import io
-
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(_pixels(spec), "RGB").save(buf, "PNG", compress_level=6)
-    data = buf.getvalue()
+    data = _draw_elsewhere(spec)
     try:  # a cache that cannot be written is no cache, not an error
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{name}.{threading.get_ident()}.tmp"
+        tmp = folder / f".{name}.{os.getpid()}.{threading.get_ident()}.tmp"
         tmp.write_bytes(data)
         tmp.replace(cached)
     except OSError:
         pass
     return data
+
+
+def compressed_png(spec: ChartSpec) -> bytes:
+    """The chart drawn and deflated (zlib level 6, which releases the GIL): the pixels of
+    :func:`render`, about a fortieth of its bytes."""
+    return png_bytes(_pixels(spec), level=6)
+
+
+# Up to two processes draw the charts a run needs (spawned on first use, kept for the
+# session): drawing runs beside the questions without sharing this process's GIL.
+_DRAWER: Any = None
+_DRAWER_LOCK = threading.Lock()
+DRAW_TIMEOUT_S = 120.0
+
+
+def _drawer():
+    """The drawing processes (a ProcessPoolExecutor of up to two, spawned: never a fork of
+    a process with threads and a GUI), or None where none can run: a frozen bundle (its
+    entry point is the app, not Python) or ``KANOA_SCORE_DRAW_HERE=1``."""
+    global _DRAWER
+    if getattr(sys, "frozen", False) or os.environ.get("KANOA_SCORE_DRAW_HERE") == "1":
+        return None
+    with _DRAWER_LOCK:
+        if _DRAWER is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            _DRAWER = ProcessPoolExecutor(
+                max_workers=max(1, min(2, (os.cpu_count() or 1) - 1)),
+                mp_context=multiprocessing.get_context("spawn"),
+            )
+        return _DRAWER
+
+
+def _draw_elsewhere(spec: ChartSpec) -> bytes:
+    from concurrent.futures import BrokenExecutor
+
+    global _DRAWER
+    drawer = _drawer()
+    if drawer is not None:
+        try:
+            return drawer.submit(compressed_png, spec).result(timeout=DRAW_TIMEOUT_S)
+        except (BrokenExecutor, OSError, RuntimeError, TimeoutError) as exc:
+            log.warning("chart drawing process failed (%s); drawing here", exc)
+            with _DRAWER_LOCK:
+                if _DRAWER is drawer:
+                    _DRAWER = None
+            drawer.shutdown(wait=False, cancel_futures=True)
+    return compressed_png(spec)
+
+
+def stop_drawing() -> None:
+    """End the drawing process (a new one starts when a chart is needed again)."""
+    global _DRAWER
+    with _DRAWER_LOCK:
+        drawer, _DRAWER = _DRAWER, None
+    if drawer is not None:
+        drawer.shutdown(wait=True, cancel_futures=True)
 
 
 def _draw(spec: ChartSpec):
@@ -624,15 +686,19 @@ def _margins(spec: ChartSpec) -> dict[str, float]:
     return {"left": left, "right": 1 - right, "bottom": bottom, "top": 1 - top}
 
 
-def png_bytes(rgb) -> bytes:
-    """An 8-bit RGB PNG of ``rgb`` (an H x W x 3 uint8 array) with no metadata, deflated
-    in stored (uncompressed) blocks: the bytes depend on the pixels alone."""
+def png_bytes(rgb, level: int = 0) -> bytes:
+    """An 8-bit RGB PNG of ``rgb`` (an H x W x 3 uint8 array) with no metadata. Level 0
+    (the default) deflates in stored (uncompressed) blocks: the bytes depend on the pixels
+    alone. Another level compresses with zlib (smaller; bytes may vary with zlib's build)."""
     import numpy as np
 
     h, w, _ = rgb.shape
     raw = np.empty((h, 1 + w * 3), dtype=np.uint8)
     raw[:, 0] = 0  # filter type None on every row
     raw[:, 1:] = rgb.reshape(h, w * 3)
+    if level:
+        idat = zlib.compress(raw.tobytes(), level)
+        return _png_file(w, h, idat)
     data = memoryview(raw.tobytes())
     parts = [b"\x78\x01"]
     block = 65535
@@ -644,7 +710,10 @@ def png_bytes(rgb) -> bytes:
         parts.append(chunk)
     parts.append(struct.pack(">I", zlib.adler32(data)))
     idat = b"".join(parts)
+    return _png_file(w, h, idat)
 
+
+def _png_file(w: int, h: int, idat: bytes) -> bytes:
     def chunk_of(kind: bytes, body: bytes) -> bytes:
         crc = zlib.crc32(body, zlib.crc32(kind))
         return b"".join((struct.pack(">I", len(body)), kind, body, struct.pack(">I", crc)))
@@ -675,11 +744,13 @@ __all__ = [
     "SuiteError",
     "chart_png",
     "check_size",
+    "compressed_png",
     "make_item",
     "png_bytes",
     "render",
     "renderer_name",
     "spec_digest",
+    "stop_drawing",
     "suite_items",
     "trend_of",
 ]
