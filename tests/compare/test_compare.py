@@ -203,11 +203,11 @@ def test_compare_command_prints_the_table_writes_markdown_and_fails_when_a_pane_
 def test_a_history_file_from_before_comparisons_is_migrated_and_keeps_its_conversations(tmp_path):
     import sqlite3
 
-    from kanoa_desktop.core.history import store as S
+    from kanoa_desktop.core.history import schema as S
 
     path = tmp_path / "old.sqlite3"
     db = sqlite3.connect(path, isolation_level=None)
-    for statement in S._statements(S.MIGRATIONS[0]):
+    for statement in S.statements(S.MIGRATIONS[0]):
         db.execute(statement)
     db.execute("PRAGMA user_version = 1")
     db.execute(

@@ -354,7 +354,7 @@ def test_a_follow_up_to_a_purged_conversation_starts_a_new_one(store):
 
 
 def test_interpret_conversations_are_titled_by_their_figures_tables_and_focus(store):
-    from kanoa_desktop.core.history.store import _title_for
+    from kanoa_desktop.core.history.conversations import title_for as _title_for
 
     def title(question, **kw):
         rec = store.begin_turn(None, user_message=user_message(question), question=question, **kw)

@@ -8,7 +8,7 @@ import sqlite3
 import threading
 import time
 
-from kanoa_desktop.core.history import store as store_mod
+from kanoa_desktop.core.history import connection
 from kanoa_desktop.core.history.store import HistoryStore
 
 
@@ -22,7 +22,7 @@ def _locked(path, mode: str = "EXCLUSIVE"):
 def test_a_lock_that_lasts_keeps_the_file_and_the_session_in_memory(tmp_path, monkeypatch):
     path = tmp_path / "history.sqlite3"
     HistoryStore(path).close()  # a real history file
-    monkeypatch.setattr(store_mod, "LOCKED_WAIT_S", 0.3)
+    monkeypatch.setattr(connection, "LOCKED_WAIT_S", 0.3)
     holder = _locked(path)
     try:
         store = HistoryStore(path)

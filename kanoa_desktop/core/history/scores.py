@@ -2,8 +2,7 @@
 
 Every scored item is a question like any other: its own conversation in the history, with
 the figure, the question, the answer, tokens and cost (recorded by the question's runner).
-This module adds what makes them a *run* (schema step :data:`SCHEMA`, applied by
-:class:`~kanoa_desktop.core.history.store.HistoryStore`'s migrations):
+This module adds what makes them a *run* (tables in :mod:`.schema`, step 3):
 
 - ``score_runs``: one row per run: its identity ``key`` (what went in: suite and seed or
   key bytes, profiles, prompt), a title, the spec (JSON: what a report needs to say how
@@ -22,48 +21,25 @@ by a dying server keeps everything it scored and can continue (:meth:`ScoreRecor
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-#: Schema step adding the score tables (a HistoryStore migration).
-SCHEMA = """
-CREATE TABLE score_runs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    key TEXT NOT NULL,
-    title TEXT NOT NULL DEFAULT '',
-    created REAL NOT NULL,
-    updated REAL NOT NULL,
-    spec TEXT NOT NULL DEFAULT '{}',
-    state TEXT NOT NULL DEFAULT 'running'
-);
-CREATE INDEX score_runs_key ON score_runs(key, updated);
-CREATE TABLE score_conversations (
-    run_id INTEGER NOT NULL REFERENCES score_runs(id) ON DELETE CASCADE,
-    conversation_id INTEGER NOT NULL UNIQUE REFERENCES conversations(id) ON DELETE CASCADE
-);
-CREATE INDEX score_conversations_run ON score_conversations(run_id);
-CREATE TABLE score_results (
-    run_id INTEGER NOT NULL REFERENCES score_runs(id) ON DELETE CASCADE,
-    profile INTEGER NOT NULL,
-    item TEXT NOT NULL,
-    state TEXT NOT NULL,
-    data TEXT NOT NULL DEFAULT '{}',
-    finished REAL NOT NULL,
-    PRIMARY KEY (run_id, profile, item)
-);
-"""
-
 #: For the history list: a conversation a score run started is not listed on its own.
 NOT_A_SCORED_ITEM = (
     "NOT EXISTS (SELECT 1 FROM score_conversations sc WHERE sc.conversation_id = c.id)"
 )
-#: For purging: runs left without any conversation.
-PURGE_EMPTY_RUNS = (
-    "DELETE FROM score_runs WHERE id NOT IN (SELECT run_id FROM score_conversations) "
-    "AND state != 'running'"
-)
+
+
+def prune_empty(db: sqlite3.Connection) -> None:
+    """Remove finished runs left without any conversation (their items all purged)."""
+    db.execute(
+        "DELETE FROM score_runs WHERE id NOT IN (SELECT run_id FROM score_conversations) "
+        "AND state != 'running'"
+    )
+
 
 RUN_STATES = ("running", "done", "stopped", "incomplete")
 
@@ -242,12 +218,11 @@ class ScoreRecords:
 
 __all__ = [
     "NOT_A_SCORED_ITEM",
-    "PURGE_EMPTY_RUNS",
     "RUN_STATES",
-    "SCHEMA",
     "RunSummary",
     "ScoreRecords",
     "StoredRun",
     "from_row",
+    "prune_empty",
     "to_row",
 ]
