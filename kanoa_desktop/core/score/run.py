@@ -402,6 +402,7 @@ class ScoreRun:
         self._needed: dict[tuple[str, int], int] = {}
         self._runners: set[Any] = set()
         self._stopping = False
+        self._running = False
         self._task: asyncio.Task | None = None
 
     # -- events ----------------------------------------------------------------------------
@@ -424,7 +425,8 @@ class ScoreRun:
 
     @property
     def busy(self) -> bool:
-        return self._task is not None and not self._task.done()
+        """True while :meth:`run` runs (started by :meth:`start` or awaited directly)."""
+        return self._running or (self._task is not None and not self._task.done())
 
     @property
     def title(self) -> str:
@@ -545,7 +547,15 @@ class ScoreRun:
     async def run(self) -> ScoreEnded:
         """Ask every (profile, item) without a score; returns (and emits) ScoreEnded.
         Never raises for a failed item."""
-        self._task = self._task or asyncio.current_task()
+        if self._running:
+            raise RuntimeError("the score run is already running")
+        self._running = True
+        try:
+            return await self._run()
+        finally:
+            self._running = False
+
+    async def _run(self) -> ScoreEnded:
         self._stopping = False
         self.state = "running"
         self._open_record()
