@@ -197,7 +197,12 @@ class ScoreView(QWidget):
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setStretchLastSection(True)
+        # The profile's name takes what is left (elided, whole in its tooltip): the numbers
+        # always show, without a scroll bar, down to a 900-pixel window.
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header.setMinimumSectionSize(36)
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.table.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Maximum)
         root.addWidget(self.table)
         self.templates = QTableWidget(0, 1)
@@ -457,6 +462,8 @@ class ScoreView(QWidget):
                         )
                     self.table.setItem(r, c, item)
                 item.setText(_plain(text))
+                if c == 0:
+                    item.setToolTip(_plain(text))
         self._show_templates(summaries)
         if ended is not None:
             verdicts = [p.verdict() for p in ended.paired]

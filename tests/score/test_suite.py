@@ -206,9 +206,11 @@ def test_charts_are_drawn_in_a_drawing_process_and_here_when_none_can_run(monkey
         def shutdown(self, **k):
             pass
 
+    monkeypatch.setattr(suite, "_DRAWER_FAILED", False)  # restored by undo()
     monkeypatch.setattr(suite, "_drawer", lambda: Broken())
     again = suite._draw_elsewhere(spec)  # drawn here instead, same pixels
     assert (np.asarray(Image.open(io.BytesIO(again))) == reference).all()
+    assert suite._DRAWER_FAILED  # and from now on, without trying again
     monkeypatch.undo()
     monkeypatch.setenv("KANOA_SCORE_DRAW_HERE", "1")
     assert suite._drawer() is None

@@ -522,15 +522,19 @@ def compressed_png(spec: ChartSpec) -> bytes:
 # session): drawing runs beside the questions without sharing this process's GIL.
 _DRAWER: Any = None
 _DRAWER_LOCK = threading.Lock()
+_DRAWER_FAILED = False  # once a drawing process failed, charts are drawn here
 DRAW_TIMEOUT_S = 120.0
 
 
 def _drawer():
     """The drawing processes (a ProcessPoolExecutor of up to two, spawned: never a fork of
     a process with threads and a GUI), or None where none can run: a frozen bundle (its
-    entry point is the app, not Python) or ``KANOA_SCORE_DRAW_HERE=1``."""
+    entry point is the app, not Python), ``KANOA_SCORE_DRAW_HERE=1``, or after one failed
+    to start (a main script without an ``if __name__ == "__main__"`` guard cannot spawn)."""
     global _DRAWER
     if getattr(sys, "frozen", False) or os.environ.get("KANOA_SCORE_DRAW_HERE") == "1":
+        return None
+    if _DRAWER_FAILED:
         return None
     with _DRAWER_LOCK:
         if _DRAWER is None:
@@ -547,14 +551,15 @@ def _drawer():
 def _draw_elsewhere(spec: ChartSpec) -> bytes:
     from concurrent.futures import BrokenExecutor
 
-    global _DRAWER
+    global _DRAWER, _DRAWER_FAILED
     drawer = _drawer()
     if drawer is not None:
         try:
             return drawer.submit(compressed_png, spec).result(timeout=DRAW_TIMEOUT_S)
         except (BrokenExecutor, OSError, RuntimeError, TimeoutError) as exc:
-            log.warning("chart drawing process failed (%s); drawing here", exc)
+            log.warning("chart drawing process failed (%s); drawing here from now on", exc)
             with _DRAWER_LOCK:
+                _DRAWER_FAILED = True
                 if _DRAWER is drawer:
                     _DRAWER = None
             drawer.shutdown(wait=False, cancel_futures=True)
