@@ -57,6 +57,7 @@ from kanoa_desktop.core.score.run import (
     ScoreEnded,
     ScoreRun,
     key_source,
+    stored_summaries,
     suite_source,
 )
 from kanoa_desktop.core.score.suite import MAX_ITEMS, SUITE_ID
@@ -225,6 +226,19 @@ class ScoreView(QWidget):
         self.message.setWordWrap(True)
         root.addWidget(self.message)
 
+        earlier = QHBoxLayout()
+        earlier.addWidget(QLabel("Earlier runs:"))
+        self.earlier = QComboBox()
+        self.earlier.setObjectName("scoreEarlierRuns")
+        self.earlier.setAccessibleName("Earlier score runs, from the history")
+        self.earlier.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
+        self.earlier.setMinimumContentsLength(40)
+        self.earlier.activated.connect(self._earlier_chosen)
+        earlier.addWidget(self.earlier, 1)
+        root.addLayout(earlier)
+
         buttons = QHBoxLayout()
         self.score_button = QPushButton("Score")
         self.score_button.setDefault(True)
@@ -251,6 +265,7 @@ class ScoreView(QWidget):
         self._timer.timeout.connect(self._refresh)
         self.add_profile()
         self._set_running(False)
+        self.refresh_earlier()
         self.resize(1000, 560)
 
     # -- choosing --------------------------------------------------------------------------
@@ -414,6 +429,7 @@ class ScoreView(QWidget):
             self.last = ev
             self._dirty = True
             self._refresh()
+            self.refresh_earlier()
             self.runEnded.emit(ev)
 
     def _show_table(self) -> None:
@@ -451,6 +467,16 @@ class ScoreView(QWidget):
         if ended is not None:
             lines.append(self._ended_line(ended))
         self.progress_label.setText("\n".join(lines))
+        self._fill(summaries)
+        if ended is not None:
+            verdicts = [p.verdict() for p in ended.paired]
+            verdicts += [s.halted for s in ended.summaries if s.halted]
+            self.verdicts.setText(_plain("\n".join(verdicts)))
+        if self._failures:
+            self.table.setToolTip(_plain("\n".join(self._failures[-10:])))
+
+    def _fill(self, summaries) -> None:
+        """The result table and the per-template table from ``summaries``."""
         for r, cells in enumerate(report.summary_cells(summaries)):
             for c, text in enumerate(cells):
                 item = self.table.item(r, c)
@@ -465,12 +491,6 @@ class ScoreView(QWidget):
                 if c == 0:
                     item.setToolTip(_plain(text))
         self._show_templates(summaries)
-        if ended is not None:
-            verdicts = [p.verdict() for p in ended.paired]
-            verdicts += [s.halted for s in ended.summaries if s.halted]
-            self.verdicts.setText(_plain("\n".join(verdicts)))
-        if self._failures:
-            self.table.setToolTip(_plain("\n".join(self._failures[-10:])))
 
     def _fit_table(self) -> None:
         """The result table as tall as its rows: the template table takes the rest."""
@@ -506,6 +526,60 @@ class ScoreView(QWidget):
             "Not every item was scored (failures, or a server that stopped answering); "
             f"Score continues the run.{kept}"
         )
+
+    # -- earlier runs ----------------------------------------------------------------------
+
+    def refresh_earlier(self) -> None:
+        """List the runs the history keeps (newest first)."""
+        self.earlier.clear()
+        self.earlier.addItem("(choose one to show its scores)", None)
+        if self.history is None:
+            self.earlier.setEnabled(False)
+            return
+        import sqlite3
+        import time
+
+        from kanoa_desktop.core.history.scores import ScoreRecords
+
+        try:
+            runs = ScoreRecords(self.history).list_runs()
+        except sqlite3.Error as exc:
+            self.message.setText(f"Earlier runs cannot be read: {exc}.")
+            runs = []
+        for r in runs:
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.updated))
+            self.earlier.addItem(_plain(f"{when} · {r.title} · {r.state}, {r.scored} scored"),
+                                 r.id)  # fmt: skip
+        self.earlier.setEnabled(bool(runs))
+
+    def show_earlier(self, run_id: int) -> bool:
+        """Show a kept run's scores (read only: Score with the same choices continues it)."""
+        if self.busy or self.history is None:
+            return False
+        from kanoa_desktop.core.history.scores import ScoreRecords
+
+        stored = ScoreRecords(self.history).load(run_id)
+        if stored is None:
+            self.message.setText("That run is no longer in the history.")
+            return False
+        summaries, paired = stored_summaries(stored)
+        self.run = None
+        self.last = None
+        self.table.setRowCount(len(summaries))
+        self._fit_table()
+        self.templates.setRowCount(0)
+        self.templates.setColumnCount(len(summaries))
+        self.templates.setHorizontalHeaderLabels([_plain(s.label) for s in summaries])
+        self._fill(summaries)
+        self.verdicts.setText(_plain("\n".join(p.verdict() for p in paired)))
+        self.progress_label.setText(_plain(f"{stored.title} ({stored.state}), from the history."))
+        self.export_button.setEnabled(False)
+        return True
+
+    def _earlier_chosen(self, index: int) -> None:
+        run_id = self.earlier.itemData(index)
+        if run_id is not None:
+            self.show_earlier(int(run_id))
 
     # -- export ----------------------------------------------------------------------------
 

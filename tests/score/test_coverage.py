@@ -107,4 +107,5 @@ async def test_the_reported_interval_covers_the_true_accuracy_about_95_percent_o
             srv.stop()
         await pool.aclose()
     low, high = acceptance_band([exact_coverage(N, p) for p in accuracies()], LEVEL)
+    print(f"{covered} of {RUNS} intervals covered p (accepted: {low} to {high})")
     assert low <= covered <= high, f"{covered} of {RUNS} intervals covered p"

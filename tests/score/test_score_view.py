@@ -105,6 +105,12 @@ def test_two_profiles_score_live_stop_keeps_what_was_scored_and_score_continues(
             assert "big" in view.verdicts.text() and "McNemar exact p" in view.verdicts.text()
             written = await view.export_to(tmp_path / "scores")
             assert written == tmp_path / "scores.md" and "## Items" in written.read_text()
+            # The run is kept: listed under Earlier runs, shown again from the history.
+            view.run_id = view.run.run_id
+            assert view.earlier.count() == 2 and "done, 24 scored" in view.earlier.itemText(1)
+            assert view.show_earlier(view.earlier.itemData(1))
+            assert view.run is None and _cells(view.table) == cells
+            assert "big reads these charts better" in view.verdicts.text()
             view.resize(1000, 520)
             view.grab().save(str(tmp_path / "score.png"))
             await pool.aclose()
@@ -114,7 +120,7 @@ def test_two_profiles_score_live_stop_keeps_what_was_scored_and_score_continues(
     workers.shutdown()
     assert drawn_on and gui not in drawn_on  # charts drawn and prepared off the GUI thread
     (listed,) = ScoreRecords(history).list_runs()
-    assert listed.state == "done" and listed.scored == 24 and listed.id == view.run.run_id
+    assert listed.state == "done" and listed.scored == 24 and listed.id == view.run_id
     assert history.list_conversations() == []
     history.close()
 

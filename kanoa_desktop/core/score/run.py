@@ -262,6 +262,51 @@ def summarise(
     )
 
 
+def stored_summaries(stored: Any) -> tuple[list[ProfileSummary], list[Paired]]:
+    """The summaries and paired comparisons of a run as the history kept it (a
+    :class:`~kanoa_desktop.core.history.scores.StoredRun`): what an earlier run showed."""
+    profiles = stored.spec.get("profiles") or []
+    total = int((stored.spec.get("source") or {}).get("n") or 0)
+    names = set(ItemScore.__dataclass_fields__)
+    scores: dict[int, list[ItemScore]] = {}
+    failed: dict[int, int] = {}
+    for (p, _item), fields in stored.results.items():
+        if fields.get("state") == "scored":
+            with contextlib.suppress(TypeError):
+                scores.setdefault(p, []).append(
+                    ItemScore(**{k: v for k, v in fields.items() if k in names})
+                )
+        else:
+            failed[p] = failed.get(p, 0) + 1
+    summaries = []
+    for i, prof in enumerate(profiles):
+        mine = sorted(scores.get(i, []), key=lambda s: s.index)
+        model = next((s.model for s in mine if s.model), prof.get("model", ""))
+        summaries.append(
+            summarise(
+                i,
+                prof.get("name", f"profile {i + 1}"),
+                model,
+                prof.get("endpoint", ""),
+                total,
+                mine,
+                failed=failed.get(i, 0),
+            )  # fmt: skip
+        )
+    pairs = []
+    for a in range(len(summaries)):
+        for b in range(a + 1, len(summaries)):
+            pairs.append(
+                paired(
+                    summaries[a].label,
+                    summaries[b].label,
+                    {s.item: s.correct for s in scores.get(a, [])},
+                    {s.item: s.correct for s in scores.get(b, [])},
+                )  # fmt: skip
+            )
+    return summaries, pairs
+
+
 # ---------------------------------------------------------------- events
 
 
@@ -766,5 +811,6 @@ __all__ = [
     "key_source",
     "run_key",
     "suite_source",
+    "stored_summaries",
     "summarise",
 ]
