@@ -188,7 +188,9 @@ def _figures(folder: Path, n: int) -> None:
 
 
 def bench_batch(items: int, rate: float, tokens: int) -> None:
-    from kanoa_desktop.core.batch.runner import Batch, BatchStore, Template
+    from kanoa_desktop.core.batch.plan import Template
+    from kanoa_desktop.core.batch.runner import Batch
+    from kanoa_desktop.core.batch.store import BatchStore
     from kanoa_desktop.core.config.profiles import Profile
     from kanoa_desktop.core.endpoint.pool import ClientPool
 

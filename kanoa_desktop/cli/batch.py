@@ -1,10 +1,11 @@
 """``kanoa-desktop batch FOLDER|FILE... --profile P --out report.md``: a whole folder.
 
-Runs core/batch/runner.py: the same template over every figure, table, notebook figure and
-PDF page, ``--concurrency`` at a time. Progress goes to stderr, one line per finished item.
-Resumable: the same command again continues where it stopped (after Ctrl+C, a crash or a
-kill) and never asks twice for a finished item; ``--retry-failed`` asks the failed items
-again. Exit 0 when every item succeeded, 1 otherwise.
+Runs core/batch/runner.py: the same template over every figure, table (workbook sheet),
+notebook figure and PDF page, ``--concurrency`` at a time. Progress goes to stderr, one
+line per finished item. Resumable by content: the same command again keeps the answers
+of unchanged items, asks only new and changed ones (after Ctrl+C, a crash or a kill too)
+and says what it did ("3 kept, 1 new, 1 changed; asked 2"); ``--retry-failed`` asks the
+failed items again. Exit 0 when every item succeeded, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -17,18 +18,18 @@ import signal
 import sys
 from pathlib import Path
 
+from kanoa_desktop.cli.interpret import add_input_options, fail
+from kanoa_desktop.core.batch.plan import Template
+from kanoa_desktop.core.batch.report import REPORT_SUFFIXES, write_report
 from kanoa_desktop.core.batch.runner import (
     DEFAULT_CONCURRENCY,
     MAX_CONCURRENCY,
-    REPORT_SUFFIXES,
     Batch,
     BatchEnded,
-    BatchStore,
     ItemFinished,
-    Template,
     format_duration,
-    write_report,
 )
+from kanoa_desktop.core.batch.store import BatchStore
 from kanoa_desktop.core.config.profiles import ProfileStore
 from kanoa_desktop.core.endpoint.errors import KanoaError
 from kanoa_desktop.core.endpoint.pool import ClientPool
@@ -41,8 +42,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description=(
             "Ask one profile the same question about every figure, table, notebook figure "
             "and PDF page of a folder (or of the files given). Templates may use {name}, "
-            "{stem}, {folder} and {item}. Running the same command again continues an "
-            "interrupted batch without asking twice for a finished item."
+            "{stem}, {folder} and {item}. Running the same command again keeps the answers "
+            "of unchanged items and asks only new and changed ones."
         ),
     )
     p.add_argument("sources", nargs="+", metavar="FOLDER_OR_FILE")
@@ -59,19 +60,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="where results are kept (default: the data folder's batches.sqlite3)")  # fmt: skip
     p.add_argument("--api-key-env", default="KANOA_API_KEY", metavar="VAR",
                    help="environment variable with an API key (default: the keychain)")  # fmt: skip
-
-
-def _fail(message: str, hint: str = "") -> int:
-    print(f"error: {message}", file=sys.stderr)
-    if hint:
-        print(f"hint: {hint}", file=sys.stderr)
-    return 1
+    add_input_options(p, batch=True)
 
 
 def _on_event(ev) -> None:
     if isinstance(ev, ItemFinished):
         p = ev.batch.progress()
         r = ev.result
+        for warning in filter(None, r.warnings.split("\n")):
+            print(f"warning: {r.label}: {warning}", file=sys.stderr)
         what = f"done ({r.duration_s:.1f} s)" if r.ok else f"failed: {r.error}"
         left = (
             f" (about {format_duration(p.eta_s)} left)"
@@ -80,7 +77,7 @@ def _on_event(ev) -> None:
         )
         print(f"[{p.finished}/{p.total}] {r.label}: {what}{left}", file=sys.stderr, flush=True)
     elif isinstance(ev, BatchEnded):
-        print(ev.progress.line(), file=sys.stderr, flush=True)
+        print(f"{ev.progress.line()} ({ev.line()})", file=sys.stderr, flush=True)
 
 
 async def _run(args: argparse.Namespace) -> int:
@@ -88,14 +85,14 @@ async def _run(args: argparse.Namespace) -> int:
     store.load()
     profile = store.active if args.profile is None else store.get(args.profile)
     if profile is None:
-        return _fail(
+        return fail(
             f"There is no profile named {args.profile!r} (profiles: {', '.join(store.names)}).",
             "Create it in Settings, or check the spelling.",
         )
     from kanoa_desktop.core.config.secrets import KeyStore
 
+    results = BatchStore(args.state)  # a clear BatchError when it cannot be opened
     pool = ClientPool(KeyStore(), api_key=os.environ.get(args.api_key_env) or None)
-    results = BatchStore(args.state)
     batch = Batch(
         args.sources,
         profile,
@@ -104,18 +101,15 @@ async def _run(args: argparse.Namespace) -> int:
         store=results,
         concurrency=args.concurrency,
         listener=_on_event,
+        pages=args.pages,
+        sheet=args.sheet,
     )
     loop = asyncio.get_running_loop()
     try:
         await batch.prepare()
-        before = batch.progress()
-        if before.finished:
-            print(
-                f"Continuing: {before.done} done and {before.failed} failed of "
-                f"{before.total} already.",
-                file=sys.stderr,
-                flush=True,
-            )
+        for warning in batch.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        print(f"{len(batch.items)} items: {batch.rerun.line()}.", file=sys.stderr, flush=True)
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signal.SIGINT, batch.cancel)
             loop.add_signal_handler(signal.SIGTERM, batch.cancel)
@@ -139,13 +133,13 @@ async def _run(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     bad = [p for p in args.out if p.suffix.lower() not in REPORT_SUFFIXES]
     if bad:
-        return _fail(
+        return fail(
             f"{bad[0].name}: a report is Markdown (.md), HTML (.html) or CSV (.csv).",
             "Name the report file with one of these extensions.",
         )
     if not 1 <= args.concurrency <= MAX_CONCURRENCY:
-        return _fail(f"--concurrency takes 1 to {MAX_CONCURRENCY}.")
+        return fail(f"--concurrency takes 1 to {MAX_CONCURRENCY}.")
     try:
         return asyncio.run(_run(args))
     except KanoaError as err:
-        return _fail(err.message, err.hint)
+        return fail(err.message, err.hint)

@@ -15,6 +15,7 @@ import signal
 import sys
 from pathlib import Path
 
+from kanoa_desktop.cli.interpret import add_input_options, fail, question_inputs
 from kanoa_desktop.core.ask.compare import (
     MAX_PANES,
     Comparison,
@@ -23,17 +24,10 @@ from kanoa_desktop.core.ask.compare import (
 )
 from kanoa_desktop.core.ask.interpret import Inputs
 from kanoa_desktop.core.ask.pipeline import AnswerDelta, StateChanged, TurnEnded
-from kanoa_desktop.core.batch.runner import (
-    BatchError,
-    BatchItem,
-    Template,
-    expand_sources,
-    load_item,
-    plan_items,
-)
 from kanoa_desktop.core.config.profiles import Profile, ProfileStore
 from kanoa_desktop.core.endpoint.errors import KanoaError
 from kanoa_desktop.core.endpoint.pool import ClientPool
+from kanoa_desktop.core.inputs.plan import PlanOptions, take
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -60,13 +54,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--html", type=Path, default=None, metavar="OUT", help="write it as HTML")
     p.add_argument("--pdf", type=Path, default=None, metavar="OUT", help="write it as PDF")
     p.add_argument("--no-history", action="store_true", help="do not save it in the history")
-
-
-def _fail(message: str, hint: str = "") -> int:
-    print(f"error: {message}", file=sys.stderr)
-    if hint:
-        print(f"hint: {hint}", file=sys.stderr)
-    return 1
+    add_input_options(p)
 
 
 def _profiles(args: argparse.Namespace) -> list[Profile]:
@@ -92,27 +80,19 @@ def _profiles(args: argparse.Namespace) -> list[Profile]:
     return found
 
 
-def load_inputs(files: list[str], template: Template, long_side: int) -> Inputs:
-    """Every file's figures (PDF pages, notebook figures) and the table, merged into one
-    question's inputs. Raises the loader's error for a file it cannot use."""
-    inputs = Inputs(context=template.context, focus=template.focus, question=template.question)
-    if not files:
-        return inputs
-    items: list[BatchItem] = plan_items(expand_sources(files), long_side=long_side)
-    for item in items:
-        one, _ = load_item(item, Template(), long_side=long_side)
-        inputs.figures += one.figures
-        if one.table is not None:
-            if inputs.table is not None:
-                raise BatchError(
-                    "A comparison takes one table; several were given.",
-                    "Compare one table at a time (or use kanoa-desktop batch).",
-                )
-            inputs.table, inputs.table_summary = one.table, one.table_summary
-        extra = one.context.strip()
-        if extra and item.kind == "notebook":
-            inputs.context = (inputs.context + "\n\n" + extra).strip()
-    return inputs
+def load_inputs(args: argparse.Namespace, profiles: list[Profile]) -> Inputs:
+    """One question's inputs for every pane, by the one input plan (core/inputs/plan.py):
+    the largest long side of the profiles, the smallest images-per-prompt they know."""
+    limits = [p.max_images for p in profiles if p.max_images]
+    options = PlanOptions(
+        pages=args.pages,
+        sheet=args.sheet,
+        long_side=max((p.image_long_side for p in profiles), default=1024),
+        max_images=min(limits, default=None),
+    )
+    if not args.files:
+        return Inputs(context=args.context, focus=args.focus, question=args.question)
+    return question_inputs(take(args.files, options), args.context, args.focus, args.question)
 
 
 async def _run(args: argparse.Namespace) -> int:
@@ -125,9 +105,7 @@ async def _run(args: argparse.Namespace) -> int:
         from kanoa_desktop.core.history.store import HistoryStore
 
         history = HistoryStore(recover=False)
-    long_side = max(p.image_long_side for p in profiles) if profiles else 1024
-    template = Template(args.context, args.focus, args.question)
-    inputs = await asyncio.to_thread(load_inputs, args.files, template, long_side)
+    inputs = await asyncio.to_thread(load_inputs, args, profiles)
 
     def on_event(ev) -> None:
         if isinstance(ev, StateChanged | TurnEnded | AnswerDelta):
@@ -188,8 +166,8 @@ async def _run(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     if len(args.profile) > MAX_PANES or len(args.model) > MAX_PANES:
-        return _fail(f"A comparison takes at most {MAX_PANES} panes.", "Choose fewer.")
+        return fail(f"A comparison takes at most {MAX_PANES} panes.", "Choose fewer.")
     try:
         return asyncio.run(_run(args))
     except KanoaError as err:
-        return _fail(err.message, err.hint)
+        return fail(err.message, err.hint)

@@ -19,12 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from kanoa_desktop.core.ask.interpret import (
-    DEFAULT_TABLE_TOKEN_BUDGET,
-    Inputs,
-    load_input,
-    summarise,
-)
+from kanoa_desktop.core.ask.interpret import DEFAULT_TABLE_TOKEN_BUDGET, Inputs, inputs_from
 from kanoa_desktop.core.ask.pipeline import (
     AnswerDelta,
     Asked,
@@ -42,8 +37,7 @@ from kanoa_desktop.core.endpoint import errors as E
 from kanoa_desktop.core.endpoint.chat import describe_payload
 from kanoa_desktop.core.endpoint.pool import ClientPool
 from kanoa_desktop.core.endpoint.stats import StreamStats
-from kanoa_desktop.core.inputs.figures import PreparedFigure
-from kanoa_desktop.core.inputs.tables import LoadedTable
+from kanoa_desktop.core.inputs.plan import MAX_IMAGES_PER_QUESTION, PlanOptions, take
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -94,10 +88,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=DEFAULT_TABLE_TOKEN_BUDGET,
         help=f"tokens for a table summary (default {DEFAULT_TABLE_TOKEN_BUDGET})",
     )
-    p.add_argument("--pages", default="1", help="PDF pages to send, e.g. 1,3-4 (default 1)")
-    p.add_argument(
-        "--sheet", default=None, metavar="NAME", help="Excel sheet (default: the first with data)"
-    )
+    add_input_options(p)
     p.add_argument("--system-prompt", default=None)
     defaults = Profile()
     p.add_argument(
@@ -128,13 +119,34 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
 
 
-class InputProblem(Exception):
-    """A file or option the command line cannot use; ``message`` says what to do."""
+INPUTS_HELP = (
+    "What files become (the same in the window, interpret, compare and batch): a figure is "
+    "one image; a table (CSV, TSV, Parquet) is sent as its summary; a workbook is one sheet "
+    "(--sheet, else the first with data); a PDF is whole pages (--pages; a one-page PDF "
+    "needs none, a longer one is refused without it); a notebook is every figure output "
+    "with its cell's code as context; a folder is its figures, tables, PDFs and notebooks."
+)
+QUESTION_HELP = (
+    " A question takes one table and at most the profile's images per prompt (else "
+    f"{MAX_IMAGES_PER_QUESTION})."
+)
+BATCH_HELP = " A batch asks each page (all by default), notebook figure and sheet on its own."
 
-    def __init__(self, message: str, hint: str = "") -> None:
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
+
+def add_input_options(p: argparse.ArgumentParser, *, batch: bool = False) -> None:
+    """--pages and --sheet, and what files become (core/inputs/plan.py), for each command."""
+    p.epilog = INPUTS_HELP + (BATCH_HELP if batch else QUESTION_HELP)
+    p.add_argument("--pages", default=None, metavar="PAGES", help="PDF pages, e.g. 1,3-4 or all")
+    first = "each sheet with data" if batch else "the first with data"
+    p.add_argument("--sheet", default=None, metavar="NAME", help=f"workbook sheet (default: {first})")
+
+
+def fail(message: str, hint: str = "") -> int:
+    """Say an error (and what to do) on stderr; the exit status 1."""
+    print(f"error: {message}", file=sys.stderr)
+    if hint:
+        print(f"hint: {hint}", file=sys.stderr)
+    return 1
 
 
 def _say(err: Any) -> int:
@@ -144,62 +156,20 @@ def _say(err: Any) -> int:
     return 1
 
 
-def _pages(spec: str) -> list[int]:
-    pages: list[int] = []
-    try:
-        for part in spec.split(","):
-            lo, _, hi = part.strip().partition("-")
-            first, last = int(lo), int(hi or lo)
-            pages.extend(range(first, last + 1))
-    except ValueError:
-        raise InputProblem(f"--pages {spec!r} is not a list of pages.", "Use e.g. 1,3-4.") from None
-    if not pages or min(pages) < 1:
-        raise InputProblem(f"--pages {spec!r} names no page.", "Pages count from 1.")
-    return pages
-
-
 def load_inputs(args: argparse.Namespace, profile: Profile) -> Inputs:
-    """Figures, a table summary, PDF pages and notebook figures from the files given."""
-    from kanoa_desktop.core.inputs.load import take_figures
-    from kanoa_desktop.core.inputs.notebook import NotebookFigures
-    from kanoa_desktop.core.inputs.pdf import PdfDocument
+    """One question's inputs from the files given, by the one input plan (core/inputs/
+    plan.py); its warnings go to stderr, never only into the prompt."""
+    options = PlanOptions.for_profile(
+        profile, pages=args.pages, sheet=args.sheet, table_budget=args.table_budget
+    )
+    return question_inputs(take(args.files, options), args.context, args.focus, args.question)
 
-    inputs = Inputs(context=args.context, focus=args.focus, question=args.question)
-    long_side = profile.image_long_side
-    for f in args.files:
-        item = load_input(f, long_side=long_side, sheet=args.sheet)
-        if isinstance(item, LoadedTable):
-            for warning in item.warnings:  # skipped rows and the like: never only in the prompt
-                print(f"warning: {item.name}: {warning}", file=sys.stderr)
-            if inputs.table is not None:
-                raise InputProblem(
-                    f"{Path(f).name}: one table per question ({inputs.table.name} is the first).",
-                    "Ask about each table separately.",
-                )
-            inputs.table = item
-            inputs.table_summary = summarise(item, args.table_budget)
-        elif isinstance(item, PreparedFigure):
-            inputs.figures.append(item)
-        elif isinstance(item, PdfDocument):
-            try:
-                for page in _pages(args.pages):
-                    if page > item.page_count:
-                        raise InputProblem(
-                            f"{Path(f).name} has {item.page_count} page(s); there is no page "
-                            f"{page}.",
-                            "Choose pages with --pages.",
-                        )
-                    inputs.figures.append(item.take_page(page - 1, long_side=long_side))
-            finally:
-                item.close()
-        elif isinstance(item, NotebookFigures):
-            for note in item.notes:
-                print(f"note: {item.name}: {note}", file=sys.stderr)
-            # Every figure, with the code of the cell that drew it as context.
-            taken = take_figures(item)
-            inputs.figures.extend(taken.figures)
-            inputs.context = f"{inputs.context}\n\n{taken.context}".strip()
-    return inputs
+
+def question_inputs(taken: Any, context: str, focus: str, question: str) -> Inputs:
+    """:class:`Inputs` from what the plan took, its warnings told on stderr."""
+    for warning in taken.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return inputs_from(taken, context, focus, question)
 
 
 def choose_profile(args: argparse.Namespace, keys: KeyStore) -> tuple[Profile, ProfileStore]:
@@ -210,7 +180,7 @@ def choose_profile(args: argparse.Namespace, keys: KeyStore) -> tuple[Profile, P
     if args.profile:
         profile = store.get(args.profile)
         if profile is None:
-            raise InputProblem(
+            raise E.KanoaError(
                 f"No profile named {args.profile!r}.",
                 f"Profiles: {', '.join(store.names)}. Add one in the window's Settings.",
             )
@@ -219,7 +189,7 @@ def choose_profile(args: argparse.Namespace, keys: KeyStore) -> tuple[Profile, P
     folders = [] if args.no_kb else list(profile.kb_folders)
     for folder in args.kb:
         if not Path(folder).is_dir():
-            raise InputProblem(f"Not a folder: {folder}.", "Give --kb the path of a folder.")
+            raise E.KanoaError(f"Not a folder: {folder}.", "Give --kb the path of a folder.")
         folders.append(str(Path(folder).resolve()))
     overrides: dict[str, Any] = dict(
         api_base=args.api_base,
@@ -377,7 +347,7 @@ def run(args: argparse.Namespace) -> int:
         inputs = load_inputs(args, profile)
         kb = open_knowledge_base(profile.kb_folders, follow_links_outside=profile.kb_follow_links)
         return asyncio.run(_ask(args, profile, store, keys, inputs, kb))
-    except (InputProblem, E.KanoaError) as err:
+    except E.KanoaError as err:
         return _say(err)
     except KeyboardInterrupt:
         print("\n[stopped]", file=sys.stderr)

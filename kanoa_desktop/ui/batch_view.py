@@ -7,8 +7,10 @@ time left, Pause/Resume, Cancel, Retry failed and Export report (Markdown, HTML,
 follow the :class:`~kanoa_desktop.core.batch.runner.Batch`'s events; each finished item is a
 row of the table (failures in red with their message).
 
-Running the same batch again continues it: results are kept as each item finishes (core).
-Planning (opening PDFs and notebooks) and report writing run off the GUI thread.
+Running the same batch again continues it by content (core): answers of unchanged items
+are kept, new and changed items are asked, and the end line says so ("3 kept, 1 new,
+1 changed; asked 2"). Planning (opening PDFs and notebooks, hashing files) and report
+writing run off the GUI thread.
 """
 
 from __future__ import annotations
@@ -40,19 +42,18 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from kanoa_desktop.core.batch.plan import TEMPLATE_FIELDS, Template
+from kanoa_desktop.core.batch.report import write_report
 from kanoa_desktop.core.batch.runner import (
     DEFAULT_CONCURRENCY,
     MAX_CONCURRENCY,
-    TEMPLATE_FIELDS,
     Batch,
     BatchEnded,
-    BatchStore,
     ItemFinished,
     ItemStarted,
     Progress,
-    Template,
-    write_report,
 )
+from kanoa_desktop.core.batch.store import BatchStore
 from kanoa_desktop.core.config.pricing import format_cost
 from kanoa_desktop.core.config.profiles import ProfileStore
 from kanoa_desktop.core.endpoint.errors import KanoaError
@@ -265,6 +266,8 @@ class BatchView(QDialog):
             self.progress_label.setText(f"{err.message} {err.hint}".strip())
             return None
         self.batch = batch
+        self._rows.clear()  # another run: rows come from this plan, never the last one's
+        self.table.setRowCount(0)
         return self._launch(batch.run())
 
     def retry_failed(self) -> asyncio.Task | None:
@@ -341,9 +344,9 @@ class BatchView(QDialog):
             self.table.item(row, 0).setText(label)
         return row
 
-    def _show_result(self, key: str, result) -> None:
+    def _show_result(self, key: str, result, kept: bool = False) -> None:
         row = self._row_for(key, result.label)
-        cells = [result.label, "done" if result.ok else "failed"]
+        cells = [result.label, ("kept" if kept else "done") if result.ok else "failed"]
         if result.ok:
             cells += [
                 f"{result.duration_s:.1f} s" if result.duration_s is not None else "–",
@@ -376,13 +379,14 @@ class BatchView(QDialog):
                 text = f"Finished: {p.done} done, {p.failed} failed (Retry failed asks them again)."
             else:
                 text = f"Finished: all {p.done} items done."
-            self.progress_label.setText(text)
+            warnings = " ".join(ev.batch.warnings)
+            self.progress_label.setText(f"{text} ({ev.line()}) {warnings}".strip())
 
     def _show_progress(self, p: Progress) -> None:
         if self.batch is not None and p.finished and not self._rows:
             # Results kept from an earlier run of the same batch: show them once.
             for key, result in self.batch.results.items():
-                self._show_result(key, result)
+                self._show_result(key, result, kept=True)
         self.progress_bar.setRange(0, max(1, p.total))
         self.progress_bar.setValue(p.finished)
         self.progress_label.setText(p.line())

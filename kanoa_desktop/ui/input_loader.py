@@ -43,8 +43,9 @@ def qimage_png(image: QImage) -> bytes:
 class InputLoader(QObject):
     """Loads inputs off the GUI thread and reports them.
 
-    ``loaded(item, summary)``: a PreparedFigure, a LoadedTable with its summary, or another
-    document type ``load_input`` returns; ``tableRead(table)``: a table, as soon as it is
+    ``loaded(item, summary)``: a PreparedFigure, a LoadedTable with its summary (the input
+    plan's, as interpret and batch send it), or a PDF or notebook for its picker (whose
+    items are the plan's too); ``tableRead(table)``: a table, as soon as it is
     read, before its summary is made (the window shows it meanwhile: its layout and paint
     run beside the summary instead of after it); ``failed(err)``: a KanoaError-like object
     with title/message/hint; ``loading(text)``: what is loading, sent only for a load that
@@ -80,7 +81,8 @@ class InputLoader(QObject):
         self._spawn(self._load_path(Path(path), sheet))
 
     async def _load_path(self, path: Path, sheet: str | None = None) -> None:
-        from kanoa_desktop.core.ask.interpret import load_input, summarise
+        from kanoa_desktop.core.inputs.load import load_input
+        from kanoa_desktop.core.inputs.plan import table_summary
         from kanoa_desktop.core.inputs.tables import LoadedTable
 
         done = self._announce(f"Loading {path.name}…")
@@ -89,7 +91,7 @@ class InputLoader(QObject):
             item = await self._run_cpu(lambda: load_input(path, long_side=long_side, sheet=sheet))
             summary = ""
             if isinstance(item, LoadedTable):
-                pending = asyncio.ensure_future(self._run_cpu(summarise, item))
+                pending = asyncio.ensure_future(self._run_cpu(table_summary, item))
                 await asyncio.sleep(0)  # the summary is on the worker: show the table meanwhile
                 self.tableRead.emit(item)
                 summary = await pending

@@ -34,22 +34,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from kanoa_desktop.core.inputs.figures import thumbnail_png
 from kanoa_desktop.core.inputs.notebook import NotebookFigure, NotebookFigures
 
 THUMBNAIL_SIDE = 160
-
-
-def thumbnail_png(data: bytes, side: int = THUMBNAIL_SIDE) -> bytes:
-    """A small PNG of an encoded image (runs on the pool)."""
-    import io
-
-    from PIL import Image
-
-    with Image.open(io.BytesIO(data)) as im:
-        im.thumbnail((side, side))
-        out = io.BytesIO()
-        im.convert("RGB").save(out, "PNG")
-    return out.getvalue()
 
 
 class NotebookPicker(QDialog):
@@ -152,7 +140,7 @@ class NotebookPicker(QDialog):
             if self._closed:
                 return
             try:
-                png = await self._run_cpu(thumbnail_png, nf.figure.data)
+                png = await self._run_cpu(thumbnail_png, nf.figure.data, THUMBNAIL_SIDE)
             except Exception:  # noqa: BLE001 - the item keeps its text
                 continue
             if self._closed:

@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
 )
 
 from kanoa_desktop.core.inputs.pdf import THUMBNAIL_LONG_SIDE, PdfDocument, PdfImageInfo
+from kanoa_desktop.core.inputs.plan import PlanItem, PlanOptions, load, pdf_item
 
 Spawn = Callable[[Awaitable[Any]], Any]
 RunCpu = Callable[..., Awaitable[Any]]
@@ -384,39 +385,26 @@ class PdfPicker(QDialog):
     def take_page(self) -> None:
         """Take the current page whole."""
         if self._page >= 0:
-            page = self._page
-            self._start(
-                self._take(
-                    lambda: self.document.take_page(page, long_side=self._long_side()),
-                    f"page {page + 1}",
-                )
-            )
+            self._take_item(pdf_item(self.document, self._page))
 
     def take_crop(self) -> None:
         """Take the rectangle dragged on the page view."""
         rect = self.view.selection()
         if self._page >= 0 and rect is not None:
-            page = self._page
-            self._start(
-                self._take(
-                    lambda: self.document.take_crop(page, rect, long_side=self._long_side()),
-                    f"the selection on page {page + 1}",
-                )
-            )
+            self._take_item(pdf_item(self.document, self._page, rect=rect))
 
     def take_image(self) -> None:
         """Take the embedded image chosen in the list."""
         row = self.images.currentRow()
         if 0 <= row < len(self._images):
             info = self._images[row]
-            self._start(
-                self._take(
-                    lambda: self.document.take_image(
-                        info.page, info.index, long_side=self._long_side()
-                    ),
-                    f"image {info.index + 1} of page {info.page + 1}",
-                )
-            )
+            self._take_item(pdf_item(self.document, info.page, image=info.index))
+
+    def _take_item(self, item: PlanItem) -> None:
+        """Load an item of the input plan (core/inputs/plan.py) from the open document:
+        the same image interpret and batch send for that page."""
+        options, doc = PlanOptions(long_side=self._long_side()), self.document
+        self._start(self._take(lambda: load([item], options, doc=doc).figures[0], item.label))
 
     async def _take(self, work: Callable[[], Any], what: str) -> None:
         self.status.setText(f"Preparing {what}…")

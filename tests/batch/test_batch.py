@@ -10,17 +10,16 @@ import re
 
 import pytest
 
+from kanoa_desktop.core.batch.plan import BatchError, Template
+from kanoa_desktop.core.batch.report import write_report
 from kanoa_desktop.core.batch.runner import (
     Batch,
     BatchEnded,
-    BatchError,
-    BatchStore,
     ItemFinished,
     ItemStarted,
     Progress,
-    Template,
-    write_report,
 )
+from kanoa_desktop.core.batch.store import BatchStore
 from kanoa_desktop.core.config.profiles import Profile
 from kanoa_desktop.core.endpoint.pool import ClientPool
 from kanoa_desktop.core.reports.markdown import demote_headings
@@ -226,7 +225,9 @@ async def test_retry_failed_asks_only_the_failed_items_again(mixed_folder, pool,
     assert ended.progress.done == MIXED_ITEMS - 1
 
 
-async def test_another_template_or_model_is_another_batch(mixed_folder, pool, store):
+async def test_another_template_or_model_changes_every_item_and_the_first_answers_stay_kept(
+    mixed_folder, pool, store
+):
     with VLLMTestServer(tokens_per_second=400, answer_tokens=4, extra_models=("other",)) as s:
         a = Batch([mixed_folder], _profile(s), Template(question=QUESTION), pool=pool, store=store)
         await a.run()
@@ -239,9 +240,11 @@ async def test_another_template_or_model_is_another_batch(mixed_folder, pool, st
                      store=store)  # fmt: skip
         for other in (b, c, same):
             await other.prepare()
-    assert len({a.key, b.key, c.key}) == 3
-    assert same.key == a.key and len(same.results) == MIXED_ITEMS
-    assert not b.results and not c.results
+    # The same folder is the same batch; what each item would send is not the same request.
+    assert a.key == b.key == c.key == same.key
+    assert same.rerun.line() == f"{MIXED_ITEMS} kept" and len(same.results) == MIXED_ITEMS
+    for other in (b, c):
+        assert not other.results and other.rerun.line() == f"{MIXED_ITEMS} changed"
 
 
 def test_a_template_with_an_unknown_field_is_refused_naming_the_fields(mixed_folder):
@@ -254,17 +257,28 @@ def test_a_template_with_an_unknown_field_is_refused_naming_the_fields(mixed_fol
 
 
 def test_an_empty_folder_says_what_it_looks_for(tmp_path):
-    from kanoa_desktop.core.batch.runner import expand_sources
+    from kanoa_desktop.core.inputs.plan import PlanError, expand
 
     (tmp_path / "readme.txt.bak").write_text("x")
-    with pytest.raises(BatchError) as err:
-        expand_sources([tmp_path])
+    with pytest.raises(PlanError) as err:
+        expand([tmp_path])
     assert "nothing to interpret" in err.value.message
-    with pytest.raises(BatchError) as err:
-        expand_sources([tmp_path / "missing"])
+    with pytest.raises(PlanError) as err:
+        expand([tmp_path / "missing"])
     assert "does not exist" in err.value.message
 
 
 def test_answer_headings_nest_under_the_report_headings():
     text = "## Result\n\nbody\n```\n# code comment\n```\n###### deep"
     assert demote_headings(text) == "##### Result\n\nbody\n```\n# code comment\n```\n###### deep"
+
+
+def test_a_state_file_that_cannot_be_opened_is_a_message(tmp_path):
+    (tmp_path / "not-a-db.sqlite3").write_bytes(b"this is not SQLite" * 100)
+    (tmp_path / "afile").write_text("x")
+    for path, why in ((tmp_path / "not-a-db.sqlite3", "file is not a database"),
+                      (tmp_path / "afile" / "state.sqlite3", "a file is in the way of its folder")):  # fmt: skip
+        with pytest.raises(BatchError) as err:
+            BatchStore(path)
+        assert err.value.message == f"The batch state {path} cannot be opened ({why})."
+        assert "--state" in err.value.hint

@@ -42,7 +42,7 @@ def _done_items(state: Path) -> set[str]:
     try:
         db = sqlite3.connect(f"file:{state}?mode=ro", uri=True, timeout=1.0)
         try:
-            rows = db.execute("SELECT label FROM results WHERE state = 'done'").fetchall()
+            rows = db.execute("SELECT label FROM answers WHERE state = 'done'").fetchall()
         finally:
             db.close()
     except sqlite3.Error:
@@ -82,7 +82,10 @@ def test_sigkill_mid_batch_then_the_same_command_finishes_without_repeating_item
         asked_after = asked_items(server)[len(asked_before) :]
 
     assert again.returncode == 1, again.stderr  # the corrupt file failed
-    assert f"Continuing: {len(finished_before)} done" in again.stderr
+    plan = re.search(rf"{MIXED_ITEMS} items: (\d+) kept, (\d+) new\.", again.stderr)
+    assert plan and int(plan[1]) >= len(finished_before), again.stderr
+    assert int(plan[1]) + int(plan[2]) == MIXED_ITEMS
+    assert f"; asked {len(asked_after)})" in again.stderr
     assert not finished_before & set(asked_after), "a finished item was asked again"
     assert "broken.png" not in asked_before + asked_after
     every = set(asked_before) | set(asked_after)
@@ -128,3 +131,11 @@ def test_bad_arguments_get_a_message_and_exit_1(tmp_path):
         cwd=ROOT, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert missing.returncode == 1 and "no profile named 'nobody'" in missing.stderr
+    (tmp_path / "afile").write_text("x")
+    state = tmp_path / "afile" / "state.sqlite3"
+    under_a_file = subprocess.run(
+        _cli(str(tmp_path), "--state", str(state)),
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert under_a_file.returncode == 1 and "Traceback" not in under_a_file.stderr
+    assert f"error: The batch state {state} cannot be opened" in under_a_file.stderr

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from kanoa_desktop.core.batch.runner import BatchStore
+from kanoa_desktop.core.batch.store import BatchStore
 from kanoa_desktop.core.config.profiles import Profile, ProfileStore
 from kanoa_desktop.core.endpoint.pool import ClientPool
 from kanoa_desktop.ui.batch_view import BatchView
@@ -93,6 +93,11 @@ def test_cancel_then_start_continues_without_asking_finished_items_again(
                 1 for k in finished if first.results[k].ok
             )
             assert view.progress_bar.value() == MIXED_ITEMS
+            kept, new = len(finished), MIXED_ITEMS - len(finished)
+            said = f"({kept} kept, {new} new; asked {view.batch.asked})"
+            assert said in view.progress_label.text()
+            states = [view.table.item(r, 1).text() for r in range(view.table.rowCount())]
+            assert states.count("kept") == sum(first.results[k].ok for k in finished)
             view.close()
             await view.pool.aclose()
 

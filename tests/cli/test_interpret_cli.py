@@ -229,6 +229,12 @@ def test_pdf_pages_and_notebook_figures_are_sent_as_figures(tmp_path):
         assert out.returncode == 0, out.stderr
         assert _images(server.received[-1].body) == 2  # page 2 and the notebook's plot
         out = _run(["interpret", str(pdf), "--pages", "3", *base])
+        unsaid = _run(["interpret", str(pdf), *base])
+        asked = sum(r.path.endswith("/chat/completions") for r in server.received)
     assert out.returncode == 1
-    assert "paper.pdf has 2 page(s); there is no page 3" in out.stderr
+    assert "error: paper.pdf has 2 pages; there is no page 3." in out.stderr
     assert "Traceback" not in out.stderr
+    # A longer PDF without --pages is refused with its page count, before anything is sent.
+    assert unsaid.returncode == 1 and asked == 2
+    assert "error: paper.pdf has 2 pages; say which to send." in unsaid.stderr
+    assert "--pages" in unsaid.stderr

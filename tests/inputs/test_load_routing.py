@@ -13,9 +13,9 @@ from PIL import Image
 
 from kanoa_desktop.core.ask import interpret
 from kanoa_desktop.core.inputs.figures import NotAnImageError, PreparedFigure, sniff_kind
-from kanoa_desktop.core.inputs.load import input_kind, load_input, take_figures
+from kanoa_desktop.core.inputs.load import input_kind, load_input
 from kanoa_desktop.core.inputs.notebook import NotebookFigures
-from kanoa_desktop.core.inputs.pdf import NotAPdfError, PdfDocument, PdfPageError
+from kanoa_desktop.core.inputs.pdf import NotAPdfError, PdfDocument
 from kanoa_desktop.core.inputs.tables import LoadedTable, NotATableError
 
 
@@ -103,35 +103,3 @@ def test_pdf_named_file_that_is_not_a_pdf(tmp_path):
 
 def test_old_import_path_is_the_same_loader():
     assert interpret.load_input is load_input and interpret.input_kind is input_kind
-
-
-def test_take_figures_headless_for_pdf_pages_and_notebooks(tmp_path):
-    pdf = FPDF(unit="pt", format=(300, 200))
-    for colour in ((255, 0, 0), (0, 0, 255)):
-        pdf.add_page()
-        pdf.set_fill_color(*colour)
-        pdf.rect(0, 0, 300, 200, style="F")
-    pdf.output(str(tmp_path / "two.pdf"))
-    doc = load_input(tmp_path / "two.pdf")
-    with pytest.raises(PdfPageError) as err:
-        take_figures(doc)
-    assert "has 2 pages" in err.value.message and "--page" in err.value.hint
-    assert doc._doc is None  # closed either way
-    taken = take_figures(load_input(tmp_path / "two.pdf"), pages=[1], long_side=150)
-    (fig,) = taken.figures
-    assert fig.sent_size == (150, 100)
-    assert Image.open(io.BytesIO(fig.data)).convert("RGB").getpixel((75, 50)) == (0, 0, 255)
-
-    png = base64.b64encode(_png_bytes()).decode()
-    cells = [
-        {
-            "cell_type": "code",
-            "source": src,
-            "outputs": [{"output_type": "display_data", "data": {"image/png": png}}],
-        }
-        for src in ("plot(a)", "plot(b)")
-    ]
-    (tmp_path / "n.ipynb").write_text(json.dumps({"nbformat": 4, "metadata": {}, "cells": cells}))
-    taken = take_figures(load_input(tmp_path / "n.ipynb"))
-    assert len(taken.figures) == 2
-    assert "Figure 1:" in taken.context and "plot(b)" in taken.context

@@ -20,7 +20,6 @@ from kanoa_desktop.core.inputs.pdf import (
     PdfPageError,
     PdfTooLargeError,
     open_pdf,
-    take_pages,
 )
 
 RED = (255, 0, 0)
@@ -141,11 +140,6 @@ def test_rotated_page_uses_displayed_coordinates(tmp_path):
         assert rotated.page_size(0) == (400.0, 600.0)
         fig = rotated.take_page(0, long_side=600)
     assert fig.sent_size == (400, 600)
-
-
-def test_take_pages_headless(tmp_path):
-    figs = take_pages(_paper(tmp_path / "p.pdf", pages=3), [2, 0], long_side=300)
-    assert [f.name for f in figs] == ["p.pdf, page 3", "p.pdf, page 1"]
 
 
 # --------------------------------------------------------------------------- bad PDFs

@@ -17,9 +17,12 @@ from kanoa_desktop.core.inputs.figures import PreparedFigure, prepare_figure
 # Routing and loading live with the inputs (figures, tables, PDFs, notebooks); these names
 # stay importable from here for the window and the command line.
 from kanoa_desktop.core.inputs.load import TABLE_SUFFIXES, input_kind, load_input  # noqa: F401
-from kanoa_desktop.core.inputs.tables import LoadedTable, quick_plot, summarise_table
-
-DEFAULT_TABLE_TOKEN_BUDGET = 1500
+from kanoa_desktop.core.inputs.tables import (
+    DEFAULT_TABLE_TOKEN_BUDGET,
+    LoadedTable,
+    quick_plot,
+    summarise_table,
+)
 
 
 def plot_table(
@@ -83,6 +86,15 @@ def build_turn(
         top_p=params.top_p,
     )
     return request, msg
+
+
+def inputs_from(taken: Any, context: str = "", focus: str = "", question: str = "") -> Inputs:
+    """A question's :class:`Inputs` from what the input plan took (core/inputs/plan.py
+    ``Taken``): its figures and table, the notebook cells' code after ``context``."""
+    context = "\n\n".join(t for t in (context, taken.context) if t)
+    figures, table, summary = taken.figures, taken.table, taken.table_summary
+    return Inputs(figures=figures, table=table, table_summary=summary, context=context,
+                  focus=focus, question=question)  # fmt: skip
 
 
 def summarise(table: LoadedTable, budget: int = DEFAULT_TABLE_TOKEN_BUDGET) -> str:

@@ -946,3 +946,14 @@ def _prepare_svg(
             f"{label} could not be rendered as SVG ({exc}).", "Re-export it and try again."
         ) from exc
     return im, (max(1, round(w)), max(1, round(h))), "SVG", svg_notes
+
+
+def thumbnail_png(data: bytes, side: int) -> bytes:
+    """A small PNG (long side ``side``) of an encoded figure, for pickers and reports."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as im:
+        im.thumbnail((side, side))
+        out = io.BytesIO()
+        im.convert("RGB").save(out, "PNG", optimize=True)
+    return out.getvalue()

@@ -14,13 +14,12 @@ line and a batch can use headless:
 The extension and the content must agree: a text file named ``.png`` is "not an image",
 never a table; a PNG named ``.csv`` is "not a table"; a file without a known extension is
 routed by its content. Errors are the typed errors of each loader (FigureError, TableError,
-PdfError, NotebookError), each with a message and a hint.
+PdfError, NotebookError), each with a message and a hint. What a file sends (which pages,
+sheets and figures) is the input plan's to say: core/inputs/plan.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -96,55 +95,3 @@ def load_input(
     from kanoa_desktop.core.inputs.figures import prepare_figure
 
     return prepare_figure(path, long_side=long_side)
-
-
-@dataclass
-class TakenFigures:
-    """The figures a headless caller sends for one loaded input, with the context that
-    goes with them (a notebook's cell sources) and notes worth showing."""
-
-    figures: list[PreparedFigure] = field(default_factory=list)
-    context: str = ""
-    notes: list[str] = field(default_factory=list)
-
-
-def take_figures(
-    item: PreparedFigure | PdfDocument | NotebookFigures,
-    *,
-    pages: Sequence[int] | None = None,
-    long_side: int = 1024,
-) -> TakenFigures:
-    """Figures from a loaded input without a picker (the command line, a batch).
-
-    A figure is itself. A notebook gives all its figures, and its cells' sources as
-    context. A PDF gives the whole ``pages`` (0-based) at ``long_side``; a one-page PDF
-    needs none; the document is closed afterwards. Raises PdfError for a page the PDF does
-    not have or a multi-page PDF without ``pages``.
-    """
-    from kanoa_desktop.core.inputs.notebook import NotebookFigures
-    from kanoa_desktop.core.inputs.pdf import PdfDocument, PdfPageError
-
-    if isinstance(item, PreparedFigure):
-        return TakenFigures([item])
-    if isinstance(item, NotebookFigures):
-        if len(item.figures) == 1:
-            context = item.figures[0].context
-        else:
-            context = "\n\n".join(
-                f"Figure {i}: {nf.context}" for i, nf in enumerate(item.figures, start=1)
-            )
-        return TakenFigures([nf.figure for nf in item.figures], context, list(item.notes))
-    if isinstance(item, PdfDocument):
-        try:
-            if not pages:
-                if item.page_count != 1:
-                    raise PdfPageError(
-                        f"{item.name} has {item.page_count} pages; which one should be sent?",
-                        "Choose a page (the command line takes --page N).",
-                    )
-                pages = [0]
-            figures = [item.take_page(n, long_side=long_side) for n in pages]
-            return TakenFigures(figures, notes=list(item.notes))
-        finally:
-            item.close()
-    raise TypeError(f"no figures in a {type(item).__name__}")

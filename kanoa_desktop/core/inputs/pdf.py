@@ -361,10 +361,3 @@ def open_pdf(path: Path | str) -> PdfDocument:
             doc.close()
             raise EmptyPdfError(f"{label} has no pages.", "Check the file.")
     return PdfDocument(path, doc, total)
-
-
-def take_pages(path: Path | str, pages: list[int], *, long_side: int) -> list[PreparedFigure]:
-    """Whole pages (0-based numbers) of a PDF as figures: the headless path (command line,
-    batch). Raises PdfError for a bad file or a page it does not have."""
-    with open_pdf(path) as doc:
-        return [doc.take_page(n, long_side=long_side) for n in pages]

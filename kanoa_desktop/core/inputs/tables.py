@@ -54,6 +54,7 @@ MAX_XLSX_UNCOMPRESSED = 512 * 1024 * 1024
 # asked for (``max_rows``).
 MAX_PARQUET_CELLS = 100_000_000
 EXCEL_SUFFIXES = (".xlsx", ".xlsm")
+DEFAULT_TABLE_TOKEN_BUDGET = 1500  # of a table's summary, when no other is asked
 PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
 # At most this many values of a text column are tried as dates; 90 % must parse.
 DATE_SAMPLE = 200
@@ -623,11 +624,14 @@ def _open_workbook(path: Path, label: str):
         ) from exc
 
 
-def list_sheets(path: Path | str) -> list[str]:
-    """The names of a workbook's worksheets, in order (chart sheets are left out)."""
+def list_sheets(path: Path | str, *, with_data: bool = False) -> list[str]:
+    """The names of a workbook's worksheets, in order (chart sheets are left out); only
+    those with a value in their first rows when ``with_data`` (as loading decides)."""
     path = Path(path)
     wb = _open_workbook(path, path.name)
     try:
+        if with_data:
+            return [ws.title for ws in wb.worksheets if _sheet_probe(ws)[0]]
         return list(wb.sheetnames)
     finally:
         wb.close()
@@ -877,7 +881,7 @@ _LEVELS = (
 
 
 def summarise_table(
-    table: LoadedTable | pd.DataFrame, *, token_budget: int = 1500, name: str | None = None
+    table: LoadedTable | pd.DataFrame, *, token_budget: int = DEFAULT_TABLE_TOKEN_BUDGET, name: str | None = None
 ) -> str:
     """A deterministic Markdown summary of the table that fits ``token_budget`` tokens.
 
