@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kanoa_desktop.core.endpoint.errors import KanoaError
+from kanoa_desktop.core.inputs.plan import file_digest
 from kanoa_desktop.core.safety import escape_control
 from kanoa_desktop.core.score.extract import answer_kind, normalise_label
 from kanoa_desktop.core.score.items import DEFAULT_TOLERANCE, HINTS, ScoreItem
@@ -159,17 +160,15 @@ def load_key(path: Path | str) -> AnswerKey:
                 problem = f"{file} is not a figure (PNG, JPEG, SVG, GIF, BMP, TIFF, WebP)"
             elif figure not in hashed:
                 try:
-                    data = figure.read_bytes()
+                    if figure.is_file() and figure.stat().st_size == 0:
+                        problem = f"{file} is empty"
+                    hashed[figure] = file_digest(figure)  # what identifies it across runs
                 except FileNotFoundError:
                     problem = f"{file} was not found in {folder}"
                 except IsADirectoryError:
                     problem = f"{file} is a folder, not a figure"
                 except OSError as exc:
                     problem = f"{file} cannot be read ({exc.strerror or exc})"
-                else:
-                    if not data:
-                        problem = f"{file} is empty"
-                    hashed[figure] = hashlib.sha256(data).hexdigest()
         if problem:
             problems.append(f"row {n}: {_shown(problem)}")
             continue

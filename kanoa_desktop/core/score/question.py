@@ -39,12 +39,14 @@ def prompt_description() -> str:
 
 
 def prepare(item: ScoreItem, long_side: int) -> Any:
-    """The item's figure as sent (a PreparedFigure): the suite's chart drawn, or the key's
-    file, through the one figure path. Blocking CPU work; raises the figure's typed error."""
-    from kanoa_desktop.core.inputs.figures import prepare_figure
-
+    """The item's figure as sent (a PreparedFigure): a key's file through the one input plan,
+    the suite's chart (drawn or cached) through the same figure preparation. Blocking CPU
+    work; raises the figure's typed error."""
     if item.path is not None:
-        return prepare_figure(item.path, long_side=long_side)
+        from kanoa_desktop.core.inputs.plan import PlanOptions, take
+
+        return take([item.path], PlanOptions(long_side=long_side)).figures[0]
+    from kanoa_desktop.core.inputs.figures import prepare_figure
     from kanoa_desktop.core.score.suite import chart_png
 
     return prepare_figure(chart_png(item.chart), long_side=long_side, name=item.figure_name)

@@ -115,7 +115,7 @@ def key_source(path: Path | str) -> Source:
 
 def run_key(source: Source, profiles: Sequence[Profile]) -> str:
     """The identity of a run: same items, profiles' settings and prompt, same key."""
-    from kanoa_desktop.core.history.store import safe_endpoint
+    from kanoa_desktop.core.history.records import safe_endpoint
 
     spec = {
         "items": source.identity,
@@ -486,7 +486,7 @@ class ScoreRun:
         return [self.scores[(index, i.id)] for i in self.items if (index, i.id) in self.scores]
 
     def summaries(self) -> list[ProfileSummary]:
-        from kanoa_desktop.core.history.store import safe_endpoint
+        from kanoa_desktop.core.history.records import safe_endpoint
 
         out = []
         for lane in self._lanes:
@@ -517,7 +517,7 @@ class ScoreRun:
 
     def spec(self) -> dict[str, Any]:
         """How the run was made, for reports and the history."""
-        from kanoa_desktop.core.history.store import profile_params, safe_endpoint
+        from kanoa_desktop.core.history.records import profile_params, safe_endpoint
 
         return {
             "source": self.source.spec,
