@@ -1,7 +1,7 @@
 """Regenerate docs/score.png and docs/score-dark.png: the Score models window after a run,
 and docs/score-suite.png: a contact sheet of the suite's first charts.
 
-Two profiles score the first 24 items of the chart suite (seed 0):
+Two profiles score the first 16 items of the chart suite (seed 0):
 
 - "llama.cpp, random projector": the real llama.cpp server with SmolLM2-135M and the tiny
   random vision projector (built by `make test-servers`): every chart really goes through
@@ -26,7 +26,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 DOCS = ROOT / "docs"
-N = 24
+N = 16
 
 
 async def shoot(llama_base: str, vllm_base: str) -> None:

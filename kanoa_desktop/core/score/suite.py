@@ -680,7 +680,10 @@ def _margins(spec: ChartSpec) -> dict[str, float]:
     else:
         left_chars = value_width
     left = (left_chars * 0.62 * fs + 2.6 * fs + 10) / w_pt
-    right = 12 / w_pt
+    # The last tick label of a numeric x axis is centred on the axis' end: half of it
+    # stands out on the right.
+    last_x = {"hbar": len(spec.fmt(spec.hi)), "scatter": 3}.get(spec.kind, 0)
+    right = max(12.0, last_x * 0.62 * fs / 2 + 6) / w_pt
     if len(spec.series) > 1:
         names = max(len(s.name) for s in spec.series)
         right = ((names * 0.62 + 3.5) * (fs - 1) + 8) / w_pt
