@@ -31,6 +31,7 @@ Changing anything that changes an item (vocabulary, ranges, templates, drawing) 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -544,8 +545,16 @@ def _drawer():
             _DRAWER = ProcessPoolExecutor(
                 max_workers=max(1, min(2, (os.cpu_count() or 1) - 1)),
                 mp_context=multiprocessing.get_context("spawn"),
+                initializer=_background,
             )
         return _DRAWER
+
+
+def _background() -> None:
+    """In a drawing process: a lower CPU priority, so a window (and the questions) get the
+    CPU first when the machine is busy; charts are background work."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.nice(10)
 
 
 def _draw_elsewhere(spec: ChartSpec) -> bytes:
