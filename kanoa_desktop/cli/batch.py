@@ -120,6 +120,8 @@ async def _run(args: argparse.Namespace) -> int:
                 loop.remove_signal_handler(sig)
         await pool.aclose()
         results.close()
+    if (unsaved := results.unsaved_note()) is not None:
+        print(f"note: {unsaved}", file=sys.stderr)
     for path in args.out:
         print(f"wrote {write_report(batch, path)}", file=sys.stderr)
     if ended.state == "cancelled":

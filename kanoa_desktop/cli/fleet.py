@@ -7,8 +7,11 @@ rows from a DCGM exporter, and the warnings. ``--router URL`` adds the router's 
 of servers with their health and load. ``--json`` prints one JSON object per instance per
 line (its ``instance`` label, ``up``, ``kind`` and the figures).
 
-``--once`` prints one snapshot and exits; ``--interval S`` prints one every S seconds
-until interrupted. Prometheus not answering gives a sentence on stderr and status 1.
+``--prometheus`` defaults to the address set in the window (Settings > GPU panel: the
+app's, or the active profile's own). ``--once`` prints one snapshot and exits;
+``--interval S`` prints one every S seconds until interrupted. Prometheus not answering,
+or answering what a Prometheus server does not, gives one ``error:`` sentence on stderr
+and status 1.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import json
 import sys
 from typing import Any
 
+from kanoa_desktop.core.config.profiles import ProfileStore, fleet_prometheus_url
 from kanoa_desktop.core.monitor.fleet import FleetReader, FleetRow, FleetSnapshot, PrometheusError
 
 
@@ -33,9 +37,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--prometheus",
-        required=True,
+        default=None,
         metavar="URL",
-        help="Prometheus server, e.g. http://prom:9090",
+        help="Prometheus server, e.g. http://prom:9090 (default: the one set in Settings > "
+        "GPU panel, or the active profile's own)",
     )
     parser.add_argument(
         "--router", default=None, metavar="URL", help="a vLLM router: also list its servers"
@@ -212,7 +217,7 @@ async def _main(args: argparse.Namespace) -> int:
             try:
                 snapshot = await reader.snapshot()
             except PrometheusError as err:
-                print(str(err), file=sys.stderr, flush=True)
+                print(f"error: {err}", file=sys.stderr, flush=True)
                 if args.once or args.interval is None:
                     return 1
             else:
@@ -227,9 +232,20 @@ async def _main(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     """Entry point for ``kanoa-desktop fleet``; returns the exit status."""
     if args.interval is not None and args.interval <= 0:
-        print("--interval must be a positive number of seconds.", file=sys.stderr)
+        print("error: --interval must be a positive number of seconds.", file=sys.stderr)
         return 2
     if args.window <= 0:
-        print("--window must be a positive number of seconds.", file=sys.stderr)
+        print("error: --window must be a positive number of seconds.", file=sys.stderr)
         return 2
+    if args.prometheus is None:
+        store = ProfileStore()
+        store.load()
+        args.prometheus = fleet_prometheus_url(store.active, store.preferences)
+        if not args.prometheus:
+            print(
+                "error: no Prometheus server: pass --prometheus URL, or set one in the "
+                "window's Settings > GPU panel.",
+                file=sys.stderr,
+            )
+            return 2
     return asyncio.run(_main(args))

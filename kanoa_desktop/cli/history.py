@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     store = HistoryStore(recover=False)
     try:
         if store.problem is not None:
-            print(f"warning: {store.problem.message}", file=sys.stderr)
+            print(f"warning: {store.problem.brief}", file=sys.stderr)
         if args.history_command == "list":
             rows = store.list_conversations(
                 search=args.search, model=args.model, limit=max(1, args.limit)

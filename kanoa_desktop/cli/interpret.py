@@ -299,7 +299,7 @@ async def _ask(
     pool = ClientPool(keys, api_key=api_key)
     history = None if args.no_history else HistoryStore(recover=False)
     if history is not None and history.problem is not None:
-        print(f"warning: {history.problem.message}", file=sys.stderr)
+        print(f"warning: {history.problem.brief}", file=sys.stderr)
     printer = _Printer(args.show_request)
     runner = ConversationRunner(
         profile,
@@ -329,14 +329,26 @@ async def _ask(
     if ended.stats is not None:
         out.write(usage_line(ended.stats, ended.cost, runner.model) + "\n")
     out.flush()
-    if ended.turn_id is not None and runner.conversation_id is not None:
-        cid = runner.conversation_id
-        print(f"Saved in history: kanoa-desktop history show {cid}", file=sys.stderr)
+    if history is not None and ended.turn_id is not None:
+        print(_saved_line(history, runner.conversation_id), file=sys.stderr)
     if isinstance(ended.error, E.VisionUnsupported) and not store.read_only:
-        store.save()  # remembered: next time figures are not sent to this model
+        # Remembered (only this key: a Settings change saved meanwhile stays), so next
+        # time figures are not sent to this model.
+        if (problem := store.save()) is not None:
+            print(f"warning: {problem.message}", file=sys.stderr)
     if ended.error is not None:
         return _say(ended.error)
     return 0
+
+
+def _saved_line(history, conversation_id: int | None) -> str:
+    """Whether the answer reached the history file (the store is closed: nothing more
+    will be written), in the words the user needs."""
+    cid = history.real_id(conversation_id)
+    if history.pending or cid is None:
+        why = history.problem.brief if history.problem else "the history could not be written."
+        return f"Not saved in history: {why}"
+    return f"Saved in history: kanoa-desktop history show {cid}"
 
 
 def run(args: argparse.Namespace) -> int:

@@ -58,6 +58,8 @@ from kanoa_desktop.core.config.pricing import format_cost
 from kanoa_desktop.core.config.profiles import ProfileStore
 from kanoa_desktop.core.endpoint.errors import KanoaError
 from kanoa_desktop.core.endpoint.pool import ClientPool
+from kanoa_desktop.core.safety import plain_tooltip
+from kanoa_desktop.ui.plain_text import make_labels_plain
 
 log = logging.getLogger(__name__)
 
@@ -191,6 +193,7 @@ class BatchView(QDialog):
         buttons.addStretch(1)
         buttons.addWidget(self.close_button)
         root.addLayout(buttons)
+        make_labels_plain(self)  # the progress line quotes file names and errors
         self._set_running(False)
         self.resize(760, 620)
 
@@ -358,7 +361,7 @@ class BatchView(QDialog):
         for c, text in enumerate(cells):
             item = self.table.item(row, c)
             item.setText(text)
-            item.setToolTip(result.hint if not result.ok and result.hint else "")
+            item.setToolTip(plain_tooltip(result.hint) if not result.ok and result.hint else "")
             item.setForeground(QBrush(FAILED) if not result.ok else QBrush())
 
     def _on_event(self, ev) -> None:
@@ -379,7 +382,7 @@ class BatchView(QDialog):
                 text = f"Finished: {p.done} done, {p.failed} failed (Retry failed asks them again)."
             else:
                 text = f"Finished: all {p.done} items done."
-            warnings = " ".join(ev.batch.warnings)
+            warnings = " ".join([*ev.batch.warnings, ev.batch.store.unsaved_note() or ""])
             self.progress_label.setText(f"{text} ({ev.line()}) {warnings}".strip())
 
     def _show_progress(self, p: Progress) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import html
 from collections.abc import Callable
 from pathlib import Path
 
@@ -43,6 +42,8 @@ from kanoa_desktop.core.bench.speed import (
     variance_note,
 )
 from kanoa_desktop.core.endpoint.client import ChatClient
+from kanoa_desktop.core.safety import escape_rich
+from kanoa_desktop.ui.plain_text import make_labels_plain
 
 COLUMNS = ("Test", "Mean (tok/s)", "StdDev", "Min", "Max", "CV", "Mean TTFT (s)", "Notes")
 
@@ -90,8 +91,9 @@ class BenchmarkDialog(QDialog):
         self.accuracy_result: AccuracyResult | None = None
         self._speed_runs = 0
 
-        # The model's name comes from the server: escaped, never markup.
-        self.header = QLabel(f"Model <b>{html.escape(model)}</b> at {html.escape(client.api_base)}")
+        # The model name is the server's: escaped inside the one label built for markup.
+        self.header = QLabel(f"Model <b>{escape_rich(model)}</b> at {escape_rich(client.api_base)}")
+        self.header.setTextFormat(Qt.TextFormat.RichText)
         self.runs_box = QSpinBox()
         self.runs_box.setRange(1, 20)
         self.runs_box.setValue(runs)
@@ -143,6 +145,7 @@ class BenchmarkDialog(QDialog):
         layout.addWidget(self.table, 1)
         layout.addWidget(self.accuracy_label)
         layout.addLayout(buttons)
+        make_labels_plain(self)  # the state line quotes the server's errors
         self.resize(860, 420)
 
     # -- running ---------------------------------------------------------------------------

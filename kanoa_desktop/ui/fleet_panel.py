@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import html
 import logging
 import math
 import time
@@ -43,7 +42,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from kanoa_desktop.core.safety import escape_rich
 from kanoa_desktop.ui.gpu_panel import format_latency
+from kanoa_desktop.ui.plain_text import make_labels_plain
 from kanoa_desktop.ui.sparkline import round_down
 
 if TYPE_CHECKING:  # the fleet core brings httpx: imported when a Prometheus is set
@@ -347,6 +348,8 @@ class FleetPanel(QWidget):
         outer.setSpacing(4)
         top = QHBoxLayout()
         self.state_label = QLabel("No Prometheus server set: add one in Settings > GPU panel.")
+        # Says Prometheus's own words (its errors): shown as text, never as markup.
+        self.state_label.setTextFormat(Qt.TextFormat.PlainText)
         self.state_label.setObjectName("fleetState")
         self.state_label.setAccessibleName("Fleet state")
         self.state_label.setWordWrap(True)
@@ -401,6 +404,7 @@ class FleetPanel(QWidget):
         self.legend_label.setWordWrap(True)
         outer.addWidget(self.legend_label)
         outer.addStretch(1)
+        make_labels_plain(self)  # the legend above is the one label built for markup
 
     # -- poller wiring
 
@@ -411,9 +415,10 @@ class FleetPanel(QWidget):
     def set_prometheus_url(
         self, url: str | None, *, router_url: str | None = None, interval_s: float = 5.0
     ) -> None:
-        """Read the fleet from the Prometheus server at ``url`` (a profile's
-        ``prometheus_url``), refreshing every ``interval_s`` while shown; None or "" shows
-        how to set one. The same URL again keeps the running poller."""
+        """Read the fleet from the Prometheus server at ``url`` (the app's, or the active
+        profile's own: ``fleet_prometheus_url``), refreshing every ``interval_s`` while
+        shown; None or "" shows how to set one. The same URL again keeps the running
+        poller."""
         url = (url or "").strip() or None
         self._wanted = (url, router_url, interval_s) if url is not None else None
         if url is None:
@@ -570,7 +575,7 @@ class FleetPanel(QWidget):
         self._plots[key].set_series(series, range_s, colours)
         self.legend_label.setText(
             " ".join(
-                f"<span style='color:{colours[n]}'>●</span>&nbsp;{html.escape(n)}" for n in names
+                f"<span style='color:{colours[n]}'>●</span>&nbsp;{escape_rich(n)}" for n in names
             )
         )
 

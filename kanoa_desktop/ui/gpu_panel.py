@@ -34,6 +34,8 @@ from PySide6.QtWidgets import (
 )
 
 from kanoa_desktop.core.lazy import LazyModule
+from kanoa_desktop.core.safety import plain_tooltip
+from kanoa_desktop.ui.plain_text import make_labels_plain
 from kanoa_desktop.ui.sparkline import Sparkline
 
 # The parsers load with the first update, the poller (httpx) on a worker thread after the
@@ -218,6 +220,8 @@ class GpuPanel(QWidget):
             self._series[key] = self._make_plot(key, title, unit)
             outer.addWidget(self._series[key].plot)
         outer.addStretch(1)
+        # Values quote the server (finish reasons, model names) and NVML: text, not markup.
+        make_labels_plain(self)
 
     def _make_plot(self, key: str, title: str, unit: str) -> _Series:
         plot = Sparkline(title, unit, HISTORY_S)
@@ -416,7 +420,7 @@ class GpuPanel(QWidget):
         gpu_text, util, vram_gib = "—", None, None
         if isinstance(gpu_readings, _gpu.NvmlUnavailable):
             self.nvml_label.setText(gpu_readings.message)
-            self.nvml_label.setToolTip(gpu_readings.detail)
+            self.nvml_label.setToolTip(plain_tooltip(gpu_readings.detail))
             self.nvml_label.setVisible(True)
         else:
             self.nvml_label.setVisible(False)

@@ -46,6 +46,7 @@ from PySide6.QtWidgets import (
 from kanoa_desktop.core.config.profiles import ProfileStore
 from kanoa_desktop.core.endpoint.errors import KanoaError
 from kanoa_desktop.core.endpoint.pool import ClientPool
+from kanoa_desktop.core.safety import plain_tooltip
 from kanoa_desktop.core.score import report
 from kanoa_desktop.core.score.run import (
     DEFAULT_CONCURRENCY,
@@ -61,6 +62,7 @@ from kanoa_desktop.core.score.run import (
     suite_source,
 )
 from kanoa_desktop.core.score.suite import MAX_ITEMS, SUITE_ID
+from kanoa_desktop.ui.plain_text import make_labels_plain
 
 log = logging.getLogger(__name__)
 
@@ -266,6 +268,7 @@ class ScoreView(QWidget):
         self.add_profile()
         self._set_running(False)
         self.refresh_earlier()
+        make_labels_plain(self)  # progress lines and verdicts quote profile and model names
         self.resize(1000, 560)
 
     # -- choosing --------------------------------------------------------------------------
@@ -473,7 +476,7 @@ class ScoreView(QWidget):
             verdicts += [s.halted for s in ended.summaries if s.halted]
             self.verdicts.setText(_plain("\n".join(verdicts)))
         if self._failures:
-            self.table.setToolTip(_plain("\n".join(self._failures[-10:])))
+            self.table.setToolTip(plain_tooltip(_plain("\n".join(self._failures[-10:]))))
 
     def _fill(self, summaries) -> None:
         """The result table and the per-template table from ``summaries``."""
@@ -489,7 +492,7 @@ class ScoreView(QWidget):
                     self.table.setItem(r, c, item)
                 item.setText(_plain(text))
                 if c == 0:
-                    item.setToolTip(_plain(text))
+                    item.setToolTip(plain_tooltip(_plain(text)))
         self._show_templates(summaries)
 
     def _fit_table(self) -> None:

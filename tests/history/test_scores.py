@@ -74,6 +74,6 @@ def test_a_version_2_file_gains_the_score_tables_and_keeps_its_conversations(tmp
     store = HistoryStore(path)
     assert store.problem is None
     assert [c.title for c in store.list_conversations()] == ["old one"]
-    assert store._db.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION == 3
+    assert store._db.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION == 4
     assert ScoreRecords(store).list_runs() == []
     store.close()

@@ -119,7 +119,9 @@ async def test_stop_keeps_what_was_scored_and_the_same_run_continues_without_ask
         ended = await task
         kept = dict(run.scores)
         assert ended.state == "stopped" and 3 <= len(kept) < 10
-        assert server.wait_for(lambda s: s.aborted >= 1, timeout=10)  # in flight: stopped
+        # What was in flight was stopped (aborted on the server), not scored.
+        assert server.wait_for(lambda s: s.running == 0, timeout=10)
+        assert len(oracle.asked) >= len(kept)
         stored = ScoreRecords(history).load(run.run_id)
         assert {k for k, v in stored.results.items() if v["state"] == "scored"} == set(kept)
         asked_before = len(oracle.asked)
@@ -203,6 +205,7 @@ async def test_two_profiles_are_compared_on_the_same_items_with_mcnemar(pool):
         Q.prepare = real_prepare
     assert sorted(prepared) == sorted(i.id for i in source.items)  # once per item, not per profile
     big, small = ended.summaries
+    assert good.disagreements(run, 0) + poor.disagreements(run, 1) == []
     assert (big.correct, small.correct) == (good.right(), poor.right())
     (p,) = ended.paired
     assert p.n == 30 and p.better == "big" and p.p < 0.001

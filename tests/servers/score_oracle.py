@@ -58,15 +58,63 @@ class ScoreOracle:
         self.asked: list[str] = []
         self.unmatched: list[str] = []  # what requests it did not recognise (for a test's message)
         self._by_request: dict[tuple[str, str], ScoreItem] = {}
+        self._urls: dict[tuple[str, str], str] = {}
         for item in self.items:
             figure = figures[item.id] if figures is not None else Q.prepare(item, long_side)
             key = (_digest(figure.data_url()), Q.question_text(item).strip())
             self._by_request[key] = item
+            self._urls[key] = figure.data_url()
 
     def is_right(self, item: ScoreItem) -> bool:
         h = hashlib.sha256(f"oracle:{self.seed}:{item.id}".encode()).digest()
         u = int.from_bytes(h[:8], "big") / 2**64
         return u < self.p
+
+    def disagreements(self, run: Any, profile: int = 0) -> list[str]:
+        """Items the scorer judged otherwise than this oracle answered (for a test's
+        message: each with what was sent back and what was read)."""
+        out = []
+        for item in self.items:
+            score = run.scores.get((profile, item.id))
+            if score is not None and score.correct != self.is_right(item):
+                out.append(
+                    f"{item.id} {item.template} truth={item.truth!r} read="
+                    f"{score.extracted!r} ({score.how}) answer={score.answer[-80:]!r}"
+                )
+        return out + [f"unmatched request: {u}" for u in self.unmatched]
+
+    def _why_unmatched(self, body: dict[str, Any]) -> str:
+        """What a request the oracle did not recognise carried, against the item whose
+        question it asks: same text? same pixels, other bytes?"""
+        import base64
+        import io
+
+        import numpy as np
+        from PIL import Image
+
+        try:
+            user = body["messages"][-1]["content"]
+            text = "".join(p.get("text", "") for p in user if p.get("type") == "text").strip()
+            url = next(p["image_url"]["url"] for p in user if p.get("type") == "image_url")
+        except (KeyError, TypeError, StopIteration):
+            return json.dumps(body)[:300]
+        same_text = [k for k in self._by_request if k[1] == text]
+        if not same_text:
+            return f"no item asks {text[:80]!r}"
+        mine = self._urls.get(same_text[0]) if hasattr(self, "_urls") else None
+        note = f"question found; image digest {_digest(url)[:12]} vs {same_text[0][0][:12]}"
+        if mine:
+
+            def pixels(u: str):
+                raw = base64.b64decode(u.split(",", 1)[1])
+                with Image.open(io.BytesIO(raw)) as im:
+                    return np.asarray(im.convert("RGB")), im.size, len(raw)
+
+            a, sa, na = pixels(url)
+            b, sb, nb = pixels(mine)
+            same = sa == sb and bool((a == b).all())
+            note += f"; sizes {sa} vs {sb}, {na} vs {nb} bytes, same pixels: {same}"
+        return note
 
     def right(self) -> int:
         """How many of the items this oracle answers right."""
@@ -90,7 +138,7 @@ class ScoreOracle:
     def __call__(self, body: dict[str, Any]) -> str | None:
         item = self.item_for(body)
         if item is None:
-            self.unmatched.append(json.dumps(body)[:300])
+            self.unmatched.append(self._why_unmatched(body))
             return None
         self.asked.append(item.id)
         value = item.truth if self.is_right(item) else wrong_answer(item)

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING
 
 from kanoa_desktop.core.batch.plan import BatchError, BatchItem
 from kanoa_desktop.core.batch.store import ItemResult
+from kanoa_desktop.core.config.atomic import write_atomic
+from kanoa_desktop.core.config.disk import os_reason
 from kanoa_desktop.core.config.pricing import format_cost
 from kanoa_desktop.core.history.records import safe_endpoint
 from kanoa_desktop.core.reports.markdown import demote_headings
@@ -246,23 +248,20 @@ def write_report(batch: Batch, path: Path | str) -> Path:
             "Name the report file with one of these extensions.",
         )
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         if suffix == ".html":
-            path.write_text(report_html(batch), encoding="utf-8")
+            write_atomic(path, report_html(batch))
         elif suffix == ".csv":
-            path.write_text(report_csv(batch), encoding="utf-8", newline="")
+            write_atomic(path, report_csv(batch))
         else:
             folder = path.with_name(f"{path.stem}_thumbs")
             results = batch.ordered_results()
-            if any(r.thumbnail for r in results):
-                folder.mkdir(exist_ok=True)
-                for n, r in enumerate(results, 1):
-                    if r.thumbnail:
-                        (folder / _thumb_name(n, r)).write_bytes(r.thumbnail)
-            path.write_text(report_markdown(batch, folder.name), encoding="utf-8")
-    except OSError as exc:
+            for n, r in enumerate(results, 1):
+                if r.thumbnail:
+                    write_atomic(folder / _thumb_name(n, r), r.thumbnail)
+            write_atomic(path, report_markdown(batch, folder.name))
+    except OSError as exc:  # a full disk leaves no half-written report behind
         raise BatchError(
-            f"{path} could not be written ({exc.strerror or exc}).",
-            "Choose another folder, or check that there is free space.",
+            f"{path} could not be written: {os_reason(exc, path.parent)}.",
+            "Choose another folder, or free some space there.",
         ) from exc
     return path

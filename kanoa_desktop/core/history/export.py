@@ -33,6 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from kanoa_desktop import __version__
+from kanoa_desktop.core.config.atomic import write_atomic
+from kanoa_desktop.core.config.disk import os_reason
 from kanoa_desktop.core.config.pricing import format_cost
 from kanoa_desktop.core.endpoint.errors import KanoaError
 from kanoa_desktop.core.history.store import StoredConversation, safe_endpoint
@@ -177,16 +179,14 @@ def slug(text: str) -> str:
 
 
 def write_file(path: Path, data: bytes | str) -> None:
+    """Write one export file whole, or raise ExportError saying why (a full disk leaves no
+    half-written file behind)."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(data, str):
-            path.write_text(data, encoding="utf-8")
-        else:
-            path.write_bytes(data)
+        write_atomic(path, data)
     except OSError as exc:
         raise ExportError(
-            f"{path} could not be written ({exc.strerror or exc}).",
-            "Choose another folder, or check that there is free space and you may write there.",
+            f"{path} could not be written: {os_reason(exc, path.parent)}.",
+            "Choose another folder, or free some space there.",
         ) from exc
 
 

@@ -2,7 +2,7 @@
 
 Every scored item is a question like any other: its own conversation in the history, with
 the figure, the question, the answer, tokens and cost (recorded by the question's runner).
-This module adds what makes them a *run* (tables in :mod:`.schema`, step 3):
+This module adds what makes them a *run* (tables in :mod:`.schema`, step 4):
 
 - ``score_runs``: one row per run: its identity ``key`` (what went in: suite and seed or
   key bytes, profiles, prompt), a title, the spec (JSON: what a report needs to say how
@@ -84,13 +84,16 @@ def from_row(data: str) -> dict[str, Any]:
 
 
 def _store_parts(store: Any):
-    # The store's connection and lock: one place to follow when store.py is split.
+    # The store's connection and lock, for reads: one place to follow if the store changes.
     return store._db, store._lock
 
 
 class ScoreRecords:
     """Score runs kept in a :class:`~kanoa_desktop.core.history.store.HistoryStore`'s
-    database (same file, same lock); every method commits before it returns."""
+    database (same file, same lock). Writes go through the store's own write path: when
+    the disk refuses one it waits in memory with the store's other writes and is saved,
+    in order, when the disk is back (a conversation an item started may then still be a
+    placeholder id: it is resolved when the write runs)."""
 
     def __init__(self, store: Any) -> None:
         self.store = store
@@ -100,52 +103,77 @@ class ScoreRecords:
         with lock:
             return db.execute(sql, args)
 
-    def create_run(self, key: str, title: str, spec: Mapping[str, Any]) -> int:
+    def _write(self, write) -> Any:
+        return self.store._write(write)
+
+    def _real(self, ref: Any) -> Any:
+        return self.store.real_id(ref) if isinstance(ref, int) else ref
+
+    def create_run(self, key: str, title: str, spec: Mapping[str, Any]) -> int | None:
+        """A new run's id; None when the disk refuses writes now (the run is then not kept:
+        its items' questions still are)."""
         now = time.time()
-        cur = self._exec(
-            "INSERT INTO score_runs(key, title, created, updated, spec, state) "
-            "VALUES (?, ?, ?, ?, ?, 'running')",
-            (key, " ".join(title.split())[:200], now, now, to_row(spec)),
-        )
-        return int(cur.lastrowid)
+
+        def write(db: sqlite3.Connection) -> int:
+            cur = db.execute(
+                "INSERT INTO score_runs(key, title, created, updated, spec, state) "
+                "VALUES (?, ?, ?, ?, ?, 'running')",
+                (key, " ".join(title.split())[:200], now, now, to_row(spec)),
+            )
+            return int(cur.lastrowid)
+
+        run_id = self.store._write(write, keep=False)
+        return run_id if isinstance(run_id, int) else None
 
     def set_state(self, run_id: int, state: str) -> None:
         if state not in RUN_STATES:
             raise ValueError(f"unknown run state {state!r}")
-        self._exec(
-            "UPDATE score_runs SET state = ?, updated = ? WHERE id = ?",
-            (state, time.time(), run_id),
+        now = time.time()
+        self._write(
+            lambda db: db.execute(
+                "UPDATE score_runs SET state = ?, updated = ? WHERE id = ?", (state, now, run_id)
+            )
         )
 
     def link_conversation(self, run_id: int, conversation_id: int) -> None:
         """Mark a conversation as one of the run's items (kept out of the history list)."""
-        self._exec(
-            "INSERT OR IGNORE INTO score_conversations(run_id, conversation_id) VALUES (?, ?)",
-            (run_id, conversation_id),
-        )
+
+        def write(db: sqlite3.Connection) -> None:
+            real = self._real(conversation_id)
+            if real is not None:
+                db.execute(
+                    "INSERT OR IGNORE INTO score_conversations(run_id, conversation_id) "
+                    "VALUES (?, ?)",
+                    (run_id, real),
+                )
+
+        self._write(write)
 
     def put(self, run_id: int, profile: int, item: str, state: str, fields: Mapping) -> None:
         """Record one item's score (``scored``) or failure (``failed``), replacing any
         earlier one for the same run, profile and item."""
-        db, lock = _store_parts(self.store)
         now = time.time()
-        with lock:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                db.execute(
-                    "INSERT OR REPLACE INTO score_results(run_id, profile, item, state, data, "
-                    "finished) VALUES (?, ?, ?, ?, ?, ?)",
-                    (run_id, profile, item, state, to_row(fields), now),
-                )
-                db.execute("UPDATE score_runs SET updated = ? WHERE id = ?", (now, run_id))
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+        fields = dict(fields)
+
+        def write(db: sqlite3.Connection) -> None:
+            if "conversation_id" in fields:
+                fields["conversation_id"] = self._real(fields["conversation_id"])
+            db.execute(
+                "INSERT OR REPLACE INTO score_results(run_id, profile, item, state, data, "
+                "finished) VALUES (?, ?, ?, ?, ?, ?)",
+                (run_id, profile, item, state, to_row(fields), now),
+            )
+            db.execute("UPDATE score_runs SET updated = ? WHERE id = ?", (now, run_id))
+
+        self._write(write)
 
     def forget_failures(self, run_id: int) -> None:
         """Drop the failed results (before asking those items again)."""
-        self._exec("DELETE FROM score_results WHERE run_id = ? AND state = 'failed'", (run_id,))
+        self._write(
+            lambda db: db.execute(
+                "DELETE FROM score_results WHERE run_id = ? AND state = 'failed'", (run_id,)
+            )
+        )
 
     def load(self, run_id: int) -> StoredRun | None:
         db, lock = _store_parts(self.store)
@@ -199,21 +227,18 @@ class ScoreRecords:
     def delete_run(self, run_id: int) -> bool:
         """Delete a run, its results and (soft, until the history purges) its items'
         conversations. False when there is no such run."""
-        db, lock = _store_parts(self.store)
-        with lock:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                db.execute(
-                    "UPDATE conversations SET deleted_at = ? WHERE deleted_at IS NULL AND id IN "
-                    "(SELECT conversation_id FROM score_conversations WHERE run_id = ?)",
-                    (time.time(), run_id),
-                )
-                n = db.execute("DELETE FROM score_runs WHERE id = ?", (run_id,)).rowcount
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-        return n > 0
+        now = time.time()
+
+        def write(db: sqlite3.Connection) -> int:
+            db.execute(
+                "UPDATE conversations SET deleted_at = ? WHERE deleted_at IS NULL AND id IN "
+                "(SELECT conversation_id FROM score_conversations WHERE run_id = ?)",
+                (now, run_id),
+            )
+            return db.execute("DELETE FROM score_runs WHERE id = ?", (run_id,)).rowcount
+
+        n = self._write(write)
+        return isinstance(n, int) and n > 0
 
 
 __all__ = [

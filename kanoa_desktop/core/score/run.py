@@ -584,6 +584,14 @@ class ScoreRun:
                 self.records.set_state(stored.id, "running")
             else:
                 self.run_id = self.records.create_run(self.key, self.title, self.spec())
+                if self.run_id is None:
+                    self._emit(
+                        RunNotice(
+                            self,
+                            "This run is not kept as a run in the history (the disk refuses "
+                            "writes now); each question is, and is saved when the disk is back.",
+                        )
+                    )
         except sqlite3.Error as exc:
             log.warning("score run not recorded: %s", exc)
             self.records = None

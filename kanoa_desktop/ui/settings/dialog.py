@@ -39,6 +39,7 @@ from kanoa_desktop.core.config.profiles import (
     validate_profile,
 )
 from kanoa_desktop.core.config.secrets import KeyStore
+from kanoa_desktop.ui.plain_text import make_labels_plain
 from kanoa_desktop.ui.settings.connection import ConnectionReport, ConnectionRequest
 from kanoa_desktop.ui.settings.pages import (
     AppearancePage,
@@ -149,6 +150,9 @@ class SettingsDialog(QDialog):
         self._load(self._drafts[self._current_id])
         for page in self.pages.values():
             page.load_preferences(store.preferences)
+        # Labels quote servers (model names, errors) and paths: text, never markup (the
+        # connection result is the one label built for markup, and escapes what it quotes).
+        make_labels_plain(self)
         self.resize(780, 620)
 
     @staticmethod

@@ -53,6 +53,7 @@ from kanoa_desktop.core.config.profiles import (
 from kanoa_desktop.core.config.secrets import KeychainState, KeyStore, Secret
 from kanoa_desktop.core.endpoint.client import ModelInfo
 from kanoa_desktop.core.endpoint.router import RouterStatus
+from kanoa_desktop.core.safety import escape_rich, plain_tooltip
 from kanoa_desktop.ui.settings.connection import ConnectionReport
 
 _DEFAULT = Profile()
@@ -280,6 +281,8 @@ class EndpointPage(SettingsPage):
         self.test_button.clicked.connect(self.testConnectionRequested)
         test_layout.addWidget(self.test_button, 0, Qt.AlignmentFlag.AlignLeft)
         self.result_label = _label("Not tested yet.", name="connectionResultLabel")
+        # Built for markup (bold, colour): every server word in it goes through escape_rich.
+        self.result_label.setTextFormat(Qt.TextFormat.RichText)
         test_layout.addWidget(self.result_label)
         self.model_list = QTreeWidget(objectName="modelList")
         self.model_list.setHeaderLabels(["Model", "Context"])
@@ -395,7 +398,7 @@ class EndpointPage(SettingsPage):
         self.forget_key_button.setEnabled(stored or self._pending_key is not None)
         unavailable = status.state is KeychainState.UNAVAILABLE
         self.keychain_label.setText(_KEYCHAIN_LINES[status.state])
-        self.keychain_label.setToolTip(status.message)
+        self.keychain_label.setToolTip(plain_tooltip(status.message))
         self.keychain_label.setStyleSheet(_WARN_STYLE if unavailable else "")
         host = urlsplit(self.api_base_edit.text().strip()).hostname or "localhost"
         key_matters = stored or self._pending_key is not None or not is_local_host(host)
@@ -486,6 +489,9 @@ class EndpointPage(SettingsPage):
 
     # -- connection results
     def show_connection_result(self, report: ConnectionReport) -> None:
+        # A rich-text label: what the server said (its health detail, version, model
+        # names, errors) is escaped, so it shows as the characters it is.
+        e = escape_rich
         lines = []
         health = report.health
         if health is not None:
@@ -493,30 +499,32 @@ class EndpointPage(SettingsPage):
             text = state.get(health.state, health.state)
             if health.latency_s is not None:
                 text += f" ({health.latency_s * 1000:.0f} ms)"
-            lines.append(f"<b>{text}</b>" + (f" — {health.detail}" if health.detail else ""))
+            lines.append(f"<b>{e(text)}</b>" + (f" — {e(health.detail)}" if health.detail else ""))
         if report.server is not None:
             kind = {"vllm": "vLLM", "llama.cpp": "llama.cpp", "ollama": "Ollama"}.get(
                 report.server.kind, "Other OpenAI-compatible server"
             )
             version = f" {report.server.version}" if report.server.version else ""
-            lines.append(f"Server: {kind}{version}")
+            lines.append(e(f"Server: {kind}{version}"))
         if report.router is not None:
-            lines.append(f"<b>{report.router.summary()}</b>")
+            lines.append(f"<b>{e(report.router.summary())}</b>")
         self.show_router_workers(report.router)
         if report.models:
             lines.append(f"{len(report.models)} model(s): click one to use it.")
         if report.vision is not None:
             model = report.vision_model or "The model"
             lines.append(
-                f"{model} can see: it accepts images."
-                if report.vision
-                else f"{model} is text-only: it did not accept a test image, so figures will "
-                "not be sent to it."
+                e(
+                    f"{model} can see: it accepts images."
+                    if report.vision
+                    else f"{model} is text-only: it did not accept a test image, so figures "
+                    "will not be sent to it."
+                )
             )
         if report.image_tokens:
             lines.append(f"One figure costs {report.image_tokens:,} prompt tokens on this server.")
         if report.error:
-            lines.append(f"<span style='color:#b3261e'>{report.error}</span>")
+            lines.append(f"<span style='color:#b3261e'>{e(report.error)}</span>")
         self.result_label.setText("<br>".join(lines) or "No answer.")
         self.set_models(report.models)
 
@@ -547,7 +555,7 @@ class EndpointPage(SettingsPage):
         for m in models:
             ctx = f"{m.context_length:,}" if m.context_length else "not reported"
             item = QTreeWidgetItem([m.id, ctx])
-            item.setToolTip(0, m.root or m.id)
+            item.setToolTip(0, plain_tooltip(m.root or m.id))  # the server's words
             self.model_list.addTopLevelItem(item)
             self.model_combo.addItem(m.id)
         self.model_combo.setCurrentText(current or (models[0].id if models else ""))
@@ -777,14 +785,26 @@ class GpuPanelPage(SettingsPage):
         self.dcgm_edit.setPlaceholderText("optional, e.g. http://gpu-host:9400/metrics")
         self.dcgm_edit.textChanged.connect(lambda _t: self.changed.emit())
         self.form.addRow("Remote GPU (DCGM)", self.dcgm_edit)
+        # The fleet's Prometheus is the app's (every profile shows the same fleet); a
+        # profile may name its own instead.
         self.prometheus_edit = QLineEdit(objectName="prometheusUrlEdit")
         self.prometheus_edit.setAccessibleName("Prometheus address for the fleet view")
         self.prometheus_edit.setPlaceholderText("optional, e.g. http://prometheus:9090")
         self.prometheus_edit.textChanged.connect(lambda _t: self.changed.emit())
+        self.prometheus_edit.textChanged.connect(self._show_override_placeholder)
         self.form.addRow("Fleet (Prometheus)", self.prometheus_edit)
         self.form.addRow(
-            "", _hint("A Prometheus server scraping all your model servers: the Fleet view.")
+            "",
+            _hint(
+                "A Prometheus server scraping all your model servers: the Fleet view, for "
+                "every profile (one may name its own below)."
+            ),
         )
+        self.profile_prometheus_edit = QLineEdit(objectName="profilePrometheusUrlEdit")
+        self.profile_prometheus_edit.setAccessibleName("This profile's own Prometheus address")
+        self.profile_prometheus_edit.textChanged.connect(lambda _t: self.changed.emit())
+        self.form.addRow("This profile's fleet", self.profile_prometheus_edit)
+        self._show_override_placeholder()
         self.interval_spin = QDoubleSpinBox(objectName="gpuIntervalSpin")
         self.interval_spin.setRange(0.5, 60.0)
         self.interval_spin.setSingleStep(0.5)
@@ -815,14 +835,20 @@ class GpuPanelPage(SettingsPage):
         self.set_api_base(profile.api_base)
         self.kwh_spin.setValue(profile.electricity_price_per_kwh or 0.0)
         self.dcgm_edit.setText(profile.dcgm_url or "")
-        self.prometheus_edit.setText(profile.prometheus_url or "")
+        self.profile_prometheus_edit.setText(profile.prometheus_url or "")
+
+    def _show_override_placeholder(self) -> None:
+        app = self.prometheus_edit.text().strip()
+        self.profile_prometheus_edit.setPlaceholderText(
+            f"empty: the app's ({app})" if app else "optional: this profile's own Prometheus"
+        )
 
     def values(self) -> dict:
         kwh = round(self.kwh_spin.value(), 3)
         return {
             "metrics_url": self.metrics_edit.text().strip() or None,
             "dcgm_url": self.dcgm_edit.text().strip() or None,
-            "prometheus_url": self.prometheus_edit.text().strip() or None,
+            "prometheus_url": self.profile_prometheus_edit.text().strip() or None,
             "electricity_price_per_kwh": kwh or None,
         }
 
@@ -832,6 +858,7 @@ class GpuPanelPage(SettingsPage):
             ("Metrics address", self.metrics_edit),
             ("DCGM exporter", self.dcgm_edit),
             ("Prometheus", self.prometheus_edit),
+            ("This profile's Prometheus", self.profile_prometheus_edit),
         ):
             url = edit.text().strip()
             if url and (msg := validate_api_base(url)) is not None:
@@ -846,6 +873,7 @@ class GpuPanelPage(SettingsPage):
         self.visible_check.setChecked(prefs.gpu_panel_visible)
         self.interval_spin.setValue(prefs.gpu_poll_interval_s)
         self.nvml_check.setChecked(prefs.local_nvml)
+        self.prometheus_edit.setText(prefs.prometheus_url or "")
 
     def save_preferences(self, prefs: Preferences) -> Preferences:
         return dataclasses.replace(
@@ -853,6 +881,7 @@ class GpuPanelPage(SettingsPage):
             gpu_panel_visible=self.visible_check.isChecked(),
             gpu_poll_interval_s=float(self.interval_spin.value()),
             local_nvml=self.nvml_check.isChecked(),
+            prometheus_url=self.prometheus_edit.text().strip() or None,
         )
 
 
