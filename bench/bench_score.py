@@ -75,19 +75,21 @@ def _clear_chart_cache() -> None:
 # ---------------------------------------------------------------- 1. suite vs requests
 
 
-def _bodies(source, profile, model: str) -> list[dict]:
-    """The request of each item exactly as the score run builds it (same functions)."""
-    from kanoa_desktop.core.ask.interpret import GenerationParams, Inputs, build_turn
-    from kanoa_desktop.core.endpoint.chat import Conversation
+def _bodies(source, profile, model: str, info) -> list[dict]:
+    """The request of each item exactly as the score run builds it: the item's runner
+    (:func:`~kanoa_desktop.core.score.question.new_runner`), its outbox's message and the
+    runner's request for the model the server reported (``info``: its extras per server)."""
+    from kanoa_desktop.core.ask.services import Services
     from kanoa_desktop.core.score import question as Q
 
-    params = GenerationParams(model, profile.temperature, profile.max_tokens, profile.top_p)
+    services = Services(pool=None)  # nothing is sent from here: the runner only builds
     out = []
     for item in source.items:
         figure = Q.prepare(item, profile.image_long_side)
-        inputs = Inputs(figures=[figure], question=Q.question_text(item))
-        request, _ = build_turn(Conversation(system_prompt=Q.SYSTEM_PROMPT), inputs, params)
-        out.append(request.payload())
+        runner = Q.new_runner(profile, services, figure)
+        runner.model_info = info
+        message = runner.outbox.message(Q.question_text(item), runner.outbox.pending())
+        out.append(runner._request(model, message).payload())
     return out
 
 
@@ -111,6 +113,7 @@ async def _requests_alone(api_base: str, bodies: list[dict], concurrency: int) -
 
 
 async def _score_run(source, profile, concurrency: int) -> tuple[float, str]:
+    from kanoa_desktop.core.ask.services import Services
     from kanoa_desktop.core.endpoint.pool import ClientPool
     from kanoa_desktop.core.history.store import HistoryStore
     from kanoa_desktop.core.score.run import ScoreRun
@@ -119,7 +122,7 @@ async def _score_run(source, profile, concurrency: int) -> tuple[float, str]:
     pool = ClientPool()
     await pool.resolve_model(profile)  # the model list: once per endpoint, not per run
     try:
-        run = ScoreRun(source, [profile], pool=pool, history=history, concurrency=concurrency)
+        run = ScoreRun(source, [profile], Services(pool, history=history), concurrency=concurrency)
         t0 = time.perf_counter()
         ended = await run.run()
         return time.perf_counter() - t0, ended.state
@@ -142,10 +145,10 @@ def bench_suite(n: int, rate: float, tokens: int, concurrency: int, repeat: int)
             from kanoa_desktop.core.endpoint.pool import ClientPool
 
             pool = ClientPool()
-            model, _ = await pool.resolve_model(profile)
+            model, info = await pool.resolve_model(profile)
             await pool.aclose()
             t0 = time.perf_counter()
-            bodies = await asyncio.to_thread(_bodies, source, profile, model)  # draws, caches
+            bodies = await asyncio.to_thread(_bodies, source, profile, model, info)  # draws
             first_draw = time.perf_counter() - t0
             best = {"alone": 1e9, "warm": 1e9, "cold": 1e9}
             states = set()
@@ -192,6 +195,7 @@ async def _window_run(api_base: str, n: int, concurrency: int, idle_s: float) ->
 
     from PySide6.QtCore import QTimer
 
+    from kanoa_desktop.core.ask.services import Services
     from kanoa_desktop.core.config.profiles import Profile, ProfileStore
     from kanoa_desktop.core.endpoint.pool import ClientPool
     from kanoa_desktop.core.history.store import HistoryStore
@@ -227,7 +231,7 @@ async def _window_run(api_base: str, n: int, concurrency: int, idle_s: float) ->
     pool = ClientPool()
     await pool.resolve_model(profile)
     history = HistoryStore(HOME / "window-history.sqlite3")
-    view = ScoreView(store, pool=pool, history=history, run_cpu=run_cpu)
+    view = ScoreView(store, Services(pool, history=history, run_cpu=run_cpu))
     view.set_profiles([profile])
     view.items.setValue(n)
     view.seed.setValue(1)  # charts not drawn before: drawn during the run

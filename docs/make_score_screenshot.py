@@ -32,6 +32,7 @@ N = 16
 async def shoot(llama_base: str, vllm_base: str) -> None:
     from PySide6.QtWidgets import QApplication
 
+    from kanoa_desktop.core.ask.services import Services
     from kanoa_desktop.core.config.profiles import Profile, ProfileStore
     from kanoa_desktop.core.endpoint.pool import ClientPool
     from kanoa_desktop.core.history.store import HistoryStore
@@ -48,7 +49,7 @@ async def shoot(llama_base: str, vllm_base: str) -> None:
     ]  # fmt: skip
     pool = ClientPool()
     history = HistoryStore()
-    view = ScoreView(store, pool=pool, history=history)
+    view = ScoreView(store, Services(pool, history=history))
     view.set_profiles(profiles)
     view.items.setValue(N)
     view.concurrency.setValue(2)

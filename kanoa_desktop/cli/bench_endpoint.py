@@ -161,14 +161,12 @@ async def _accuracy(args: argparse.Namespace, profile: Profile, model: str, visi
     """The accuracy pass on the benchmarked server and model (a one-line progress)."""
     import dataclasses
 
-    from kanoa_desktop.core.endpoint.pool import ClientPool
-    from kanoa_desktop.core.history.store import HistoryStore
+    from kanoa_desktop.core.ask.services import command_services
     from kanoa_desktop.core.score.run import ItemFailed, ItemScored
 
     target = dataclasses.replace(profile, api_base=args.api_base or profile.api_base,
                                  model=model)  # fmt: skip
-    pool = ClientPool(api_key=_api_key(profile))
-    history = HistoryStore(recover=False)
+    services = command_services(api_key=_api_key(profile))
 
     def progress(ev) -> None:
         if isinstance(ev, ItemScored | ItemFailed):
@@ -176,12 +174,11 @@ async def _accuracy(args: argparse.Namespace, profile: Profile, model: str, visi
             print(f"[chart reading {done}/{len(ev.run.items)}]", flush=True)
 
     try:
-        acc = AccuracyPass(target, pool=pool, items=args.accuracy_items, vision=vision,
-                           history=history, listener=progress)  # fmt: skip
+        acc = AccuracyPass(target, services, items=args.accuracy_items, vision=vision,
+                           listener=progress)  # fmt: skip
         return await acc.after(speed)
     finally:
-        await pool.aclose()
-        history.close()
+        await services.aclose()
 
 
 def run(args: argparse.Namespace) -> int:

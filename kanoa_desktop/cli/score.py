@@ -23,9 +23,9 @@ import sys
 import time
 from pathlib import Path
 
+from kanoa_desktop.core.ask.services import command_services
 from kanoa_desktop.core.config.profiles import Profile, ProfileStore
 from kanoa_desktop.core.endpoint.errors import KanoaError
-from kanoa_desktop.core.endpoint.pool import ClientPool
 from kanoa_desktop.core.score import report
 from kanoa_desktop.core.score.run import (
     DEFAULT_CONCURRENCY,
@@ -144,19 +144,10 @@ async def _run(args: argparse.Namespace) -> int:
     else:
         source = suite_source(args.n, args.seed)
     from kanoa_desktop.core.config.secrets import KeyStore
-    from kanoa_desktop.core.history.store import HistoryStore
 
-    pool = ClientPool(KeyStore(), api_key=os.environ.get(args.api_key_env) or None)
-    history = HistoryStore(recover=False)
+    services = command_services(KeyStore(), api_key=os.environ.get(args.api_key_env) or None)
     progress = _Progress()
-    run = ScoreRun(
-        source,
-        profiles,
-        pool=pool,
-        history=history,
-        concurrency=args.concurrency,
-        listener=progress,
-    )
+    run = ScoreRun(source, profiles, services, concurrency=args.concurrency, listener=progress)
     loop = asyncio.get_running_loop()
     try:
         with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -167,7 +158,7 @@ async def _run(args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)
-        await pool.aclose()
+        await services.pool.aclose()
     try:
         progress.print(run)
         out = sys.stdout
@@ -180,7 +171,7 @@ async def _run(args: argparse.Namespace) -> int:
             written = await asyncio.to_thread(report.write, run, args.out)
             print(f"wrote {report.safe_text(written, 'terminal')}", file=sys.stderr)
     finally:
-        history.close()
+        services.history.close()
     if ended.state == "stopped":
         print("Stopped: what was scored is kept; run the same command again to continue.",
               file=sys.stderr)  # fmt: skip

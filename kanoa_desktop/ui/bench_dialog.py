@@ -44,6 +44,7 @@ from kanoa_desktop.core.bench.speed import (
 from kanoa_desktop.core.endpoint.client import ChatClient
 from kanoa_desktop.core.safety import escape_rich
 from kanoa_desktop.ui.plain_text import make_labels_plain
+from kanoa_desktop.ui.qt_guard import guarded
 
 COLUMNS = ("Test", "Mean (tok/s)", "StdDev", "Min", "Max", "CV", "Mean TTFT (s)", "Notes")
 
@@ -334,6 +335,7 @@ class BenchmarkDialog(QDialog):
         self.state.setText(f"Saved the table to {path}.")
         return True
 
+    @guarded()
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
         # Closing stops the suite: no request keeps running for a dialog nobody sees.
         if self.running and self.bench is not None:

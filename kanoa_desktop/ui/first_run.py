@@ -46,6 +46,7 @@ from kanoa_desktop.core.endpoint.discovery import (
     parse_ports,
 )
 from kanoa_desktop.core.safety import plain_tooltip
+from kanoa_desktop.ui.qt_guard import guarded
 from kanoa_desktop.ui.settings.connection import (
     ConnectionReport,
     ConnectionRequest,
@@ -174,6 +175,7 @@ class FirstRunCard(QFrame):
 
     # -- probing --------------------------------------------------------------------------
 
+    @guarded()
     def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
         super().showEvent(event)
         if not self._probed_once:

@@ -45,6 +45,7 @@ from PySide6.QtWidgets import (
 from kanoa_desktop.core.safety import escape_rich
 from kanoa_desktop.ui.gpu_panel import format_latency
 from kanoa_desktop.ui.plain_text import make_labels_plain
+from kanoa_desktop.ui.qt_guard import guarded
 from kanoa_desktop.ui.sparkline import round_down
 
 if TYPE_CHECKING:  # the fleet core brings httpx: imported when a Prometheus is set
@@ -251,6 +252,7 @@ class MultiLinePlot(QWidget):
     def series(self) -> dict[str, tuple[tuple[float, ...], tuple[float, ...]]]:
         return dict(self._series)
 
+    @guarded()
     def paintEvent(self, event) -> None:  # noqa: N802 - Qt's name
         from kanoa_desktop.ui.theme import plot_colours
 
@@ -487,6 +489,7 @@ class FleetPanel(QWidget):
             parent = parent.parentWidget()
         return parent
 
+    @guarded()
     def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt's name
         super().showEvent(event)
         dock = self._dock()
@@ -513,12 +516,14 @@ class FleetPanel(QWidget):
         elif self._poller is not None:  # nobody looks: stop asking Prometheus
             self._poller.pause()
 
+    @guarded()
     def hideEvent(self, event: QHideEvent) -> None:  # noqa: N802 - Qt's name
         self._seen = False
         if self._poller is not None:  # nobody looks: stop asking Prometheus
             self._poller.pause()
         super().hideEvent(event)
 
+    @guarded()
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
         if self._poller is not None:
             self._poller.stop()

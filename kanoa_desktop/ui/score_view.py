@@ -43,9 +43,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from kanoa_desktop.core.ask.services import Services
 from kanoa_desktop.core.config.profiles import ProfileStore
 from kanoa_desktop.core.endpoint.errors import KanoaError
-from kanoa_desktop.core.endpoint.pool import ClientPool
 from kanoa_desktop.core.safety import plain_tooltip
 from kanoa_desktop.core.score import report
 from kanoa_desktop.core.score.run import (
@@ -63,6 +63,7 @@ from kanoa_desktop.core.score.run import (
 )
 from kanoa_desktop.core.score.suite import MAX_ITEMS, SUITE_ID
 from kanoa_desktop.ui.plain_text import make_labels_plain
+from kanoa_desktop.ui.qt_guard import guarded
 
 log = logging.getLogger(__name__)
 
@@ -76,31 +77,26 @@ def _plain(text: str) -> str:
 
 
 class ScoreView(QWidget):
-    """The Score models window; see the module docstring. ``run_cpu`` runs blocking work
-    off the GUI thread; ``history`` keeps every scored item (None: nothing kept)."""
+    """The Score models window; see the module docstring. ``services`` are the face's:
+    its ``run_cpu`` runs blocking work off the GUI thread, its ``history`` keeps every
+    scored item (None: nothing kept)."""
 
     runEnded = Signal(object)  # ScoreEnded
 
     def __init__(
         self,
         store: ProfileStore,
+        services: Services,
         *,
-        pool: ClientPool,
-        history: Any = None,
-        run_cpu: Callable[..., Any] | None = None,
-        vision: Any = None,
-        kanoa_pricing: Any = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent, Qt.WindowType.Window)
         self.setObjectName("scoreView")
         self.setWindowTitle("Score models")
         self.store = store
-        self.pool = pool
-        self.history = history
-        self.run_cpu = run_cpu
-        self.vision = vision
-        self.kanoa_pricing = kanoa_pricing
+        self.services = services
+        self.history = services.history
+        self.run_cpu = services.run_cpu
         self.run: ScoreRun | None = None
         self.last: ScoreEnded | None = None
         self.last_report: Path | None = None
@@ -358,13 +354,9 @@ class ScoreView(QWidget):
                 run = ScoreRun(
                     source,
                     profiles,
-                    pool=self.pool,
-                    history=self.history,
+                    self.services,
                     concurrency=concurrency,
                     listener=self._on_event,
-                    vision=self.vision,
-                    kanoa_pricing=self.kanoa_pricing,
-                    run_cpu=self.run_cpu,
                 )
                 self.run = run
                 self.last = None
@@ -391,9 +383,7 @@ class ScoreView(QWidget):
             self.run.stop()
 
     async def _cpu(self, fn: Callable[[], Any]) -> Any:
-        if self.run_cpu is not None:
-            return await self.run_cpu(fn)
-        return await asyncio.to_thread(fn)
+        return await self.run_cpu(fn)
 
     def _set_running(self, running: bool) -> None:
         self.score_button.setEnabled(not running)
@@ -629,34 +619,10 @@ class ScoreView(QWidget):
                 with contextlib.suppress(Exception):
                     await task
 
+    @guarded()
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
         # Nothing runs unseen: closing stops the run (what was scored is kept).
         if self.run is not None and self.busy:
             self.run.stop()
         self._timer.stop()
         super().closeEvent(event)
-
-
-def show_for_window(w) -> ScoreView:
-    """Tools > Score models…: show the main window's score window (made once, on the
-    window's client pool, profiles, history, pricing and worker pool). It closes,
-    stopping a run, when the main window closes."""
-    view = getattr(w, "score_view", None)
-    if view is None:
-        view = ScoreView(
-            w.store,
-            pool=w.clients,
-            history=w.history,
-            run_cpu=w.run_cpu,
-            vision=w.store,
-            kanoa_pricing=getattr(w, "_kanoa_pricing", None),
-            parent=w,
-        )
-        w.score_view = view
-        closed = getattr(w, "closed", None)
-        if closed is not None:
-            closed.connect(view.close)
-    view.show()
-    view.raise_()
-    view.activateWindow()
-    return view

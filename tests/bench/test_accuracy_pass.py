@@ -9,6 +9,7 @@ import argparse
 import pytest
 
 from kanoa_desktop.cli import bench_endpoint
+from kanoa_desktop.core.ask.services import Services
 from kanoa_desktop.core.bench.accuracy import ACCURACY_ITEMS, ACCURACY_SEED, AccuracyPass
 from kanoa_desktop.core.config.profiles import Profile
 from kanoa_desktop.core.endpoint.client import ChatClient
@@ -78,7 +79,7 @@ def test_the_dialog_runs_the_pass_after_the_speed_suite_and_exports_it(qtbot, ru
                 client,
                 server.model,
                 runs=1,
-                accuracy=lambda listener: AccuracyPass(profile, pool=pool, listener=listener),
+                accuracy=lambda listener: AccuracyPass(profile, Services(pool), listener=listener),
             )
             qtbot.addWidget(dlg)
             dlg.show()

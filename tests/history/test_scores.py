@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import sqlite3
 
+import pytest
+
 from kanoa_desktop.core.history import schema
 from kanoa_desktop.core.history.scores import ScoreRecords
 from kanoa_desktop.core.history.store import HistoryStore
@@ -61,13 +63,15 @@ def test_purging_a_runs_last_conversation_removes_the_finished_run(tmp_path):
     store.close()
 
 
-def test_a_version_2_file_gains_the_score_tables_and_keeps_its_conversations(tmp_path):
+@pytest.mark.parametrize("version", [2, 3])
+def test_an_older_file_gains_the_score_tables_and_keeps_its_conversations(tmp_path, version):
+    # 3 is main's step before score (turns.owner/beat); 2 a file from before that.
     path = tmp_path / "old.sqlite3"
     db = sqlite3.connect(path)
-    for step in schema.MIGRATIONS[:2]:
+    for step in schema.MIGRATIONS[:version]:
         for statement in schema.statements(step):
             db.execute(statement)
-    db.execute("PRAGMA user_version = 2")
+    db.execute(f"PRAGMA user_version = {version}")
     db.execute("INSERT INTO conversations(title, created, updated) VALUES ('old one', 1.0, 1.0)")
     db.commit()
     db.close()
@@ -75,5 +79,9 @@ def test_a_version_2_file_gains_the_score_tables_and_keeps_its_conversations(tmp
     assert store.problem is None
     assert [c.title for c in store.list_conversations()] == ["old one"]
     assert store._db.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION == 4
+    tables = {r[0] for r in store._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"score_runs", "score_conversations", "score_results"} <= tables
+    columns = {r[1] for r in store._db.execute("PRAGMA table_info(turns)")}
+    assert {"owner", "beat"} <= columns  # step 3 kept (or made) on the way
     assert ScoreRecords(store).list_runs() == []
     store.close()

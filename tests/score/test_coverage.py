@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import math
 
+from kanoa_desktop.core.ask.services import Services
 from kanoa_desktop.core.config.profiles import Profile
 from kanoa_desktop.core.endpoint.pool import ClientPool
 from kanoa_desktop.core.score import question as Q
@@ -87,7 +88,7 @@ async def test_the_reported_interval_covers_the_true_accuracy_about_95_percent_o
         oracle = ScoreOracle(source.items, p, seed=k, figures=figures)
         server.answer_for = oracle
         profile = Profile(name="oracle", api_base=server.api_base, temperature=0.0)
-        ended = await ScoreRun(source, [profile], pool=pool, concurrency=N).run()
+        ended = await ScoreRun(source, [profile], Services(pool), concurrency=N).run()
         (s,) = ended.summaries
         assert oracle.unmatched == []
         assert (s.n, s.correct) == (N, oracle.right()), k  # the count is the reader's

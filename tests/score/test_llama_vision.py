@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from kanoa_desktop.core.ask.services import Services
 from kanoa_desktop.core.config.profiles import Profile
 from kanoa_desktop.core.endpoint.pool import ClientPool
 from kanoa_desktop.core.history.store import HistoryStore
@@ -26,7 +27,7 @@ async def test_the_suite_runs_end_to_end_against_the_multimodal_llama_server(
     history = HistoryStore(tmp_path / "h.sqlite3")
     pool = ClientPool()
     try:
-        run = ScoreRun(source, [profile], pool=pool, history=history, concurrency=2)
+        run = ScoreRun(source, [profile], Services(pool, history=history), concurrency=2)
         ended = await run.run()
     finally:
         await pool.aclose()

@@ -11,6 +11,7 @@ import json
 
 import pytest
 
+from kanoa_desktop.core.ask.services import Services
 from kanoa_desktop.core.config.profiles import Profile
 from kanoa_desktop.core.endpoint.pool import ClientPool
 from kanoa_desktop.core.score import question as Q
@@ -28,7 +29,7 @@ FORMULA = '=HYPERLINK("http://evil.example","x")'
 def _run() -> ScoreRun:
     source = suite_source(3, 0)
     run = ScoreRun(source, [Profile(name="lab <b>", api_base="http://127.0.0.1:9/v1",
-                                    model="m\x1b[2J")], pool=ClientPool())  # fmt: skip
+                                    model="m\x1b[2J")], Services(ClientPool()))  # fmt: skip
     a, b, c = source.items
     run.scores[(0, a.id)] = ItemScore(
         a.id, 0, a.template, a.question, a.truth, a.kind, HOSTILE, "40", "answer line",

@@ -15,6 +15,7 @@ import io
 import pytest
 from PIL import Image
 
+from kanoa_desktop.core.ask.services import Services
 from kanoa_desktop.core.config.profiles import Profile
 from kanoa_desktop.core.endpoint.pool import ClientPool
 from kanoa_desktop.core.history.scores import ScoreRecords
@@ -59,7 +60,7 @@ async def test_a_suite_is_scored_through_the_question_path_and_each_item_is_reco
     oracle = ScoreOracle(source.items, 0.7, seed=3)
     events = []
     with VLLMTestServer(tokens_per_second=3000, answer_for=oracle) as server:
-        run = ScoreRun(source, [_profile(server)], pool=pool, history=history,
+        run = ScoreRun(source, [_profile(server)], Services(pool, history=history),
                        concurrency=4, listener=events.append)  # fmt: skip
         ended = await run.run()
         chats = [r.body for r in server.received if r.path.endswith("/chat/completions")]
@@ -110,7 +111,7 @@ async def test_stop_keeps_what_was_scored_and_the_same_run_continues_without_ask
     notices = []
     with VLLMTestServer(tokens_per_second=40, answer_for=oracle) as server:
         profile = _profile(server)
-        run = ScoreRun(source, [profile], pool=pool, history=history, concurrency=2)
+        run = ScoreRun(source, [profile], Services(pool, history=history), concurrency=2)
         task = run.start()
         while len(run.scores) < 3:
             assert not task.done()
@@ -127,7 +128,7 @@ async def test_stop_keeps_what_was_scored_and_the_same_run_continues_without_ask
         asked_before = len(oracle.asked)
 
         server.tokens_per_second = 3000
-        again = ScoreRun(source, [profile], pool=pool, history=history, concurrency=2,
+        again = ScoreRun(source, [profile], Services(pool, history=history), concurrency=2,
                          listener=notices.append)  # fmt: skip
         ended2 = await again.run()
 
@@ -151,7 +152,7 @@ async def test_a_server_that_dies_halfway_keeps_what_was_scored_and_the_run_cont
     port = server.port
     try:
         profile = _profile(server)
-        run = ScoreRun(source, [profile], pool=pool, history=history, concurrency=2,
+        run = ScoreRun(source, [profile], Services(pool, history=history), concurrency=2,
                        listener=events.append)  # fmt: skip
         task = run.start()
         while len(run.scores) < 4:
@@ -172,7 +173,7 @@ async def test_a_server_that_dies_halfway_keeps_what_was_scored_and_the_run_cont
     assert stored.state == "incomplete"
 
     with VLLMTestServer(tokens_per_second=3000, answer_for=oracle, port=port) as back:
-        again = ScoreRun(source, [_profile(back)], pool=pool, history=history, concurrency=2)
+        again = ScoreRun(source, [_profile(back)], Services(pool, history=history), concurrency=2)
         ended2 = await again.run()
     assert again.run_id == run.run_id and again.continued == len(scored)
     assert ended2.state == "done" and ended2.summaries[0].failed == 0
@@ -198,7 +199,7 @@ async def test_two_profiles_are_compared_on_the_same_items_with_mcnemar(pool):
             VLLMTestServer(tokens_per_second=3000, answer_for=good) as a,
             VLLMTestServer(tokens_per_second=3000, answer_for=poor) as b,
         ):
-            run = ScoreRun(source, [_profile(a, "big"), _profile(b, "small")], pool=pool,
+            run = ScoreRun(source, [_profile(a, "big"), _profile(b, "small")], Services(pool),
                            concurrency=6)  # fmt: skip
             ended = await run.run()
     finally:
@@ -237,7 +238,7 @@ async def test_a_key_is_scored_and_a_figure_that_cannot_be_read_fails_alone(pool
     readable = [i for i in source.items if i.source != "broken.png"]
     oracle = ScoreOracle(readable, 1.0, seed=0)
     with VLLMTestServer(tokens_per_second=3000, answer_for=oracle) as server:
-        run = ScoreRun(source, [_profile(server)], pool=pool, concurrency=2)
+        run = ScoreRun(source, [_profile(server)], Services(pool), concurrency=2)
         ended = await run.run()
     (s,) = ended.summaries
     assert (s.n, s.correct, s.failed, s.halted) == (3, 3, 1, "")
@@ -250,4 +251,4 @@ def test_a_run_needs_one_to_four_profiles():
     source = suite_source(2, 0)
     for profiles in ([], [Profile(name=str(i)) for i in range(5)]):
         with pytest.raises(ScoreError, match="profile"):
-            ScoreRun(source, profiles, pool=ClientPool())
+            ScoreRun(source, profiles, Services(ClientPool()))

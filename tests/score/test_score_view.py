@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from kanoa_desktop.core.ask.services import Services
 from kanoa_desktop.core.config.profiles import Profile, ProfileStore
 from kanoa_desktop.core.endpoint.pool import ClientPool
 from kanoa_desktop.core.history.scores import ScoreRecords
@@ -66,7 +67,7 @@ def test_two_profiles_score_live_stop_keeps_what_was_scored_and_score_continues(
 
         async def scenario():
             pool = ClientPool()
-            view = ScoreView(store, pool=pool, history=history, run_cpu=run_cpu)
+            view = ScoreView(store, Services(pool, history=history, run_cpu=run_cpu))
             qtbot.addWidget(view)
             view.set_profiles([big, small])
             view.items.setValue(12)
@@ -131,7 +132,7 @@ def test_bad_choices_are_said_in_the_window_and_nothing_is_asked(qloop, run, qtb
     (tmp_path / "key.csv").write_text("file,question,answer\nmissing.png,What?,1\n")
 
     async def scenario():
-        view = ScoreView(store, pool=ClientPool())
+        view = ScoreView(store, Services(ClientPool()))
         qtbot.addWidget(view)
         view.use_key.setChecked(True)
         assert view.start() is None and "Choose the answer key" in view.message.text()
@@ -157,7 +158,7 @@ def test_score_models_opens_beside_compare_with_the_windows_services(make_window
         assert view.isVisible() and view.windowTitle() == "Score models"
         w.score_action.trigger()
         assert w.score_view is view  # one per window
-        assert view.pool is w.clients and view.history is w.history
+        assert view.services is w.services and view.history is w.history
         assert view.chosen_profiles() == [w.store.active]
         w.close()
         assert not view.isVisible()  # closed with the main window

@@ -94,9 +94,11 @@ class ScoreOracle:
 
         try:
             user = body["messages"][-1]["content"]
+            if not isinstance(user, list):  # text only (the speed suite's own requests)
+                return f"no figure: {str(user)[:80]!r}"
             text = "".join(p.get("text", "") for p in user if p.get("type") == "text").strip()
             url = next(p["image_url"]["url"] for p in user if p.get("type") == "image_url")
-        except (KeyError, TypeError, StopIteration):
+        except (KeyError, TypeError, AttributeError, StopIteration):
             return json.dumps(body)[:300]
         same_text = [k for k in self._by_request if k[1] == text]
         if not same_text:

@@ -51,20 +51,19 @@ class AccuracyResult:
 
 
 class AccuracyPass:
-    """One profile (its model may be overridden) scored on the short suite. ``vision``
-    False skips it (a text-only model cannot read a chart)."""
+    """One profile (its model may be overridden) scored on the short suite with the face's
+    services (its items kept in ``services.history``). ``vision`` False skips it (a
+    text-only model cannot read a chart)."""
 
     def __init__(
         self,
         profile: Profile,
+        services: Any,
         *,
-        pool: Any,
         model: str | None = None,
         items: int = ACCURACY_ITEMS,
         seed: int = ACCURACY_SEED,
         vision: bool | None = None,
-        history: Any = None,
-        run_cpu: Any = None,
         concurrency: int = 4,
         listener: Callable[[ScoreEvent], None] | None = None,
     ) -> None:
@@ -76,9 +75,7 @@ class AccuracyPass:
             self.run = ScoreRun(
                 self.source,
                 [self.profile],
-                pool=pool,
-                history=history,
-                run_cpu=run_cpu,
+                services,
                 concurrency=concurrency,
                 listener=listener,
             )

@@ -37,6 +37,7 @@ from kanoa_desktop.core.config.atomic import write_atomic
 from kanoa_desktop.core.config.disk import os_reason
 from kanoa_desktop.core.config.pricing import format_cost
 from kanoa_desktop.core.endpoint.errors import KanoaError
+from kanoa_desktop.core.history.endings import note
 from kanoa_desktop.core.history.store import StoredConversation, safe_endpoint
 from kanoa_desktop.core.reports.markdown import markdown_renderer, render_markdown
 from kanoa_desktop.core.safety import defang_images, escape_control, scrub_secrets
@@ -58,18 +59,10 @@ def _when(ts: float | None) -> str:
 
 
 def state_note(turn: Any) -> str:
-    if turn.state == "interrupted":
-        return "Answer interrupted (the app stopped while it was streaming)."
-    if turn.state == "stopped":
-        return "Stopped by the user."
-    if turn.state == "error":
-        return scrub_secrets(
-            f"Error: {turn.error_title or 'the answer failed'}"
-            + (f" ({turn.error_message})" if turn.error_message else "")
-        )
-    if turn.finish_reason == "length":
-        return "Stopped at the max tokens limit."
-    return ""
+    """How a stored turn ended (:mod:`~kanoa_desktop.core.history.endings`), the error's
+    message with it; "" for a finished answer."""
+    error = (turn.error_title or "the answer failed") if turn.state == "error" else ""
+    return scrub_secrets(note(turn.state, turn.finish_reason, error, turn.error_message or ""))
 
 
 def reproducibility(conv: StoredConversation) -> list[tuple[str, str]]:
@@ -113,7 +106,7 @@ def usage_line(turn: Any) -> str:
     if turn.ttft_s is not None:
         bits.append(f"TTFT {turn.ttft_s:.2f} s")
     if turn.cost is not None:
-        bits.append(format_cost(turn.cost))
+        bits.append(format_cost(turn.cost, turn.estimated))
     if turn.energy_wh is not None:
         bits.append(f"{turn.energy_wh:.2f} Wh")
     return " · ".join(bits)
@@ -124,30 +117,12 @@ def conversation_markdown(
 ) -> str:
     """The conversation as one Markdown document. ``figure_links`` maps figure hashes to
     the link to use for each image (paths or data URLs); without it figures are listed."""
-    out = [f"# {safe_md(one_line(conv.title))}", ""]
-    if conv.figures:
-        out += ["## Figures", ""]
-        for f in conv.figures:
-            link = (figure_links or {}).get(f.hash)
-            alt = one_line(f.name).replace("]", "\\]")
-            out.append(f"![{alt}]({link})" if link else f"- {alt} (`{f.hash[:12]}`)")
-            out.append("")
-    if conv.context.strip():
-        out += ["**Context:** " + safe_md(conv.context.strip()), ""]
-    if conv.table_summary.strip():
-        out += ["## Table summary sent", "", "```text", conv.table_summary.strip("\n"), "```", ""]
+    out = [f"# {safe_md(one_line(conv.title))}", "", *inputs_markdown(conv, figure_links)]
     for t in conv.turns:
-        out += [f"## Question {t.index + 1}", ""]
-        question = safe_md(t.question.strip() or "-")
-        out += ["> " + line if line else ">" for line in question.splitlines()]
-        out += ["", f"### Answer ({t.model or conv.model}, {_when(t.started)})", ""]
+        out += [f"## Question {t.index + 1}", "", *quote_md(t.question), ""]
+        out += [f"### Answer ({t.model or conv.model}, {_when(t.started)})", ""]
         out += [safe_md(t.answer.strip()) or "*(no text)*", ""]
-        note = state_note(t)
-        if note:
-            out += [f"*{note}*", ""]
-        usage = usage_line(t)
-        if usage:
-            out += [f"*{usage}*", ""]
+        out += [f"*{line}*\n" for line in (state_note(t), usage_line(t)) if line]
         if t.passages:
             out += ["Sources:", ""]
             out += [
@@ -162,6 +137,37 @@ def conversation_markdown(
     ]
     out.append("")
     return "\n".join(out)
+
+
+def inputs_markdown(conv: StoredConversation, figure_links: dict[str, str] | None) -> list[str]:
+    """What a conversation was about, in Markdown: figures (linked, else listed), context,
+    the table summary sent."""
+    out = ["## Figures", ""] if conv.figures else []
+    for f in conv.figures:
+        link, alt = (figure_links or {}).get(f.hash), one_line(f.name).replace("]", "\\]")
+        out += [f"![{alt}]({link})" if link else f"- {alt} (`{f.hash[:12]}`)", ""]
+    if conv.context.strip():
+        out += ["**Context:** " + safe_md(conv.context.strip()), ""]
+    if conv.table_summary.strip():
+        out += ["## Table summary sent", "", "```text", conv.table_summary.strip("\n"), "```", ""]
+    return out
+
+
+def quote_md(question: str) -> list[str]:
+    return ["> " + line if line else ">" for line in safe_md(question.strip() or "-").splitlines()]
+
+
+def figure_links(figures: list, path: Path) -> dict[str, str]:
+    """Write ``figures`` in ``<stem>_figures/`` beside the Markdown file ``path``; their
+    relative, URL-safe links by hash."""
+    links: dict[str, str] = {}
+    folder = path.with_name(f"{path.stem}_figures")
+    for i, f in enumerate(figures, 1):
+        name = f"{i:02d}-{slug(Path(f.name).stem)}-{f.hash[:8]}.{f.extension}"
+        write_file(folder / name, f.data)
+        # Spaces and brackets would break the Markdown link.
+        links[f.hash] = f"{folder.name}/{name}".replace(" ", "%20")
+    return links
 
 
 def safe_md(text: str) -> str:
@@ -196,15 +202,7 @@ def write_file(path: Path, data: bytes | str) -> None:
 def export_markdown(conv: StoredConversation, path: Path | str) -> Path:
     """Write ``path`` (.md) and the figures in ``<stem>_figures/`` beside it."""
     path = Path(path)
-    links: dict[str, str] = {}
-    if conv.figures:
-        folder = path.with_name(f"{path.stem}_figures")
-        for i, f in enumerate(conv.figures, 1):
-            name = f"{i:02d}-{slug(Path(f.name).stem)}-{f.hash[:8]}.{f.extension}"
-            write_file(folder / name, f.data)
-            # Relative and URL-safe: spaces and brackets would break the Markdown link.
-            links[f.hash] = f"{folder.name}/{name}".replace(" ", "%20")
-    write_file(path, conversation_markdown(conv, links))
+    write_file(path, conversation_markdown(conv, figure_links(conv.figures, path)))
     return path
 
 
@@ -223,41 +221,40 @@ table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2rem .5rem;v
 """
 
 
-def conversation_html(conv: StoredConversation) -> str:
-    """The conversation as one self-contained HTML document (figures as data URLs)."""
-    md = markdown_renderer()
+def html_start(title: str, conv: StoredConversation, css: str = HTML_CSS) -> list[str]:
+    """An HTML export's head (nothing loads from outside), its title and what the
+    conversation was about: figures as data URLs, context, the table summary sent."""
     e = html.escape
     out = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
         "img-src data:; style-src 'unsafe-inline'\">",
-        f"<title>{e(conv.title)}</title><style>{HTML_CSS}</style></head><body>",
-        f"<h1>{e(conv.title)}</h1>",
-    ]
-    if conv.figures:
-        out.append("<h2>Figures</h2>")
-        for f in conv.figures:
-            out.append(
-                f'<figure><img src="{e(f.data_url())}" alt="{e(f.name)}" '
-                f'width="{f.width or ""}" height="{f.height or ""}">'
-                f"<figcaption>{e(f.name)} <code>{e(f.hash[:12])}</code></figcaption></figure>"
-            )
+        f"<title>{e(title)}</title><style>{css}</style></head><body>",
+        f"<h1>{e(title)}</h1>",
+    ] + (["<h2>Figures</h2>"] if conv.figures else [])
+    out += [f'<figure><img src="{e(f.data_url())}" alt="{e(f.name)}" width="{f.width or ""}" '
+            f'height="{f.height or ""}"><figcaption>{e(f.name)} <code>{e(f.hash[:12])}</code>'
+            "</figcaption></figure>" for f in conv.figures]  # fmt: skip
     if conv.context.strip():
         out.append(f"<p><strong>Context:</strong> {e(conv.context.strip())}</p>")
     if conv.table_summary.strip():
         out.append(f"<h2>Table summary sent</h2><pre>{e(conv.table_summary.strip())}</pre>")
+    return out
+
+
+def conversation_html(conv: StoredConversation) -> str:
+    """The conversation as one self-contained HTML document (figures as data URLs)."""
+    md = markdown_renderer()
+    e = html.escape
+    out = html_start(conv.title, conv)
     for t in conv.turns:
         out.append(f"<h2>Question {t.index + 1}</h2>")
         out.append(f"<blockquote>{e(t.question.strip() or '-')}</blockquote>".replace("\n", "<br>"))
         out.append(f"<h3>Answer ({e(t.model or conv.model)}, {e(_when(t.started))})</h3>")
         out.append(f'<div class="answer">{md.render(defang_images(t.answer))}</div>')
-        note = state_note(t)
-        if note:
-            out.append(f'<p class="note"><em>{e(note)}</em></p>')
-        usage = usage_line(t)
-        if usage:
-            out.append(f'<p class="usage">{e(usage)}</p>')
+        out += [f'<p class="{cls}"><em>{e(line)}</em></p>'
+                for cls, line in (("note", state_note(t)), ("usage", usage_line(t))) if line]  # fmt: skip
         if t.passages:
             items = "".join(
                 f"<li>[{e(str(p.get('number')))}] {e(str(p.get('label') or p.get('file')))}</li>"
@@ -291,32 +288,39 @@ def pdf_fonts() -> tuple[Path | None, Path | None]:
     return (sans if sans.exists() else None), (mono if mono.exists() else None)
 
 
-def conversation_pdf(conv: StoredConversation) -> bytes:
-    """The conversation as PDF bytes (A4): figures, questions, answers, reproducibility."""
-    from fpdf import FPDF, FontFace, TextStyle
+def pdf_document(title: str) -> tuple[Any, str, str, Any]:
+    """An A4 fpdf2 document with the DejaVu fonts when found: (pdf, text font, code font,
+    ``text(s)``, which makes ``s`` printable in the text font)."""
+    from fpdf import FPDF
 
     pdf = FPDF(format="A4")
     pdf.set_auto_page_break(auto=True, margin=15)
-    pdf.set_title(conv.title)
+    pdf.set_title(title)
     pdf.set_creator(f"kanoa desktop {__version__}")
     sans, mono = pdf_fonts()
     family, code = "helvetica", "courier"
     if sans is not None:
-        folder = sans.parent
         pdf.add_font("dejavu", "", str(sans))
         for style, name in (("B", "Bold"), ("I", "Oblique"), ("BI", "BoldOblique")):
-            f = folder / f"DejaVuSans-{name}.ttf"
+            f = sans.parent / f"DejaVuSans-{name}.ttf"
             pdf.add_font("dejavu", style, str(f if f.exists() else sans))
         family = "dejavu"
     if mono is not None:
-        pdf.add_font("dejavumono", "", str(mono))
-        for style in ("B", "I", "BI"):
+        for style in ("", "B", "I", "BI"):
             pdf.add_font("dejavumono", style, str(mono))
         code = "dejavumono"
 
-    def text(s: str) -> str:
-        # The core fonts (no DejaVu found) are Latin-1 only.
+    def text(s: str) -> str:  # the core fonts (no DejaVu found) are Latin-1 only
         return s if family == "dejavu" else s.encode("latin-1", "replace").decode("latin-1")
+
+    return pdf, family, code, text
+
+
+def conversation_pdf(conv: StoredConversation) -> bytes:
+    """The conversation as PDF bytes (A4): figures, questions, answers, reproducibility."""
+    from fpdf import FontFace, TextStyle
+
+    pdf, family, code, text = pdf_document(conv.title)
 
     def para(s: str, size: float = 10, style: str = "") -> None:
         pdf.set_font(family, style, size)

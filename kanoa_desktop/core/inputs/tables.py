@@ -168,7 +168,10 @@ def format_value(value: object, fmt: str | None = None, decimal: str = ".") -> s
         return ""
     if isinstance(value, bool):
         return str(value)
-    if isinstance(value, float) or type(value).__module__ == "numpy":
+    # A NumPy scalar, not an array: a Parquet list column holds arrays, shown as str().
+    if isinstance(value, float) or (
+        type(value).__module__ == "numpy" and not getattr(value, "ndim", 0)
+    ):
         kind = getattr(getattr(value, "dtype", None), "kind", "f")
         if kind == "f":
             if fmt and fmt.startswith("fixed:"):

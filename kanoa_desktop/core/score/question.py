@@ -2,9 +2,9 @@
 
 A scored item is asked like any other question: a fresh
 :class:`~kanoa_desktop.core.ask.pipeline.ConversationRunner` (its own conversation and its
-own history record), fed an :class:`~kanoa_desktop.core.ask.interpret.Inputs` with the
-item's figure and its question followed by the ``ANSWER:`` instruction, under the scoring
-system prompt. When the question object of issue 22 lands, this module follows it; nothing
+own history record) on the face's :class:`~kanoa_desktop.core.ask.services.Services`, its
+:class:`~kanoa_desktop.core.ask.outbox.Outbox` holding the item's figure, asked the item's
+question followed by the ``ANSWER:`` instruction, under the scoring system prompt. Nothing
 else in :mod:`kanoa_desktop.core.score` builds a request.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kanoa_desktop.core.ask.interpret import Inputs
+from kanoa_desktop.core.ask.outbox import Outbox
 from kanoa_desktop.core.ask.pipeline import ConversationRunner, TurnEnded
 from kanoa_desktop.core.score.extract import ANSWER_INSTRUCTION
 from kanoa_desktop.core.score.items import ScoreItem
@@ -52,17 +52,22 @@ def prepare(item: ScoreItem, long_side: int) -> Any:
     return prepare_figure(chart_png(item.chart), long_side=long_side, name=item.figure_name)
 
 
-def new_runner(profile: Any, **collaborators: Any) -> ConversationRunner:
-    """A runner for one item: its own conversation, the scoring prompt, no knowledge base
-    (passages would change what is measured). ``collaborators`` are the runner's
-    (pool, history, vision, kanoa_pricing, costs, run_cpu...)."""
-    return ConversationRunner(profile, system_prompt=SYSTEM_PROMPT, **collaborators)
+def new_runner(profile: Any, services: Any, figure: Any) -> ConversationRunner:
+    """A runner for one item: its own conversation with the item's figure in its outbox,
+    the scoring prompt, no knowledge base (passages would change what is measured)."""
+    return ConversationRunner(
+        profile,
+        services.replace(knowledge_base=lambda: None),
+        outbox=Outbox([figure]),
+        system_prompt=SYSTEM_PROMPT,
+    )
 
 
-async def ask(runner: ConversationRunner, item: ScoreItem, figure: Any) -> TurnEnded:
-    """Ask ``item`` with its prepared figure; the turn's end (never raises for a failed
-    question; re-raises cancellation from outside after the turn is recorded)."""
-    return await runner.ask(Inputs(figures=[figure], question=question_text(item)))
+async def ask(runner: ConversationRunner, item: ScoreItem) -> TurnEnded:
+    """Ask ``item`` (its figure is in the runner's outbox); the turn's end (never raises
+    for a failed question; re-raises cancellation from outside after the turn is
+    recorded)."""
+    return await runner.ask(question_text(item))
 
 
 __all__ = ["SYSTEM_PROMPT", "ask", "new_runner", "prepare", "prompt_description", "question_text"]

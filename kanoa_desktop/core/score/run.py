@@ -2,10 +2,11 @@
 
 A :class:`ScoreRun` takes a :class:`Source` (the chart suite for a seed, or an answer key)
 and profiles, and asks each profile every item through the one question path
-(:mod:`.question`), up to ``concurrency`` items at a time per profile, on one shared
-:class:`~kanoa_desktop.core.endpoint.pool.ClientPool`. Figures are drawn and prepared off the
-loop's thread (``run_cpu``), a few items ahead of the questions, once per item and image
-size whatever the number of profiles.
+(:mod:`.question`), up to ``concurrency`` items at a time per profile, on the face's
+:class:`~kanoa_desktop.core.ask.services.Services` (one client pool, the history, prices,
+the worker pool). Figures are drawn and prepared off the loop's thread
+(``services.run_cpu``), a few items ahead of the questions, once per item and image size
+whatever the number of profiles.
 
 What a caller may rely on:
 
@@ -13,7 +14,8 @@ What a caller may rely on:
   ends, :class:`RunNotice` for what the user should know (a run continued, a profile whose
   server stopped answering), and one :class:`ScoreEnded` per :meth:`ScoreRun.run` with the
   summaries and the paired comparisons.
-- **Nothing scored is lost.** With a history, each item's conversation is recorded by its
+- **Nothing scored is lost.** With a history (``services.history``), each item's
+  conversation is recorded by its
   runner and its score committed the moment it is judged
   (:class:`~kanoa_desktop.core.history.scores.ScoreRecords`). :meth:`ScoreRun.stop` stops
   the questions in flight (those items stay unscored) and keeps the rest. A profile whose
@@ -46,7 +48,6 @@ from kanoa_desktop.core.ask.compare import pane_labels
 from kanoa_desktop.core.ask.pipeline import internal_error
 from kanoa_desktop.core.config.profiles import Profile
 from kanoa_desktop.core.endpoint.errors import KanoaError
-from kanoa_desktop.core.endpoint.pool import ClientPool
 from kanoa_desktop.core.score import question as Q
 from kanoa_desktop.core.score.extract import ANSWER_INSTRUCTION, extract, judge
 from kanoa_desktop.core.score.items import ScoreItem
@@ -348,13 +349,6 @@ ScoreEvent = ItemScored | ItemFailed | RunNotice | ScoreEnded
 # ---------------------------------------------------------------- the run
 
 
-CpuRunner = Callable[[Callable[[], Any]], Any]
-
-
-async def _to_thread(fn: Callable[[], Any]) -> Any:
-    return await asyncio.to_thread(fn)
-
-
 class _ItemHistory:
     """The history as one item's runner sees it: the conversation it starts is linked to
     the run at once, so the history's list never shows it as an entry of its own."""
@@ -393,15 +387,10 @@ class ScoreRun:
         self,
         source: Source,
         profiles: Sequence[Profile],
+        services: Any,
         *,
-        pool: ClientPool,
-        history: Any = None,
         concurrency: int = DEFAULT_CONCURRENCY,
         listener: Callable[[ScoreEvent], None] | None = None,
-        vision: Any = None,
-        kanoa_pricing: Any = None,
-        run_cpu: CpuRunner | None = None,
-        costs: Any = None,
         lookahead: int | None = None,
     ) -> None:
         if not profiles:
@@ -417,19 +406,16 @@ class ScoreRun:
         self.items = list(source.items)
         self.profiles = list(profiles)
         self.labels = pane_labels(self.profiles)
-        self.pool = pool
-        self.history = history
+        self.services = services
+        self.history = services.history
         self.records = None
-        if history is not None:
+        if self.history is not None:
             from kanoa_desktop.core.history.scores import ScoreRecords
 
-            self.records = ScoreRecords(history)
+            self.records = ScoreRecords(self.history)
         self.concurrency = max(1, min(int(concurrency), MAX_CONCURRENCY))
         self.listeners: list[Callable[[ScoreEvent], None]] = [listener] if listener else []
-        self.vision = vision
-        self.kanoa_pricing = kanoa_pricing
-        self.costs = costs
-        self.run_cpu = run_cpu or _to_thread
+        self.run_cpu = services.run_cpu
         self.lookahead = lookahead if lookahead is not None else self.concurrency + 2
         self.key = run_key(source, self.profiles)
         self.run_id: int | None = None
@@ -449,6 +435,10 @@ class ScoreRun:
         self._stopping = False
         self._running = False
         self._task: asyncio.Task | None = None
+        # The runners' services: the history links each item's conversation to the run.
+        self._item_services = services.replace(
+            history=_ItemHistory(self) if self.history is not None else None
+        )
 
     # -- events ----------------------------------------------------------------------------
 
@@ -711,18 +701,10 @@ class ScoreRun:
                 return
             if self._stopping:
                 return
-            runner = Q.new_runner(
-                lane.profile,
-                pool=self.pool,
-                history=_ItemHistory(self) if self.history is not None else None,
-                vision=self.vision,
-                kanoa_pricing=self.kanoa_pricing,
-                costs=self.costs,
-                run_cpu=self.run_cpu,
-            )
+            runner = Q.new_runner(lane.profile, self._item_services, figure)
             self._runners.add(runner)
             try:
-                ended = await Q.ask(runner, item, figure)
+                ended = await Q.ask(runner, item)
             finally:
                 self._runners.discard(runner)
             if runner.model:

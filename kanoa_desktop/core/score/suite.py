@@ -31,6 +31,7 @@ Changing anything that changes an item (vocabulary, ranges, templates, drawing) 
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import hashlib
 import json
@@ -547,6 +548,11 @@ def _drawer():
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_background,
             )
+            # Ended while the interpreter is whole: left to the garbage collector at
+            # exit, its manager's callback runs after its modules are gone (an
+            # "Exception ignored" on stderr at the end of every command and window).
+            atexit.unregister(stop_drawing)  # once, however often it is started
+            atexit.register(stop_drawing)
         return _DRAWER
 
 
