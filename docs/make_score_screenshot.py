@@ -10,7 +10,10 @@ Two profiles score the first 16 items of the chart suite (seed 0):
   tests/servers/score_oracle.py: right with probability 0.8 from the truths it is handed.
   No model reads anything there either; it shows what the window reports when one does.
 
-    .venv/bin/python docs/make_score_screenshot.py
+    .venv/bin/python docs/make_score_screenshot.py [--small DIR]
+
+The docs' shots are 1280x720; ``--small DIR`` also writes the window at 900x600, light and
+dark, into DIR (to look at, not kept).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ DOCS = ROOT / "docs"
 N = 16
 
 
-async def shoot(llama_base: str, vllm_base: str) -> None:
+async def shoot(llama_base: str, vllm_base: str, small: Path | None = None) -> None:
     from PySide6.QtWidgets import QApplication
 
     from kanoa_desktop.core.ask.services import Services
@@ -53,15 +56,19 @@ async def shoot(llama_base: str, vllm_base: str) -> None:
     view.set_profiles(profiles)
     view.items.setValue(N)
     view.concurrency.setValue(2)
-    view.resize(1100, 640)
+    view.resize(1280, 720)
     view.show()
     ended = await view.start()
     print(f"run ended: {ended.state if ended else view.message.text()}")
-    for theme, name in (("light", "score.png"), ("dark", "score-dark.png")):
-        apply_appearance(QApplication.instance(), theme)
-        await asyncio.sleep(0.5)
-        view.grab().save(str(DOCS / name))
-        print(f"wrote {DOCS / name}")
+    shots = [((1280, 720), DOCS, "")] + ([((900, 600), small, "-900x600")] if small else [])
+    for (width, height), where, suffix in shots:
+        view.resize(width, height)
+        for theme, name in (("light", "score"), ("dark", "score-dark")):
+            apply_appearance(QApplication.instance(), theme)
+            await asyncio.sleep(0.5)
+            path = where / f"{name}{suffix}.png"
+            view.grab().save(str(path))
+            print(f"wrote {path} ({view.width()}x{view.height()})")
     await view.shutdown()
     view.close()
     await pool.aclose()
@@ -86,7 +93,12 @@ def contact_sheet() -> None:
     print(f"wrote {DOCS / 'score-suite.png'}")
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--small", type=Path, help="also write 900x600 shots here")
+    args = parser.parse_args(argv)
     from kanoa_desktop.core.score.run import suite_source
     from kanoa_desktop.ui.app import close_event_loop, create_application, create_event_loop
     from tests.servers.llama import LlamaServer, missing_reason
@@ -109,7 +121,7 @@ def main() -> int:
             loop = create_event_loop(app)
             asyncio.set_event_loop(loop)
             try:
-                loop.run_until_complete(shoot(llama.api_base, vllm.api_base))
+                loop.run_until_complete(shoot(llama.api_base, vllm.api_base, args.small))
             finally:
                 close_event_loop(loop)
         finally:

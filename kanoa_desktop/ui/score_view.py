@@ -212,7 +212,10 @@ class ScoreView(QWidget):
         )
         self.templates.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.templates.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-        root.addWidget(self.templates, 1)
+        # Rows and header change height with the style (a theme, a font): fit again.
+        self.templates.verticalHeader().sectionResized.connect(self._fit_templates)
+        self.templates.horizontalHeader().geometriesChanged.connect(self._fit_templates)
+        root.addWidget(self.templates, 100)  # all it needs first (its max: its rows), then
         self.verdicts = QLabel()
         self.verdicts.setObjectName("scoreVerdicts")
         self.verdicts.setTextFormat(Qt.TextFormat.PlainText)
@@ -223,6 +226,7 @@ class ScoreView(QWidget):
         self.message.setTextFormat(Qt.TextFormat.PlainText)
         self.message.setWordWrap(True)
         root.addWidget(self.message)
+        root.addStretch(1)  # the rest below the lines
 
         earlier = QHBoxLayout()
         earlier.addWidget(QLabel("Earlier runs:"))
@@ -386,6 +390,7 @@ class ScoreView(QWidget):
         return await self.run_cpu(fn)
 
     def _set_running(self, running: bool) -> None:
+        before = self.focusWidget()
         self.score_button.setEnabled(not running)
         self.stop_button.setEnabled(running)
         for w in (self.use_suite, self.use_key, self.items, self.seed, self.key_path,
@@ -394,6 +399,10 @@ class ScoreView(QWidget):
         self.export_button.setEnabled(
             not running and self.run is not None and bool(self.run.scores or self.run.failures)
         )
+        if before is None or not before.isEnabled():
+            # The focus was on what is now disabled: Qt would pass it to the next field
+            # (the "At once" box, its text selected); Stop while running, Score after.
+            (self.stop_button if running else self.score_button).setFocus()
         if running:
             self._timer.start()
         else:
@@ -508,6 +517,18 @@ class ScoreView(QWidget):
                     item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
                     self.templates.setItem(r, c, item)
                 item.setText(text)
+        self._fit_templates()
+
+    def _fit_templates(self, *_: Any) -> None:
+        """The template table no taller than its rows (the space left goes below the
+        verdicts, not to an empty grid)."""
+        t = self.templates
+        header = t.horizontalHeader()
+        height = max(header.height(), header.sizeHint().height()) + 2 * t.frameWidth()
+        height += t.verticalHeader().length()
+        if t.horizontalScrollBar().isVisible():
+            height += t.horizontalScrollBar().sizeHint().height()
+        t.setMaximumHeight(max(height, 4 * t.verticalHeader().defaultSectionSize()))
 
     def _ended_line(self, ended: ScoreEnded) -> str:
         kept = " Kept in the history." if self.history is not None else ""
