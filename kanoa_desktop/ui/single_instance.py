@@ -42,6 +42,7 @@ from pathlib import Path
 from PySide6.QtCore import QEvent, QObject
 from PySide6.QtNetwork import QAbstractSocket, QLocalServer, QLocalSocket
 
+from kanoa_desktop.core.config.paths import HOME_ENV
 from kanoa_desktop.ui.qt_guard import guarded
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ PROTOCOL_VERSION = 1
 MAX_MESSAGE_BYTES = 1024 * 1024
 ACK = b"ok\n"
 DEFAULT_TIMEOUT_MS = 2000
+MAX_SOCKET_PATH = 100  # a Unix socket's path must fit sockaddr_un.sun_path (108 bytes)
 
 
 def _user() -> str:
@@ -60,8 +62,17 @@ def _user() -> str:
     return name
 
 
-def server_name(app_id: str, user: str | None = None, runtime_dir: str | None = None) -> str:
-    """The local server name for ``app_id`` and ``user`` (default: the current user).
+def server_name(
+    app_id: str,
+    user: str | None = None,
+    runtime_dir: str | None = None,
+    home: str | None = None,
+) -> str:
+    """The local server name for ``app_id``, ``user`` (default: the current user) and
+    data folder ``home`` (default: ``$KANOA_DESKTOP_HOME``; unset: the platform's folders).
+
+    A window with another data folder (a portable install, a self-test, a test's
+    throwaway home) is another app: it never takes this one's files, nor hands it its own.
 
     On Linux with ``XDG_RUNTIME_DIR`` (a private per-user folder) it is a socket path
     there; elsewhere a plain name, which Qt places in the temp folder (Unix) or the
@@ -74,9 +85,19 @@ def server_name(app_id: str, user: str | None = None, runtime_dir: str | None = 
     if clean != user:
         clean += "-" + hashlib.sha256(user.encode()).hexdigest()[:8]
     name = f"{app_id}-{clean}"
+    home = os.environ.get(HOME_ENV) if home is None else home
+    if home:
+        where = str(Path(home).expanduser().absolute())
+        name += "-" + hashlib.sha256(where.encode()).hexdigest()[:12]
     runtime = os.environ.get("XDG_RUNTIME_DIR") if runtime_dir is None else runtime_dir
     if sys.platform.startswith("linux") and runtime and Path(runtime).is_dir():
-        return str(Path(runtime) / f"{name}.sock")
+        path = str(Path(runtime) / f"{name}.sock")
+        if len(path.encode()) > MAX_SOCKET_PATH:  # sun_path holds 108 bytes
+            short = f"kanoa-{hashlib.sha256(name.encode()).hexdigest()[:20]}"
+            path = str(Path(runtime) / f"{short}.sock")
+            if len(path.encode()) > MAX_SOCKET_PATH:
+                return short  # a plain name: Qt puts it in the temp folder
+        return path
     return name
 
 

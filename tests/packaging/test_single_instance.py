@@ -57,6 +57,32 @@ def test_server_name_is_per_app_and_per_user():
     assert len({a, b, other}) == 3
 
 
+def test_server_name_is_per_data_folder(tmp_path):
+    """Another KANOA_DESKTOP_HOME (a portable install, a self-test, a test's throwaway
+    home) is another app: its launches never hand their files to this one's window."""
+    default = server_name("app", user="alice", runtime_dir="", home="")
+    a = server_name("app", user="alice", runtime_dir="", home=str(tmp_path / "a"))
+    b = server_name("app", user="alice", runtime_dir="", home=str(tmp_path / "b"))
+    assert len({default, a, b}) == 3
+    assert a == server_name("app", user="alice", runtime_dir="", home=str(tmp_path / "a"))
+
+
+def test_a_launch_with_another_data_folder_is_not_taken(qtbot, app_id, tmp_path, monkeypatch):
+    received: list[list[str]] = []
+    monkeypatch.setenv("KANOA_DESKTOP_HOME", str(tmp_path / "first"))
+    first = SingleInstance(app_id)
+    assert first.listen(received.append)
+    try:
+        monkeypatch.setenv("KANOA_DESKTOP_HOME", str(tmp_path / "second"))
+        assert wait_exit(qtbot, launch_second(app_id, ["a.png"], cwd=tmp_path)) == 3
+        monkeypatch.setenv("KANOA_DESKTOP_HOME", str(tmp_path / "first"))
+        assert wait_exit(qtbot, launch_second(app_id, ["b.png"], cwd=tmp_path)) == 0
+        qtbot.waitUntil(lambda: bool(received), timeout=5_000)
+    finally:
+        first.close()
+    assert received == [[str(tmp_path / "b.png")]]
+
+
 def test_server_name_cleans_odd_user_names_without_collisions():
     a = server_name("app", user="DOMAIN\\alice", runtime_dir="")
     b = server_name("app", user="DOMAIN/alice", runtime_dir="")
@@ -68,6 +94,16 @@ def test_server_name_cleans_odd_user_names_without_collisions():
 def test_server_name_uses_the_private_runtime_dir_on_linux(tmp_path):
     name = server_name("app", user="alice", runtime_dir=str(tmp_path))
     assert Path(name).parent == tmp_path
+
+
+def test_a_long_runtime_dir_still_gives_a_socket_path_that_fits(tmp_path):
+    for depth in (1, 20, 80):
+        deep = tmp_path / ("d" * depth)
+        deep.mkdir()
+        args = ("io.github.kanoa.Desktop", "alice", str(deep))
+        name, other = server_name(*args, home="/h"), server_name(*args, home="/i")
+        assert len(name.encode()) <= 100, name
+        assert name != other
 
 
 def test_message_makes_relative_paths_absolute_against_the_senders_cwd(tmp_path):

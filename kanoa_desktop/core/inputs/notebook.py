@@ -27,6 +27,7 @@ import binascii
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kanoa_desktop.core.inputs.chosen import read_chosen
 from kanoa_desktop.core.inputs.figures import (
     MAX_FILE_BYTES,
     FigureError,
@@ -155,25 +156,15 @@ def load_notebook(
     """
     path = Path(path)
     label = path.name
-    try:
-        size = path.stat().st_size
-        if path.is_dir():
-            raise CorruptNotebookError(f"{label} is a folder, not a notebook.", "Choose a file.")
-        if size > MAX_NOTEBOOK_BYTES:
-            raise NotebookTooLargeError(
-                f"{label} is {size / 1e6:.0f} MB, more than the "
-                f"{MAX_NOTEBOOK_BYTES / 1e6:.0f} MB limit for notebooks.",
-                "Clear the outputs you do not need (or save the figures as files) and try again.",
-            )
-        raw = path.read_bytes()
-    except FileNotFoundError as exc:
-        raise CorruptNotebookError(
-            f"{label} was not found.", "Check that the file still exists and try again."
-        ) from exc
-    except OSError as exc:
-        raise CorruptNotebookError(
-            f"{label} cannot be read ({exc.strerror or exc}).", "Check the file's permissions."
-        ) from exc
+    raw = read_chosen(
+        path,
+        "a notebook",
+        CorruptNotebookError,
+        limit=MAX_NOTEBOOK_BYTES,
+        too_large=NotebookTooLargeError,
+        what="notebooks",
+        hint="Clear the outputs you do not need (or save the figures as files) and try again.",
+    )
     if not raw.strip():
         raise EmptyNotebookError(f"{label} is empty.", "Check that it finished saving.")
     try:
