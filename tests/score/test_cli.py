@@ -103,7 +103,7 @@ def test_a_key_is_scored_against_an_api_base_and_the_table_goes_to_stdout(capsys
 @pytest.mark.parametrize(
     ("args", "content", "needle", "status"),
     [
-        (["--key", "{tmp}/missing.csv"], None, "cannot be read", 1),
+        (["--key", "{tmp}/missing.csv"], None, "missing.csv was not found", 1),
         (
             ["--key", "{tmp}/key.csv"],
             "file,question,answer\nnope.png,Q?,1\n",

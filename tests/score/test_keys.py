@@ -114,8 +114,11 @@ def test_an_empty_key_or_one_without_its_columns_is_a_clear_error(lab, content, 
 
 
 def test_a_key_that_is_missing_binary_too_large_or_not_utf8_is_refused(lab):
-    with pytest.raises(KeyError_, match="cannot be read"):
+    # Missing, a folder, too large: the sentences of every file the user chooses.
+    with pytest.raises(KeyError_, match="nope.csv was not found"):
         load_key(lab / "nope.csv")
+    with pytest.raises(KeyError_, match="plots is a folder, not an answer key"):
+        load_key(lab / "plots")
     binary = lab / "bin.csv"
     binary.write_bytes(b"file,question,answer\n\x00\x01\x02")
     with pytest.raises(KeyError_, match="not a CSV"):
@@ -129,7 +132,7 @@ def test_a_key_that_is_missing_binary_too_large_or_not_utf8_is_refused(lab):
         f.write(b"file,question,answer\n")
         f.seek(MAX_BYTES + 10)
         f.write(b"\n")
-    with pytest.raises(KeyError_, match="at most 4 MB"):
+    with pytest.raises(KeyError_, match="more than the 4 MB limit for answer keys"):
         load_key(big)
 
 

@@ -67,26 +67,11 @@ def load_key(path: Path | str) -> AnswerKey:
     """Read and check the key at ``path`` (blocking: reads every figure's bytes to hash
     them; run it off the GUI thread). Raises :class:`KeyError_`."""
     path = Path(path).expanduser()
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise KeyError_(
-            f"The answer key {_shown(path)} cannot be read ({exc.strerror or exc}).",
-            "Check the file name.",
-        ) from exc
-    if size > MAX_BYTES:
-        raise KeyError_(
-            f"The answer key {_shown(path.name)} is {size / 2**20:.1f} MB; a key may be "
-            f"at most {MAX_BYTES // 2**20} MB.",
-            "Split it into several keys.",
-        )
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise KeyError_(
-            f"The answer key {_shown(path)} cannot be read ({exc.strerror or exc}).",
-            "Check the file's permissions.",
-        ) from exc
+    from kanoa_desktop.core.inputs.chosen import read_chosen
+
+    raw = read_chosen(path, "an answer key (CSV)", KeyError_, limit=MAX_BYTES,
+                      too_large=KeyError_, what="answer keys",
+                      hint="Split it into several keys.")  # fmt: skip
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
