@@ -46,7 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_cli(args)
     problem = unknown_command(args, list(SUBCOMMANDS))
     if problem:
-        print(problem, file=sys.stderr)
+        from kanoa_desktop.cli.output import echo
+
+        echo(problem, err=True)
         return 2
     from kanoa_desktop.ui.app import run_app
 

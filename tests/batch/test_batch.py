@@ -22,7 +22,7 @@ from kanoa_desktop.core.batch.runner import (
 from kanoa_desktop.core.batch.store import BatchStore
 from kanoa_desktop.core.config.profiles import Profile
 from kanoa_desktop.core.endpoint.pool import ClientPool
-from kanoa_desktop.core.reports.markdown import demote_headings
+from kanoa_desktop.core.reports.markdown import safe_markdown
 from tests.batch.conftest import MIXED_ITEMS
 from tests.servers.vllm_server import VLLMTestServer
 
@@ -270,7 +270,9 @@ def test_an_empty_folder_says_what_it_looks_for(tmp_path):
 
 def test_answer_headings_nest_under_the_report_headings():
     text = "## Result\n\nbody\n```\n# code comment\n```\n###### deep"
-    assert demote_headings(text) == "##### Result\n\nbody\n```\n# code comment\n```\n###### deep"
+    assert safe_markdown(text, demote=3) == (
+        "##### Result\n\nbody\n```\n# code comment\n```\n###### deep"
+    )
 
 
 def test_a_state_file_that_cannot_be_opened_is_a_message(tmp_path):

@@ -16,12 +16,12 @@ import pytest
 from kanoa_desktop.core.ask.markdown_stream import MarkdownStream
 from kanoa_desktop.core.endpoint import errors as E
 from kanoa_desktop.core.endpoint.sse import SseComment, SseEvent, SseTooLarge, iter_sse
-from kanoa_desktop.core.history.export import pdf_html as _pdf_html
 from kanoa_desktop.core.inputs.figures import _strip_css_refs
 from kanoa_desktop.core.kb.chunking import chunk_segments
 from kanoa_desktop.core.kb.readers import Segment
 from kanoa_desktop.core.kb.retrieval import Grounding, Passage, Source, query_terms
 from kanoa_desktop.core.reports.markdown import render_markdown
+from kanoa_desktop.core.reports.pdf import pdf_html as _pdf_html
 from kanoa_desktop.core.safety import (
     MASK,
     defang_images,
