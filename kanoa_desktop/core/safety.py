@@ -203,9 +203,20 @@ def defang_images(markdown: str, *, escape_html: bool = False) -> str:
     return markdown
 
 
+# --- code blocks ---------------------------------------------------------------------------
+
+
+def code_fence(text: str) -> str:
+    """A backtick fence longer than any run of backticks in ``text`` (at least three), so
+    no line of ``text`` (a notebook cell's source) can close the block it opens."""
+    longest = max((len(r) for r in re.findall(r"`+", text)), default=0)
+    return "`" * max(3, longest + 1)
+
+
 __all__ = [
     "MASK",
     "ScrubbingFilter",
+    "code_fence",
     "defang_images",
     "escape_control",
     "escape_name",

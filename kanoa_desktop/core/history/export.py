@@ -127,7 +127,8 @@ def inputs_blocks(conv: StoredConversation) -> list[R.Block]:
         out.append(R.Heading("Figures"))
         out += [figure_block(f, i) for i, f in enumerate(conv.figures, 1)]
     if conv.context.strip():
-        out.append(R.Paragraph(conv.context.strip(), lead="Context:"))
+        # Markdown: a notebook figure's context holds its cell's code in a fence.
+        out += [R.Paragraph("", lead="Context:"), R.Markdown(conv.context, cls="context")]
     if conv.table_summary.strip():
         # The summary is Markdown (headings, lists, tables): rendered, its headings under
         # the section's own.

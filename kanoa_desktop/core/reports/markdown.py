@@ -10,7 +10,6 @@ raw HTML enabled):
   escaped; code fences and code spans keep their text as it is.
 - :func:`md_text`: plain text as Markdown that shows exactly that text.
 - :func:`render_markdown`: Markdown from outside as HTML in which nothing runs or loads.
-- :func:`code_fence`: a fence longer than any run inside a code block's text.
 
 Everything here is linear in its input (one pass per line, patterns without nested
 quantifiers), so an adversarial answer of any size cannot freeze a thread.
@@ -196,13 +195,6 @@ def _line_start(m: re.Match) -> str:
     return m.group(3) + "\\" + m.group(4)
 
 
-def code_fence(text: str) -> str:
-    """A backtick fence longer than any run of backticks in ``text`` (at least three), so
-    no line of ``text`` can close the block it opens."""
-    longest = max((len(r) for r in re.findall(r"`+", text)), default=0)
-    return "`" * max(3, longest + 1)
-
-
 # --------------------------------------------------------------------------- HTML
 
 
@@ -235,7 +227,6 @@ def render_markdown(text: str, *, demote: int = 0) -> str:
 
 
 __all__ = [
-    "code_fence",
     "markdown_renderer",
     "md_text",
     "render_markdown",

@@ -24,8 +24,8 @@ from urllib.parse import quote
 
 from kanoa_desktop.core.endpoint.errors import KanoaError
 from kanoa_desktop.core.reports import document as D
-from kanoa_desktop.core.reports.markdown import code_fence, md_text, render_markdown, safe_markdown
-from kanoa_desktop.core.safety import escape_control, replace_surrogates
+from kanoa_desktop.core.reports.markdown import md_text, render_markdown, safe_markdown
+from kanoa_desktop.core.safety import code_fence, escape_control, replace_surrogates
 
 #: File suffixes and the format each is written in.
 SUFFIXES = {".md": "md", ".markdown": "md", ".html": "html", ".htm": "html", ".pdf": "pdf",
