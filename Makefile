@@ -33,8 +33,11 @@ test-servers: $(TEST_STAMP)
 
 ## make test: install test extras and the real test servers, then run the whole suite.
 ## System tools the desktop-integration tests run (validators, icon cache). Debian names.
-## Prometheus (2.42 in Debian 12) is the fleet tests' real time-series store.
-SYSTEM_TEST_TOOLS := desktop-file-validate appstreamcli gtk-update-icon-cache prometheus
+## Prometheus (2.42 in Debian 12) is the fleet tests' real time-series store. The package
+## test (make package-test) runs lintian on the .deb, update-mime-database, and binutils'
+## strip (packaging/finish_bundle.py).
+SYSTEM_TEST_TOOLS := desktop-file-validate appstreamcli gtk-update-icon-cache prometheus \
+	lintian update-mime-database strip
 XVFB_TEST_PACKAGES := xvfb xauth libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 \
 	libxcb-render-util0 libxkbcommon-x11-0
 system-test-tools:
@@ -42,10 +45,13 @@ system-test-tools:
 	if [ -n "$$missing" ]; then \
 	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 	    (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	      desktop-file-utils appstream gtk-update-icon-cache >/dev/null && \
+	      desktop-file-utils appstream gtk-update-icon-cache shared-mime-info binutils \
+	      >/dev/null && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	      lintian >/dev/null && \
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 	      prometheus >/dev/null; \
-	  else echo "Install desktop-file-utils, appstream, gtk-update-icon-cache and prometheus for the packaging and fleet tests."; fi; \
+	  else echo "Install desktop-file-utils, appstream, gtk-update-icon-cache, shared-mime-info, binutils, lintian and prometheus for the packaging and fleet tests."; fi; \
 	fi
 	@# The Xvfb window test: xvfb-run, and every library Qt's xcb plugin links (README's line).
 	@if command -v dpkg >/dev/null && ! dpkg -s $(XVFB_TEST_PACKAGES) >/dev/null 2>&1; then \
@@ -70,8 +76,9 @@ $(BENCH_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test,bench,fast]'
 	touch $(STAMP) $(TEST_STAMP) $@
 
-## make bench: every benchmark table (the client bench needs the llama.cpp test server).
-bench: $(BENCH_STAMP) test-servers
+## make bench: every benchmark table (the client bench needs the llama.cpp test server; the
+## install bench the .deb, built here when missing).
+bench: $(BENCH_STAMP) test-servers deb-if-missing
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m bench $(BENCH_ARGS)
 
 bench-quick: $(BENCH_STAMP) test-servers
@@ -82,3 +89,6 @@ clean:
 
 # make package, make package-test, make install-desktop (packaging/README.md)
 include packaging/Makefile.inc
+# The package test runs the vLLM test server (test extras), lintian, Xvfb and the desktop
+# tools: the same system tools as the test suite.
+package-test: $(TEST_STAMP) system-test-tools

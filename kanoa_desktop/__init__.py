@@ -1,5 +1,9 @@
 """kanoa desktop: streamed interpretations of scientific figures and tables from local models."""
 
+# The one version number: pyproject.toml reads it (dynamic version), and Help > About,
+# --version, the self-test, exported reproducibility blocks, the .deb and .run names use it.
+# Releasing: change it here, add its section to CHANGELOG.md and a <release> to the
+# AppStream metainfo (tests/packaging/test_version.py checks they agree).
 __version__ = "0.1.0"
 APP_ID = "io.github.kanoa.Desktop"
 APP_NAME = "kanoa desktop"

@@ -12,10 +12,14 @@ Files go under ``$XDG_DATA_HOME`` (default ``~/.local/share``), as the XDG specs
   the given executable (an absolute path: a launcher has no virtualenv on its PATH);
 - ``icons/hicolor/<N>x<N>/apps/io.github.kanoa.Desktop.png`` and
   ``icons/hicolor/scalable/apps/io.github.kanoa.Desktop.svg``;
-- ``metainfo/io.github.kanoa.Desktop.metainfo.xml``.
+- ``metainfo/io.github.kanoa.Desktop.metainfo.xml``;
+- ``mime/packages/io.github.kanoa.Desktop.xml``: the Parquet type, which older
+  shared-mime-info databases lack.
 
-Then ``update-desktop-database`` (the "Open with" MIME cache) and ``gtk-update-icon-cache``
-run when they are installed; their absence is reported, not an error.
+Then ``update-desktop-database`` (the "Open with" MIME cache), ``update-mime-database`` and
+``gtk-update-icon-cache`` run when they are installed; their absence is reported, not an
+error. ``--uninstall`` removes the files and runs them again, so no launcher, icon or file
+type is left behind; the user's history, profiles and keychain entries are not touched.
 """
 
 from __future__ import annotations
@@ -76,6 +80,7 @@ def planned_files(home: Path, resources: Path = RESOURCES) -> dict[Path, Path]:
     files = {
         home / "applications" / f"{APP_ID}.desktop": resources / f"{APP_ID}.desktop",
         home / "metainfo" / f"{APP_ID}.metainfo.xml": resources / f"{APP_ID}.metainfo.xml",
+        home / "mime" / "packages" / f"{APP_ID}.xml": resources / f"{APP_ID}.mime.xml",
         home / "icons" / "hicolor" / "scalable" / "apps" / f"{APP_ID}.svg": (
             resources / "kanoa-desktop.svg"
         ),
@@ -89,10 +94,13 @@ def planned_files(home: Path, resources: Path = RESOURCES) -> dict[Path, Path]:
 def _refresh_caches(home: Path, log) -> None:
     tools = [
         ("update-desktop-database", ["-q", str(home / "applications")]),
+        ("update-mime-database", [str(home / "mime")]),
         # -t: a user's hicolor folder has no index.theme; -f: rebuild even if it looks fresh
         ("gtk-update-icon-cache", ["-q", "-t", "-f", str(home / "icons" / "hicolor")]),
     ]
     for tool, args in tools:
+        if tool == "update-mime-database" and not (home / "mime" / "packages").is_dir():
+            continue  # nothing to build a database from (and nothing to create)
         exe = shutil.which(tool)
         if exe is None:
             log(f"{tool} not found; skipped (the desktop picks up the files on next login)")
@@ -138,7 +146,27 @@ def uninstall(home: Path | None = None, *, log=print) -> list[Path]:
             removed.append(dest)
             log(f"removed {dest}")
     _refresh_caches(home, log)
+    _drop_empty_mime_database(home / "mime", log)
+    _drop_empty_folders(home, planned_files(home), log)
     return removed
+
+
+def _drop_empty_folders(home: Path, files, log) -> None:
+    """The folders the install made for its files (``icons/hicolor/48x48/apps``...), when
+    nothing else is in them now; never ``home`` itself or a folder that holds anything."""
+    folders = {p for f in files for p in f.parents if p != home and p.is_relative_to(home)}
+    for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+
+
+def _drop_empty_mime_database(mime: Path, log) -> None:
+    """A user's ``mime`` folder is a database generated from ``mime/packages``: once that
+    holds no package (ours was the only one), the generated files describe nothing and go."""
+    packages = mime / "packages"
+    if packages.is_dir() and not any(packages.iterdir()):
+        shutil.rmtree(mime)
+        log(f"removed {mime} (no MIME package left in it)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,6 +10,7 @@ import pytest
 TOOL_PACKAGES = {
     "desktop-file-validate": "desktop-file-utils",
     "update-desktop-database": "desktop-file-utils",
+    "update-mime-database": "shared-mime-info",
     "appstreamcli": "appstream",
     "gtk-update-icon-cache": "gtk-update-icon-cache",
 }

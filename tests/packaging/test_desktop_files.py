@@ -31,6 +31,10 @@ REQUIRED_MIME = {
     "image/svg+xml",
     "text/csv",
     "text/tab-separated-values",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",  # .xlsx
+    "application/vnd.apache.parquet",  # resources/io.github.kanoa.Desktop.mime.xml
+    "application/pdf",
+    "application/x-ipynb+json",
 }
 
 sys.path.insert(0, str(ROOT / "packaging"))

@@ -42,7 +42,7 @@ def make(target: str, data_home: Path) -> subprocess.CompletedProcess:
 
 @pytest.fixture
 def installed(tmp_path):
-    for tool in ("update-desktop-database", "gtk-update-icon-cache"):
+    for tool in ("update-desktop-database", "gtk-update-icon-cache", "update-mime-database"):
         require_tool(tool)
     home = tmp_path / "share"
     proc = make("install-desktop", home)
@@ -76,9 +76,19 @@ def test_icons_and_metainfo_land_in_the_hicolor_theme_and_metainfo_dirs(installe
 def test_open_with_is_registered_for_figures_and_tables(installed):
     # update-desktop-database wrote the MIME cache file managers read for "Open with".
     cache = (installed / "applications" / "mimeinfo.cache").read_text()
-    for mime in ("image/png", "image/svg+xml", "text/csv", "text/tab-separated-values"):
+    for mime in ("image/png", "image/svg+xml", "text/csv", "text/tab-separated-values",
+                 "application/pdf", "application/vnd.apache.parquet", "application/x-ipynb+json"):  # fmt: skip
         line = next(x for x in cache.splitlines() if x.startswith(mime + "="))
         assert f"{APP_ID}.desktop" in line
+
+
+def test_parquet_files_get_their_mime_type(installed):
+    # Debian 12's shared-mime-info has no Parquet type: ours is in the user's database, with
+    # the glob and the PAR1 magic a file manager matches a .parquet file by.
+    mime = installed / "mime"
+    assert (mime / "application" / "vnd.apache.parquet.xml").is_file()
+    assert "application/vnd.apache.parquet:*.parquet" in (mime / "globs2").read_text()
+    assert "application/vnd.apache.parquet" in (mime / "magic").read_bytes().decode("latin-1")
 
 
 def test_uninstall_removes_every_installed_file(installed):
@@ -87,6 +97,24 @@ def test_uninstall_removes_every_installed_file(installed):
     proc = make("uninstall-desktop", installed)
     assert proc.returncode == 0, proc.stderr
     assert not any(p.exists() for p in planned)
+    # No cache left names the app: no launcher, icon or file type is offered any more.
+    left = [p for p in installed.rglob("*") if p.is_file() and APP_ID.encode() in p.read_bytes()]
+    assert left == []
+    assert not (installed / "mime").exists()  # the database held only our type
+    assert not (installed / "icons" / "hicolor" / "48x48").exists()  # no empty folders left
+
+
+def test_uninstall_keeps_a_mime_database_that_holds_other_types(installed):
+    other = installed / "mime" / "packages" / "org.example.Other.xml"
+    other.write_text(
+        '<?xml version="1.0"?><mime-info xmlns="http://www.freedesktop.org/standards/'
+        'shared-mime-info"><mime-type type="application/x-example"><glob pattern="*.exa"/>'
+        "</mime-type></mime-info>"
+    )
+    assert make("uninstall-desktop", installed).returncode == 0
+    assert other.is_file()
+    assert "application/x-example" in (installed / "mime" / "globs2").read_text()
+    assert "vnd.apache.parquet" not in (installed / "mime" / "globs2").read_text()
 
 
 def test_an_executable_path_with_spaces_is_quoted_and_still_valid(tmp_path):
