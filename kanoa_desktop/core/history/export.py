@@ -116,7 +116,7 @@ def figure_block(f: Any, index: int) -> R.Figure:
         mime=f.mime,
         width=f.width,
         height=f.height,
-        file=f"{index:02d}-{slug(Path(f.name).stem)}-{f.hash[:8]}.{f.extension}",
+        file=f"{index:02d}-{slug(f.name.rsplit('.', 1)[0])}-{f.hash[:8]}.{f.extension}",
     )
 
 
