@@ -15,9 +15,8 @@ adversarial answer or file name of any length cannot freeze a thread.
 - :func:`replace_surrogates` turns lone surrogates (invalid Unicode a server can send as
   ``"\\ud83d"`` in JSON) into U+FFFD so text can always be encoded.
 - :func:`defang_images` turns every Markdown image form (inline ``![a](u)``, reference
-  ``![a][r]``, collapsed ``![a][]``, shortcut ``![a]``) into a plain link or text, and
-  optionally neutralises HTML tags that load resources (``<img>``, ``<svg>``,
-  ``<iframe>``...), so a renderer never fetches or reads anything named by model text.
+  ``![a][r]``, collapsed ``![a][]``, shortcut ``![a]``) into a plain link or text, so a
+  renderer never fetches or reads anything named by model text.
 """
 
 from __future__ import annotations
@@ -178,28 +177,16 @@ def replace_surrogates(text: str) -> str:
 
 # --- images in model text ------------------------------------------------------------------
 
-# HTML elements that make a renderer fetch or read something by themselves.
-_LOADING_TAG_RE = re.compile(
-    r"<(?=/?\s{0,8}(?:img|image|svg|picture|source|video|audio|track|iframe|frame|frameset|"
-    r"object|embed|applet|link|style|script|meta|base|input|body|table|td|th|"
-    r"math|use|feimage|portal)\b)",
-    re.IGNORECASE,
-)
-
-
-def defang_images(markdown: str, *, escape_html: bool = False) -> str:
+def defang_images(markdown: str) -> str:
     """Markdown whose images are links or text: nothing is fetched or read to display it.
 
     Every form that CommonMark turns into an image starts with ``![``, so each ``![``
     becomes ``[image: `` (``![](u)`` -> ``[image: untitled](u)``, ``![a][r]`` ->
-    ``[image: a][r]``); the URL survives as a link the user may click. With
-    ``escape_html`` (Markdown written for other viewers, which render raw HTML) tags such
-    as ``<img src=...>`` also lose their ``<`` (written ``&lt;``). Linear in the input.
-    Code spans show the rewritten text too; callers keep the original for copying."""
+    ``[image: a][r]``); the URL survives as a link the user may click. Linear in the
+    input. Code spans show the rewritten text too; callers keep the original for copying.
+    (Reports go further: :func:`kanoa_desktop.core.reports.markdown.safe_markdown`.)"""
     if "![" in markdown:
         markdown = markdown.replace("![]", "[image: untitled]").replace("![", "[image: ")
-    if escape_html and "<" in markdown:
-        markdown = _LOADING_TAG_RE.sub("&lt;", markdown)
     return markdown
 
 
