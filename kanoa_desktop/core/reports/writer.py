@@ -222,15 +222,23 @@ def html_block(b: D.Block) -> str:
 # OWASP (CSV injection): a cell a spreadsheet could read as a formula or a command starts
 # with one of these (the full-width forms are read as the same by some spreadsheets).
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+_PLAIN_NUMBER = re.compile(r"[-+]?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
+
+
+class Number(str):
+    """Text the app read as a number (``-700``, ``0.80``): a CSV cell keeps it as it is
+    written, so a spreadsheet reads a number; anything else in it is text like any other."""
 
 
 def csv_cell(value: Any) -> str | int | float:
-    """One CSV cell: numbers the app computed as they are; text with control characters
-    (but line breaks and tabs) shown escaped, and a ``'`` before text a spreadsheet could
-    read as a formula (starting, after blanks, with ``=``, ``+``, ``-``, ``@``, a tab or
-    a carriage return)."""
+    """One CSV cell: numbers the app computed (and :class:`Number` text that is a plain
+    number) as they are; other text with control characters (but line breaks and tabs)
+    shown escaped, and a ``'`` before text a spreadsheet could read as a formula
+    (starting, after blanks, with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return)."""
     if value is None or isinstance(value, bool | int | float):
         return "" if value is None else int(value) if isinstance(value, bool) else value
+    if isinstance(value, Number) and _PLAIN_NUMBER.fullmatch(value):
+        return str(value)
     text = plain(str(value).replace("\r\n", "\n"))
     if text.startswith(_FORMULA_START) or text.lstrip(" \n").startswith(_FORMULA_START):
         return "'" + text
@@ -308,5 +316,5 @@ def _write_figures(doc: D.Document, path: Path, error: type[KanoaError]) -> dict
     return links
 
 
-__all__ = ["CSP", "SUFFIXES", "ReportError", "block_markdown", "csv_cell", "html_block",
+__all__ = ["CSP", "SUFFIXES", "Number", "ReportError", "block_markdown", "csv_cell", "html_block",
            "plain", "slug", "to_csv", "to_html", "to_markdown", "write", "write_file"]  # fmt: skip
