@@ -13,7 +13,14 @@ import pytest
 
 from kanoa_desktop.core.reports import document as D
 from kanoa_desktop.core.reports.markdown import md_text, render_markdown, safe_markdown
-from kanoa_desktop.core.reports.writer import ReportError, csv_cell, to_html, to_markdown, write
+from kanoa_desktop.core.reports.writer import (
+    Number,
+    ReportError,
+    csv_cell,
+    to_html,
+    to_markdown,
+    write,
+)
 from kanoa_desktop.core.safety import code_fence
 from tests.reports.hostile import (
     ANSWER,
@@ -109,11 +116,12 @@ def test_csv_cells_never_start_a_formula_and_numbers_stay_numbers(tmp_path):
     "value, written",
     [("=1+2", "'=1+2"), ("+1", "'+1"), ("-1", "'-1"), ("@SUM(A1)", "'@SUM(A1)"),
      ("\t=x", "'\t=x"), ("\r=x", "\\r=x"), ("  =x", "'  =x"), ("＝1+1", "'＝1+1"),
-     ("ok", "ok"), ("a=b", "a=b"), (3, 3), (-2.5, -2.5), (True, 1), (None, "")],
+     ("ok", "ok"), ("a=b", "a=b"), (3, 3), (-2.5, -2.5), (True, 1), (None, ""),
+     (Number("-700"), "-700"), (Number("0.80"), "0.80"), (Number("=1+2"), "'=1+2")],
 )  # fmt: skip
 def test_csv_cell_follows_owasp(value, written):
     assert csv_cell(value) == written
-    if isinstance(value, str):
+    if isinstance(value, str) and not isinstance(value, Number):
         buf = io.StringIO()
         csv.writer(buf).writerow([csv_cell(value)])
         assert_csv_safe(buf.getvalue())
