@@ -121,6 +121,8 @@ async def _run(args: argparse.Namespace) -> int:
                 loop.remove_signal_handler(sig)
         await pool.aclose()
         results.close()
+    if (unsaved := results.unsaved_note()) is not None:
+        echo(f"note: {name(unsaved)}", err=True)
     for path in args.out:
         echo(f"wrote {name(write_report(batch, path))}", err=True)
     if ended.state == "cancelled":

@@ -7,8 +7,9 @@ rows from a DCGM exporter, and the warnings. ``--router URL`` adds the router's 
 of servers with their health and load. ``--json`` prints one JSON object per instance per
 line (its ``instance`` label, ``up``, ``kind`` and the figures).
 
-``--once`` prints one snapshot and exits; ``--interval S`` prints one every S seconds
-until interrupted. Prometheus not answering gives a sentence on stderr and status 1.
+``--prometheus`` defaults to the address set in the window (Settings > GPU panel: the
+app's, or the active profile's own). ``--once`` prints one snapshot and exits;
+``--interval S`` prints one every S seconds until interrupted. Prometheus not answering gives a sentence on stderr and status 1.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import asyncio
 from typing import Any
 
 from kanoa_desktop.cli.output import echo, echo_json, error, name
+from kanoa_desktop.core.config.profiles import ProfileStore, fleet_prometheus_url
 from kanoa_desktop.core.monitor.fleet import FleetReader, FleetRow, FleetSnapshot, PrometheusError
 
 
@@ -32,9 +34,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--prometheus",
-        required=True,
+        default=None,
         metavar="URL",
-        help="Prometheus server, e.g. http://prom:9090",
+        help="Prometheus server, e.g. http://prom:9090 (default: the one set in Settings > "
+        "GPU panel, or the active profile's own)",
     )
     parser.add_argument(
         "--router", default=None, metavar="URL", help="a vLLM router: also list its servers"
@@ -231,4 +234,14 @@ def run(args: argparse.Namespace) -> int:
         return error("--interval must be a positive number of seconds.", status=2)
     if args.window <= 0:
         return error("--window must be a positive number of seconds.", status=2)
+    if args.prometheus is None:
+        store = ProfileStore()
+        store.load()
+        args.prometheus = fleet_prometheus_url(store.active, store.preferences)
+        if not args.prometheus:
+            return error(
+                "no Prometheus server: pass --prometheus URL, or set one in the window's "
+                "Settings > GPU panel.",
+                status=2,
+            )
     return asyncio.run(_main(args))

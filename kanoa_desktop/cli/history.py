@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     store = HistoryStore(recover=False)
     try:
         if store.problem is not None:
-            echo(f"warning: {name(store.problem.message)}", err=True)
+            echo(f"warning: {name(store.problem.brief)}", err=True)
         if args.history_command == "list":
             rows = store.list_conversations(
                 search=args.search, model=args.model, limit=max(1, args.limit)

@@ -276,7 +276,7 @@ async def _ask(
     pool = ClientPool(keys, api_key=api_key)
     history = None if args.no_history else HistoryStore(recover=False)
     if history is not None and history.problem is not None:
-        echo(f"warning: {name(history.problem.message)}", err=True)
+        echo(f"warning: {name(history.problem.brief)}", err=True)
     printer = _Printer(args.show_request)
     runner = ConversationRunner(
         profile,
@@ -304,14 +304,26 @@ async def _ask(
             echo(f"note: {grounding.notice}", err=True)
     if ended.stats is not None:
         echo(usage_line(ended.stats, ended.cost, name(runner.model)), flush=True)
-    if ended.turn_id is not None and runner.conversation_id is not None:
-        cid = runner.conversation_id
-        echo(f"Saved in history: kanoa-desktop history show {cid}", err=True)
+    if history is not None and ended.turn_id is not None:
+        echo(_saved_line(history, runner.conversation_id), err=True)
     if isinstance(ended.error, E.VisionUnsupported) and not store.read_only:
-        store.save()  # remembered: next time figures are not sent to this model
+        # Remembered (only this key: a Settings change saved meanwhile stays), so next
+        # time figures are not sent to this model.
+        if (problem := store.save()) is not None:
+            echo(f"warning: {name(problem.message)}", err=True)
     if ended.error is not None:
         return _say(ended.error)
     return 0
+
+
+def _saved_line(history, conversation_id: int | None) -> str:
+    """Whether the answer reached the history file (the store is closed: nothing more
+    will be written), in the words the user needs."""
+    cid = history.real_id(conversation_id)
+    if history.pending or cid is None:
+        why = history.problem.brief if history.problem else "the history could not be written."
+        return f"Not saved in history: {why}"
+    return f"Saved in history: kanoa-desktop history show {cid}"
 
 
 def run(args: argparse.Namespace) -> int:

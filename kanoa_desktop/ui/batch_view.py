@@ -379,7 +379,7 @@ class BatchView(QDialog):
                 text = f"Finished: {p.done} done, {p.failed} failed (Retry failed asks them again)."
             else:
                 text = f"Finished: all {p.done} items done."
-            warnings = " ".join(ev.batch.warnings)
+            warnings = " ".join([*ev.batch.warnings, ev.batch.store.unsaved_note() or ""])
             self.progress_label.setText(f"{text} ({ev.line()}) {warnings}".strip())
 
     def _show_progress(self, p: Progress) -> None:

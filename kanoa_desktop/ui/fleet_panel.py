@@ -411,9 +411,10 @@ class FleetPanel(QWidget):
     def set_prometheus_url(
         self, url: str | None, *, router_url: str | None = None, interval_s: float = 5.0
     ) -> None:
-        """Read the fleet from the Prometheus server at ``url`` (a profile's
-        ``prometheus_url``), refreshing every ``interval_s`` while shown; None or "" shows
-        how to set one. The same URL again keeps the running poller."""
+        """Read the fleet from the Prometheus server at ``url`` (the app's, or the active
+        profile's own: ``fleet_prometheus_url``), refreshing every ``interval_s`` while
+        shown; None or "" shows how to set one. The same URL again keeps the running
+        poller."""
         url = (url or "").strip() or None
         self._wanted = (url, router_url, interval_s) if url is not None else None
         if url is None:

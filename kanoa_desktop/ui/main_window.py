@@ -23,7 +23,7 @@ from PySide6.QtWidgets import QApplication, QMainWindow, QPlainTextEdit
 from kanoa_desktop import APP_NAME
 from kanoa_desktop.core.ask.prompts import DEFAULT_SYSTEM_PROMPT
 from kanoa_desktop.core.config import paths
-from kanoa_desktop.core.config.profiles import Profile, ProfileStore
+from kanoa_desktop.core.config.profiles import Profile, ProfileStore, fleet_prometheus_url
 from kanoa_desktop.core.config.secrets import KeyStore
 from kanoa_desktop.core.lazy import LazyModule
 from kanoa_desktop.ui import window_layout as layout
@@ -511,8 +511,7 @@ class MainWindow(DeferredParts, QMainWindow):
             self.status.set_state("idle")  # an old endpoint's error does not carry over
         self._update_vision_note()
         self.monitor.watch(profile, self.store.preferences)
-        if (fleet := self._built("fleet_panel")) is not None:
-            fleet.set_prometheus_url(getattr(profile, "prometheus_url", None))
+        self._show_fleet(profile)
         self._kb_profile_id = profile.id
         folders = [str(f) for f in getattr(profile, "kb_folders", ()) or ()]
         if (kb := self._built("kb_panel")) is not None:
@@ -554,6 +553,12 @@ class MainWindow(DeferredParts, QMainWindow):
         prefs = self.store.preferences
         self.gpu_dock.setVisible(bool(prefs.gpu_panel_visible))
         self.monitor.watch(self.profile, prefs)
+        self._show_fleet(self.profile)
+
+    def _show_fleet(self, profile: Profile) -> None:
+        """Point the Fleet view at the app's Prometheus (or the profile's own)."""
+        if (fleet := self._built("fleet_panel")) is not None:
+            fleet.set_prometheus_url(fleet_prometheus_url(profile, self.store.preferences))
 
     def _vision_block(self, profile: Profile | None = None) -> str | None:
         if profile is not None:

@@ -136,7 +136,7 @@ def make_usage_view(self) -> QWidget:
 
 
 def make_fleet_panel(self) -> QWidget:
-    # The lab's fleet from Prometheus (a profile's prometheus_url); loads nothing heavy
+    # The lab's fleet from Prometheus (the app's address, or a profile's); loads nothing heavy
     # until its tab is shown.
     from kanoa_desktop.ui.fleet_panel import FleetPanel
 

@@ -18,6 +18,9 @@ import threading
 from functools import cached_property
 from typing import Any
 
+from PySide6.QtCore import QTimer
+
+from kanoa_desktop.core.config.profiles import fleet_prometheus_url
 from kanoa_desktop.core.lazy import LazyModule
 from kanoa_desktop.ui import window_layout as layout
 from kanoa_desktop.ui.preload import (
@@ -40,6 +43,9 @@ DEFERRED = ("kanoa_desktop.core.ask.pipeline", "kanoa_desktop.core.history.store
             # What the GPU poller and the first-run check import (in this same job, so
             # theirs find everything loaded; they start after it), with the HTTP stack.
             "kanoa_desktop.core.monitor.poller", "kanoa_desktop.ui.first_run")  # fmt: skip
+HISTORY_BANNER = "History not saved"
+HISTORY_RETRY_MS = 5000  # how often answers kept in memory are offered to the disk again
+
 # What start-up builds after the first paint, one part per turn of the loop. The fleet
 # panel (most users have no Prometheus) is built when its tab is first shown.
 DEFERRED_PARTS = ("history", "runner", "loader", "table_view", "kb_panel", "usage_view")
@@ -104,6 +110,7 @@ class DeferredParts:
         if (kb := self._built("kb_panel")) is not None:
             kb.shutdown()
         if (history := self._built("history")) is not None:
+            self._history_retry.stop()
             history.close()
         if (clients := self._built("clients")) is not None:
             await clients.aclose()
@@ -186,9 +193,34 @@ class DeferredParts:
 
     def _adopt_history(self, history):
         if history.problem is not None:
-            self.banner.show_message("History problem", history.problem.message)
+            self._say_history(history.problem)
         self.history_panel.set_store(history)  # built with the first frame, empty till now
+        # The store may hear of a full or read-only disk on any write: say it, try again
+        # every few seconds, and say when the answers kept in memory are written.
+        loop = asyncio.get_event_loop()
+        self._history_retry = QTimer(self, interval=HISTORY_RETRY_MS)
+        self._history_retry.timeout.connect(history.retry)
+        history.subscribe(
+            lambda problem: loop.call_soon_threadsafe(self._history_problem_changed, problem)
+        )
+        if history.blocked:
+            self._history_retry.start()
         return history
+
+    def _history_problem_changed(self, problem) -> None:
+        if self._closing:
+            return
+        if problem is None:
+            self._history_retry.stop()
+            if self.banner.isVisible() and self.banner.title.text() == HISTORY_BANNER:
+                self.banner.hide()  # what it said is over: everything is written
+        else:
+            self._history_retry.start()
+            self._say_history(problem)
+        self._refresh_lists()
+
+    def _say_history(self, problem) -> None:
+        self.banner.show_message(HISTORY_BANNER, problem.situation, problem.remedy)
 
     @cached_property
     def clients(self):
@@ -244,7 +276,7 @@ class DeferredParts:
     @cached_property
     def fleet_panel(self):
         panel = layout.make_fleet_panel(self)
-        panel.set_prometheus_url(getattr(self.profile, "prometheus_url", None))
+        panel.set_prometheus_url(fleet_prometheus_url(self.profile, self.store.preferences))
         return panel
 
 

@@ -1,5 +1,7 @@
 """A process streaming into the history is killed with SIGKILL; the next open shows the
-turn as interrupted with the text it had received up to about a second before the kill."""
+turn as interrupted with the text it had received up to about a second before the kill.
+An open while it still streams (a window starting beside the command line) leaves its
+turn alone."""
 
 from __future__ import annotations
 
@@ -53,6 +55,12 @@ def test_sigkill_mid_stream_leaves_an_interrupted_turn_with_the_text_so_far(slow
     try:
         for _ in range(2):  # two writes have happened: the stream is well under way
             assert flushes.acquire(timeout=30), child.stderr.read() if child.poll() else lines
+        # A window starting now (it recovers crashed turns) leaves the live one alone.
+        beside = HistoryStore(db_path)
+        assert beside.interrupted_on_open == 0
+        (row,) = beside.list_conversations()
+        assert row.last_state == "streaming" and not row.interrupted
+        beside.close()
         time.sleep(0.6)  # kill between two writes, not just after one
         t_kill = time.monotonic()
         os.kill(child.pid, signal.SIGKILL)

@@ -11,7 +11,7 @@ from kanoa_desktop.core.history import records as R
 
 CASES = [
     (R.CONVERSATIONS, R.StoredConversation, {"deleted_at"}, {"figures", "turns"}),
-    (R.TURNS, R.StoredTurn, {"conversation_id"}, set()),
+    (R.TURNS, R.StoredTurn, {"conversation_id", "owner", "beat"}, set()),
     (R.FIGURES, R.StoredFigure, {"size_bytes", "created"}, set()),
     (R.COMPARISONS, R.StoredComparison, set(), {"panes", "pane_numbers"}),
 ]

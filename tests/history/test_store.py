@@ -86,7 +86,11 @@ def test_a_streaming_turn_is_interrupted_on_the_next_open_with_its_text(clock):
     clock.advance(1.0)
     rec.append("text")
     rec.append(" lost")  # buffered, never flushed: the "crash" comes now
-    # No finish, no close: the process dies here.
+    beside = HistoryStore(clock=clock)  # another process opening while it streams
+    assert beside.interrupted_on_open == 0
+    assert beside.load_conversation(rec.conversation_id).turns[0].state == "streaming"
+    beside.close()
+    first.close()  # no finish: its writer goes away as a killed process's does
     second = HistoryStore(clock=clock)
     assert second.interrupted_on_open == 1
     turn = second.load_conversation(rec.conversation_id).turns[0]
@@ -289,13 +293,27 @@ def test_a_database_failing_integrity_check_is_moved_aside(clock):
     assert len(reopened.list_conversations()) == 1
 
 
-def test_an_unwritable_data_folder_falls_back_to_memory_with_a_message(tmp_path, clock):
+def test_a_data_folder_that_cannot_be_made_keeps_answers_until_it_can(tmp_path, clock):
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("file")
     store = HistoryStore(blocker / "history.sqlite3", clock=clock)
-    assert store.in_memory and "cannot be saved" in store.problem.message
+    assert store.in_memory and store.problem.kind == "unreachable"
+    assert f"{blocker} is a file, not a folder" in store.problem.message
+    assert "kept in memory" in store.problem.message
     rec = record(store, "q", "a")
+    assert store.pending and not rec.saved and rec.conversation_id < 0
+    assert store.load_conversation(rec.conversation_id) is None
+    heard = []
+    store.subscribe(heard.append)
+    blocker.unlink()  # the folder can be made now
+    assert store.retry()
+    assert heard == [None] and store.problem is None and rec.saved
     assert store.load_conversation(rec.conversation_id).turns[0].answer == "a"
+    assert [c.title for c in store.list_conversations()] == ["q"]
+    store.close()
+    again = HistoryStore(blocker / "history.sqlite3")
+    assert again.list_conversations()[0].n_turns == 1
+    again.close()
 
 
 def test_a_newer_schema_is_used_with_a_message(clock):
@@ -372,3 +390,16 @@ def test_interpret_conversations_are_titled_by_their_figures_tables_and_focus(st
     assert title("Why does strain B plateau?", table_name="g.csv") == "Why does strain B plateau?"
     assert _title_for("", [], "") == "Conversation"
     assert len(_title_for("Interpret.", ["x" * 200], "")) == 80
+
+
+def test_the_marks_of_processes_that_are_gone_are_swept_on_open(clock):
+    writer = HistoryStore(clock=clock)
+    record(writer, "q", "a")
+    live = paths.data_dir() / "history.live"
+    (mark,) = live.glob("*.lock")
+    crashed = live / "999999-0123abcd.lock"
+    crashed.write_text("")  # a process killed after its last answer leaves its mark
+    HistoryStore(clock=clock).close()  # opening (as the window does) sweeps
+    assert not crashed.exists() and mark.exists()  # the running writer's stays
+    writer.close()
+    assert not mark.exists()

@@ -11,6 +11,8 @@ import time
 from kanoa_desktop.core.history import connection
 from kanoa_desktop.core.history.store import HistoryStore
 
+from .conftest import record
+
 
 def _locked(path, mode: str = "EXCLUSIVE"):
     holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -19,19 +21,23 @@ def _locked(path, mode: str = "EXCLUSIVE"):
     return holder
 
 
-def test_a_lock_that_lasts_keeps_the_file_and_the_session_in_memory(tmp_path, monkeypatch):
+def test_a_lock_that_lasts_keeps_the_file_and_the_answers_until_it_is_free(tmp_path, monkeypatch):
     path = tmp_path / "history.sqlite3"
     HistoryStore(path).close()  # a real history file
     monkeypatch.setattr(connection, "LOCKED_WAIT_S", 0.3)
     holder = _locked(path)
     try:
         store = HistoryStore(path)
+        assert store.in_memory and store.problem is not None
+        assert store.problem.kind == "locked" and "locked" in store.problem.message
+        rec = record(store, "asked while locked", "kept")
+        assert store.pending and not rec.saved
     finally:
         holder.execute("ROLLBACK")
         holder.close()
-    assert store.in_memory and store.problem is not None
-    assert "locked" in store.problem.message
     assert not list(tmp_path.glob("*.damaged-*")) and path.exists()
+    assert store.retry() and rec.saved and store.problem is None
+    assert [c.title for c in store.list_conversations()] == ["asked while locked"]
     store.close()
 
 

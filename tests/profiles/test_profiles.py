@@ -82,7 +82,10 @@ def test_save_replaces_the_file_atomically_leaving_no_temporary_files():
     store.save()
     store.add(Profile(name="Second"))
     store.save()
-    assert sorted(p.name for p in store.path.parent.iterdir()) == ["profiles.json"]
+    assert sorted(p.name for p in store.path.parent.iterdir()) == [
+        "profiles.json",
+        "profiles.json.lock",
+    ]
 
 
 V1_DOC = {

@@ -86,6 +86,22 @@ class _StderrHandler(logging.StreamHandler):
             super().emit(record)
 
 
+class _LogFile(logging.handlers.RotatingFileHandler):
+    """The rotating log file; a record it cannot write (a full or read-only disk) is
+    dropped, and stderr gets one line saying so instead of logging's traceback per record."""
+
+    failed = False
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        if not self.failed and sys.stderr is not None:
+            self.failed = True
+            exc = sys.exc_info()[1]
+            print(
+                f"note: the log file {self.baseFilename} cannot be written ({exc}).",
+                file=sys.stderr,
+            )
+
+
 def setup_logging(
     *,
     level: int = logging.INFO,
@@ -112,9 +128,7 @@ def setup_logging(
     path: Path | None = log_path()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.handlers.RotatingFileHandler(
-            path, maxBytes=max_bytes, backupCount=backup_count, encoding="utf-8"
-        )
+        handler = _LogFile(path, maxBytes=max_bytes, backupCount=backup_count, encoding="utf-8")
     except OSError as exc:
         logging.getLogger(__name__).warning("No log file (%s): %s", path, exc)
         path = None

@@ -14,7 +14,9 @@ deliberately chose a default value (say temperature 0.7) must keep it too.
 
 :class:`ProfileStore` keeps the profiles in ``profiles.json`` in
 :func:`kanoa_desktop.core.config.paths.config_dir`: human-readable JSON with a ``schema_version``,
-migrated forward on load, written atomically (temporary file + :func:`os.replace`). A file
+migrated forward on load, written atomically (temporary file + :func:`os.replace`) under a
+lock shared with the app's other processes, each save merging only what changed in this one
+(:mod:`kanoa_desktop.core.config.merge`), so none undoes another's change. A file
 that cannot be read is set aside as ``profiles.json.corrupt-<timestamp>`` and the store
 starts from the defaults; the reason comes back as a :class:`StoreProblem` for the UI.
 """
@@ -25,7 +27,6 @@ import dataclasses
 import ipaddress
 import json
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -34,6 +35,10 @@ from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
 from kanoa_desktop.core.config import paths
+from kanoa_desktop.core.config.atomic import write_json_atomic
+from kanoa_desktop.core.config.disk import os_reason
+from kanoa_desktop.core.config.filelock import FileLock
+from kanoa_desktop.core.config.merge import merge_documents
 from kanoa_desktop.core.config.urls import root_url
 
 SCHEMA_VERSION = 3
@@ -99,7 +104,8 @@ class Profile:
     kb_folders: tuple[str, ...] = ()
     # A DCGM exporter for a remote server's GPU (e.g. http://gpu-host:9400/metrics).
     dcgm_url: str | None = None
-    # A Prometheus server scraping a whole fleet (the fleet view), e.g. http://prom:9090.
+    # This profile's own Prometheus for the fleet view, over the app's
+    # (Preferences.prometheus_url); None: the app's.
     prometheus_url: str | None = None
     preset: str | None = None
     id: str = field(default_factory=_new_id)
@@ -334,6 +340,14 @@ class Preferences:
     gpu_panel_visible: bool = True
     gpu_poll_interval_s: float = 1.0  # the GPU panel polls once a second by default
     local_nvml: bool = True
+    # A Prometheus server scraping the lab's fleet (the Fleet view, ``fleet``), e.g.
+    # http://prom:9090; a profile's own prometheus_url overrides it.
+    prometheus_url: str | None = None
+
+
+def fleet_prometheus_url(profile: Profile, preferences: Preferences) -> str | None:
+    """The Prometheus the fleet view reads for ``profile``: its own, else the app's."""
+    return profile.prometheus_url or preferences.prometheus_url or None
 
 
 THEMES: tuple[str, ...] = ("system", "light", "dark")
@@ -440,6 +454,9 @@ def preferences_from_dict(data: Any) -> Preferences:
     interval = data.get("gpu_poll_interval_s")
     if type(interval) in (int, float) and interval > 0:
         kwargs["gpu_poll_interval_s"] = float(interval)
+    prometheus = data.get("prometheus_url")
+    if isinstance(prometheus, str) and prometheus.strip():
+        kwargs["prometheus_url"] = prometheus.strip()
     return Preferences(**kwargs)
 
 
@@ -612,29 +629,9 @@ class NewerSchemaError(SchemaError):
         self.version = version
 
 
-# ---------------------------------------------------------------- atomic write
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON so that readers see either the old file or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, ensure_ascii=False)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
 # ---------------------------------------------------------------- store
+
+LOCK_WAIT_S = 10.0  # how long a save waits for another process's save
 
 
 class KeySink(Protocol):
@@ -683,6 +680,8 @@ class ProfileStore:
         self._vision_cache: dict[str, bool] = {}
         # True when the file was written by a newer version: we must not overwrite it.
         self.read_only = False
+        # The document as last read or written here: save() writes what changed since.
+        self._base: dict[str, Any] = self.to_document()
 
     # -- listeners
     def add_listener(self, callback: Callable[[], None]) -> None:
@@ -746,6 +745,19 @@ class ProfileStore:
                     aside,
                 )
             ]
+        problems.extend(self._adopt(doc))
+        self._base = self.to_document()
+        if parsed.get("schema_version", SCHEMA_VERSION) < 3:
+            self._merge_window_kb_folders()
+        if parsed.get("schema_version") != SCHEMA_VERSION:
+            problems.extend(self._after_migration(found_keys))
+        self._changed()
+        return problems
+
+    def _adopt(self, doc: Mapping[str, Any]) -> list[StoreProblem]:
+        """Take a migrated document as the store's contents; returns notes on values that
+        were reset."""
+        problems: list[StoreProblem] = []
         profiles: list[Profile] = []
         for entry in doc["profiles"]:
             if not isinstance(entry, Mapping):
@@ -769,12 +781,47 @@ class ProfileStore:
         cache = doc.get("vision_cache", {})
         if isinstance(cache, Mapping):
             self._vision_cache = {k: v for k, v in cache.items() if isinstance(v, bool)}
-        if parsed.get("schema_version", SCHEMA_VERSION) < 3:
-            self._merge_window_kb_folders()
-        if parsed.get("schema_version") != SCHEMA_VERSION:
-            problems.extend(self._after_migration(found_keys))
-        self._changed()
+        prefs = doc.get("preferences")
+        if not (isinstance(prefs, Mapping) and "prometheus_url" in prefs):
+            self._promote_prometheus_url()
         return problems
+
+    def _promote_prometheus_url(self) -> None:
+        """Once, for a file from before the app-wide Prometheus address: the active
+        profile's (else the first one set) becomes the app's, and the profiles that had
+        that same address no longer override it, so switching profile keeps the fleet."""
+        ordered = [self.active, *(p for p in self._profiles if p.id != self._active_id)]
+        url = next((p.prometheus_url for p in ordered if p.prometheus_url), None)
+        if url is None:
+            return
+        self._prefs = dataclasses.replace(self._prefs, prometheus_url=url)
+        self._profiles = [
+            dataclasses.replace(p, prometheus_url=None, user_set=p.user_set - {"prometheus_url"})
+            if p.prometheus_url == url
+            else p
+            for p in self._profiles
+        ]
+
+    def _on_disk(self) -> dict[str, Any] | None:
+        """The document in the file now, as :meth:`to_document` would write it; None when
+        there is none, it cannot be read or it is in an older format (whose profiles may
+        have no ids yet): then ours replaces it."""
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return None
+        try:
+            parsed = json.loads(raw.decode("utf-8"))
+            doc, _keys = migrate(parsed)
+        except NewerSchemaError:
+            raise
+        except (UnicodeDecodeError, json.JSONDecodeError, SchemaError):
+            return None
+        if parsed.get("schema_version") != SCHEMA_VERSION:
+            return None
+        scratch = ProfileStore(self.path)
+        scratch._adopt(doc)
+        return scratch.to_document()
 
     def _merge_window_kb_folders(self) -> int:
         """Once, when a pre-3 file is loaded: each profile takes the knowledge-base folders
@@ -826,6 +873,7 @@ class ProfileStore:
         self._active_id = self._profiles[0].id
         self._prefs = Preferences()
         self._vision_cache = {}
+        self._base = self.to_document()
 
     def to_document(self) -> dict[str, Any]:
         """The document :meth:`save` writes (never contains keys)."""
@@ -838,21 +886,42 @@ class ProfileStore:
         }
 
     def save(self) -> StoreProblem | None:
-        """Write the file atomically. Returns a problem instead of raising."""
+        """Write what changed here since the last load or save, key by key, into the file
+        as it is now (under a lock shared with the other processes), so a change another
+        process saved meanwhile stays; this store then holds the merged result. Returns a
+        problem instead of raising; the unsaved changes stay here for the next save."""
         if self.read_only:
             return StoreProblem(
                 "Profiles were not saved: the profiles file belongs to a newer kanoa desktop "
                 "or could not be read.",
                 self.path,
             )
+        ours = self.to_document()
         try:
-            write_json_atomic(self.path, self.to_document())
-        except OSError as exc:
+            with FileLock(self.path.with_name(self.path.name + ".lock"), LOCK_WAIT_S):
+                theirs = self._on_disk()
+                doc = ours if theirs is None else merge_documents(self._base, ours, theirs)
+                write_json_atomic(self.path, doc)
+        except NewerSchemaError:
+            self.read_only = True
+            return self.save()
+        except TimeoutError:
             return StoreProblem(
-                f"Could not save profiles ({exc.strerror or exc}). Check that "
-                f"{self.path.parent} is writable and has free space.",
+                f"Profiles were not saved: another program kept the profiles file locked for "
+                f"{LOCK_WAIT_S:.0f} s. Your changes are kept here; save again in a moment.",
                 self.path,
             )
+        except OSError as exc:
+            return StoreProblem(
+                f"Could not save profiles: {os_reason(exc, self.path.parent)}. Your changes "
+                "are kept here and saved with the next change.",
+                self.path,
+            )
+        self._base = doc
+        if doc != ours:  # another process saved meanwhile: take its changes in
+            self._adopt(doc)
+            self._base = self.to_document()
+            self._changed()
         return None
 
     # -- access
@@ -958,7 +1027,8 @@ class ProfileStore:
         try:
             write_json_atomic(Path(path), doc)
         except OSError as exc:
-            return StoreProblem(f"Could not export profiles ({exc.strerror or exc}).", Path(path))
+            reason = os_reason(exc, Path(path).parent)
+            return StoreProblem(f"Could not export profiles: {reason}.", Path(path))
         return None
 
     def import_profiles(self, path: Path) -> ImportResult:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import sqlite3
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from kanoa_desktop.core.history import figures as figure_store
@@ -145,12 +145,19 @@ def add_turn(
     return turn_id, idx
 
 
-def append_text(db: sqlite3.Connection, turn_id: int, text: str, reasoning: str) -> None:
+def append_text(
+    db: sqlite3.Connection, turn_id: int, text: str, reasoning: str, beat: float
+) -> None:
     # Appending on the SQL side sends only the new text.
     db.execute(
-        "UPDATE turns SET answer = answer || ?, reasoning = reasoning || ? WHERE id = ?",
-        (text, reasoning, turn_id),
+        "UPDATE turns SET answer = answer || ?, reasoning = reasoning || ?, beat = ? WHERE id = ?",
+        (text, reasoning, beat, turn_id),
     )
+
+
+def beat(db: sqlite3.Connection, turn_id: int, now: float) -> None:
+    """A streaming turn's heartbeat (see ``liveness``)."""
+    TURNS.update(db, turn_id, {"beat": now})
 
 
 def finish_turn(
@@ -168,13 +175,17 @@ def mark_retried(db: sqlite3.Connection, turn_id: int) -> None:
     )
 
 
-def interrupt_streaming(db: sqlite3.Connection) -> int:
-    """Mark every turn still ``streaming`` as ``interrupted``; returns how many."""
-    rows = db.execute("SELECT id FROM turns WHERE state = 'streaming'").fetchall()
-    for r in rows:
-        TURNS.update(db, r[0], {"state": "interrupted", "finish_reason": "interrupted"})
-        index_turn(db, r[0])
-    return len(rows)
+def interrupt_stale(
+    db: sqlite3.Connection, live: Callable[[str | None, float | None], bool]
+) -> int:
+    """Mark each turn still ``streaming`` whose writer is gone (``live(owner, beat)`` is
+    False) as ``interrupted``; returns how many."""
+    rows = db.execute("SELECT id, owner, beat FROM turns WHERE state = 'streaming'").fetchall()
+    stale = [r["id"] for r in rows if not live(r["owner"], r["beat"])]
+    for turn_id in stale:
+        TURNS.update(db, turn_id, {"state": "interrupted", "finish_reason": "interrupted"})
+        index_turn(db, turn_id)
+    return len(stale)
 
 
 # --------------------------------------------------------------------------- reading

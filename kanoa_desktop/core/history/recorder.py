@@ -7,6 +7,7 @@ import sqlite3
 import time
 from typing import TYPE_CHECKING, Any
 
+from kanoa_desktop.core.history.liveness import HEARTBEAT_S
 from kanoa_desktop.core.history.records import STATES, passages_json
 
 if TYPE_CHECKING:
@@ -20,7 +21,11 @@ class TurnRecorder:
 
     ``append`` never blocks on more than one small UPDATE, and only when at least
     ``flush_interval_s`` passed since the last write (by the store's monotonic clock).
-    :meth:`flush_if_due` lets a timer write buffered text when deltas stop arriving.
+    :meth:`flush_if_due` lets a timer write buffered text when deltas stop arriving, and
+    the turn's heartbeat every ``HEARTBEAT_S`` while nothing arrives. ``conversation_id``
+    and ``turn_id`` are placeholders (negative) while the store's writes wait for the disk;
+    the store sets the real ones when it writes them. ``saved`` says whether everything
+    given to the recorder has reached the file.
     """
 
     def __init__(self, store: HistoryStore, conversation_id: int, turn_id: int, index: int) -> None:
@@ -30,7 +35,7 @@ class TurnRecorder:
         self.index = index
         self._text: list[str] = []
         self._reasoning: list[str] = []
-        self._last_flush = store.clock()
+        self._last_flush = self._last_beat = store.clock()
         self.finished = False
         self.writes = 0  # how many flushes reached the database (for tests and benches)
 
@@ -50,28 +55,39 @@ class TurnRecorder:
 
     def flush_if_due(self) -> bool:
         """Write buffered text if the interval has passed; True when it wrote."""
-        if self.store.clock() - self._last_flush >= self.store.flush_interval_s:
-            return self.flush()
+        now = self.store.clock()
+        if now - self._last_flush >= self.store.flush_interval_s:
+            if self._text or self._reasoning:
+                return self.flush()
+            if now - self._last_beat >= HEARTBEAT_S and not self.finished:
+                self._last_beat = now
+                self.store._beat(self.turn_id)
         return False
+
+    @property
+    def saved(self) -> bool:
+        """The turn as given so far is in the history file (not waiting in memory)."""
+        return self.turn_id >= 0 and not self.store.pending and not self._text
 
     def flush(self) -> bool:
         """Write buffered text now; True when there was something to write."""
-        self._last_flush = self.store.clock()
+        self._last_flush = self._last_beat = self.store.clock()
         if not (self._text or self._reasoning) or self.finished:
             return False
         text, reasoning = "".join(self._text), "".join(self._reasoning)
         self._text.clear()
         self._reasoning.clear()
         try:
-            self.store._append_text(self.turn_id, text, reasoning)
+            written = self.store._append_text(self.turn_id, text, reasoning)
         except sqlite3.Error as exc:
-            # Keep the text for the next try; the answer on screen is unaffected.
+            # Not the disk (the store keeps those writes itself): keep the text for the
+            # next try; the answer on screen is unaffected.
             self._text.insert(0, text)
             self._reasoning.insert(0, reasoning)
             log.warning("history write failed: %s", exc)
             return False
-        self.writes += 1
-        return True
+        self.writes += written
+        return written
 
     def finish(
         self,

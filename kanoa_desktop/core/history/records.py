@@ -122,10 +122,31 @@ USAGE = RowMapping("turns", flags=frozenset({"estimated"}))
 
 @dataclass(frozen=True)
 class HistoryProblem:
-    """Something the user should know about the history file; ``message`` says what to do."""
+    """Something the user should know about the history file; ``message`` says what
+    happened and what to do. ``kind`` names it (see ``connection``): "full", "read-only",
+    "locked", "unreachable" (writes wait in memory), "damaged" (moved to ``moved_to``),
+    "newer" (a newer app's file)."""
 
     message: str
     moved_to: Path | None = None
+    kind: str = ""
+    # The message's parts, for a face that says them its own way: what happened, what the
+    # store does meanwhile, what to do.
+    cause: str = ""
+    meanwhile: str = ""
+    remedy: str = ""
+
+    @property
+    def brief(self) -> str:
+        """What happened and what to do, without what the store does meanwhile (for a
+        command that ends before the disk comes back)."""
+        return f"{self.cause} {self.remedy}" if self.cause else self.message
+
+    @property
+    def situation(self) -> str:
+        """What happened and what the store does meanwhile (a banner's text; its hint is
+        ``remedy``)."""
+        return f"{self.cause} {self.meanwhile}" if self.cause else self.message
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA_V1 = """
 CREATE TABLE conversations (
@@ -98,8 +98,15 @@ CREATE TABLE comparison_panes (
 );
 """
 
+# Who is writing a streaming turn, and when it last said so (see ``liveness``): a turn is
+# marked interrupted only when its writer is gone.
+_SCHEMA_V3 = """
+ALTER TABLE turns ADD COLUMN owner TEXT;
+ALTER TABLE turns ADD COLUMN beat REAL;
+"""
+
 # MIGRATIONS[n] takes a database at user_version n to n + 1.
-MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2)
+MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3)
 
 # Tables whose absence in a migrated file means the file is not (or no longer) ours.
 REQUIRED_TABLES = frozenset({"conversations", "turns", "figures", "turns_fts"})

@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from kanoa_desktop.core.config.atomic import write_atomic
+from kanoa_desktop.core.config.disk import os_reason
 from kanoa_desktop.core.endpoint.errors import KanoaError
 from kanoa_desktop.core.reports import document as D
 from kanoa_desktop.core.reports.markdown import md_text, render_markdown, safe_markdown
@@ -262,14 +264,15 @@ def slug(text: str, default: str = "figure") -> str:
 
 
 def write_file(path: Path, data: bytes | str, error: type[KanoaError] = ReportError) -> None:
-    """Write one file whole, or raise ``error`` saying why, in words."""
+    """Write one file whole (a full disk leaves no half-written file behind), or raise
+    ``error`` saying why and what to do."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+        write_atomic(path, data)
     except OSError as exc:
         raise error(
-            f"{escape_control(str(path))} could not be written ({exc.strerror or exc}).",
-            "Choose another folder, or check that there is free space and you may write there.",
+            f"{escape_control(str(path))} could not be written: "
+            f"{escape_control(os_reason(exc, path.parent))}.",
+            "Choose another folder, or free some space there.",
         ) from exc
 
 

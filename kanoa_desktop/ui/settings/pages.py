@@ -777,14 +777,26 @@ class GpuPanelPage(SettingsPage):
         self.dcgm_edit.setPlaceholderText("optional, e.g. http://gpu-host:9400/metrics")
         self.dcgm_edit.textChanged.connect(lambda _t: self.changed.emit())
         self.form.addRow("Remote GPU (DCGM)", self.dcgm_edit)
+        # The fleet's Prometheus is the app's (every profile shows the same fleet); a
+        # profile may name its own instead.
         self.prometheus_edit = QLineEdit(objectName="prometheusUrlEdit")
         self.prometheus_edit.setAccessibleName("Prometheus address for the fleet view")
         self.prometheus_edit.setPlaceholderText("optional, e.g. http://prometheus:9090")
         self.prometheus_edit.textChanged.connect(lambda _t: self.changed.emit())
+        self.prometheus_edit.textChanged.connect(self._show_override_placeholder)
         self.form.addRow("Fleet (Prometheus)", self.prometheus_edit)
         self.form.addRow(
-            "", _hint("A Prometheus server scraping all your model servers: the Fleet view.")
+            "",
+            _hint(
+                "A Prometheus server scraping all your model servers: the Fleet view, for "
+                "every profile (one may name its own below)."
+            ),
         )
+        self.profile_prometheus_edit = QLineEdit(objectName="profilePrometheusUrlEdit")
+        self.profile_prometheus_edit.setAccessibleName("This profile's own Prometheus address")
+        self.profile_prometheus_edit.textChanged.connect(lambda _t: self.changed.emit())
+        self.form.addRow("This profile's fleet", self.profile_prometheus_edit)
+        self._show_override_placeholder()
         self.interval_spin = QDoubleSpinBox(objectName="gpuIntervalSpin")
         self.interval_spin.setRange(0.5, 60.0)
         self.interval_spin.setSingleStep(0.5)
@@ -815,14 +827,20 @@ class GpuPanelPage(SettingsPage):
         self.set_api_base(profile.api_base)
         self.kwh_spin.setValue(profile.electricity_price_per_kwh or 0.0)
         self.dcgm_edit.setText(profile.dcgm_url or "")
-        self.prometheus_edit.setText(profile.prometheus_url or "")
+        self.profile_prometheus_edit.setText(profile.prometheus_url or "")
+
+    def _show_override_placeholder(self) -> None:
+        app = self.prometheus_edit.text().strip()
+        self.profile_prometheus_edit.setPlaceholderText(
+            f"empty: the app's ({app})" if app else "optional: this profile's own Prometheus"
+        )
 
     def values(self) -> dict:
         kwh = round(self.kwh_spin.value(), 3)
         return {
             "metrics_url": self.metrics_edit.text().strip() or None,
             "dcgm_url": self.dcgm_edit.text().strip() or None,
-            "prometheus_url": self.prometheus_edit.text().strip() or None,
+            "prometheus_url": self.profile_prometheus_edit.text().strip() or None,
             "electricity_price_per_kwh": kwh or None,
         }
 
@@ -832,6 +850,7 @@ class GpuPanelPage(SettingsPage):
             ("Metrics address", self.metrics_edit),
             ("DCGM exporter", self.dcgm_edit),
             ("Prometheus", self.prometheus_edit),
+            ("This profile's Prometheus", self.profile_prometheus_edit),
         ):
             url = edit.text().strip()
             if url and (msg := validate_api_base(url)) is not None:
@@ -846,6 +865,7 @@ class GpuPanelPage(SettingsPage):
         self.visible_check.setChecked(prefs.gpu_panel_visible)
         self.interval_spin.setValue(prefs.gpu_poll_interval_s)
         self.nvml_check.setChecked(prefs.local_nvml)
+        self.prometheus_edit.setText(prefs.prometheus_url or "")
 
     def save_preferences(self, prefs: Preferences) -> Preferences:
         return dataclasses.replace(
@@ -853,6 +873,7 @@ class GpuPanelPage(SettingsPage):
             gpu_panel_visible=self.visible_check.isChecked(),
             gpu_poll_interval_s=float(self.interval_spin.value()),
             local_nvml=self.nvml_check.isChecked(),
+            prometheus_url=self.prometheus_edit.text().strip() or None,
         )
 
 
