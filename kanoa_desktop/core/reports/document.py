@@ -112,13 +112,12 @@ Block = Heading | Paragraph | Quote | Markdown | Code | Figure | Table | Facts |
 @dataclass
 class Document:
     """A report: its title (none in Markdown when empty), its blocks, and ``data``, the
-    table it is as CSV. ``css`` adds to the HTML's style, ``width`` is its page width;
-    ``figures`` names the folder beside a Markdown file (``<stem>_<figures>``)."""
+    table it is as CSV. ``width`` is the HTML page's width; ``figures`` names the folder
+    beside a Markdown file (``<stem>_<figures>``)."""
 
     title: str
     blocks: list[Block] = field(default_factory=list)
     data: Table | None = None
-    css: str = ""
     width: str = "52rem"
     figures: str = "figures"
 

@@ -155,7 +155,7 @@ def _cls(name: str) -> str:
 def to_html(doc: D.Document) -> str:
     """The document as one self-contained HTML page: figures as data URLs, and a Content
     Security Policy under which it loads nothing."""
-    css = CSS.replace("WIDTH", re.sub(r"[^0-9.a-z%]", "", doc.width)) + doc.css.replace("<", "")
+    css = CSS.replace("WIDTH", re.sub(r"[^0-9.a-z%]", "", doc.width))
     head = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">\n'
             f'<meta http-equiv="Content-Security-Policy" content="{CSP}">\n'
             f"<title>{_h(doc.title)}</title><style>{css}</style></head><body>")  # fmt: skip
