@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test venv install install-test test-servers system-test-tools lint bench bench-quick clean
+.PHONY: run test venv install install-test test-servers system-test-tools lint bench bench-quick soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -69,6 +69,13 @@ test: $(TEST_STAMP) test-servers system-test-tools
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check kanoa_desktop tests bench
 	$(BIN)/lint-imports
+
+## make soak: the models/views/headers property test (tests/ui/model_shapes.py) long, with
+## a random seed; `make test` runs it short with a fixed one. A failure prints the seed and
+## the smallest failing sequence; a native crash prints the steps that led to it.
+SOAK_EXAMPLES ?= 400
+soak: $(TEST_STAMP)
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m tests.ui.model_shapes --examples $(SOAK_EXAMPLES) $(SOAK_ARGS)
 
 BENCH_STAMP := $(VENV)/.installed-bench
 

@@ -31,6 +31,7 @@ def unknown_command(args: Sequence[str], commands: Sequence[str]) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    _fault_handler_on_stderr()  # a native crash while starting still says where
     args = list(sys.argv[1:] if argv is None else argv)
     from kanoa_desktop.cli import SUBCOMMANDS, run_cli
     from kanoa_desktop.core.config.logs import setup_logging
@@ -50,9 +51,28 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         echo(problem, err=True)
         return 2
+    # The window's session: faulthandler and a watchdog write into a crash record in
+    # the log folder, and the draft is kept (core/config/recovery.py). Deleted at a clean
+    # end only: an exception out of the window leaves it for the next start to report.
+    from kanoa_desktop.core.config.recovery import Session
+
+    session = Session.start()
     from kanoa_desktop.ui.app import run_app
 
-    return run_app(args)
+    code = run_app(args, session=session)
+    session.end()
+    return code
+
+
+def _fault_handler_on_stderr() -> None:
+    import faulthandler
+
+    if faulthandler.is_enabled():  # -X faulthandler, or a test runner's
+        return
+    try:
+        faulthandler.enable(all_threads=True)
+    except Exception:  # noqa: BLE001 - no usable stderr (pythonw, a frozen GUI app)
+        pass  # the window's session file takes over
 
 
 if __name__ == "__main__":

@@ -29,6 +29,25 @@ def _isolated_home(tmp_path, monkeypatch):
     yield home
 
 
+@pytest.fixture(autouse=True)
+def _no_swallowed_qt_error():
+    """A Qt override that raised is logged and answered with a default (ui/qt_guard.py),
+    so the window survives; in a test it is a failure. (qt_guard itself imports no Qt.)"""
+    from kanoa_desktop.ui import qt_guard
+
+    qt_guard.clear()
+    yield
+    errors = qt_guard.caught()
+    qt_guard.clear()
+    if errors:
+        where, exc = errors[0]
+        pytest.fail(
+            f"{len(errors)} error(s) in Qt overrides, the first in {where}: "
+            f"{type(exc).__name__}: {exc}",
+            pytrace=False,
+        )
+
+
 def _start_llama(tmp_path_factory, **kw) -> LlamaServer:
     reason = missing_reason(vision=kw.get("vision", False))
     if reason:

@@ -9,7 +9,9 @@ line (its ``instance`` label, ``up``, ``kind`` and the figures).
 
 ``--prometheus`` defaults to the address set in the window (Settings > GPU panel: the
 app's, or the active profile's own). ``--once`` prints one snapshot and exits;
-``--interval S`` prints one every S seconds until interrupted. Prometheus not answering gives a sentence on stderr and status 1.
+``--interval S`` prints one every S seconds until interrupted. Prometheus not answering,
+or answering what a Prometheus server does not, gives one ``error:`` sentence on stderr
+and status 1.
 """
 
 from __future__ import annotations
@@ -216,7 +218,7 @@ async def _main(args: argparse.Namespace) -> int:
             try:
                 snapshot = await reader.snapshot()
             except PrometheusError as err:
-                echo(name(err), err=True, flush=True)
+                echo(f"error: {name(err)}", err=True, flush=True)
                 if args.once or args.interval is None:
                     return 1
             else:

@@ -17,6 +17,10 @@ adversarial answer or file name of any length cannot freeze a thread.
 - :func:`defang_images` turns every Markdown image form (inline ``![a](u)``, reference
   ``![a][r]``, collapsed ``![a][]``, shortcut ``![a]``) into a plain link or text, so a
   renderer never fetches or reads anything named by model text.
+- :func:`code_fence`: a fence no line of a code block's text can close.
+- :func:`loads_json_bounded` parses JSON from a file or a server only when the objects it
+  would make fit a budget (counted before parsing, in linear time): a 110 MB file of empty
+  objects is 2.8 GB once parsed.
 """
 
 from __future__ import annotations
@@ -153,6 +157,14 @@ def escape_name(name: str | bytes) -> str:
 _SURROGATE_RE = re.compile("[\ud800-\udfff]")
 
 
+def escape_rich(text: str) -> str:
+    """``text`` to put inside Qt rich text (a label set to RichText, a tooltip), shown
+    as the characters it is: ``<``, ``>``, ``&`` and quotes escaped, line breaks kept as
+    ``<br>``. Every piece of outside text (a server's words, a model name, a file name)
+    that goes into markup goes through here."""
+    return text.translate(_TOOLTIP_ESCAPES)
+
+
 def plain_tooltip(text: str) -> str:
     """``text`` for a Qt tooltip, shown as the characters it is.
 
@@ -160,8 +172,7 @@ def plain_tooltip(text: str) -> str:
     (``<img src=file:///...>``) would be rendered and could load a local file: escaped
     inside ``<qt>`` it is always literal, line breaks kept.
     """
-    body = text.translate(_TOOLTIP_ESCAPES)
-    return f"<qt>{body}</qt>"
+    return f"<qt>{escape_rich(text)}</qt>"
 
 
 # html.escape's five, plus line breaks; without importing html (its entity table cost the
@@ -200,13 +211,78 @@ def code_fence(text: str) -> str:
     return "`" * max(3, longest + 1)
 
 
+# --- JSON by what it becomes ---------------------------------------------------------------
+
+_JSON_CHUNK = 1 << 20
+
+
+class JsonTooLarge(ValueError):
+    """JSON that would make more than the allowed number of values. ``items`` is the count
+    found (an upper bound), ``limit`` the budget."""
+
+    def __init__(self, items: int, limit: int) -> None:
+        super().__init__(f"about {items:,} JSON values, more than the {limit:,} allowed")
+        self.items = items
+        self.limit = limit
+
+
+def _structural(data: bytes) -> int:
+    # Each value or key but the first of its container follows a "," or a ":", and each
+    # container opens with "{" or "[" (an empty one holds no first value).
+    opens = data.count(b"{") + data.count(b"[") - data.count(b"{}") - data.count(b"[]")
+    return opens + data.count(b",") + data.count(b":")
+
+
+def json_items(data: bytes, *, exact_above: int | None = None) -> int:
+    """An upper bound on the values and keys ``json.loads(data)`` would make (for compact
+    JSON, exact or one over per megabyte).
+
+    First ``{``, ``[``, ``,`` and ``:`` are counted everywhere (a few C passes, no copy):
+    characters inside strings inflate that count. When it is over ``exact_above``, the
+    count is made again outside strings only, a megabyte at a time (escaped pairs
+    removed, then split on quotes), so memory stays bounded whatever the text holds."""
+    quick = _structural(data) + 1
+    if exact_above is None or quick <= exact_above:
+        return quick
+    total, inside, pos, n = 0, False, 0, len(data)
+    view = memoryview(data)
+    while pos < n:
+        end = min(n, pos + _JSON_CHUNK)
+        while end < n and data[end - 1] == 0x5C:  # never split an escape: past "\\" runs
+            end += 1
+        chunk = bytes(view[pos:end]).replace(b"\\\\", b"").replace(b'\\"', b"")
+        pieces = chunk.split(b'"')
+        total += _structural(b'"'.join(pieces[1 if inside else 0 :: 2]))
+        inside ^= (len(pieces) - 1) % 2 == 1
+        pos = end
+    return total + 1
+
+
+def loads_json_bounded(data: bytes, *, max_items: int) -> object:
+    """``json.loads(data)``, refused with :class:`JsonTooLarge` before anything is parsed
+    when it would make more than ``max_items`` values and keys (see :func:`json_items`).
+    Raises ValueError (JSON errors, UnicodeDecodeError) and RecursionError (nesting too
+    deep) as ``json.loads`` does."""
+    import json
+
+    items = json_items(data, exact_above=max_items)
+    if items > max_items:
+        raise JsonTooLarge(items, max_items)
+    return json.loads(data)
+
+
 __all__ = [
     "MASK",
+    "JsonTooLarge",
     "ScrubbingFilter",
     "code_fence",
     "defang_images",
     "escape_control",
     "escape_name",
+    "escape_rich",
+    "json_items",
+    "loads_json_bounded",
+    "plain_tooltip",
     "remember_secret",
     "replace_surrogates",
     "scrub_secrets",

@@ -34,6 +34,7 @@ from PySide6.QtWidgets import QTextBrowser
 
 from kanoa_desktop.core.ask.markdown_stream import MarkdownStream
 from kanoa_desktop.core.safety import defang_images
+from kanoa_desktop.ui.qt_guard import guarded
 
 MARKDOWN_FEATURES = (
     QTextDocument.MarkdownFeature.MarkdownDialectGitHub
@@ -135,6 +136,7 @@ class AnswerView(QTextBrowser):
 
     # -- safety --------------------------------------------------------------------------
 
+    @guarded(fallback=lambda *_: QByteArray(b" "))  # never None: see below
     def loadResource(self, type_: int, name: QUrl):  # noqa: N802 - Qt override
         # Never load images, stylesheets or anything else named by the answer. A null
         # result would make QTextDocument read local files and data: URLs by itself.
@@ -185,12 +187,20 @@ class AnswerView(QTextBrowser):
         self._render_full(markdown)
 
     def begin_answer(self, question_md: str) -> None:
-        """Show the question and prepare to stream its answer below it."""
+        """Show the question and prepare to stream its answer below it.
+
+        The question is added under what is shown (one small fragment), not by rendering
+        the whole conversation again: after a long answer that was a 100-200 ms stall of
+        the GUI thread, in every pane of a comparison at once."""
+        streaming = self._stream is not None  # an answer never ended: render it all
         self._history_md += question_md
         self._stream = MarkdownStream()
         self._shown_tail, self._tail_run = "", 0
         self._follow = True  # the user just asked: show the question and its answer
-        self._render_full(self._history_md)
+        if streaming:
+            self._render_full(self._history_md)
+        else:
+            self._append_markdown(question_md)
         self._tail_start = self._end_position()
 
     def append(self, text: str) -> None:
@@ -223,14 +233,8 @@ class AnswerView(QTextBrowser):
             cursor.movePosition(QTextCursor.MoveOperation.End, QTextCursor.MoveMode.KeepAnchor)
             cursor.removeSelectedText()
             if new.strip():
-                tmp = QTextDocument()
-                tmp.setMarkdown(
-                    break_long_runs(defang_images(new), longer_than=LONG_RUN)[0],
-                    MARKDOWN_FEATURES,
-                )
-                cursor.insertFragment(QTextDocumentFragment(tmp))
+                self._insert_markdown(cursor, new, reasoning_marks=False)
                 cursor.insertBlock(QTextBlockFormat(), QTextCharFormat())
-                self.fragment_renders += 1
             # The tail is plain text in a plain block, whatever format the last block had.
             cursor.setBlockFormat(QTextBlockFormat())
             cursor.setBlockCharFormat(QTextCharFormat())
@@ -251,16 +255,27 @@ class AnswerView(QTextBrowser):
         that unfolds it when clicked. For an answer with only reasoning, pass the
         ``reasoning_only`` notice as ``note`` and the reasoning here."""
         self._timer.stop()
-        text = self._stream.text if self._stream else ""
-        self._history_md += text
+        stream = self._stream
+        text = stream.text if stream else ""
+        closing = ""  # what follows the answer in the conversation's Markdown
         if note:
-            self._history_md += f"\n\n*{note}*"
+            closing += f"\n\n*{note}*"
         if reasoning.strip():
             self._reasoning.append(reasoning)
-            self._history_md += "\n\n" + _REASONING_MARK.format(len(self._reasoning) - 1)
-        self._history_md += _TURN_END
+            closing += "\n\n" + _REASONING_MARK.format(len(self._reasoning) - 1)
+        closing += _TURN_END
+        self._history_md += text + closing
+        if stream is None:
+            self._render_full(self._history_md)
+            return text
+        # The finished blocks are on screen already, rendered as they arrived: only the
+        # plain-text tail is rendered now, with the note, in its place. Rendering the
+        # whole conversation again laid out every answer anew: 170 ms for an 8,000-token
+        # answer here, a stall of the window at the end of every answer (issue 25: four
+        # compare panes ending together).
+        self.flush()
         self._stream = None
-        self._render_full(self._history_md)
+        self._replace_tail(stream.tail + closing)
         return text
 
     # -- reasoning -------------------------------------------------------------------------
@@ -328,6 +343,60 @@ class AnswerView(QTextBrowser):
         else:
             cursor.setBlockFormat(QTextBlockFormat())
         return cursor.position()
+
+    def _insert_markdown(
+        self, cursor: QTextCursor, markdown: str, *, reasoning_marks: bool = True
+    ) -> None:
+        """Insert ``markdown`` at ``cursor``, rendered as the whole view renders it
+        (images defanged, reasoning marks as links, long runs broken).
+
+        A fragment's first block takes the format of the block it lands in: the heading
+        that starts a chunk showed as plain text until the answer's full render. Its own
+        format is put back. A list keeps its own, but Qt puts it after an empty block:
+        that block is removed (a blank line between a heading and its list)."""
+        tmp = QTextDocument()
+        shown = defang_images(self._with_reasoning(markdown) if reasoning_marks else markdown)
+        tmp.setMarkdown(break_long_runs(shown, longer_than=LONG_RUN)[0], MARKDOWN_FEATURES)
+        start = cursor.position()
+        cursor.insertFragment(QTextDocumentFragment(tmp))
+        first = tmp.begin()
+        fix = QTextCursor(self.document())
+        fix.setPosition(start)
+        if first.isValid() and first.textList() is None:
+            fix.setBlockFormat(first.blockFormat())
+        elif start > 0 and fix.block().length() == 1 and fix.block().textList() is None:
+            fix.deletePreviousChar()  # the empty block before the list
+        self.fragment_renders += 1
+
+    def _append_markdown(self, markdown: str) -> None:
+        """Render ``markdown`` under what is shown (a fresh block), leaving the rest."""
+        if not markdown.strip():
+            return
+        cursor = QTextCursor(self.document())
+        cursor.beginEditBlock()
+        cursor.movePosition(QTextCursor.MoveOperation.End)
+        if cursor.block().length() > 1:
+            cursor.insertBlock(QTextBlockFormat(), QTextCharFormat())
+        self._insert_markdown(cursor, markdown)
+        cursor.endEditBlock()
+        if self._follow:
+            self._pin_bottom()
+
+    def _replace_tail(self, markdown: str) -> None:
+        """Put ``markdown``, rendered, in place of the streamed plain-text tail."""
+        cursor = QTextCursor(self.document())
+        cursor.beginEditBlock()
+        cursor.setPosition(self._tail_start)
+        cursor.movePosition(QTextCursor.MoveOperation.End, QTextCursor.MoveMode.KeepAnchor)
+        cursor.removeSelectedText()
+        if markdown.strip():
+            cursor.setBlockFormat(QTextBlockFormat())
+            cursor.setBlockCharFormat(QTextCharFormat())
+            self._insert_markdown(cursor, markdown)
+        cursor.endEditBlock()
+        self._shown_tail = ""
+        if self._follow:
+            self._pin_bottom()
 
     def _render_full(self, markdown: str) -> None:
         # setMarkdown resets the scroll position to the top (the old "jumps to the top when

@@ -322,8 +322,10 @@ def close_event_loop(loop) -> None:
     _CLOSED_LOOPS.append(loop)
 
 
-def run_app(argv: Sequence[str]) -> int:
-    """Start the window with files to open; returns the process exit code."""
+def run_app(argv: Sequence[str], *, session=None) -> int:
+    """Start the window with files to open; returns the process exit code. ``session``
+    (core/config/recovery.Session) gets the window's heartbeat and draft, and the window
+    shows how the previous session ended when it ended badly."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="kanoa-desktop", add_help=True)
@@ -375,6 +377,9 @@ def run_app(argv: Sequence[str]) -> int:
         # panel's poller) find the loop, and every task belongs to it.
         window = MainWindow(profile_name=args.profile)
         window_box.append(window)
+        from kanoa_desktop.ui.recovery import attach
+
+        attach(window, session)
         window.closed.connect(closing.set)
         if not args.new_instance:
             instance.listen(window.open_forwarded)

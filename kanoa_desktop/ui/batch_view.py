@@ -58,6 +58,9 @@ from kanoa_desktop.core.config.pricing import format_cost
 from kanoa_desktop.core.config.profiles import ProfileStore
 from kanoa_desktop.core.endpoint.errors import KanoaError
 from kanoa_desktop.core.endpoint.pool import ClientPool
+from kanoa_desktop.core.safety import plain_tooltip
+from kanoa_desktop.ui.plain_text import make_labels_plain
+from kanoa_desktop.ui.qt_guard import guarded
 
 log = logging.getLogger(__name__)
 
@@ -191,6 +194,7 @@ class BatchView(QDialog):
         buttons.addStretch(1)
         buttons.addWidget(self.close_button)
         root.addLayout(buttons)
+        make_labels_plain(self)  # the progress line quotes file names and errors
         self._set_running(False)
         self.resize(760, 620)
 
@@ -358,7 +362,7 @@ class BatchView(QDialog):
         for c, text in enumerate(cells):
             item = self.table.item(row, c)
             item.setText(text)
-            item.setToolTip(result.hint if not result.ok and result.hint else "")
+            item.setToolTip(plain_tooltip(result.hint) if not result.ok and result.hint else "")
             item.setForeground(QBrush(FAILED) if not result.ok else QBrush())
 
     def _on_event(self, ev) -> None:
@@ -436,6 +440,7 @@ class BatchView(QDialog):
             with contextlib.suppress(Exception):
                 await self._task
 
+    @guarded()
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
         # Nothing runs unseen: closing cancels. Finished items are kept, and the same batch
         # started again continues where it stopped.

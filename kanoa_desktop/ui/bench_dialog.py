@@ -40,6 +40,9 @@ from kanoa_desktop.core.bench.speed import (
 )
 from kanoa_desktop.core.endpoint.client import ChatClient
 from kanoa_desktop.core.endpoint.errors import KanoaError
+from kanoa_desktop.core.safety import escape_rich
+from kanoa_desktop.ui.plain_text import make_labels_plain
+from kanoa_desktop.ui.qt_guard import guarded
 
 COLUMNS = ("Test", "Mean (tok/s)", "StdDev", "Min", "Max", "CV", "Mean TTFT (s)", "Notes")
 
@@ -80,7 +83,9 @@ class BenchmarkDialog(QDialog):
         self._task: asyncio.Future | None = None
         self._file_dialog: QFileDialog | None = None
 
-        self.header = QLabel(f"Model <b>{model}</b> at {client.api_base}")
+        # The model name is the server's: escaped inside the one label built for markup.
+        self.header = QLabel(f"Model <b>{escape_rich(model)}</b> at {escape_rich(client.api_base)}")
+        self.header.setTextFormat(Qt.TextFormat.RichText)
         self.runs_box = QSpinBox()
         self.runs_box.setRange(1, 20)
         self.runs_box.setValue(runs)
@@ -126,6 +131,7 @@ class BenchmarkDialog(QDialog):
         layout.addWidget(self.state)
         layout.addWidget(self.table, 1)
         layout.addLayout(buttons)
+        make_labels_plain(self)  # the state line quotes the server's errors
         self.resize(860, 420)
 
     # -- running ---------------------------------------------------------------------------
@@ -280,6 +286,7 @@ class BenchmarkDialog(QDialog):
         self.state.setText(f"Saved the table to {path}.")
         return True
 
+    @guarded()
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
         # Closing stops the suite: no request keeps running for a dialog nobody sees.
         if self.running and self.bench is not None:

@@ -59,6 +59,8 @@ from kanoa_desktop.core.config.pricing import format_cost
 from kanoa_desktop.core.config.profiles import Profile, ProfileStore
 from kanoa_desktop.core.endpoint.pool import ClientPool
 from kanoa_desktop.ui.answer_view import AnswerView
+from kanoa_desktop.ui.plain_text import make_labels_plain
+from kanoa_desktop.ui.qt_guard import guarded
 from kanoa_desktop.ui.status_bar import STATES
 
 log = logging.getLogger(__name__)
@@ -124,6 +126,7 @@ class ComparePane(QFrame):
         self.status.setAccessibleName(f"Status of pane {index + 1}")
         self.status.setWordWrap(True)
         lay.addWidget(self.status)
+        make_labels_plain(self)  # its title and status quote models and servers
         self.state = "idle"
         self.energy_wh: float | None = None
 
@@ -279,6 +282,7 @@ class CompareView(QWidget):
         self._timer.timeout.connect(self._refresh_status)
         for _ in range(max(MIN_PANES, min(MAX_PANES, panes))):
             self.add_pane()
+        make_labels_plain(self)  # the message line quotes servers' notices and errors
         self.resize(1200, 760)
 
     # -- panes -----------------------------------------------------------------------------
@@ -649,6 +653,7 @@ class CompareView(QWidget):
             with contextlib.suppress(Exception):
                 await self._export_task
 
+    @guarded()
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
         if self.comparison is not None:
             self.comparison.stop_all("Comparison window closed.")

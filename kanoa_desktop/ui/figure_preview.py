@@ -27,6 +27,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from kanoa_desktop.core.safety import plain_tooltip
+
 if TYPE_CHECKING:  # the decoding code loads with the first figure (issue 18)
     from kanoa_desktop.core.inputs.figures import PreparedFigure
 
@@ -88,7 +90,7 @@ class _FigureCard(QFrame):
         else:
             self.thumb.setText("(no preview)")
         self.thumb.setAccessibleName(f"Preview of {fig.name}")
-        self.thumb.setToolTip("\n".join([fig.name, caption, *fig.notes]))
+        self.thumb.setToolTip(plain_tooltip("\n".join([fig.name, caption, *fig.notes])))
 
         self.name_label = QLabel(fig.name, self)
         self.name_label.setObjectName("figureName")
@@ -112,14 +114,14 @@ class _FigureCard(QFrame):
             self.caption.setText(
                 self.caption.text() + f"\n⚠ {count} note{'s' if count != 1 else ''} (hover)"
             )
-            self.caption.setToolTip("\n".join(fig.notes))
+            self.caption.setToolTip(plain_tooltip("\n".join(fig.notes)))
             self.caption.setAccessibleDescription(" ".join([caption, *fig.notes]))
 
         self.remove_button = QToolButton(self)
         self.remove_button.setObjectName("removeFigureButton")
         self.remove_button.setText("✕")
         self.remove_button.setAutoRaise(True)
-        self.remove_button.setToolTip(f"Remove {fig.name}")
+        self.remove_button.setToolTip(plain_tooltip(f"Remove {fig.name}"))
         self.remove_button.setAccessibleName(f"Remove figure {fig.name}")
         self.remove_button.clicked.connect(lambda: self.remove_clicked.emit(self))
 

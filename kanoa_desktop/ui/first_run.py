@@ -45,6 +45,8 @@ from kanoa_desktop.core.endpoint.discovery import (
     discover,
     parse_ports,
 )
+from kanoa_desktop.core.safety import plain_tooltip
+from kanoa_desktop.ui.qt_guard import guarded
 from kanoa_desktop.ui.settings.connection import (
     ConnectionReport,
     ConnectionRequest,
@@ -173,6 +175,7 @@ class FirstRunCard(QFrame):
 
     # -- probing --------------------------------------------------------------------------
 
+    @guarded()
     def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
         super().showEvent(event)
         if not self._probed_once:
@@ -210,7 +213,7 @@ class FirstRunCard(QFrame):
         self.server_list.clear()
         for server in self.found:
             item = QListWidgetItem(server.summary)
-            item.setToolTip(server.api_base)
+            item.setToolTip(plain_tooltip(server.api_base))
             self.server_list.addItem(item)
         self.server_list.setVisible(bool(self.found))
         if not self.found:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import html
 import logging
 import math
 import time
@@ -43,7 +42,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from kanoa_desktop.core.safety import escape_rich
 from kanoa_desktop.ui.gpu_panel import format_latency
+from kanoa_desktop.ui.plain_text import make_labels_plain
+from kanoa_desktop.ui.qt_guard import guarded
 from kanoa_desktop.ui.sparkline import round_down
 
 if TYPE_CHECKING:  # the fleet core brings httpx: imported when a Prometheus is set
@@ -250,6 +252,7 @@ class MultiLinePlot(QWidget):
     def series(self) -> dict[str, tuple[tuple[float, ...], tuple[float, ...]]]:
         return dict(self._series)
 
+    @guarded()
     def paintEvent(self, event) -> None:  # noqa: N802 - Qt's name
         from kanoa_desktop.ui.theme import plot_colours
 
@@ -347,6 +350,8 @@ class FleetPanel(QWidget):
         outer.setSpacing(4)
         top = QHBoxLayout()
         self.state_label = QLabel("No Prometheus server set: add one in Settings > GPU panel.")
+        # Says Prometheus's own words (its errors): shown as text, never as markup.
+        self.state_label.setTextFormat(Qt.TextFormat.PlainText)
         self.state_label.setObjectName("fleetState")
         self.state_label.setAccessibleName("Fleet state")
         self.state_label.setWordWrap(True)
@@ -401,6 +406,7 @@ class FleetPanel(QWidget):
         self.legend_label.setWordWrap(True)
         outer.addWidget(self.legend_label)
         outer.addStretch(1)
+        make_labels_plain(self)  # the legend above is the one label built for markup
 
     # -- poller wiring
 
@@ -483,6 +489,7 @@ class FleetPanel(QWidget):
             parent = parent.parentWidget()
         return parent
 
+    @guarded()
     def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt's name
         super().showEvent(event)
         dock = self._dock()
@@ -509,12 +516,14 @@ class FleetPanel(QWidget):
         elif self._poller is not None:  # nobody looks: stop asking Prometheus
             self._poller.pause()
 
+    @guarded()
     def hideEvent(self, event: QHideEvent) -> None:  # noqa: N802 - Qt's name
         self._seen = False
         if self._poller is not None:  # nobody looks: stop asking Prometheus
             self._poller.pause()
         super().hideEvent(event)
 
+    @guarded()
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
         if self._poller is not None:
             self._poller.stop()
@@ -571,7 +580,7 @@ class FleetPanel(QWidget):
         self._plots[key].set_series(series, range_s, colours)
         self.legend_label.setText(
             " ".join(
-                f"<span style='color:{colours[n]}'>●</span>&nbsp;{html.escape(n)}" for n in names
+                f"<span style='color:{colours[n]}'>●</span>&nbsp;{escape_rich(n)}" for n in names
             )
         )
 

@@ -34,6 +34,9 @@ from PySide6.QtWidgets import (
 )
 
 from kanoa_desktop.core.lazy import LazyModule
+from kanoa_desktop.core.safety import plain_tooltip
+from kanoa_desktop.ui.plain_text import make_labels_plain
+from kanoa_desktop.ui.qt_guard import guarded
 from kanoa_desktop.ui.sparkline import Sparkline
 
 # The parsers load with the first update, the poller (httpx) on a worker thread after the
@@ -218,6 +221,8 @@ class GpuPanel(QWidget):
             self._series[key] = self._make_plot(key, title, unit)
             outer.addWidget(self._series[key].plot)
         outer.addStretch(1)
+        # Values quote the server (finish reasons, model names) and NVML: text, not markup.
+        make_labels_plain(self)
 
     def _make_plot(self, key: str, title: str, unit: str) -> _Series:
         plot = Sparkline(title, unit, HISTORY_S)
@@ -254,6 +259,7 @@ class GpuPanel(QWidget):
         if loop is not None:
             self._task = asyncio.ensure_future(poller.run(), loop=loop)
 
+    @guarded()
     def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt's name
         super().showEvent(event)
         if not self._shown_once:
@@ -262,17 +268,20 @@ class GpuPanel(QWidget):
             self.firstShown.emit()
         self._start_or_resume()
 
+    @guarded()
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt's name
         super().paintEvent(event)
         if not self._painted_once:
             self._painted_once = True
             QTimer.singleShot(0, self.firstPainted.emit)  # once this paint is on screen
 
+    @guarded(fallback=False)
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
         if event.type() == QEvent.Type.WindowStateChange and obj is self.window():
             self.backgroundChanged.emit(self.window().isMinimized())
         return False
 
+    @guarded()
     def hideEvent(self, event: QHideEvent) -> None:  # noqa: N802 - Qt's name
         # Nobody sees the numbers: stop scraping the server (and reading NVML).
         if self._poller is not None:
@@ -416,7 +425,7 @@ class GpuPanel(QWidget):
         gpu_text, util, vram_gib = "—", None, None
         if isinstance(gpu_readings, _gpu.NvmlUnavailable):
             self.nvml_label.setText(gpu_readings.message)
-            self.nvml_label.setToolTip(gpu_readings.detail)
+            self.nvml_label.setToolTip(plain_tooltip(gpu_readings.detail))
             self.nvml_label.setVisible(True)
         else:
             self.nvml_label.setVisible(False)
@@ -523,6 +532,7 @@ class GpuPanel(QWidget):
         """The shaded regions now drawn on a plot, as (start, end) seconds relative to now."""
         return self._series[key].plot.spans()
 
+    @guarded()
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
         if self._poller is not None:
             self._poller.stop()

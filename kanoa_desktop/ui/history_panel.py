@@ -37,6 +37,7 @@ from kanoa_desktop.core.endpoint.errors import KanoaError
 if TYPE_CHECKING:  # the store loads after the window's first paint (issue 18)
     from kanoa_desktop.core.history.store import ConversationSummary, HistoryStore
 from kanoa_desktop.core.safety import plain_tooltip
+from kanoa_desktop.ui.qt_guard import guarded
 
 SEARCH_DELAY_MS = 250  # search after typing pauses, not per key
 UNDO_TIMEOUT_MS = 15_000  # how long a delete can be undone before it is purged
@@ -426,6 +427,7 @@ class HistoryPanel(QWidget):
             self.status.setText(f"Exported to {path}")
             self.exportFinished.emit(path)
 
+    @guarded()
     def closeEvent(self, event) -> None:  # noqa: N802
         self.purge()
         self._pool.shutdown(wait=True)  # an export in progress finishes its file

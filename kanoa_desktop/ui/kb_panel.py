@@ -45,6 +45,7 @@ from kanoa_desktop.core.kb.index import (
     KnowledgeBase,
     Progress,
 )
+from kanoa_desktop.core.safety import plain_tooltip
 from kanoa_desktop.ui.sources_view import SourcesView  # its own module since issue 18
 
 __all__ = ["KnowledgeBasePanel", "SourcesView"]
@@ -203,7 +204,7 @@ class KnowledgeBasePanel(QWidget):
         self._folder_list.clear()
         for path in unique:
             item = QListWidgetItem(path.name or str(path))
-            item.setToolTip(str(path))
+            item.setToolTip(plain_tooltip(str(path)))
             item.setData(Qt.ItemDataRole.UserRole, str(path))
             self._folder_list.addItem(item)
         self._placeholder.setVisible(not unique)
@@ -395,8 +396,8 @@ class KnowledgeBasePanel(QWidget):
         self.report_view.clear()
         for item in items:
             row = QTreeWidgetItem([item.path, item.status, item.reason])
-            row.setToolTip(0, item.path)
-            row.setToolTip(2, item.reason)
+            row.setToolTip(0, plain_tooltip(item.path))
+            row.setToolTip(2, plain_tooltip(item.reason))
             self.report_view.addTopLevelItem(row)
         self._report_title.setText(
             f"Skipped or partly indexed files ({len(items)})"

@@ -28,6 +28,7 @@ from kanoa_desktop.core.config.secrets import KeyStore
 from kanoa_desktop.core.lazy import LazyModule
 from kanoa_desktop.ui import window_layout as layout
 from kanoa_desktop.ui.monitor_host import MonitorHost
+from kanoa_desktop.ui.qt_guard import guarded
 from kanoa_desktop.ui.window_actions import build_actions
 from kanoa_desktop.ui.window_parts import DeferredParts, P, dialogs
 
@@ -483,15 +484,18 @@ class MainWindow(DeferredParts, QMainWindow):
     def accept_mime(self, mime) -> bool:
         return self.loader.accept_mime(mime)
 
+    @guarded()
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
         mime = event.mimeData()
         if mime.hasUrls() or mime.hasImage():
             event.acceptProposedAction()
             self.inputs.drop.set_dragging(True)
 
+    @guarded()
     def dragLeaveEvent(self, event) -> None:  # noqa: N802
         self.inputs.drop.set_dragging(False)
 
+    @guarded()
     def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
         self.inputs.drop.set_dragging(False)
         if self.accept_mime(event.mimeData()):
@@ -592,6 +596,7 @@ class MainWindow(DeferredParts, QMainWindow):
 
     # ------------------------------------------------------------------ shutdown
 
+    @guarded()
     def closeEvent(self, event) -> None:  # noqa: N802
         self._save_state()
         self._closing = True

@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 
 from kanoa_desktop.core.inputs.figures import thumbnail_png
 from kanoa_desktop.core.inputs.notebook import NotebookFigure, NotebookFigures
+from kanoa_desktop.ui.qt_guard import guarded
 
 THUMBNAIL_SIDE = 160
 
@@ -172,10 +173,12 @@ class NotebookPicker(QDialog):
         self.figureChosen.emit(nf.figure, context)
         self.status.setText(f"Added the figure of cell {nf.cell_number} to the figures.")
 
+    @guarded()
     def done(self, result: int) -> None:
         self._closed = True
         super().done(result)
 
+    @guarded()
     def closeEvent(self, event) -> None:
         self._closed = True
         super().closeEvent(event)

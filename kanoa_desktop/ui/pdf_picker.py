@@ -38,6 +38,7 @@ from PySide6.QtWidgets import (
 
 from kanoa_desktop.core.inputs.pdf import THUMBNAIL_LONG_SIDE, PdfDocument, PdfImageInfo
 from kanoa_desktop.core.inputs.plan import PlanItem, PlanOptions, load, pdf_item
+from kanoa_desktop.ui.qt_guard import guarded
 
 Spawn = Callable[[Awaitable[Any]], Any]
 RunCpu = Callable[..., Awaitable[Any]]
@@ -133,16 +134,19 @@ class PageView(QWidget):
             (sel.bottom() - area.top()) * sy,
         )
 
+    @guarded()
     def mousePressEvent(self, event: QMouseEvent) -> None:
         if event.button() == Qt.MouseButton.LeftButton and not self._image.isNull():
             self._drag_from = self._drag_to = event.position()
             self.update()
 
+    @guarded()
     def mouseMoveEvent(self, event: QMouseEvent) -> None:
         if self._drag_from is not None and event.buttons() & Qt.MouseButton.LeftButton:
             self._drag_to = event.position()
             self.update()
 
+    @guarded()
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:
         if self._drag_from is not None and event.button() == Qt.MouseButton.LeftButton:
             self._drag_to = event.position()
@@ -152,6 +156,7 @@ class PageView(QWidget):
             self.update()
             self.selectionChanged.emit(rect)
 
+    @guarded()
     def paintEvent(self, event: QPaintEvent) -> None:
         p = QPainter(self)
         p.fillRect(self.rect(), self.palette().window())
@@ -422,10 +427,12 @@ class PdfPicker(QDialog):
 
     # -- closing -------------------------------------------------------------------------
 
+    @guarded()
     def closeEvent(self, event) -> None:
         self._shutdown()
         super().closeEvent(event)
 
+    @guarded()
     def done(self, result: int) -> None:  # Esc and the Close button end here
         self._shutdown()
         super().done(result)

@@ -42,6 +42,8 @@ from pathlib import Path
 from PySide6.QtCore import QEvent, QObject
 from PySide6.QtNetwork import QAbstractSocket, QLocalServer, QLocalSocket
 
+from kanoa_desktop.ui.qt_guard import guarded
+
 log = logging.getLogger(__name__)
 
 PROTOCOL_VERSION = 1
@@ -238,6 +240,7 @@ class FileOpenHandler(QObject):
         super().__init__(parent)
         self._on_files = on_files
 
+    @guarded(fallback=False)
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt override)
         if event.type() == QEvent.Type.FileOpen:
             path = event.file() or event.url().toLocalFile()

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from kanoa_desktop.core.kb.modes import MODE_NONE, MODE_WHOLE, NO_PASSAGE_NOTICE
+from kanoa_desktop.core.safety import plain_tooltip
 
 if TYPE_CHECKING:
     from kanoa_desktop.core.kb.retrieval import Grounding
@@ -151,7 +152,9 @@ class SourcesView(QWidget):
             item.setData(Qt.ItemDataRole.UserRole + 1, passage.number)
             self._passages[passage.number] = passage
             snippet = " ".join(passage.text.split())[:300]
-            item.setToolTip(f"{passage.source.path}\n\n{snippet}")
+            # A passage's words are a file's: literal, never markup (an <img> in a
+            # document must not load anything).
+            item.setToolTip(plain_tooltip(f"{passage.source.path}\n\n{snippet}"))
             self.list.addItem(item)
         rows = min(len(passages), 6)
         height = self.list.sizeHintForRow(0) * rows + 2 * self.list.frameWidth() + 4

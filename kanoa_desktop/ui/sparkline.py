@@ -19,6 +19,8 @@ from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+from kanoa_desktop.ui.qt_guard import guarded
+
 
 def round_down(value: float) -> float:
     """The largest 1, 2 or 5 times a power of ten not above ``value`` (> 0)."""
@@ -85,6 +87,7 @@ class Sparkline(QWidget):
 
     # -- painting
 
+    @guarded()
     def paintEvent(self, event) -> None:  # noqa: N802 - Qt's name
         from kanoa_desktop.ui.theme import plot_colours
 

@@ -46,6 +46,7 @@ from PySide6.QtWidgets import (
 )
 
 from kanoa_desktop.core.inputs.tables import LoadedTable, format_value
+from kanoa_desktop.ui.qt_guard import guarded, mark_guarded, report
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -111,42 +112,94 @@ class DataFrameModel(QAbstractTableModel):
             self._index = index.to_numpy()
         self.endResetModel()
 
+    # The overrides below never let an exception reach Qt (see ui/qt_guard.py: with
+    # shiboken 6.11 on Python 3.11 an IndexError escaping an override is a segfault). They
+    # catch inline: data() runs thousands of times per paint, a wrapper's call would cost.
+    # They also answer for any row and column Qt asks about, in range or not: Qt's views
+    # ask for the sections *they* know, and while a reset goes round the headers one has
+    # the new count and the other the old.
+
+    @mark_guarded
     def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008 - Qt signature
         return 0 if parent.isValid() else len(self._index)
 
+    @mark_guarded
     def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008 - Qt signature
         return 0 if parent.isValid() else len(self._columns)
 
+    @mark_guarded
     def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> object:
         # Called thousands of times when columns are fitted (every role, for the first
         # rows): compare plain ints, not Qt enums, which cost a Python enum call each.
-        role = role if type(role) is int else role.value
-        if role in _TEXT_ROLES:
-            if not index.isValid():
-                return None
-            col = index.column()
-            return self._formatters[col](self._columns[col][index.row()])
-        if role == _ALIGNMENT_ROLE and index.isValid():
-            return _RIGHT if self._numeric[index.column()] else _LEFT
-        return None
+        try:
+            role = role if type(role) is int else role.value
+            if role in _TEXT_ROLES:
+                if not index.isValid():
+                    return None
+                return self.cell_text(index.row(), index.column())
+            if role == _ALIGNMENT_ROLE and index.isValid():
+                col = index.column()
+                if 0 <= col < len(self._numeric):
+                    return _RIGHT if self._numeric[col] else _LEFT
+            return None
+        except Exception as exc:  # noqa: BLE001 - see the comment above rowCount
+            report("DataFrameModel.data", exc)
+            return None
 
+    @mark_guarded
     def headerData(
         self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
     ) -> object:
-        if (role if type(role) is int else role.value) != _DISPLAY_ROLE:
+        try:
+            if (role if type(role) is int else role.value) != _DISPLAY_ROLE:
+                return None
+            if orientation == Qt.Orientation.Horizontal:
+                return self._labels[section] if 0 <= section < len(self._labels) else None
+            return self.row_label(section) if 0 <= section < len(self._index) else None
+        except Exception as exc:  # noqa: BLE001 - see the comment above rowCount
+            report("DataFrameModel.headerData", exc)
             return None
-        if orientation == Qt.Orientation.Horizontal:
-            return self._labels[section] if 0 <= section < len(self._labels) else None
-        return self.row_label(section) if 0 <= section < len(self._index) else None
+
+    def cell_text(self, row: int, column: int) -> str | None:
+        """The text of a cell as the view shows it; None outside the table. A value its
+        column's formatter cannot format shows as ``str(value)`` (and is logged once)."""
+        if not (0 <= column < len(self._columns) and 0 <= row < len(self._index)):
+            return None
+        value = self._columns[column][row]
+        try:
+            return self._formatters[column](value)
+        except Exception as exc:  # noqa: BLE001 - one odd cell must not blank the table
+            report("DataFrameModel cell formatter", exc)
+            return _plain_text(value)
 
     def row_label(self, row: int) -> str:
+        """The row header's text for ``row`` (empty outside the table)."""
+        if not 0 <= row < len(self._index):
+            return ""
         label = self._index[row]
-        return str(label) if type(label) is int else format_value(label)
+        if type(label) is int:
+            return str(label)
+        try:
+            return format_value(label)
+        except Exception as exc:  # noqa: BLE001 - an odd label must not break the header
+            report("DataFrameModel.row_label", exc)
+            return _plain_text(label)
 
     def column_texts(self, column: int, rows: int) -> list[str]:
         """The text of the first ``rows`` cells of ``column``, as the view shows them."""
-        values, fmt = self._columns[column], self._formatters[column]
-        return [fmt(values[r]) for r in range(min(rows, len(values)))]
+        if not 0 <= column < len(self._columns):
+            return []
+        n = min(rows, len(self._index))
+        return [self.cell_text(r, column) or "" for r in range(n)]
+
+
+def _plain_text(value: object) -> str:
+    """``str(value)`` for a cell no formatter could read, on one line and bounded."""
+    try:
+        text = str(value)
+    except Exception:  # noqa: BLE001 - a value whose __str__ fails
+        return f"<{type(value).__name__}>"
+    return " ".join(text.split())[:200]
 
 
 _DISPLAY_ROLE = Qt.ItemDataRole.DisplayRole.value
@@ -168,10 +221,17 @@ class RowHeader(QHeaderView):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(Qt.Orientation.Vertical, parent)
 
+    @guarded(fallback=lambda self: QHeaderView.sizeHint(self))
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
         model = self.model()
-        n = self.count()
-        if not isinstance(model, DataFrameModel) or n == 0 or self.hiddenSectionCount():
+        if not isinstance(model, DataFrameModel) or self.hiddenSectionCount():
+            return super().sizeHint()
+        # The rows both the header and the model know: while the model resets, the
+        # horizontal header's reset runs first and its new column count makes the table
+        # view ask this header's size, while this header still counts the old rows (the
+        # segfault of issue 25: 100,000 rows here, 30 in the model).
+        n = min(self.count(), model.rowCount())
+        if n == 0:
             return super().sizeHint()
         rows = sorted(set(range(min(n, 100))) | set(range(max(0, n - 100), n)))
         lengths = {row: len(model.row_label(row)) for row in rows}
@@ -220,6 +280,9 @@ class TableView(QWidget):
         # each of a million rows.
         vh.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
         vh.setDefaultSectionSize(self.fontMetrics().height() + 6)
+        # A text index with a long label must not push every cell out of sight (the
+        # table view never makes the header wider than this; longer labels are elided).
+        vh.setMaximumWidth(MAX_COLUMN_WIDTH)
         hh = self.view.horizontalHeader()
         hh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         hh.setDefaultSectionSize(110)
@@ -311,11 +374,13 @@ class TableView(QWidget):
         self.caption.setText(" ".join(parts))
         self._fit_columns()
 
-        numeric = [str(c) for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c].dtype)]
+        # By position: with duplicate column labels frame[c] is a frame, not a column.
+        dtypes = list(zip(frame.columns, frame.dtypes, strict=True))
+        numeric = [str(c) for c, dtype in dtypes if pd.api.types.is_numeric_dtype(dtype)]
         xs = [
             str(c)
-            for c in frame.columns
-            if str(c) in numeric or pd.api.types.is_datetime64_any_dtype(frame[c].dtype)
+            for c, dtype in dtypes
+            if str(c) in numeric or pd.api.types.is_datetime64_any_dtype(dtype)
         ]
         self.x_combo.clear()
         self.x_combo.addItem(ROW_NUMBER, None)

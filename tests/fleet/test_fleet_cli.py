@@ -17,7 +17,8 @@ def test_prometheus_not_running_is_one_sentence_and_status_1(capsys):
     url = closed_url()
     assert run_cli(["fleet", "--prometheus", url, "--once"]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("Cannot ask Prometheus: nothing is listening at 127.0.0.1:")
+    assert err.startswith("error: Cannot ask Prometheus: nothing is listening at 127.0.0.1:")
+    assert err.count("\n") == 1 and "?." not in err
     assert "Traceback" not in err
 
 

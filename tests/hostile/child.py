@@ -65,6 +65,24 @@ async def _case(port: int, case: str) -> dict:
                     out.update(outcome="error", error="PrometheusError", message=str(err))
                 finally:
                     await reader.aclose()
+            elif action in ("fleet", "fleet-router", "history"):
+                from kanoa_desktop.core.monitor.fleet import FleetReader, PrometheusError
+
+                root = f"http://127.0.0.1:{port}/{scenario}"
+                router = root if action == "fleet-router" else None
+                reader = FleetReader(root, router_url=router, timeout_s=5.0)
+                try:
+                    if action == "history":
+                        out["result"] = repr(await reader.history("kv", 900.0))
+                    else:
+                        snap = await reader.snapshot()
+                        out["result"] = repr([(r.instance, r.job, r.up) for r in snap.rows])
+                        out["warnings"] = list(snap.warnings)
+                        out["router_error"] = snap.router_error
+                except PrometheusError as err:
+                    out.update(outcome="error", error="PrometheusError", message=str(err))
+                finally:
+                    await reader.aclose()
             elif action == "discover":
                 from kanoa_desktop.core.endpoint.discovery import discover
 

@@ -326,6 +326,163 @@ async def metrics_nan(req: Request, w: asyncio.StreamWriter) -> None:
     w.write(_head("200 OK", "text/plain; version=0.0.4", length=len(body)) + body)
 
 
+# --- Prometheus and router answers a fleet view must survive ---------------------------------
+
+_PROM_SAMPLE = b'{"metric":{"instance":"h:1","kanoa_figure":"up"},"value":[1,"1"]}'
+
+
+def _prom(body: bytes, status: str = "200 OK", extra: str = "") -> bytes:
+    return _head(status, extra=extra, length=len(body)) + body
+
+
+@scenario("prom-huge")
+async def prom_huge(req: Request, w: asyncio.StreamWriter) -> None:
+    # A 60 MB vector (about a million samples): 1.3 GB once parsed the naive way. Sent in
+    # pieces, never held whole here.
+    head = b'{"status":"success","data":{"resultType":"vector","result":['
+    piece = (_PROM_SAMPLE + b",") * 1000
+    pieces = 60_000_000 // len(piece)
+    tail = _PROM_SAMPLE + b"]}}"
+    w.write(_head("200 OK", length=len(head) + pieces * len(piece) + len(tail)) + head)
+    for _ in range(pieces):
+        w.write(piece)
+        await w.drain()
+    w.write(tail)
+
+
+@scenario("prom-many")
+async def prom_many(req: Request, w: asyncio.StreamWriter) -> None:
+    # Under the byte cap, but four million empty objects.
+    body = (
+        b'{"status":"success","data":{"resultType":"vector","result":['
+        + b"{}," * 4_000_000
+        + b"{}]}}"
+    )
+    w.write(_prom(body))
+
+
+@scenario("prom-scalar")
+async def prom_scalar(req: Request, w: asyncio.StreamWriter) -> None:
+    w.write(_prom(b'{"status":"success","data":{"resultType":"scalar","result":[1,"1"]}}'))
+
+
+@scenario("prom-string")
+async def prom_string(req: Request, w: asyncio.StreamWriter) -> None:
+    w.write(_prom(b'{"status":"success","data":{"resultType":"string","result":[1,"up"]}}'))
+
+
+@scenario("prom-data-list")
+async def prom_data_list(req: Request, w: asyncio.StreamWriter) -> None:
+    w.write(_prom(b'{"status":"success","data":[1,2,3]}'))
+
+
+@scenario("prom-odd-samples")
+async def prom_odd_samples(req: Request, w: asyncio.StreamWriter) -> None:
+    # Samples that are not objects, metrics that are not objects, labels that are not text;
+    # one good sample among them.
+    body = json.dumps(
+        {
+            "status": "success",
+            "data": {
+                "resultType": "vector",
+                "result": [
+                    5,
+                    "x",
+                    None,
+                    {"metric": [1, 2], "value": [1, "1"]},
+                    {"metric": "up", "value": [1, "1"]},
+                    {"metric": {"instance": 7, "kanoa_figure": "up"}, "value": [1, "1"]},
+                    {"metric": {"instance": "h:2", "kanoa_figure": ["up"]}, "value": [1, "1"]},
+                    {"metric": {"instance": "h:3", "kanoa_figure": "models",
+                                "model_name": {"a": 1}}, "value": "x"},
+                    {"metric": {"instance": "h:1", "kanoa_figure": "up", "job": "vllm"},
+                     "value": [1, "1"]},
+                ],
+            },
+        }
+    ).encode()
+    if req.path.endswith("/query_range"):
+        body = json.dumps(
+            {
+                "status": "success",
+                "data": {
+                    "resultType": "matrix",
+                    "result": [
+                        {"metric": "x", "values": [[1, "2"]]},
+                        {"metric": {"instance": "h:1"}, "values": [5, [1], [1, "x"], [2, "3"]]},
+                        {"metric": {"instance": "h:2"}, "values": "no"},
+                    ],
+                },
+            }
+        ).encode()
+    w.write(_prom(body))
+
+
+@scenario("prom-redirect")
+async def prom_redirect(req: Request, w: asyncio.StreamWriter) -> None:
+    w.write(_head("302 Found", extra="Location: http://prometheus.lab:9090/\r\n", length=0))
+
+
+@scenario("prom-rich-error")
+async def prom_rich_error(req: Request, w: asyncio.StreamWriter) -> None:
+    # An error naming a local image as HTML, and terminal escapes: shown, never rendered.
+    body = json.dumps(
+        {"status": "error", "errorType": "bad_data",
+         "error": '<img src="file:///etc/passwd"> \x1b]0;owned\x07 bad query'}
+    ).encode()
+    w.write(_prom(body, "400 Bad Request"))
+
+
+@scenario("router-huge")
+async def router_huge(req: Request, w: asyncio.StreamWriter) -> None:
+    # A router whose /workers list is cut at the 4 MB cap; its Prometheus side (any other
+    # path) answers an empty, valid vector.
+    if req.path.endswith("/workers"):
+        worker = b'{"url":"http://10.0.0.1:8000","model_id":"m","is_healthy":true,"load":0},'
+        head = b'{"total":99999,"workers":['
+        w.write(_head("200 OK") + head)
+        for _ in range(6 * 1024 * 1024 // len(worker) // 100 + 1):
+            w.write(worker * 100)
+            await w.drain()
+        return
+    w.write(_prom(b'{"status":"success","data":{"resultType":"vector","result":[]}}'))
+
+
+# --- a server whose every word is markup -------------------------------------------------------
+
+# What a hostile server calls its model, its errors and its labels: HTML naming a local
+# file. Rendered as rich text it would read that file; shown as text it is harmless.
+MARK = "kanoa-hostile-mark"
+HOSTILE_TEXT = f'<img src="file:///tmp/{MARK}.png"><b>{MARK}</b>'
+
+
+@scenario("hostile-names")
+async def hostile_names(req: Request, w: asyncio.StreamWriter) -> None:
+    quoted = HOSTILE_TEXT.replace('"', '\\"')
+    if req.path.endswith("/models"):
+        body = json.dumps(
+            {"object": "list", "data": [{"id": HOSTILE_TEXT, "object": "model",
+                                         "owned_by": HOSTILE_TEXT, "root": HOSTILE_TEXT}]}
+        ).encode()
+        w.write(_head("200 OK", length=len(body)) + body)
+    elif req.path == "/health":
+        w.write(_head("200 OK", length=0))
+    elif req.path.endswith("/metrics"):
+        body = (
+            "# TYPE vllm:num_requests_running gauge\n"
+            f'vllm:num_requests_running{{model_name="{quoted}"}} 1\n'
+            "# TYPE vllm:request_success counter\n"
+            f'vllm:request_success_total{{finished_reason="{quoted}",model_name="{quoted}"}} 3\n'
+        ).encode()
+        w.write(_head("200 OK", "text/plain; version=0.0.4", length=len(body)) + body)
+    elif "/api/v1/" in req.path:
+        body = json.dumps({"status": "error", "errorType": "bad_data", "error": HOSTILE_TEXT})
+        w.write(_prom(body.encode(), "400 Bad Request"))
+    else:
+        body = json.dumps({"error": {"message": HOSTILE_TEXT, "type": "invalid_request"}})
+        w.write(_head("400 Bad Request", length=len(body)) + body.encode())
+
+
 # Scenarios that misbehave only in the chat stream: their other GETs answer normally.
 STREAM_ONLY = frozenset(
     {

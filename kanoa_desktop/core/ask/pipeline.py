@@ -65,6 +65,10 @@ log = logging.getLogger(__name__)
 HYBRID_EMBED_SECONDS_PER_QUESTION = 20.0
 #: How often buffered answer text is written to history while tokens stall.
 HISTORY_FLUSH_S = 1.0
+# Longest run of buffered events handled without giving the event loop a turn. When the
+# machine was busy (a local model's server on the same CPUs), a socket holds hundreds of
+# events, and reading them in one go held the window 40-60 ms (issue 25, compare bench).
+YIELD_AFTER_S = 0.008
 
 STATES = ("idle", "connecting", "waiting", "streaming", "done", "stopped", "error")
 
@@ -571,8 +575,12 @@ class ConversationRunner:
 
     async def _stream(self, st: _TurnState, client, request) -> None:
         stream = client.stream_chat(request)
+        turn_ends = time.monotonic() + YIELD_AFTER_S
         try:
             async for ev in stream:
+                if time.monotonic() > turn_ends:  # a backlog: let the window paint first
+                    await asyncio.sleep(0)
+                    turn_ends = time.monotonic() + YIELD_AFTER_S
                 self.stats.feed(ev)
                 if isinstance(ev, TextDelta):
                     st.text.append(ev.text)

@@ -63,10 +63,21 @@ class Template:
             for _, name, spec, conv in parsed:
                 if name is None:
                     continue
-                if name not in TEMPLATE_FIELDS or spec or conv:
+                fields = ", ".join("{" + f + "}" for f in TEMPLATE_FIELDS)
+                if name not in TEMPLATE_FIELDS:
                     raise BatchError(
                         f"The {label} template uses {{{name}}}, which is not a field.",
-                        "Use " + ", ".join("{" + f + "}" for f in TEMPLATE_FIELDS) + ".",
+                        f"Use {fields}.",
+                    )
+                if spec or conv:
+                    # A conversion or width ({name!r}, {name:>999}) is Python formatting,
+                    # not a field: that is what is refused, not the field.
+                    fmt = (f"!{conv}" if conv else "") + (f":{spec}" if spec else "")
+                    fmt = fmt if len(fmt) <= 40 else fmt[:39] + "…"
+                    raise BatchError(
+                        f"The {label} template writes {{{name}{fmt}}}: {{{name}}} is a "
+                        f"field, but a format after it ({fmt}) is not allowed.",
+                        f"Write the field alone, {{{name}}}. Fields: {fields}.",
                     )
 
     def fill(self, item: BatchItem) -> tuple[str, str, str]:

@@ -9,7 +9,9 @@ What a caller may rely on:
   first of these an output carries, in that order) becomes a :class:`NotebookFigure`: the
   prepared figure, the source of its cell (for context), the cell's 1-based number among
   all cells and its execution count. nbformat 4 and 3 are read.
-- Bounded: files over ``MAX_NOTEBOOK_BYTES`` are refused unread; at most ``max_figures``
+- Bounded: files over ``MAX_NOTEBOOK_BYTES`` are refused unread, and so are files whose
+  JSON would make more than ``MAX_NOTEBOOK_ITEMS`` objects, strings and numbers (counted
+  before parsing: 110 MB of empty objects is 2.8 GB once parsed); at most ``max_figures``
   figures are prepared (a note says how many were left); each image goes through
   :func:`~kanoa_desktop.core.inputs.figures.prepare_figure` with its own limits; cell
   sources are cut at ``MAX_SOURCE_CHARS``.
@@ -22,7 +24,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,9 +33,13 @@ from kanoa_desktop.core.inputs.figures import (
     PreparedFigure,
     prepare_figure,
 )
-from kanoa_desktop.core.safety import code_fence
+from kanoa_desktop.core.safety import JsonTooLarge, code_fence, loads_json_bounded
 
 MAX_NOTEBOOK_BYTES = 128 * 1024 * 1024
+# Values and keys the parsed JSON may hold. A large real notebook (thousands of cells,
+# their sources as lists of lines) holds a few hundred thousand; two million cost at most
+# ~150 MB as Python objects.
+MAX_NOTEBOOK_ITEMS = 2_000_000
 MAX_FIGURES = 100
 MAX_SOURCE_CHARS = 20_000
 IMAGE_MIMES = ("image/png", "image/jpeg", "image/svg+xml")
@@ -56,7 +61,7 @@ class CorruptNotebookError(NotebookError):
 
 
 class NotebookTooLargeError(NotebookError):
-    """Larger than MAX_NOTEBOOK_BYTES."""
+    """Larger than MAX_NOTEBOOK_BYTES, or more JSON values than MAX_NOTEBOOK_ITEMS."""
 
 
 class NoNotebookFiguresError(NotebookError):
@@ -174,7 +179,13 @@ def load_notebook(
     if not raw.strip():
         raise EmptyNotebookError(f"{label} is empty.", "Check that it finished saving.")
     try:
-        nb = json.loads(raw)
+        nb = loads_json_bounded(raw, max_items=MAX_NOTEBOOK_ITEMS)
+    except JsonTooLarge as exc:
+        raise NotebookTooLargeError(
+            f"{label} holds about {exc.items:,} JSON values, more than the {exc.limit:,} a "
+            "notebook may hold here; it was not read (parsed, it would take gigabytes).",
+            "Clear the outputs you do not need (or save the figures as files) and try again.",
+        ) from exc
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         raise CorruptNotebookError(
             f"{label} is damaged: it is not valid JSON ({str(exc)[:120]}).",

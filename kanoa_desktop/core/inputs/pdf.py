@@ -176,6 +176,12 @@ class PdfDocument:
                         f"Page {page + 1} of {self.name} has no area.", "Try another page."
                     )
                 x0, y0, x1, y1 = (0.0, 0.0, w, h) if rect is None else _clip(rect, w, h)
+                if rect is None and min(w, h) < MIN_CROP_POINTS:
+                    raise PdfPageError(
+                        f"Page {page + 1} of {self.name} is {w:g} × {h:g} pt: too thin to "
+                        "show as a figure.",
+                        "Choose another page.",
+                    )
                 if x1 - x0 < MIN_CROP_POINTS or y1 - y0 < MIN_CROP_POINTS:
                     raise PdfPageError(
                         f"The rectangle on page {page + 1} of {self.name} is empty or "

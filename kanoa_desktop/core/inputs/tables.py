@@ -8,7 +8,9 @@ are imported inside the functions, so importing this module costs nothing at sta
   :mod:`kanoa_desktop.core.inputs.delimited`, parsed with pandas' C engine), Excel
   workbooks (``.xlsx``/``.xlsm``, one sheet at a time, :func:`list_sheets` names them) and
   Parquet (fastparquet). The extension and the content must agree. Files over
-  ``max_bytes`` are refused before any read.
+  ``max_bytes`` are refused before any read; workbooks and Parquet are also budgeted by
+  what they become (cells, inflated XML, shared strings, text bytes; see the constants),
+  checked while a workbook is streamed and from a Parquet footer before it is read.
 - Date and time columns written as text are parsed into datetimes (so a quick plot has a
   time axis); numbers keep the number of decimals they were written with for display
   (:meth:`LoadedTable.format_cell`: 37.00 stays 37.00).
@@ -23,11 +25,14 @@ Every failure is a :class:`TableError` with a plain ``message`` and a ``hint``.
 
 from __future__ import annotations
 
+import contextlib
 import io
+import logging
 import math
 import re
 import warnings
 import zipfile
+from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
@@ -44,15 +49,30 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
+log = logging.getLogger(__name__)
+
 DEFAULT_MAX_BYTES = 1_000_000_000  # 1 GB: pandas needs several times this in memory
 LINE_PLOT_MAX_POINTS = 5_000  # min/max buckets keep peaks visible below this
 SCATTER_MAX_POINTS = 100_000
-# An .xlsx is a zip of XML: a small file can expand without bound (a zip bomb). Sheets
-# beyond this, uncompressed, are refused before openpyxl reads them.
+# An .xlsx is a zip of XML: a small file can expand without bound (a zip bomb). Workbooks
+# whose zip directory claims more than this, uncompressed, are refused before any read.
 MAX_XLSX_UNCOMPRESSED = 512 * 1024 * 1024
+# What a workbook may become, counted while it is read (see the Excel section): the XML a
+# worksheet really inflates to, that of any other part (styles, shared strings), the
+# shared strings themselves, and the cells that hold values (also the cells of the table
+# made of the rows and columns that hold them).
+MAX_XLSX_SHEET_BYTES = 256_000_000
+MAX_XLSX_PART_BYTES = 64_000_000
+MAX_SHARED_STRINGS = 1_000_000
+MAX_XLSX_CELLS = 2_000_000
 # Parquet is compressed too: refuse more cells than this unless only the first rows are
 # asked for (``max_rows``).
 MAX_PARQUET_CELLS = 100_000_000
+# ... and more text than this, by the sizes its footer gives, before anything is read
+# (a few MB of compressed Parquet can hold gigabytes of long strings).
+MAX_PARQUET_TEXT_BYTES = 256_000_000
+# A table that will take more memory than this (by the footer's sizes) says so first.
+LARGE_TABLE_BYTES = 200_000_000
 EXCEL_SUFFIXES = (".xlsx", ".xlsm")
 DEFAULT_TABLE_TOKEN_BUDGET = 1500  # of a table's summary, when no other is asked
 PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
@@ -148,7 +168,10 @@ def format_value(value: object, fmt: str | None = None, decimal: str = ".") -> s
         return ""
     if isinstance(value, bool):
         return str(value)
-    if isinstance(value, float) or type(value).__module__ == "numpy":
+    # A NumPy scalar, not an array: a Parquet list column holds arrays, shown as str().
+    if isinstance(value, float) or (
+        type(value).__module__ == "numpy" and not getattr(value, "ndim", 0)
+    ):
         kind = getattr(getattr(value, "dtype", None), "kind", "f")
         if kind == "f":
             if fmt and fmt.startswith("fixed:"):
@@ -589,10 +612,93 @@ def _parse_dates(frame: pd.DataFrame, notes: list[str], cautions: list[str]) -> 
 
 
 # --------------------------------------------------------------------------- Excel
+#
+# A workbook is budgeted by what it becomes, counted while it is read: the XML each part
+# really inflates to (a zip's sizes are only its writer's claim), the shared strings, and
+# the cells. A sheet is streamed a cell at a time (openpyxl's cell parser, our own loop
+# that keeps no element), stored sparsely, and made into a table only over the rows and
+# columns that hold values: a 2 KB sheet with one value in its last cell (XFD1048576)
+# is a 1 x 1 table, never a 17-billion-cell grid.
+
+
+class _OverBudget(Exception):
+    """A workbook part inflated past its budget while being read (not a ValueError:
+    openpyxl turns those into its own message)."""
+
+    def __init__(self, part: str, budget: int) -> None:
+        super().__init__(part)
+        self.part = part
+        self.budget = budget
+
+
+class _CountedPart(io.RawIOBase):
+    """A zip member's stream that counts the bytes it inflates and stops at ``budget``."""
+
+    def __init__(self, inner, part: str, budget: int, count_tag: bytes | None = None) -> None:
+        self._inner = inner
+        self.part = part
+        self.budget = budget
+        self.read_bytes = 0
+        self._tag = count_tag
+        self.tags = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self._inner.read(min(len(buffer), 1 << 20))
+        self.read_bytes += len(data)
+        if self.read_bytes > self.budget:
+            raise _OverBudget(self.part, self.budget)
+        if self._tag is not None:
+            self.tags += data.count(self._tag)
+            if self.tags > MAX_SHARED_STRINGS:
+                raise _OverBudget(self.part, -MAX_SHARED_STRINGS)
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._inner.close()
+        super().close()
+
+
+def _budgeted_zip(path: Path):
+    """A ``zipfile.ZipFile`` whose every member read (``open`` and ``read``) is counted:
+    worksheets up to MAX_XLSX_SHEET_BYTES each, any other part up to MAX_XLSX_PART_BYTES,
+    the shared strings also up to MAX_SHARED_STRINGS entries."""
+
+    class BudgetedZip(zipfile.ZipFile):
+        def open(self, name, mode="r", pwd=None, **kw):  # noqa: A003 - ZipFile's name
+            inner = super().open(name, mode, pwd, **kw)
+            if mode != "r":
+                return inner
+            member = name.filename if isinstance(name, zipfile.ZipInfo) else str(name)
+            sheet = "worksheets/" in member
+            budget = MAX_XLSX_SHEET_BYTES if sheet else MAX_XLSX_PART_BYTES
+            tag = b"<si" if member.lower().endswith("sharedstrings.xml") else None
+            return io.BufferedReader(_CountedPart(inner, member, budget, tag), 1 << 16)
+
+    return BudgetedZip(path)
+
+
+def _over_budget(label: str, exc: _OverBudget) -> TableTooLargeError:
+    if exc.budget < 0:
+        return TableTooLargeError(
+            f"{label} has more than {-exc.budget:,} shared strings (distinct texts); it was "
+            "not read: as Python text they would take gigabytes.",
+            "Export the sheet you need as CSV.",
+        )
+    what = "shared strings" if exc.part.lower().endswith("sharedstrings.xml") else exc.part
+    return TableTooLargeError(
+        f"{label}: its part {what} inflates to more than {_human_bytes(exc.budget)} of XML "
+        "while being read; reading stopped there.",
+        "Export the sheet you need as CSV, or save the workbook again from a spreadsheet.",
+    )
 
 
 def _check_zip(path: Path, label: str) -> None:
-    """Refuse damaged workbooks and zip bombs before openpyxl inflates anything."""
+    """Refuse damaged workbooks and claimed zip bombs before openpyxl inflates anything
+    (what is really inflated is counted while reading, see ``_budgeted_zip``)."""
     try:
         with zipfile.ZipFile(path) as zf:
             expanded = sum(info.file_size for info in zf.infolist())
@@ -610,13 +716,30 @@ def _check_zip(path: Path, label: str) -> None:
 
 
 def _open_workbook(path: Path, label: str):
-    from openpyxl import load_workbook
+    """The workbook, read-only, every part it reads counted against the budgets."""
+    from openpyxl.reader.excel import ExcelReader
 
     _check_zip(path, label)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "unknown extension", "no default style"
-            return load_workbook(path, read_only=True, data_only=True, keep_links=False)
+            # load_workbook(read_only=True) is these two steps; the reader's archive is
+            # swapped for one that counts what it inflates before anything is read.
+            reader = ExcelReader(path, read_only=True, data_only=True, keep_links=False)
+            reader.archive.close()
+            reader.archive = _budgeted_zip(path)
+            reader.valid_files = reader.archive.namelist()
+            for name in reader.valid_files:
+                if name.lower().endswith("sharedstrings.xml"):
+                    # Counted through once (inflated, not parsed) before openpyxl makes a
+                    # Python string of each entry.
+                    with reader.archive.open(name) as part:
+                        while part.read(1 << 20):
+                            pass
+            reader.read()
+            return reader.wb
+    except _OverBudget as exc:
+        raise _over_budget(label, exc) from None
     except Exception as exc:  # noqa: BLE001 - openpyxl raises KeyError, ValueError, XML errors…
         raise TableParseError(
             f"{label} could not be read as an Excel workbook ({type(exc).__name__}: {exc}).",
@@ -626,41 +749,166 @@ def _open_workbook(path: Path, label: str):
 
 def list_sheets(path: Path | str, *, with_data: bool = False) -> list[str]:
     """The names of a workbook's worksheets, in order (chart sheets are left out); only
-    those with a value in their first rows when ``with_data`` (as loading decides)."""
+    those holding a value when ``with_data`` (as loading decides: streamed, within the
+    workbook budgets, stopping at each sheet's first value)."""
     path = Path(path)
     wb = _open_workbook(path, path.name)
     try:
         if with_data:
-            return [ws.title for ws in wb.worksheets if _sheet_probe(ws)[0]]
+            return [
+                ws.title
+                for ws in wb.worksheets
+                if _read_sheet(wb, ws, path.name, None, probe=True).rows
+            ]
         return list(wb.sheetnames)
+    except _OverBudget as exc:
+        raise _over_budget(path.name, exc) from None
     finally:
         wb.close()
 
 
 _FIXED_FORMAT = re.compile(r"^[#,]*0(?:\.(0+))?$")
+# Number formats are looked at in this many data rows under the header.
+_FORMAT_ROWS = 50
 
 
-def _sheet_probe(ws, rows: int = 50) -> tuple[bool, list[str | None]]:
-    """(has any value, number format of each column in the first data row(s))."""
-    has_data = False
-    formats: list[str | None] = []
-    for r, row in enumerate(ws.iter_rows(max_row=rows + 1)):
-        for j, cell in enumerate(row):
-            value = getattr(cell, "value", None)
-            if value is not None and value != "":
-                has_data = True
-            if r == 0:
+@dataclass
+class _SparseSheet:
+    """The cells of a sheet that hold values, as read: parallel arrays, no grid."""
+
+    rows: array = field(default_factory=lambda: array("l"))
+    cols: array = field(default_factory=lambda: array("l"))
+    values: list[object] = field(default_factory=list)
+    formats: dict[int, str] = field(default_factory=dict)  # column -> number format
+    last_row: int = 0  # the sheet row reading stopped after
+
+
+def _cells(wb, ws):
+    """Every cell of a read-only worksheet as ``(row, column, value, data_type,
+    style_id)``, in file order, streamed: each element is dropped once parsed, so a
+    row of a million cells or a million rows of attributes cost nothing kept."""
+    from openpyxl.worksheet._reader import CELL_TAG, ROW_TAG, WorkSheetParser
+    from openpyxl.xml.functions import iterparse
+
+    with ws._get_source() as src:
+        parser = WorkSheetParser(
+            src,
+            ws._shared_strings,
+            data_only=True,
+            epoch=wb.epoch,
+            date_formats=wb._date_formats,
+            timedelta_formats=wb._timedelta_formats,
+        )
+        stack: list = []
+        in_row = None
+        for event, element in iterparse(src, events=("start", "end")):
+            if event == "start":
+                stack.append(element)
+                if element.tag == ROW_TAG:
+                    in_row = element
+                    r = element.get("r")
+                    parser.row_counter = int(r) if r and r.isdigit() else parser.row_counter + 1
+                    parser.col_counter = 0
                 continue
-            while len(formats) <= j:
-                formats.append(None)
-            fmt = getattr(cell, "number_format", None) if isinstance(value, float | int) else None
-            if fmt is None:
-                continue
-            if formats[j] is None:
-                formats[j] = fmt
-            elif formats[j] != fmt:
-                formats[j] = "mixed"
-    return has_data, formats
+            stack.pop()
+            if element.tag == CELL_TAG and in_row is not None:
+                cell = parser.parse_cell(element)
+                yield (cell["row"], cell["column"], cell["value"], cell["data_type"],
+                       cell["style_id"])  # fmt: skip
+            elif element.tag == ROW_TAG:
+                in_row = None
+            elif in_row is not None:
+                continue  # a cell's value or text: its cell parses it
+            if stack:
+                stack[-1].remove(element)  # nothing parsed is kept
+            element.clear()
+
+
+def _convert(value: object, data_type: str) -> object:
+    """A cell as pandas' read_excel takes it (integers from whole numbers, errors NaN)."""
+    if data_type == "e":
+        return math.nan
+    if data_type == "n" and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _read_sheet(wb, ws, label: str, max_rows: int | None, *, probe: bool = False):
+    """The sheet's values (``probe``: stop at the first one), within MAX_XLSX_CELLS."""
+    from openpyxl.cell.read_only import ReadOnlyCell
+
+    out = _SparseSheet()
+    header_row = None
+    data_rows = 0
+    last = 0
+    formats: dict[int, str] = {}
+    style_formats: dict[int, str | None] = {}
+    for row, col, value, data_type, style_id in _cells(wb, ws):
+        if value is None or value == "":
+            continue
+        if probe:
+            out.rows.append(row)
+            return out
+        if header_row is None:
+            header_row = row
+        if row != last:
+            if row > header_row:
+                data_rows += 1
+                if max_rows is not None and data_rows > max_rows:
+                    break
+            last = row
+        if len(out.values) >= MAX_XLSX_CELLS:
+            raise TableTooLargeError(
+                f"Sheet {ws.title!r} of {label} holds more than {MAX_XLSX_CELLS:,} cells "
+                f"(reading stopped at row {row:,}); a workbook table may have at most "
+                f"{MAX_XLSX_CELLS:,}.",
+                "Export the sheet as CSV, or split it into smaller sheets.",
+            )
+        value = _convert(value, data_type)
+        out.rows.append(row)
+        out.cols.append(col)
+        out.values.append(value)
+        if row > header_row and data_rows <= _FORMAT_ROWS and isinstance(value, float | int):
+            if style_id not in style_formats:
+                try:
+                    style_formats[style_id] = ReadOnlyCell(
+                        ws, row, col, value, data_type, style_id
+                    ).number_format
+                except (IndexError, KeyError, AttributeError):
+                    style_formats[style_id] = None
+            fmt = style_formats[style_id]
+            if fmt is not None:
+                formats[col] = fmt if formats.get(col, fmt) == fmt else "mixed"
+    out.formats = formats
+    out.last_row = last
+    return out
+
+
+def _sheet_frame(sheet: _SparseSheet, name: str, label: str) -> tuple[pd.DataFrame, list]:
+    """The table over the rows and columns that hold values (header: the first such row),
+    typed the way pandas' read_excel types it; the number format of each of its columns."""
+    from pandas.io.parsers import TextParser
+
+    used_rows = sorted(set(sheet.rows))
+    used_cols = sorted(set(sheet.cols))
+    cells = len(used_rows) * len(used_cols)
+    if cells > MAX_XLSX_CELLS:
+        raise TableTooLargeError(
+            f"Sheet {name!r} of {label} spreads {len(sheet.values):,} values over "
+            f"{len(used_rows):,} rows × {len(used_cols):,} columns: as a table that is "
+            f"{cells:,} cells, more than the {MAX_XLSX_CELLS:,}-cell limit.",
+            "Move the data into one block of rows and columns, or export it as CSV.",
+        )
+    row_at = {r: i for i, r in enumerate(used_rows)}
+    col_at = {c: j for j, c in enumerate(used_cols)}
+    grid = [[""] * len(used_cols) for _ in used_rows]  # "" is what read_excel gives empties
+    for r, c, v in zip(sheet.rows, sheet.cols, sheet.values, strict=True):
+        grid[row_at[r]][col_at[c]] = v
+    sheet.rows, sheet.cols, sheet.values = array("l"), array("l"), []  # in the grid now
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        frame = TextParser(grid, header=0, skip_blank_lines=False).read()
+    return frame, [sheet.formats.get(c) for c in used_cols]
 
 
 def _load_excel(path: Path, label: str, sheet: str | None, max_rows: int | None) -> LoadedTable:
@@ -675,10 +923,9 @@ def _load_excel(path: Path, label: str, sheet: str | None, max_rows: int | None)
                 f"{label} has no sheet named {sheet!r}.",
                 "Choose one of: " + ", ".join(names) + ".",
             )
-        chosen, cell_formats = None, []
+        chosen = None
         for name in [sheet] if sheet is not None else names:
-            has_data, cell_formats = _sheet_probe(wb[name])
-            if has_data:
+            if _read_sheet(wb, wb[name], label, None, probe=True).rows:
                 chosen = name
                 break
             if sheet is not None:
@@ -696,17 +943,19 @@ def _load_excel(path: Path, label: str, sheet: str | None, max_rows: int | None)
             )
         if sheet is None and chosen != names[0]:
             notes.append(f"Sheet {chosen!r} is shown: the sheets before it are empty.")
-    finally:
-        wb.close()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            frame = pd.read_excel(path, sheet_name=chosen, engine="openpyxl", nrows=max_rows)
+        sparse = _read_sheet(wb, wb[chosen], label, max_rows)
+        frame, cell_formats = _sheet_frame(sparse, chosen, label)
+    except _OverBudget as exc:
+        raise _over_budget(label, exc) from None
+    except TableError:
+        raise
     except Exception as exc:  # noqa: BLE001 - openpyxl/pandas raise many kinds for bad sheets
         raise TableParseError(
             f"Sheet {chosen!r} of {label} could not be read ({type(exc).__name__}: {exc}).",
             "Open it in a spreadsheet and save it again, or export the sheet as CSV.",
         ) from exc
+    finally:
+        wb.close()
     # Drop columns and rows that are entirely empty (formatting beyond the data).
     frame = frame.dropna(axis=1, how="all").dropna(axis=0, how="all")
     if frame.empty and len(frame.columns) == 0:
@@ -749,6 +998,30 @@ def _load_excel(path: Path, label: str, sheet: str | None, max_rows: int | None)
 # --------------------------------------------------------------------------- Parquet
 
 
+# Parquet's physical types whose values have no fixed width (text, bytes).
+_PARQUET_BYTE_ARRAY = (6, 7)
+
+
+def _parquet_budget(pf, max_rows: int | None) -> tuple[int, int]:
+    """(bytes of text and bytes values, bytes in memory) of the row groups that would be
+    read, from the footer alone: text by its uncompressed size, the rest by its values."""
+    text = other = rows = 0
+    for group in pf.row_groups:
+        if max_rows is not None and rows >= max_rows:
+            break
+        rows += group.num_rows or 0
+        for chunk in group.columns or ():
+            meta = chunk.meta_data
+            if meta is None:
+                continue
+            if meta.type in _PARQUET_BYTE_ARRAY:
+                text += max(meta.total_uncompressed_size or 0, 0)
+                other += 8 * max(meta.num_values or 0, 0)  # a reference per value
+            else:
+                other += 8 * max(meta.num_values or 0, 0)
+    return text, text + other
+
+
 def _load_parquet(path: Path, label: str, max_rows: int | None) -> LoadedTable:
     import pandas as pd
 
@@ -758,17 +1031,22 @@ def _load_parquet(path: Path, label: str, max_rows: int | None) -> LoadedTable:
         from fastparquet import ParquetFile
 
     notes: list[str] = []
+    cautions: list[str] = []
     # fastparquet leaves the files it opens itself to the garbage collector: give it one
     # that is closed here.
     try:
         with path.open("rb") as fh:
             try:
-                pf = ParquetFile(fh)
-                n_rows, n_cols = pf.count(), len(pf.columns)
+                # Its thrift decoder prints a line per bad field of a damaged footer on
+                # stdout (hundreds): kept out of the terminal, sent to the log instead.
+                with contextlib.redirect_stdout(io.StringIO()) as said:
+                    pf = ParquetFile(fh)
+                    n_rows, n_cols = pf.count(), len(pf.columns)
             except Exception as exc:  # noqa: BLE001 - thrift/format errors come in many kinds
+                log.debug("%s: unreadable Parquet footer (%r): %s", label, exc, said.getvalue())
                 raise TableParseError(
-                    f"{label} is a damaged or unsupported Parquet file "
-                    f"({type(exc).__name__}: {exc}).",
+                    f"{label} is a damaged or unsupported Parquet file: its footer (the "
+                    "description of its columns at the end of the file) cannot be read.",
                     "Write it again (for example with pandas.DataFrame.to_parquet) or export "
                     "it as CSV.",
                 ) from exc
@@ -778,6 +1056,21 @@ def _load_parquet(path: Path, label: str, max_rows: int | None) -> LoadedTable:
                     f"{MAX_PARQUET_CELLS:,}-cell limit for tables; it was not read.",
                     "Load only the first rows, or select the columns you need into a smaller file.",
                 )
+            text_bytes, memory = _parquet_budget(pf, max_rows)
+            if text_bytes > MAX_PARQUET_TEXT_BYTES:
+                raise TableTooLargeError(
+                    f"{label} holds {_human_bytes(text_bytes)} of text (its footer says so), "
+                    f"more than the {_human_bytes(MAX_PARQUET_TEXT_BYTES)} limit for a "
+                    "table's text; it was not read.",
+                    "Select the columns you need (or shorten long text values) into a smaller "
+                    "file, or load only the first rows.",
+                )
+            if memory > LARGE_TABLE_BYTES:
+                cautions.append(
+                    f"This is a large table: about {_human_bytes(memory)} in memory while "
+                    "it is open."
+                )
+                notes.append(cautions[-1])
             try:
                 frame = pf.head(max_rows) if max_rows is not None else pf.to_pandas()
             except Exception as exc:  # noqa: BLE001
@@ -789,7 +1082,6 @@ def _load_parquet(path: Path, label: str, max_rows: int | None) -> LoadedTable:
         raise TableNotFoundError(
             f"{label} cannot be read ({exc.strerror or exc}).", "Check the file."
         ) from exc
-    cautions: list[str] = []
     if max_rows is not None and n_rows > max_rows:
         cautions.append(f"Only the first {max_rows:,} of {n_rows:,} rows were read.")
         notes.append(cautions[-1])

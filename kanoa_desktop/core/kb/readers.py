@@ -25,6 +25,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from kanoa_desktop.core.inputs import delimited
+from kanoa_desktop.core.safety import json_items
 
 # Reading more than this much text from one file gains little for retrieval and costs
 # index time and disk; the rest of the file is dropped with a note.
@@ -204,6 +205,16 @@ def _read_notebook(path: Path, max_bytes: int) -> ReadResult:
             "(clear its outputs to index it)"
         )
     data, _ = _read_bytes(path, MAX_NOTEBOOK_BYTES)
+    # Budgeted by the JSON values it would make, before parsing (64 MB of "{}," is ~1.4 GB
+    # of Python objects): the same budget as a notebook opened for its figures.
+    from kanoa_desktop.core.inputs.notebook import MAX_NOTEBOOK_ITEMS
+
+    items = json_items(data, exact_above=MAX_NOTEBOOK_ITEMS)
+    if items > MAX_NOTEBOOK_ITEMS:
+        return ReadResult.skipped(
+            f"notebook of about {items:,} JSON values, more than {MAX_NOTEBOOK_ITEMS:,} "
+            "(clear its outputs to index it)"
+        )
     text, note = decode_text(data)
     if text is None:
         return ReadResult.skipped(note)

@@ -33,14 +33,15 @@ from typing import Any
 
 import httpx
 
-from kanoa_desktop.core.endpoint.bodies import CappedTransport, MiB
-from kanoa_desktop.core.endpoint.router import RouterStatus, fetch_router_status
+from kanoa_desktop.core.endpoint.bodies import BodyCapExceeded, CappedTransport, MiB, get_json
+from kanoa_desktop.core.endpoint.router import RouterStatus, parse_workers
 from kanoa_desktop.core.monitor.metrics import (
     KV_CACHE_WARN_FRACTION,
     DcgmGpu,
     gpu_health_warnings,
 )
 from kanoa_desktop.core.monitor.poller import _describe_transport_error
+from kanoa_desktop.core.safety import JsonTooLarge, escape_control, loads_json_bounded
 
 __all__ = [
     "FIGURES",
@@ -58,6 +59,13 @@ log = logging.getLogger(__name__)
 
 # How many points a history (query_range) asks for.
 PLOT_POINTS = 120
+# What one Prometheus answer may be: bytes on the wire, and JSON values once parsed
+# (counted before parsing). A fleet of 1,000 instances answers about 6 MB and 500,000
+# values; 16 MB of tiny objects would be ~1 GB of Python objects.
+PROMETHEUS_BODY_CAP = 16 * MiB
+MAX_PROMETHEUS_ITEMS = 1_000_000
+# A router's /workers list (as core/endpoint/router reads it).
+ROUTER_WORKERS_CAP = 4 * MiB
 _LABEL = "kanoa_figure"
 
 
@@ -286,6 +294,15 @@ def _value(sample: Mapping[str, Any]) -> float | None:
     return value if math.isfinite(value) else None  # NaN: 0/0 or no observations
 
 
+def _labels(sample: object) -> dict[str, str]:
+    """A sample's labels, only those whose name and value are text (a server may send
+    anything: a list for ``metric``, a number for a label)."""
+    labels = sample.get("metric") if isinstance(sample, Mapping) else None
+    if not isinstance(labels, Mapping):
+        return {}
+    return {k: v for k, v in labels.items() if isinstance(k, str) and isinstance(v, str)}
+
+
 def _instance_order(instance: str) -> tuple:
     """Natural order: 10.0.0.9:8000 before 10.0.0.10:8000."""
     return tuple(
@@ -341,7 +358,7 @@ def build_snapshot(
         return rows.setdefault(instance, {"instance": instance, "kinds": set()})
 
     for sample in result:
-        labels = sample.get("metric") or {}
+        labels = _labels(sample)
         figure = labels.get(_LABEL)
         instance = labels.get("instance")
         if not figure or not instance:
@@ -476,20 +493,40 @@ def fleet_warnings(
 # --- the client ------------------------------------------------------------------------------
 
 
+def _said(text: object, limit: int = 300) -> str:
+    """A server's words, quoted in a sentence: cut, control characters shown escaped."""
+    text = str(text)
+    return escape_control(text if len(text) <= limit else text[: limit - 1] + "…")
+
+
 def _prometheus_error(url: str, resp: httpx.Response) -> PrometheusError:
-    try:
-        data = resp.json()
-        detail = data.get("error") if isinstance(data, dict) else None
-    except ValueError:
-        detail = None
+    detail = None
+    if len(resp.content) <= 64 * 1024:  # an error page: small, or not worth parsing
+        try:
+            data = loads_json_bounded(resp.content, max_items=10_000)
+            detail = data.get("error") if isinstance(data, dict) else None
+        except (ValueError, RecursionError):
+            detail = None
     if detail:
         return PrometheusError(
-            f"Prometheus at {url} refused the query ({resp.status_code}): {detail}."
+            f"Prometheus at {url} refused the query ({resp.status_code}): {_said(detail)}."
         )
     if resp.status_code == 404:
         return PrometheusError(
             f"{url} has no Prometheus query API (404 on /api/v1/query): check the address "
             "(a Prometheus server, e.g. http://prometheus:9090, not an exporter's /metrics)."
+        )
+    if resp.is_redirect:
+        where = resp.headers.get("location")
+        if where:
+            target = _said(str(resp.url.join(where)), 200)
+            return PrometheusError(
+                f"Prometheus at {url} answered HTTP {resp.status_code}: it redirects to "
+                f"{target}. Set that address instead (redirects are not followed)."
+            )
+        return PrometheusError(
+            f"Prometheus at {url} answered HTTP {resp.status_code}, a redirect without a "
+            "Location: check the address."
         )
     return PrometheusError(f"Prometheus at {url} answered HTTP {resp.status_code}.")
 
@@ -530,7 +567,7 @@ class FleetReader:
             self._client = httpx.AsyncClient(
                 timeout=self.timeout_s,
                 transport=CappedTransport(
-                    max_body_bytes=64 * MiB, deadline_s=max(3 * self.timeout_s, 30.0)
+                    max_body_bytes=PROMETHEUS_BODY_CAP, deadline_s=max(3 * self.timeout_s, 30.0)
                 ),
             )
         return self._client
@@ -540,23 +577,54 @@ class FleetReader:
         try:
             # POST (form-encoded): the joined query is too long for a comfortable URL.
             resp = await self._http().post(url, data=dict(params), timeout=self.timeout_s)
+        except BodyCapExceeded:
+            raise PrometheusError(
+                f"Prometheus at {self.url} answered /api/v1/{path} with more than "
+                f"{PROMETHEUS_BODY_CAP // MiB} MB; reading stopped there (a fleet's answer is "
+                "a few MB): check that the address is a Prometheus server."
+            ) from None
         except httpx.HTTPError as err:
             reason, _ = _describe_transport_error(self.url, err)
-            raise PrometheusError(f"Cannot ask Prometheus: {reason}.") from None
+            end = "" if reason.endswith((".", "?", "!")) else "."
+            raise PrometheusError(f"Cannot ask Prometheus: {reason}{end}") from None
         if resp.status_code != 200:
             raise _prometheus_error(self.url, resp)
         try:
-            data = resp.json()
-        except ValueError:
+            data = loads_json_bounded(resp.content, max_items=MAX_PROMETHEUS_ITEMS)
+        except JsonTooLarge as exc:
+            raise PrometheusError(
+                f"Prometheus at {self.url} answered /api/v1/{path} with about {exc.items:,} "
+                f"values, more than the {exc.limit:,} the fleet view reads; it was not read."
+            ) from None
+        except (ValueError, RecursionError):
             raise PrometheusError(
                 f"{self.url} is not a Prometheus server: its /api/v1/{path} answer is not JSON."
             ) from None
         if not isinstance(data, dict) or data.get("status") != "success":
+            reason = data.get("error") if isinstance(data, dict) else None
             raise PrometheusError(
                 f"Prometheus at {self.url} did not answer the query: "
-                f"{(data or {}).get('error', 'no reason given') if isinstance(data, dict) else data!r}."
+                f"{_said(reason) if reason else 'no reason given'}."
             )
-        return data.get("data") or {}
+        payload = data.get("data")
+        if not isinstance(payload, dict):
+            raise PrometheusError(
+                f"{self.url} answered /api/v1/{path} without the data object a Prometheus "
+                "answer has: check that the address is a Prometheus server."
+            )
+        return payload
+
+    def _series(self, payload: Mapping[str, Any], path: str, expect: str) -> list[Any]:
+        """The ``result`` list of a query answer, which must be of type ``expect``."""
+        kind = payload.get("resultType")
+        result = payload.get("result")
+        if kind not in (None, expect) or not isinstance(result, list):
+            shown = _said(kind, 40) if isinstance(kind, str) else type(result).__name__
+            raise PrometheusError(
+                f"Prometheus at {self.url} answered /api/v1/{path} with a {shown} result, "
+                f"not the {expect} of series the fleet view asks for."
+            )
+        return result
 
     async def query(self, promql: str, at: float | None = None) -> list[dict[str, Any]]:
         """An instant query's result vector (``[{"metric": {...}, "value": [t, "v"]}]``)."""
@@ -564,8 +632,7 @@ class FleetReader:
         if at is not None:
             params["time"] = f"{at:.3f}"
         data = await self._api("query", params)
-        result = data.get("result")
-        return result if isinstance(result, list) else []
+        return self._series(data, "query", "vector")
 
     async def snapshot(self, at: float | None = None) -> FleetSnapshot:
         """The fleet now (or at Unix time ``at``): one Prometheus query, plus the router's
@@ -573,9 +640,7 @@ class FleetReader:
         when = time.time() if at is None else at
         router_task = None
         if self.router_url:
-            router_task = asyncio.ensure_future(
-                fetch_router_status(self._http(), self.router_url, timeout_s=self.timeout_s)
-            )
+            router_task = asyncio.ensure_future(self._router_status(self.router_url))
         try:
             result = await self.query(self._query, when)
         except BaseException:
@@ -589,11 +654,9 @@ class FleetReader:
             if row.kind != "other":
                 self._kinds[row.instance] = row.kind
         if router_task is not None:
-            router = await router_task
+            router, problem = await router_task
             extra: tuple[str, ...] = ()
-            problem = None
             if router is None:
-                problem = f"{self.router_url} did not answer /workers as a vLLM router does"
                 extra = (f"Router {self.router_url}: {problem}.",)
             else:
                 for w in router.workers:
@@ -610,6 +673,28 @@ class FleetReader:
                 router_error=problem,
             )
         return snapshot
+
+    async def _router_status(self, root: str) -> tuple[RouterStatus | None, str | None]:
+        """The router's ``/workers``, or None and why (a sentence without its full stop):
+        too large, not answering, or not a router's answer."""
+        try:
+            status, data = await get_json(
+                self._http(), f"{root}/workers", cap=ROUTER_WORKERS_CAP, timeout_s=self.timeout_s
+            )
+        except BodyCapExceeded:
+            return None, (
+                f"its /workers list is larger than {ROUTER_WORKERS_CAP // MiB} MB, too large "
+                "to read, so its servers are not listed"
+            )
+        except httpx.HTTPError as err:
+            reason, _ = _describe_transport_error(root, err)
+            return None, f"/workers could not be read: {reason}"
+        if status != 200:
+            return None, f"it answered /workers with HTTP {status}, so it is not a vLLM router"
+        router = parse_workers(root, data) if data is not None else None
+        if router is None:
+            return None, f"{root} did not answer /workers as a vLLM router does"
+        return router, None
 
     async def history(
         self,
@@ -637,18 +722,20 @@ class FleetReader:
             },
         )
         out: dict[str, list[tuple[float, float]]] = {}
-        for series in data.get("result") or ():
-            instance = (series.get("metric") or {}).get("instance")
-            if not instance:
+        for series in self._series(data, "query_range", "matrix"):
+            instance = _labels(series).get("instance")
+            values = series.get("values") if isinstance(series, Mapping) else None
+            if not instance or not isinstance(values, list):
                 continue
             points_out = out.setdefault(instance, [])
-            for t, v in series.get("values") or ():
+            for point in values:
                 try:
-                    value = float(v)
+                    t, v = point
+                    t, value = float(t), float(v)
                 except (TypeError, ValueError):
                     continue
-                if math.isfinite(value):
-                    points_out.append((float(t), value))
+                if math.isfinite(value) and math.isfinite(t):
+                    points_out.append((t, value))
         return out
 
     async def aclose(self) -> None:

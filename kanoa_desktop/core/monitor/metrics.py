@@ -18,7 +18,8 @@ never a pretend ``0``.
 Hostile or broken bodies: a sample whose value is NaN, infinite or negative is dropped
 (its metric reads as unknown, never "inf %" and never a crash); a series repeated with the
 same name and labels counts once (the first), never summed; :func:`fetch_metrics` reads at
-most :data:`METRICS_BODY_CAP` bytes within an overall deadline.
+most :data:`METRICS_BODY_CAP` bytes within an overall deadline, and :func:`parse_scrape`
+parses at most :data:`MAX_METRICS_LINES` lines (a body with more is refused whole).
 """
 
 from __future__ import annotations
@@ -98,6 +99,10 @@ class MetricsBodyTooLarge(MetricsBodyError):
 # A vLLM body is ~100 KB (a few MB with many LoRA adapters); anything past this is a
 # server or proxy sending without end.
 METRICS_BODY_CAP = 16 * 1024 * 1024
+# ... and lines: a vLLM body has ~650, one with many engines and adapters tens of
+# thousands. Each parsed sample is a few hundred bytes of Python objects: 16 MB of short
+# lines would be millions of them, so a body with more lines is not parsed.
+MAX_METRICS_LINES = 50_000
 
 
 @dataclass(frozen=True)
@@ -281,11 +286,19 @@ def parse_scrape(body: str, timestamp: float, *, keep_all: bool = False) -> Scra
     which is not Prometheus at all raises :class:`MetricsBodyError`, while a valid body
     from another exporter gives a scrape of kind ``unknown``.
 
-    Raises :class:`MetricsBodyError` for an empty body or one that is not Prometheus text.
+    Raises :class:`MetricsBodyError` for an empty body or one that is not Prometheus text,
+    :class:`MetricsBodyTooLarge` for one of more than ``MAX_METRICS_LINES`` lines.
     CPU only: safe to call from a worker thread.
     """
     if not body.strip():
         raise MetricsBodyError("The metrics answer was empty: the server sent no metrics.")
+    lines = body.count("\n")
+    if lines > MAX_METRICS_LINES:
+        raise MetricsBodyTooLarge(
+            f"The metrics page has {lines:,} lines, more than the {MAX_METRICS_LINES:,} "
+            "kanoa desktop reads; it was not parsed. Check that the URL points at one model "
+            "server's /metrics."
+        )
     try:
         samples = {} if keep_all else _parse(_prefilter(body))
         if not samples:

@@ -39,6 +39,8 @@ from kanoa_desktop.core.config.profiles import (
     validate_profile,
 )
 from kanoa_desktop.core.config.secrets import KeyStore
+from kanoa_desktop.ui.plain_text import make_labels_plain
+from kanoa_desktop.ui.qt_guard import guarded
 from kanoa_desktop.ui.settings.connection import ConnectionReport, ConnectionRequest
 from kanoa_desktop.ui.settings.pages import (
     AppearancePage,
@@ -149,6 +151,9 @@ class SettingsDialog(QDialog):
         self._load(self._drafts[self._current_id])
         for page in self.pages.values():
             page.load_preferences(store.preferences)
+        # Labels quote servers (model names, errors) and paths: text, never markup (the
+        # connection result is the one label built for markup, and escapes what it quotes).
+        make_labels_plain(self)
         self.resize(780, 620)
 
     @staticmethod
@@ -173,6 +178,54 @@ class SettingsDialog(QDialog):
         for page in self.pages.values():
             profile = page.save(profile)
         return profile
+
+    def unapplied(self) -> dict | None:
+        """The edits not yet applied (profiles, deletions, preferences) as plain data for
+        the crash draft (core/config/recovery.py), or None when there are none. Keys
+        typed here are left out: they go to the keychain on OK/Apply only."""
+        from kanoa_desktop.core.config.recovery import settings_snapshot
+
+        drafts = {pid: p for pid, p in self._drafts.items() if pid != self._current_id}
+        drafts[self._current_id] = self.current_profile()
+        prefs = self.store.preferences
+        for page in self.pages.values():
+            prefs = page.save_preferences(prefs)
+        stored = {p.id: p for p in self.store.profiles}
+        if not (
+            self._deleted
+            or prefs != self.store.preferences
+            or any(stored.get(pid) != p for pid, p in drafts.items())
+        ):
+            return None
+        order = [pid for pid in self._drafts if pid in drafts]
+        return settings_snapshot(
+            current=self._current_id,
+            profiles=[drafts[pid] for pid in order],
+            deleted=sorted(self._deleted),
+            preferences=prefs,
+        )
+
+    def restore_unapplied(self, restored) -> None:
+        """Show edits a crashed session had not applied (a RestoredSettings from
+        core/config/recovery.py), still unapplied: OK or Apply saves them."""
+        self._drafts = {p.id: p for p in restored.profiles}
+        for profile in self.store.profiles:  # added since, elsewhere: keep them
+            self._drafts.setdefault(profile.id, profile)
+        self._deleted = {pid for pid in restored.deleted if pid in self._drafts}
+        current = restored.current
+        if current in self._deleted or current not in self._drafts:
+            current = next(pid for pid in self._drafts if pid not in self._deleted)
+        self._key_changes.clear()
+        self._load(self._drafts[current])
+        self._refresh_profiles()
+        if restored.preferences is not None:
+            for page in self.pages.values():
+                page.load_preferences(restored.preferences)
+        self.show_status(
+            "These are the changes you had not applied when kanoa desktop closed "
+            "unexpectedly. OK or Apply saves them; Cancel discards them. An API key typed "
+            "then was not kept: type it again."
+        )
 
     def _collect(self) -> None:
         self._drafts[self._current_id] = self.current_profile()
@@ -400,6 +453,7 @@ class SettingsDialog(QDialog):
         self.profilesSaved.emit()
         return problem is None
 
+    @guarded()
     def accept(self) -> None:
         if self.apply():
             super().accept()

@@ -53,6 +53,7 @@ from kanoa_desktop.core.config.profiles import (
 from kanoa_desktop.core.config.secrets import KeychainState, KeyStore, Secret
 from kanoa_desktop.core.endpoint.client import ModelInfo
 from kanoa_desktop.core.endpoint.router import RouterStatus
+from kanoa_desktop.core.safety import escape_rich, plain_tooltip
 from kanoa_desktop.ui.settings.connection import ConnectionReport
 
 _DEFAULT = Profile()
@@ -280,6 +281,8 @@ class EndpointPage(SettingsPage):
         self.test_button.clicked.connect(self.testConnectionRequested)
         test_layout.addWidget(self.test_button, 0, Qt.AlignmentFlag.AlignLeft)
         self.result_label = _label("Not tested yet.", name="connectionResultLabel")
+        # Built for markup (bold, colour): every server word in it goes through escape_rich.
+        self.result_label.setTextFormat(Qt.TextFormat.RichText)
         test_layout.addWidget(self.result_label)
         self.model_list = QTreeWidget(objectName="modelList")
         self.model_list.setHeaderLabels(["Model", "Context"])
@@ -395,7 +398,7 @@ class EndpointPage(SettingsPage):
         self.forget_key_button.setEnabled(stored or self._pending_key is not None)
         unavailable = status.state is KeychainState.UNAVAILABLE
         self.keychain_label.setText(_KEYCHAIN_LINES[status.state])
-        self.keychain_label.setToolTip(status.message)
+        self.keychain_label.setToolTip(plain_tooltip(status.message))
         self.keychain_label.setStyleSheet(_WARN_STYLE if unavailable else "")
         host = urlsplit(self.api_base_edit.text().strip()).hostname or "localhost"
         key_matters = stored or self._pending_key is not None or not is_local_host(host)
@@ -486,6 +489,9 @@ class EndpointPage(SettingsPage):
 
     # -- connection results
     def show_connection_result(self, report: ConnectionReport) -> None:
+        # A rich-text label: what the server said (its health detail, version, model
+        # names, errors) is escaped, so it shows as the characters it is.
+        e = escape_rich
         lines = []
         health = report.health
         if health is not None:
@@ -493,30 +499,32 @@ class EndpointPage(SettingsPage):
             text = state.get(health.state, health.state)
             if health.latency_s is not None:
                 text += f" ({health.latency_s * 1000:.0f} ms)"
-            lines.append(f"<b>{text}</b>" + (f" — {health.detail}" if health.detail else ""))
+            lines.append(f"<b>{e(text)}</b>" + (f" — {e(health.detail)}" if health.detail else ""))
         if report.server is not None:
             kind = {"vllm": "vLLM", "llama.cpp": "llama.cpp", "ollama": "Ollama"}.get(
                 report.server.kind, "Other OpenAI-compatible server"
             )
             version = f" {report.server.version}" if report.server.version else ""
-            lines.append(f"Server: {kind}{version}")
+            lines.append(e(f"Server: {kind}{version}"))
         if report.router is not None:
-            lines.append(f"<b>{report.router.summary()}</b>")
+            lines.append(f"<b>{e(report.router.summary())}</b>")
         self.show_router_workers(report.router)
         if report.models:
             lines.append(f"{len(report.models)} model(s): click one to use it.")
         if report.vision is not None:
             model = report.vision_model or "The model"
             lines.append(
-                f"{model} can see: it accepts images."
-                if report.vision
-                else f"{model} is text-only: it did not accept a test image, so figures will "
-                "not be sent to it."
+                e(
+                    f"{model} can see: it accepts images."
+                    if report.vision
+                    else f"{model} is text-only: it did not accept a test image, so figures "
+                    "will not be sent to it."
+                )
             )
         if report.image_tokens:
             lines.append(f"One figure costs {report.image_tokens:,} prompt tokens on this server.")
         if report.error:
-            lines.append(f"<span style='color:#b3261e'>{report.error}</span>")
+            lines.append(f"<span style='color:#b3261e'>{e(report.error)}</span>")
         self.result_label.setText("<br>".join(lines) or "No answer.")
         self.set_models(report.models)
 
@@ -547,7 +555,7 @@ class EndpointPage(SettingsPage):
         for m in models:
             ctx = f"{m.context_length:,}" if m.context_length else "not reported"
             item = QTreeWidgetItem([m.id, ctx])
-            item.setToolTip(0, m.root or m.id)
+            item.setToolTip(0, plain_tooltip(m.root or m.id))  # the server's words
             self.model_list.addTopLevelItem(item)
             self.model_combo.addItem(m.id)
         self.model_combo.setCurrentText(current or (models[0].id if models else ""))
