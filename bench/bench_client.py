@@ -6,7 +6,7 @@ Work measured, ours against the ``kanoa`` library (0.6, ``AnalyticsInterpreter(
 backend="openai", api_base=...)``) in the same run:
 
 - CSV of 100,000 rows × 10 columns -> the real llama.cpp server (SmolLM2-135M). Ours loads
-  and summarises the table (``load_input`` + ``summarise`` + ``build_turn``); kanoa is given
+  and summarises the table (``load_input`` + ``table_summary`` + ``Outbox.message``); kanoa is given
   ``pd.read_csv(...)`` as ``data`` (its users read the file themselves).
 - A 12-megapixel PNG plot -> the real llama.cpp server, which sees through the tiny test
   vision projector (tests/servers/make_mmproj.py: it decodes and encodes every image), and
@@ -59,31 +59,26 @@ def _metric_sum(metrics_url: str, name: str) -> float | None:
 
 def run_ours(path: str, api_base: str, model: str) -> dict:
     """One interpret through our core; monotonic times relative to the call."""
-    from kanoa_desktop.core.ask.interpret import (
-        GenerationParams,
-        Inputs,
-        build_turn,
-        load_input,
-        summarise,
-    )  # fmt: skip
-    from kanoa_desktop.core.endpoint.chat import Conversation
+    from kanoa_desktop.core.ask.interpret import load_input
+    from kanoa_desktop.core.ask.outbox import Outbox
+    from kanoa_desktop.core.endpoint.chat import ChatRequest
     from kanoa_desktop.core.endpoint.client import ChatClient
     from kanoa_desktop.core.endpoint.events import FirstToken, RequestSent
     from kanoa_desktop.core.inputs.figures import PreparedFigure
+    from kanoa_desktop.core.inputs.plan import table_summary
 
     t0 = time.monotonic()
     out: dict = {}
 
     async def go() -> None:
         item = await asyncio.to_thread(load_input, path)
-        inputs = Inputs(question="Interpret this.")
+        inputs = Outbox()
         if isinstance(item, PreparedFigure):
-            inputs.figures.append(item)
+            inputs.add_figure(item)
         else:
-            inputs.table = item
-            inputs.table_summary = await asyncio.to_thread(summarise, item)
-        request, _ = build_turn(Conversation(), inputs,
-                                GenerationParams(model=model, max_tokens=MAX_TOKENS))  # fmt: skip
+            inputs.set_table(item, await asyncio.to_thread(table_summary, item))
+        message = inputs.message("Interpret this.", inputs.pending())
+        request = ChatRequest(model, [message], max_tokens=MAX_TOKENS)
         async with ChatClient(api_base) as client:
             async for ev in client.stream_chat(request):
                 if isinstance(ev, RequestSent):

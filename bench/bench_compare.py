@@ -132,7 +132,7 @@ async def _panes_run(api_bases: list[str], streaming: int, tokens: int) -> dict:
     ``api_bases``, the same window idle for a second: the machine's own gaps."""
     from PySide6.QtCore import QTimer
 
-    from kanoa_desktop.core.ask.interpret import Inputs
+    from kanoa_desktop.core.ask.services import Services
     from kanoa_desktop.core.config.profiles import Profile, ProfileStore
     from kanoa_desktop.core.endpoint.pool import ClientPool
     from kanoa_desktop.ui.compare_view import CompareView
@@ -161,7 +161,8 @@ async def _panes_run(api_bases: list[str], streaming: int, tokens: int) -> dict:
         # Outside the timing: a new client loads the CA certificates and the model list is
         # fetched once per endpoint (one-time costs of the first question, not streaming).
         await pool.resolve_model(p)
-    view = CompareView(store, pool=pool, inputs=lambda: Inputs(question="Interpret."))
+    view = CompareView(store, Services(pool))
+    view.question.setText("Interpret.")
     if profiles:
         view.set_profiles(profiles)
     view.resize(1600, 900)
@@ -308,6 +309,7 @@ def _figures(folder: Path, n: int) -> None:
 
 
 def bench_batch(items: int, rate: float, tokens: int) -> None:
+    from kanoa_desktop.core.ask.services import Services
     from kanoa_desktop.core.batch.plan import Template
     from kanoa_desktop.core.batch.runner import Batch
     from kanoa_desktop.core.batch.store import BatchStore
@@ -327,7 +329,7 @@ def bench_batch(items: int, rate: float, tokens: int) -> None:
                 store = BatchStore(Path(tempfile.mkdtemp()) / "b.sqlite3")
                 profile = Profile(name="bench", api_base=server.api_base, max_tokens=tokens + 8)
                 batch = Batch([folder], profile, Template(question="Describe {item}."),
-                              pool=pool, store=store, concurrency=n)  # fmt: skip
+                              Services(pool), store=store, concurrency=n)  # fmt: skip
                 await batch.prepare()
                 t0 = time.perf_counter()
                 ended = await batch.run()

@@ -209,7 +209,7 @@ def _csv_child(path: str) -> None:
         w.open_paths([Path(path)])
         await shown.wait()  # the window's own slot (table view, summary) ran before this
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-        assert w.table is not None and w.table_summary
+        assert w.outbox.table is not None and w.outbox.table_summary
         await asyncio.sleep(0.1)  # a stall right after the table shows counts too
         return wall, beat.stop(), cpu
 
@@ -288,12 +288,12 @@ def _csv(rows: int, repeat: int) -> dict:
 
 def _prepare(png: str) -> None:
     """What the window's worker does with a dropped figure, up to the request body."""
-    from kanoa_desktop.core.ask.interpret import GenerationParams, Inputs, build_turn, load_input
-    from kanoa_desktop.core.endpoint.chat import Conversation
+    from kanoa_desktop.core.ask.interpret import load_input
+    from kanoa_desktop.core.ask.outbox import Outbox
+    from kanoa_desktop.core.endpoint.chat import ChatRequest
 
-    inputs = Inputs(question="Interpret this.")
-    inputs.figures.append(load_input(png))
-    build_turn(Conversation(), inputs, GenerationParams(model="m", max_tokens=8))
+    inputs = Outbox([load_input(png)])
+    ChatRequest("m", [inputs.message("Interpret this.", inputs.pending())], max_tokens=8)
 
 
 def _kanoa_first_chunk_cpu(png: str, api_base: str, model: str) -> float:
@@ -545,7 +545,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one report, t
     print_table(
         "12 MP PNG plot: prepared, and sent (vLLM test server)",
         ["ours", "ours s", "kanoa 0.6 s", "kanoa is", "ratio", "aim", "holds"],
-        [("prepared (load_input + build_turn)", fig.get("prep"), fig.get("kanoa"),
+        [("prepared (load_input + Outbox.message)", fig.get("prep"), fig.get("kanoa"),
           "time to its first request", ratio(fig.get("prep"), fig.get("kanoa")),
           f"<= {AIM_FIGURE}x", "—" if f_ratio is None else ("yes" if fig_ok else "NO")),
          ("  the same in CPU time", fig.get("prep_cpu"), fig.get("kanoa_cpu"),

@@ -23,18 +23,18 @@ OUT = ROOT / "docs" / "compare.png"
 
 
 async def shoot(llama_base: str, vllm_base: str, csv: Path) -> None:
-    from kanoa_desktop.core.ask.interpret import Inputs, load_input, summarise
+    from kanoa_desktop.core.ask.interpret import load_input
+    from kanoa_desktop.core.ask.outbox import Outbox
+    from kanoa_desktop.core.ask.services import Services
     from kanoa_desktop.core.config.profiles import Profile, ProfileStore
     from kanoa_desktop.core.endpoint.pool import ClientPool
     from kanoa_desktop.core.history.store import HistoryStore
+    from kanoa_desktop.core.inputs.plan import table_summary
     from kanoa_desktop.ui.compare_view import CompareView
 
     table = load_input(csv)
-    inputs = Inputs(
-        table=table,
-        table_summary=summarise(table, 300),
-        context="E. coli growth in LB at 37 °C, optical density every 30 min",
-    )
+    context = "E. coli growth in LB at 37 °C, optical density every 30 min"
+    inputs = Outbox(table=table, table_summary=table_summary(table, 300), context=context)
     store = ProfileStore()
     store.load()
     profiles = [
@@ -45,7 +45,7 @@ async def shoot(llama_base: str, vllm_base: str, csv: Path) -> None:
     ]  # fmt: skip
     pool = ClientPool()
     history = HistoryStore()
-    view = CompareView(store, pool=pool, history=history, inputs=lambda: inputs)
+    view = CompareView(store, Services(pool, history=history), inputs=lambda: inputs)
     view.set_profiles(profiles)
     view.resize(1280, 760)
     view.show()

@@ -70,7 +70,7 @@ async def shoot(api_base: str, out_dir: Path) -> None:
         csv = Path(tempfile.mkdtemp()) / "growth_curve.csv"
         write_csv(csv)
         w.open_paths([csv])
-        await until(lambda: w.table is not None)
+        await until(lambda: w.outbox.table is not None)
         w.inputs.context.setPlainText(
             "E. coli K12 batch culture in LB at 37 °C, OD600 every 30 min"
         )

@@ -252,39 +252,28 @@ def check_certificates() -> str:
 
 
 async def _stream_once(api_base: str, model: str | None, read_s: float) -> str:
-    from kanoa_desktop.core.endpoint.chat import ChatRequest, user_message
-    from kanoa_desktop.core.endpoint.client import ChatClient, Timeouts
-    from kanoa_desktop.core.endpoint.events import FirstToken, TextDelta, Usage
+    # Through the pipeline every face uses, on services of its own (nothing recorded).
+    from kanoa_desktop.core.ask.pipeline import ConversationRunner
+    from kanoa_desktop.core.ask.services import Services
+    from kanoa_desktop.core.config.profiles import Profile
+    from kanoa_desktop.core.endpoint.pool import ClientPool
 
-    timeouts = Timeouts(connect=min(read_s, 10.0), read=read_s, write=read_s, pool=read_s)
-    async with ChatClient(api_base, timeouts=timeouts) as client:
-        if model is None:
-            models = await client.models()
-            if not models:
-                raise CheckFailed(f"{api_base} lists no models")
-            model = models[0].id
-        request = ChatRequest(
-            model=model,
-            messages=[user_message("Reply with one short sentence: is this server working?")],
-            max_tokens=STREAM_MAX_TOKENS,
-            temperature=0.0,
-        )
-        ttft = None
-        pieces = 0
-        tokens = None
-        stream = client.stream_chat(request)
-        async with contextlib.aclosing(stream):
-            async for ev in stream:
-                if isinstance(ev, FirstToken):
-                    ttft = ev.ttft_s
-                elif isinstance(ev, TextDelta):
-                    pieces += 1
-                elif isinstance(ev, Usage):
-                    tokens = ev.completion_tokens
-    if not pieces:
-        raise CheckFailed(f"{model} at {api_base} streamed no text")
+    profile = Profile(name="self-test", api_base=api_base, model=model or "",
+                      max_tokens=STREAM_MAX_TOKENS, temperature=0.0, request_timeout_s=read_s,
+                      first_token_timeout_s=read_s, progress_timeout_s=read_s)  # fmt: skip
+    services = Services(ClientPool())
+    runner = ConversationRunner(profile, services)
+    try:
+        ended = await runner.ask("Reply with one short sentence: is this server working?")
+    finally:
+        await services.aclose()
+    if ended.error is not None:
+        raise ended.error
+    if not ended.answer.strip() or ended.stats is None:
+        raise CheckFailed(f"{runner.model} at {api_base} streamed no text")
+    ttft = ended.stats.ttft_s
     ttft_text = f"{ttft * 1000:.0f} ms" if ttft is not None else "n/a"
-    return f"{model} at {api_base}: {tokens if tokens is not None else pieces} tokens, TTFT {ttft_text}"
+    return f"{runner.model} at {api_base}: {ended.stats.output_tokens} tokens, TTFT {ttft_text}"
 
 
 def check_server(api_base: str, model: str | None, timeout: float) -> str:

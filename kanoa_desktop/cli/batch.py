@@ -20,6 +20,7 @@ from pathlib import Path
 from kanoa_desktop.cli.interpret import add_input_options
 from kanoa_desktop.cli.output import echo, name
 from kanoa_desktop.cli.output import error as fail
+from kanoa_desktop.core.ask.services import command_services
 from kanoa_desktop.core.batch.plan import Template
 from kanoa_desktop.core.batch.report import REPORT_SUFFIXES, write_report
 from kanoa_desktop.core.batch.runner import (
@@ -33,7 +34,6 @@ from kanoa_desktop.core.batch.runner import (
 from kanoa_desktop.core.batch.store import BatchStore
 from kanoa_desktop.core.config.profiles import ProfileStore
 from kanoa_desktop.core.endpoint.errors import KanoaError
-from kanoa_desktop.core.endpoint.pool import ClientPool
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -93,12 +93,13 @@ async def _run(args: argparse.Namespace) -> int:
     from kanoa_desktop.core.config.secrets import KeyStore
 
     results = BatchStore(args.state)  # a clear BatchError when it cannot be opened
-    pool = ClientPool(KeyStore(), api_key=os.environ.get(args.api_key_env) or None)
+    services = command_services(KeyStore(), api_key=os.environ.get(args.api_key_env) or None,
+                                history=False, vision=store)  # fmt: skip
     batch = Batch(
         args.sources,
         profile,
         Template(args.context, args.focus, args.question),
-        pool=pool,
+        services,
         store=results,
         concurrency=args.concurrency,
         listener=_on_event,
@@ -119,7 +120,7 @@ async def _run(args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)
-        await pool.aclose()
+        await services.aclose()
         results.close()
     if (unsaved := results.unsaved_note()) is not None:
         echo(f"note: {name(unsaved)}", err=True)

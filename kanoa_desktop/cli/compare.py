@@ -23,11 +23,12 @@ from kanoa_desktop.core.ask.compare import (
     ComparisonError,
     profiles_for_models,
 )
-from kanoa_desktop.core.ask.interpret import Inputs
+from kanoa_desktop.core.ask.outbox import Outbox
 from kanoa_desktop.core.ask.pipeline import AnswerDelta, StateChanged, TurnEnded
+from kanoa_desktop.core.ask.services import command_services
 from kanoa_desktop.core.config.profiles import Profile, ProfileStore
 from kanoa_desktop.core.endpoint.errors import KanoaError
-from kanoa_desktop.core.endpoint.pool import ClientPool
+from kanoa_desktop.core.history.endings import label as ending_label
 from kanoa_desktop.core.inputs.plan import PlanOptions, take
 
 
@@ -81,7 +82,7 @@ def _profiles(args: argparse.Namespace) -> list[Profile]:
     return found
 
 
-def load_inputs(args: argparse.Namespace, profiles: list[Profile]) -> Inputs:
+def load_inputs(args: argparse.Namespace, profiles: list[Profile]) -> Outbox:
     """One question's inputs for every pane, by the one input plan (core/inputs/plan.py):
     the largest long side of the profiles, the smallest images-per-prompt they know."""
     limits = [p.max_images for p in profiles if p.max_images]
@@ -92,20 +93,15 @@ def load_inputs(args: argparse.Namespace, profiles: list[Profile]) -> Inputs:
         max_images=min(limits, default=None),
     )
     if not args.files:
-        return Inputs(context=args.context, focus=args.focus, question=args.question)
-    return question_inputs(take(args.files, options), args.context, args.focus, args.question)
+        return Outbox(context=args.context, focus=args.focus)
+    return question_inputs(take(args.files, options), args.context, args.focus)
 
 
 async def _run(args: argparse.Namespace) -> int:
     profiles = _profiles(args)
     from kanoa_desktop.core.config.secrets import KeyStore
 
-    pool = ClientPool(KeyStore())
-    history = None
-    if not args.no_history:
-        from kanoa_desktop.core.history.store import HistoryStore
-
-        history = HistoryStore(recover=False)
+    services = command_services(KeyStore(), history=not args.no_history)
     inputs = await asyncio.to_thread(load_inputs, args, profiles)
 
     def on_event(ev) -> None:
@@ -117,19 +113,19 @@ async def _run(args: argparse.Namespace) -> int:
             if isinstance(ev, StateChanged) and ev.state in ("waiting", "streaming"):
                 echo(f"[{label}] {ev.state}", err=True, flush=True)
             elif isinstance(ev, TurnEnded):
-                extra = f": {name(ev.error.title)}" if ev.error else ""
-                echo(f"[{label}] {ev.state}{extra}", err=True, flush=True)
+                ending = ending_label(ev.state, ev.finish_reason, ev.error.title if ev.error else "")
+                echo(f"[{label}] {name(ending)}", err=True, flush=True)
 
-    comparison = Comparison(profiles, pool=pool, history=history, listener=on_event)
+    comparison = Comparison(profiles, services, listener=on_event, outbox=inputs)
     loop = asyncio.get_running_loop()
     with contextlib.suppress(NotImplementedError, RuntimeError):
-        loop.add_signal_handler(signal.SIGINT, comparison.stop_all, "Stopped (Ctrl+C).")
+        loop.add_signal_handler(signal.SIGINT, comparison.stop_all, "Ctrl+C")
     try:
-        ended = await comparison.ask(inputs)
+        ended = await comparison.ask(args.question)
     finally:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.remove_signal_handler(signal.SIGINT)
-        await pool.aclose()
+        await services.pool.aclose()
     for pane, end in zip(comparison.panes, ended, strict=True):
         model = pane.runner.model or pane.profile.model
         echo(f"\n## {name(pane.label)} ({name(model)})\n")
@@ -157,8 +153,8 @@ async def _run(args: argparse.Namespace) -> int:
                 if path is not None:
                     written = export_comparison(stored, path, fmt)
                     echo(f"wrote {name(written)}", err=True)
-    if history is not None:
-        history.close()
+    if services.history is not None:
+        services.history.close()
     return status
 
 

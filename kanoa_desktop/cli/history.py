@@ -54,6 +54,7 @@ def summary_json(s: ConversationSummary) -> dict:
         "profile": s.profile_name,
         "turns": s.n_turns,
         "last_state": s.last_state,
+        "last_ending": s.last_ending,
         "interrupted": s.interrupted,
     }
 
@@ -65,8 +66,8 @@ def _print_table(rows: list[ConversationSummary]) -> None:
     width = max(len(str(r.id)) for r in rows)
     for r in rows:
         when = datetime.fromtimestamp(r.updated).strftime("%Y-%m-%d %H:%M")
-        state = r.last_state + (
-            " (interrupted)" if r.interrupted and r.last_state != "interrupted" else ""
+        state = r.last_ending + (
+            " (one interrupted)" if r.interrupted and r.last_state != "interrupted" else ""
         )
         # Titles come from questions and models, model names from servers: one line each.
         echo(

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from kanoa_desktop.cli.output import echo, error, name
-from kanoa_desktop.core.ask.interpret import DEFAULT_TABLE_TOKEN_BUDGET, Inputs, inputs_from
+from kanoa_desktop.core.ask.outbox import Outbox
 from kanoa_desktop.core.ask.pipeline import (
     AnswerDelta,
     Asked,
@@ -30,14 +30,15 @@ from kanoa_desktop.core.ask.pipeline import (
     TurnEnded,
     profile_with,
 )
-from kanoa_desktop.core.config.pricing import format_cost, load_kanoa_pricing
+from kanoa_desktop.core.ask.services import command_services
+from kanoa_desktop.core.config.pricing import format_cost
 from kanoa_desktop.core.config.profiles import Profile, ProfileStore
 from kanoa_desktop.core.config.secrets import KeyStore
 from kanoa_desktop.core.endpoint import errors as E
 from kanoa_desktop.core.endpoint.chat import describe_payload
-from kanoa_desktop.core.endpoint.pool import ClientPool
 from kanoa_desktop.core.endpoint.stats import StreamStats
 from kanoa_desktop.core.inputs.plan import MAX_IMAGES_PER_QUESTION, PlanOptions, take
+from kanoa_desktop.core.inputs.tables import DEFAULT_TABLE_TOKEN_BUDGET
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -145,20 +146,20 @@ def _say(err: Any) -> int:
     return error(err.message, getattr(err, "hint", ""), lead="\n")
 
 
-def load_inputs(args: argparse.Namespace, profile: Profile) -> Inputs:
-    """One question's inputs from the files given, by the one input plan (core/inputs/
+def load_inputs(args: argparse.Namespace, profile: Profile) -> Outbox:
+    """What the question sends, from the files given by the one input plan (core/inputs/
     plan.py); its warnings go to stderr, never only into the prompt."""
     options = PlanOptions.for_profile(
         profile, pages=args.pages, sheet=args.sheet, table_budget=args.table_budget
     )
-    return question_inputs(take(args.files, options), args.context, args.focus, args.question)
+    return question_inputs(take(args.files, options), args.context, args.focus)
 
 
-def question_inputs(taken: Any, context: str, focus: str, question: str) -> Inputs:
-    """:class:`Inputs` from what the plan took, its warnings told on stderr."""
+def question_inputs(taken: Any, context: str, focus: str) -> Outbox:
+    """The :class:`Outbox` of what the plan took, its warnings told on stderr."""
     for warning in taken.warnings:
         echo(f"warning: {name(warning)}", err=True)
-    return inputs_from(taken, context, focus, question)
+    return Outbox.taking(taken, context, focus)
 
 
 def choose_profile(args: argparse.Namespace, keys: KeyStore) -> tuple[Profile, ProfileStore]:
@@ -220,7 +221,7 @@ def open_knowledge_base(folders: tuple[str, ...], *, follow_links_outside: bool 
 
 
 def usage_line(stats: StreamStats | None, cost: float, model: str) -> str:
-    if stats is None:
+    if stats is None or not stats.served:  # refused, or failed before an answer: nothing
         return f"[usage] prompt 0 tokens, output 0 tokens, cost {format_cost(0)}, model {model}"
     est = " (estimated)" if stats.estimated else ""
     ttft = f"{stats.ttft_s:.2f} s" if stats.ttft_s is not None else "n/a"
@@ -228,7 +229,8 @@ def usage_line(stats: StreamStats | None, cost: float, model: str) -> str:
     speed = f"{tps:.1f} tokens/s" if tps is not None else "n/a tokens/s"
     return (
         f"[usage] prompt {stats.prompt_tokens} tokens, output {stats.output_tokens} tokens{est}, "
-        f"time to first token {ttft}, {speed}, cost {format_cost(cost)}, model {model}"
+        f"time to first token {ttft}, {speed}, cost {format_cost(cost, stats.estimated)}, "
+        f"model {model}"
     )
 
 
@@ -268,31 +270,19 @@ class _Printer:
 
 
 async def _ask(
-    args, profile: Profile, store: ProfileStore, keys: KeyStore, inputs: Inputs, kb
+    args, profile: Profile, store: ProfileStore, keys: KeyStore, inputs: Outbox, kb
 ) -> int:
-    from kanoa_desktop.core.history.store import HistoryStore
-
     api_key = os.environ.get(args.api_key_env) or None
-    pool = ClientPool(keys, api_key=api_key)
-    history = None if args.no_history else HistoryStore(recover=False)
-    if history is not None and history.problem is not None:
-        echo(f"warning: {name(history.problem.brief)}", err=True)
+    services = command_services(keys, api_key=api_key, history=not args.no_history,
+                                vision=store, knowledge_base=lambda: kb)  # fmt: skip
+    if services.history is not None and services.history.problem is not None:
+        echo(f"warning: {name(services.history.problem.brief)}", err=True)
     printer = _Printer(args.show_request)
-    runner = ConversationRunner(
-        profile,
-        pool=pool,
-        listener=printer,
-        history=history,
-        knowledge_base=(lambda: kb) if kb is not None else None,
-        vision=store,
-        kanoa_pricing=load_kanoa_pricing(),
-    )
+    runner = ConversationRunner(profile, services, listener=printer, outbox=inputs)
     try:
-        ended: TurnEnded = await runner.ask(inputs)
+        ended: TurnEnded = await runner.ask(args.question)
     finally:
-        await pool.aclose()
-        if history is not None:
-            history.close()
+        await services.aclose()
     echo()
     if ended.note:
         echo(ended.note, err=True)
@@ -304,8 +294,8 @@ async def _ask(
             echo(f"note: {grounding.notice}", err=True)
     if ended.stats is not None:
         echo(usage_line(ended.stats, ended.cost, name(runner.model)), flush=True)
-    if history is not None and ended.turn_id is not None:
-        echo(_saved_line(history, runner.conversation_id), err=True)
+    if services.history is not None and ended.turn_id is not None:
+        echo(_saved_line(services.history, runner.conversation_id), err=True)
     if isinstance(ended.error, E.VisionUnsupported) and not store.read_only:
         # Remembered (only this key: a Settings change saved meanwhile stays), so next
         # time figures are not sent to this model.

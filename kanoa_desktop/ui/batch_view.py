@@ -18,9 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
@@ -42,6 +40,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from kanoa_desktop.core.ask.services import Services
 from kanoa_desktop.core.batch.plan import TEMPLATE_FIELDS, Template
 from kanoa_desktop.core.batch.report import write_report
 from kanoa_desktop.core.batch.runner import (
@@ -57,7 +56,6 @@ from kanoa_desktop.core.batch.store import BatchStore
 from kanoa_desktop.core.config.pricing import format_cost
 from kanoa_desktop.core.config.profiles import ProfileStore
 from kanoa_desktop.core.endpoint.errors import KanoaError
-from kanoa_desktop.core.endpoint.pool import ClientPool
 from kanoa_desktop.core.safety import plain_tooltip
 from kanoa_desktop.ui.plain_text import make_labels_plain
 from kanoa_desktop.ui.qt_guard import guarded
@@ -69,18 +67,16 @@ FAILED = QColor(164, 0, 0)
 
 
 class BatchView(QDialog):
-    """The batch dialog; see the module docstring. ``store`` is the results file (default
-    the data folder's batches.sqlite3); ``run_cpu`` runs blocking work off the GUI thread."""
+    """The batch dialog; see the module docstring. ``services`` are every item's (their
+    ``run_cpu`` runs blocking work off the GUI thread); ``store`` is the results file
+    (default the data folder's batches.sqlite3)."""
 
     def __init__(
         self,
         profiles: ProfileStore,
+        services: Services,
         *,
-        pool: ClientPool,
         store: BatchStore | None = None,
-        run_cpu: Callable[..., Any] | None = None,
-        vision: Any = None,
-        kanoa_pricing: Any = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -88,11 +84,9 @@ class BatchView(QDialog):
         self.setWindowTitle("Batch")
         self.setModal(False)
         self.profiles = profiles
-        self.pool = pool
+        self.services = services
+        self.pool, self.run_cpu = services.pool, services.run_cpu
         self._store = store
-        self.run_cpu = run_cpu
-        self.vision = vision
-        self.kanoa_pricing = kanoa_pricing
         self.batch: Batch | None = None
         self._task: asyncio.Task | None = None
         self._rows: dict[str, int] = {}
@@ -258,13 +252,10 @@ class BatchView(QDialog):
                 sources,
                 profile,
                 self.template(),
-                pool=self.pool,
+                self.services,
                 store=self._results_store(),
                 concurrency=self.concurrency.value(),
                 listener=self._on_event,
-                vision=self.vision,
-                kanoa_pricing=self.kanoa_pricing,
-                run_cpu=self.run_cpu,
             )
         except KanoaError as err:
             self.progress_label.setText(f"{err.message} {err.hint}".strip())
@@ -417,10 +408,7 @@ class BatchView(QDialog):
 
         async def run() -> Path | None:
             try:
-                if self.run_cpu is not None:
-                    written = await self.run_cpu(lambda: write_report(batch, path))
-                else:
-                    written = await asyncio.to_thread(write_report, batch, path)
+                written = await self.run_cpu(lambda: write_report(batch, path))
             except KanoaError as err:
                 self.progress_label.setText(f"{err.message} {err.hint}".strip())
                 return None
@@ -447,27 +435,3 @@ class BatchView(QDialog):
         if self.batch is not None and self._task is not None and not self._task.done():
             self.batch.cancel()
         super().closeEvent(event)
-
-
-def show_for_window(w) -> BatchView:
-    """Tools > Batch…: show the main window's batch dialog (made once, on the window's
-    client pool, profiles and worker pool). Closing the main window cancels a running
-    batch (finished items are kept; the same batch continues next time)."""
-    view = getattr(w, "batch_view", None)
-    if view is None:
-        view = BatchView(
-            w.store,
-            pool=w.clients,
-            run_cpu=w.run_cpu,
-            vision=w.store,
-            kanoa_pricing=getattr(w, "_kanoa_pricing", None),
-            parent=w,
-        )
-        w.batch_view = view
-        closed = getattr(w, "closed", None)
-        if closed is not None:
-            closed.connect(view.close)
-    view.show()
-    view.raise_()
-    view.activateWindow()
-    return view

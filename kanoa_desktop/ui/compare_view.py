@@ -17,13 +17,11 @@ each stay smooth (``make bench``: bench_compare).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
@@ -54,23 +52,18 @@ from kanoa_desktop.core.ask.compare import (
     ComparisonEnded,
     table_cells,
 )
-from kanoa_desktop.core.ask.interpret import Inputs
+from kanoa_desktop.core.ask.outbox import Outbox
+from kanoa_desktop.core.ask.services import Services
 from kanoa_desktop.core.config.pricing import format_cost
 from kanoa_desktop.core.config.profiles import Profile, ProfileStore
-from kanoa_desktop.core.endpoint.pool import ClientPool
 from kanoa_desktop.ui.answer_view import AnswerView
 from kanoa_desktop.ui.plain_text import make_labels_plain
 from kanoa_desktop.ui.qt_guard import guarded
-from kanoa_desktop.ui.status_bar import STATES
+from kanoa_desktop.ui.status_bar import STATES, state_text
 
 log = logging.getLogger(__name__)
 
 STATUS_INTERVAL_MS = 250
-
-
-def _asked_markdown(asked: str) -> str:
-    quoted = "\n".join("> " + line if line else ">" for line in asked.strip().splitlines())
-    return f"**You**\n\n{quoted}\n\n"
 
 
 class ComparePane(QFrame):
@@ -128,6 +121,7 @@ class ComparePane(QFrame):
         lay.addWidget(self.status)
         make_labels_plain(self)  # its title and status quote models and servers
         self.state = "idle"
+        self.finish_reason: str | None = None
         self.energy_wh: float | None = None
 
     def chosen_profile(self, store: ProfileStore) -> Profile | None:
@@ -144,7 +138,7 @@ class ComparePane(QFrame):
         self.model.setEnabled(enabled)
 
     def show_status(self, runner: P.ConversationRunner | None, detail: str = "") -> None:
-        text = STATES.get(self.state, self.state) + (f": {detail}" if detail else "")
+        text = state_text(self.state, detail, self.finish_reason)
         stats = runner.stats if runner is not None else None
         if stats is not None:
             now = time.monotonic()
@@ -157,7 +151,7 @@ class ComparePane(QFrame):
             if tps:
                 bits.append(f"{tps:,.1f} tok/s")
             bits.append(f"{mark}{stats.prompt_tokens:,} in / {mark}{stats.output_tokens:,} out")
-            bits.append(format_cost(stats.cost))
+            bits.append(format_cost(stats.cost, stats.estimated))
             if self.energy_wh is not None:
                 bits.append(f"{self.energy_wh:.3f} Wh")
             text = " · ".join(bits)
@@ -168,8 +162,10 @@ class ComparePane(QFrame):
 class CompareView(QWidget):
     """The comparison window; see the module docstring.
 
-    ``inputs`` returns the main window's current inputs (figures, table, context, focus) for
-    the first question; ``run_cpu`` runs blocking work (exports) off the GUI thread.
+    ``store`` gives the profiles to choose from; ``services`` are every pane's (its history
+    records the comparison, its ``run_cpu`` runs exports off the GUI thread); ``inputs``
+    returns what the first question carries (the main window's figures, table, context and
+    focus).
     """
 
     comparisonEnded = Signal(object)  # ComparisonEnded
@@ -177,15 +173,9 @@ class CompareView(QWidget):
     def __init__(
         self,
         store: ProfileStore,
+        services: Services,
         *,
-        pool: ClientPool,
-        history: Any = None,
-        inputs: Callable[[], Inputs] | None = None,
-        run_cpu: Callable[..., Any] | None = None,
-        vision: Any = None,
-        kanoa_pricing: Any = None,
-        energy: Any = None,
-        knowledge_base: Callable[[], Any] | None = None,
+        inputs: Callable[[], Outbox] = Outbox,
         panes: int = MIN_PANES,
         parent: QWidget | None = None,
     ) -> None:
@@ -193,13 +183,9 @@ class CompareView(QWidget):
         self.setObjectName("compareView")
         self.setWindowTitle("Compare models")
         self.store = store
-        self.pool = pool
-        self.history = history
-        self.inputs_provider = inputs or Inputs
-        self.run_cpu = run_cpu
-        self._runner_kwargs = dict(
-            vision=vision, kanoa_pricing=kanoa_pricing, energy=energy, knowledge_base=knowledge_base
-        )
+        self.services = services
+        self.pool, self.history = services.pool, services.history
+        self.inputs_provider = inputs
         self.comparison: Comparison | None = None
         self.last: ComparisonEnded | None = None
         self._task: asyncio.Task | None = None
@@ -374,42 +360,27 @@ class CompareView(QWidget):
             if any(p is None for p in profiles):
                 self.message.setText("Every pane needs a profile: create one in Settings.")
                 return None
-            base = self.inputs_provider()
-            inputs = Inputs(
-                figures=list(base.figures),
-                table=base.table,
-                table_summary=base.table_summary,
-                context=base.context,
-                focus=base.focus,
-                question=text or base.question,
-            )
-            if not (inputs.figures or inputs.table is not None or inputs.question.strip()):
+            outbox = self.inputs_provider()
+            if not (outbox.figures or outbox.table is not None or text):
                 self.message.setText(
                     "Nothing to compare: add a figure or a table in the main window, or type "
                     "a question."
                 )
                 return None
             self.comparison = Comparison(
-                profiles,
-                pool=self.pool,
-                history=self.history,
-                listener=self._on_event,
-                run_cpu=self.run_cpu,
-                **self._runner_kwargs,
+                profiles, self.services, listener=self._on_event, outbox=outbox
             )
             for pane, cp in zip(self.panes, self.comparison.panes, strict=True):
                 pane.title.setText(cp.label)
                 pane.answer.clear_conversation()
-        else:
-            if not text:
-                self.message.setText("Type a follow-up question for every pane.")
-                return None
-            inputs = Inputs(question=text)
+        elif not text:
+            self.message.setText("Type a follow-up question for every pane.")
+            return None
         self.message.setText("")
         self._asked = text
         self.table.hide()
         self._set_busy(True)
-        self._task = self.comparison.start(inputs)
+        self._task = self.comparison.start(text)
         self._task.add_done_callback(self._ask_done)
         return self._task
 
@@ -439,7 +410,7 @@ class CompareView(QWidget):
         for pane in self.panes:
             pane.answer.clear_conversation()
             pane.title.setText("")
-            pane.state = "idle"
+            pane.state, pane.finish_reason = "idle", None
             pane.energy_wh = None
             pane.show_status(None)
         self.table.hide()
@@ -500,7 +471,7 @@ class CompareView(QWidget):
             self.message.setText(f"Pane {pane.index + 1}: {ev.title}. {ev.message}")
         elif isinstance(ev, P.Asked):
             self._end_render(pane.index)  # a previous answer's render still pending
-            pane.answer.begin_answer(_asked_markdown(ev.asked))
+            pane.answer.begin_answer(P.you_markdown(ev.asked))
         elif isinstance(ev, P.AnswerDelta):
             pane.answer.append(ev.text)
         elif isinstance(ev, P.TurnEnded):
@@ -515,7 +486,7 @@ class CompareView(QWidget):
             # four panes ending together would otherwise render back to back in one.
             self._pending[pane.index] = (pane, note, ev.reasoning, ev.stats is not None)
             QTimer.singleShot(0, self, lambda i=pane.index: self._end_render(i))
-            pane.state = ev.state
+            pane.state, pane.finish_reason = ev.state, ev.finish_reason
             pane.show_status(ev.runner, ev.error.title if ev.error else "")
 
     def _end_render(self, index: int) -> None:
@@ -572,28 +543,18 @@ class CompareView(QWidget):
             self.add_pane()
         while len(self.panes) > n:
             self.remove_pane()
-        profiles = profiles_for_stored(stored, self.store)
+        profiles = profiles_for_stored(stored.panes, self.store)
         if len(profiles) < MIN_PANES:  # a pane never reached a server: nothing to continue
             profiles += profiles[:1] * (MIN_PANES - len(profiles))
-        self.comparison = Comparison(
-            profiles,
-            pool=self.pool,
-            history=self.history,
-            listener=self._on_event,
-            run_cpu=self.run_cpu,
-            stored=stored,
-            **self._runner_kwargs,
-        )
+        self.set_profiles([(p, c.model) for p, c in zip(profiles, stored.panes, strict=False)])
+        self.comparison = Comparison(profiles, self.services, listener=self._on_event, stored=stored)
         for pane, cp, conv in zip(self.panes, self.comparison.panes, stored.panes, strict=False):
             pane.title.setText(f"{cp.label} — {conv.model}" if conv.model else cp.label)
-            pane.answer.set_conversation_markdown(_stored_markdown(conv))
-            last = conv.turns[-1] if conv.turns else None
-            pane.state = (
-                "stopped"
-                if last and last.state == "interrupted"
-                else (last.state if last else "idle")
-            )
-            pane.status.setText(STATES.get(pane.state, pane.state))
+            pane.answer.set_conversation_markdown(P.conversation_markdown(cp.runner.conversation))
+            last = next((t for t in reversed(conv.turns) if t.finish_reason != "retried"), None)
+            pane.state = last.state if last else "idle"
+            pane.finish_reason = last.finish_reason if last else None
+            pane.show_status(None, last.error_title or "" if last else "")
         rounds = stored_results(stored.panes, [p.label for p in self.comparison.panes])
         if rounds:
             self._show_table(ComparisonEnded(self.comparison, rounds[-1], []))
@@ -627,10 +588,7 @@ class CompareView(QWidget):
 
         async def run() -> Path | None:
             try:
-                if self.run_cpu is not None:
-                    written = await self.run_cpu(work)
-                else:
-                    written = await asyncio.to_thread(work)
+                written = await self.services.run_cpu(work)
             except Exception as exc:  # noqa: BLE001 - shown, not raised
                 self.message.setText(f"Export failed: {getattr(exc, 'message', exc)}")
                 return None
@@ -648,92 +606,13 @@ class CompareView(QWidget):
         for task in list(self._model_tasks):
             task.cancel()
         if self.comparison is not None:
-            await self.comparison.stop_and_wait("Comparison window closed.")
-        if self._export_task is not None:
-            with contextlib.suppress(Exception):
-                await self._export_task
+            await self.comparison.stop_and_wait("the comparison window closed")
+        if self._export_task is not None:  # run() shows its own failure
+            await asyncio.gather(self._export_task, return_exceptions=True)
 
     @guarded()
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
         if self.comparison is not None:
-            self.comparison.stop_all("Comparison window closed.")
+            self.comparison.stop_all("the comparison window closed")
         self._timer.stop()
         super().closeEvent(event)
-
-
-def _stored_markdown(conv) -> str:
-    """A stored pane's conversation as the view shows it: what was asked, the answer, and
-    how it ended when it did not finish."""
-    asked = P.asked_from_stored(conv)
-    turns = [t for t in conv.turns if t.finish_reason != "retried"]
-    out = []
-    for question, t in zip(asked, turns, strict=False):
-        out.append(_asked_markdown(question) + (t.answer or ""))
-        note = {
-            "stopped": "Stopped.",
-            "interrupted": "Interrupted (the app stopped while it streamed).",
-            "error": f"Error: {t.error_title or 'the answer failed'}.",
-        }.get(t.state)
-        if note:
-            out.append(f"\n\n*{note}*")
-        out.append("\n\n---\n\n")
-    return "".join(out)
-
-
-def open_stored(w, comparison_id: int) -> CompareView | None:
-    """Reopen a comparison from the main window's history (the history list's row has
-    ``comparison_id``); None when it is gone."""
-    stored = w.history.load_comparison(comparison_id)
-    if stored is None:
-        return None
-    view = show_for_window(w)
-    if view.busy:
-        view.stop_all()
-    view.show_stored(stored)
-    return view
-
-
-def reopen_if_comparison(w, conversation_id: int) -> bool:
-    """For the window's history reopen: when the conversation is a pane of a comparison,
-    reopen the whole comparison in the comparison window and return True."""
-    comparison_id = w.history.comparison_of(conversation_id)
-    if comparison_id is None:
-        return False
-    return open_stored(w, comparison_id) is not None
-
-
-def show_for_window(w) -> CompareView:
-    """Tools > Compare models…: show the main window's comparison window (made once, on
-    the window's client pool, history, pricing, GPU energy, knowledge base and worker
-    pool; the first question takes the window's current inputs). It closes, stopping its
-    panes, when the main window closes."""
-    view = getattr(w, "compare_view", None)
-    if view is None:
-        view = CompareView(
-            w.store,
-            pool=w.clients,
-            history=w.history,
-            inputs=w._gather_inputs,
-            run_cpu=w.run_cpu,
-            vision=w.store,
-            kanoa_pricing=getattr(w, "_kanoa_pricing", None),
-            energy=getattr(w, "monitor", None),
-            knowledge_base=lambda: w.kb_panel.knowledge_base,
-            parent=w,
-        )
-        w.compare_view = view
-        closed = getattr(w, "closed", None)
-        if closed is not None:
-            closed.connect(view.close)
-        view.comparisonEnded.connect(lambda *_: _refresh_lists(w))
-    view.show()
-    view.raise_()
-    view.activateWindow()
-    return view
-
-
-def _refresh_lists(w) -> None:
-    refresh = getattr(w, "_refresh_lists", None)  # the window's own: lists built so far
-    if callable(refresh):
-        with contextlib.suppress(Exception):
-            refresh()

@@ -1,8 +1,10 @@
 """Thumbnails of the figures attached to the next question, with what will be sent.
 
 Each card shows the prepared image (exactly the bytes that will be sent), a caption
-"original W×H → sent W×H, N KB PNG", and a remove button. Removing a card emits
-``removed(index)`` after the card is gone, so the owner drops the same figure from its list.
+"original W×H → sent W×H, N KB PNG", whether it goes with the next question or went with an
+earlier one (:meth:`FigurePreview.show_sent`), and a remove button while it has not been
+sent. Removing a card emits ``removed(index)`` after the card is gone, so the owner drops
+the same figure from its list.
 
 Also here: :func:`qt_svg_rasterizer`, a QtSvg fallback that the window may pass to
 ``prepare_figure(svg_rasterizer=...)`` if resvg-py is not installed. It paints on a QImage,
@@ -124,6 +126,9 @@ class _FigureCard(QFrame):
         self.remove_button.setToolTip(plain_tooltip(f"Remove {fig.name}"))
         self.remove_button.setAccessibleName(f"Remove figure {fig.name}")
         self.remove_button.clicked.connect(lambda: self.remove_clicked.emit(self))
+        self.status = QLabel(self)
+        self.status.setObjectName("figureStatus")
+        self.set_sent(None)
 
         top = QHBoxLayout()
         top.setContentsMargins(0, 0, 0, 0)
@@ -135,8 +140,18 @@ class _FigureCard(QFrame):
         layout.addLayout(top)
         layout.addWidget(self.thumb)
         layout.addWidget(self.caption)
+        layout.addWidget(self.status)
         layout.addStretch(1)
         self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Preferred)
+
+
+    def set_sent(self, question: int | None) -> None:
+        """Say which question sent the figure (None: it goes with the next one). A sent
+        figure stays in the conversation (Ctrl+N starts a new one): no remove button."""
+        sent = question is not None
+        self.status.setText(f"✓ Sent with question {question}" if sent else
+                            "→ Goes with the next question")  # fmt: skip
+        self.remove_button.setVisible(not sent)
 
 
 class FigurePreview(QWidget):
@@ -178,6 +193,11 @@ class FigurePreview(QWidget):
 
     def count(self) -> int:
         return len(self._cards)
+
+    def show_sent(self, sent_with) -> None:
+        """Mark each card with ``sent_with(figure)``: the question that sent it, or None."""
+        for card in self._cards:
+            card.set_sent(sent_with(card.figure))
 
     def set_figures(self, figures: list[PreparedFigure]) -> None:
         self.clear()

@@ -266,8 +266,8 @@ class HistoryPanel(QWidget):
             item.setIcon(0, warn_icon)
             tip += "\nAn answer was interrupted (the app stopped while it streamed)."
             item.setData(0, Qt.ItemDataRole.AccessibleDescriptionRole, "interrupted")
-        elif conv.last_state in ("error", "stopped"):
-            tip += f"\nLast answer: {conv.last_state}."
+        elif conv.last_state in ("error", "stopped") or conv.last_finish_reason == "length":
+            tip += f"\nLast answer: {conv.last_ending}."
         item.setToolTip(0, plain_tooltip(tip))  # titles and model names are literal text
         return item
 

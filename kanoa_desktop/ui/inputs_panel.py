@@ -167,6 +167,17 @@ class InputsPanel(QWidget):
             lay.insertWidget(lay.indexOf(self.figures) + 1, view, 3)
         return self._table
 
+    def show_outbox(self, outbox) -> None:
+        """Show what a conversation sends (a :class:`~kanoa_desktop.core.ask.outbox.Outbox`):
+        its figures, each saying whether it was sent, its context and focus, its table."""
+        self.figures.set_figures(outbox.figures)
+        self.figures.show_sent(outbox.sent_with)
+        self.context.setPlainText(outbox.context)
+        self.focus.setText(outbox.focus)
+        if outbox.table is not None:
+            self.table.set_table(outbox.table)
+        self.set_has_table(outbox.table is not None)
+
     def set_has_table(self, on: bool) -> None:
         """A table is shown (True) or none is (False: the drop area may come back)."""
         self._has_table = bool(on)

@@ -36,13 +36,12 @@ if TYPE_CHECKING:
     # Not imported at start-up: a QEvent subclass builds QEvent.Type (179 members).
     from PySide6.QtGui import QDragEnterEvent, QDropEvent
 
-    from kanoa_desktop.core.ask.interpret import Inputs
+    from kanoa_desktop.core.ask.outbox import Outbox
     from kanoa_desktop.core.inputs.figures import PreparedFigure
     from kanoa_desktop.core.inputs.tables import LoadedTable
 
 # Loaded after the first paint, on a worker thread (issue 18: the window shows first).
 E = LazyModule("kanoa_desktop.core.endpoint.errors")
-_interpret = LazyModule("kanoa_desktop.core.ask.interpret")
 _tables = LazyModule("kanoa_desktop.core.inputs.tables")
 _figures = LazyModule("kanoa_desktop.core.inputs.figures")
 
@@ -78,8 +77,6 @@ class MainWindow(DeferredParts, QMainWindow):
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="kanoa-cpu")
         self._tasks: set[asyncio.Task] = set()
         self._retired: list = []  # stopped runners, still ending their turn
-        self.table: LoadedTable | None = None
-        self.table_summary = ""
         self.table_plot: PreparedFigure | None = None
         self._context_length: int | None = None
         self._asked_text = ""  # the question field's text when it was asked
@@ -139,6 +136,12 @@ class MainWindow(DeferredParts, QMainWindow):
         return self.runner.conversation
 
     @property
+    def outbox(self) -> Outbox:
+        """What the conversation sends: its figures, table, context and focus (the inputs
+        panel shows it; Ctrl+N starts a new, empty one)."""
+        return self.runner.outbox
+
+    @property
     def stats(self):
         return self.runner.stats
 
@@ -175,30 +178,22 @@ class MainWindow(DeferredParts, QMainWindow):
     # ------------------------------------------------------------------ the conversation
 
     def _new_runner(self, **kwargs):
-        runner = P.ConversationRunner(
+        return P.ConversationRunner(
             self.profile,
-            pool=self.clients,
+            self.services,
             listener=self._on_event,
-            history=self.history,
-            knowledge_base=lambda: self.kb_panel.knowledge_base,
-            vision=self.store,
-            kanoa_pricing=self._kanoa_pricing,
-            energy=self.monitor,
-            costs=self.costs,
-            run_cpu=self.run_cpu,
             system_prompt=self.inputs.system_prompt.toPlainText().strip() or None,
             **kwargs,
         )
-        return runner
 
-    def _replace_runner(self, note: str, **kwargs) -> None:
+    def _replace_runner(self, why: str, **kwargs) -> None:
         """Stop the running turn (it is recorded in its own conversation, with its partial
         text and stats), detach it from the view, and start a clean conversation."""
         self._cancel_queued()
         old = self.runner
         old.unsubscribe(self._on_event)
         old.subscribe(self._on_background_event)
-        old.stop(note)
+        old.stop(why)
         if old.busy:
             self._retired.append(old)
         self._retired = [r for r in self._retired if r.busy]
@@ -236,6 +231,7 @@ class MainWindow(DeferredParts, QMainWindow):
                 self.banner.show_message(ev.title, ev.message, ev.hint)  # not said twice
         elif isinstance(ev, P.Asked):
             self.answer.begin_answer(P.you_markdown(ev.asked))
+            self.inputs.figures.show_sent(self.outbox.sent_with)
             self._status_timer.start()
             self._refresh_status()
         elif isinstance(ev, P.AnswerDelta):
@@ -260,7 +256,7 @@ class MainWindow(DeferredParts, QMainWindow):
             usage, poller = ev.stats.usage, self.monitor.poller
             if usage is not None and usage.server_timings and poller is not None:
                 poller.record_timings(usage.server_timings)
-        self.status.set_state(ev.state, ev.error.title if ev.error else "")
+        self.status.set_state(ev.state, ev.error.title if ev.error else "", ev.finish_reason)
         self._set_busy(False)
         if (
             ev.state in ("done", "stopped")
@@ -281,32 +277,27 @@ class MainWindow(DeferredParts, QMainWindow):
         stats = self.runner.stats
         if stats is None:
             return
-        counted = not self.runner.busy  # a finished answer is already in self.costs
+        costs, live = self.services.costs, self.runner.busy  # a finished answer is counted
         self.status.show_stats(
             stats,
             time.monotonic(),
             context_length=self._context_length,
             max_tokens=self.profile.max_tokens,
-            session_cost=self.costs.cost + (0.0 if counted else stats.cost),
+            session_cost=costs.cost + (stats.cost if live else 0.0),
+            session_estimated=costs.estimated or (live and stats.cost > 0 and stats.estimated),
         )
 
-    def _gather_inputs(self) -> Inputs:
-        return _interpret.Inputs(
-            figures=self.inputs.figures.figures(),
-            table=self.table,
-            table_summary=self.table_summary,
-            context=self.inputs.context.toPlainText(),
-            focus=self.inputs.focus.text(),
-            question=self.inputs.question.toPlainText(),
-        )
+    def current_inputs(self) -> Outbox:
+        """The outbox with the context and focus fields as they are now."""
+        outbox = self.outbox
+        outbox.context, outbox.focus = self.inputs.context.toPlainText(), self.inputs.focus.text()
+        return outbox
 
     def interpret(self) -> None:
         if self.streaming:
             return
-        inputs = self._gather_inputs()
-        if not (
-            self.conversation.turns or inputs.figures or inputs.table or inputs.question.strip()
-        ):
+        outbox, question = self.current_inputs(), self.inputs.question.toPlainText()
+        if not (self.conversation.turns or outbox.figures or outbox.table or question.strip()):
             self.banner.show_message(
                 "Nothing to interpret",
                 "Add a figure or a table, or type a question.",
@@ -314,12 +305,12 @@ class MainWindow(DeferredParts, QMainWindow):
             )
             return
         self.banner.hide()
-        self._asked_text = inputs.question
+        self._asked_text = question
         self.runner.profile = self.profile
         self.runner.conversation.system_prompt = (
             self.inputs.system_prompt.toPlainText().strip() or DEFAULT_SYSTEM_PROMPT
         )
-        self._start_turn(inputs)
+        self._start_turn(question)
 
     def retry(self) -> None:
         """Ask the failed question again: its turn is taken out and the question resent."""
@@ -329,7 +320,7 @@ class MainWindow(DeferredParts, QMainWindow):
         if self.runner.drop_failed_turn():
             self.answer.set_conversation_markdown(self._conversation_markdown())
         self.runner.profile = self.profile
-        self._start_turn(self.runner.last_inputs, retry=True)
+        self._start_turn("", retry=True)
 
     def stop(self) -> None:
         self._stop_turn()
@@ -337,43 +328,35 @@ class MainWindow(DeferredParts, QMainWindow):
     def _conversation_markdown(self) -> str:
         return P.conversation_markdown(self.conversation)
 
-    def new_conversation(self, note: str = "Stopped: you started a new conversation.") -> None:
-        self._replace_runner(
-            note if isinstance(note, str) else "Stopped: you started a new conversation."
-        )
+    def new_conversation(self, why: str = "you started a new conversation", **kwargs) -> None:
+        """Start an empty conversation (Ctrl+N): no figure, table, context or focus; the
+        running answer stops and is recorded in its own."""
+        self._replace_runner(why if isinstance(why, str) else "you started a new conversation",
+                             **kwargs)  # fmt: skip
         self.answer.clear_conversation()
         self.sources.clear()
-        self.inputs.figures.clear()
-        self.table, self.table_summary, self.table_plot = None, "", None
+        self.inputs.show_outbox(self.outbox)
+        self.table_plot = None
         self.banner.hide()
-        self.inputs.set_has_table(False)
         self.status.reset()
         self.status.set_state("idle")
         self._update_vision_note()
 
     def reopen_conversation(self, conversation_id: int) -> None:
         """Restore a stored conversation: figures, table summary, turns; follow-ups go on."""
-        from kanoa_desktop.ui.compare_view import reopen_if_comparison
-
-        if reopen_if_comparison(self, conversation_id):
-            return  # a comparison reopens as the whole comparison, in its own window
+        comparison_id = self.history.comparison_of(conversation_id)
+        if comparison_id is not None:  # reopens as the whole comparison, in its own window
+            dialogs.reopen_comparison(self, comparison_id)
+            return
         conv = self.history.load_conversation(conversation_id)
         if conv is None:
             self.banner.show_message("Conversation not found", "It may have been deleted.")
             return
-        self.new_conversation("Stopped: you opened another conversation.")
-        self.runner.conversation = conversation = conv.conversation()
-        self.runner.conversation_id = conv.id
-        for turn, asked in zip(conversation.turns, P.asked_from_stored(conv), strict=False):
-            turn.asked = asked
-        for fig in conv.prepared_figures():
-            self.inputs.figures.add_figure(fig)
-        self.table_summary = conv.table_summary
-        self.inputs.context.setPlainText(conv.context)
-        self.inputs.focus.setText(conv.focus)
         if conv.system_prompt:
             self.inputs.system_prompt.setPlainText(conv.system_prompt)
-        self.inputs.refresh()
+        conversation, outbox = P.reopened(conv)
+        self.new_conversation("you opened another conversation", conversation=conversation,
+                              conversation_id=conv.id, outbox=outbox)  # fmt: skip
         self.answer.set_conversation_markdown(self._conversation_markdown())
         self.statusBar().showMessage(f"Reopened “{conv.title}”.", 4000)
 
@@ -411,9 +394,9 @@ class MainWindow(DeferredParts, QMainWindow):
 
     def _input_loaded(self, item, summary: str) -> None:
         if isinstance(item, _tables.LoadedTable):
-            if self.table is not item:  # not shown yet by _table_read
+            if self.outbox.table is not item:  # not shown yet by _table_read
                 self._table_read(item)
-            self.table_summary = summary
+            self.outbox.table_summary = summary
         elif isinstance(item, _figures.PreparedFigure):
             self.add_figure(item)
         else:
@@ -422,10 +405,11 @@ class MainWindow(DeferredParts, QMainWindow):
     def _table_read(self, item) -> None:
         # Shown before its summary is made; a question asked meanwhile gets the summary
         # made by the pipeline (ConversationRunner._run).
-        self.table, self.table_summary = item, ""
+        outbox = self.outbox
+        outbox.set_table(item)
         self.inputs.table.set_table(item)
         # Shown on the next turn: its layout and paint are not in one block with set_table.
-        QTimer.singleShot(0, lambda: self.table is item and self.inputs.set_has_table(True))
+        QTimer.singleShot(0, lambda: outbox.table is item and self.inputs.set_has_table(True))
         # Warnings say rows were skipped or values read differently; the other notes
         # (how the file was read, date columns) stay in the table's caption.
         if item.warnings:
@@ -435,7 +419,12 @@ class MainWindow(DeferredParts, QMainWindow):
         self.inputs.loading.setText(text)
         self.inputs.loading.setVisible(bool(text))
 
-    def add_figure(self, fig: PreparedFigure) -> None:
+    def add_figure(self, fig: PreparedFigure, code: str = "") -> None:
+        """Add a figure to the conversation (``code``: the notebook cell that drew it): it
+        goes with the next question, then stays in the conversation."""
+        if not self.outbox.add_figure(fig, code):
+            self.statusBar().showMessage(f"{fig.name} is in this conversation already.", 4000)
+            return
         self.inputs.figures.add_figure(fig)
         self.inputs.refresh()
         self._update_vision_note()
@@ -444,23 +433,26 @@ class MainWindow(DeferredParts, QMainWindow):
             self.statusBar().showMessage(f"{fig.name}: {'; '.join(notes)}", 8000)
 
     def _figure_removed(self, index: int) -> None:
-        if self.table_plot is not None and self.table_plot not in self.inputs.figures.figures():
+        self.outbox.remove_figure(self.outbox.figures[index])  # the card of one not sent yet
+        if self.table_plot is not None and self.table_plot not in self.outbox.figures:
             self.table_plot = None
         self.inputs.refresh()
         self._update_vision_note()
 
     def _plot_requested(self, x, y, kind: str) -> None:
-        if self.table is not None:
-            self.spawn(self._make_plot(self.table, x, y, kind))
+        if self.outbox.table is not None:
+            self.spawn(self._make_plot(self.outbox.table, x, y, kind))
 
     async def _make_plot(self, table: LoadedTable, x, y, kind: str) -> None:
         fig = await self.loader.plot(table, x, y, kind)
         if fig is None:
             return
-        # One quick plot at a time goes with the table: replace the previous one.
-        figs = self.inputs.figures.figures()
-        if self.table_plot is not None and self.table_plot in figs:
-            self.inputs.figures.remove_figure(figs.index(self.table_plot))
+        # One quick plot at a time goes with the table: replace the previous one (unless it
+        # was sent: then it is in the conversation).
+        figs, old = self.outbox.figures, self.table_plot
+        index = figs.index(old) if old in figs else None
+        if index is not None and self.outbox.remove_figure(old):
+            self.inputs.figures.remove_figure(index)
         self.table_plot = fig
         self.add_figure(fig)
 
@@ -507,7 +499,7 @@ class MainWindow(DeferredParts, QMainWindow):
         # Parts not built yet read the active profile when they are.
         if self.streaming:
             # The answer belongs to the old endpoint: stop and record it, start clean.
-            self.new_conversation(f"Stopped: you switched to {profile.name}.")
+            self.new_conversation(f"you switched to {profile.name}")
         if (runner := self._built("runner")) is not None:
             runner.profile = profile
         self.status.set_model(profile.model or "(first model the server lists)")
@@ -594,6 +586,12 @@ class MainWindow(DeferredParts, QMainWindow):
     def open_benchmark(self) -> None:
         self.spawn(dialogs.open_benchmark(self))
 
+    def open_compare(self) -> None:
+        dialogs.open_compare(self)
+
+    def open_batch(self) -> None:
+        dialogs.open_batch(self)
+
     # ------------------------------------------------------------------ shutdown
 
     @guarded()
@@ -601,7 +599,7 @@ class MainWindow(DeferredParts, QMainWindow):
         self._save_state()
         self._closing = True
         if (runner := self._built("runner")) is not None:
-            runner.stop("Stopped: the window closed.")
+            runner.stop("the window closed")
         super().closeEvent(event)
         self.closed.emit()
 

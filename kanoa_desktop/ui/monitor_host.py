@@ -3,7 +3,7 @@
 :class:`MonitorHost` gives the panel a new :class:`~kanoa_desktop.core.monitor.poller.
 MetricsPoller` when the profile or a preference changes (at once, no restart), retires the
 old one without cutting a scrape off under a live socket, and adapts the poller to the
-pipeline's :class:`~kanoa_desktop.core.ask.pipeline.EnergySpans` protocol.
+services' :class:`~kanoa_desktop.core.ask.services.EnergySpans` protocol.
 
 Nothing is polled before the panel is first shown: the poller's module (httpx, the
 Prometheus parser) is imported on a worker thread after that, so the window shows without

@@ -1,8 +1,8 @@
 """Open the right picker for a loaded PDF or notebook: the window's one call.
 
 ``load_input`` returns a PdfDocument or a NotebookFigures for those files; the window hands
-the result here and, when a picker opens, is told about figures (and notebook context) the
-user takes through plain callbacks. Pickers are non-modal, parented to the window, and
+the result here and, when a picker opens, is told about figures (a notebook's with the code
+of their cells) the user takes through a plain callback. Pickers are non-modal, parented to the window, and
 deleted when closed (the PDF picker closes its document on the pool first).
 """
 
@@ -22,15 +22,14 @@ def show_picker_for(
     spawn: Callable[[Awaitable[Any]], Any],
     run_cpu: Callable[..., Awaitable[Any]],
     long_side: Callable[[], int],
-    add_figures: Callable[[list], None],
-    add_context: Callable[[str], None],
+    add_figure: Callable[..., None],
     on_error: Callable[[object], None],
 ) -> QDialog | None:
     """Show the picker for ``item`` and return it, or None when ``item`` needs none.
 
-    ``add_figures(list[PreparedFigure])`` receives what the user takes;
-    ``add_context(text)`` a notebook cell's code (only when the user keeps "Send the cell's
-    code as context" on); ``on_error(err)`` a typed error for the banner.
+    ``add_figure(PreparedFigure, code)`` receives each figure the user takes, with its
+    notebook cell's code ("" for a PDF's, or when the user turns "Send the cell's code as
+    context" off); ``on_error(err)`` a typed error for the banner.
     """
     from kanoa_desktop.core.inputs.notebook import NotebookFigures
     from kanoa_desktop.core.inputs.pdf import PdfDocument
@@ -40,7 +39,7 @@ def show_picker_for(
         from kanoa_desktop.ui.pdf_picker import PdfPicker
 
         pdf = PdfPicker(item, spawn=spawn, run_cpu=run_cpu, long_side=long_side, parent=parent)
-        pdf.figuresChosen.connect(add_figures)
+        pdf.figuresChosen.connect(lambda figures: [add_figure(f, "") for f in figures])
         pdf.failed.connect(on_error)
         dialog = pdf
     elif isinstance(item, NotebookFigures):
@@ -48,12 +47,7 @@ def show_picker_for(
 
         nb = NotebookPicker(item, spawn=spawn, run_cpu=run_cpu, parent=parent)
 
-        def taken(figure: object, context: str) -> None:
-            add_figures([figure])
-            if context:
-                add_context(context)
-
-        nb.figureChosen.connect(taken)
+        nb.figureChosen.connect(add_figure)
         dialog = nb
     else:
         return None

@@ -12,6 +12,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QSizePolicy, QWidget
 
 from kanoa_desktop.core.config import pricing
+from kanoa_desktop.core.history import endings
 from kanoa_desktop.core.safety import plain_tooltip
 
 if TYPE_CHECKING:  # the stats module (and its events) load with the first question
@@ -22,10 +23,15 @@ STATES = {
     "connecting": "Connecting…",
     "waiting": "Waiting for first token…",
     "streaming": "Streaming",
-    "done": "Done",
-    "stopped": "Stopped",
-    "error": "Error",
 }
+
+
+def state_text(state: str, detail: str = "", finish_reason: str | None = None) -> str:
+    """A live state in words; an ended one says how the answer ended, in
+    :mod:`~kanoa_desktop.core.history.endings`' words (``detail``: the error's title)."""
+    if endings.ending(state, finish_reason) is not None:
+        return endings.label(state, finish_reason, detail)
+    return STATES.get(state, state) + (f": {detail}" if detail else "")
 
 
 def _label(name: str, accessible: str, tip: str) -> QLabel:
@@ -62,7 +68,8 @@ class StreamStatus(QWidget):
         self.context.setMaximumHeight(14)
         self.context.setTextVisible(False)
         self.context.setRange(0, 1000)
-        self.cost = _label("statusCost", "Cost", "Cost of this answer and of the session")
+        self.cost = _label("statusCost", "Cost", "Cost of this answer and of the session "
+                           "(~: an estimate; a request the server refused costs nothing)")
         self.energy = _label(
             "statusEnergy", "Energy", "GPU energy of the last answer (NVML power × duration)"
         )
@@ -92,8 +99,8 @@ class StreamStatus(QWidget):
     def set_model(self, name: str) -> None:
         self._set_elided(self.model, name or "no model", 220)
 
-    def set_state(self, state: str, detail: str = "") -> None:
-        text = STATES.get(state, state) + (f": {detail}" if detail else "")
+    def set_state(self, state: str, detail: str = "", finish_reason: str | None = None) -> None:
+        text = state_text(state, detail, finish_reason)
         self._set_elided(self.state, text, 260)
         self.state.setProperty("state", state)
 
@@ -120,6 +127,7 @@ class StreamStatus(QWidget):
         context_length: int | None,
         max_tokens: int | None,
         session_cost: float,
+        session_estimated: bool = False,
     ) -> None:
         mark = "~" if stats.estimated else ""
         self.tokens.setText(f"{mark}{stats.prompt_tokens:,} in / {mark}{stats.output_tokens:,} out")
@@ -139,4 +147,6 @@ class StreamStatus(QWidget):
             self.context.setValue(0)
             self.context.setToolTip("Context length unknown: the server did not say")
         fmt = pricing.format_cost
-        self.cost.setText(f"{fmt(stats.cost)} · session {fmt(session_cost)}")
+        self.cost.setText(
+            f"{fmt(stats.cost, stats.estimated)} · session {fmt(session_cost, session_estimated)}"
+        )

@@ -65,7 +65,7 @@ class UsageView(QWidget):
                 str(sum(r.turns for r in rows)),
                 f"{est}{p:,}",
                 f"{est}{o:,}",
-                format_cost(cost),
+                format_cost(cost, bool(est)),
             ]
         )
         item.setToolTip(0, plain_tooltip(label))  # a server's model name, never rendered
@@ -74,6 +74,7 @@ class UsageView(QWidget):
         if est:
             item.setToolTip(2, "Includes estimates where the server sent no token counts.")
             item.setToolTip(3, item.toolTip(2))
+            item.setToolTip(4, item.toolTip(2))
         if isinstance(parent, QTreeWidget):
             parent.addTopLevelItem(item)
         else:

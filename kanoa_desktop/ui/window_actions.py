@@ -17,18 +17,6 @@ from kanoa_desktop.ui.profile_switcher import ProfileSwitcher
 _STD = QKeySequence.StandardKey
 
 
-def _open_compare(w) -> None:
-    from kanoa_desktop.ui.compare_view import show_for_window  # lazily: not at start-up
-
-    show_for_window(w)
-
-
-def _open_batch(w) -> None:
-    from kanoa_desktop.ui.batch_view import show_for_window
-
-    show_for_window(w)
-
-
 # attribute, text, slot, shortcut(s), object name, tooltip
 ACTIONS: tuple[tuple, ...] = (
     ("open_action", "Open…", "open_dialog", _STD.Open, "openAction",
@@ -42,9 +30,9 @@ ACTIONS: tuple[tuple, ...] = (
      "Copy the conversation as Markdown"),
     ("request_action", "Show request", "show_request", None, "showRequestAction",
      "Show exactly what was sent"),
-    ("compare_action", "Compare models…", _open_compare, None, "compareAction",
+    ("compare_action", "Compare models…", "open_compare", None, "compareAction",
      "Ask 2 to 4 profiles or models the same question, side by side"),
-    ("batch_action", "Batch…", _open_batch, None, "batchAction",
+    ("batch_action", "Batch…", "open_batch", None, "batchAction",
      "Ask one question about every figure and table of a folder"),
     ("bench_action", "Benchmark endpoint…", "open_benchmark", None, "benchmarkAction",
      "Measure tokens/s and time to first token on kanoa's benchmark tasks"),

@@ -101,12 +101,9 @@ async def first_run_check(w) -> None:
 
 
 def open_document(w, item):
-    """A PDF or a notebook: its picker lets the user take pages, crops or figures."""
+    """A PDF or a notebook: its picker lets the user take pages, crops or figures (a
+    notebook's with the code of its cell, which goes with the figure)."""
     from kanoa_desktop.ui.pickers import show_picker_for
-
-    def add_context(text: str) -> None:
-        old = w.inputs.context.toPlainText().strip()
-        w.inputs.context.setPlainText(f"{old}\n\n{text}" if old else text)
 
     def on_error(err) -> None:
         from kanoa_desktop.core.ask.pipeline import as_error
@@ -119,10 +116,56 @@ def open_document(w, item):
         spawn=w.spawn,
         run_cpu=w.run_cpu,
         long_side=lambda: w.profile.image_long_side,
-        add_figures=lambda figs: [w.add_figure(f) for f in figs],
-        add_context=add_context,
+        add_figure=w.add_figure,
         on_error=on_error,
     )
+
+
+def _tool_window(w, name: str, make):
+    """The window's ``name`` tool window, made once by ``make()``; it closes (stopping what
+    it runs) with the window. Shown and raised."""
+    view = getattr(w, name, None)
+    if view is None:
+        view = make()
+        setattr(w, name, view)
+        w.closed.connect(view.close)
+    view.show()
+    view.raise_()
+    view.activateWindow()
+    return view
+
+
+def open_compare(w):
+    """Tools > Compare models…: made on the window's services; its first question takes
+    the window's current inputs; its history entries refresh the window's lists."""
+    from kanoa_desktop.ui.compare_view import CompareView
+
+    def make():
+        view = CompareView(w.store, w.services, inputs=lambda: w.current_inputs().copy(), parent=w)
+        view.comparisonEnded.connect(lambda _ended: w._refresh_lists())
+        return view
+
+    return _tool_window(w, "compare_view", make)
+
+
+def reopen_comparison(w, comparison_id: int):
+    """A comparison from the history, whole, in the comparison window (None if gone)."""
+    stored = w.history.load_comparison(comparison_id)
+    if stored is None:
+        w.banner.show_message("Comparison not found", "It may have been deleted.")
+        return None
+    view = open_compare(w)
+    view.stop_all()
+    view.show_stored(stored)
+    return view
+
+
+def open_batch(w):
+    """Tools > Batch…: made on the window's services and profiles. Closing the window
+    cancels a running batch (finished items are kept; the same batch continues later)."""
+    from kanoa_desktop.ui.batch_view import BatchView
+
+    return _tool_window(w, "batch_view", lambda: BatchView(w.store, w.services, parent=w))
 
 
 async def shutdown_extras(w) -> None:

@@ -33,7 +33,7 @@ def build_layout(self) -> None:  # noqa: PLR0915 - one layout, top to bottom
     self.inputs.figures.removed.connect(self._figure_removed)
     self.inputs.plotRequested.connect(self._plot_requested)
     self.inputs.sheetRequested.connect(
-        lambda name: self.table is not None and self.loader.load_sheet(self.table.path, name)
+        lambda name: (t := self.outbox.table) is not None and self.loader.load_sheet(t.path, name)
     )
 
     right = QWidget()

@@ -97,7 +97,7 @@ class DeferredParts:
         self._status_timer.stop()
         for runner in [self._built("runner"), *self._retired]:
             if runner is not None:
-                await runner.stop_and_wait("Stopped: the window closed.")
+                await runner.stop_and_wait("the window closed")
         await dialogs.shutdown_extras(self)  # comparison, batch, first-run probes
         tasks = [t for t in self._tasks if not t.done()]
         for t in tasks:
@@ -130,12 +130,12 @@ class DeferredParts:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(done, 1.0)
 
-    def _start_turn(self, inputs, **kwargs) -> None:
+    def _start_turn(self, question: str, **kwargs) -> None:
         """Start the runner's turn. One asked while start-up is still finishing (the first
         second or so) starts once it has: the GPU poller, which measures each answer's
         energy and records llama.cpp's timings, starts with the end of start-up."""
         if self._started.is_set():
-            self.runner.start(inputs, **kwargs)
+            self.runner.start(question, **kwargs)
             return
         self._set_busy(True)
         runner = self.runner  # a new conversation meanwhile must not get this question
@@ -144,7 +144,7 @@ class DeferredParts:
             await self._started.wait()
             await asyncio.sleep(0)  # MonitorHost makes its poller in the turn before
             if not self._closing and self.runner is runner and not runner.busy:
-                runner.start(inputs, **kwargs)
+                runner.start(question, **kwargs)
             else:
                 self._set_busy(False)
 
@@ -229,12 +229,14 @@ class DeferredParts:
         return ClientPool(self.keys)
 
     @cached_property
-    def costs(self):
-        return _pricing.CostTracker()
+    def services(self):
+        """The window's one :class:`~kanoa_desktop.core.ask.services.Services`: what its
+        conversation, comparisons and batches are given (never fished out of the window)."""
+        from kanoa_desktop.core.ask.services import Services
 
-    @cached_property
-    def _kanoa_pricing(self):
-        return _pricing.load_kanoa_pricing()
+        return Services(self.clients, self.history, _pricing.load_kanoa_pricing(),
+                        lambda: self.kb_panel.knowledge_base, energy=self.monitor,
+                        vision=self.store, run_cpu=self.run_cpu)  # fmt: skip
 
     @cached_property
     def runner(self):

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from kanoa_desktop.core.ask.interpret import Inputs
+from kanoa_desktop.core.ask.outbox import Outbox
 from kanoa_desktop.core.ask.pipeline import (
     AnswerDelta,
     Asked,
@@ -18,6 +18,7 @@ from kanoa_desktop.core.ask.pipeline import (
     TurnEnded,
     TurnStarted,
 )
+from kanoa_desktop.core.ask.services import Services
 from kanoa_desktop.core.config.pricing import parse_kanoa_pricing
 from kanoa_desktop.core.config.profiles import Profile
 from kanoa_desktop.core.endpoint import errors as E
@@ -76,9 +77,9 @@ async def test_a_question_is_answered_priced_for_the_served_model_and_recorded(
         {"vllm": {llama_server.model: {"input_price": 1.0, "output_price": 2.0}}}
     )
     runner = ConversationRunner(
-        _profile(llama_server), pool=pool, listener=rec, history=history, kanoa_pricing=kanoa
+        _profile(llama_server), Services(pool, history=history, pricing=kanoa), listener=rec
     )
-    ended = await runner.ask(Inputs(question="Name three colours."))
+    ended = await runner.ask("Name three colours.")
     assert ended is _assert_one_turn_end(rec)
     assert ended.state == "done" and ended.error is None
     assert ended.answer and ended.answer == "".join(e.text for e in rec.of(AnswerDelta))
@@ -107,10 +108,10 @@ async def test_grounding_in_a_knowledge_base_sends_passages_and_reports_sources(
     try:
         rec = Recorder()
         runner = ConversationRunner(
-            _profile(llama_server), pool=pool, listener=rec, history=history,
-            knowledge_base=lambda: kb,
+            _profile(llama_server), Services(pool, history=history, knowledge_base=lambda: kb),
+            listener=rec,
         )  # fmt: skip
-        ended = await runner.ask(Inputs(question="How far did the glacier retreat?"))
+        ended = await runner.ask("How far did the glacier retreat?")
         assert ended.state == "done"
         sent = runner.last_request["messages"][-1]["content"]
         assert "Fjallsjokull" in sent  # the passage went with the question
@@ -128,9 +129,9 @@ async def test_stop_mid_stream_ends_the_turn_once_with_its_partial_text(
 ):
     rec = Recorder()
     runner = ConversationRunner(
-        _profile(llama_server, max_tokens=400), pool=pool, listener=rec, history=history
+        _profile(llama_server, max_tokens=400), Services(pool, history=history), listener=rec
     )
-    task = runner.start(Inputs(question="Write a long story about a lighthouse."))
+    task = runner.start("Write a long story about a lighthouse.")
     while not rec.of(AnswerDelta):
         await asyncio.sleep(0.01)
     runner.stop()
@@ -149,21 +150,18 @@ async def test_a_new_conversation_mid_stream_records_the_old_turn_in_its_own_con
     llama_server, history, pool
 ):
     old_events, new_events = Recorder(), Recorder()
-    old = ConversationRunner(
-        _profile(llama_server, max_tokens=400), pool=pool, listener=old_events, history=history
-    )
-    task = old.start(Inputs(question="Describe the sea at length."))
+    services = Services(pool, history=history)
+    old = ConversationRunner(_profile(llama_server, max_tokens=400), services, listener=old_events)
+    task = old.start("Describe the sea at length.")
     while not old_events.of(AnswerDelta):
         await asyncio.sleep(0.01)
     # The window's Ctrl+N: stop the old runner, start a fresh one at once.
-    old.stop("Stopped: you started a new conversation.")
-    new = ConversationRunner(
-        _profile(llama_server), pool=pool, listener=new_events, history=history
-    )
-    ended_new = await new.ask(Inputs(question="Say hello."))
+    old.stop("you started a new conversation")
+    new = ConversationRunner(_profile(llama_server), services, listener=new_events)
+    ended_new = await new.ask("Say hello.")
     ended_old = await task
     assert _assert_one_turn_end(old_events).state == "stopped"
-    assert ended_old.note == "Stopped: you started a new conversation."
+    assert ended_old.note == "Stopped by you (you started a new conversation)."
     assert not any(isinstance(e, TurnEnded) and e.runner is new for e in old_events.events)
     assert ended_new.state == "done"
     assert old.conversation_id != new.conversation_id
@@ -177,8 +175,8 @@ async def test_a_dead_server_ends_the_turn_once_with_a_clear_error(history, pool
 
     rec = Recorder()
     profile = Profile(api_base=f"http://127.0.0.1:{free_port()}/v1", model="m")
-    runner = ConversationRunner(profile, pool=pool, listener=rec, history=history)
-    ended = await runner.ask(Inputs(question="Anyone there?"))
+    runner = ConversationRunner(profile, Services(pool, history=history), listener=rec)
+    ended = await runner.ask("Anyone there?")
     assert _assert_one_turn_end(rec) is ended
     assert ended.state == "error" and ended.can_retry
     assert isinstance(ended.error, E.ConnectionRefused)
@@ -193,16 +191,15 @@ async def test_an_unexpected_exception_ends_the_turn_and_frees_the_runner(
         raise TimeoutError("the embedding worker timed out")
 
     rec = Recorder()
-    runner = ConversationRunner(
-        _profile(llama_server), pool=pool, listener=rec, history=history, knowledge_base=broken_kb
-    )
-    ended = await runner.ask(Inputs(question="Hello?"))
+    services = Services(pool, history=history, knowledge_base=broken_kb)
+    runner = ConversationRunner(_profile(llama_server), services, listener=rec)
+    ended = await runner.ask("Hello?")
     assert _assert_one_turn_end(rec) is ended
     assert ended.state == "error" and "TimeoutError" in ended.error.message
     assert not runner.busy
     # ... and the next question goes through.
-    runner.knowledge_base = lambda: None
-    assert (await runner.ask(Inputs(question="Hello?"))).state == "done"
+    services.knowledge_base = lambda: None
+    assert (await runner.ask("Hello?")).state == "done"
 
 
 async def test_an_embedding_failure_falls_back_to_keywords_with_a_notice(
@@ -220,9 +217,9 @@ async def test_an_embedding_failure_falls_back_to_keywords_with_a_notice(
         # This llama-server was started without --embeddings: /v1/embeddings fails.
         runner = ConversationRunner(
             _profile(llama_server, kb_embeddings_model="no-such-embedder"),
-            pool=pool, listener=rec, history=history, knowledge_base=lambda: kb,
+            Services(pool, history=history, knowledge_base=lambda: kb), listener=rec,
         )  # fmt: skip
-        ended = await runner.ask(Inputs(question="How do basalt columns form?"))
+        ended = await runner.ask("How do basalt columns form?")
         assert ended.state == "done"
         notices = [n for n in rec.of(Notice) if n.title == "Hybrid search unavailable"]
         assert notices and "Keyword search" in notices[0].message
@@ -231,44 +228,44 @@ async def test_an_embedding_failure_falls_back_to_keywords_with_a_notice(
         kb.close()
 
 
-def _png() -> bytes:
+def _png(colour: str = "white") -> bytes:
     import io
 
     from PIL import Image
 
     buf = io.BytesIO()
-    Image.new("RGB", (64, 48), "white").save(buf, "PNG")
+    Image.new("RGB", (64, 48), colour).save(buf, "PNG")
     return buf.getvalue()
 
 
 async def test_images_per_prompt_is_enforced_with_a_clear_message(llama_server, pool):
-    figs = [prepare_figure(_png(), name=f"f{i}.png") for i in range(3)]
+    figs = [prepare_figure(_png(c), name=f"{c}.png") for c in ("white", "red", "blue")]
     rec = Recorder()
     runner = ConversationRunner(
-        _profile(llama_server, max_images=2, vision="yes"), pool=pool, listener=rec
-    )
-    ended = await runner.ask(Inputs(figures=figs))
+        _profile(llama_server, max_images=2, vision="yes"), Services(pool), listener=rec,
+        outbox=Outbox(figs),
+    )  # fmt: skip
+    ended = await runner.ask()
     assert ended.state == "error"
-    assert "at most 2 images" in ended.error.message and "you added 3" in ended.error.message
+    assert "at most 2 images" in ended.error.message and "would send 3" in ended.error.message
     assert not rec.of(Asked)  # nothing was sent
 
 
 async def test_two_runners_stream_concurrently_on_one_loop(llama_server, history, pool):
     a, b = Recorder(), Recorder()
-    ra = ConversationRunner(_profile(llama_server), pool=pool, listener=a, history=history)
-    rb = ConversationRunner(_profile(llama_server), pool=pool, listener=b, history=history)
-    ea, eb = await asyncio.gather(
-        ra.ask(Inputs(question="Count to five.")), rb.ask(Inputs(question="Name a fruit."))
-    )
+    services = Services(pool, history=history)
+    ra = ConversationRunner(_profile(llama_server), services, listener=a)
+    rb = ConversationRunner(_profile(llama_server), services, listener=b)
+    ea, eb = await asyncio.gather(ra.ask("Count to five."), rb.ask("Name a fruit."))
     assert ea.state == eb.state == "done"
     assert all(e.runner is ra for e in a.events) and all(e.runner is rb for e in b.events)
     assert ra.conversation_id != rb.conversation_id
 
 
 async def test_a_follow_up_carries_the_conversation(llama_server, history, pool):
-    runner = ConversationRunner(_profile(llama_server), pool=pool, history=history)
-    first = await runner.ask(Inputs(question="Remember the word 'ocelot'."))
-    await runner.ask(Inputs(question="Which word?"))
+    runner = ConversationRunner(_profile(llama_server), Services(pool, history=history))
+    first = await runner.ask("Remember the word 'ocelot'.")
+    await runner.ask("Which word?")
     msgs = runner.last_request["messages"]
     assert {"role": "assistant", "content": first.answer} in msgs
     assert len(history.load_conversation(runner.conversation_id).turns) == 2

@@ -9,10 +9,12 @@ import asyncio
 
 import pytest
 
-from kanoa_desktop.core.ask.interpret import Inputs, summarise
+from kanoa_desktop.core.ask.outbox import Outbox
 from kanoa_desktop.core.ask.pipeline import ConversationRunner, TurnEnded
+from kanoa_desktop.core.ask.services import Services
 from kanoa_desktop.core.config.profiles import Profile
 from kanoa_desktop.core.endpoint.pool import ClientPool
+from kanoa_desktop.core.inputs.plan import table_summary
 from kanoa_desktop.core.inputs.tables import load_table
 from tests.servers.vllm_server import VLLMTestServer
 
@@ -27,19 +29,20 @@ async def test_a_question_asked_before_the_summary_gets_it_from_the_pipeline(tmp
     with VLLMTestServer(tokens_per_second=500) as server:
         pool = ClientPool()
         try:
+            inputs = Outbox(table=table, table_summary="")
             runner = ConversationRunner(
                 Profile(api_base=server.api_base, model=server.model, max_tokens=8),
-                pool=pool,
+                Services(pool),
                 listener=lambda ev: ended.append(ev) if isinstance(ev, TurnEnded) else None,
+                outbox=inputs,
             )
-            inputs = Inputs(table=table, table_summary="", question="What grows?")
-            await runner.start(inputs)
+            await runner.start("What grows?")
             await asyncio.wait_for(runner.stop_and_wait(""), 30)
         finally:
             await pool.aclose()
         chats = [r for r in server.received if r.path.endswith("/chat/completions") and r.body]
     assert ended and ended[0].error is None
     sent = str(chats[-1].body["messages"])
-    expected = summarise(table)
+    expected = table_summary(table)
     assert inputs.table_summary == expected  # kept for a retry
     assert "od600" in sent and expected.splitlines()[0] in sent

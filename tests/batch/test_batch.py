@@ -10,6 +10,7 @@ import re
 
 import pytest
 
+from kanoa_desktop.core.ask.services import Services
 from kanoa_desktop.core.batch.plan import BatchError, Template
 from kanoa_desktop.core.batch.report import write_report
 from kanoa_desktop.core.batch.runner import (
@@ -33,9 +34,9 @@ QUESTION = "Describe {item}."
 
 @pytest.fixture
 async def pool():
-    p = ClientPool()
-    yield p
-    await p.aclose()
+    services = Services(ClientPool())  # the batch's services: a pool on this loop
+    yield services
+    await services.pool.aclose()
 
 
 @pytest.fixture
@@ -81,7 +82,7 @@ async def test_a_mixed_folder_asks_each_item_once_and_reports_the_corrupt_file(
             [mixed_folder],
             _profile(server),
             Template(context="Experiment {folder}, file {stem}", question=QUESTION),
-            pool=pool,
+            pool,
             store=store,
             listener=events.append,
         )
@@ -145,7 +146,7 @@ async def test_no_more_than_the_concurrency_asks_at_once(mixed_folder, pool, sto
     server_peak = 0
     with VLLMTestServer(tokens_per_second=60, answer_tokens=40) as server:
         batch = Batch([mixed_folder], _profile(server), Template(question=QUESTION),
-                      pool=pool, store=store, concurrency=3, listener=listen)  # fmt: skip
+                      pool, store=store, concurrency=3, listener=listen)  # fmt: skip
         task = asyncio.ensure_future(batch.run())
         while not task.done():
             server_peak = max(server_peak, server.stats.running + server.stats.waiting)
@@ -159,7 +160,7 @@ async def test_pause_starts_no_new_item_and_resume_finishes_the_batch(mixed_fold
     progress: list[Progress] = []
     with VLLMTestServer(tokens_per_second=40, answer_tokens=8) as server:
         batch = Batch([mixed_folder], _profile(server), Template(question=QUESTION),
-                      pool=pool, store=store, concurrency=1,
+                      pool, store=store, concurrency=1,
                       listener=lambda e: progress.append(e) if isinstance(e, Progress) else None)  # fmt: skip
         task = asyncio.ensure_future(batch.run())
         while len(batch.results) < 2:
@@ -183,7 +184,7 @@ async def test_cancel_keeps_finished_items_and_the_same_batch_continues_without_
 ):
     with VLLMTestServer(tokens_per_second=40, answer_tokens=20) as server:
         profile, template = _profile(server), Template(question=QUESTION)
-        first = Batch([mixed_folder], profile, template, pool=pool, store=store)
+        first = Batch([mixed_folder], profile, template, pool, store=store)
         task = asyncio.ensure_future(first.run())
         # Cancel while a question is streaming (not while the next file is being loaded).
         while sum(r.ok for r in first.results.values()) < 3 or not server.stats.running:
@@ -195,7 +196,7 @@ async def test_cancel_keeps_finished_items_and_the_same_batch_continues_without_
         asked_before = asked_items(server)
         assert server.wait_for(lambda s: s.aborted >= 1, timeout=5)  # the running ones stopped
 
-        again = Batch([mixed_folder], profile, template, pool=pool, store=store)
+        again = Batch([mixed_folder], profile, template, pool, store=store)
         await again.prepare()
         assert {r.label for r in again.results.values()} == finished
         ended = await again.run()
@@ -211,7 +212,7 @@ async def test_retry_failed_asks_only_the_failed_items_again(mixed_folder, pool,
     with VLLMTestServer(tokens_per_second=400, answer_tokens=6) as server:
         server.fail_next("internal_error")
         batch = Batch([mixed_folder], _profile(server), Template(question=QUESTION),
-                      pool=pool, store=store, concurrency=1)  # fmt: skip
+                      pool, store=store, concurrency=1)  # fmt: skip
         await batch.run()
         failed = {r.label for r in batch.failures}
         assert len(failed) == 2 and "broken.png" in failed  # the server's error and the file
@@ -229,14 +230,14 @@ async def test_another_template_or_model_changes_every_item_and_the_first_answer
     mixed_folder, pool, store
 ):
     with VLLMTestServer(tokens_per_second=400, answer_tokens=4, extra_models=("other",)) as s:
-        a = Batch([mixed_folder], _profile(s), Template(question=QUESTION), pool=pool, store=store)
+        a = Batch([mixed_folder], _profile(s), Template(question=QUESTION), pool, store=store)
         await a.run()
-        b = Batch([mixed_folder], _profile(s), Template(question="Explain {item}."), pool=pool,
+        b = Batch([mixed_folder], _profile(s), Template(question="Explain {item}."), pool,
                   store=store)  # fmt: skip
         c = Batch([mixed_folder], Profile(name="vllm", api_base=s.api_base, model="other",
-                  max_tokens=24, temperature=0.0), Template(question=QUESTION), pool=pool,
+                  max_tokens=24, temperature=0.0), Template(question=QUESTION), pool,
                   store=store)  # fmt: skip
-        same = Batch([mixed_folder], _profile(s), Template(question=QUESTION), pool=pool,
+        same = Batch([mixed_folder], _profile(s), Template(question=QUESTION), pool,
                      store=store)  # fmt: skip
         for other in (b, c, same):
             await other.prepare()

@@ -11,6 +11,7 @@ import re
 import pytest
 from PIL import Image
 
+from kanoa_desktop.core.ask.services import Services
 from kanoa_desktop.core.batch.plan import Template
 from kanoa_desktop.core.batch.report import write_report
 from kanoa_desktop.core.batch.runner import Batch
@@ -27,9 +28,9 @@ TEMPLATE = Template(context="Run {stem}", question="Describe {item}.")
 
 @pytest.fixture
 async def pool():
-    p = ClientPool()
-    yield p
-    await p.aclose()
+    services = Services(ClientPool())  # the batch's services: a pool on this loop
+    yield services
+    await services.pool.aclose()
 
 
 def _colour(png: bytes) -> tuple[int, int, int]:
@@ -53,7 +54,7 @@ async def test_a_rerun_keeps_unchanged_answers_asks_new_and_changed_and_drops_re
         profile = Profile(name="lab", api_base=server.api_base, max_tokens=16, temperature=0.0)
 
         def batch() -> Batch:
-            return Batch([folder], profile, TEMPLATE, pool=pool, store=store)
+            return Batch([folder], profile, TEMPLATE, pool, store=store)
 
         first = batch()
         ended = await first.run()
@@ -82,7 +83,7 @@ async def test_a_rerun_keeps_unchanged_answers_asks_new_and_changed_and_drops_re
         assert len(chat_requests(server)) == before and ended.line() == "5 kept; asked 0"
 
         # Another question is another request for every item; the first answers stay kept.
-        other = Batch([folder], profile, Template(question="Explain {item}."), pool=pool,
+        other = Batch([folder], profile, Template(question="Explain {item}."), pool,
                       store=store)  # fmt: skip
         ended = await other.run()
         assert ended.line() == "5 changed; asked 5"

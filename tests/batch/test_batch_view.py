@@ -7,6 +7,7 @@ import asyncio
 
 import pytest
 
+from kanoa_desktop.core.ask.services import Services
 from kanoa_desktop.core.batch.store import BatchStore
 from kanoa_desktop.core.config.profiles import Profile, ProfileStore
 from kanoa_desktop.core.endpoint.pool import ClientPool
@@ -23,7 +24,7 @@ def _view(server, tmp_path, qtbot):
     profiles = ProfileStore()
     profiles.load()
     p = profiles.add(Profile(name="lab", api_base=server.api_base, max_tokens=16))
-    view = BatchView(profiles, pool=ClientPool(), store=BatchStore(tmp_path / "b.sqlite3"))
+    view = BatchView(profiles, Services(ClientPool()), store=BatchStore(tmp_path / "b.sqlite3"))
     qtbot.addWidget(view)
     view.profile.setCurrentIndex(view.profile.findData(p.id))
     return view

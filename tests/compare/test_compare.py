@@ -16,8 +16,9 @@ from kanoa_desktop.core.ask.compare import (
     profiles_for_models,
 )
 from kanoa_desktop.core.ask.compare_report import comparison_markdown, export_comparison
-from kanoa_desktop.core.ask.interpret import Inputs
+from kanoa_desktop.core.ask.outbox import Outbox
 from kanoa_desktop.core.ask.pipeline import AnswerDelta, TurnEnded
+from kanoa_desktop.core.ask.services import Services
 from kanoa_desktop.core.config.profiles import Profile, ProfileStore
 from kanoa_desktop.core.endpoint.pool import ClientPool
 from kanoa_desktop.core.history.store import HistoryStore
@@ -61,8 +62,9 @@ async def test_llama_and_vllm_stream_side_by_side_one_is_stopped_and_it_is_recor
                     temperature=0.0),
             Profile(name="vLLM", api_base=vllm.api_base, max_tokens=3000, temperature=0.0),
         ]  # fmt: skip
-        cmp = Comparison(profiles, pool=pool, history=history, listener=events.append)
-        task = cmp.start(Inputs(question="Name three colours.", context="A colour test."))
+        cmp = Comparison(profiles, Services(pool, history=history), listener=events.append,
+                         outbox=Outbox(context="A colour test."))  # fmt: skip
+        task = cmp.start("Name three colours.")
 
         def deltas(pane):
             return [
@@ -84,7 +86,8 @@ async def test_llama_and_vllm_stream_side_by_side_one_is_stopped_and_it_is_recor
     (last,) = [e for e in events if isinstance(e, ComparisonEnded)]
     rows = last.results
     assert [r.model for r in rows] == [llama_server.model, vllm_model]
-    assert rows[0].finish in ("stop", "length") and rows[1].finish == "stopped"
+    assert rows[0].finish in ("Finished", "Cut at max tokens")
+    assert rows[1].finish == "Stopped by you"
     assert all(r.ttft_s is not None and r.ttft_s > 0 for r in rows)
     assert all(r.output_tokens and r.cost and r.tokens_per_s for r in rows)
 
@@ -97,7 +100,7 @@ async def test_llama_and_vllm_stream_side_by_side_one_is_stopped_and_it_is_recor
 
     md = export_comparison(stored, tmp_path / "cmp.md").read_text()
     assert md.count("| llama.cpp (") == 1 and md.count("| vLLM (") == 1
-    assert "| stopped |" in md
+    assert "| Stopped by you |" in md and "*Stopped by you.*" in md
     assert md.count("### llama.cpp") == 2 and md.count("### vLLM") == 2  # answer + reproducibility
     assert llama_server.api_base.split("//")[1] in md and vllm_model in md
     html = export_comparison(stored, tmp_path / "cmp.html").read_text()
@@ -110,10 +113,11 @@ async def test_llama_and_vllm_stream_side_by_side_one_is_stopped_and_it_is_recor
 async def test_a_follow_up_goes_to_every_pane_each_in_its_own_conversation(history, pool):
     with VLLMTestServer(tokens_per_second=400, answer_tokens=6, extra_models=("other",)) as s:
         base = Profile(name="lab", api_base=s.api_base, max_tokens=16, temperature=0.0)
-        cmp = Comparison(profiles_for_models(base, [s.model, "other"]), pool=pool, history=history)
         fig = prepare_figure(png_bytes(), name="plot.png")
-        first = await cmp.ask(Inputs(figures=[fig], question="What is plotted?"))
-        second = await cmp.ask(Inputs(question="And the trend?"))
+        cmp = Comparison(profiles_for_models(base, [s.model, "other"]),
+                         Services(pool, history=history), outbox=Outbox([fig]))  # fmt: skip
+        first = await cmp.ask("What is plotted?")
+        second = await cmp.ask("And the trend?")
         chats = [r.body for r in s.received if r.path.endswith("/chat/completions")]
 
     assert [e.state for e in first + second] == ["done"] * 4
@@ -137,9 +141,9 @@ async def test_a_follow_up_goes_to_every_pane_each_in_its_own_conversation(histo
 async def test_deleting_a_comparison_deletes_every_pane_and_undo_brings_all_back(history, pool):
     with VLLMTestServer(tokens_per_second=400, answer_tokens=4) as s:
         p = Profile(name="a", api_base=s.api_base, max_tokens=8)
-        cmp = Comparison([p, Profile(name="b", api_base=s.api_base, max_tokens=8)], pool=pool,
-                         history=history)  # fmt: skip
-        await cmp.ask(Inputs(question="Hi?"))
+        cmp = Comparison([p, Profile(name="b", api_base=s.api_base, max_tokens=8)],
+                         Services(pool, history=history))  # fmt: skip
+        await cmp.ask("Hi?")
     ids = [pane.runner.conversation_id for pane in cmp.panes]
     assert history.comparison_of(ids[1]) == cmp.comparison_id
     assert history.delete(ids[1])
@@ -157,7 +161,7 @@ async def test_one_or_five_panes_are_refused_with_a_message(pool):
     p = Profile(name="x")
     for n in (1, 5):
         with pytest.raises(ComparisonError) as err:
-            Comparison([p] * n, pool=pool)
+            Comparison([p] * n, Services(pool))
         assert "2 to 4" in err.value.message
 
 
@@ -192,7 +196,7 @@ def test_compare_command_prints_the_table_writes_markdown_and_fails_when_a_pane_
     assert text.count("### lab") == 4 and (tmp_path / "cmp_figures").is_dir()
     assert "![plot.png](cmp_figures/" in text
     assert failing == 1
-    assert "[down] error" in failed.err and "error: " in failed.out
+    assert "[down] Error: " in failed.err and "error: " in failed.out
     history = HistoryStore(recover=False)
     try:
         assert len(history.list_conversations()) == 2  # two comparisons, one entry each

@@ -7,7 +7,8 @@ import asyncio
 
 import pytest
 
-from kanoa_desktop.core.ask.interpret import Inputs
+from kanoa_desktop.core.ask.outbox import Outbox
+from kanoa_desktop.core.ask.services import Services
 from kanoa_desktop.core.config.profiles import Profile, ProfileStore
 from kanoa_desktop.core.endpoint.pool import ClientPool
 from kanoa_desktop.core.history.store import HistoryStore
@@ -50,8 +51,8 @@ def test_two_panes_stream_one_is_stopped_from_its_button_the_table_fills_and_it_
     async def scenario():
         pool = ClientPool()
         view = CompareView(
-            store, pool=pool, history=history,
-            inputs=lambda: Inputs(figures=[figure], context="Growth of E. coli"),
+            store, Services(pool, history=history),
+            inputs=lambda: Outbox([figure], context="Growth of E. coli"),
         )  # fmt: skip
         qtbot.addWidget(view)
         view.set_profiles(profiles)
@@ -72,7 +73,7 @@ def test_two_panes_stream_one_is_stopped_from_its_button_the_table_fills_and_it_
         assert "What does the curve show?" in a.answer.markdown
         cells = [[view.table.item(r, c).text() for c in range(view.table.columnCount())]
                  for r in range(view.table.rowCount())]  # fmt: skip
-        assert [row[-1] for row in cells] == ["stop", "stopped"]
+        assert [row[-1] for row in cells] == ["Finished", "Stopped by you"]
         assert cells[0][0] == f"server 1 ({fast.model})" and "slow-model" in cells[1][0]
         assert "tok/s" in a.status.text() and "TTFT" in b.status.text()
         view.resize(1100, 700)
@@ -106,7 +107,7 @@ def test_nothing_to_compare_says_what_to_add(qloop, run, qtbot, servers):
 
     async def scenario():
         pool = ClientPool()
-        view = CompareView(store, pool=pool)
+        view = CompareView(store, Services(pool))
         qtbot.addWidget(view)
         view.set_profiles(profiles)
         assert view.ask() is None
@@ -140,11 +141,18 @@ def test_a_comparison_reopened_from_history_shows_its_answers_and_takes_follow_u
 
     async def scenario():
         pool = ClientPool()
-        first = Comparison(profiles, pool=pool, history=history)
-        ended = await first.ask(Inputs(question="What is plotted?"))
-        view = CompareView(store, pool=pool, history=history)
+        services = Services(pool, history=history)
+        first = Comparison(profiles, services)
+        ended = await first.ask("What is plotted?")
+        view = CompareView(store, services)
         qtbot.addWidget(view)
+        view.set_profiles(profiles[::-1])  # the choosers showed other profiles before
         view.show_stored(history.load_comparison(first.comparison_id))
+        # Each pane shows the profile it was asked with, in its chooser, title and row.
+        assert [p.profile.currentText() for p in view.panes] == ["server 1", "server 2"]
+        assert [p.title.text().split(" — ")[0] for p in view.panes] == ["server 1", "server 2"]
+        assert [view.table.item(r, 0).text().split(" (")[0] for r in range(2)] == [
+            "server 1", "server 2"]  # fmt: skip
         for pane, end in zip(view.panes, ended, strict=True):
             assert end.answer.strip() in pane.answer.markdown
             assert "What is plotted?" in pane.answer.toPlainText()

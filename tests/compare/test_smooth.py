@@ -14,7 +14,7 @@ import time
 
 from kanoa_desktop.core.ask import pipeline as P
 from kanoa_desktop.core.ask.compare import Comparison, profiles_for_models
-from kanoa_desktop.core.ask.interpret import Inputs
+from kanoa_desktop.core.ask.services import Services
 from kanoa_desktop.core.config.profiles import Profile
 from kanoa_desktop.core.endpoint.pool import ClientPool
 from tests.servers.vllm_server import ANSWER_PIECES, VLLMTestServer
@@ -36,10 +36,10 @@ async def test_a_backlog_of_streamed_events_is_handled_in_short_turns():
         pool = ClientPool()
         try:
             base = Profile(name="lab", api_base=s.api_base, max_tokens=700, temperature=0.0)
-            cmp = Comparison(profiles_for_models(base, [s.model, "b"]), pool=pool,
+            cmp = Comparison(profiles_for_models(base, [s.model, "b"]), Services(pool),
                              listener=slow_listener)  # fmt: skip
             ticks: list[int] = []
-            ask = asyncio.ensure_future(cmp.ask(Inputs(question="Interpret.")))
+            ask = asyncio.ensure_future(cmp.ask("Interpret."))
             while not ask.done():
                 await asyncio.sleep(0)
                 ticks.append(seen["deltas"])

@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 
 from kanoa_desktop.core.config.profiles import Profile
-from kanoa_desktop.ui import batch_view, compare_view
 from tests.servers.vllm_server import VLLMTestServer
 from tests.ui.conftest import wait_until
 
@@ -26,7 +25,7 @@ def test_compare_from_the_window_uses_its_inputs_and_lands_in_its_history(make_w
             assert view.isVisible()
             w.compare_action.trigger()
             assert w.compare_view is view  # one per window
-            assert view.pool is w.clients and view.history is w.history
+            assert view.services is w.services and view.history is w.history
             view.set_profiles([w.store.active, w.store.get("other model")])
             view.question.setText("What is the trend?")
             await view.ask()
@@ -45,10 +44,9 @@ def test_compare_from_the_window_uses_its_inputs_and_lands_in_its_history(make_w
     assert titles == [entry.title] and titles[0].startswith("Compare ")
     # Reopening the entry from the history reopens the whole comparison.
     view.new_comparison()
-    assert compare_view.reopen_if_comparison(w, entry.id)
+    w.reopen_conversation(entry.id)
     assert view.comparison.comparison_id == entry.comparison_id
     assert all("What is the trend?" in p.answer.markdown for p in view.panes)
-    assert not compare_view.reopen_if_comparison(w, 10_000)
     w.close()
     assert not view.isVisible()  # closed with the main window
 
@@ -59,9 +57,10 @@ def test_batch_from_the_window_offers_its_profiles_and_closes_with_it(make_windo
         assert w.batch_action in w.tools_menu.actions()
         w.batch_action.trigger()  # Tools > Batch…
         dialog = w.batch_view
-        assert batch_view.show_for_window(w) is dialog
+        w.batch_action.trigger()
+        assert w.batch_view is dialog
         assert dialog.isVisible() and not dialog.isModal()
-        assert dialog.pool is w.clients
+        assert dialog.services is w.services
         names = [dialog.profile.itemText(i) for i in range(dialog.profile.count())]
         assert w.store.active.name in names
         w.close()

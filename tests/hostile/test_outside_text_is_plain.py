@@ -159,13 +159,13 @@ def test_every_window_shows_outside_text_as_text(server, make_window, run, tmp_p
 
         # A comparison and a batch against the server, under a profile named with markup.
         w.store.add(Profile(name=HOSTILE_TEXT, api_base=base, model=HOSTILE_TEXT, max_tokens=8))
-        compare = CompareView(w.store, pool=w.clients)
+        compare = CompareView(w.store, w.services)
         extra.append(compare)
         profile = w.store.get(HOSTILE_TEXT)
         compare.set_profiles([profile, profile])
         compare.question.setText("What is it?")
         await compare.ask()
-        batch = BatchView(w.store, pool=w.clients, store=BatchStore(tmp_path / "b.sqlite3"))
+        batch = BatchView(w.store, w.services, store=BatchStore(tmp_path / "b.sqlite3"))
         extra.append(batch)
         batch.profile.setCurrentIndex(batch.profile.findData(profile.id))
         batch.add_sources([png])

@@ -57,4 +57,7 @@ def test_notebook_figures_go_with_their_cells_code(tmp_path):
         _args(str(tmp_path / "nb.ipynb"), "--context", "growth curves"), Profile()
     )
     assert [f.sent_size for f in inputs.figures] == [(40, 30)]
-    assert inputs.context.startswith("growth curves\n\n") and "ax.plot(t, od600)" in inputs.context
+    # The cell's code goes with the figure, after the context given.
+    text = inputs.message("", inputs.pending())["content"][-1]["text"]
+    assert "Context: growth curves\n\nThe figure was drawn by cell 1" in text
+    assert "ax.plot(t, od600)" in text

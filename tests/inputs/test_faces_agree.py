@@ -222,16 +222,16 @@ def test_the_window_sends_what_interpret_sends(make_window, run, files, capsys):
 
             # A two-sheet workbook: the sheet chooser picks Temps.
             w.open_paths([book])
-            await wait_until(lambda: w.table is not None and w.table_summary, message="book")
+            await wait_until(lambda: w.outbox.table is not None and w.outbox.table_summary, message="book")
             combo = w.inputs.table.sheet_combo
             combo.activated.emit(combo.findText("Temps"))
-            await wait_until(lambda: w.table.sheet == "Temps" and "celsius" in w.table_summary)
+            await wait_until(lambda: w.outbox.table.sheet == "Temps" and "celsius" in w.outbox.table_summary)
             assert await window_asks() == await interpret(str(book), "--sheet", "Temps")
 
             # A folder's files, opened together.
             w.open_paths(sorted(folder.iterdir()))
             await wait_until(
-                lambda: w.inputs.figures.count() == 1 and w.table_summary, message="folder"
+                lambda: w.inputs.figures.count() == 1 and w.outbox.table_summary, message="folder"
             )
             assert await window_asks() == await interpret(str(folder))
 

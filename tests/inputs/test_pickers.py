@@ -152,8 +152,7 @@ def test_show_picker_for_wires_pdfs_and_notebooks_to_callbacks(qtbot, tmp_path, 
         spawn=spawn,
         run_cpu=run_cpu,
         long_side=lambda: 300,
-        add_figures=figures.extend,
-        add_context=contexts.append,
+        add_figure=lambda fig, code: (figures.append(fig), code and contexts.append(code)),
         on_error=errors.append,
     )
     assert show_picker_for(object(), **kw) is None

@@ -31,17 +31,17 @@ def test_window_sheet_chooser_banner_and_pdf_picker(make_window, run, tmp_path):
 
     async def scenario():
         w.open_paths([book])
-        await wait_until(lambda: w.table is not None, message="workbook loaded")
-        assert w.table.sheet == "Growth"  # the first sheet with data
+        await wait_until(lambda: w.outbox.table is not None, message="workbook loaded")
+        assert w.outbox.table.sheet == "Growth"  # the first sheet with data
         combo = w.inputs.table.sheet_combo
         assert [combo.itemText(i) for i in range(combo.count())] == ["Empty", "Growth", "Temps"]
         combo.activated.emit(2)
-        await wait_until(lambda: w.table.sheet == "Temps", message="second sheet loaded")
+        await wait_until(lambda: w.outbox.table.sheet == "Temps", message="second sheet loaded")
         # The table shows as soon as it is read; its summary follows from the worker.
-        await wait_until(lambda: "temp" in w.table_summary, message="its summary")
+        await wait_until(lambda: "temp" in w.outbox.table_summary, message="its summary")
 
         w.open_paths([dated])
-        await wait_until(lambda: w.table.name == "dated.csv", message="dated csv")
+        await wait_until(lambda: w.outbox.table.name == "dated.csv", message="dated csv")
         assert not w.banner.isVisible()  # "read as dates" is a note, not a warning
         w.open_paths([ragged])
         await wait_until(lambda: w.banner.isVisible(), message="banner for skipped rows")

@@ -565,6 +565,7 @@ def lists_surface(run: Run):
     def example(sequence):
         import random
 
+        from kanoa_desktop.core.ask.services import Services
         from kanoa_desktop.core.config.profiles import ProfileStore
         from kanoa_desktop.core.endpoint.pool import ClientPool
 
@@ -574,7 +575,7 @@ def lists_surface(run: Run):
         fleet_holder = QWidget()
         fleet = [_Table("fleetTable", [("a", "A")])]
         fleet[0].setParent(fleet_holder)
-        compare = CompareView(ProfileStore(run.tmp / "profiles.json"), pool=ClientPool())
+        compare = CompareView(ProfileStore(run.tmp / "profiles.json"), Services(ClientPool()))
         kb = KnowledgeBasePanel(watch=False)
         widgets = [sources, fleet_holder, compare, kb]
         for w in widgets:

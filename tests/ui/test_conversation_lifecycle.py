@@ -79,9 +79,10 @@ def test_leaving_a_conversation_mid_answer_records_it_and_leaves_a_clean_view(
             assert "Tell me everything." not in w.answer.toPlainText()
         else:
             assert w.answer.toPlainText() == ""
-            # What the user typed meanwhile is still there (reopen restores its own).
-            assert w.inputs.context.toPlainText() == "typed while it streamed"
-        assert w.status.state.text() not in ("Stopped", "Error")
+        # A new conversation starts empty: the old one's context is not sent with the next
+        # question (reopen shows the reopened one's, none here).
+        assert w.inputs.context.toPlainText() == "" and w.outbox.context == ""
+        assert not w.status.state.text().startswith(("Stopped", "Error"))
 
 
 @pytest.mark.parametrize("field", ["question", "context", "focus"])
@@ -162,12 +163,18 @@ def test_the_profile_system_prompt_is_what_the_box_starts_from_and_what_is_sent(
         }
 
 
-def test_images_per_prompt_is_enforced_with_a_clear_message(make_window, run, sample_png):
+def test_images_per_prompt_is_enforced_with_a_clear_message(
+    make_window, run, sample_png, tmp_path
+):
+    from PIL import Image
+
+    other = tmp_path / "other.png"
+    Image.new("RGB", (64, 48), "navy").save(other)
     with VLLMTestServer() as server:
         w = make_window(server.api_base, "qwen2.5-vl-7b", max_images=1)
 
         async def scenario():
-            w.open_paths([sample_png, sample_png])
+            w.open_paths([sample_png, sample_png, other])  # the same image once
             await wait_until(lambda: w.inputs.figures.count() == 2)
             w.interpret()
             await wait_until(lambda: not w.streaming and w.banner.isVisible(), 20)

@@ -58,7 +58,7 @@ def test_drop_a_png_and_interpret_against_the_real_multimodal_server(
     run(scenario(), timeout=200)
     assert not w.banner.isVisible(), w.banner.message.text()
     assert w.conversation.turns[-1].finish_reason in ("stop", "length")
-    assert w.status.state.text() == "Done"
+    assert w.status.state.text() in ("Finished", "Cut at max tokens")
     tokens = w.status.tokens.text()
     assert not tokens.startswith("~")  # llama.cpp's own usage
     assert "of 4,096 tokens" in w.status.context.toolTip()

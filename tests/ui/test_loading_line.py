@@ -25,9 +25,10 @@ def _loader(delay_s: float) -> tuple[InputLoader, list[str], list]:
 def test_a_quick_load_says_nothing_and_a_slow_one_says_it_and_takes_it_back(
     run, sample_csv, monkeypatch
 ):
-    from kanoa_desktop.core.ask.interpret import load_input, summarise
+    from kanoa_desktop.core.ask.interpret import load_input
+    from kanoa_desktop.core.inputs.plan import table_summary
 
-    summarise(load_input(sample_csv))  # warm: pandas imported, so "quick" is quick
+    table_summary(load_input(sample_csv))  # warm: pandas imported, so "quick" is quick
     monkeypatch.setattr(input_loader, "LOADING_DELAY_MS", 1000)
     quick, quick_said, quick_tasks = _loader(0.0)
     slow, slow_said, slow_tasks = _loader(0.8)

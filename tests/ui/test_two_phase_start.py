@@ -119,10 +119,10 @@ def test_a_table_dropped_before_the_second_phase_loads(make_window, run, sample_
     w.open_paths([sample_csv])
 
     async def loaded():
-        await wait_until(lambda: bool(w.table_summary), 60, "the table and its summary")
+        await wait_until(lambda: bool(w.outbox.table_summary), 60, "the table and its summary")
 
     run(loaded(), timeout=90)
-    assert w.table.name == sample_csv.name and w.table_summary
+    assert w.outbox.table.name == sample_csv.name and w.outbox.table_summary
     assert w.runner.conversation.turns == [] and not w.streaming
     # Built on first use if the second phase has not reached it yet (read it first: the
     # dock holds a placeholder until then), and then it is what the dock shows.

@@ -119,7 +119,7 @@ def test_quick_plot_of_a_table_goes_with_the_question(make_window, run, sample_c
 
         async def load():
             w.open_paths([sample_csv])
-            await wait_until(lambda: w.table is not None)
+            await wait_until(lambda: w.outbox.table is not None)
 
         run(load())
         w.inputs.table.x_combo.setCurrentText("day")
@@ -296,4 +296,4 @@ def test_a_2_gb_csv_is_refused_with_a_clear_message_without_reading_it(make_wind
     w.open_paths([big])
     run(wait_until(lambda: w.banner.isVisible(), 10, "banner"))
     assert "huge.csv" in w.banner.message.text() and w.banner.hint.text()
-    assert w.table is None and w.isEnabled()
+    assert w.outbox.table is None and w.isEnabled()

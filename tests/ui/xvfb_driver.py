@@ -152,7 +152,7 @@ async def main(api_base: str, csv: Path, png: Path, out: Path) -> dict:
         await asyncio.sleep(0.3)
 
         w.open_paths([csv, png])
-        await until(lambda: w.table is not None, 30, "the CSV")
+        await until(lambda: w.outbox.table is not None, 30, "the CSV")
         await until(lambda: len(w.inputs.figures.figures()) >= 1, 30, "the figure")
         await asyncio.sleep(1.0)  # layouts settle; a growing window would have grown now
         result["size_after_load"] = size(w)

@@ -3,9 +3,10 @@
 A :class:`Comparison` holds 2 to 4 panes, each one
 :class:`~kanoa_desktop.core.ask.pipeline.ConversationRunner` over its own profile (or the
 same server with another model, :func:`profiles_for_models`), all sharing one
-:class:`~kanoa_desktop.core.endpoint.pool.ClientPool`. :meth:`Comparison.ask` sends the same
-:class:`~kanoa_desktop.core.ask.interpret.Inputs` to every pane concurrently; a follow-up
-goes to every pane too, each continuing its own conversation. One pane or all can be
+:class:`~kanoa_desktop.core.ask.services.Services`. :meth:`Comparison.ask` sends the same
+question, with what the comparison's :class:`~kanoa_desktop.core.ask.outbox.Outbox` holds,
+to every pane concurrently (each pane starts from a copy of it); a follow-up goes to every
+pane too, each continuing its own conversation. One pane or all can be
 stopped; a stopped pane ends (and is recorded) with its partial answer like any turn.
 
 Events: every pane's runner events reach the listener unchanged (``ev.runner`` says which
@@ -31,12 +32,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from kanoa_desktop.core.ask.interpret import Inputs
-from kanoa_desktop.core.ask.pipeline import AskEvent, ConversationRunner, TurnEnded
+from kanoa_desktop.core.ask.outbox import Outbox
+from kanoa_desktop.core.ask.pipeline import AskEvent, ConversationRunner, TurnEnded, reopened
+from kanoa_desktop.core.ask.services import Services
 from kanoa_desktop.core.config.pricing import format_cost
 from kanoa_desktop.core.config.profiles import Profile
 from kanoa_desktop.core.endpoint.errors import KanoaError
-from kanoa_desktop.core.endpoint.pool import ClientPool
+from kanoa_desktop.core.history.endings import label as ending_label
 from kanoa_desktop.core.reports.document import Table
 from kanoa_desktop.core.reports.writer import block_markdown
 
@@ -77,12 +79,8 @@ class PaneResult:
 
     @property
     def finish(self) -> str:
-        """The finish reason as the table shows it (the state when it did not finish)."""
-        if self.state == "done":
-            return self.finish_reason or "stop"
-        if self.state == "error":
-            return "error: " + self.error if self.error else "error"
-        return self.state
+        """How the answer ended, in :mod:`~kanoa_desktop.core.history.endings`' words."""
+        return ending_label(self.state, self.finish_reason, self.error)
 
 
 TABLE_HEADERS = (
@@ -107,7 +105,7 @@ def table_cells(rows: Sequence[PaneResult]) -> list[list[str]]:
                 f"{r.ttft_s:.2f} s" if r.ttft_s is not None else "–",
                 f"{r.tokens_per_s:,.1f}" if r.tokens_per_s else "–",
                 f"{est}{r.output_tokens:,}" if r.output_tokens is not None else "–",
-                format_cost(r.cost) if r.cost is not None else "–",
+                format_cost(r.cost, r.estimated) if r.cost is not None else "–",
                 f"{r.energy_wh:.3f} Wh" if r.energy_wh is not None else "–",
                 r.finish,
             ]
@@ -135,9 +133,10 @@ def stored_results(panes: Sequence[Any], labels: Sequence[str] | None = None) ->
     (a pane with fewer questions has none for the later ones). ``panes`` are
     StoredConversation objects in pane order."""
     by_question: list[list[PaneResult]] = []
+    labels = labels or pane_labels(profiles_for_stored(panes))
     for i, conv in enumerate(panes):
         turns = [t for t in conv.turns if t.finish_reason != "retried"]
-        label = labels[i] if labels else (conv.profile_name or conv.model)
+        label = labels[i]
         for q, t in enumerate(turns):
             while len(by_question) <= q:
                 by_question.append([])
@@ -180,7 +179,7 @@ CompareEvent = AskEvent | ComparisonEnded
 # ---------------------------------------------------------------- profiles
 
 
-def pane_labels(profiles: Sequence[Profile]) -> list[str]:
+def pane_labels(profiles: Sequence[Any]) -> list[str]:
     """What to call each pane: the profile's name, with the model when names repeat."""
     names = [p.name for p in profiles]
     out = []
@@ -197,11 +196,12 @@ def profiles_for_models(profile: Profile, models: Sequence[str]) -> list[Profile
     return [dataclasses.replace(profile, model=m) for m in models]
 
 
-def profiles_for_stored(stored: Any, store: Any = None) -> list[Profile]:
-    """The profiles to continue a stored comparison with: each pane's profile by name from
-    ``store`` (a ProfileStore) with the pane's model, else one made from its endpoint."""
+def profiles_for_stored(panes: Sequence[Any], store: Any = None) -> list[Profile]:
+    """The profiles a stored comparison's panes (StoredConversation objects) were asked
+    with, to show and continue it: each pane's profile by name from ``store`` (a
+    ProfileStore) with the pane's model, else one made from its endpoint."""
     out = []
-    for conv in stored.panes:
+    for conv in panes:
         known = store.get(conv.profile_name) if store is not None and conv.profile_name else None
         if known is not None:
             out.append(dataclasses.replace(known, model=conv.model or known.model))
@@ -247,15 +247,15 @@ class _PaneHistory:
         return getattr(self._comparison.history, name)
 
 
-def _subject(inputs: Inputs) -> str:
-    names = [f.name for f in inputs.figures]
-    if inputs.table is not None:
-        names.append(inputs.table.name)
-    question = " ".join(inputs.question.split())
+def _subject(outbox: Outbox, question: str) -> str:
+    names = [f.name for f in outbox.figures]
+    if outbox.table is not None:
+        names.append(outbox.table.name)
+    question = " ".join(question.split())
     if question and question.rstrip(".?! ").lower() not in ("interpret", ""):
         return question
     subject = ", ".join(names) or question or "Interpret"
-    focus = " ".join(inputs.focus.split())
+    focus = " ".join(outbox.focus.split())
     return f"{subject}: {focus}" if focus and names else subject
 
 
@@ -275,31 +275,27 @@ class Pane:
 
 
 class Comparison:
-    """2 to 4 runners asked the same inputs concurrently; see the module docstring.
+    """2 to 4 runners asked the same question concurrently; see the module docstring.
 
-    Keyword arguments are those of :class:`ConversationRunner` and go to every pane;
-    ``history`` is a :class:`~kanoa_desktop.core.history.store.HistoryStore` (or None).
+    ``services`` are every pane's (``services.history`` a
+    :class:`~kanoa_desktop.core.history.store.HistoryStore`, or None); ``outbox`` what the
+    first question carries; ``stored`` a comparison from the history, continued.
     """
 
     def __init__(
         self,
         profiles: Sequence[Profile],
+        services: Services,
         *,
-        pool: ClientPool,
         listener: Callable[[CompareEvent], None] | None = None,
-        history: Any = None,
-        knowledge_base: Callable[[], Any] | None = None,
-        vision: Any = None,
-        kanoa_pricing: Any = None,
-        energy: Any = None,
-        costs: Any = None,
-        run_cpu: Any = None,
+        outbox: Outbox | None = None,
         system_prompt: str | None = None,
         stored: Any = None,
     ) -> None:
         check_profiles(profiles)
-        self.pool = pool
-        self.history = history
+        self.services = services
+        self.history = services.history
+        self.outbox = outbox or Outbox()
         self.listeners: list[Callable[[CompareEvent], None]] = [listener] if listener else []
         self.comparison_id: int | None = stored.id if stored is not None else None
         self.title = stored.title if stored is not None else ""
@@ -307,26 +303,21 @@ class Comparison:
         self._task: asyncio.Task | None = None
         self.panes: list[Pane] = []
         for i, (profile, label) in enumerate(zip(profiles, pane_labels(profiles), strict=True)):
-            restored = {}
+            restored: dict[str, Any] = dict(outbox=self.outbox.copy())
             if stored is not None and i < len(stored.panes):
                 # A reopened comparison: follow-ups continue each pane's conversation.
                 conv = stored.panes[i]
-                restored = dict(conversation=conv.conversation(), conversation_id=conv.id)
+                conversation, outbox = reopened(conv)
+                restored = dict(conversation=conversation, conversation_id=conv.id, outbox=outbox)
+            pane_history = _PaneHistory(self, i) if self.history is not None else None
             runner = ConversationRunner(
                 profile,
-                pool=pool,
+                services.replace(history=pane_history),
                 listener=self._emit,
-                history=_PaneHistory(self, i) if history is not None else None,
-                knowledge_base=knowledge_base,
-                vision=vision,
-                kanoa_pricing=kanoa_pricing,
-                energy=energy,
-                costs=costs,
-                run_cpu=run_cpu,
                 system_prompt=system_prompt,
                 **restored,
             )
-            if restored:
+            if stored is not None and i < len(stored.panes):
                 runner.model = stored.panes[i].model or runner.model
             self.panes.append(Pane(i, label, runner))
 
@@ -361,40 +352,41 @@ class Comparison:
             self._task is not None and not self._task.done()
         )
 
-    async def ask(self, inputs: Inputs) -> list[TurnEnded]:
-        """Ask every pane ``inputs`` at once (a follow-up after the first round); returns
-        each pane's TurnEnded in pane order. Never raises for a failed pane."""
+    async def ask(self, question: str = "") -> list[TurnEnded]:
+        """Ask every pane ``question`` at once (with the outbox's inputs the first time, a
+        follow-up after); returns each pane's TurnEnded in pane order. Never raises for a
+        failed pane."""
         if any(p.runner.busy for p in self.panes):
             raise RuntimeError("the comparison is still answering")
         if not self.title:
-            self.title = self._title(inputs)
+            self.title = self._title(question)
         self.rounds += 1
-        ended = await asyncio.gather(*(p.runner.ask(inputs) for p in self.panes))
+        ended = await asyncio.gather(*(p.runner.ask(question) for p in self.panes))
         for pane, end in zip(self.panes, ended, strict=True):
             pane.ended = end
         self._emit(ComparisonEnded(self, self.results(), list(ended)))
         return list(ended)
 
-    def start(self, inputs: Inputs) -> asyncio.Task:
+    def start(self, question: str = "") -> asyncio.Task:
         """Run :meth:`ask` as a task (the window's way)."""
         if self.busy:
             raise RuntimeError("the comparison is still answering")
-        self._task = asyncio.ensure_future(self.ask(inputs))
+        self._task = asyncio.ensure_future(self.ask(question))
         return self._task
 
-    def stop(self, pane: int, note: str = "Stopped by you.") -> None:
+    def stop(self, pane: int, why: str = "") -> None:
         """Stop one pane; it ends with its partial answer, the others go on."""
-        self.panes[pane].runner.stop(note)
+        self.panes[pane].runner.stop(why)
 
-    def stop_all(self, note: str = "Stopped by you.") -> None:
+    def stop_all(self, why: str = "") -> None:
         for pane in self.panes:
-            pane.runner.stop(note)
+            pane.runner.stop(why)
 
-    async def stop_and_wait(self, note: str = "Stopped by you.") -> None:
+    async def stop_and_wait(self, why: str = "") -> None:
         """Stop every pane and wait until every turn has ended (and been recorded)."""
         task = self._task
-        self.stop_all(note)
-        await asyncio.gather(*(p.runner.stop_and_wait(note) for p in self.panes))
+        self.stop_all(why)
+        await asyncio.gather(*(p.runner.stop_and_wait(why) for p in self.panes))
         if task is not None:
             await asyncio.gather(task, return_exceptions=True)
 
@@ -408,6 +400,7 @@ class Comparison:
             if end is None:
                 continue
             stats = end.stats
+            counted = stats if stats is not None and stats.served else None  # as recorded
             runner = pane.runner
             rows.append(
                 PaneResult(
@@ -419,9 +412,9 @@ class Comparison:
                     finish_reason=end.finish_reason,
                     ttft_s=stats.ttft_s if stats else None,
                     tokens_per_s=stats.tokens_per_s() if stats else None,
-                    prompt_tokens=stats.prompt_tokens if stats else None,
-                    output_tokens=stats.output_tokens if stats else None,
-                    estimated=stats.estimated if stats else False,
+                    prompt_tokens=counted.prompt_tokens if counted else None,
+                    output_tokens=counted.output_tokens if counted else None,
+                    estimated=bool(counted and counted.estimated),
                     cost=end.cost if stats else None,
                     energy_wh=end.energy_wh,
                     error=end.error.title if end.error else "",
@@ -434,8 +427,8 @@ class Comparison:
 
     # -- history ---------------------------------------------------------------------------
 
-    def _title(self, inputs: Inputs) -> str:
-        title = f"Compare {' vs '.join(p.label for p in self.panes)}: {_subject(inputs)}"
+    def _title(self, question: str) -> str:
+        title = f"Compare {' vs '.join(p.label for p in self.panes)}: {_subject(self.outbox, question)}"
         return title if len(title) <= TITLE_LENGTH else title[: TITLE_LENGTH - 1] + "…"
 
     def _comparison_id_for(self, begin_kw: dict[str, Any]) -> int:

@@ -10,7 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from kanoa_desktop.core.ask.compare import comparison_table, stored_results
+from kanoa_desktop.core.ask.compare import (
+    comparison_table,
+    pane_labels,
+    profiles_for_stored,
+    stored_results,
+)
 from kanoa_desktop.core.history.export import (
     ExportError,
     export_path,
@@ -24,12 +29,10 @@ from kanoa_desktop.core.reports.writer import to_markdown, write
 
 
 def _comparison_parts(cmp: Any) -> tuple[list[str], list[list], list[Any]]:
-    """Pane labels, the table rows per question, and the first pane (for the inputs)."""
-    labels = []
-    for conv in cmp.panes:
-        label = conv.profile_name or conv.model or "pane"
-        labels.append(label if labels.count(label) == 0 else f"{label} · {conv.model}")
-    return labels, stored_results(cmp.panes, labels), cmp.panes[0]
+    """Pane labels (from the profiles the panes were asked with), the table rows per
+    question, and the first pane (for the inputs)."""
+    labels = pane_labels(profiles_for_stored(cmp.panes))
+    return labels, stored_results(cmp.panes), cmp.panes[0]
 
 
 def _pane_turns(conv: StoredConversation) -> list[Any]:

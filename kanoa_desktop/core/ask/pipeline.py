@@ -21,9 +21,12 @@ and the turn is recorded in history with them. ``Asked`` and everything after it
 once a request was built; a turn that fails before (no server, no model) ends with
 ``TurnEnded(state="error")`` and records nothing.
 
-Several runners can run concurrently on one loop (a comparison's panes, a batch's workers);
-they share a :class:`~kanoa_desktop.core.endpoint.pool.ClientPool`. The window, the command
-line, a comparison and a batch all use this class; none of them re-implements a step.
+What the question carries comes from the runner's
+:class:`~kanoa_desktop.core.ask.outbox.Outbox` (the conversation's figures, table, context,
+focus); its collaborators from one :class:`~kanoa_desktop.core.ask.services.Services`.
+Several runners can run concurrently on one loop (a comparison's panes, a batch's workers)
+on one Services. The window, the command line, a comparison and a batch all use this class;
+none of them re-implements a step.
 """
 
 from __future__ import annotations
@@ -33,17 +36,18 @@ import contextlib
 import logging
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-from kanoa_desktop.core.ask.interpret import GenerationParams, Inputs, build_turn
+from kanoa_desktop.core.ask.outbox import Carried, Outbox
 from kanoa_desktop.core.ask.prompts import DEFAULT_SYSTEM_PROMPT
+from kanoa_desktop.core.ask.services import Services
 from kanoa_desktop.core.config.logs import report_hint
-from kanoa_desktop.core.config.pricing import CostTracker, KanoaPricing, Prices, prices_for
+from kanoa_desktop.core.config.pricing import Prices, prices_for
 from kanoa_desktop.core.config.profiles import Profile, vision_block_reason
 from kanoa_desktop.core.endpoint import errors as E
-from kanoa_desktop.core.endpoint.chat import Conversation, Turn
+from kanoa_desktop.core.endpoint.chat import ChatRequest, Conversation, Turn
 from kanoa_desktop.core.endpoint.events import (
     Finished,
     FirstToken,
@@ -51,8 +55,8 @@ from kanoa_desktop.core.endpoint.events import (
     RequestSent,
     TextDelta,
 )
-from kanoa_desktop.core.endpoint.pool import ClientPool
 from kanoa_desktop.core.endpoint.stats import StreamStats
+from kanoa_desktop.core.history import endings
 from kanoa_desktop.core.tokens import TOKENS_PER_IMAGE, estimate_message_tokens
 
 if TYPE_CHECKING:  # the client (httpx) loads with the first request
@@ -146,7 +150,7 @@ class TurnEnded:
     answer: str
     reasoning: str
     stats: StreamStats | None
-    note: str = ""  # a line the view appends under the answer ("Stopped by you.")
+    note: str = ""  # the line under the answer (core.history.endings.note)
     error: E.KanoaError | None = None
     can_retry: bool = False
     energy_wh: float | None = None
@@ -167,71 +171,10 @@ AskEvent = (
 )
 
 
-# ---------------------------------------------------------------- collaborators
-
-
-class EnergySpans(Protocol):
-    """Marks a GPU energy span around an answer (the GPU panel's poller, or none)."""
-
-    def begin(self) -> Any: ...
-
-    def end(self, handle: Any) -> float | None:  # watt-hours, None when unknown
-        ...
-
-
-class VisionCache(Protocol):
-    """Remembers which models refused images (the profile store)."""
-
-    def cached_vision(self, api_base: str, model: str) -> bool | None: ...
-
-    def remember_vision(self, api_base: str, model: str, supported: bool) -> None: ...
-
-
-class _NoVisionCache:
-    def __init__(self) -> None:
-        self._seen: dict[tuple[str, str], bool] = {}
-
-    def cached_vision(self, api_base: str, model: str) -> bool | None:
-        return self._seen.get((api_base, model))
-
-    def remember_vision(self, api_base: str, model: str, supported: bool) -> None:
-        self._seen[(api_base, model)] = supported
-
-
-CpuRunner = Callable[[Callable[[], Any]], Awaitable[Any]]
-
-
-async def _to_thread(fn: Callable[[], Any]) -> Any:
-    return await asyncio.to_thread(fn)
-
-
-def asked_markdown(inputs: Inputs, first: bool, images_blocked: str | None) -> str:
-    """What the user asked, for the view and history: never the prompt that was sent."""
-    bits = [inputs.question.strip() or ("Interpret." if first else "Go on.")]
-    if first:
-        if inputs.figures:
-            names = ", ".join(f.name for f in inputs.figures)
-            sent = "not sent: text-only model" if images_blocked else "sent"
-            bits.append(f"Figures ({sent}): {names}")
-        if inputs.table is not None:
-            t = inputs.table
-            bits.append(f"Table: {t.name} ({t.rows:,} rows × {t.columns} columns)")
-        if inputs.context.strip():
-            bits.append(f"Context: {inputs.context.strip()}")
-    if inputs.focus.strip():
-        bits.append(f"Focus: {inputs.focus.strip()}")
-    return "\n\n".join(bits)
-
-
-def quote(text: str) -> str:
-    """``text`` as a Markdown block quote."""
-    return "\n".join(f"> {line}" if line else ">" for line in text.strip().splitlines())
-
-
 def you_markdown(asked: str, index: int | None = None) -> str:
-    """The user's side of a turn as shown in the answer view and exports."""
-    label = f"**You** ({index})" if index else "**You**"
-    return f"{label}\n\n{quote(asked)}\n\n"
+    """The user's side of a turn as the answer views show it: what was asked, quoted."""
+    quoted = "\n".join(f"> {line}" if line else ">" for line in asked.strip().splitlines())
+    return f"**You**{f' ({index})' if index else ''}\n\n{quoted}\n\n"
 
 
 def conversation_markdown(conversation: Conversation) -> str:
@@ -241,32 +184,18 @@ def conversation_markdown(conversation: Conversation) -> str:
     parts = []
     for i, turn in enumerate(conversation.turns):
         asked = turn.asked or question_text(turn.user)
-        parts.append(f"{you_markdown(asked, i + 1)}{turn.assistant}\n\n---\n\n")
+        note = f"\n\n*{turn.note}*" if turn.note else ""
+        parts.append(f"{you_markdown(asked, i + 1)}{turn.assistant}{note}\n\n---\n\n")
     return "".join(parts)
 
 
-def asked_from_stored(conv: Any) -> list[str]:
-    """What the user asked in each turn of a stored conversation (the reopened view), in
-    the order of ``conv.conversation().turns``: never the prompt that was sent."""
-    out: list[str] = []
-    first = True
-    for t in conv.turns:
-        if t.finish_reason == "retried":
-            continue
-        bits = [t.question or ("Interpret." if first else "Go on.")]
-        if first:
-            names = ", ".join(f.name for f in conv.figures if getattr(f, "name", ""))
-            if names:
-                bits.append(f"Figures: {names}")
-            if conv.table_name:
-                bits.append(f"Table: {conv.table_name}")
-            if conv.context.strip():
-                bits.append(f"Context: {conv.context.strip()}")
-            if conv.focus.strip():
-                bits.append(f"Focus: {conv.focus.strip()}")
-        out.append("\n\n".join(bits))
-        first = False
-    return out
+def reopened(conv: Any) -> tuple[Conversation, Outbox]:
+    """A stored conversation (``HistoryStore.load_conversation``) to show and continue: its
+    messages, each turn with what was asked and how it ended, and its outbox."""
+    conversation, outbox = conv.conversation(), Outbox.restored(conv)
+    for turn, asked in zip(conversation.turns, outbox.asked_texts(), strict=False):
+        turn.asked = asked
+    return conversation, outbox
 
 
 def as_error(exc: BaseException) -> Any:
@@ -292,7 +221,8 @@ def internal_error(exc: BaseException) -> E.KanoaError:
 class _TurnState:
     """Everything one turn accumulates; read by the ``finally`` that ends it."""
 
-    inputs: Inputs
+    question: str
+    carried: Carried = Carried()
     model: str = ""
     prices: Prices | None = None
     turn: Turn | None = None
@@ -303,45 +233,32 @@ class _TurnState:
     text: list[str] = field(default_factory=list)
     reasoning: list[str] = field(default_factory=list)
     notices: tuple = ()  # Finished.notices: e.g. the server ignored max_tokens
-    started: float = field(default_factory=time.monotonic)
 
 
 class ConversationRunner:
     """Runs the questions of one conversation; see the module docstring for the events.
 
-    ``profile`` may be replaced between questions (:attr:`profile`); ``history`` None records
-    nothing; ``knowledge_base`` returns the knowledge base to ground in (or None);
-    ``run_cpu`` runs blocking work off the loop's thread (default: a thread).
+    ``profile`` may be replaced between questions (:attr:`profile`); ``outbox`` holds what
+    the conversation sends (a new, empty one by default); ``services`` its collaborators.
     """
 
     def __init__(
         self,
         profile: Profile,
+        services: Services,
         *,
-        pool: ClientPool,
         listener: Callable[[AskEvent], None] | None = None,
-        history: Any = None,
-        knowledge_base: Callable[[], Any] | None = None,
-        vision: VisionCache | None = None,
-        kanoa_pricing: KanoaPricing | None = None,
-        energy: EnergySpans | None = None,
-        costs: CostTracker | None = None,
-        run_cpu: CpuRunner | None = None,
+        outbox: Outbox | None = None,
         system_prompt: str | None = None,
         conversation: Conversation | None = None,
         conversation_id: int | None = None,
         table_budget: int | None = None,
     ) -> None:
         self.profile = profile
-        self.pool = pool
+        self.services = services
+        self.pool = services.pool
         self.listeners: list[Callable[[AskEvent], None]] = [listener] if listener else []
-        self.history = history
-        self.knowledge_base = knowledge_base or (lambda: None)
-        self.vision = vision or _NoVisionCache()
-        self.kanoa_pricing = kanoa_pricing
-        self.energy = energy
-        self.costs = costs if costs is not None else CostTracker()
-        self.run_cpu = run_cpu or _to_thread
+        self.outbox = outbox if outbox is not None else Outbox()
         self.conversation = conversation or Conversation(
             system_prompt=system_prompt or profile.system_prompt or DEFAULT_SYSTEM_PROMPT
         )
@@ -353,13 +270,12 @@ class ConversationRunner:
         self.model = profile.model
         self.model_info: ModelInfo | None = None
         self.stats: StreamStats | None = None
-        self.last_request: dict[str, Any] | None = None
-        self.last_inputs: Inputs | None = None
+        self.last_request: dict[str, Any] | None = None  # the body exactly as sent
+        self.last_question: str | None = None
         self.last_turn_id: int | None = None
         self.last_error: E.KanoaError | None = None
-        self.turns_asked: list[str] = []  # what the user asked, per turn (for the view)
         self._task: asyncio.Task | None = None
-        self._stop_note = "Stopped by you."
+        self._stop_why = ""
         self._stop_requested = False
         self._active = False
 
@@ -390,51 +306,52 @@ class ConversationRunner:
         """True from :meth:`start` (or the start of :meth:`ask`) until the turn ended."""
         return self._active or (self._task is not None and not self._task.done())
 
-    def start(self, inputs: Inputs, *, retry: bool = False) -> asyncio.Task:
+    def start(self, question: str = "", *, retry: bool = False) -> asyncio.Task:
         """Run :meth:`ask` (or :meth:`retry`) as a task on the running loop (the window's
         way); :attr:`busy` is true from this call on."""
         if self.busy:
             raise RuntimeError("a question is already running in this conversation")
-        self._task = asyncio.ensure_future(self.retry() if retry else self.ask(inputs))
+        self._task = asyncio.ensure_future(self.retry() if retry else self.ask(question))
         return self._task
 
-    def stop(self, note: str = "Stopped by you.") -> None:
-        """Cancel the running question; it ends (and is recorded) with its partial text."""
+    def stop(self, why: str = "") -> None:
+        """Cancel the running question; it ends (and is recorded) with its partial text,
+        "Stopped by you", with ``why`` ("you started a new conversation") in its note."""
         if self._task is not None and not self._task.done():
-            self._stop_note = note
+            self._stop_why = why
             self._stop_requested = True
             self._task.cancel()
 
-    async def stop_and_wait(self, note: str = "Stopped by you.") -> None:
+    async def stop_and_wait(self, why: str = "") -> None:
         task = self._task
-        self.stop(note)
+        self.stop(why)
         if task is not None:
             await asyncio.gather(task, return_exceptions=True)
 
     def can_retry(self) -> bool:
         return (
             not self.busy
-            and self.last_inputs is not None
+            and self.last_question is not None
             and not isinstance(self.last_error, E.AuthFailed)
         )
 
     def drop_failed_turn(self) -> bool:
         """Before a retry: take the failed last turn out of the conversation (and mark it
-        retried in history, where it stays on record). True when a turn was dropped."""
+        retried in history, where it stays on record); what it carried waits again. True
+        when a turn was dropped."""
         turns = self.conversation.turns
         if not turns or turns[-1].finish_reason != "error":
             return False
+        self.outbox.unmark(len(turns))
         turns.pop()
-        if self.turns_asked:
-            self.turns_asked.pop()
-        if self.history is not None and self.last_turn_id is not None:
+        if self.services.history is not None and self.last_turn_id is not None:
             with contextlib.suppress(sqlite3.Error):
-                self.history.mark_retried(self.last_turn_id)
+                self.services.history.mark_retried(self.last_turn_id)
         return True
 
     async def retry(self) -> TurnEnded:
         """Ask the last question again, without its failed turn; honours Retry-After."""
-        if self.last_inputs is None:
+        if self.last_question is None:
             raise RuntimeError("nothing to retry")
         wait = getattr(self.last_error, "retry_after_s", None)
         self.drop_failed_turn()
@@ -443,7 +360,7 @@ class ConversationRunner:
                 Notice(self, "Waiting for the server", f"Retrying in {wait:.0f} s, as it asked.")
             )
             await asyncio.sleep(min(float(wait), 600.0))
-        return await self.ask(self.last_inputs)
+        return await self.ask(self.last_question)
 
     # -- the pipeline ----------------------------------------------------------------------
 
@@ -451,22 +368,23 @@ class ConversationRunner:
         """Why figures cannot be sent to ``model`` on this profile, or None."""
         profile = self.profile
         model = model or profile.model or self.pool.first_model(profile.api_base)
-        probed = self.vision.cached_vision(profile.api_base, model) if model else None
+        probed = self.services.vision.cached_vision(profile.api_base, model) if model else None
         return vision_block_reason(profile, probed)
 
-    async def ask(self, inputs: Inputs) -> TurnEnded:
-        """Run one question end to end; returns the turn's :class:`TurnEnded` (also emitted).
+    async def ask(self, question: str = "") -> TurnEnded:
+        """Ask ``question`` with what the outbox holds for it; returns the turn's
+        :class:`TurnEnded` (also emitted).
 
         Never raises for a failed question (the error is on the event); re-raises
         cancellation only after the turn has ended and been recorded.
         """
-        self.last_inputs = inputs
+        self.last_question = question
         self.last_error = None
-        self._stop_note = "Stopped by you."
+        self._stop_why = ""
         self._stop_requested = False
         self._task = asyncio.current_task()
         self._active = True
-        st = _TurnState(inputs)
+        st = _TurnState(question)
         ended: TurnEnded | None = None
         cancelled = False
         error: E.KanoaError | None = None
@@ -507,9 +425,23 @@ class ConversationRunner:
                 with contextlib.suppress(sqlite3.Error):
                     st.recorder.flush_if_due()
 
+    def _request(self, model: str, user_msg: dict[str, Any]) -> ChatRequest:
+        p = self.profile
+        request = ChatRequest(model, self.conversation.messages_for(user_msg), p.temperature,
+                              p.max_tokens, p.top_p)  # fmt: skip
+        owner = self.model_info.owned_by if self.model_info else ""
+        # Usage as it comes, so a stopped answer keeps the server's own count: vLLM sends
+        # it on every chunk when asked, llama.cpp its timings.
+        if owner == "vllm":
+            request.extra["stream_options"] = {"include_usage": True,
+                                               "continuous_usage_stats": True}  # fmt: skip
+        elif owner == "llamacpp":
+            request.extra["timings_per_token"] = True
+        return request
+
     async def _run(self, st: _TurnState) -> None:
         profile = self.profile
-        inputs = st.inputs
+        outbox = self.outbox
         client = self.pool.client_for(profile)
         model, info = await self.pool.resolve_model(profile)
         st.model = self.model = model
@@ -517,38 +449,37 @@ class ConversationRunner:
         self._emit(
             ModelResolved(self, model, info.context_length if info else None, profile.max_tokens)
         )
-        first = not self.conversation.turns
-        if first and inputs.table is not None and not inputs.table_summary:
+        blocked = self.images_blocked(model)
+        carried = outbox.pending(images=blocked is None)
+        if carried.table is not None and not carried.table_summary:
             # A table asked about before its summary was ready (the window shows a table
             # as soon as it is read): the summary the model needs is made here.
-            from kanoa_desktop.core.ask.interpret import summarise
+            from kanoa_desktop.core.inputs.plan import table_summary
 
-            table = inputs.table
-            inputs.table_summary = await self.run_cpu(lambda: summarise(table))
-        blocked = self.images_blocked(model)
-        send_images = blocked is None
-        if blocked and first and inputs.figures:
+            table, budget = carried.table, self.table_budget
+            summary = await self.run_cpu(lambda: table_summary(table, *([budget] if budget else [])))
+            if outbox.table is table:
+                outbox.table_summary = summary
+            carried = replace(carried, table_summary=summary)
+        st.carried = carried
+        if blocked and carried.figures:
             self._emit(Notice(self, "Figures not sent", blocked))
-        if send_images and first and inputs.figures and profile.max_images is not None:
-            if len(inputs.figures) > profile.max_images:
-                n = profile.max_images
-                raise E.BadRequest(
-                    f"This endpoint takes at most {n} image{'s' if n != 1 else ''} per prompt; "
-                    f"you added {len(inputs.figures)}.",
-                    "Remove figures, or raise Images per prompt in Settings > Images if the "
-                    "server allows more.",
-                )
-        params = GenerationParams(model, profile.temperature, profile.max_tokens, profile.top_p)
-        st.grounding = await self._ground(st, params, send_images, info)
-        request, user_msg = build_turn(
-            self.conversation,
-            inputs,
-            params,
-            send_images=send_images,
-            grounding=st.grounding.prompt_block if st.grounding else "",
-        )
+        st.grounding = await self._ground(st, model)
+        grounding = st.grounding.prompt_block if st.grounding else ""
+        user_msg = outbox.message(st.question, carried, grounding=grounding)
+        request = self._request(model, user_msg)
+        limit = profile.max_images
+        if limit is not None and carried.sent_figures and request.n_images > limit:
+            before = request.n_images - len(carried.sent_figures)
+            raise E.BadRequest(
+                f"This endpoint takes at most {limit} image{'s' if limit != 1 else ''} per "
+                f"prompt; this question would send {request.n_images}"
+                + (f" ({before} of them in the conversation already)." if before else "."),
+                "Remove figures (or start a new conversation), or raise Images per prompt in "
+                "Settings > Images if the server allows more.",
+            )
         self.last_request = request.payload()
-        st.prices = prices_for(profile, self.kanoa_pricing, model=model)
+        st.prices = prices_for(profile, self.services.pricing, model=model)
         self.stats = StreamStats(
             price_in_per_million=st.prices.input_per_million,
             price_out_per_million=st.prices.output_per_million,
@@ -556,22 +487,27 @@ class ConversationRunner:
             prompt_estimate=estimate_message_tokens(request.messages)
             + request.n_images * (self.image_tokens() - TOKENS_PER_IMAGE),
         )
-        asked = asked_markdown(inputs, first, blocked)
+        asked = outbox.asked(st.question, carried, blocked)
         st.turn = self.conversation.add_turn(user_msg)
         st.turn.asked = asked
-        self.turns_asked.append(asked)
-        st.recorder = self._begin_record(st, user_msg, model, first)
-        self._emit(Asked(self, asked, len(self.conversation.turns), self.last_request, blocked))
-        if self.energy is not None:
+        number = len(self.conversation.turns)
+        outbox.mark_sent(number, carried, asked)
+        st.recorder = self._begin_record(st, user_msg, model, number == 1)
+        self._emit(Asked(self, asked, number, self.last_request, blocked))
+        if self.services.energy is not None:
             with contextlib.suppress(Exception):
-                st.energy_handle = self.energy.begin()
+                st.energy_handle = self.services.energy.begin()
                 st.energy_started = True
         try:
             await self._stream(st, client, request)
         except E.VisionUnsupported:
             # Remembered, so Retry (and every later question) goes without the figures.
-            self.vision.remember_vision(profile.api_base, model, False)
+            self.services.vision.remember_vision(profile.api_base, model, False)
             raise
+
+    @property
+    def run_cpu(self):
+        return self.services.run_cpu
 
     async def _stream(self, st: _TurnState, client, request) -> None:
         stream = client.stream_chat(request)
@@ -593,6 +529,7 @@ class ConversationRunner:
                         st.recorder.append_reasoning(ev.text)
                     self._emit(ReasoningText(self, ev.text))
                 elif isinstance(ev, RequestSent):
+                    self.last_request = ev.payload or self.last_request  # exactly as sent
                     self._set_state("waiting")
                 elif isinstance(ev, FirstToken):
                     self._set_state("streaming")
@@ -601,20 +538,20 @@ class ConversationRunner:
         finally:
             await stream.aclose()
 
-    async def _ground(self, st: _TurnState, params, send_images: bool, info) -> Any:
-        """Knowledge-base passages within what the context leaves (None without one).
+    async def _ground(self, st: _TurnState, model: str) -> Any:
+        """Knowledge-base passages within what the context leaves (None without one), found
+        by the question and what the conversation is about.
 
         Hybrid search falls back to keywords on *any* embedding failure, with a notice.
         """
-        kb = self.knowledge_base()
+        kb = self.services.knowledge_base()
         if kb is None:
             return None
         from kanoa_desktop.core.kb.budget import token_budget
         from kanoa_desktop.core.kb.retrieval import aground
 
-        profile = self.profile
-        inputs = st.inputs
-        probe, _ = build_turn(self.conversation, inputs, params, send_images=send_images)
+        profile, outbox, info = self.profile, self.outbox, self.model_info
+        probe = self._request(model, outbox.message(st.question, st.carried))
         if probe.n_images:
             # The budget uses the server's real number (measured once; never raises).
             await self.pool.measure_image_tokens(self.profile, self.model)
@@ -624,16 +561,16 @@ class ConversationRunner:
         context_length = info.context_length if info else None
         if context_length:
             budget = min(
-                token_budget(context_length, prompt, image_tokens, params.max_tokens or 0), cap
+                token_budget(context_length, prompt, image_tokens, profile.max_tokens or 0), cap
             )
         else:
             budget = cap
-        hints = [f.name for f in inputs.figures]
-        if inputs.table is not None:
-            hints += [inputs.table.name, *map(str, list(inputs.table.frame.columns)[:30])]
+        hints = [f.name for f in outbox.figures]
+        if outbox.table is not None:
+            hints += [outbox.table.name, *map(str, list(outbox.table.frame.columns)[:30])]
         kwargs = dict(
-            context=inputs.context,
-            focus=inputs.focus,
+            context=outbox.context,
+            focus=outbox.focus,
             hints=hints,
             k=max(1, profile.kb_top_k),
         )
@@ -642,7 +579,7 @@ class ConversationRunner:
             try:
                 return await aground(
                     kb,
-                    inputs.question,
+                    st.question,
                     budget,
                     embed=embed,
                     embed_model=profile.kb_embeddings_model or "",
@@ -652,7 +589,7 @@ class ConversationRunner:
                 raise
             except Exception as exc:  # noqa: BLE001 - any embedding failure: keywords
                 self._hybrid_notice(exc)
-        return await aground(kb, inputs.question, budget, **kwargs)
+        return await aground(kb, st.question, budget, **kwargs)
 
     def image_tokens(self) -> int:
         """What one image costs in prompt tokens on this endpoint: the server's own number
@@ -706,22 +643,22 @@ class ConversationRunner:
     # -- history ---------------------------------------------------------------------------
 
     def _begin_record(self, st: _TurnState, user_msg, model: str, first: bool) -> Any:
-        if self.history is None:
+        history, carried = self.services.history, st.carried
+        if history is None:
             return None
-        inputs = st.inputs
         try:
-            recorder = self.history.begin_turn(
+            recorder = history.begin_turn(
                 self.conversation_id,
                 user_message=user_msg,
-                question=inputs.question.strip() or ("Interpret." if first else "Go on."),
+                question=st.question.strip() or ("Interpret." if first else "Go on."),
                 model=model,
                 profile=self.profile,
                 system_prompt=self.conversation.system_prompt,
-                context=inputs.context,
-                focus=inputs.focus,
-                table_name=inputs.table.name if inputs.table is not None else "",
-                table_summary=inputs.table_summary if first else "",
-                figures=inputs.figures if first else (),
+                context=carried.context,
+                focus=carried.focus,
+                table_name=carried.table.name if carried.table is not None else "",
+                table_summary=carried.table_summary,
+                figures=carried.sent_figures,
                 passages=st.grounding,
             )
         except sqlite3.Error as exc:
@@ -744,36 +681,36 @@ class ConversationRunner:
         answer, reasoning = "".join(st.text), "".join(st.reasoning)
         stats = self.stats if st.turn is not None else None
         energy_wh = None
-        if st.energy_started and self.energy is not None:
+        if st.energy_started and self.services.energy is not None:
             try:
-                energy_wh = self.energy.end(st.energy_handle)
+                energy_wh = self.services.energy.end(st.energy_handle)
             except Exception:  # noqa: BLE001 - energy is a nicety
                 log.debug("energy span failed", exc_info=True)
-        note = ""
+        detail = ""
         if cancelled:
-            state, finish_reason, note = "stopped", "stopped", self._stop_note
+            state, finish_reason, detail = "stopped", "stopped", self._stop_why
         elif error is not None:
             state, finish_reason = "error", None
-            note = f"Answer interrupted: {error.title}." if st.text else ""
+            detail = "the text received until then is kept" if st.text else ""
         else:
             state = "done"
             finish_reason = (stats.finish_reason if stats else None) or "stop"
             runaway = [n.message for n in st.notices if n.kind == "max_tokens_ignored"]
             if not answer.strip() and reasoning.strip():
-                note = (
-                    "The model only reasoned and gave no answer (it may have run out of "
-                    "tokens while thinking): raise Max tokens in Settings > Generation."
-                )
+                detail = ("The model only reasoned and gave no answer (it may have run out of "
+                          f"tokens while thinking): {endings.DETAILS[endings.MAX_TOKENS]}")  # fmt: skip
             elif runaway:
-                note = runaway[0]  # the client cut a stream that ignored max_tokens
-            elif finish_reason == "length":
-                note = "Stopped at the max tokens limit (Settings > Generation)."
+                detail = runaway[0]  # the client cut a stream that ignored max_tokens
+        error_title = error.title if error else ""
+        note = endings.note(state, finish_reason, error_title, detail) if (
+            detail or state != "error") else ""  # fmt: skip
         if st.turn is not None:
-            st.turn.assistant = answer
+            st.turn.assistant, st.turn.note = answer, note
             st.turn.finish_reason = "error" if error is not None else finish_reason
         cost = 0.0
-        if stats is not None and st.prices is not None:
-            cost = self.costs.add(stats.prompt_tokens, stats.output_tokens, st.prices).cost
+        if stats is not None and st.prices is not None and stats.served:
+            cost = self.services.costs.add(stats.prompt_tokens, stats.output_tokens, st.prices,
+                                           estimated=stats.estimated).cost  # fmt: skip
         turn_id = None
         if st.recorder is not None:
             try:
@@ -820,17 +757,11 @@ def profile_with(profile: Profile, **values: Any) -> Profile:
     return replace(profile, **{k: v for k, v in values.items() if v is not None})
 
 
-def runner_events(events: Sequence[AskEvent], kind: type) -> list:
-    """The events of one kind (for tests and the command line)."""
-    return [e for e in events if isinstance(e, kind)]
-
-
 __all__ = [
     "AnswerDelta",
     "AskEvent",
     "Asked",
     "ConversationRunner",
-    "EnergySpans",
     "ModelResolved",
     "Notice",
     "ReasoningText",
@@ -838,14 +769,10 @@ __all__ = [
     "StateChanged",
     "TurnEnded",
     "TurnStarted",
-    "VisionCache",
     "as_error",
-    "asked_from_stored",
     "conversation_markdown",
-    "quote",
+    "reopened",
     "you_markdown",
-    "asked_markdown",
     "internal_error",
     "profile_with",
-    "runner_events",
 ]

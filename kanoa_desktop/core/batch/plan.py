@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from kanoa_desktop.core.ask.interpret import Inputs, inputs_from
+from kanoa_desktop.core.ask.outbox import Outbox
 from kanoa_desktop.core.config.profiles import Profile
 from kanoa_desktop.core.endpoint.errors import KanoaError
 from kanoa_desktop.core.history.records import safe_endpoint
@@ -138,10 +138,10 @@ def thumbnail(data: bytes) -> bytes | None:
 
 def load_item(
     item: BatchItem, template: Template, options: PlanOptions
-) -> tuple[Inputs, bytes | None, list[str]]:
-    """The inputs of one item, a small PNG thumbnail (None for a table) and the warnings
-    its file gave. Blocking; raises the loader's typed error (a KanoaError)."""
+) -> tuple[Outbox, str, bytes | None, list[str]]:
+    """What one item's question carries, the question, a small PNG thumbnail (None for a
+    table) and the warnings its file gave. Blocking; raises the loader's typed error."""
     taken = load([item], options)
-    inputs = inputs_from(taken, *template.fill(item))
+    context, focus, question = template.fill(item)
     thumb = thumbnail(taken.figures[0].data) if taken.figures else None
-    return inputs, thumb, taken.warnings
+    return Outbox.taking(taken, context, focus), question, thumb, taken.warnings

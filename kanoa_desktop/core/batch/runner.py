@@ -3,7 +3,7 @@
 A :class:`Batch` asks one profile the same context/focus/question :class:`Template` about
 every item of a folder or a list of files, a few at a time (``concurrency``, default 2),
 each item in its own :class:`~kanoa_desktop.core.ask.pipeline.ConversationRunner`
-(a fresh conversation) on one shared :class:`~kanoa_desktop.core.endpoint.pool.ClientPool`.
+(a fresh conversation) on one shared :class:`~kanoa_desktop.core.ask.services.Services`.
 
 What an item is: the one input plan (core/inputs/plan.py) with ``each=True``: a figure; a
 table (each sheet of a workbook with data, or ``sheet``); each page of a PDF (``pages``
@@ -38,9 +38,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kanoa_desktop.core.ask.interpret import DEFAULT_TABLE_TOKEN_BUDGET
 from kanoa_desktop.core.ask.pipeline import ConversationRunner, internal_error
 from kanoa_desktop.core.ask.prompts import DEFAULT_QUESTION_FIGURE, DEFAULT_QUESTION_TABLE
+from kanoa_desktop.core.ask.services import Services
 from kanoa_desktop.core.batch.plan import (
     BatchError,
     BatchItem,
@@ -52,9 +52,9 @@ from kanoa_desktop.core.batch.plan import (
 from kanoa_desktop.core.batch.store import BatchStore, ItemResult
 from kanoa_desktop.core.config.profiles import Profile
 from kanoa_desktop.core.endpoint.errors import KanoaError
-from kanoa_desktop.core.endpoint.pool import ClientPool
 from kanoa_desktop.core.history.records import safe_endpoint
 from kanoa_desktop.core.inputs.plan import PlanOptions, file_digest, plan
+from kanoa_desktop.core.inputs.tables import DEFAULT_TABLE_TOKEN_BUDGET
 
 log = logging.getLogger(__name__)
 
@@ -161,13 +161,6 @@ def format_duration(seconds: float) -> str:
 # ---------------------------------------------------------------- the batch
 
 
-CpuRunner = Callable[[Callable[[], Any]], Any]
-
-
-async def _to_thread(fn: Callable[[], Any]) -> Any:
-    return await asyncio.to_thread(fn)
-
-
 class Batch:
     """Ask ``template`` of every item of ``sources`` on ``profile``; see the module
     docstring. Call :meth:`prepare` (or let :meth:`run` do it), then :meth:`run`."""
@@ -177,15 +170,11 @@ class Batch:
         sources: Sequence[Path | str],
         profile: Profile,
         template: Template,
+        services: Services,
         *,
-        pool: ClientPool,
         store: BatchStore | None = None,
         concurrency: int = DEFAULT_CONCURRENCY,
         listener: Callable[[BatchEvent], None] | None = None,
-        vision: Any = None,
-        kanoa_pricing: Any = None,
-        knowledge_base: Callable[[], Any] | None = None,
-        run_cpu: CpuRunner | None = None,
         table_budget: int = DEFAULT_TABLE_TOKEN_BUDGET,
         pages: str | None = None,
         sheet: str | None = None,
@@ -194,14 +183,11 @@ class Batch:
         self.sources = [Path(s) for s in sources]
         self.profile = profile
         self.template = template
-        self.pool = pool
+        self.services = services.replace(history=None)  # a batch keeps its own results
+        self.pool, self.run_cpu = services.pool, services.run_cpu
         self.store = store if store is not None else BatchStore()
         self.concurrency = concurrency
         self.listeners: list[Callable[[BatchEvent], None]] = [listener] if listener else []
-        self.vision = vision
-        self.kanoa_pricing = kanoa_pricing
-        self.knowledge_base = knowledge_base
-        self.run_cpu = run_cpu or _to_thread
         self.options = PlanOptions.for_profile(
             profile, pages=pages, sheet=sheet, table_budget=table_budget, each=True
         )
@@ -330,7 +316,7 @@ class Batch:
         start no more; :meth:`run` returns with BatchEnded("cancelled")."""
         self._cancelled = True
         for runner in list(self._runners.values()):
-            runner.stop("Batch cancelled.")
+            runner.stop("the batch was cancelled")
         if self._wake is not None:
             self._wake.set()
 
@@ -445,7 +431,7 @@ class Batch:
 
     async def _ask(self, item: BatchItem, started: float) -> ItemResult | None:
         try:
-            inputs, thumb, warnings = await self.run_cpu(
+            inputs, question, thumb, warnings = await self.run_cpu(
                 lambda: load_item(item, self.template, self.options)
             )
         except KanoaError as err:
@@ -455,24 +441,17 @@ class Batch:
             return self._failure(item, internal_error(exc))
         if self._cancelled:
             return None
-        runner = ConversationRunner(
-            self.profile,
-            pool=self.pool,
-            vision=self.vision,
-            kanoa_pricing=self.kanoa_pricing,
-            knowledge_base=self.knowledge_base,
-            run_cpu=self.run_cpu,
-            table_budget=self.options.table_budget,
-        )
+        runner = ConversationRunner(self.profile, self.services, outbox=inputs,
+                                    table_budget=self.options.table_budget)  # fmt: skip
         self._runners[item.key] = runner
         self.asked += 1
-        ended = await runner.ask(inputs)
+        ended = await runner.ask(question)
         if ended.state == "stopped":
             return None  # cancelled: no result, asked again next time
         default = DEFAULT_QUESTION_FIGURE if inputs.figures else DEFAULT_QUESTION_TABLE
         asked = dict(
             model=runner.model,
-            question=inputs.question or default,
+            question=question or default,
             context=inputs.context,
             warnings="\n".join(warnings),
             thumbnail=thumb,

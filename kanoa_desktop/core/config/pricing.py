@@ -187,11 +187,15 @@ class CostTracker:
         self.prompt_tokens = 0
         self.output_tokens = 0
         self.cost = 0.0
+        self.estimated = False  # some answer's figures were estimates
 
-    def add(self, prompt_tokens: int, output_tokens: int, prices: Prices) -> AnswerCost:
+    def add(
+        self, prompt_tokens: int, output_tokens: int, prices: Prices, *, estimated: bool = False
+    ) -> AnswerCost:
         """Count one answer and return its own cost."""
         prompt_tokens, output_tokens = max(prompt_tokens, 0), max(output_tokens, 0)
         cost = answer_cost(prompt_tokens, output_tokens, prices)
+        self.estimated = self.estimated or (estimated and cost > 0)
         self.answers += 1
         self.prompt_tokens += prompt_tokens
         self.output_tokens += output_tokens
@@ -203,12 +207,15 @@ class CostTracker:
         return self.prompt_tokens + self.output_tokens
 
 
-def format_cost(dollars: float) -> str:
-    """The app's one cost format: ``$1.23`` (``$1,234.56``), or two significant digits below a cent (``$0.000054``): a local model's
-    answer costs hundredths of a cent, which must not read as $0.00 or $0.0001."""
+def format_cost(dollars: float, estimated: bool = False) -> str:
+    """The app's one cost format: ``$1.23`` (``$1,234.56``), or two significant digits below
+    a cent (``$0.000054``): a local model's answer costs hundredths of a cent, which must
+    not read as $0.00 or $0.0001. ``estimated`` marks an estimate ``~$0.0012`` (never a
+    zero: nothing done costs exactly nothing)."""
     if dollars == 0:
         return "$0.00"
+    mark = "~" if estimated else ""
     if dollars < 0.01:
         digits = 1 - math.floor(math.log10(dollars))
-        return f"${dollars:.{digits}f}"
-    return f"${dollars:,.2f}"
+        return f"{mark}${dollars:.{digits}f}"
+    return f"{mark}${dollars:,.2f}"

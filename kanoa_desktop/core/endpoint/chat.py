@@ -95,6 +95,7 @@ class Turn:
     assistant: str = ""
     finish_reason: str | None = None  # "stop", "length", "stopped" (by the user), "error"
     asked: str = ""  # what the user asked (Markdown for the view), not the prompt sent
+    note: str = ""  # how it ended, when it did not simply finish (the view's line under it)
 
 
 @dataclass

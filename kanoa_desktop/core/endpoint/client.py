@@ -654,6 +654,7 @@ class ChatClient:
         reasoning_parts: list[str] = []
         usage: dict[str, Any] | None = None
         timings: dict[str, Any] = {}
+        reported: tuple[int, int | None] | None = None  # the last usage yielded as it came
         finish_reason: str | None = None
         notices: list[Notice] = []
         content_chunks = 0
@@ -686,7 +687,7 @@ class ChatClient:
             )
 
         t_sent = time.monotonic()
-        yield RequestSent(t_sent, url, request.model, request.n_images, len(body))
+        yield RequestSent(t_sent, url, request.model, request.n_images, len(body), payload)
         http_request = self._http.build_request(
             "POST", url, content=body, headers={"Content-Type": "application/json"}
         )
@@ -781,10 +782,11 @@ class ChatClient:
                             detail=message[: E.MAX_MESSAGE_CHARS],
                             partial_text=partial(),
                         )
-                    if isinstance(chunk.get("usage"), dict):
-                        usage = chunk["usage"]
-                    if isinstance(chunk.get("timings"), dict):
-                        timings = chunk["timings"]
+                    live = chunk.get("usage"), chunk.get("timings")
+                    if isinstance(live[0], dict):
+                        usage = live[0]
+                    if isinstance(live[1], dict):
+                        timings = live[1]
                     choices = chunk.get("choices")
                     for choice in choices if isinstance(choices, list) else ():
                         if not isinstance(choice, dict):
@@ -817,6 +819,12 @@ class ChatClient:
                         reason = choice.get("finish_reason")
                         if isinstance(reason, str) and reason:
                             finish_reason = reason[:40]
+                    counts = _server_counts(*live)
+                    if counts is not None and counts[1] is not None:
+                        # As it comes (every chunk when the server sends usage per chunk):
+                        # an answer stopped halfway keeps the server's own count.
+                        reported = counts
+                        yield Usage(time.monotonic(), *counts, False, _finite_timings(timings))
                     if max(token_chunks, chars // RUNAWAY_CHARS_PER_TOKEN) > limit:
                         # The server ignores max_tokens: stop reading (closing the
                         # response makes it stop generating) and say so.
@@ -854,7 +862,9 @@ class ChatClient:
         if not text.strip() and reasoning_text.strip():
             notices.append(Notice("reasoning_only", REASONING_ONLY_NOTICE))
         now = time.monotonic()
-        yield self._usage_event(now, usage, timings, request, content_chunks, text)
+        final = self._usage_event(now, usage, timings, request, content_chunks, text)
+        if reported != (final.prompt_tokens, final.completion_tokens) or final.estimated:
+            yield final  # not said already as it came
         yield Finished(now, finish_reason, text, reasoning_text, tuple(notices))
 
     def _usage_event(
@@ -870,23 +880,11 @@ class ChatClient:
         llama.cpp's timings; otherwise (or for the figure that is not) an estimate."""
         timings = _finite_timings(timings)
         estimate_out = max(content_chunks, estimate_text_tokens(text) if not content_chunks else 0)
-        prompt = completion = None
-        if usage:
-            prompt = token_count(usage.get("prompt_tokens"))
-            completion = (
-                token_count(usage.get("completion_tokens"))
-                if "completion_tokens" in usage
-                else (0 if prompt is not None else None)
-            )
-        if prompt is None and timings:
-            # llama.cpp's timings count exactly, even without a usage chunk.
-            prompt = token_count(timings.get("prompt_n"))
-            if prompt is not None:
-                completion = token_count(timings.get("predicted_n", 0))
-        if prompt is not None and completion is not None:
-            return Usage(now, prompt, completion, estimated=False, server_timings=timings)
-        if prompt is not None:
-            return Usage(now, prompt, estimate_out, estimated=True, server_timings=timings)
+        counts = _server_counts(usage, timings)
+        if counts is not None and counts[1] is not None:
+            return Usage(now, *counts, estimated=False, server_timings=timings)
+        if counts is not None:
+            return Usage(now, counts[0], estimate_out, estimated=True, server_timings=timings)
         return Usage(now, estimate_message_tokens(request.messages), estimate_out, True, timings)
 
     def _non_streamed(self, raw: bytes, t_sent: float, request: ChatRequest) -> list[StreamEvent]:
@@ -925,6 +923,26 @@ class ChatClient:
             Finished(now, reason if isinstance(reason, str) else None, text, reasoning, notices)
         )
         return events
+
+
+def _server_counts(usage: Any, timings: Any) -> tuple[int, int | None] | None:
+    """The server's (prompt, completion) tokens from a usage object, else from llama.cpp's
+    timings (exact even without usage); completion None when only the prompt is counted;
+    None when neither counts."""
+    prompt = completion = None
+    if isinstance(usage, dict) and usage:
+        prompt = token_count(usage.get("prompt_tokens"))
+        completion = (
+            token_count(usage.get("completion_tokens"))
+            if "completion_tokens" in usage
+            else (0 if prompt is not None else None)
+        )
+    if prompt is None and isinstance(timings, dict):
+        # prompt_n counts what was computed; with cache_n, the whole prompt, as usage does.
+        prompt, cached = token_count(timings.get("prompt_n")), token_count(timings.get("cache_n", 0))
+        prompt = prompt + (cached or 0) if prompt is not None else None
+        completion = token_count(timings.get("predicted_n", 0)) if prompt is not None else None
+    return None if prompt is None else (prompt, completion)
 
 
 def _context_length(value: Any) -> int | None:

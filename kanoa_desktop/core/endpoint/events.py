@@ -3,10 +3,12 @@
 Every event carries ``t``, a ``time.monotonic()`` timestamp taken when the client saw it, so
 callers compute time to first token and tokens/s without clocks of their own:
 
-    RequestSent -> FirstToken -> (TextDelta | ReasoningDelta)* -> Usage? -> Finished
+    RequestSent -> FirstToken -> (TextDelta | ReasoningDelta | Usage)* -> Usage? -> Finished
 
-``FirstToken`` precedes the first text or reasoning delta. ``Usage`` comes once, before
-``Finished``; when the server sent none its figures are estimated (``estimated=True``).
+``RequestSent.payload`` is the body exactly as sent. ``FirstToken`` precedes the first text
+or reasoning delta. ``Usage`` comes as the server reports it (on every chunk when it sends
+usage per chunk), and once more before ``Finished`` unless it was said already; when the
+server sent none, that last one is estimated (``estimated=True``).
 A failure ends the stream with an exception from :mod:`kanoa_desktop.core.endpoint.errors` instead
 of ``Finished``; the text received so far travels on the exception.
 
@@ -33,6 +35,7 @@ class RequestSent:
     model: str
     n_images: int = 0
     body_bytes: int = 0
+    payload: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

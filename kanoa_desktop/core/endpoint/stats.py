@@ -102,7 +102,17 @@ class StreamStats:
         return n / (end - self.t_first)
 
     @property
+    def served(self) -> bool:
+        """Whether the server did work we can count: it reported usage or streamed text.
+        A request it refused, or that failed before any answer, did nothing."""
+        return self.usage is not None or self.chunks > 0
+
+    @property
     def cost(self) -> float:
+        """What the server did, at this answer's prices: 0 when it did nothing; an estimate
+        (:attr:`estimated`) until it reports usage."""
+        if not self.served:
+            return 0.0
         return (
             self.prompt_tokens * self.price_in_per_million
             + self.output_tokens * self.price_out_per_million

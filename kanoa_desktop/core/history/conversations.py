@@ -222,6 +222,8 @@ def summaries(
         "(SELECT COUNT(*) FROM turns t WHERE t.conversation_id = c.id) AS n_turns, "
         "(SELECT state FROM turns t WHERE t.conversation_id = c.id ORDER BY idx DESC "
         "LIMIT 1) AS last_state, "
+        "(SELECT finish_reason FROM turns t WHERE t.conversation_id = c.id ORDER BY idx "
+        "DESC LIMIT 1) AS last_finish_reason, "
         "EXISTS(SELECT 1 FROM turns t WHERE t.conversation_id = c.id "
         "AND t.state = 'interrupted') AS interrupted, "
         "(SELECT cp.comparison_id FROM comparison_panes cp WHERE cp.conversation_id = c.id)"

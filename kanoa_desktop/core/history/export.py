@@ -24,6 +24,7 @@ from typing import Any
 from kanoa_desktop import __version__
 from kanoa_desktop.core.config.pricing import format_cost
 from kanoa_desktop.core.endpoint.errors import KanoaError
+from kanoa_desktop.core.history.endings import note
 from kanoa_desktop.core.history.store import StoredConversation, safe_endpoint
 from kanoa_desktop.core.reports import document as R
 from kanoa_desktop.core.reports.writer import slug, to_markdown, write
@@ -43,18 +44,10 @@ def _when(ts: float | None) -> str:
 
 
 def state_note(turn: Any) -> str:
-    if turn.state == "interrupted":
-        return "Answer interrupted (the app stopped while it was streaming)."
-    if turn.state == "stopped":
-        return "Stopped by the user."
-    if turn.state == "error":
-        return scrub_secrets(
-            f"Error: {turn.error_title or 'the answer failed'}"
-            + (f" ({turn.error_message})" if turn.error_message else "")
-        )
-    if turn.finish_reason == "length":
-        return "Stopped at the max tokens limit."
-    return ""
+    """How a stored turn ended (:mod:`~kanoa_desktop.core.history.endings`), the error's
+    message with it; "" for a finished answer."""
+    error = (turn.error_title or "the answer failed") if turn.state == "error" else ""
+    return scrub_secrets(note(turn.state, turn.finish_reason, error, turn.error_message or ""))
 
 
 def reproducibility(conv: StoredConversation) -> list[tuple[str, str]]:
@@ -98,7 +91,7 @@ def usage_line(turn: Any) -> str:
     if turn.ttft_s is not None:
         bits.append(f"TTFT {turn.ttft_s:.2f} s")
     if turn.cost is not None:
-        bits.append(format_cost(turn.cost))
+        bits.append(format_cost(turn.cost, turn.estimated))
     if turn.energy_wh is not None:
         bits.append(f"{turn.energy_wh:.2f} Wh")
     return " · ".join(bits)

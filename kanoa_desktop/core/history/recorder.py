@@ -123,10 +123,11 @@ class TurnRecorder:
         }
         if stats is not None:
             now = time.monotonic()
+            served = getattr(stats, "served", True)  # refused: no tokens, no cost
             values.update(
-                prompt_tokens=stats.prompt_tokens,
-                output_tokens=stats.output_tokens,
-                estimated=bool(stats.estimated),
+                prompt_tokens=stats.prompt_tokens if served else None,
+                output_tokens=stats.output_tokens if served else None,
+                estimated=served and bool(stats.estimated),
                 ttft_s=stats.ttft_s,
                 tokens_per_s=stats.tokens_per_s(now),
                 duration_s=stats.elapsed(now),

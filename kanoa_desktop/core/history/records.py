@@ -272,18 +272,21 @@ class StoredConversation:
     def conversation(self):  # -> chat.Conversation
         """A :class:`~kanoa_desktop.core.endpoint.chat.Conversation` to continue with follow-ups.
 
-        Turns keep their partial answers; ``finish_reason`` is the server's for finished
-        turns, else the state ("stopped", "error", "interrupted"). Failed turns marked with
-        :meth:`HistoryStore.mark_retried` are left out, as the window left them out.
+        Turns keep their partial answers and say how they ended (``note``, in
+        :mod:`~kanoa_desktop.core.history.endings`' words); ``finish_reason`` is the server's
+        for finished turns, else the state ("stopped", "error", "interrupted"). Failed turns
+        marked with :meth:`HistoryStore.mark_retried` are left out, as the window left them.
         """
         from kanoa_desktop.core.endpoint.chat import Conversation, Turn
+        from kanoa_desktop.core.history.endings import note
 
         conv = Conversation(system_prompt=self.system_prompt)
         for t in self.turns:
             if t.finish_reason == RETRIED:
                 continue  # the window dropped this failed turn and asked again
             reason = (t.finish_reason or "stop") if t.state == "done" else t.state
-            conv.turns.append(Turn(user=t.user_message, assistant=t.answer, finish_reason=reason))
+            ending = note(t.state, t.finish_reason, t.error_title or "")
+            conv.turns.append(Turn(t.user_message, t.answer, reason, note=ending))
         return conv
 
     def prepared_figures(self) -> list:
@@ -314,10 +317,18 @@ class ConversationSummary:
     last_state: str
     interrupted: bool  # any turn interrupted (shown with an icon)
     comparison_id: int | None = None  # the row stands for a whole comparison
+    last_finish_reason: str | None = None
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> ConversationSummary:
         return SUMMARIES.record(cls, row)
+
+    @property
+    def last_ending(self) -> str:
+        """How the last answer ended, in :mod:`~kanoa_desktop.core.history.endings`' words."""
+        from kanoa_desktop.core.history.endings import label
+
+        return label(self.last_state, self.last_finish_reason)
 
 
 @dataclass(frozen=True)
