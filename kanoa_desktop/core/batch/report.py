@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 from kanoa_desktop.core.batch.plan import BatchError, BatchItem
 from kanoa_desktop.core.batch.store import ItemResult
 from kanoa_desktop.core.config.pricing import format_cost
+from kanoa_desktop.core.history import endings
+from kanoa_desktop.core.history.export import usage_line
 from kanoa_desktop.core.history.records import safe_endpoint
 from kanoa_desktop.core.reports import document as R
 from kanoa_desktop.core.reports.writer import write
@@ -34,6 +36,7 @@ class Totals:
     prompt_tokens: int
     output_tokens: int
     cost: float
+    estimated: bool  # some of the cost is estimated (the server did not count the tokens)
     duration_s: float
 
 
@@ -47,24 +50,9 @@ def totals(items: Sequence[BatchItem], results: Sequence[ItemResult]) -> Totals:
         prompt_tokens=sum(r.prompt_tokens or 0 for r in done),
         output_tokens=sum(r.output_tokens or 0 for r in done),
         cost=sum(r.cost or 0.0 for r in done),
+        estimated=any(r.estimated and r.cost for r in done),
         duration_s=sum(r.duration_s or 0.0 for r in done),
     )
-
-
-def _usage(r: ItemResult) -> str:
-    bits = []
-    if r.prompt_tokens is not None:
-        est = "~" if r.estimated else ""
-        bits.append(
-            f"{est}{r.prompt_tokens:,} prompt + {est}{r.output_tokens or 0:,} output tokens"
-        )
-    if r.duration_s is not None:
-        bits.append(f"{r.duration_s:.1f} s")
-    if r.tokens_per_s:
-        bits.append(f"{r.tokens_per_s:.1f} tok/s")
-    if r.cost is not None:
-        bits.append(format_cost(r.cost))
-    return " · ".join(bits)
 
 
 def _title(batch: Batch) -> str:
@@ -106,7 +94,7 @@ def report_document(batch: Batch) -> R.Document:
                        + (f", {t.missing:,} not run yet" if t.missing else "") + ")"),
              ("Tokens", f"{t.prompt_tokens:,} prompt + {t.output_tokens:,} output"),
              ("Time (sum over items)", f"{t.duration_s:,.1f} s"),
-             ("Cost", format_cost(t.cost))],
+             ("Cost", format_cost(t.cost, t.estimated))],
             cls="totals",
         ),
     )  # fmt: skip
@@ -116,12 +104,14 @@ def report_document(batch: Batch) -> R.Document:
     doc.add(R.Heading("Items"))
     for n, r in enumerate(results, 1):
         if r.ok:
-            body: list[R.Block] = [
-                R.Markdown(r.answer, demote=3),
-                R.Paragraph(_usage(r), style="small"),
-            ]
+            # How it ended when not plainly (cut at max tokens), as every export says it.
+            note = endings.note(r.state, r.finish_reason)
+            body: list[R.Block] = [R.Markdown(r.answer, demote=3)]
+            body += [R.Paragraph(note, style="note")] if note else []
+            body.append(R.Paragraph(usage_line(r), style="small"))
         else:
-            body = [R.Paragraph(_failure(r), lead="Failed:", style="note")]
+            error = endings.LABELS[endings.ERROR] + ":"
+            body = [R.Paragraph(_failure(r), lead=error, style="note")]
         doc.add(R.Heading(f"{n}. {r.label}", 3))
         if r.thumbnail:
             thumb = R.Figure(r.thumbnail, r.label, file=_thumb_name(n, r), thumb=True)
@@ -138,7 +128,7 @@ def _failure(r: ItemResult) -> str:
 CSV_COLUMNS = (
     "item", "file", "kind", "state", "server", "model", "question", "context",
     "prompt_tokens", "output_tokens", "estimated",
-    "ttft_s", "tokens_per_s", "duration_s", "cost", "finish_reason", "error", "answer",
+    "ttft_s", "tokens_per_s", "duration_s", "cost", "ending", "error", "answer",
 )  # fmt: skip
 
 
@@ -155,7 +145,7 @@ def _csv_table(batch: Batch) -> R.Table:
                 r.label, r.path, r.kind, r.state, r.server, r.model, r.question, r.context,
                 r.prompt_tokens, r.output_tokens,
                 int(r.estimated), _num(r.ttft_s), _num(r.tokens_per_s), _num(r.duration_s),
-                f"{r.cost:.8f}" if r.cost is not None else "", r.finish_reason or "",
+                f"{r.cost:.8f}" if r.cost is not None else "", endings.label(r.state, r.finish_reason),
                 r.error, r.answer,
             ]
         )  # fmt: skip

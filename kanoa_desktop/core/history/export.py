@@ -79,21 +79,27 @@ def reproducibility(conv: StoredConversation) -> list[tuple[str, str]]:
     return rows
 
 
-def usage_line(turn: Any) -> str:
+def usage_line(use: Any) -> str:
+    """What an answer used, on one line: tokens (marked when estimated), time, speed, time
+    to first token, cost (``~`` when estimated), energy. ``use`` is a stored turn or a
+    batch item's result; what it does not have is left out."""
+    get = lambda name: getattr(use, name, None)  # noqa: E731
     bits = []
-    if turn.prompt_tokens is not None:
-        est = " (estimated)" if turn.estimated else ""
+    if get("prompt_tokens") is not None:
+        est = " (estimated)" if get("estimated") else ""
         bits.append(
-            f"{turn.prompt_tokens:,} prompt + {turn.output_tokens or 0:,} output tokens{est}"
+            f"{use.prompt_tokens:,} prompt + {get('output_tokens') or 0:,} output tokens{est}"
         )
-    if turn.tokens_per_s:
-        bits.append(f"{turn.tokens_per_s:.1f} tok/s")
-    if turn.ttft_s is not None:
-        bits.append(f"TTFT {turn.ttft_s:.2f} s")
-    if turn.cost is not None:
-        bits.append(format_cost(turn.cost, turn.estimated))
-    if turn.energy_wh is not None:
-        bits.append(f"{turn.energy_wh:.2f} Wh")
+    if get("duration_s") is not None:
+        bits.append(f"{use.duration_s:.1f} s")
+    if get("tokens_per_s"):
+        bits.append(f"{use.tokens_per_s:.1f} tok/s")
+    if get("ttft_s") is not None:
+        bits.append(f"TTFT {use.ttft_s:.2f} s")
+    if get("cost") is not None:
+        bits.append(format_cost(use.cost, bool(get("estimated"))))
+    if get("energy_wh") is not None:
+        bits.append(f"{use.energy_wh:.2f} Wh")
     return " · ".join(bits)
 
 
