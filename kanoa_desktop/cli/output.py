@@ -41,10 +41,13 @@ def _write(stream: TextIO, text: str) -> None:
         stream.write(text.encode(encoding, "backslashreplace").decode(encoding))
 
 
-def echo(text: Any = "", *, err: bool = False, end: str = "\n", flush: bool = False) -> None:
-    """Write ``text`` and ``end`` to stdout (``err``: stderr), control characters shown
-    escaped whatever the stream is (a terminal, a pipe, a file)."""
-    stream = sys.stderr if err else sys.stdout
+def echo(
+    text: Any = "", *, err: bool = False, end: str = "\n", flush: bool = False,
+    file: TextIO | None = None,
+) -> None:  # fmt: skip
+    """Write ``text`` and ``end`` to stdout (``err``: stderr; or ``file``), control
+    characters shown escaped whatever the stream is (a terminal, a pipe, a file)."""
+    stream = file if file is not None else sys.stderr if err else sys.stdout
     if stream is None:  # pythonw: no console
         return
     _write(stream, safe(text) + end)
