@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import time
 
 import pytest
@@ -97,6 +98,29 @@ def test_pdf_draws_only_the_figure_and_links_only_to_the_web(tmp_path):
     data = write(_document(), tmp_path / "r.pdf").read_bytes()
     text = assert_pdf_safe(data, figures=1)
     assert "growth rate" in text and "good link" in text
+
+
+def test_a_5_mb_one_line_answer_lays_out_the_pdf_budget_and_says_what_was_left_out(tmp_path):
+    # Issue 23: fpdf2 measures its line again for every character, so the PDF lays out
+    # TEXT_BUDGET characters of it (bench/bench_reports.py times it), then a sentence.
+    import pypdfium2
+
+    from kanoa_desktop.core.reports.pdf import TEXT_BUDGET
+
+    answer = ("growth of the signal over time " * 161_300)[:5_000_000]
+    data = write(D.Document("Long").add(D.Markdown(answer)), tmp_path / "long.pdf").read_bytes()
+    pdf = pypdfium2.PdfDocument(data)
+    try:
+        pages = len(pdf)
+        text = " ".join("".join(p.get_textpage().get_text_range() for p in pdf).split())
+    finally:
+        pdf.close()
+    assert pages <= 60  # ~50 A4 pages of 10 pt text, not ~1,500
+    assert abs(text.count("growth") - TEXT_BUDGET // 31) <= 2
+    left_out = int(re.search(r"\[([\d,]+) more characters are left out of the PDF", text)[1]
+                   .replace(",", ""))  # fmt: skip
+    assert 0 <= left_out - (5_000_000 - TEXT_BUDGET) <= 40
+    assert "the Markdown and HTML exports have all of them" in text
 
 
 def test_csv_cells_never_start_a_formula_and_numbers_stay_numbers(tmp_path):
