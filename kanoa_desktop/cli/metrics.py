@@ -67,8 +67,7 @@ def format_table(snapshot: ServerMetrics) -> str:
     rows = [
         (
             "server",
-            f"{snapshot.kind}  (models: {models}; "
-            f"showing: {name(snapshot.model or 'all')})",
+            f"{snapshot.kind}  (models: {models}; showing: {name(snapshot.model or 'all')})",
         ),
         (
             "requests",
@@ -102,9 +101,7 @@ def format_table(snapshot: ServerMetrics) -> str:
         )
     )
     if snapshot.finished_reasons:
-        reasons = "  ".join(
-            f"{name(k)} {v}" for k, v in sorted(snapshot.finished_reasons.items())
-        )
+        reasons = "  ".join(f"{name(k)} {v}" for k, v in sorted(snapshot.finished_reasons.items()))
         rows.append(("finished", reasons))
     for gpu in snapshot.gpus:
         rows.append(

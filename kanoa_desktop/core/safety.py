@@ -188,6 +188,7 @@ def replace_surrogates(text: str) -> str:
 
 # --- images in model text ------------------------------------------------------------------
 
+
 def defang_images(markdown: str) -> str:
     """Markdown whose images are links or text: nothing is fetched or read to display it.
 
