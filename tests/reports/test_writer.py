@@ -8,7 +8,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-import time
 
 import pytest
 
@@ -249,6 +248,7 @@ ADVERSARIAL = {
 }
 
 
+@pytest.mark.timeout(120)  # a hang guard (pytest-timeout): a quadratic pattern takes minutes
 @pytest.mark.parametrize("case", sorted(ADVERSARIAL))
 def test_the_writer_stays_linear_on_adversarial_text(case):
     text = ADVERSARIAL[case]
@@ -258,7 +258,4 @@ def test_the_writer_stays_linear_on_adversarial_text(case):
         csv_cell,
         lambda t: to_html(D.Document(t).add(D.Markdown(t))),
     ):
-        t0 = time.monotonic()
         fn(text)
-        # Generous: catches a quadratic pattern (minutes), not a slow machine.
-        assert time.monotonic() - t0 < 40
