@@ -161,7 +161,6 @@ def test_the_app_closes_cleanly_on_sigterm_with_a_request_running(tmp_path):
 
 def test_a_second_launch_hands_its_files_to_the_running_window(tmp_path):
     import signal
-    import time
 
     png = tmp_path / "second.png"
     from PIL import Image
@@ -189,11 +188,9 @@ def test_a_second_launch_hands_its_files_to_the_running_window(tmp_path):
                              text=True, env=env)  # fmt: skip
     try:
         assert first.stdout.readline().strip() == "SHOWN"
-        t0 = time.monotonic()
         second = subprocess.run([sys.executable, "-m", "kanoa_desktop", str(png)], env=env,
                                 capture_output=True, text=True, timeout=60)  # fmt: skip
         assert second.returncode == 0, second.stderr
-        assert time.monotonic() - t0 < 30
         assert first.stdout.readline().split() == ["OPENED", str(png)]
     finally:
         first.send_signal(signal.SIGTERM)

@@ -10,10 +10,9 @@ it keeps its streaming turn and its undo.
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from datetime import datetime
 
+from kanoa_desktop.cli.output import echo, echo_json, error, name
 from kanoa_desktop.core.endpoint.errors import KanoaError
 from kanoa_desktop.core.history.export import conversation_markdown, export
 from kanoa_desktop.core.history.store import ConversationSummary, HistoryStore
@@ -62,7 +61,7 @@ def summary_json(s: ConversationSummary) -> dict:
 
 def _print_table(rows: list[ConversationSummary]) -> None:
     if not rows:
-        print("No conversations.", file=sys.stderr)
+        echo("No conversations.", err=True)
         return
     width = max(len(str(r.id)) for r in rows)
     for r in rows:
@@ -70,31 +69,30 @@ def _print_table(rows: list[ConversationSummary]) -> None:
         state = r.last_ending + (
             " (one interrupted)" if r.interrupted and r.last_state != "interrupted" else ""
         )
-        print(
-            f"{r.id:>{width}}  {when}  {r.n_turns:>2} turn(s)  {r.model or '-'}  {state}  {r.title}"
+        # Titles come from questions and models, model names from servers: one line each.
+        echo(
+            f"{r.id:>{width}}  {when}  {r.n_turns:>2} turn(s)  {name(r.model or '-')}  {state}  "
+            f"{name(r.title)}"
         )
 
 
 def _no_such(conv_id: int) -> int:
-    print(
-        f"error: no conversation with id {conv_id}.\nhint: list them with `kanoa-desktop history list`.",
-        file=sys.stderr,
+    return error(
+        f"no conversation with id {conv_id}.", "list them with `kanoa-desktop history list`."
     )
-    return 1
 
 
 def run(args: argparse.Namespace) -> int:
     store = HistoryStore(recover=False)
     try:
         if store.problem is not None:
-            print(f"warning: {store.problem.brief}", file=sys.stderr)
+            echo(f"warning: {name(store.problem.brief)}", err=True)
         if args.history_command == "list":
             rows = store.list_conversations(
                 search=args.search, model=args.model, limit=max(1, args.limit)
             )
             if args.json:
-                json.dump([summary_json(r) for r in rows], sys.stdout, indent=2, ensure_ascii=False)
-                sys.stdout.write("\n")
+                echo_json([summary_json(r) for r in rows], indent=2)
             else:
                 _print_table(rows)
             return 0
@@ -102,17 +100,14 @@ def run(args: argparse.Namespace) -> int:
         if conv is None:
             return _no_such(args.id)
         if args.history_command == "show":
-            sys.stdout.write(conversation_markdown(conv))
+            echo(conversation_markdown(conv), end="")
             return 0
         fmt = FORMATS[args.format] if args.format else None
         try:
             written = export(conv, args.output, fmt)
         except KanoaError as err:
-            print(f"error: {err.message}", file=sys.stderr)
-            if err.hint:
-                print(f"hint: {err.hint}", file=sys.stderr)
-            return 1
-        print(written)
+            return error(err.message, err.hint)
+        echo(name(written))
         return 0
     finally:
         store.close()

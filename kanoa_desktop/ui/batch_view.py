@@ -42,7 +42,7 @@ from PySide6.QtWidgets import (
 
 from kanoa_desktop.core.ask.services import Services
 from kanoa_desktop.core.batch.plan import TEMPLATE_FIELDS, Template
-from kanoa_desktop.core.batch.report import write_report
+from kanoa_desktop.core.batch.report import REPORT_SUFFIXES, write_report
 from kanoa_desktop.core.batch.runner import (
     DEFAULT_CONCURRENCY,
     MAX_CONCURRENCY,
@@ -346,7 +346,7 @@ class BatchView(QDialog):
             cells += [
                 f"{result.duration_s:.1f} s" if result.duration_s is not None else "–",
                 f"{result.output_tokens or 0:,}",
-                format_cost(result.cost or 0.0),
+                format_cost(result.cost or 0.0, result.estimated),
             ]
         else:
             cells += ["", "", result.error]
@@ -391,7 +391,7 @@ class BatchView(QDialog):
     def choose_report(self) -> None:
         dialog = QFileDialog(self, "Export the batch report")
         dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
-        dialog.setNameFilters(["Markdown (*.md)", "HTML (*.html)", "CSV (*.csv)"])
+        dialog.setNameFilters(["Markdown (*.md)", "HTML (*.html)", "PDF (*.pdf)", "CSV (*.csv)"])
         dialog.fileSelected.connect(lambda path: self.export_report(path))
         self._dialog = dialog
         dialog.open()
@@ -402,7 +402,7 @@ class BatchView(QDialog):
         if self.batch is None:
             return None
         path = Path(path)
-        if path.suffix.lower() not in (".md", ".html", ".csv"):
+        if path.suffix.lower() not in REPORT_SUFFIXES:
             path = path.with_name(path.name + ".md")
         batch = self.batch
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -38,10 +37,12 @@ from kanoa_desktop.core.bench.speed import (
     Progress,
     SuiteResult,
     TaskResult,
+    export_benchmark,
     to_markdown,
     variance_note,
 )
 from kanoa_desktop.core.endpoint.client import ChatClient
+from kanoa_desktop.core.endpoint.errors import KanoaError
 from kanoa_desktop.core.safety import escape_rich
 from kanoa_desktop.ui.plain_text import make_labels_plain
 from kanoa_desktop.ui.qt_guard import guarded
@@ -304,10 +305,10 @@ class BenchmarkDialog(QDialog):
     def markdown(self) -> str:
         if self.result is None:
             return ""
-        table = to_markdown(self.result)
-        if self.accuracy_result is not None:
-            table += "\n\n" + self.accuracy_result.line() + "\n"
-        return table
+        return to_markdown(self.result, accuracy=self._accuracy_line())
+
+    def _accuracy_line(self) -> str:
+        return self.accuracy_result.line() if self.accuracy_result is not None else ""
 
     def export_markdown(self) -> None:
         """Ask for a file (non-blocking ``QFileDialog.open``) and save the table there."""
@@ -325,12 +326,12 @@ class BenchmarkDialog(QDialog):
         the table stays here to export again)."""
         if not path:
             return False
+        if self.result is None:
+            return False
         try:
-            Path(path).write_text(self.markdown(), encoding="utf-8")
-        except OSError as exc:
-            self.state.setText(
-                f"Could not save {path}: {exc.strerror or exc}. Choose another folder."
-            )
+            export_benchmark(self.result, path, accuracy=self._accuracy_line())
+        except KanoaError as exc:
+            self.state.setText(f"Could not save the table: {exc.message} {exc.hint}")
             return False
         self.state.setText(f"Saved the table to {path}.")
         return True

@@ -57,9 +57,11 @@ def test_dialog_runs_the_suite_live_and_exports_markdown(qtbot, run, tmp_path):
     assert dlg.save_markdown(str(target))
     assert target.read_text() == dlg.markdown()
     assert "| **Basic Chat** |" in target.read_text()
-    # A folder that does not exist: a message in the dialog, the table kept.
-    assert not dlg.save_markdown(str(tmp_path / "missing" / "out.md"))
-    assert "Could not save" in dlg.state.text()
+    # A folder that cannot be made (a file is in the way): a message in the dialog, the
+    # table kept.
+    (tmp_path / "file").write_text("x")
+    assert not dlg.save_markdown(str(tmp_path / "file" / "out.md"))
+    assert "Could not save" in dlg.state.text() and "could not be written" in dlg.state.text()
     assert dlg.cell_text(3, "Mean (tok/s)") != "—"
 
 

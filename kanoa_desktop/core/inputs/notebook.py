@@ -34,7 +34,7 @@ from kanoa_desktop.core.inputs.figures import (
     PreparedFigure,
     prepare_figure,
 )
-from kanoa_desktop.core.safety import JsonTooLarge, loads_json_bounded
+from kanoa_desktop.core.safety import JsonTooLarge, code_fence, loads_json_bounded
 
 MAX_NOTEBOOK_BYTES = 128 * 1024 * 1024
 # Values and keys the parsed JSON may hold. A large real notebook (thousands of cells,
@@ -85,9 +85,11 @@ class NotebookFigure:
     def context(self) -> str:
         """The cell's source as context text for the question."""
         run = f", In [{self.execution_count}]" if self.execution_count is not None else ""
+        # A fence longer than any in the cell: a ``` line in the source cannot end it.
+        fence = code_fence(self.cell_source)
         return (
             f"The figure was drawn by cell {self.cell_number}{run} of the notebook:\n\n"
-            f"```{self.language}\n{self.cell_source.rstrip()}\n```"
+            f"{fence}{self.language}\n{self.cell_source.rstrip()}\n{fence}"
         )
 
 
