@@ -1,10 +1,10 @@
 """``python -m bench [--quick]``: run every benchmark and print every table.
 
 Each bench runs in its own process (a fresh interpreter, its own QApplication), in order:
-metrics, tables, kb, client, streaming, start-up, memory at rest (under Xvfb), fleet,
-compare, install (the .deb's frozen
-app beside the source install: size and start; it needs ``make deb``, which ``make bench``
-runs when the .deb is missing). ``--quick`` passes smaller sizes to each
+metrics, tables, kb, client, streaming, start-up, memory at rest (under Xvfb), fleet, compare,
+score, reports, install (the .deb's frozen app beside the source install: size and start; it
+needs ``make deb``, which ``make bench`` runs when the .deb is missing). ``--quick`` passes
+smaller sizes to each
 (about 2 minutes in all; the full run takes under about 10). A failing bench is reported
 and the others still run; the exit status is 1 if any failed.
 """
@@ -33,6 +33,8 @@ def plan(quick: bool) -> list[tuple[str, list[str]]]:
             ("memory", ["-m", "bench.bench_memory", "--repeat", "1"]),
             ("fleet", ["-m", "bench.bench_fleet", "--quick"]),
             ("compare", ["-m", "bench.bench_compare", "--quick"]),
+            ("score", ["-m", "bench.bench_score", "--quick"]),
+            ("reports", ["bench/bench_reports.py", "--chars", "1000000"]),
             ("install", ["-m", "bench.bench_install", "--quick"]),
         ]
     return [
@@ -45,6 +47,8 @@ def plan(quick: bool) -> list[tuple[str, list[str]]]:
         ("memory", ["-m", "bench.bench_memory"]),
         ("fleet", ["-m", "bench.bench_fleet"]),
         ("compare", ["-m", "bench.bench_compare"]),
+        ("score", ["-m", "bench.bench_score"]),
+        ("reports", ["bench/bench_reports.py"]),
         ("install", ["-m", "bench.bench_install"]),
     ]
 

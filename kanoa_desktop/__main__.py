@@ -78,7 +78,9 @@ def _main(argv: Sequence[str] | None) -> int:
         return run_cli(args)
     problem = unknown_command(args, list(SUBCOMMANDS))
     if problem:
-        print(problem, file=sys.stderr)
+        from kanoa_desktop.cli.output import echo
+
+        echo(problem, err=True)
         return 2
     # The window's session: faulthandler and a watchdog write into a crash record in
     # the log folder, and the draft is kept (core/config/recovery.py). Deleted at a clean

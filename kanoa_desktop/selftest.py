@@ -315,11 +315,16 @@ def run_self_test(
     ``server`` is an OpenAI-compatible API base (``http://host:8000/v1``); without it the
     streaming check is left out. ``timeout`` bounds the server check, in seconds.
     """
-    out = sys.stdout if out is None else out
-    print(header(), file=out, flush=True)
+    from kanoa_desktop.cli.output import echo
     from kanoa_desktop.core.config.logs import log_path
 
-    print(f"Log file: {log_path()}", file=out, flush=True)
+    # Through the commands' one output function: a server's model name or error message
+    # cannot send an escape sequence to the terminal.
+    def say(text: str) -> None:
+        echo(text, file=sys.stdout if out is None else out, flush=True)
+
+    say(header())
+    say(f"Log file: {log_path()}")
     checks: list[tuple[str, Callable[[], str]]] = [
         ("window", check_window),
         ("image", check_image),
@@ -335,12 +340,12 @@ def run_self_test(
     for name, check in checks:
         result = _run(name, check)
         results.append(result)
-        print(result.line(), file=out, flush=True)
+        say(result.line())
     failed = [r.name for r in results if not r.ok]
     if failed:
-        print(f"FAILED: {len(failed)} of {len(results)} checks ({', '.join(failed)})", file=out)
+        say(f"FAILED: {len(failed)} of {len(results)} checks ({', '.join(failed)})")
         return 1
-    print(f"PASSED: all {len(results)} checks", file=out)
+    say(f"PASSED: all {len(results)} checks")
     return 0
 
 

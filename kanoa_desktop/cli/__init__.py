@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import sys
 from collections.abc import Sequence
 
 from kanoa_desktop import __version__
@@ -24,6 +23,7 @@ SUBCOMMANDS: dict[str, str] = {
     "history": "history",
     "compare": "compare",
     "batch": "batch",
+    "score": "score",
 }
 
 
@@ -59,5 +59,7 @@ def run_cli(argv: Sequence[str]) -> int:
     try:
         return int(module.run(args) or 0)
     except KeyboardInterrupt:
-        print("Interrupted.", file=sys.stderr)
+        from kanoa_desktop.cli.output import echo
+
+        echo("Interrupted.", err=True)
         return 130

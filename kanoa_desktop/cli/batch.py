@@ -15,10 +15,11 @@ import asyncio
 import contextlib
 import os
 import signal
-import sys
 from pathlib import Path
 
-from kanoa_desktop.cli.interpret import add_input_options, fail
+from kanoa_desktop.cli.interpret import add_input_options
+from kanoa_desktop.cli.output import echo, name
+from kanoa_desktop.cli.output import error as fail
 from kanoa_desktop.core.ask.services import command_services
 from kanoa_desktop.core.batch.plan import Template
 from kanoa_desktop.core.batch.report import REPORT_SUFFIXES, write_report
@@ -68,16 +69,16 @@ def _on_event(ev) -> None:
         p = ev.batch.progress()
         r = ev.result
         for warning in filter(None, r.warnings.split("\n")):
-            print(f"warning: {r.label}: {warning}", file=sys.stderr)
-        what = f"done ({r.duration_s:.1f} s)" if r.ok else f"failed: {r.error}"
+            echo(f"warning: {name(r.label)}: {name(warning)}", err=True)
+        what = f"done ({r.duration_s:.1f} s)" if r.ok else f"failed: {name(r.error)}"
         left = (
             f" (about {format_duration(p.eta_s)} left)"
             if p.eta_s is not None and p.remaining
             else ""
         )
-        print(f"[{p.finished}/{p.total}] {r.label}: {what}{left}", file=sys.stderr, flush=True)
+        echo(f"[{p.finished}/{p.total}] {name(r.label)}: {what}{left}", err=True, flush=True)
     elif isinstance(ev, BatchEnded):
-        print(f"{ev.progress.line()} ({ev.line()})", file=sys.stderr, flush=True)
+        echo(f"{ev.progress.line()} ({ev.line()})", err=True, flush=True)
 
 
 async def _run(args: argparse.Namespace) -> int:
@@ -109,8 +110,8 @@ async def _run(args: argparse.Namespace) -> int:
     try:
         await batch.prepare()
         for warning in batch.warnings:
-            print(f"warning: {warning}", file=sys.stderr)
-        print(f"{len(batch.items)} items: {batch.rerun.line()}.", file=sys.stderr, flush=True)
+            echo(f"warning: {name(warning)}", err=True)
+        echo(f"{len(batch.items)} items: {batch.rerun.line()}.", err=True, flush=True)
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signal.SIGINT, batch.cancel)
             loop.add_signal_handler(signal.SIGTERM, batch.cancel)
@@ -122,14 +123,14 @@ async def _run(args: argparse.Namespace) -> int:
         await services.aclose()
         results.close()
     if (unsaved := results.unsaved_note()) is not None:
-        print(f"note: {unsaved}", file=sys.stderr)
+        echo(f"note: {name(unsaved)}", err=True)
     for path in args.out:
-        print(f"wrote {write_report(batch, path)}", file=sys.stderr)
+        echo(f"wrote {name(write_report(batch, path))}", err=True)
     if ended.state == "cancelled":
-        print("Cancelled: run the same command again to continue.", file=sys.stderr)
+        echo("Cancelled: run the same command again to continue.", err=True)
         return 1
     for r in batch.failures:
-        print(f"failed: {r.label}: {r.error}", file=sys.stderr)
+        echo(f"failed: {name(r.label)}: {name(r.error)}", err=True)
     return 0 if not batch.failures else 1
 
 
@@ -137,7 +138,8 @@ def run(args: argparse.Namespace) -> int:
     bad = [p for p in args.out if p.suffix.lower() not in REPORT_SUFFIXES]
     if bad:
         return fail(
-            f"{bad[0].name}: a report is Markdown (.md), HTML (.html) or CSV (.csv).",
+            f"{name(bad[0].name)}: a report is Markdown (.md), HTML (.html), PDF (.pdf) or "
+            "CSV (.csv).",
             "Name the report file with one of these extensions.",
         )
     if not 1 <= args.concurrency <= MAX_CONCURRENCY:

@@ -12,10 +12,11 @@ import argparse
 import asyncio
 import contextlib
 import signal
-import sys
 from pathlib import Path
 
-from kanoa_desktop.cli.interpret import add_input_options, fail, question_inputs
+from kanoa_desktop.cli.interpret import add_input_options, question_inputs
+from kanoa_desktop.cli.output import echo, name
+from kanoa_desktop.cli.output import error as fail
 from kanoa_desktop.core.ask.compare import (
     MAX_PANES,
     Comparison,
@@ -63,11 +64,11 @@ def _profiles(args: argparse.Namespace) -> list[Profile]:
     store.load()
     names = args.profile or ([store.active.name] if args.model else [])
     found = []
-    for name in names:
-        profile = store.get(name)
+    for wanted in names:
+        profile = store.get(wanted)
         if profile is None:
             raise ComparisonError(
-                f"There is no profile named {name!r} (profiles: {', '.join(store.names)}).",
+                f"There is no profile named {wanted!r} (profiles: {', '.join(store.names)}).",
                 "Create it in Settings, or check the spelling.",
             )
         found.append(profile)
@@ -108,12 +109,12 @@ async def _run(args: argparse.Namespace) -> int:
             pane = comparison.pane_of(ev.runner)
             if pane is None:
                 return
-            label = comparison.panes[pane].label
+            label = name(comparison.panes[pane].label)
             if isinstance(ev, StateChanged) and ev.state in ("waiting", "streaming"):
-                print(f"[{label}] {ev.state}", file=sys.stderr, flush=True)
+                echo(f"[{label}] {ev.state}", err=True, flush=True)
             elif isinstance(ev, TurnEnded):
                 ending = ending_label(ev.state, ev.finish_reason, ev.error.title if ev.error else "")
-                print(f"[{label}] {ending}", file=sys.stderr, flush=True)
+                echo(f"[{label}] {name(ending)}", err=True, flush=True)
 
     comparison = Comparison(profiles, services, listener=on_event, outbox=inputs)
     loop = asyncio.get_running_loop()
@@ -125,36 +126,33 @@ async def _run(args: argparse.Namespace) -> int:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.remove_signal_handler(signal.SIGINT)
         await services.pool.aclose()
-    out = sys.stdout
     for pane, end in zip(comparison.panes, ended, strict=True):
-        out.write(f"\n## {pane.label} ({pane.runner.model or pane.profile.model})\n\n")
-        out.write((end.answer.strip() or "(no text)") + "\n")
+        model = pane.runner.model or pane.profile.model
+        echo(f"\n## {name(pane.label)} ({name(model)})\n")
+        echo(end.answer.strip() or "(no text)")
         if end.note:
-            out.write(f"\n*{end.note}*\n")
+            echo(f"\n*{name(end.note)}*")
         if end.error is not None:
-            out.write(f"\nerror: {end.error.message}\n")
+            echo(f"\nerror: {name(end.error.message)}")
             if end.error.hint:
-                out.write(f"hint: {end.error.hint}\n")
-    out.write("\n" + comparison.table_markdown() + "\n")
-    out.flush()
+                echo(f"hint: {name(end.error.hint)}")
+    echo("\n" + comparison.table_markdown(), flush=True)
     status = 0 if all(e.state == "done" for e in ended) else 1
     exports = [(args.markdown, "markdown"), (args.html, "html"), (args.pdf, "pdf")]
     if any(path for path, _ in exports):
         stored = comparison.load()
         if stored is None:
-            print(
-                "error: nothing was recorded to export (no pane reached a server, or "
-                "--no-history was given).",
-                file=sys.stderr,
+            status = fail(
+                "nothing was recorded to export (no pane reached a server, or --no-history "
+                "was given)."
             )
-            status = 1
         else:
             from kanoa_desktop.core.ask.compare_report import export_comparison
 
             for path, fmt in exports:
                 if path is not None:
                     written = export_comparison(stored, path, fmt)
-                    print(f"wrote {written}", file=sys.stderr)
+                    echo(f"wrote {name(written)}", err=True)
     if services.history is not None:
         services.history.close()
     return status

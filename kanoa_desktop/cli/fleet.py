@@ -20,10 +20,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import sys
 from typing import Any
 
+from kanoa_desktop.cli.output import echo, echo_json, error, name
 from kanoa_desktop.core.config.profiles import ProfileStore, fleet_prometheus_url
 from kanoa_desktop.core.monitor.fleet import FleetReader, FleetRow, FleetSnapshot, PrometheusError
 
@@ -99,6 +98,8 @@ def _up(row: FleetRow) -> str:
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:
+    # Labels come from Prometheus and the servers: escaped before the columns are measured.
+    rows = [[name(c) for c in r] for r in rows]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
     for r in rows:
@@ -193,7 +194,7 @@ def format_fleet(snapshot: FleetSnapshot) -> str:
         )
     if snapshot.router is not None:
         parts.append(
-            snapshot.router.summary()
+            name(snapshot.router.summary())
             + "\n"
             + _table(
                 ["server behind the router", "model", "health", "load"],
@@ -209,7 +210,7 @@ def format_fleet(snapshot: FleetSnapshot) -> str:
             )  # fmt: skip
         )
     if snapshot.warnings:
-        parts.append("\n".join(f"warning: {w}" for w in snapshot.warnings))
+        parts.append("\n".join(f"warning: {name(w)}" for w in snapshot.warnings))
     return "\n\n".join(parts) if parts else "Prometheus has no targets."
 
 
@@ -225,9 +226,9 @@ def exit_status(snapshot: FleetSnapshot) -> int:
 def _print(snapshot: FleetSnapshot, as_json: bool) -> None:
     if as_json:
         for obj in snapshot.to_dicts():
-            print(json.dumps(obj), flush=True)
+            echo_json(obj, flush=True)
         return
-    print(format_fleet(snapshot) + "\n", flush=True)
+    echo(format_fleet(snapshot) + "\n", flush=True)
 
 
 async def _main(args: argparse.Namespace) -> int:
@@ -244,7 +245,7 @@ async def _main(args: argparse.Namespace) -> int:
             try:
                 snapshot = await reader.snapshot()
             except PrometheusError as err:
-                print(f"error: {err}", file=sys.stderr, flush=True)
+                echo(f"error: {name(err)}", err=True, flush=True)
                 status = EXIT_NO_PROMETHEUS
             else:
                 _print(snapshot, args.json)
@@ -259,20 +260,17 @@ async def _main(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     """Entry point for ``kanoa-desktop fleet``; returns the exit status."""
     if args.interval is not None and args.interval <= 0:
-        print("error: --interval must be a positive number of seconds.", file=sys.stderr)
-        return EXIT_USAGE
+        return error("--interval must be a positive number of seconds.", status=EXIT_USAGE)
     if args.window <= 0:
-        print("error: --window must be a positive number of seconds.", file=sys.stderr)
-        return EXIT_USAGE
+        return error("--window must be a positive number of seconds.", status=EXIT_USAGE)
     if args.prometheus is None:
         store = ProfileStore()
         store.load()
         args.prometheus = fleet_prometheus_url(store.active, store.preferences)
         if not args.prometheus:
-            print(
-                "error: no Prometheus server: pass --prometheus URL, or set one in the "
-                "window's Settings > GPU panel.",
-                file=sys.stderr,
+            return error(
+                "no Prometheus server: pass --prometheus URL, or set one in the window's "
+                "Settings > GPU panel.",
+                status=EXIT_USAGE,
             )
-            return EXIT_USAGE
     return asyncio.run(_main(args))

@@ -10,14 +10,12 @@ it keeps its streaming turn and its undo.
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from datetime import datetime
 
+from kanoa_desktop.cli.output import echo, echo_json, error, name
 from kanoa_desktop.core.endpoint.errors import KanoaError
 from kanoa_desktop.core.history.export import conversation_markdown, export
 from kanoa_desktop.core.history.store import ConversationSummary, HistoryStore
-from kanoa_desktop.core.safety import escape_control
 
 FORMATS = {"md": "markdown", "markdown": "markdown", "html": "html", "pdf": "pdf"}
 
@@ -66,7 +64,7 @@ LIST_HEADERS = ("ID", "UPDATED", "TURNS", "MODEL", "STATE", "TITLE")
 
 def list_table(rows: list[ConversationSummary]) -> list[str]:
     """``history list``'s lines: a header, then one aligned row per conversation. Model
-    names and titles come from servers and users: control characters are shown escaped."""
+    names and titles come from servers and users: one line each, control characters escaped."""
     cells = []
     for r in rows:
         state = r.last_ending + (
@@ -76,9 +74,9 @@ def list_table(rows: list[ConversationSummary]) -> list[str]:
             str(r.id),
             datetime.fromtimestamp(r.updated).strftime("%Y-%m-%d %H:%M"),
             str(r.n_turns),
-            escape_control(r.model or "-"),
+            name(r.model or "-"),
             state,
-            escape_control(r.title),
+            name(r.title),
         ))  # fmt: skip
     widths = [max([len(h)] + [len(c[i]) for c in cells]) for i, h in enumerate(LIST_HEADERS)]
     right = {0, 2}  # numbers align right
@@ -95,32 +93,29 @@ def list_table(rows: list[ConversationSummary]) -> list[str]:
 
 def _print_table(rows: list[ConversationSummary]) -> None:
     if not rows:
-        print("No conversations.", file=sys.stderr)
+        echo("No conversations.", err=True)
         return
     for text in list_table(rows):
-        print(text)
+        echo(text)
 
 
 def _no_such(conv_id: int) -> int:
-    print(
-        f"error: no conversation with id {conv_id}.\nhint: list them with `kanoa-desktop history list`.",
-        file=sys.stderr,
+    return error(
+        f"no conversation with id {conv_id}.", "list them with `kanoa-desktop history list`."
     )
-    return 1
 
 
 def run(args: argparse.Namespace) -> int:
     store = HistoryStore(recover=False)
     try:
         if store.problem is not None:
-            print(f"warning: {store.problem.brief}", file=sys.stderr)
+            echo(f"warning: {name(store.problem.brief)}", err=True)
         if args.history_command == "list":
             rows = store.list_conversations(
                 search=args.search, model=args.model, limit=max(1, args.limit)
             )
             if args.json:
-                json.dump([summary_json(r) for r in rows], sys.stdout, indent=2, ensure_ascii=False)
-                sys.stdout.write("\n")
+                echo_json([summary_json(r) for r in rows], indent=2)
             else:
                 _print_table(rows)
             return 0
@@ -128,17 +123,14 @@ def run(args: argparse.Namespace) -> int:
         if conv is None:
             return _no_such(args.id)
         if args.history_command == "show":
-            sys.stdout.write(conversation_markdown(conv))
+            echo(conversation_markdown(conv), end="")
             return 0
         fmt = FORMATS[args.format] if args.format else None
         try:
             written = export(conv, args.output, fmt)
         except KanoaError as err:
-            print(f"error: {err.message}", file=sys.stderr)
-            if err.hint:
-                print(f"hint: {err.hint}", file=sys.stderr)
-            return 1
-        print(written)
+            return error(err.message, err.hint)
+        echo(name(written))
         return 0
     finally:
         store.close()

@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from kanoa_desktop.cli.output import echo, error, name
 from kanoa_desktop.core.ask.outbox import Outbox
 from kanoa_desktop.core.ask.pipeline import (
     AnswerDelta,
@@ -147,19 +148,8 @@ def add_input_options(p: argparse.ArgumentParser, *, batch: bool = False) -> Non
     p.add_argument("--sheet", default=None, metavar="NAME", help=f"workbook sheet (default: {first})")
 
 
-def fail(message: str, hint: str = "") -> int:
-    """Say an error (and what to do) on stderr; the exit status 1."""
-    print(f"error: {message}", file=sys.stderr)
-    if hint:
-        print(f"hint: {hint}", file=sys.stderr)
-    return 1
-
-
 def _say(err: Any) -> int:
-    print(f"\nerror: {err.message}", file=sys.stderr)
-    if getattr(err, "hint", ""):
-        print(f"hint: {err.hint}", file=sys.stderr)
-    return 1
+    return error(err.message, getattr(err, "hint", ""), lead="\n")
 
 
 def load_inputs(args: argparse.Namespace, profile: Profile) -> Outbox:
@@ -174,7 +164,7 @@ def load_inputs(args: argparse.Namespace, profile: Profile) -> Outbox:
 def question_inputs(taken: Any, context: str, focus: str) -> Outbox:
     """The :class:`Outbox` of what the plan took, its warnings told on stderr."""
     for warning in taken.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+        echo(f"warning: {name(warning)}", err=True)
     return Outbox.taking(taken, context, focus)
 
 
@@ -182,7 +172,7 @@ def choose_profile(args: argparse.Namespace, keys: KeyStore) -> tuple[Profile, P
     """The profile to ask with (``--profile`` or the active one), with this run's overrides."""
     store = ProfileStore(keys=keys)
     for problem in store.load():
-        print(f"warning: {problem.message}", file=sys.stderr)
+        echo(f"warning: {name(problem.message)}", err=True)
     if args.profile:
         profile = store.get(args.profile)
         if profile is None:
@@ -222,7 +212,7 @@ def open_knowledge_base(folders: tuple[str, ...], *, follow_links_outside: bool 
 
     present = [f for f in folders if Path(f).is_dir()]
     for missing in sorted(set(folders) - set(present)):
-        print(f"warning: knowledge-base folder {missing} is missing; left out.", file=sys.stderr)
+        echo(f"warning: knowledge-base folder {name(missing)} is missing; left out.", err=True)
     if not present:
         return None
     kb = KnowledgeBase(present, follow_links_outside=follow_links_outside)
@@ -255,18 +245,8 @@ def sources_text(grounding: Any, answer: str) -> str:
     cited = {p.number for p in grounding.cited(answer)}
     lines = ["Sources (* cited):"]
     for p in grounding.passages:
-        lines.append(f"  [{p.number}]{'*' if p.number in cited else ' '} {p.source.label()}")
+        lines.append(f"  [{p.number}]{'*' if p.number in cited else ' '} {name(p.source.label())}")
     return "\n".join(lines)
-
-
-def _for_terminal(stream: Any, text: str) -> str:
-    """Model text as written to ``stream``: on a terminal, control characters other than
-    newline and tab are shown escaped (an answer must not move the cursor, retitle the
-    window or write the clipboard through escape sequences); piped, it is kept as is."""
-    from kanoa_desktop.core.safety import escape_control
-
-    isatty = getattr(stream, "isatty", None)
-    return escape_control(text, keep="\n\t") if callable(isatty) and isatty() else text
 
 
 def _is_tty(stream: Any) -> bool:
@@ -326,19 +306,17 @@ class _Printer:
             return
         if isinstance(ev, AnswerDelta):
             if self.in_reasoning:
-                sys.stderr.write("\n")
+                echo(err=True)
                 self.in_reasoning = False
-            sys.stdout.write(_for_terminal(sys.stdout, ev.text))
-            sys.stdout.flush()
+            echo(ev.text, end="", flush=True)
         elif isinstance(ev, ReasoningText):
             self.in_reasoning = True
-            sys.stderr.write(_for_terminal(sys.stderr, ev.text))
-            sys.stderr.flush()
+            echo(ev.text, err=True, end="", flush=True)
         elif isinstance(ev, Notice):
             hint = f" ({ev.hint})" if ev.hint else ""
-            print(f"note: {ev.title}: {ev.message}{hint}", file=sys.stderr)
+            echo(f"note: {ev.title}: {ev.message}{hint}", err=True)
         elif isinstance(ev, Asked) and self.show_request:
-            print(describe_payload(ev.payload), file=sys.stderr)
+            echo(describe_payload(ev.payload), err=True)
         elif isinstance(ev, Sources):
             self.sources = ev
 
@@ -350,7 +328,7 @@ async def _ask(
     services = command_services(keys, api_key=api_key, history=not args.no_history,
                                 vision=store, knowledge_base=lambda: kb)  # fmt: skip
     if services.history is not None and services.history.problem is not None:
-        print(f"warning: {services.history.problem.brief}", file=sys.stderr)
+        echo(f"warning: {name(services.history.problem.brief)}", err=True)
     printer = _Printer(args.show_request)
     runner = ConversationRunner(profile, services, listener=printer, outbox=inputs)
     printer.on_stdout_closed = lambda: runner.stop("Stopped: the output was closed.")
@@ -360,26 +338,24 @@ async def _ask(
         await services.aclose()
     if printer.stdout_closed:
         raise BrokenPipeError  # the entry point ends quietly (status 141)
-    out = sys.stdout
-    out.write("\n")
+    echo()
     if ended.note:
-        print(ended.note, file=sys.stderr)
+        echo(ended.note, err=True)
     if printer.sources is not None:
         grounding = printer.sources.grounding
         if grounding.passages:
-            out.write("\n" + sources_text(grounding, ended.answer) + "\n")
+            echo("\n" + sources_text(grounding, ended.answer))
         elif grounding.notice:
-            print(f"note: {grounding.notice}", file=sys.stderr)
+            echo(f"note: {grounding.notice}", err=True)
     if ended.stats is not None:
-        out.write(usage_line(ended.stats, ended.cost, runner.model) + "\n")
-    out.flush()
+        echo(usage_line(ended.stats, ended.cost, name(runner.model)), flush=True)
     if services.history is not None and ended.turn_id is not None:
-        print(_saved_line(services.history, runner.conversation_id), file=sys.stderr)
+        echo(_saved_line(services.history, runner.conversation_id), err=True)
     if isinstance(ended.error, E.VisionUnsupported) and not store.read_only:
         # Remembered (only this key: a Settings change saved meanwhile stays), so next
         # time figures are not sent to this model.
         if (problem := store.save()) is not None:
-            print(f"warning: {problem.message}", file=sys.stderr)
+            echo(f"warning: {name(problem.message)}", err=True)
     if ended.error is not None:
         return _say(ended.error)
     return 0
@@ -406,7 +382,7 @@ def run(args: argparse.Namespace) -> int:
     except E.KanoaError as err:
         return _say(err)
     except KeyboardInterrupt:
-        print("\n[stopped]", file=sys.stderr)
+        echo("\n[stopped]", err=True)
         return 130
     finally:
         if kb is not None:

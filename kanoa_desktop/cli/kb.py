@@ -11,14 +11,13 @@ passage is printed with control characters escaped, so a name cannot drive the t
 from __future__ import annotations
 
 import argparse
-import sys
 import threading
 import time
 from pathlib import Path
 
+from kanoa_desktop.cli.output import echo, name, progress
 from kanoa_desktop.core.kb.index import IndexReport, KnowledgeBase, Progress
 from kanoa_desktop.core.kb.retrieval import query_terms, search
-from kanoa_desktop.core.safety import escape_control, escape_name
 
 
 def add_parser(subparsers) -> None:
@@ -48,7 +47,7 @@ def add_parser(subparsers) -> None:
 def _check_folders(folders: list[str]) -> str | None:
     for folder in folders:
         if not Path(folder).is_dir():
-            return f"Not a folder: {escape_name(folder)}. Give the path of a folder to index."
+            return f"Not a folder: {name(folder)}. Give the path of a folder to index."
     return None
 
 
@@ -58,7 +57,6 @@ class _ProgressLine:
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
         self._last = 0.0
-        self._tty = sys.stderr.isatty()
 
     def __call__(self, p: Progress) -> None:
         if not self.enabled:
@@ -72,23 +70,14 @@ class _ProgressLine:
         elif p.phase == "done":
             line = f"{p.total}/{p.total} files"
         else:
-            line = f"{p.done}/{p.total} files  {escape_control(p.current)[-60:]}"
-        if self._tty:
-            sys.stderr.write("\r\x1b[K" + line)
-            if p.phase == "done":
-                sys.stderr.write("\n")
-        else:
-            sys.stderr.write(line + "\n")
-        sys.stderr.flush()
+            line = f"{p.done}/{p.total} files  {name(p.current)[-60:]}"
+        progress(line, done=p.phase == "done")
 
 
 def _print_report(report: IndexReport) -> None:
     for item in report.problems:
-        print(
-            f"{item.status:8} {escape_control(item.path)}: {escape_control(item.reason)}",
-            file=sys.stderr,
-        )
-    print(report.summary(), file=sys.stderr)
+        echo(f"{item.status:8} {name(item.path)}: {name(item.reason)}", err=True)
+    echo(report.summary(), err=True)
 
 
 def _run_index(kb: KnowledgeBase, show_progress: bool) -> IndexReport:
@@ -104,28 +93,28 @@ def run(args: argparse.Namespace) -> int:
     folders = args.folders if args.kb_command == "index" else [args.folder]
     problem = _check_folders(folders)
     if problem:
-        print(problem, file=sys.stderr)
+        echo(problem, err=True)
         return 2
     with KnowledgeBase(folders, follow_links_outside=args.follow_links_outside) as kb:
         if args.kb_command == "index":
             report = _run_index(kb, not args.quiet)
             _print_report(report)
-            print(f"Index: {escape_name(str(kb.db_path))}", file=sys.stderr)
+            echo(f"Index: {name(str(kb.db_path))}", err=True)
             return 0
         if not args.no_update:
             report = _run_index(kb, show_progress=False)
             if report.problems and report.indexed:
-                print(
+                echo(
                     f"Indexed with {len(report.problems)} problem(s); run 'kb index' to see them.",
-                    file=sys.stderr,
+                    err=True,
                 )
         terms = query_terms(args.query)
         if not terms:
-            print("The query has no searchable words.", file=sys.stderr)
+            echo("The query has no searchable words.", err=True)
             return 2
         hits = search(kb, terms, k=max(args.k, 1), per_file=max(args.per_file, 1))
         if not hits:
-            print("No passage matched.", file=sys.stderr)
+            echo("No passage matched.", err=True)
             return 1
         for n, hit in enumerate(hits, start=1):
             where = (
@@ -135,8 +124,8 @@ def run(args: argparse.Namespace) -> int:
                 if hit.cell is not None
                 else f"lines {hit.line_start}-{hit.line_end}"
             )
-            print(f"[{n}] {escape_control(hit.file)} ({where})  score {hit.score:.2f}")
+            echo(f"[{n}] {name(hit.file)} ({where})  score {hit.score:.2f}")
             for line in hit.text.strip().splitlines()[:12]:
-                print(f"    {escape_control(line, keep=chr(9))}")
-            print()
+                echo(f"    {line}")
+            echo()
         return 0

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import math
-import sys
 from typing import Any
 
+from kanoa_desktop.cli.output import echo, echo_json, error, name
 from kanoa_desktop.core.monitor.metrics import MetricsDeriver, ServerMetrics
 from kanoa_desktop.core.monitor.poller import MetricsPoller, MetricsUpdate, PollState
-from kanoa_desktop.core.safety import escape_control
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -52,14 +50,12 @@ def _pct(value: float | None) -> str:
 
 
 def _json_safe(value: Any) -> Any:
-    """``value`` with every non-finite float as None and every string escaped, so the
-    line is valid JSON (no bare NaN) and prints no terminal escapes."""
+    """``value`` with every non-finite float as None, so the line is valid JSON (no bare
+    NaN); :func:`~kanoa_desktop.cli.output.echo_json` escapes what a terminal acts on."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
-    if isinstance(value, str):
-        return escape_control(value)
     if isinstance(value, dict):
-        return {escape_control(str(k)): _json_safe(v) for k, v in value.items()}
+        return {str(k): _json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_json_safe(v) for v in value]
     return value
@@ -67,12 +63,11 @@ def _json_safe(value: Any) -> Any:
 
 def format_table(snapshot: ServerMetrics) -> str:
     """The human table ``metrics`` prints for one snapshot ("—" where a value is unknown)."""
-    models = ", ".join(escape_control(m) for m in snapshot.models) or "—"
+    models = ", ".join(name(m) for m in snapshot.models) or "—"
     rows = [
         (
             "server",
-            f"{snapshot.kind}  (models: {models}; "
-            f"showing: {escape_control(snapshot.model or 'all')})",
+            f"{snapshot.kind}  (models: {models}; showing: {name(snapshot.model or 'all')})",
         ),
         (
             "requests",
@@ -106,21 +101,19 @@ def format_table(snapshot: ServerMetrics) -> str:
         )
     )
     if snapshot.finished_reasons:
-        reasons = "  ".join(
-            f"{escape_control(k)} {v}" for k, v in sorted(snapshot.finished_reasons.items())
-        )
+        reasons = "  ".join(f"{name(k)} {v}" for k, v in sorted(snapshot.finished_reasons.items()))
         rows.append(("finished", reasons))
     for gpu in snapshot.gpus:
         rows.append(
             (
-                f"GPU {escape_control(gpu.gpu)}",
-                f"{escape_control(gpu.name or '')} util {_fmt(gpu.utilization_pct, '%', 0)}  "
+                f"GPU {name(gpu.gpu)}",
+                f"{name(gpu.name or '')} util {_fmt(gpu.utilization_pct, '%', 0)}  "
                 f"FB used {_fmt(gpu.fb_used_mib, 'MiB', 0)} free {_fmt(gpu.fb_free_mib, 'MiB', 0)}"
                 f"  {_fmt(gpu.temperature_c, '°C', 0)}  {_fmt(gpu.power_w, 'W', 0)}",
             )
         )
     for warning in snapshot.warnings:
-        rows.append(("warning", escape_control(warning)))
+        rows.append(("warning", name(warning)))
     width = max(len(label) for label, _ in rows)
     return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)
 
@@ -130,12 +123,12 @@ def _print(update: MetricsUpdate, as_json: bool) -> None:
         record: dict[str, Any] = {"state": str(update.state), "message": update.message}
         if update.snapshot is not None:
             record.update(update.snapshot.to_dict())
-        print(json.dumps(_json_safe(record), allow_nan=False), flush=True)
+        echo_json(_json_safe(record), allow_nan=False, flush=True)
         return
     if update.state is not PollState.LIVE:
-        print(escape_control(update.message), flush=True)
+        echo(name(update.message), flush=True)
     if update.snapshot is not None:
-        print(format_table(update.snapshot) + "\n", flush=True)
+        echo(format_table(update.snapshot) + "\n", flush=True)
 
 
 async def _main(args: argparse.Namespace) -> int:
@@ -149,11 +142,7 @@ async def _main(args: argparse.Namespace) -> int:
     try:
         first = await poller.poll_once()
         if first.state is not PollState.LIVE:
-            print(
-                f"Cannot read metrics from {escape_control(args.url)}: "
-                f"{escape_control(first.message)}",
-                file=sys.stderr,
-            )
+            echo(f"Cannot read metrics from {name(args.url)}: {name(first.message)}", err=True)
             return 1
         if args.once:
             await asyncio.sleep(interval)
@@ -171,6 +160,5 @@ async def _main(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     """Entry point for ``kanoa-desktop metrics``; returns the exit status."""
     if args.interval is not None and args.interval <= 0:
-        print("--interval must be a positive number of seconds.", file=sys.stderr)
-        return 2
+        return error("--interval must be a positive number of seconds.", status=2)
     return asyncio.run(_main(args))

@@ -15,9 +15,9 @@ adversarial answer or file name of any length cannot freeze a thread.
 - :func:`replace_surrogates` turns lone surrogates (invalid Unicode a server can send as
   ``"\\ud83d"`` in JSON) into U+FFFD so text can always be encoded.
 - :func:`defang_images` turns every Markdown image form (inline ``![a](u)``, reference
-  ``![a][r]``, collapsed ``![a][]``, shortcut ``![a]``) into a plain link or text, and
-  optionally neutralises HTML tags that load resources (``<img>``, ``<svg>``,
-  ``<iframe>``...), so a renderer never fetches or reads anything named by model text.
+  ``![a][r]``, collapsed ``![a][]``, shortcut ``![a]``) into a plain link or text, so a
+  renderer never fetches or reads anything named by model text.
+- :func:`code_fence`: a fence no line of a code block's text can close.
 - :func:`loads_json_bounded` parses JSON from a file or a server only when the objects it
   would make fit a budget (counted before parsing, in linear time): a 110 MB file of empty
   objects is 2.8 GB once parsed.
@@ -188,29 +188,28 @@ def replace_surrogates(text: str) -> str:
 
 # --- images in model text ------------------------------------------------------------------
 
-# HTML elements that make a renderer fetch or read something by themselves.
-_LOADING_TAG_RE = re.compile(
-    r"<(?=/?\s{0,8}(?:img|image|svg|picture|source|video|audio|track|iframe|frame|frameset|"
-    r"object|embed|applet|link|style|script|meta|base|input|body|table|td|th|"
-    r"math|use|feimage|portal)\b)",
-    re.IGNORECASE,
-)
 
-
-def defang_images(markdown: str, *, escape_html: bool = False) -> str:
+def defang_images(markdown: str) -> str:
     """Markdown whose images are links or text: nothing is fetched or read to display it.
 
     Every form that CommonMark turns into an image starts with ``![``, so each ``![``
     becomes ``[image: `` (``![](u)`` -> ``[image: untitled](u)``, ``![a][r]`` ->
-    ``[image: a][r]``); the URL survives as a link the user may click. With
-    ``escape_html`` (Markdown written for other viewers, which render raw HTML) tags such
-    as ``<img src=...>`` also lose their ``<`` (written ``&lt;``). Linear in the input.
-    Code spans show the rewritten text too; callers keep the original for copying."""
+    ``[image: a][r]``); the URL survives as a link the user may click. Linear in the
+    input. Code spans show the rewritten text too; callers keep the original for copying.
+    (Reports go further: :func:`kanoa_desktop.core.reports.markdown.safe_markdown`.)"""
     if "![" in markdown:
         markdown = markdown.replace("![]", "[image: untitled]").replace("![", "[image: ")
-    if escape_html and "<" in markdown:
-        markdown = _LOADING_TAG_RE.sub("&lt;", markdown)
     return markdown
+
+
+# --- code blocks ---------------------------------------------------------------------------
+
+
+def code_fence(text: str) -> str:
+    """A backtick fence longer than any run of backticks in ``text`` (at least three), so
+    no line of ``text`` (a notebook cell's source) can close the block it opens."""
+    longest = max((len(r) for r in re.findall(r"`+", text)), default=0)
+    return "`" * max(3, longest + 1)
 
 
 # --- JSON by what it becomes ---------------------------------------------------------------
@@ -277,6 +276,7 @@ __all__ = [
     "MASK",
     "JsonTooLarge",
     "ScrubbingFilter",
+    "code_fence",
     "defang_images",
     "escape_control",
     "escape_name",

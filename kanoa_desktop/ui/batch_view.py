@@ -46,7 +46,7 @@ from PySide6.QtWidgets import (
 
 from kanoa_desktop.core.ask.services import Services
 from kanoa_desktop.core.batch.plan import TEMPLATE_FIELDS, Template
-from kanoa_desktop.core.batch.report import write_report
+from kanoa_desktop.core.batch.report import REPORT_SUFFIXES, write_report
 from kanoa_desktop.core.batch.runner import (
     DEFAULT_CONCURRENCY,
     MAX_CONCURRENCY,
@@ -372,7 +372,7 @@ class BatchView(QDialog):
             cells += [
                 f"{result.duration_s:.1f} s" if result.duration_s is not None else "–",
                 f"{result.output_tokens or 0:,}",
-                format_cost(result.cost or 0.0),
+                format_cost(result.cost or 0.0, result.estimated),
             ]
         else:
             cells += ["", "", result.error]
@@ -445,7 +445,8 @@ class BatchView(QDialog):
 
         self._dialog = save_dialog(
             self, "Export the batch report", "batch-report.md",
-            ["Markdown (*.md)", "HTML (*.html)", "CSV (*.csv)"], self.export_report,
+            ["Markdown (*.md)", "HTML (*.html)", "PDF (*.pdf)", "CSV (*.csv)"],
+            self.export_report,
         )  # fmt: skip
 
     def export_report(self, path: str | Path) -> asyncio.Task | None:
@@ -454,7 +455,7 @@ class BatchView(QDialog):
         if self.batch is None:
             return None
         path = Path(path)
-        if path.suffix.lower() not in (".md", ".html", ".csv"):
+        if path.suffix.lower() not in REPORT_SUFFIXES:
             path = path.with_name(path.name + ".md")
         batch = self.batch
 

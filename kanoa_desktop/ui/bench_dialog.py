@@ -3,14 +3,15 @@
 A non-modal dialog (``show()``/``open()``, never ``exec()``): the suite runs as an asyncio
 task on the running qasync loop, a progress bar and a live table follow every run, Cancel
 stops the request in flight, Export Markdown saves the table through a ``QFileDialog``
-opened with ``open()``.
+opened with ``open()``. Beside the speed figures, an accuracy pass (core/bench/accuracy.py:
+16 items of the chart suite) follows the speed suite when the caller gives one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from pathlib import Path
+from collections.abc import Callable
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -27,6 +28,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
+from kanoa_desktop.core.bench.accuracy import AccuracyPass, AccuracyResult
 from kanoa_desktop.core.bench.speed import (
     DEFAULT_RUNS,
     DEFAULT_TASKS,
@@ -35,10 +37,12 @@ from kanoa_desktop.core.bench.speed import (
     Progress,
     SuiteResult,
     TaskResult,
+    export_benchmark,
     to_markdown,
     variance_note,
 )
 from kanoa_desktop.core.endpoint.client import ChatClient
+from kanoa_desktop.core.endpoint.errors import KanoaError
 from kanoa_desktop.core.safety import escape_rich
 from kanoa_desktop.ui.plain_text import make_labels_plain
 from kanoa_desktop.ui.qt_guard import guarded
@@ -56,6 +60,8 @@ class BenchmarkDialog(QDialog):
     ``vision``: True/False when the profile says, None to probe. ``metrics``: an optional
     reader for the KV-cache peak and preemptions (see ``endpoint_bench.MetricsReader``).
     ``finished(SuiteResult)`` is emitted when a run ends (done, cancelled or failed).
+    ``accuracy`` makes the accuracy pass for a start, given the listener of its score run
+    (None: speed only).
     """
 
     finished = Signal(object)
@@ -68,6 +74,7 @@ class BenchmarkDialog(QDialog):
         vision: bool | None = None,
         metrics: MetricsReader | None = None,
         runs: int = DEFAULT_RUNS,
+        accuracy: Callable[[Callable], AccuracyPass] | None = None,
         parent=None,
     ) -> None:
         super().__init__(parent)
@@ -81,6 +88,10 @@ class BenchmarkDialog(QDialog):
         self.result: SuiteResult | None = None
         self._task: asyncio.Future | None = None
         self._file_dialog: QFileDialog | None = None
+        self.accuracy_factory = accuracy
+        self.accuracy: AccuracyPass | None = None
+        self.accuracy_result: AccuracyResult | None = None
+        self._speed_runs = 0
 
         # The model name is the server's: escaped inside the one label built for markup.
         self.header = QLabel(f"Model <b>{escape_rich(model)}</b> at {escape_rich(client.api_base)}")
@@ -94,6 +105,11 @@ class BenchmarkDialog(QDialog):
         self.progress.setValue(0)
         self.state = QLabel("Ready.")
         self.state.setWordWrap(True)
+        self.accuracy_label = QLabel()
+        self.accuracy_label.setObjectName("benchAccuracy")
+        self.accuracy_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.accuracy_label.setWordWrap(True)
+        self.accuracy_label.setVisible(accuracy is not None)
         self.table = QTableWidget(len(DEFAULT_TASKS) + 1, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(list(COLUMNS))
         self.table.verticalHeader().setVisible(False)
@@ -129,6 +145,7 @@ class BenchmarkDialog(QDialog):
         layout.addWidget(self.progress)
         layout.addWidget(self.state)
         layout.addWidget(self.table, 1)
+        layout.addWidget(self.accuracy_label)
         layout.addLayout(buttons)
         make_labels_plain(self)  # the state line quotes the server's errors
         self.resize(860, 420)
@@ -153,20 +170,49 @@ class BenchmarkDialog(QDialog):
             on_progress=self._on_progress,
         )
         self.result = self.bench.result
-        self.progress.setRange(0, len(DEFAULT_TASKS) * runs)
+        self._speed_runs = len(DEFAULT_TASKS) * runs
+        self.accuracy = None
+        self.accuracy_result = None
+        if self.accuracy_factory is not None:
+            self.accuracy = self.accuracy_factory(self._on_accuracy_event)
+            self.accuracy_label.setText(
+                f"Chart reading ({self.accuracy.source.label}): after the speed suite."
+            )
+        extra = self.accuracy.items if self.accuracy is not None else 0
+        self.progress.setRange(0, self._speed_runs + extra)
         self.progress.setValue(0)
         self.state.setText("Running…")
         self.start_button.setEnabled(False)
         self.runs_box.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.export_button.setEnabled(False)
-        self._task = asyncio.ensure_future(self.bench.run())
+        self._task = asyncio.ensure_future(self._run_all(self.bench, self.accuracy))
         self._task.add_done_callback(self._on_done)
+
+    async def _run_all(self, bench: EndpointBenchmark, accuracy: AccuracyPass | None):
+        result = await bench.run()
+        if accuracy is not None and not result.cancelled and not result.error:
+            self.accuracy_label.setText(
+                f"Chart reading ({accuracy.source.label}): asking {accuracy.items} items…"
+            )
+            self.accuracy_result = await accuracy.after(result)
+            self.accuracy_label.setText(self.accuracy_result.line())
+        return result
+
+    def _on_accuracy_event(self, ev) -> None:
+        from kanoa_desktop.core.score.run import ItemFailed, ItemScored
+
+        if isinstance(ev, ItemScored | ItemFailed) and self.accuracy is not None:
+            done = len(ev.run.scores) + len(ev.run.failures)
+            self.progress.setValue(self._speed_runs + done)
+            self.state.setText(f"Chart reading: {done} of {self.accuracy.items} items asked.")
 
     def cancel(self) -> None:
         if self.bench is not None and self.running:
             self.state.setText("Cancelling…")
             self.bench.cancel()
+            if self.accuracy is not None:
+                self.accuracy.stop()
 
     def _on_progress(self, p: Progress) -> None:
         self.progress.setValue(p.done)
@@ -257,7 +303,12 @@ class BenchmarkDialog(QDialog):
     # -- export ----------------------------------------------------------------------------
 
     def markdown(self) -> str:
-        return to_markdown(self.result) if self.result is not None else ""
+        if self.result is None:
+            return ""
+        return to_markdown(self.result, accuracy=self._accuracy_line())
+
+    def _accuracy_line(self) -> str:
+        return self.accuracy_result.line() if self.accuracy_result is not None else ""
 
     def export_markdown(self) -> None:
         """Ask for a file (non-blocking ``QFileDialog.open``) and save the table there."""
@@ -274,12 +325,12 @@ class BenchmarkDialog(QDialog):
         the table stays here to export again)."""
         if not path:
             return False
+        if self.result is None:
+            return False
         try:
-            Path(path).write_text(self.markdown(), encoding="utf-8")
-        except OSError as exc:
-            self.state.setText(
-                f"Could not save {path}: {exc.strerror or exc}. Choose another folder."
-            )
+            export_benchmark(self.result, path, accuracy=self._accuracy_line())
+        except KanoaError as exc:
+            self.state.setText(f"Could not save the table: {exc.message} {exc.hint}")
             return False
         self.state.setText(f"Saved the table to {path}.")
         return True
@@ -289,6 +340,8 @@ class BenchmarkDialog(QDialog):
         # Closing stops the suite: no request keeps running for a dialog nobody sees.
         if self.running and self.bench is not None:
             self.bench.cancel()
+            if self.accuracy is not None:
+                self.accuracy.stop()
         with contextlib.suppress(RuntimeError):
             if self._file_dialog is not None:
                 self._file_dialog.close()

@@ -598,6 +598,9 @@ class MainWindow(DeferredParts, QMainWindow):
     def open_compare(self) -> None:
         dialogs.open_compare(self)
 
+    def open_score(self) -> None:
+        dialogs.open_score(self)
+
     def open_batch(self) -> None:
         dialogs.open_batch(self)
 

@@ -39,6 +39,8 @@ ACTIONS: tuple[tuple, ...] = (
      "Show exactly what was sent"),
     ("compare_action", "Compare models…", "open_compare", None, "compareAction",
      "Ask 2 to 4 profiles or models the same question, side by side"),
+    ("score_action", "Score models…", "open_score", None, "scoreAction",
+     "Which model reads charts best: accuracy on a chart suite or your answer key"),
     ("batch_action", "Batch…", "open_batch", None, "batchAction",
      "Ask one question about every figure and table of a folder"),
     ("bench_action", "Benchmark endpoint…", "open_benchmark", None, "benchmarkAction",
@@ -55,7 +57,8 @@ MENUS = (
      ("interpret_action", "stop_action", "copy_action", "request_action")),
     ("view_menu", "&View", ()),
     ("tools_menu", "&Tools",
-     ("compare_action", "batch_action", None, "bench_action", "settings_action")),
+     ("compare_action", "score_action", "batch_action", None, "bench_action",
+      "settings_action")),
 )  # fmt: skip
 
 

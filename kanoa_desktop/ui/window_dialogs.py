@@ -48,9 +48,11 @@ def open_settings(w):
 
 
 async def open_benchmark(w) -> None:
-    """Tools > Benchmark endpoint: kanoa's per-task suite against the active profile."""
+    """Tools > Benchmark endpoint: kanoa's per-task suite against the active profile, then
+    the short chart-reading accuracy pass (its items kept in the history)."""
     import httpx
 
+    from kanoa_desktop.core.bench.accuracy import AccuracyPass
     from kanoa_desktop.core.bench.speed import scraping_reader
     from kanoa_desktop.ui.bench_dialog import BenchmarkDialog
 
@@ -63,11 +65,16 @@ async def open_benchmark(w) -> None:
         from kanoa_desktop.core.endpoint.tls import shared_verify
 
         w._misc_http = httpx.AsyncClient(verify=shared_verify())
+
+    def accuracy(listener) -> AccuracyPass:  # the short chart-reading pass, kept in history
+        return AccuracyPass(profile, w.services, model=model, vision=vision, listener=listener)
+
     dlg = BenchmarkDialog(
         w.clients.client_for(profile),
         model,
         vision=vision,
         metrics=scraping_reader(profile.effective_metrics_url, w._misc_http),
+        accuracy=accuracy,
         parent=w,
     )
     dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
@@ -196,6 +203,14 @@ def reopen_comparison(w, comparison_id: int):
     return view
 
 
+def open_score(w):
+    """Tools > Score models…: made on the window's services and profiles. Closing the window
+    stops a running score (what was scored is kept; Score with the same choices continues)."""
+    from kanoa_desktop.ui.score_view import ScoreView
+
+    return _tool_window(w, "score_view", lambda: ScoreView(w.store, w.services, parent=w))
+
+
 def open_batch(w):
     """Tools > Batch…: made on the window's services and profiles. Closing the window
     cancels a running batch (finished items are kept; the same batch continues later)."""
@@ -205,11 +220,12 @@ def open_batch(w):
 
 
 async def shutdown_extras(w) -> None:
-    """Before the history closes: the comparison and batch windows record their stopped
-    answers, and the first-run card's probes end."""
+    """Before the history closes: the comparison, score and batch windows record their
+    stopped answers, and the first-run card's probes end."""
     import asyncio
 
-    for view in (getattr(w, "compare_view", None), getattr(w, "batch_view", None)):
+    views = ("compare_view", "score_view", "batch_view")
+    for view in (getattr(w, name, None) for name in views):
         if view is not None:
             with contextlib.suppress(RuntimeError):  # already deleted with its window
                 await view.shutdown()

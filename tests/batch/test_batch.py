@@ -23,8 +23,8 @@ from kanoa_desktop.core.batch.runner import (
 from kanoa_desktop.core.batch.store import BatchStore
 from kanoa_desktop.core.config.profiles import Profile
 from kanoa_desktop.core.endpoint.pool import ClientPool
-from kanoa_desktop.core.reports.markdown import demote_headings
-from tests.batch.conftest import MIXED_ITEMS
+from kanoa_desktop.core.reports.markdown import safe_markdown
+from tests.batch.conftest import MIXED_ITEMS, png_bytes
 from tests.servers.vllm_server import VLLMTestServer
 
 pytestmark = pytest.mark.vllm
@@ -130,6 +130,37 @@ async def test_a_mixed_folder_asks_each_item_once_and_reports_the_corrupt_file(
     assert {r["state"] for r in rows} == {"done", "error"}
     done = [r for r in rows if r["state"] == "done"]
     assert all(int(r["output_tokens"]) > 0 and float(r["cost"]) > 0 for r in done)
+
+
+async def test_the_report_says_how_each_answer_ended_and_marks_estimated_cost(
+    tmp_path, pool, store
+):
+    """An answer cut at max tokens reads "Cut at max tokens" (the endings' words, never the
+    server's "length"), and a server that does not count tokens gives a cost marked ``~``,
+    per item and in the totals, in every format."""
+    folder = tmp_path / "plots"
+    folder.mkdir()
+    for i in range(2):
+        (folder / f"plot{i}.png").write_bytes(png_bytes(colour=(90 * i, 60, 60)))
+    # llama-cpp-python's way: no usage in the stream, so the tokens (and cost) are estimated.
+    with VLLMTestServer(answer_tokens=40, ignore_stream_options=True) as server:
+        profile = Profile(name="vllm", api_base=server.api_base, max_tokens=6)
+        batch = Batch([folder], profile, Template(question=QUESTION), pool, store=store)
+        ended = await batch.run()
+    assert (ended.state, ended.progress.done) == ("done", 2)
+    assert all(r.finish_reason == "length" and r.estimated for r in batch.results.values())
+
+    md = write_report(batch, tmp_path / "report.md").read_text()
+    assert md.count("*Cut at max tokens (raise Max tokens in Settings > Generation).*") == 2
+    assert "length" not in md
+    # Markdown writes the mark escaped (\~ reads as ~, never as strikethrough).
+    assert re.search(r"\*\*Cost\*\*: \\~\$", md)  # the totals
+    assert len(re.findall(r"output tokens \(estimated\) · .* · \\~\$", md)) == 2  # each item
+    html = write_report(batch, tmp_path / "report.html").read_text()
+    assert html.count("<em>Cut at max tokens") == 2 and "~$" in html
+    rows = list(csv.DictReader(io.StringIO(write_report(batch, tmp_path / "r.csv").read_text())))
+    assert [r["ending"] for r in rows] == ["Cut at max tokens"] * 2
+    assert "finish_reason" not in rows[0] and {r["estimated"] for r in rows} == {"1"}
 
 
 async def test_no_more_than_the_concurrency_asks_at_once(mixed_folder, pool, store):
@@ -271,7 +302,9 @@ def test_an_empty_folder_says_what_it_looks_for(tmp_path):
 
 def test_answer_headings_nest_under_the_report_headings():
     text = "## Result\n\nbody\n```\n# code comment\n```\n###### deep"
-    assert demote_headings(text) == "##### Result\n\nbody\n```\n# code comment\n```\n###### deep"
+    assert safe_markdown(text, demote=3) == (
+        "##### Result\n\nbody\n```\n# code comment\n```\n###### deep"
+    )
 
 
 def test_a_state_file_that_cannot_be_opened_is_a_message(tmp_path):

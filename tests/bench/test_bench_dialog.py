@@ -66,9 +66,11 @@ def test_dialog_runs_the_suite_live_and_exports_markdown(qtbot, run, tmp_path):
     provenance = target.read_text().strip().splitlines()[-1]
     assert time.strftime("%Y-%m-%d") in provenance and server.api_base in provenance
     assert "vLLM 0.33.0" in provenance and f"kanoa desktop {__version__}" in provenance
-    # A folder that does not exist: a message in the dialog, the table kept.
-    assert not dlg.save_markdown(str(tmp_path / "missing" / "out.md"))
-    assert "Could not save" in dlg.state.text()
+    # A folder that cannot be made (a file is in the way): a message in the dialog, the
+    # table kept.
+    (tmp_path / "file").write_text("x")
+    assert not dlg.save_markdown(str(tmp_path / "file" / "out.md"))
+    assert "Could not save" in dlg.state.text() and "could not be written" in dlg.state.text()
     assert dlg.cell_text(3, "Mean (tok/s)") != "—"
 
 

@@ -22,9 +22,10 @@ from kanoa_desktop.core.config.profiles import Profile
 from kanoa_desktop.core.endpoint.chat import user_message
 from kanoa_desktop.core.endpoint.pool import ClientPool
 from kanoa_desktop.core.history import endings
-from kanoa_desktop.core.history.export import conversation_html
+from kanoa_desktop.core.history.export import conversation_document
 from kanoa_desktop.core.history.export import conversation_markdown as export_md
 from kanoa_desktop.core.history.store import HistoryStore
+from kanoa_desktop.core.reports.writer import to_html
 from tests.servers.vllm_server import VLLMTestServer
 from tests.test_cli import _run
 
@@ -79,7 +80,9 @@ def test_every_ending_reads_the_same_in_every_view_list_and_export(tmp_path):
     rec.finish("interrupted")  # what the next start makes of a turn a killed app left
     ids["interrupted"] = rec.conversation_id
 
-    listed = {r["id"]: r["last_ending"] for r in json.loads(_run(["history", "list", "--json"]).stdout)}
+    listed = {
+        r["id"]: r["last_ending"] for r in json.loads(_run(["history", "list", "--json"]).stdout)
+    }
     table = _run(["history", "list"]).stdout
     for how, cid in ids.items():
         label = EXPECTED[how]
@@ -101,5 +104,5 @@ def test_every_ending_reads_the_same_in_every_view_list_and_export(tmp_path):
         # history show and the exports.
         shown = _run(["history", "show", str(cid)]).stdout
         assert f"*{label}" in shown and f"*{label}" in export_md(conv)
-        assert f"<em>{label}" in conversation_html(conv)
+        assert f"<em>{label}" in to_html(conversation_document(conv))
     history.close()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from PIL import Image
 from PySide6.QtCore import QUrl
@@ -12,7 +10,7 @@ from PySide6.QtGui import QImage, QTextDocument
 from kanoa_desktop.ui.answer_view import AnswerView
 
 # Generous bounds: they catch a hang (the old cubic pattern took minutes), not slowness.
-BOUND_S = 30.0
+BOUND_S = 120  # per test: a hang guard (pytest-timeout)
 
 
 @pytest.fixture
@@ -109,8 +107,8 @@ def test_a_resource_request_never_reads_the_file_or_decodes_a_data_url(view, png
     ],
     ids=["cut-data", "img-open", "bang", "link-open", "html", "word", "ticks", "stars", "nest"],
 )
+@pytest.mark.timeout(BOUND_S)  # a hang guard (pytest-timeout), not a timing
 def test_adversarial_answers_render_in_bounded_time(view, qapp, text):
-    t0 = time.monotonic()
     view.set_conversation_markdown(text)
     view.document().size()  # force the layout
     qapp.processEvents()
@@ -121,7 +119,6 @@ def test_adversarial_answers_render_in_bounded_time(view, qapp, text):
     view.end_answer()
     view.document().size()
     qapp.processEvents()
-    assert time.monotonic() - t0 < BOUND_S
     assert view.markdown.endswith(text + "\n\n---\n\n")  # the text itself is kept whole
 
 

@@ -3,8 +3,6 @@ a stream that sends keep-alives forever."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from kanoa_desktop.core.config.profiles import Profile, ProfileStore, validate_profile
@@ -57,9 +55,8 @@ def test_the_endpoint_page_edits_both_deadlines(qtbot):
 )
 async def test_a_profile_deadline_ends_a_keep_alive_stream(server, scenario, error, field):
     profile = Profile(api_base=server.api_base(scenario), request_timeout_s=60, **{field: 1.0})
-    t0 = time.monotonic()
     async with ChatClient(profile.api_base, timeouts=timeouts_for(profile)) as client:
         with pytest.raises(error) as info:
             await collect(client, ChatRequest("m", [user_message("Hi")], max_tokens=10))
-    assert time.monotonic() - t0 < 30  # the read timeout (60 s) never fired
+    # The profile's deadline ended it (its error and "1 s"), not the 60 s read timeout.
     assert "1 s" in info.value.message

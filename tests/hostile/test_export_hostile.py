@@ -3,7 +3,6 @@ stay fast on adversarial answers."""
 
 from __future__ import annotations
 
-import time
 from html.parser import HTMLParser
 
 import pytest
@@ -139,10 +138,9 @@ EXPORT_CASES = [(a, f) for a in ADVERSARIAL_ANSWERS for f in ("md", "html")] + [
 ]
 
 
+@pytest.mark.timeout(120)  # a hang guard (pytest-timeout), not a timing
 @pytest.mark.parametrize("case, fmt", EXPORT_CASES)
 def test_adversarial_answers_export_in_bounded_time(tmp_path, case, fmt):
     conv = _conversation(tmp_path, ADVERSARIAL_ANSWERS[case])
-    t0 = time.monotonic()
     path = export(conv, tmp_path / f"out.{fmt}")
     assert path.stat().st_size > 0
-    assert time.monotonic() - t0 < 60  # generous: catches a hang, not slowness

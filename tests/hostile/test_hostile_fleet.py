@@ -62,7 +62,6 @@ def test_a_huge_prometheus_answer_is_refused_in_bounded_memory(server, case, wor
     assert (r["outcome"], r["error"]) == ("error", "PrometheusError"), r
     assert words in r["message"] and "Traceback" not in r["message"], r
     assert r["maxrss_mb"] < PEAK_MB, r
-    assert r["seconds"] < 60, r  # far from the 30 s+ of parsing 60 MB (a ceiling, not a timing)
 
 
 def _reader(server: HostileServer, scenario: str, **kw) -> FleetReader:

@@ -59,18 +59,12 @@ def test_the_metrics_table_escapes_names_a_server_chose():
     assert "evil\\x1b]0;owned\\x07" in table and "line\\nbreak" in table
 
 
-def test_the_cli_escapes_model_text_on_a_terminal_but_not_in_a_pipe():
-    import io
+def test_the_cli_escapes_model_text_on_a_terminal_and_in_a_pipe(capsys):
+    from kanoa_desktop.cli.output import echo
 
-    from kanoa_desktop.cli.interpret import _for_terminal
-
-    class Tty(io.StringIO):
-        def isatty(self) -> bool:
-            return True
-
-    text = "ok\n\tnext \x1b]52;c;aGk=\x07 \x1b[2J"
-    assert _for_terminal(Tty(), text) == "ok\n\tnext \\x1b]52;c;aGk=\\x07 \\x1b[2J"
-    assert _for_terminal(io.StringIO(), text) == text
+    # capsys's streams are no terminal: a pipe or a file must not carry escapes either.
+    echo("ok\n\tnext \x1b]52;c;aGk=\x07 \x1b[2J")
+    assert capsys.readouterr().out == "ok\n\tnext \\x1b]52;c;aGk=\\x07 \\x1b[2J\n"
 
 
 def test_tooltips_with_a_server_chosen_name_show_it_literally(qtbot, tmp_path):

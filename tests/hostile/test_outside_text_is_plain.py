@@ -3,7 +3,7 @@
 One hostile loopback server (``hostile-names``) names its model, its errors, its metrics'
 labels and its Prometheus errors ``<img src="file:///...">``; files are named with markup
 too. The window, the GPU panel, the fleet panel, the settings dialog (with a real
-connection test), the benchmark dialog, the comparison and the batch windows are fed
+connection test), the benchmark dialog, the comparison, batch and score windows are fed
 through their real paths, then every widget of every top-level window is walked: a label
 showing the mark must be PlainText (or escape it), and no tooltip may carry it as markup.
 """
@@ -107,6 +107,7 @@ def test_every_window_shows_outside_text_as_text(server, make_window, run, tmp_p
     from kanoa_desktop.ui.compare_view import CompareView
     from kanoa_desktop.ui.fleet_panel import FleetPanel
     from kanoa_desktop.ui.gpu_panel import GpuPanel
+    from kanoa_desktop.ui.score_view import ScoreView
     from kanoa_desktop.ui.settings.connection import ConnectionRequest, check_connection
 
     base = server.api_base("hostile-names")
@@ -170,6 +171,14 @@ def test_every_window_shows_outside_text_as_text(server, make_window, run, tmp_p
         batch.profile.setCurrentIndex(batch.profile.findData(profile.id))
         batch.add_sources([png])
         await batch.start()
+        # A score run on the server: the profile's name in its lines, the errors of its
+        # failed items in the table's tooltip and the notice that the profile stopped.
+        score = ScoreView(w.store, w.services)
+        extra.append(score)
+        score.set_profiles([profile])
+        score.items.setValue(3)
+        score.concurrency.setValue(1)
+        await score.start()
         for view in extra:
             view.show()
         await asyncio.sleep(0.2)
@@ -187,6 +196,7 @@ def test_every_window_shows_outside_text_as_text(server, make_window, run, tmp_p
         "in BenchmarkDialog",  # the model name in its header
         "paneTitle",  # the comparison pane's title: profile and model names
         "in BatchView",  # the failed item's error and hint
+        "in ScoreView",  # the profile's name, the failed items' errors
         "in MainWindow",  # the file names, the model and the error banner
     ):
         assert place in seen, f"{place} not reached:\n{seen}"

@@ -109,12 +109,11 @@ def test_internal_references_are_kept_byte_for_byte():
     assert _blue_pixels(fig) > 0 and fig.notes == ()
 
 
+@pytest.mark.timeout(60)  # a hang guard (pytest-timeout), not a timing
 def test_css_reference_stripping_is_linear_on_adversarial_styles():
     nasty = "url(" * 50_000 + "@import " * 20_000
     svg = _svg(f'<rect width="1" height="1" style="{nasty}"/><style>{nasty}</style>')
-    t0 = time.monotonic()
     out, notes = sanitize_svg(svg)
-    assert time.monotonic() - t0 < 20  # generous: catches a hang
     assert b"@import" not in out and notes
 
 

@@ -54,6 +54,20 @@ def test_all_checks_pass_and_stream_from_a_server(qapp, vllm_server):
     assert f"Log file: {log_path()}" in report.splitlines()[1]  # for a problem report
 
 
+def test_a_servers_model_name_cannot_send_escapes_to_the_terminal(qapp):
+    # The report names the model the server listed: outside text, shown escaped.
+    from tests.servers.vllm_server import VLLMTestServer
+
+    hostile = "qwen\x1b]0;pwned\x07\x1b[2J\u202e"
+    out = io.StringIO()
+    with VLLMTestServer(model=hostile) as server:
+        code = selftest.run_self_test(server.api_base, timeout=30, out=out)
+    report = out.getvalue()
+    assert code == 0, report
+    assert not any(c in report for c in "\x1b\x07\u202e")
+    assert "qwen\\x1b]0;pwned\\x07\\x1b[2J\\u202e" in lines_by_check(report)["server"]
+
+
 def test_an_unreachable_server_fails_the_run_in_plain_words_and_the_rest_still_runs(qapp):
     out = io.StringIO()
     api = f"http://127.0.0.1:{closed_port()}/v1"

@@ -621,3 +621,31 @@ async def test_cancelling_an_async_stream_task_aborts_on_the_server() -> None:
             srv.wait_for, lambda s: s.aborted == 1 and s.open_connections == 0, 5
         )
     assert closed
+
+
+def test_answer_for_chooses_the_answer_per_request_and_obeys_max_tokens() -> None:
+    seen = []
+
+    def answer(body: dict[str, Any]) -> str | None:
+        seen.append(body["messages"][-1]["content"])
+        return "The peak is 40.\nANSWER: 40" if "peak" in body["messages"][-1]["content"] else None
+
+    with (
+        VLLMTestServer(tokens_per_second=2000, answer_tokens=5, answer_for=answer) as srv,
+        httpx.Client(base_url=srv.base_url, timeout=10) as c,
+    ):
+        peak = [{"role": "user", "content": "Where is the peak?"}]
+        events = stream(c, chat(messages=peak, stream_options={"include_usage": True}))
+        chunks = [json.loads(e) for e in events if e != "[DONE]"]
+        text = "".join(
+            ch["choices"][0]["delta"].get("content", "") for ch in chunks if ch["choices"]
+        )
+        usage = chunks[-1]["usage"]
+        cut = c.post("/v1/chat/completions", json=chat(messages=peak, max_tokens=4)).json()
+        canned = c.post("/v1/chat/completions", json=chat()).json()
+    assert text == "The peak is 40.\nANSWER: 40"
+    assert usage["completion_tokens"] == 8 + 1  # The| peak| is| 40|.|\nANSWER|:| 40, and EOS
+    assert cut["choices"][0]["message"]["content"] == "The peak is 40"
+    assert cut["choices"][0]["finish_reason"] == "length"
+    assert canned["choices"][0]["message"]["content"] == "".join(ANSWER_PIECES[:5])
+    assert seen == ["Where is the peak?", "Where is the peak?", HELLO[0]["content"]]

@@ -41,6 +41,14 @@ finish chunk with ``delta.content == ""``). A request cut by ``max_tokens`` (or
 ``finish_reason="length"`` on the chunk carrying the last piece, as vLLM does.
 ``ignore_eos: true`` generates exactly ``max_tokens``.
 
+Answers a test chooses: ``answer_for`` (a function of the request's parsed JSON body,
+called on the server's thread, so it must be thread-safe) returns the answer text for that
+request, or None for the canned one; the text is cut into pieces by ``PIECE_RE`` like the
+canned answer (so spaces before words are kept, trailing spaces dropped) and obeys
+``max_tokens`` the same way. The scoring tests hand it ``tests/servers/score_oracle.py``,
+which answers each chart question right with a seeded probability from the truth the test
+gives it.
+
 Pacing: the first token is due ``1/tokens_per_second + uncached_prompt_tokens /
 prefill_tokens_per_second`` after the request is scheduled, then one token every
 ``1/tokens_per_second``. TTFT and inter-token latency histograms record the real times
@@ -903,6 +911,7 @@ class VLLMTestServer:
         legacy_error_shape: bool = False,
         keepalive_comments: bool = False,
         ignore_stream_options: bool = False,
+        answer_for: Callable[[dict[str, Any]], str | None] | None = None,
         port: int = 0,
         host: str = "127.0.0.1",
     ) -> None:
@@ -932,6 +941,7 @@ class VLLMTestServer:
         self.legacy_error_shape = legacy_error_shape
         self.keepalive_comments = keepalive_comments
         self.ignore_stream_options = ignore_stream_options
+        self.answer_for = answer_for
         self.engine_dead = False
         self._host = host
         self._port = port
@@ -1529,17 +1539,20 @@ class VLLMTestServer:
             and body.get("include_reasoning", True) is not False
         )
         n_reason = self.reasoning_tokens if thinking else 0
-        natural = n_reason + self.answer_tokens
+        chosen = self.answer_for(body) if self.answer_for is not None else None
+        pieces = tuple(PIECE_RE.findall(chosen)) if chosen is not None else None
+        n_answer_natural = len(pieces) if pieces is not None else self.answer_tokens
+        natural = n_reason + n_answer_natural
         if body.get("ignore_eos"):
             natural = max(natural, req.max_tokens + 1)
         budget = req.max_tokens
-        if natural + 1 <= budget:  # room for every piece and the EOS token
-            reasoning, answer = generated_pieces(natural - n_reason, n_reason)
-            return reasoning, answer, True
-        n_reason_emitted = min(n_reason, budget)
-        n_answer = budget - n_reason_emitted
+        eos = natural + 1 <= budget  # room for every piece and the EOS token
+        n_reason_emitted = n_reason if eos else min(n_reason, budget)
+        n_answer = natural - n_reason if eos else budget - n_reason_emitted
         reasoning, answer = generated_pieces(n_answer, n_reason_emitted)
-        return reasoning, answer, False
+        if pieces is not None:
+            answer = _cycle(pieces, n_answer) if pieces else []
+        return reasoning, answer, eos
 
     def _pace(self, req: _Request, h: _Handler, due: float, keepalive: bool) -> None:
         """Sleep until ``due``, watching for a disconnect; raises _ClientGone."""

@@ -39,6 +39,8 @@ from kanoa_desktop.core.config.pricing import format_cost
 from kanoa_desktop.core.config.profiles import Profile
 from kanoa_desktop.core.endpoint.errors import KanoaError
 from kanoa_desktop.core.history.endings import label as ending_label
+from kanoa_desktop.core.reports.document import Table
+from kanoa_desktop.core.reports.writer import block_markdown
 
 log = logging.getLogger(__name__)
 
@@ -111,18 +113,19 @@ def table_cells(rows: Sequence[PaneResult]) -> list[list[str]]:
     return out
 
 
+#: The PDF's column widths (percent of the page): the Model column wide enough for
+#: "label (model)" to wrap between words.
+TABLE_WIDTHS = (34, 11, 11, 11, 11, 11, 11)
+
+
+def comparison_table(rows: Sequence[PaneResult]) -> Table:
+    """The comparison table as a report table (headers: TABLE_HEADERS)."""
+    return Table(TABLE_HEADERS, table_cells(rows), align="lrrrrrl", widths=TABLE_WIDTHS)
+
+
 def table_markdown(rows: Sequence[PaneResult]) -> str:
-    """The comparison table in Markdown (cells escaped for pipes)."""
-
-    def cell(s: str) -> str:
-        return " ".join(s.split()).replace("|", "\\|")
-
-    lines = [
-        "| " + " | ".join(TABLE_HEADERS) + " |",
-        "|" + "|".join(["---"] + ["---:"] * 5 + ["---"]) + "|",
-    ]
-    lines += ["| " + " | ".join(cell(c) for c in cells) + " |" for cells in table_cells(rows)]
-    return "\n".join(lines)
+    """The comparison table in Markdown, written by the report writer."""
+    return block_markdown(comparison_table(rows))
 
 
 def stored_results(panes: Sequence[Any], labels: Sequence[str] | None = None) -> list[list]:
@@ -444,6 +447,7 @@ __all__ = [
     "MAX_PANES",
     "MIN_PANES",
     "TABLE_HEADERS",
+    "TABLE_WIDTHS",
     "CompareEvent",
     "Comparison",
     "ComparisonEnded",
@@ -451,6 +455,7 @@ __all__ = [
     "Pane",
     "PaneResult",
     "check_profiles",
+    "comparison_table",
     "pane_labels",
     "profiles_for_models",
     "profiles_for_stored",

@@ -1,177 +1,79 @@
 """Export a stored comparison as Markdown, self-contained HTML or PDF.
 
-The inputs once, per question a comparison table and each model's answer, and one
-reproducibility block per model. Safety as in :mod:`kanoa_desktop.core.history.export`.
+The inputs once, per question a comparison table and each model's answer (side by side in
+HTML), and one reproducibility block per model; built as a report document and written by
+the one report writer (:mod:`kanoa_desktop.core.reports`), safe as every export is.
 """
 
 from __future__ import annotations
 
-import html
-import io
 from pathlib import Path
 from typing import Any
 
 from kanoa_desktop.core.ask.compare import (
-    TABLE_HEADERS,
+    comparison_table,
     pane_labels,
     profiles_for_stored,
     stored_results,
-    table_cells,
-    table_markdown,
 )
 from kanoa_desktop.core.history.export import (
-    FORMATS,
-    HTML_CSS,
     ExportError,
-    figure_links,
-    html_start,
-    inputs_markdown,
-    one_line,
-    pdf_document,
-    pdf_html,
-    quote_md,
+    export_path,
+    inputs_blocks,
     reproducibility,
-    safe_md,
-    state_note,
-    usage_line,
-    write_file,
+    turn_notes,
 )
 from kanoa_desktop.core.history.store import StoredConversation
-from kanoa_desktop.core.reports.markdown import demote_headings, markdown_renderer, render_markdown
-from kanoa_desktop.core.safety import defang_images
+from kanoa_desktop.core.reports import document as R
+from kanoa_desktop.core.reports.writer import to_markdown, write
+
+
+def _comparison_parts(cmp: Any) -> tuple[list[str], list[list], list[Any]]:
+    """Pane labels (from the profiles the panes were asked with), the table rows per
+    question, and the first pane (for the inputs)."""
+    labels = pane_labels(profiles_for_stored(cmp.panes))
+    return labels, stored_results(cmp.panes), cmp.panes[0]
 
 
 def _pane_turns(conv: StoredConversation) -> list[Any]:
     return [t for t in conv.turns if t.finish_reason != "retried"]
 
 
-def _rounds(cmp: Any):
-    """Per question: its number, what was asked, its table rows, and each pane's turn (with
-    its index and conversation) that answered it."""
-    for q, rows in enumerate(stored_results(cmp.panes)):
-        turns = [(i, c, _pane_turns(c)[q]) for i, c in enumerate(cmp.panes)
-                 if len(_pane_turns(c)) > q]  # fmt: skip
-        yield q + 1, turns[0][2].question if turns else "", rows, turns
-
-
-def comparison_markdown(
-    cmp: Any, links: dict[str, str] | None = None, *, head: bool = True
-) -> str:
-    """A stored comparison (``HistoryStore.load_comparison``) as one Markdown document:
-    the inputs once, per question a comparison table and each model's answer, and one
-    reproducibility block per model. ``head=False`` leaves out the title and the figures
-    (a writer that places them itself: the PDF)."""
-    labels, first = pane_labels(profiles_for_stored(cmp.panes)), cmp.panes[0]
-    out = [f"# {safe_md(one_line(cmp.title))}", ""] if head else []
-    out += inputs_markdown(first, links, figures=head)
-    for n, question, rows, turns in _rounds(cmp):
-        out += [f"## Question {n}", "", *quote_md(question), "", table_markdown(rows), ""]
-        for i, conv, t in turns:
-            out += [f"### {one_line(labels[i])} ({t.model or conv.model})", ""]
-            # Answer headings nest under the pane's own (## becomes #####).
-            out += [safe_md(demote_headings(t.answer.strip())) or "*(no text)*", ""]
-            out += [f"*{line}*\n" for line in (state_note(t), usage_line(t)) if line]
-    out += ["## Reproducibility", ""]
+def comparison_document(cmp: Any) -> R.Document:
+    """A stored comparison (``HistoryStore.load_comparison``) as a report document."""
+    labels, rounds, first = _comparison_parts(cmp)
+    doc = R.Document(cmp.title, width="110rem").add(*inputs_blocks(first))
+    for q, rows in enumerate(rounds):
+        answered = [(i, c, _pane_turns(c)[q]) for i, c in enumerate(cmp.panes)
+                    if len(_pane_turns(c)) > q]  # fmt: skip
+        question = answered[0][2].question if answered else ""
+        panes = [
+            [
+                R.Heading(f"{labels[i]} ({t.model or conv.model})", 3),
+                # Answer headings nest under the pane's own (## becomes #####).
+                R.Markdown(t.answer, demote=3),
+                *(n for n in turn_notes(t) if n is not None),
+            ]
+            for i, conv, t in answered
+        ]
+        doc.add(R.Heading(f"Question {q + 1}"), R.Quote(question), comparison_table(rows),
+                R.Columns(panes))  # fmt: skip
+    doc.add(R.Heading("Reproducibility"))
     for i, conv in enumerate(cmp.panes):
-        out += [f"### {one_line(labels[i])}", ""]
-        out += [f"- **{k.strip()}**: {v}" if v else f"- **{k.strip()}**"
-                for k, v in reproducibility(conv)] + [""]  # fmt: skip
-    return "\n".join(out)
+        doc.add(R.Heading(labels[i], 3), R.Facts(reproducibility(conv)))
+    return doc
 
 
-def comparison_html(cmp: Any) -> str:
-    """A stored comparison as one self-contained HTML page; answers side by side."""
-    md = markdown_renderer()
-    e = html.escape
-    labels, first = pane_labels(profiles_for_stored(cmp.panes)), cmp.panes[0]
-    css = HTML_CSS.replace("max-width:52rem", "max-width:110rem") + (
-        ".panes{display:grid;grid-template-columns:repeat(auto-fit,minmax(18rem,1fr));"
-        "gap:1rem}.pane{border:1px solid #ddd;padding:0 .8rem}"
-    )
-    out = html_start(cmp.title, first, css)
-    for n, question, rows, turns in _rounds(cmp):
-        out.append(f"<h2>Question {n}</h2>")
-        out.append(f"<blockquote>{e(question.strip() or '-')}</blockquote>".replace("\n", "<br>"))
-        out.append('<table class="compare"><tr>' + "".join(f"<th>{e(h)}</th>" for h in TABLE_HEADERS) + "</tr>")
-        out += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in cells) + "</tr>"
-                for cells in table_cells(rows)]  # fmt: skip
-        out.append('</table><div class="panes">')
-        for i, conv, t in turns:
-            out.append(f'<div class="pane"><h3>{e(labels[i])} ({e(t.model or conv.model)})</h3>')
-            answer = md.render(defang_images(demote_headings(t.answer)))
-            out.append(f'<div class="answer">{answer}</div>')
-            out += [f'<p class="{cls}"><em>{e(line)}</em></p>'
-                    for cls, line in (("note", state_note(t)), ("usage", usage_line(t))) if line]  # fmt: skip
-            out.append("</div>")
-        out.append("</div>")
-    out.append("<h2>Reproducibility</h2>")
-    for i, conv in enumerate(cmp.panes):
-        out.append(f'<h3>{e(labels[i])}</h3><table class="repro">')
-        out += [f"<tr><td>{e(k)}</td><td>{e(v)}</td></tr>" for k, v in reproducibility(conv)]
-        out.append("</table>")
-    out.append("</body></html>")
-    return "\n".join(out)
-
-
-#: Column widths (percent of the page) of the PDF's comparison table: the Model column
-#: wide enough for "label (model)" to wrap between words, the figures narrow.
-PDF_TABLE_WIDTHS = (34, 11, 11, 11, 11, 11, 11)
-
-
-def _pdf_table_widths(body: str) -> str:
-    """fpdf2 gives every column the same width unless the first row names widths: name
-    them on the comparison table's header cells."""
-    for header, pct in zip(TABLE_HEADERS, PDF_TABLE_WIDTHS, strict=True):
-        for cell in (f"<th>{header}</th>", f'<th style="text-align:right">{header}</th>'):
-            body = body.replace(cell, cell.replace("<th", f'<th width="{pct}%"', 1))
-    return body
-
-
-def comparison_pdf(cmp: Any) -> bytes:
-    """A stored comparison as PDF bytes: the title, the figures, the Markdown document."""
-    pdf, family, _code, text = pdf_document(cmp.title)
-    pdf.add_page()
-    # Title, then the figures under it, then the document (fpdf2 draws in call order).
-    pdf.set_font(family, "B", 16)
-    pdf.multi_cell(0, 8, text(one_line(cmp.title)), new_x="LMARGIN", new_y="NEXT")
-    pdf.ln(2)
-    width = pdf.w - pdf.l_margin - pdf.r_margin
-    for f in cmp.panes[0].figures:
-        try:
-            pdf.image(io.BytesIO(f.data), w=min(width, (f.width or 600) * 0.2))
-        except Exception:  # noqa: BLE001 - an image fpdf2 cannot place is named instead
-            pass
-        pdf.set_font(family, "I", 8)
-        pdf.multi_cell(0, 4, text(f"{one_line(f.name)}  sha256 {f.hash[:16]}…"),
-                       new_x="LMARGIN", new_y="NEXT")  # fmt: skip
-        pdf.ln(2)
-    markdown = comparison_markdown(cmp, head=False)
-    body = _pdf_table_widths(pdf_html(render_markdown(markdown)))
-    pdf.set_font(family, "", 9)
-    try:
-        pdf.write_html(text(body), font_family=family)
-    except Exception:  # noqa: BLE001 - fpdf2's HTML subset may refuse odd markup
-        pdf.multi_cell(0, 4.5, text(markdown), new_x="LMARGIN", new_y="NEXT")
-    return bytes(pdf.output())
+def comparison_markdown(cmp: Any) -> str:
+    """A stored comparison as one Markdown text (figures listed by name)."""
+    return to_markdown(comparison_document(cmp))
 
 
 def export_comparison(cmp: Any, path: Path | str, fmt: str | None = None) -> Path:
     """Export a stored comparison in ``fmt`` ("markdown", "html", "pdf"), or by the path's
     suffix; Markdown writes the figures beside it in ``<stem>_figures/``."""
-    path = Path(path)
-    if fmt is None:
-        fmt = {v: k for k, v in FORMATS.items()}.get(path.suffix.lower(), "markdown")
-    if fmt not in FORMATS:
-        raise ExportError(f"Unknown export format {fmt!r}.", "Use Markdown, HTML or PDF.")
-    if path.suffix.lower() != FORMATS[fmt]:
-        path = path.with_name(path.name + FORMATS[fmt])
-    if fmt == "html":
-        write_file(path, comparison_html(cmp))
-    elif fmt == "pdf":
-        write_file(path, comparison_pdf(cmp))
-    else:
-        write_file(path, comparison_markdown(cmp, figure_links(cmp.panes[0].figures, path)))
-    return path
+    path, fmt = export_path(path, fmt)
+    return write(comparison_document(cmp), path, fmt, error=ExportError)
 
 
-__all__ = ["comparison_html", "comparison_markdown", "comparison_pdf", "export_comparison"]
+__all__ = ["comparison_document", "comparison_markdown", "export_comparison"]

@@ -16,8 +16,9 @@ one-pixel image). A caller may pass a metrics reader (sync or async callable ret
 preemptions. No Qt here: the window, the command line and tests drive the same
 :class:`EndpointBenchmark`.
 
-``to_markdown`` prints the table in the layout of kanoa's docs (``| Test | Mean (tok/s) |
-StdDev | Min | Max | Notes |``) with a ``Mean TTFT (s)`` column added before Notes.
+``to_markdown`` writes the table in the layout of kanoa's docs (``| Test | Mean (tok/s) |
+StdDev | Min | Max | Notes |``) with a ``Mean TTFT (s)`` column added before Notes, through
+the one report writer (:mod:`kanoa_desktop.core.reports`).
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ from kanoa_desktop.core.endpoint.client import ChatClient
 from kanoa_desktop.core.endpoint.stats import StreamStats
 from kanoa_desktop.core.inputs.figures import prepare_figure
 from kanoa_desktop.core.monitor.metrics import MetricsBodyError, fetch_metrics, parse_scrape
+from kanoa_desktop.core.reports.document import Document, Paragraph, Table
+from kanoa_desktop.core.reports.writer import to_markdown as markdown_text
+from kanoa_desktop.core.reports.writer import write
 
 RESOURCES_DIR = Path(__file__).resolve().parents[3] / "resources" / "bench"
 DEFAULT_RUNS = 3
@@ -523,42 +527,33 @@ def _f(value: float | None, digits: int = 1) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
 
-def to_markdown(result: SuiteResult, *, title: str | None = None, hardware: str = "") -> str:
-    """The results as Markdown in the layout of kanoa's docs.
+def benchmark_document(result: SuiteResult, *, hardware: str = "", accuracy: str = "") -> Document:
+    """The results as a report in the layout of kanoa's docs.
 
     A bold title line ("**MODEL Statistics** (N-run benchmark on HARDWARE):"), the table
     ``| Test | Mean (tok/s) | StdDev | Min | Max | Mean TTFT (s) | Notes |`` with one bold
     row per task and an ``Overall Average`` row whose note is its CV, then a line with the
-    KV-cache peak and preemptions when a metrics reader gave them.
+    KV-cache peak and preemptions when a metrics reader gave them; ``accuracy`` is the
+    accuracy pass's line (:meth:`~kanoa_desktop.core.bench.accuracy.AccuracyPass.line`).
     """
     on = f" on {hardware}" if hardware else ""
-    head = title or f"**{result.model} Statistics** ({result.runs}-run benchmark{on}):"
-    lines = [
-        head,
-        "",
-        "| Test | Mean (tok/s) | StdDev | Min | Max | Mean TTFT (s) | Notes |",
-        "|------|--------------|--------|-----|-----|---------------|-------|",
-    ]
+    rows = []
     for tr in result.tasks:
         s = tr.summary
         if s is None:
             note = tr.skipped or (tr.runs[0].error if tr.runs else "Not run")
-            lines.append(f"| **{tr.task.label}** | — | — | — | — | — | {_cell(note)} |")
+            rows.append([tr.task.label, "—", "—", "—", "—", "—", note])
             continue
         note = variance_note(s)
         if tr.failures:
             note += f" ({tr.failures} of {len(tr.runs)} runs failed)"
-        lines.append(
-            f"| **{tr.task.label}** | {_f(s.mean)} | {_f(s.std)} | {_f(s.min)} | {_f(s.max)} "
-            f"| {_f(tr.mean_ttft_s, 2)} | {_cell(note)} |"
-        )
+        rows.append([tr.task.label, _f(s.mean), _f(s.std), _f(s.min), _f(s.max),
+                     _f(tr.mean_ttft_s, 2), note])  # fmt: skip
     o = result.overall
     if o is not None:
         cv = f"{o.cv * 100:.0f}% CV" if o.cv is not None else ""
-        lines.append(
-            f"| **Overall Average** | {_f(o.mean)} | {_f(o.std)} | {_f(o.min)} | {_f(o.max)} "
-            f"| {_f(result.mean_ttft_s, 2)} | {cv} |"
-        )
+        rows.append(["Overall Average", _f(o.mean), _f(o.std), _f(o.min), _f(o.max),
+                     _f(result.mean_ttft_s, 2), cv])  # fmt: skip
     extras = []
     if result.kv_cache_peak is not None:
         extras.append(f"KV cache peak {result.kv_cache_peak * 100:.1f}%")
@@ -568,27 +563,38 @@ def to_markdown(result: SuiteResult, *, title: str | None = None, hardware: str 
         extras.append("cancelled before the end")
     if result.error:
         extras.append(f"stopped: {result.error}")
-    if extras:
-        lines += ["", "*" + "; ".join(extras) + ".*"]
-    lines += ["", provenance_line(result)]
-    return "\n".join(lines) + "\n"
+    headers = ("Test", "Mean (tok/s)", "StdDev", "Min", "Max", "Mean TTFT (s)", "Notes")
+    return Document("").add(
+        Paragraph(f"({result.runs}-run benchmark{on}):", lead=f"{result.model} Statistics"),
+        Table(headers, rows, first_column="b"),
+        Paragraph("; ".join(extras) + ".", style="em") if extras else None,
+        Paragraph(accuracy) if accuracy else None,
+        Paragraph(provenance_line(result), style="em"),
+    )
 
 
 def provenance_line(result: SuiteResult) -> str:
     """When, against which server (address, kind and version) and with which kanoa desktop
     the suite ran: what makes an exported table comparable with another."""
     from kanoa_desktop import __version__
-    from kanoa_desktop.core.safety import escape_control
 
     when = time.strftime("%Y-%m-%d %H:%M %Z", time.localtime(result.started)).strip()
-    server = f" ({escape_control(result.server)})" if result.server else ""
-    return _cell(
-        f"*Run {when} against {escape_control(result.api_base)}{server}, model "
-        f"{escape_control(result.model)}, {result.runs} run(s) per task, "
-        f"{result.duration_s:.0f} s; kanoa desktop {__version__}.*"
+    server = f" ({result.server})" if result.server else ""
+    return (
+        f"Run {when} against {result.api_base}{server}, model {result.model}, "
+        f"{result.runs} run(s) per task, {result.duration_s:.0f} s; kanoa desktop {__version__}."
     )
 
 
-def _cell(text: str) -> str:
-    # A pipe or a newline would break the table row.
-    return text.replace("|", "\\|").replace("\n", " ")
+def to_markdown(result: SuiteResult, *, hardware: str = "", accuracy: str = "") -> str:
+    """The results as Markdown (:func:`benchmark_document`), as the dialog shows and
+    exports it and ``bench-endpoint`` prints it."""
+    return markdown_text(benchmark_document(result, hardware=hardware, accuracy=accuracy))
+
+
+def export_benchmark(
+    result: SuiteResult, path: Path | str, *, hardware: str = "", accuracy: str = ""
+) -> Path:
+    """Write the results as Markdown to ``path`` (the one report writer); raises
+    :class:`~kanoa_desktop.core.reports.writer.ReportError` saying why it could not."""
+    return write(benchmark_document(result, hardware=hardware, accuracy=accuracy), path, "md")

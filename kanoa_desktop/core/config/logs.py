@@ -27,7 +27,7 @@ import platformdirs
 
 from kanoa_desktop import APP_NAME, __version__
 from kanoa_desktop.core.config.paths import APP_DIR_NAME, HOME_ENV
-from kanoa_desktop.core.safety import ScrubbingFilter
+from kanoa_desktop.core.safety import ScrubbingFilter, escape_control
 
 LOG_FILE_NAME = "kanoa-desktop.log"
 MAX_BYTES = 1_000_000
@@ -59,10 +59,11 @@ def report_hint() -> str:
 
 
 class _MessageOnly(logging.Formatter):
-    """One line per record on stderr: the traceback goes to the log file, not the terminal."""
+    """One line per record on stderr: the traceback goes to the log file, not the terminal;
+    control characters a server or a file put in the message are shown escaped."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return record.getMessage()
+        return escape_control(record.getMessage(), keep="\t")
 
 
 class _StderrHandler(logging.StreamHandler):

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from kanoa_desktop.core.history import figures as figure_store
+from kanoa_desktop.core.history import scores
 from kanoa_desktop.core.history.records import (
     CONVERSATIONS,
     RETRIED,
@@ -217,6 +218,7 @@ def summaries(
         "c2 ON c2.id = cp2.conversation_id WHERE cp2.comparison_id = cp.comparison_id "
         "AND c2.deleted_at IS NULL))"
     )
+    where.append(scores.NOT_A_SCORED_ITEM)  # a score run's items are not entries
     sql = (
         "SELECT c.id, c.title, c.created, c.updated, c.model, c.profile_name, "
         "(SELECT COUNT(*) FROM turns t WHERE t.conversation_id = c.id) AS n_turns, "

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _SCHEMA_V1 = """
 CREATE TABLE conversations (
@@ -105,8 +105,37 @@ ALTER TABLE turns ADD COLUMN owner TEXT;
 ALTER TABLE turns ADD COLUMN beat REAL;
 """
 
+# A score run (core/score, core/history/scores.py): every conversation it started (left out
+# of the list), and one committed result per profile and item.
+_SCHEMA_V4 = """
+CREATE TABLE score_runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL,
+    title TEXT NOT NULL DEFAULT '',
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    spec TEXT NOT NULL DEFAULT '{}',
+    state TEXT NOT NULL DEFAULT 'running'
+);
+CREATE INDEX score_runs_key ON score_runs(key, updated);
+CREATE TABLE score_conversations (
+    run_id INTEGER NOT NULL REFERENCES score_runs(id) ON DELETE CASCADE,
+    conversation_id INTEGER NOT NULL UNIQUE REFERENCES conversations(id) ON DELETE CASCADE
+);
+CREATE INDEX score_conversations_run ON score_conversations(run_id);
+CREATE TABLE score_results (
+    run_id INTEGER NOT NULL REFERENCES score_runs(id) ON DELETE CASCADE,
+    profile INTEGER NOT NULL,
+    item TEXT NOT NULL,
+    state TEXT NOT NULL,
+    data TEXT NOT NULL DEFAULT '{}',
+    finished REAL NOT NULL,
+    PRIMARY KEY (run_id, profile, item)
+);
+"""
+
 # MIGRATIONS[n] takes a database at user_version n to n + 1.
-MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3)
+MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3, _SCHEMA_V4)
 
 # Tables whose absence in a migrated file means the file is not (or no longer) ours.
 REQUIRED_TABLES = frozenset({"conversations", "turns", "figures", "turns_fts"})

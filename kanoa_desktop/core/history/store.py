@@ -47,7 +47,14 @@ from pathlib import Path
 from typing import Any
 
 from kanoa_desktop.core.config import disk, paths
-from kanoa_desktop.core.history import comparisons, connection, conversations, liveness, usage
+from kanoa_desktop.core.history import (
+    comparisons,
+    connection,
+    conversations,
+    liveness,
+    scores,
+    usage,
+)
 from kanoa_desktop.core.history.conversations import TITLE_LENGTH, fts_query, question_text
 from kanoa_desktop.core.history.figures import FIGURE_REF_PREFIX
 from kanoa_desktop.core.history.recorder import TurnRecorder
@@ -516,6 +523,7 @@ class HistoryStore:
         def write(db: sqlite3.Connection) -> int:
             purged = conversations.purge_deleted(db)
             comparisons.prune_empty(db)
+            scores.prune_empty(db)
             return purged
 
         n = self._write(write)

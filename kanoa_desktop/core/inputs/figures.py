@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 from kanoa_desktop.core import lazy
 from kanoa_desktop.core.endpoint.chat import data_url
 from kanoa_desktop.core.endpoint.errors import KanoaError
+from kanoa_desktop.core.inputs.chosen import read_chosen
 
 # Above this many pixels an image is refused before it is decoded. 100 MP covers a
 # full-frame camera (61 MP) or a large scanned poster; an RGBA buffer of it is 400 MB.
@@ -815,32 +816,16 @@ def _read_source(source: Path | str | bytes, name: str | None) -> tuple[bytes, s
     if isinstance(source, bytes | bytearray | memoryview):
         return bytes(source), name or "The pasted image", ""
     path = Path(source)
-    label = name or path.name
-    try:
-        size = path.stat().st_size
-        if path.is_dir():
-            raise FigureNotFoundError(f"{label} is a folder, not an image.", "Choose a file.")
-        if size > MAX_FILE_BYTES:
-            raise FigureTooLargeError(
-                f"{label} is {size / 1e6:.0f} MB, more than the "
-                f"{MAX_FILE_BYTES / 1e6:.0f} MB limit for figures.",
-                "Export the figure at a smaller size and try again.",
-            )
-        raw = path.read_bytes()
-    except FileNotFoundError as exc:
-        raise FigureNotFoundError(
-            f"{label} was not found.", "Check that the file still exists and try again."
-        ) from exc
-    except PermissionError as exc:
-        raise FigureNotFoundError(
-            f"{label} cannot be read (permission denied).",
-            "Check the file's permissions or copy it somewhere readable.",
-        ) from exc
-    except OSError as exc:
-        raise FigureNotFoundError(
-            f"{label} cannot be read ({exc.strerror or exc}).", "Check the file and try again."
-        ) from exc
-    return raw, label, path.suffix.lower()
+    raw = read_chosen(
+        path,
+        "an image",
+        FigureNotFoundError,
+        limit=MAX_FILE_BYTES,
+        too_large=FigureTooLargeError,
+        what="figures",
+        hint="Export the figure at a smaller size and try again.",
+    )
+    return raw, name or path.name, path.suffix.lower()
 
 
 def prepare_figure(

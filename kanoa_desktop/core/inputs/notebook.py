@@ -27,13 +27,14 @@ import binascii
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kanoa_desktop.core.inputs.chosen import read_chosen
 from kanoa_desktop.core.inputs.figures import (
     MAX_FILE_BYTES,
     FigureError,
     PreparedFigure,
     prepare_figure,
 )
-from kanoa_desktop.core.safety import JsonTooLarge, loads_json_bounded
+from kanoa_desktop.core.safety import JsonTooLarge, code_fence, loads_json_bounded
 
 MAX_NOTEBOOK_BYTES = 128 * 1024 * 1024
 # Values and keys the parsed JSON may hold. A large real notebook (thousands of cells,
@@ -84,9 +85,11 @@ class NotebookFigure:
     def context(self) -> str:
         """The cell's source as context text for the question."""
         run = f", In [{self.execution_count}]" if self.execution_count is not None else ""
+        # A fence longer than any in the cell: a ``` line in the source cannot end it.
+        fence = code_fence(self.cell_source)
         return (
             f"The figure was drawn by cell {self.cell_number}{run} of the notebook:\n\n"
-            f"```{self.language}\n{self.cell_source.rstrip()}\n```"
+            f"{fence}{self.language}\n{self.cell_source.rstrip()}\n{fence}"
         )
 
 
@@ -155,25 +158,15 @@ def load_notebook(
     """
     path = Path(path)
     label = path.name
-    try:
-        size = path.stat().st_size
-        if path.is_dir():
-            raise CorruptNotebookError(f"{label} is a folder, not a notebook.", "Choose a file.")
-        if size > MAX_NOTEBOOK_BYTES:
-            raise NotebookTooLargeError(
-                f"{label} is {size / 1e6:.0f} MB, more than the "
-                f"{MAX_NOTEBOOK_BYTES / 1e6:.0f} MB limit for notebooks.",
-                "Clear the outputs you do not need (or save the figures as files) and try again.",
-            )
-        raw = path.read_bytes()
-    except FileNotFoundError as exc:
-        raise CorruptNotebookError(
-            f"{label} was not found.", "Check that the file still exists and try again."
-        ) from exc
-    except OSError as exc:
-        raise CorruptNotebookError(
-            f"{label} cannot be read ({exc.strerror or exc}).", "Check the file's permissions."
-        ) from exc
+    raw = read_chosen(
+        path,
+        "a notebook",
+        CorruptNotebookError,
+        limit=MAX_NOTEBOOK_BYTES,
+        too_large=NotebookTooLargeError,
+        what="notebooks",
+        hint="Clear the outputs you do not need (or save the figures as files) and try again.",
+    )
     if not raw.strip():
         raise EmptyNotebookError(f"{label} is empty.", "Check that it finished saving.")
     try:

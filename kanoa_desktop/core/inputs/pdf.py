@@ -33,6 +33,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from kanoa_desktop.core.inputs.chosen import chosen_size, unreadable
 from kanoa_desktop.core.inputs.figures import (
     MAX_PIXELS,
     FigureError,
@@ -312,20 +313,12 @@ def open_pdf(path: Path | str) -> PdfDocument:
 
     path = Path(path)
     label = path.name
+    size = chosen_size(path, "a PDF", CorruptPdfError)
     try:
-        size = path.stat().st_size
-        if path.is_dir():
-            raise NotAPdfError(f"{label} is a folder, not a PDF.", "Choose a file.")
         with path.open("rb") as fh:
             head = fh.read(1024)
-    except FileNotFoundError as exc:
-        raise CorruptPdfError(
-            f"{label} was not found.", "Check that the file still exists and try again."
-        ) from exc
     except OSError as exc:
-        raise CorruptPdfError(
-            f"{label} cannot be read ({exc.strerror or exc}).", "Check the file's permissions."
-        ) from exc
+        raise unreadable(path, exc, CorruptPdfError) from exc
     if size == 0:
         raise EmptyPdfError(f"{label} is empty (0 bytes).", "Check that it finished saving.")
     if size > MAX_PDF_BYTES:

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING
 from kanoa_desktop.core import lazy
 from kanoa_desktop.core.endpoint.errors import KanoaError
 from kanoa_desktop.core.inputs import delimited
+from kanoa_desktop.core.inputs.chosen import chosen_size, unreadable
 from kanoa_desktop.core.inputs.delimited import DELIMITER_NAMES, SAMPLE_BYTES
 from kanoa_desktop.core.tokens import CHARS_PER_TOKEN, estimate_text_tokens
 
@@ -301,18 +302,7 @@ def load_table(
     lazy.load("pandas")
     path = Path(path)
     label = path.name
-    try:
-        size = path.stat().st_size
-        if path.is_dir():
-            raise TableNotFoundError(f"{label} is a folder, not a table file.", "Choose a file.")
-    except FileNotFoundError as exc:
-        raise TableNotFoundError(
-            f"{label} was not found.", "Check that the file still exists and try again."
-        ) from exc
-    except OSError as exc:
-        raise TableNotFoundError(
-            f"{label} cannot be read ({exc.strerror or exc}).", "Check the file's permissions."
-        ) from exc
+    size = chosen_size(path, "a table file", TableNotFoundError)
     notes: list[str] = []
     if size > max_bytes:
         if max_rows is None:
@@ -331,9 +321,7 @@ def load_table(
         with path.open("rb") as fh:
             sample = fh.read(SAMPLE_BYTES)
     except OSError as exc:
-        raise TableNotFoundError(
-            f"{label} cannot be read ({exc.strerror or exc}).", "Check the file's permissions."
-        ) from exc
+        raise unreadable(path, exc, TableNotFoundError) from exc
     suffix = path.suffix.lower()
     if suffix == ".xls" or (sample.startswith(_OLE_MAGIC) and suffix in EXCEL_SUFFIXES):
         raise NotATableError(
@@ -465,9 +453,7 @@ def _read(
             "Open it in a spreadsheet, check the delimiter and quoting, and save as CSV.",
         ) from exc
     except OSError as exc:
-        raise TableNotFoundError(
-            f"{label} cannot be read ({exc.strerror or exc}).", "Check the file."
-        ) from exc
+        raise unreadable(path, exc, TableNotFoundError) from exc
     notes = []
     lines: list[int] = []
     for w in caught:
@@ -1114,9 +1100,7 @@ def _load_parquet(path: Path, label: str, max_rows: int | None) -> LoadedTable:
                     "Write it again or export it as CSV.",
                 ) from exc
     except OSError as exc:
-        raise TableNotFoundError(
-            f"{label} cannot be read ({exc.strerror or exc}).", "Check the file."
-        ) from exc
+        raise unreadable(path, exc, TableNotFoundError) from exc
     if max_rows is not None and n_rows > max_rows:
         cautions.append(f"Only the first {max_rows:,} of {n_rows:,} rows were read.")
         notes.append(cautions[-1])
@@ -1209,7 +1193,10 @@ _LEVELS = (
 
 
 def summarise_table(
-    table: LoadedTable | pd.DataFrame, *, token_budget: int = DEFAULT_TABLE_TOKEN_BUDGET, name: str | None = None
+    table: LoadedTable | pd.DataFrame,
+    *,
+    token_budget: int = DEFAULT_TABLE_TOKEN_BUDGET,
+    name: str | None = None,
 ) -> str:
     """A deterministic Markdown summary of the table that fits ``token_budget`` tokens.
 

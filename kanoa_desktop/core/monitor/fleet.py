@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import math
 import re
 import time
@@ -40,6 +39,7 @@ from kanoa_desktop.core.monitor.metrics import (
     DcgmGpu,
     gpu_health_warnings,
 )
+from kanoa_desktop.core.monitor.pacing import Paced
 from kanoa_desktop.core.monitor.poller import _describe_transport_error
 from kanoa_desktop.core.safety import JsonTooLarge, escape_control, loads_json_bounded
 
@@ -55,7 +55,6 @@ __all__ = [
     "fleet_query",
 ]
 
-log = logging.getLogger(__name__)
 
 # How many points a history (query_range) asks for.
 PLOT_POINTS = 120
@@ -759,7 +758,7 @@ class FleetUpdate:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
-class FleetPoller:
+class FleetPoller(Paced[FleetUpdate]):
     """Refreshes a :class:`FleetReader` every ``interval_s`` and tells its listeners
     (on the loop's thread: a Qt widget on a qasync loop may update itself). ``pause()``
     while nobody looks; ``resume()`` refreshes at once."""
@@ -773,21 +772,9 @@ class FleetPoller:
     ) -> None:
         self.reader = reader
         self.interval_s = interval_s
-        self._listeners: list[Callable[[FleetUpdate], None]] = []
-        if on_update is not None:
-            self._listeners.append(on_update)
-        self._paused = False
-        self._stopped = False
-        self._wake: asyncio.Event | None = None
+        super().__init__(on_update)
         self._last: FleetSnapshot | None = None
         self.latest: FleetUpdate | None = None
-
-    def add_listener(self, callback: Callable[[FleetUpdate], None]) -> None:
-        self._listeners.append(callback)
-
-    def remove_listener(self, callback: Callable[[FleetUpdate], None]) -> None:
-        with contextlib.suppress(ValueError):
-            self._listeners.remove(callback)
 
     async def refresh(self) -> FleetUpdate:
         t0 = time.perf_counter()
@@ -798,39 +785,15 @@ class FleetPoller:
         except PrometheusError as err:
             update = FleetUpdate(self._last, str(err), stale=self._last is not None)
         self.latest = update
-        for callback in list(self._listeners):
-            try:
-                callback(update)
-            except Exception:  # a broken view must not stop the refreshing
-                log.exception("fleet update listener failed")
+        self._tell(update)
         return update
 
     async def run(self) -> None:
-        self._stopped = False
-        self._wake = asyncio.Event()
+        self._begin()
         while not self._stopped:
             if not self._paused:
                 await self.refresh()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), None if self._paused else self.interval_s)
-            self._wake.clear()
-
-    @property
-    def paused(self) -> bool:
-        return self._paused
-
-    def pause(self) -> None:
-        self._paused = True
-
-    def resume(self) -> None:
-        self._paused = False
-        if self._wake is not None:
-            self._wake.set()
-
-    def stop(self) -> None:
-        self._stopped = True
-        if self._wake is not None:
-            self._wake.set()
+            await self._wait(None if self._paused else self.interval_s)
 
     async def aclose(self) -> None:
         self.stop()

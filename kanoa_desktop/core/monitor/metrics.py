@@ -25,7 +25,6 @@ parses at most :data:`MAX_METRICS_LINES` lines (a body with more is refused whol
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 from bisect import bisect_left
 from collections import deque
@@ -124,22 +123,20 @@ async def fetch_metrics(
     :class:`MetricsBodyTooLarge` past the cap. Redirects are not followed."""
     import httpx
 
+    from kanoa_desktop.core.endpoint.client import read_capped
+    from kanoa_desktop.core.endpoint.errors import BodyTooLarge
+
     budget = max(3.0 * timeout_s, 10.0)
     try:
         async with asyncio.timeout(budget) as cm:
             async with http.stream("GET", url, timeout=timeout_s, follow_redirects=False) as resp:
                 if resp.status_code != 200:
                     return MetricsResponse(resp.status_code, "")
-                declared = resp.headers.get("content-length", "")
-                if declared.isdigit() and int(declared) > cap:
-                    raise _too_large(url, cap)
-                buf = bytearray()
-                async with contextlib.aclosing(resp.aiter_bytes()) as chunks:
-                    async for chunk in chunks:
-                        buf += chunk
-                        if len(buf) > cap:
-                            raise _too_large(url, cap)
-                return MetricsResponse(200, buf.decode(resp.encoding or "utf-8", "replace"))
+                try:
+                    body = await read_capped(resp, cap, "metrics page")
+                except BodyTooLarge as exc:
+                    raise _too_large(url, cap) from exc
+                return MetricsResponse(200, body.decode(resp.encoding or "utf-8", "replace"))
     except TimeoutError:
         if cm.expired():
             raise httpx.ReadTimeout(

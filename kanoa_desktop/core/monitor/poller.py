@@ -10,8 +10,6 @@ backs off while the server does not answer. Works on any asyncio loop (qasync in
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 import math
 import time
 from collections import deque
@@ -34,6 +32,7 @@ from kanoa_desktop.core.monitor.metrics import (
     fetch_metrics,
     parse_scrape,
 )
+from kanoa_desktop.core.monitor.pacing import Paced
 
 __all__ = [
     "MetricsPoller",
@@ -43,7 +42,6 @@ __all__ = [
     "ServerTimings",
 ]
 
-log = logging.getLogger(__name__)
 
 # How long request spans are kept for the panel's plots.
 SPAN_HISTORY_S = 300.0
@@ -190,7 +188,7 @@ def _no_endpoint_message(url: str, status: int) -> str:
     )
 
 
-class MetricsPoller:
+class MetricsPoller(Paced[MetricsUpdate]):
     """Scrapes ``url`` every ``interval_s`` seconds and reports :class:`MetricsUpdate`.
 
     - ``await run()`` polls until ``stop()``/``aclose()``; ``poll_once()`` does one poll.
@@ -240,17 +238,12 @@ class MetricsPoller:
         )
         self._owns_gpu_reader = gpu_reader is None and read_gpus
         self._clock = clock
-        self._listeners: list[Callable[[MetricsUpdate], None]] = []
-        if on_update is not None:
-            self._listeners.append(on_update)
+        super().__init__(on_update)
         self._queues: list[asyncio.Queue[MetricsUpdate | None]] = []
         self._failures = 0
         self._last_good: ServerMetrics | None = None
         self._last_good_at: float | None = None
         self._latest: MetricsUpdate | None = None
-        self._paused = False
-        self._stopped = False
-        self._wake: asyncio.Event | None = None
         self._spans: deque[RequestSpan] = deque()
         self._active: RequestSpan | None = None
         self._energy: EnergyMeter | None = None
@@ -270,13 +263,6 @@ class MetricsPoller:
 
     # -- listeners
 
-    def add_listener(self, callback: Callable[[MetricsUpdate], None]) -> None:
-        self._listeners.append(callback)
-
-    def remove_listener(self, callback: Callable[[MetricsUpdate], None]) -> None:
-        with contextlib.suppress(ValueError):
-            self._listeners.remove(callback)
-
     async def updates(self) -> AsyncIterator[MetricsUpdate]:
         """Every update from now on, until the poller stops."""
         queue: asyncio.Queue[MetricsUpdate | None] = asyncio.Queue()
@@ -289,21 +275,13 @@ class MetricsPoller:
 
     def _emit(self, update: MetricsUpdate) -> None:
         self._latest = update
-        for callback in list(self._listeners):
-            try:
-                callback(update)
-            except Exception:  # a broken view must not stop the polling
-                log.exception("metrics update listener failed")
+        self._tell(update)
         for queue in self._queues:
             queue.put_nowait(update)
 
     @property
     def latest(self) -> MetricsUpdate | None:
         return self._latest
-
-    @property
-    def paused(self) -> bool:
-        return self._paused
 
     # -- request markers
 
@@ -322,8 +300,8 @@ class MetricsPoller:
         now = self._clock()
         if timings is not None:
             self.record_timings(timings)
-        if event in ("start", "end") and not self._paused and self._wake is not None:
-            self._wake.set()  # poll now: the panel shows the start (or end) at once
+        if event in ("start", "end"):
+            self._poke()  # poll now: the panel shows the start (or end) at once
         if event == "start":
             self._active = RequestSpan(start=now)
             self._energy = EnergyMeter()
@@ -632,8 +610,7 @@ class MetricsPoller:
 
     async def run(self) -> None:
         """Poll until :meth:`stop` or :meth:`aclose`. Safe to start with ensure_future."""
-        self._stopped = False
-        self._wake = asyncio.Event()
+        self._begin()
         try:
             while not self._stopped:
                 if self._paused:
@@ -644,30 +621,6 @@ class MetricsPoller:
         finally:
             for queue in self._queues:
                 queue.put_nowait(None)
-
-    async def _wait(self, delay: float | None) -> None:
-        wake = self._wake
-        if wake is None:
-            return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), delay)
-        wake.clear()
-
-    def pause(self) -> None:
-        """Stop polling (e.g. the panel is hidden) until :meth:`resume`."""
-        self._paused = True
-
-    def resume(self) -> None:
-        """Poll again, starting now."""
-        self._paused = False
-        if self._wake is not None:
-            self._wake.set()
-
-    def stop(self) -> None:
-        """Make :meth:`run` return after the current poll."""
-        self._stopped = True
-        if self._wake is not None:
-            self._wake.set()
 
     async def aclose(self) -> None:
         """Stop, close the HTTP client (if the poller made it) and shut NVML down."""

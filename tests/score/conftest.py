@@ -1,0 +1,3 @@
+"""The qasync loop fixtures of the window tests, for the Score models window."""
+
+from tests.ui.conftest import make_window, qloop, run  # noqa: F401
