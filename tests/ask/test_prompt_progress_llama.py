@@ -30,7 +30,9 @@ async def test_a_long_prompt_reports_its_reading_progress(llama_server, pool):
     ended = await runner.ask("Summarise: " + LONG)
     assert ended.state == "done", ended.error
     assert runner.last_request.get("return_progress") is True  # Show request: as sent
-    prompt = [e.activity for e in events if isinstance(e, Progress) and e.activity.phase == "prompt"]
+    prompt = [
+        e.activity for e in events if isinstance(e, Progress) and e.activity.phase == "prompt"
+    ]
     assert prompt, [e.activity for e in events if isinstance(e, Progress)]
     done = [a.processed for a in prompt]
     assert done == sorted(done) and prompt[-1].total == ended.stats.prompt_tokens

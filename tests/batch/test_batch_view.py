@@ -66,8 +66,11 @@ def test_a_folder_runs_with_progress_pause_resume_and_the_failure_shown(
             first = view.batch.results[view._key_of_row(0)]
             assert first.ok and first.answer.strip()
             assert first.answer.strip().splitlines()[-1].strip() in view.answer.toPlainText()
-            done = next(r for r in range(view.table.rowCount())
-                        if r != bad and view.table.item(r, 1).text() == "done" and r != 0)
+            done = next(
+                r
+                for r in range(view.table.rowCount())
+                if r != bad and view.table.item(r, 1).text() == "done" and r != 0
+            )
             view.table.selectRow(done)
             result = view.batch.results[view._key_of_row(done)]
             assert view.answer.toPlainText().startswith(result.label)

@@ -140,8 +140,11 @@ def text_findings(root: QWidget, minimum: float = AA_TEXT) -> tuple[list[Finding
         if r < minimum:
             findings.append(
                 Finding(
-                    f"{type(w).__name__}#{w.objectName() or '?'}", text[:60], bg.name(),
-                    fg.name(), r,
+                    f"{type(w).__name__}#{w.objectName() or '?'}",
+                    text[:60],
+                    bg.name(),
+                    fg.name(),
+                    r,
                 )  # fmt: skip
             )
     for bar in root.findChildren(QTabBar):

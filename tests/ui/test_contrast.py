@@ -23,7 +23,9 @@ SHOTS = Path(__file__).resolve().parents[2] / "screenshots-tmp" / "contrast"
 def busy_window(make_window, run, tmp_path):
     kb = tmp_path / "notes"
     kb.mkdir()
-    (kb / "growth.md").write_text("# Growth\n\nThe lag phase of the growth curve lasts two hours.\n")
+    (kb / "growth.md").write_text(
+        "# Growth\n\nThe lag phase of the growth curve lasts two hours.\n"
+    )
     csv = tmp_path / "growth_curve.csv"
     csv.write_text("hour,od600\n" + "".join(f"{h / 2},{0.05 * 1.3 ** (h / 2):.4f}\n"
                                             for h in range(40)))  # fmt: skip
@@ -46,8 +48,9 @@ def busy_window(make_window, run, tmp_path):
 
         run(fill(), timeout=300)
         w.banner.show_error(
-            E.ConnectionRefused("Nothing is listening at http://127.0.0.1:8000/v1.",
-                                "Start the model server."),  # fmt: skip
+            E.ConnectionRefused(
+                "Nothing is listening at http://127.0.0.1:8000/v1.", "Start the model server."
+            ),  # fmt: skip
             can_retry=True,
         )
         yield w
@@ -96,4 +99,3 @@ def test_the_toolbars_overflow_chevron_is_visible_in_both_schemes(make_window, q
     got = measured(picture, rect)
     assert got is not None and got[2] >= AA_TEXT, (scheme, got)
     apply_appearance(QApplication.instance(), "light", None)
-

@@ -30,15 +30,21 @@ def test_at_900_by_600_the_window_fits_and_the_answer_is_not_squeezed(make_windo
             run(wait_until(lambda: w.splitter.widget(1).width() >= ANSWER_MIN_WIDTH, 10,
                            "the answer keeps its room"))  # fmt: skip
         except AssertionError:
-            docks = [(d.objectName(), d.width(), d.minimumSizeHint().width())
-                     for d in w.findChildren(QDockWidget) if d.isVisible()]
+            docks = [
+                (d.objectName(), d.width(), d.minimumSizeHint().width())
+                for d in w.findChildren(QDockWidget)
+                if d.isVisible()
+            ]
             from PySide6.QtWidgets import QWidget
 
-            wide = [(type(x).__name__, x.objectName(), x.minimumSizeHint().width())
-                    for x in w.inputs.findChildren(QWidget)
-                    if x.isVisible() and x.minimumSizeHint().width() > 150]
-            raise AssertionError((w.splitter.sizes(), w.inputs.minimumSizeHint().width(),
-                                  docks, wide)) from None
+            wide = [
+                (type(x).__name__, x.objectName(), x.minimumSizeHint().width())
+                for x in w.inputs.findChildren(QWidget)
+                if x.isVisible() and x.minimumSizeHint().width() > 150
+            ]
+            raise AssertionError(
+                (w.splitter.sizes(), w.inputs.minimumSizeHint().width(), docks, wide)
+            ) from None
         toolbar = w.findChild(QToolBar, "mainToolbar")
         settings = toolbar.widgetForAction(w.settings_action)
         assert settings is not None and settings.isVisible()

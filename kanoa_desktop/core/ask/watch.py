@@ -170,9 +170,7 @@ class ServerWatch:
                 now = self.clock()
             current = self.activity(now)
             # Streaming reports itself through its tokens: said once, after a silence.
-            if current is not None and (
-                current.phase != "streaming" or self._reported == "silent"
-            ):
+            if current is not None and (current.phase != "streaming" or self._reported == "silent"):
                 self.report(current)
                 self._reported = current.phase
             silent_since = self.last_token if self.last_token is not None else self.t_sent

@@ -330,7 +330,7 @@ class EndpointBenchmark:
         return res
 
     async def _server_label(self) -> str:
-        """"vLLM 0.33.0", "llama.cpp b6000"... for the export; '' when the server says nothing."""
+        """ "vLLM 0.33.0", "llama.cpp b6000"... for the export; '' when the server says nothing."""
         try:
             info = await self.client.server_info()
         except Exception:  # noqa: BLE001 - a label only: never stops the suite

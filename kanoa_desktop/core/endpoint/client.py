@@ -1002,7 +1002,10 @@ def _server_counts(usage: Any, timings: Any) -> tuple[int, int | None] | None:
         )
     if prompt is None and isinstance(timings, dict):
         # prompt_n counts what was computed; with cache_n, the whole prompt, as usage does.
-        prompt, cached = token_count(timings.get("prompt_n")), token_count(timings.get("cache_n", 0))
+        prompt, cached = (
+            token_count(timings.get("prompt_n")),
+            token_count(timings.get("cache_n", 0)),
+        )
         prompt = prompt + (cached or 0) if prompt is not None else None
         completion = token_count(timings.get("predicted_n", 0)) if prompt is not None else None
     return None if prompt is None else (prompt, completion)

@@ -1006,7 +1006,9 @@ def _even_decimals(frame: pd.DataFrame, known: dict[int, str]) -> dict[int, str]
             continue
         values = frame.iloc[rows, j].to_numpy(dtype="float64")
         values = values[np.isfinite(values)]
-        if not len(values) or np.any((values != 0) & ((np.abs(values) < 1e-6) | (np.abs(values) >= 1e16))):
+        if not len(values) or np.any(
+            (values != 0) & ((np.abs(values) < 1e-6) | (np.abs(values) >= 1e16))
+        ):
             continue
         needed = 0
         for v in values:
