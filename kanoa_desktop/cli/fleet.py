@@ -22,7 +22,7 @@ import argparse
 import asyncio
 from typing import Any
 
-from kanoa_desktop.cli.output import echo, echo_json, error, name
+from kanoa_desktop.cli.output import echo, echo_json, error, name, table
 from kanoa_desktop.core.config.profiles import ProfileStore, fleet_prometheus_url
 from kanoa_desktop.core.monitor.fleet import FleetReader, FleetRow, FleetSnapshot, PrometheusError
 
@@ -97,23 +97,13 @@ def _up(row: FleetRow) -> str:
     return {True: "up", False: "DOWN", None: "?"}[row.up]
 
 
-def _table(headers: list[str], rows: list[list[str]]) -> str:
-    # Labels come from Prometheus and the servers: escaped before the columns are measured.
-    rows = [[name(c) for c in r] for r in rows]
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
-    for r in rows:
-        lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
-    return "\n".join(lines)
-
-
 def format_fleet(snapshot: FleetSnapshot) -> str:
     """The human tables ``fleet`` prints ("—" where Prometheus has no value)."""
     parts: list[str] = []
     servers = [r for r in snapshot.rows if r.kind not in ("router", "dcgm")]
     if servers:
         parts.append(
-            _table(
+            table(
                 [
                     "instance",
                     "kind",
@@ -150,7 +140,7 @@ def format_fleet(snapshot: FleetSnapshot) -> str:
     routers = [r for r in snapshot.rows if r.kind == "router"]
     if routers:
         parts.append(
-            _table(
+            table(
                 [
                     "router",
                     "state",
@@ -176,7 +166,7 @@ def format_fleet(snapshot: FleetSnapshot) -> str:
         )
     if snapshot.gpus:
         parts.append(
-            _table(
+            table(
                 ["GPU", "host", "name", "util", "memory", "temp", "power"],
                 [
                     [
@@ -196,7 +186,7 @@ def format_fleet(snapshot: FleetSnapshot) -> str:
         parts.append(
             name(snapshot.router.summary())
             + "\n"
-            + _table(
+            + table(
                 ["server behind the router", "model", "health", "load"],
                 [
                     [

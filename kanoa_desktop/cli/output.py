@@ -63,6 +63,19 @@ def error(message: Any, hint: Any = "", *, status: int = 1, lead: str = "") -> i
     return status
 
 
+def table(headers: Any, rows: Any, align: str = "") -> str:
+    """Rows of cells as aligned columns under ``headers``, two spaces apart; ``align`` one
+    letter per column ("r": right, else left). Each cell is escaped by :func:`name` before
+    the columns are measured (cells come from servers, models and files)."""
+    cells = [[name(c) for c in r] for r in [headers, *rows]]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(cells[0]))]
+    return "\n".join(
+        "  ".join(c.rjust(w) if align[i : i + 1] == "r" else c.ljust(w)
+                  for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+        for r in cells
+    )  # fmt: skip
+
+
 # Code points a JSON string may hold raw but a terminal would act on or hide: written as
 # JSON's own \uXXXX escapes, so the text stays valid JSON and reads the same once parsed.
 _JSON_ESCAPES = {
@@ -105,4 +118,4 @@ def progress(line: Any, *, done: bool = False) -> None:
     sys.stderr.flush()
 
 
-__all__ = ["echo", "echo_json", "error", "is_terminal", "name", "progress", "safe"]
+__all__ = ["echo", "echo_json", "error", "is_terminal", "name", "progress", "safe", "table"]

@@ -19,10 +19,10 @@ import asyncio
 import contextlib
 import os
 import signal
-import sys
 import time
 from pathlib import Path
 
+from kanoa_desktop.cli.output import echo, echo_json, error, name, table
 from kanoa_desktop.core.ask.services import command_services
 from kanoa_desktop.core.config.profiles import Profile, ProfileStore
 from kanoa_desktop.core.endpoint.errors import KanoaError
@@ -80,24 +80,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="environment variable with an API key (default: the keychain)")  # fmt: skip
 
 
-def _fail(message: str, hint: str = "", code: int = 1) -> int:
-    print(f"error: {report.safe_text(message, 'terminal')}", file=sys.stderr)
-    if hint:
-        print(f"hint: {report.safe_text(hint, 'terminal')}", file=sys.stderr)
-    return code
-
-
 def _profiles(args: argparse.Namespace) -> list[Profile]:
     if args.api_base:
         return [Profile(name=args.api_base, api_base=args.api_base, model="", temperature=0.0)]
     store = ProfileStore()
     store.load()
     found = []
-    for name in args.profile:
-        profile = store.get(name)
+    for wanted in args.profile:
+        profile = store.get(wanted)
         if profile is None:
             raise KanoaError(
-                f"There is no profile named {name!r} (profiles: {', '.join(store.names)}).",
+                f"There is no profile named {wanted!r} (profiles: {', '.join(store.names)}).",
                 "Create it in Settings, or check the spelling.",
             )
         found.append(profile)
@@ -111,13 +104,11 @@ class _Progress:
         self.last = 0.0
 
     def __call__(self, ev) -> None:
-        t = report.safe_text
         if isinstance(ev, RunNotice):
-            print(t(ev.message, "terminal"), file=sys.stderr, flush=True)
+            echo(name(ev.message), err=True, flush=True)
         elif isinstance(ev, ItemFailed):
-            run = ev.run
-            print(f"[{t(run.labels[ev.profile], 'terminal')}] {t(ev.failure.item, 'terminal')}"
-                  f" failed: {t(ev.failure.error, 'terminal')}", file=sys.stderr, flush=True)  # fmt: skip
+            echo(f"[{name(ev.run.labels[ev.profile])}] {name(ev.failure.item)} failed: "
+                 f"{name(ev.failure.error)}", err=True, flush=True)  # fmt: skip
         elif isinstance(ev, ItemScored):
             now = time.monotonic()
             if now - self.last < PROGRESS_EVERY_S:
@@ -129,12 +120,21 @@ class _Progress:
     def print(run: ScoreRun) -> None:
         for s in run.summaries():
             acc = f"{s.accuracy * 100:.1f} %" if s.accuracy is not None else "–"
-            print(
-                f"[{report.safe_text(s.label, 'terminal')}] {s.n}/{s.total} scored, "
-                f"{s.correct} right ({acc}, 95 % CI {s.ci_low * 100:.1f}–{s.ci_high * 100:.1f} %)",
-                file=sys.stderr,
+            echo(
+                f"[{name(s.label)}] {s.n}/{s.total} scored, {s.correct} right "
+                f"({acc}, 95 % CI {s.ci_low * 100:.1f}–{s.ci_high * 100:.1f} %)",
+                err=True,
                 flush=True,
             )
+
+
+def results_text(run: ScoreRun, summaries, paired) -> str:
+    """The results as the command prints them: the aligned table and the verdicts."""
+    lines = [f"Score: {name(run.source.label)}",
+             table(report.SUMMARY_HEADERS, report.summary_cells(summaries), "ll" + "r" * 9)]  # fmt: skip
+    lines += [name(s.halted) for s in summaries if s.halted]
+    lines += [name(p.verdict()) for p in paired]
+    return "\n".join(lines)
 
 
 async def _run(args: argparse.Namespace) -> int:
@@ -161,44 +161,40 @@ async def _run(args: argparse.Namespace) -> int:
         await services.pool.aclose()
     try:
         progress.print(run)
-        out = sys.stdout
         if args.json:
-            out.write(report.json_text(run, ended.summaries, ended.paired) + "\n")
+            echo_json(report.to_json(run, ended.summaries, ended.paired), indent=2, flush=True)
         else:
-            out.write(report.terminal_text(run, ended.summaries, ended.paired))
-        out.flush()
+            echo(results_text(run, ended.summaries, ended.paired), flush=True)
         if args.out is not None:
             written = await asyncio.to_thread(report.write, run, args.out)
-            print(f"wrote {report.safe_text(written, 'terminal')}", file=sys.stderr)
+            echo(f"wrote {name(written)}", err=True)
     finally:
         services.history.close()
     if ended.state == "stopped":
-        print("Stopped: what was scored is kept; run the same command again to continue.",
-              file=sys.stderr)  # fmt: skip
+        echo("Stopped: what was scored is kept; run the same command again to continue.",
+             err=True)  # fmt: skip
         return 130
     if ended.state != "done":
-        print("Not every item was scored; run the same command again to continue.",
-              file=sys.stderr)  # fmt: skip
+        echo("Not every item was scored; run the same command again to continue.", err=True)
         return 1
     return 0
 
 
 def run(args: argparse.Namespace) -> int:
     if args.suite and not 1 <= args.n <= MAX_ITEMS:
-        return _fail(f"-n takes 1 to {MAX_ITEMS:,} items.", code=2)
+        return error(f"-n takes 1 to {MAX_ITEMS:,} items.", status=2)
     if args.key is not None and args.n != DEFAULT_N:
-        return _fail("-n sizes the suite; a key scores all its rows.", "Leave out -n.", code=2)
+        return error("-n sizes the suite; a key scores all its rows.", "Leave out -n.", status=2)
     if not 1 <= args.concurrency <= MAX_CONCURRENCY:
-        return _fail(f"--concurrency takes 1 to {MAX_CONCURRENCY}.", code=2)
+        return error(f"--concurrency takes 1 to {MAX_CONCURRENCY}.", status=2)
     if args.profile and len(args.profile) > MAX_PROFILES:
-        return _fail(f"A score run takes 1 to {MAX_PROFILES} profiles.", "Choose fewer.", code=2)
-    if args.out is not None and args.out.suffix.lower() not in report.FORMATS:
-        return _fail(
-            f"{args.out.name}: a score report is Markdown (.md), HTML (.html) or CSV (.csv).",
-            "Name the report file with one of these extensions.",
-            code=2,
-        )
+        return error(f"A score run takes 1 to {MAX_PROFILES} profiles.", "Choose fewer.", status=2)
+    try:
+        if args.out is not None:
+            report.check(args.out)
+    except KanoaError as err:
+        return error(err.message, err.hint, status=2)
     try:
         return asyncio.run(_run(args))
     except KanoaError as err:
-        return _fail(err.message, err.hint)
+        return error(err.message, err.hint)

@@ -46,6 +46,7 @@ from PySide6.QtWidgets import (
 from kanoa_desktop.core.ask.services import Services
 from kanoa_desktop.core.config.profiles import ProfileStore
 from kanoa_desktop.core.endpoint.errors import KanoaError
+from kanoa_desktop.core.reports.writer import plain
 from kanoa_desktop.core.safety import plain_tooltip
 from kanoa_desktop.core.score import report
 from kanoa_desktop.core.score.run import (
@@ -69,11 +70,6 @@ log = logging.getLogger(__name__)
 
 REFRESH_MS = 250
 DEFAULT_ITEMS = 64
-
-
-def _plain(text: str) -> str:
-    """Text from outside for a label that must never render rich text."""
-    return report.safe_text(text, "terminal")
 
 
 class ScoreView(QWidget):
@@ -426,7 +422,7 @@ class ScoreView(QWidget):
             label = self.run.labels[ev.profile]
             self._failures.append(f"{label}: {ev.failure.item}: {ev.failure.error}")
         elif isinstance(ev, RunNotice):
-            self.message.setText(_plain(ev.message))
+            self.message.setText(plain(ev.message))
         elif isinstance(ev, ScoreEnded):
             self.last = ev
             self._dirty = True
@@ -442,7 +438,7 @@ class ScoreView(QWidget):
         self._fit_table()
         self.templates.setRowCount(0)
         self.templates.setColumnCount(len(run.profiles))
-        self.templates.setHorizontalHeaderLabels([_plain(x) for x in run.labels])
+        self.templates.setHorizontalHeaderLabels([plain(x) for x in run.labels])
         self.progress_bar.setRange(0, max(1, len(run.items) * len(run.profiles)))
         self._dirty = True
         self._refresh()
@@ -460,7 +456,7 @@ class ScoreView(QWidget):
         for s in summaries:
             acc = f"{s.accuracy * 100:.1f} %" if s.accuracy is not None else "–"
             line = (
-                f"{_plain(s.label)}: {s.n} of {s.total} scored, {s.correct} right: {acc} "
+                f"{plain(s.label)}: {s.n} of {s.total} scored, {s.correct} right: {acc} "
                 f"(95 % CI {s.ci_low * 100:.1f}–{s.ci_high * 100:.1f} %)"
             )
             if s.failed:
@@ -473,9 +469,9 @@ class ScoreView(QWidget):
         if ended is not None:
             verdicts = [p.verdict() for p in ended.paired]
             verdicts += [s.halted for s in ended.summaries if s.halted]
-            self.verdicts.setText(_plain("\n".join(verdicts)))
+            self.verdicts.setText(plain("\n".join(verdicts)))
         if self._failures:
-            self.table.setToolTip(plain_tooltip(_plain("\n".join(self._failures[-10:]))))
+            self.table.setToolTip(plain_tooltip(plain("\n".join(self._failures[-10:]))))
 
     def _fill(self, summaries) -> None:
         """The result table and the per-template table from ``summaries``."""
@@ -489,9 +485,9 @@ class ScoreView(QWidget):
                             Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
                         )
                     self.table.setItem(r, c, item)
-                item.setText(_plain(text))
+                item.setText(plain(text))
                 if c == 0:
-                    item.setToolTip(plain_tooltip(_plain(text)))
+                    item.setToolTip(plain_tooltip(plain(text)))
         self._show_templates(summaries)
 
     def _fit_table(self) -> None:
@@ -506,7 +502,7 @@ class ScoreView(QWidget):
         names = sorted({t for s in summaries for t in s.by_template})
         if self.templates.rowCount() != len(names):
             self.templates.setRowCount(len(names))
-        self.templates.setVerticalHeaderLabels([_plain(t) for t in names])
+        self.templates.setVerticalHeaderLabels([plain(t) for t in names])
         for r, name in enumerate(names):
             for c, s in enumerate(summaries):
                 v = s.by_template.get(name)
@@ -562,7 +558,7 @@ class ScoreView(QWidget):
             runs = []
         for r in runs:
             when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.updated))
-            self.earlier.addItem(_plain(f"{when} · {r.title} · {r.state}, {r.scored} scored"),
+            self.earlier.addItem(plain(f"{when} · {r.title} · {r.state}, {r.scored} scored"),
                                  r.id)  # fmt: skip
         self.earlier.setEnabled(bool(runs))
 
@@ -583,10 +579,10 @@ class ScoreView(QWidget):
         self._fit_table()
         self.templates.setRowCount(0)
         self.templates.setColumnCount(len(summaries))
-        self.templates.setHorizontalHeaderLabels([_plain(s.label) for s in summaries])
+        self.templates.setHorizontalHeaderLabels([plain(s.label) for s in summaries])
         self._fill(summaries)
-        self.verdicts.setText(_plain("\n".join(p.verdict() for p in paired)))
-        self.progress_label.setText(_plain(f"{stored.title} ({stored.state}), from the history."))
+        self.verdicts.setText(plain("\n".join(p.verdict() for p in paired)))
+        self.progress_label.setText(plain(f"{stored.title} ({stored.state}), from the history."))
         self.export_button.setEnabled(False)
         return True
 
@@ -611,7 +607,7 @@ class ScoreView(QWidget):
         if self.run is None:
             return None
         path = Path(path)
-        if path.suffix.lower() not in report.FORMATS:
+        if path.suffix.lower() not in report.SUFFIXES:
             path = path.with_name(path.name + ".md")
         run = self.run
 
@@ -622,7 +618,7 @@ class ScoreView(QWidget):
                 self.message.setText(f"{err.message} {err.hint}".strip())
                 return None
             self.last_report = written
-            self.message.setText(_plain(f"Exported to {written}"))
+            self.message.setText(plain(f"Exported to {written}"))
             return written
 
         self._export_task = asyncio.ensure_future(write())

@@ -11,6 +11,7 @@ from kanoa_desktop.core.ask.services import Services
 from kanoa_desktop.core.config.profiles import Profile
 from kanoa_desktop.core.endpoint.pool import ClientPool
 from kanoa_desktop.core.history.store import HistoryStore
+from kanoa_desktop.core.reports.writer import to_markdown
 from kanoa_desktop.core.score import report
 from kanoa_desktop.core.score.run import ScoreRun, suite_source
 from tests.servers.make_mmproj import TOKENS_PER_IMAGE
@@ -44,6 +45,6 @@ async def test_the_suite_runs_end_to_end_against_the_multimodal_llama_server(
         # The server counted the figure: its prompt holds the image's tokens.
         assert not turn.estimated and turn.prompt_tokens > TOKENS_PER_IMAGE
         assert [f.name for f in conv.figures] == [item.figure_name]
-    md = report.to_markdown(run)
+    md = to_markdown(report.report_document(run))
     assert md.count("### ") == 3 and llama_vision_server.model in md
     history.close()

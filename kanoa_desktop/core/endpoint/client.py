@@ -34,7 +34,7 @@ import json
 import math
 import ssl
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -143,6 +143,66 @@ async def _until(deadline: float, aw: Awaitable[T]) -> T:
         if cm.expired():
             raise _DeadlinePassed from None
         raise
+
+
+class _Watch:
+    """A deadline over every read of a stream, with one timer instead of one per read.
+
+    ``deadline()`` is read again when the timer fires, so a token that moves it on costs a
+    float, not a timer (``asyncio.timeout`` per read is a Qt timer started and killed per
+    token on qasync: a fifth of the stream's CPU at thousands of tokens a second). The
+    timer only cancels while a read is pending, and the cancel surfaces there as
+    :class:`_DeadlinePassed`; a cancel from elsewhere (Stop) stays a cancel."""
+
+    __slots__ = ("_deadline", "_loop", "_task", "_handle", "_reading", "_fired")
+
+    def __init__(self, deadline: Callable[[], float]) -> None:
+        self._deadline = deadline
+        self._loop = asyncio.get_running_loop()
+        self._task: asyncio.Task | None = None
+        self._handle: asyncio.TimerHandle | None = None
+        self._reading = False
+        self._fired = False
+
+    async def read(self, aw: Awaitable[T]) -> T:
+        when = self._deadline()
+        if when <= time.monotonic():
+            if hasattr(aw, "close"):
+                aw.close()  # type: ignore[union-attr]  # an un-awaited coroutine: no warning
+            raise _DeadlinePassed
+        self._task = asyncio.current_task()
+        if self._handle is None:
+            self._arm(when)
+        self._reading = True
+        try:
+            return await aw
+        except asyncio.CancelledError:
+            if self._fired and self._task is not None:
+                self._fired = False
+                if self._task.uncancel() == 0:
+                    raise _DeadlinePassed from None
+            raise
+        finally:
+            self._reading = False
+
+    def _arm(self, when: float) -> None:
+        self._handle = self._loop.call_later(max(0.0, when - time.monotonic()), self._fire)
+
+    def _fire(self) -> None:
+        self._handle = None
+        if not self._reading or self._task is None:
+            return  # the next read arms it again
+        when = self._deadline()
+        if when > time.monotonic():
+            self._arm(when)  # tokens came meanwhile
+            return
+        self._fired = True
+        self._task.cancel()
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -746,6 +806,7 @@ class ChatClient:
             raise stalled() from None
         except httpx.HTTPError as exc:
             raise self._send_error(exc, len(body)) from None
+        watch = _Watch(deadline)  # one timer for the stream's reads
         try:
             if resp.status_code != 200:
                 try:
@@ -782,7 +843,7 @@ class ChatClient:
             ):
                 while True:
                     try:
-                        sse = await _until(deadline(), anext(events))
+                        sse = await watch.read(anext(events))
                     except StopAsyncIteration:
                         break
                     except _DeadlinePassed:
@@ -903,6 +964,7 @@ class ChatClient:
         except httpx.HTTPError as exc:
             raise self._network_error(exc, partial_text=partial(), streaming=first_seen) from None
         finally:
+            watch.close()
             await resp.aclose()
 
         if not done and finish_reason is None:

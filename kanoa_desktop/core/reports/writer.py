@@ -18,6 +18,7 @@ import csv
 import html
 import io
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -276,23 +277,38 @@ def write_file(path: Path, data: bytes | str, error: type[KanoaError] = ReportEr
         ) from exc
 
 
-def write(
-    doc: D.Document, path: Path | str, fmt: str | None = None, *,
+def format_of(
+    path: Path | str, fmt: str | None = None, *, formats: Sequence[str] = tuple(_NAMES),
     error: type[KanoaError] = ReportError,
-) -> Path:  # fmt: skip
-    """Write ``doc`` to ``path`` in ``fmt`` ("md", "html", "pdf", "csv"; by the suffix when
-    None). Markdown writes the figures in ``<stem>_<doc.figures>/`` beside it, linked
-    relatively; CSV writes ``doc.data``. Raises ``error`` for another format or a file that
-    cannot be written; returns the path written."""
+) -> str:  # fmt: skip
+    """The format ``path`` is written in: ``fmt`` ("md", "html", "pdf", "csv"), or by its
+    suffix when None. Raises ``error`` naming the ``formats`` a report is written in when
+    it is another."""
     path = Path(path)
     kind = {"markdown": "md"}.get(fmt or "", fmt) or SUFFIXES.get(path.suffix.lower())
-    if kind not in _NAMES or (kind == "csv" and doc.data is None):
-        allowed = [v for k, v in _NAMES.items() if k != "csv" or doc.data is not None]
+    if kind not in _NAMES or kind not in formats:
+        allowed = [v for k, v in _NAMES.items() if k in formats]
         raise error(
             f"{escape_control(path.name)}: this report is written as {', '.join(allowed[:-1])} "
             f"or {allowed[-1]}.",
             "Name the file with one of these extensions.",
         )
+    return kind
+
+
+def write(
+    doc: D.Document, path: Path | str, fmt: str | None = None, *,
+    error: type[KanoaError] = ReportError, formats: Sequence[str] = tuple(_NAMES),
+) -> Path:  # fmt: skip
+    """Write ``doc`` to ``path`` in ``fmt`` ("md", "html", "pdf", "csv"; by the suffix when
+    None; one of ``formats``, CSV only when the document has ``data``). Markdown writes the
+    figures in ``<stem>_<doc.figures>/`` beside it, linked relatively; CSV writes
+    ``doc.data``. Raises ``error`` for another format or a file that cannot be written;
+    returns the path written."""
+    path = Path(path)
+    if doc.data is None:
+        formats = [k for k in formats if k != "csv"]
+    kind = format_of(path, fmt, formats=formats, error=error)
     if kind == "html":
         data: str | bytes = to_html(doc)
     elif kind == "csv":
@@ -319,5 +335,5 @@ def _write_figures(doc: D.Document, path: Path, error: type[KanoaError]) -> dict
     return links
 
 
-__all__ = ["CSP", "SUFFIXES", "Number", "ReportError", "block_markdown", "csv_cell", "html_block",
-           "plain", "slug", "to_csv", "to_html", "to_markdown", "write", "write_file"]  # fmt: skip
+__all__ = ["CSP", "SUFFIXES", "Number", "ReportError", "block_markdown", "csv_cell", "format_of",
+           "html_block", "plain", "slug", "to_csv", "to_html", "to_markdown", "write", "write_file"]  # fmt: skip

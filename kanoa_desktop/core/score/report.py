@@ -1,74 +1,29 @@
-"""A score run written out: JSON, a terminal table, Markdown, HTML and CSV; no Qt.
+"""A score run written out: the ``--json`` object, and a report document (Markdown, HTML or
+CSV by the one report writer, :mod:`kanoa_desktop.core.reports.writer`); no Qt.
 
-Every format says how the run was made (suite, version and seed, or the key; the renderer;
-the prompt; profiles, endpoints and models), the summaries, the paired comparisons and,
-per item, the question, the truth, what was read and each model's raw answer.
-
-Text from outside (a model's answer, a key's question and answer, a file or model name)
-goes through :func:`safe_text` for its format, the one place that decides what is safe:
-never raw HTML or Markdown that renders (answers sit in code fences or ``<pre>``), never a
-CSV cell a spreadsheet reads as a formula (OWASP: a cell starting ``=``, ``+``, ``-``,
-``@``, tab or carriage return gets a leading ``'``, unless it is a plain number such as
-``-700``), never a terminal escape.
+The report says how the run was made (suite, version and seed, or the key; the renderer;
+the prompt; profiles, endpoints and models), the summaries, the accuracy per template, the
+paired comparisons and, per item, the question, the truth, what was read and each model's
+raw answer (a code block). The writer makes text from outside (an answer, a key's question
+and answer, a file or model name) safe in every format: never HTML or Markdown that
+renders, never a CSV cell a spreadsheet reads as a formula, never a control character.
 """
 
 from __future__ import annotations
 
-import csv
-import html
-import io
-import json
-import re
 import time
 from pathlib import Path
 from typing import Any
 
 from kanoa_desktop.core.config.pricing import format_cost
-from kanoa_desktop.core.endpoint.errors import KanoaError
-from kanoa_desktop.core.safety import escape_control, replace_surrogates
+from kanoa_desktop.core.reports import document as R
+from kanoa_desktop.core.reports import writer
+from kanoa_desktop.core.reports.writer import Number, ReportError
 from kanoa_desktop.core.score import question as Q
-from kanoa_desktop.core.score.stats import format_p
 
-FORMATS = {".md": "md", ".markdown": "md", ".html": "html", ".htm": "html", ".csv": "csv"}
-# Emphasis, code, links and images, tables, strikethrough: what makes Markdown render.
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]!|~])")
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_PLAIN_NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
-
-
-class ReportError(KanoaError):
-    title = "Cannot write the report"
-
-
-def safe_text(text: Any, fmt: str) -> str:
-    """``text`` made safe for ``fmt``: ``terminal`` (control characters shown as escapes),
-    ``md`` (one line, Markdown and HTML characters escaped), ``html`` (escaped, newlines
-    kept for ``pre``), ``csv`` (control characters but newlines and tabs escaped, formula
-    starts defused) or ``code`` (for inside a Markdown code fence: control characters
-    escaped, newlines kept)."""
-    t = replace_surrogates("" if text is None else str(text))
-    if fmt == "terminal":
-        return escape_control(t)
-    if fmt == "code":
-        return escape_control(t, keep="\n\t")
-    if fmt == "html":
-        return html.escape(escape_control(t, keep="\n\t"), quote=True)
-    if fmt == "md":
-        t = " ".join(escape_control(t, keep="\n\t").split())
-        t = _MD_SPECIAL.sub(r"\\\1", t)
-        return t.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    if fmt == "csv":
-        t = escape_control(t, keep="\n\t")
-        if _PLAIN_NUMBER.fullmatch(t):  # -700 is a number, not a formula: kept as one
-            return t
-        return "'" + t if t.startswith(_FORMULA_START) else t
-    raise ValueError(f"unknown format {fmt!r}")
-
-
-def _fence(text: str) -> str:
-    """A Markdown code fence longer than any run of backticks in ``text``."""
-    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
-    return "`" * max(3, longest + 1)
+#: The formats of a score report, and the suffixes that name them.
+FORMATS = ("md", "html", "csv")
+SUFFIXES = {suffix: fmt for suffix, fmt in writer.SUFFIXES.items() if fmt in FORMATS}
 
 
 # ---------------------------------------------------------------- numbers
@@ -173,35 +128,7 @@ def to_json(run, summaries=None, paired=None) -> dict[str, Any]:
     }
 
 
-def json_text(run, summaries=None, paired=None) -> str:
-    """The JSON object as text, ASCII only (no terminal escape can pass)."""
-    return json.dumps(to_json(run, summaries, paired), ensure_ascii=True, indent=2)
-
-
-# ---------------------------------------------------------------- terminal
-
-
-def terminal_text(run, summaries=None, paired=None) -> str:
-    """The results as the command line prints them: an aligned table and the verdicts."""
-    summaries = summaries if summaries is not None else run.summaries()
-    paired = paired if paired is not None else run.paired()
-    rows = [list(SUMMARY_HEADERS)] + [
-        [safe_text(c, "terminal") for c in r] for r in summary_cells(summaries)
-    ]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(SUMMARY_HEADERS))]
-    lines = [f"Score: {safe_text(run.source.label, 'terminal')}"]
-    for r in rows:
-        lines.append("  ".join(c.ljust(w) if i < 2 else c.rjust(w)
-                               for i, (c, w) in enumerate(zip(r, widths, strict=True))))  # fmt: skip
-    for s in summaries:
-        if s.halted:
-            lines.append(safe_text(s.halted, "terminal"))
-    for p in paired:
-        lines.append(safe_text(p.verdict(), "terminal"))
-    return "\n".join(lines) + "\n"
-
-
-# ---------------------------------------------------------------- Markdown
+# ---------------------------------------------------------------- the report
 
 
 def _how_made(run) -> list[tuple[str, str]]:
@@ -237,121 +164,58 @@ def _item_rows(run):
         )
 
 
-def to_markdown(run) -> str:
+def _truth(item) -> str:
+    if item.kind != "number":
+        return item.truth
+    span = f", axis span {item.axis_span:g}" if item.axis_span else ""
+    return f"{item.truth} (tolerance {item.tolerance:g}{span})"
+
+
+def report_document(run) -> R.Document:
+    """The run's report: how it was made, the prompt, the results, the paired comparisons,
+    the accuracy per template and every item with each model's raw answer; as CSV, one row
+    per item and profile."""
     summaries, paired = run.summaries(), run.paired()
-    md = lambda t: safe_text(t, "md")  # noqa: E731
-    out = [f"# Score: {md(run.source.label)}", ""]
-    out += [f"- **{k}**: {md(v)}" for k, v in _how_made(run)]
-    prompt = safe_text(Q.prompt_description(), "code")
-    fence = _fence(prompt)
-    out += ["", "**Prompt**", "", f"{fence}text", prompt, fence, "", "## Results", ""]
-    out.append("| " + " | ".join(SUMMARY_HEADERS) + " |")
-    out.append("|" + "|".join(["---", "---"] + ["---:"] * (len(SUMMARY_HEADERS) - 2)) + "|")
-    for cells in summary_cells(summaries):
-        out.append("| " + " | ".join(md(c) for c in cells) + " |")
-    out.append("")
-    for s in summaries:
-        if s.halted:
-            out += [f"- {md(s.halted)}"]
+    doc = R.Document(f"Score: {run.source.label}", width="64rem", data=_csv_table(run))
+    doc.add(
+        R.Facts(_how_made(run)),
+        R.Heading("Prompt"),
+        R.Code(Q.prompt_description()),
+        R.Heading("Results"),
+        R.Table(SUMMARY_HEADERS, summary_cells(summaries), align="ll" + "r" * 9),
+        *(R.Paragraph(s.halted, style="note") for s in summaries if s.halted),
+    )
     if paired:
-        out += ["", "## Paired comparisons (McNemar's exact test)", ""]
-        out += [f"- {md(p.verdict())}" for p in paired]
+        doc.add(R.Heading("Paired comparisons (McNemar's exact test)"),
+                R.Items([p.verdict() for p in paired]))  # fmt: skip
     templates = sorted({t for s in summaries for t in s.by_template})
     if templates:
-        out += ["", "## Accuracy per template", ""]
-        out.append("| Template | " + " | ".join(md(s.label) for s in summaries) + " |")
-        out.append("|---|" + "---:|" * len(summaries))
-        for t in templates:
-            cells = []
-            for s in summaries:
-                v = s.by_template.get(t)
-                cells.append(f"{v.correct}/{v.n} ({_pct(v.accuracy)})" if v else "–")
-            out.append(f"| {md(t)} | " + " | ".join(cells) + " |")
-    out += ["", "## Items", ""]
-    for item, per in _item_rows(run):
-        out += [
-            f"### {item.index + 1}. {md(item.template)} — {md(item.source)}",
-            "",
-            f"- **Question**: {md(item.question)}",
-            f"- **Truth**: {md(item.truth)}"
-            + (f" (tolerance {item.tolerance:g}" + (f", axis span {item.axis_span:g}" if item.axis_span else "") + ")"
-               if item.kind == "number" else ""),
+        rows = [
+            [t] + [f"{v.correct}/{v.n} ({_pct(v.accuracy)})" if (v := s.by_template.get(t))
+                   else "–" for s in summaries]
+            for t in templates
         ]  # fmt: skip
-        for label, score, failure in per:
-            if score is not None:
-                mark = "right" if score.correct else "wrong"
-                read = md(score.extracted) if not score.unparsed else "*unparsed*"
-                out.append(f"- **{md(label)}**: {mark}; read {read} ({md(score.how)})")
-                answer = safe_text(score.answer, "code")
-                fence = _fence(answer)
-                out += ["", f"{fence}text", answer, fence, ""]
-            elif failure is not None:
-                out.append(f"- **{md(label)}**: failed: {md(failure.error)}")
-            else:
-                out.append(f"- **{md(label)}**: not scored yet")
-        out.append("")
-    return "\n".join(out)
-
-
-# ---------------------------------------------------------------- HTML
-
-
-def to_html(run) -> str:
-    summaries, paired = run.summaries(), run.paired()
-    e = lambda t: safe_text(t, "html")  # noqa: E731
-    css = (
-        "body{font-family:system-ui,sans-serif;max-width:64rem;margin:2rem auto;padding:0 1rem;"
-        "line-height:1.45;color:#222}table{border-collapse:collapse;margin:.5rem 0}"
-        "td,th{border:1px solid #ccc;padding:.2rem .5rem;text-align:left;vertical-align:top}"
-        ".num{text-align:right}pre{white-space:pre-wrap;background:#f6f6f6;padding:.5rem;"
-        "border:1px solid #e2e2e2}.right{color:#1a6d1a}.wrong{color:#a40000}"
-    )
-    out = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
-        "style-src 'unsafe-inline'\">",
-        f"<title>Score: {e(run.source.label)}</title><style>{css}</style></head><body>",
-        f"<h1>Score: {e(run.source.label)}</h1><table>",
-    ]
-    out += [f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in _how_made(run)]
-    out += ["</table>", f"<p><strong>Prompt</strong></p><pre>{e(Q.prompt_description())}</pre>"]
-    out.append("<h2>Results</h2><table><tr>" + "".join(f"<th>{e(h)}</th>" for h in SUMMARY_HEADERS)
-               + "</tr>")  # fmt: skip
-    for cells in summary_cells(summaries):
-        out.append("<tr>" + "".join(
-            f"<td{' class=num' if i >= 2 else ''}>{e(c)}</td>" for i, c in enumerate(cells)
-        ) + "</tr>")  # fmt: skip
-    out.append("</table>")
-    out += [f"<p>{e(s.halted)}</p>" for s in summaries if s.halted]
-    if paired:
-        out.append("<h2>Paired comparisons (McNemar's exact test)</h2><ul>")
-        out += [f"<li>{e(p.verdict())}</li>" for p in paired]
-        out.append("</ul>")
-    out.append("<h2>Items</h2>")
+        doc.add(R.Heading("Accuracy per template"),
+                R.Table(["Template", *(s.label for s in summaries)], rows,
+                        align="l" + "r" * len(summaries)))  # fmt: skip
+    doc.add(R.Heading("Items"))
     for item, per in _item_rows(run):
-        out.append(
-            f"<h3>{item.index + 1}. {e(item.template)} — {e(item.source)}</h3>"
-            f"<p><strong>Question</strong>: {e(item.question)}<br>"
-            f"<strong>Truth</strong>: {e(item.truth)}</p>"
+        doc.add(
+            R.Heading(f"{item.index + 1}. {item.template} — {item.source}", 3),
+            R.Items([("Question", item.question), ("Truth", _truth(item))]),
         )
         for label, score, failure in per:
             if score is not None:
-                cls = "right" if score.correct else "wrong"
-                read = e(score.extracted) if not score.unparsed else "<em>unparsed</em>"
-                out.append(
-                    f"<p><strong>{e(label)}</strong>: <span class='{cls}'>{cls}</span>; "
-                    f"read {read} ({e(score.how)})</p><pre>{e(score.answer)}</pre>"
-                )
+                mark = "right" if score.correct else "wrong"
+                read = f"{score.extracted} ({score.how})" if not score.unparsed else "nothing"
+                doc.add(R.Paragraph(f"{mark}; read {read}", lead=f"{label}:"),
+                        R.Code(score.answer))  # fmt: skip
             elif failure is not None:
-                out.append(f"<p><strong>{e(label)}</strong>: failed: {e(failure.error)}</p>")
+                doc.add(R.Paragraph(f"failed: {failure.error}", lead=f"{label}:", style="note"))
             else:
-                out.append(f"<p><strong>{e(label)}</strong>: not scored yet</p>")
-    out.append("</body></html>")
-    return "\n".join(out)
+                doc.add(R.Paragraph("not scored yet", lead=f"{label}:", style="note"))
+    return doc
 
-
-# ---------------------------------------------------------------- CSV
 
 CSV_COLUMNS = (
     "run", "item", "template", "figure", "question", "truth", "tolerance", "axis_span",
@@ -360,72 +224,42 @@ CSV_COLUMNS = (
 )  # fmt: skip
 
 
-def to_csv(run) -> str:
-    """One row per item and profile (state ``scored``, ``failed`` or ``pending``); every
-    text cell from outside through :func:`safe_text` (``csv``)."""
-    c = lambda t: safe_text(t, "csv")  # noqa: E731
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(CSV_COLUMNS)
+def _csv_table(run) -> R.Table:
+    """One row per item and profile (state ``scored``, ``failed`` or ``pending``)."""
+    rows = []
     for item, per in _item_rows(run):
-        for label, score, failure in per:
-            i = run.labels.index(label)
+        for i, (label, score, failure) in enumerate(per):
             state = "scored" if score else ("failed" if failure else "pending")
-            w.writerow(
+            rows.append(
                 [
-                    c(run.source.label), c(item.id), c(item.template), c(item.source),
-                    c(item.question), c(item.truth), f"{item.tolerance:g}",
+                    run.source.label, item.id, item.template, item.source, item.question,
+                    Number(item.truth), f"{item.tolerance:g}",
                     "" if item.axis_span is None else f"{item.axis_span:g}",
-                    c(label), c(run.model_of(i)), state,
-                    c(score.answer if score else (failure.error if failure else "")),
-                    c(score.extracted) if score else "", score.how if score else "",
-                    ("1" if score.correct else "0") if score else "",
+                    label, run.model_of(i), state,
+                    score.answer if score else (failure.error if failure else ""),
+                    Number(score.extracted) if score else "", score.how if score else "",
+                    int(score.correct) if score else "",
                     "" if not score or score.rel_error is None else f"{score.rel_error:.6g}",
                     "" if not score or score.output_tokens is None else score.output_tokens,
                     "" if not score or score.tokens_per_s is None else f"{score.tokens_per_s:.3f}",
                     f"{score.cost:.8f}" if score else "",
-                    c(Q.question_text(item)), c(Q.SYSTEM_PROMPT),
+                    Q.question_text(item), Q.SYSTEM_PROMPT,
                 ]
             )  # fmt: skip
-    return buf.getvalue()
+    return R.Table(CSV_COLUMNS, rows)
+
+
+def check(path: Path | str) -> str:
+    """The format ``path``'s suffix names ("md", "html" or "csv"); raises
+    :class:`ReportError` saying which suffixes a score report takes for another."""
+    return writer.format_of(path, formats=FORMATS)
 
 
 def write(run, path: Path | str) -> Path:
-    """Write the report by the path's suffix (.md, .html, .csv). Raises
-    :class:`ReportError` for another suffix or a file it cannot write."""
-    path = Path(path).expanduser()
-    fmt = FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise ReportError(
-            f"{safe_text(path.name, 'terminal')}: a score report is Markdown (.md), HTML "
-            "(.html) or CSV (.csv).",
-            "Name the file with one of these extensions.",
-        )
-    text = {"md": to_markdown, "html": to_html, "csv": to_csv}[fmt](run)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8", newline="" if fmt == "csv" else None)
-    except OSError as exc:
-        raise ReportError(
-            f"{safe_text(path, 'terminal')} could not be written ({exc.strerror or exc}).",
-            "Choose another folder, or check that there is free space.",
-        ) from exc
-    return path
+    """Write the report by the path's suffix (.md, .html, .csv) through the one report
+    writer. Raises :class:`ReportError` for another suffix or a file it cannot write."""
+    return writer.write(report_document(run), Path(path).expanduser(), formats=FORMATS)
 
 
-__all__ = [
-    "CSV_COLUMNS",
-    "FORMATS",
-    "SUMMARY_HEADERS",
-    "ReportError",
-    "format_p",
-    "json_text",
-    "safe_text",
-    "summary_cells",
-    "terminal_text",
-    "to_csv",
-    "to_html",
-    "to_json",
-    "to_markdown",
-    "write",
-]
+__all__ = ["CSV_COLUMNS", "FORMATS", "SUFFIXES", "SUMMARY_HEADERS", "ReportError", "check",
+           "report_document", "summary_cells", "to_json", "write"]  # fmt: skip
