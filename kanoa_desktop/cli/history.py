@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from datetime import datetime
 
-from kanoa_desktop.cli.output import echo, echo_json, error, name
+from kanoa_desktop.cli.output import echo, echo_json, error, name, table
 from kanoa_desktop.core.endpoint.errors import KanoaError
 from kanoa_desktop.core.history.export import conversation_markdown, export
 from kanoa_desktop.core.history.store import ConversationSummary, HistoryStore
@@ -62,41 +62,25 @@ def summary_json(s: ConversationSummary) -> dict:
 LIST_HEADERS = ("ID", "UPDATED", "TURNS", "MODEL", "STATE", "TITLE")
 
 
-def list_table(rows: list[ConversationSummary]) -> list[str]:
-    """``history list``'s lines: a header, then one aligned row per conversation. Model
-    names and titles come from servers and users: one line each, control characters escaped."""
+def list_table(rows: list[ConversationSummary]) -> str:
+    """``history list``'s text: a header, then one aligned row per conversation (the one
+    terminal table: model names and titles come from servers and users, escaped)."""
     cells = []
     for r in rows:
         state = r.last_ending + (
             " (one interrupted)" if r.interrupted and r.last_state != "interrupted" else ""
         )
-        cells.append((
-            str(r.id),
-            datetime.fromtimestamp(r.updated).strftime("%Y-%m-%d %H:%M"),
-            str(r.n_turns),
-            name(r.model or "-"),
-            state,
-            name(r.title),
-        ))  # fmt: skip
-    widths = [max([len(h)] + [len(c[i]) for c in cells]) for i, h in enumerate(LIST_HEADERS)]
-    right = {0, 2}  # numbers align right
-
-    def line(values) -> str:
-        parts = [
-            v.rjust(widths[i]) if i in right else v.ljust(widths[i])
-            for i, v in enumerate(values[:-1])
-        ]
-        return "  ".join([*parts, values[-1]]).rstrip()
-
-    return [line(LIST_HEADERS), *(line(c) for c in cells)]
+        when = datetime.fromtimestamp(r.updated).strftime("%Y-%m-%d %H:%M")
+        cells.append((r.id, when, r.n_turns, r.model or "-", state, r.title))
+    lines = table(LIST_HEADERS, cells, align="r.r").splitlines()
+    return "\n".join(line.rstrip() for line in lines)
 
 
 def _print_table(rows: list[ConversationSummary]) -> None:
     if not rows:
         echo("No conversations.", err=True)
         return
-    for text in list_table(rows):
-        echo(text)
+    echo(list_table(rows))
 
 
 def _no_such(conv_id: int) -> int:
