@@ -168,11 +168,6 @@ class AnswerView(QTextBrowser):
         """True while the view keeps the newest text in view (the user has not scrolled up)."""
         return self._follow
 
-    def scroll_to_newest(self) -> None:
-        """Show the end of the conversation and follow it again."""
-        self._follow = True
-        self._pin_bottom()
-
     def clear_conversation(self) -> None:
         self._timer.stop()
         self._follow = True
@@ -295,11 +290,6 @@ class AnswerView(QTextBrowser):
             self._history_md += mark
         if self._stream is None:
             self._render_full(self._history_md)
-
-    @property
-    def reasoning_count(self) -> int:
-        """How many answers in the conversation carry (folded) reasoning."""
-        return len(self._reasoning)
 
     def is_reasoning_unfolded(self, index: int) -> bool:
         return index in self._unfolded

@@ -232,11 +232,6 @@ class KnowledgeBasePanel(QWidget):
         if changed and self._folders and self._folders == before:
             self._open_kb()
 
-    def set_follow_links(self, on: bool) -> None:
-        """Follow symbolic links out of the attached folders (re-indexes when it changes)."""
-        if self.follow_links.isChecked() != bool(on):
-            self.follow_links.setChecked(bool(on))  # toggled -> re-open and re-index
-
     def _follow_links_toggled(self, on: bool) -> None:
         if self._folders:
             self._open_kb()

@@ -193,11 +193,6 @@ def mark_reading_text(widget) -> None:
         _apply_reading_font(widget, _STATE.reading_pt)
 
 
-def reading_point_size() -> float | None:
-    """The answer text's size in points, or None for the application's default."""
-    return _STATE.reading_pt if _STATE is not None else None
-
-
 def colour(role: str) -> str:
     """The scheme's colour for ``role`` ("ok", "warning", "error", "muted")."""
     return SEMANTIC[current_scheme()][role]

@@ -524,11 +524,6 @@ class ChatClient:
         """The model list said llama.cpp's server (``owned_by: "llamacpp"``)."""
         return bool(self._models_cache) and self._models_cache[0].owned_by == "llamacpp"
 
-    @property
-    def is_vllm(self) -> bool:
-        """The model list said vLLM (``owned_by: "vllm"``)."""
-        return bool(self._models_cache) and self._models_cache[0].owned_by == "vllm"
-
     async def listening(self, timeout_s: float = 2.0) -> bool | None:
         """Whether the server's address answers HTTP at all right now: True (any status),
         False when nothing listens there (the connection is refused: the server is gone),

@@ -427,6 +427,17 @@ def _redirect_error(code: int, location: str, api_base: str, **kw: Any) -> Redir
     )
 
 
+# What a vLLM router (and its Rust and Python versions) says when no server can take a
+# request.
+_NO_WORKERS = (
+    "no available workers",
+    "no workers are currently available",
+    "no models available",
+    "no healthy workers available",
+    "no routers with healthy workers",
+)
+
+
 def error_from_status(
     status: int,
     body: str | bytes,
@@ -558,14 +569,9 @@ def error_from_status(
 
     # A vLLM router's own failures are plain text (kanoa_desktop.core.endpoint.router
     # refines them from its /workers list).
-    if status == 503 and (
-        "no available workers" in low
-        or "no workers are currently available" in low
-        or "no models available" in low
-    ):
+    if status == 503 and any(phrase in low for phrase in _NO_WORKERS):
         return RouterNoWorkers(
-            "The router has no working server behind it for this request "
-            f"(503: {message}).",
+            f"The router has no working server behind it for this request (503: {message}).",
             "Start the model servers behind the router again; it sends requests as soon "
             "as its health check sees one up.",
             retry_after_s=retry_after,
@@ -573,8 +579,7 @@ def error_from_status(
         )
     if status == 500 and low.startswith("request failed:"):
         return RouterRequestFailed(
-            "The router could not reach the server it picked: that server may have just "
-            "gone down.",
+            "The router could not reach the server it picked: that server may have just gone down.",
             "Retry: the router tries another one, and stops sending to a dead server "
             "once its health check notices.",
             **kw,

@@ -50,10 +50,6 @@ class PromptProgress:
     total: int  # the whole prompt, in the server's tokens
     cached: int = 0  # taken from the server's prompt cache, not read again
 
-    @property
-    def fraction(self) -> float:
-        return min(1.0, self.processed / self.total) if self.total > 0 else 0.0
-
 
 @dataclass(frozen=True, slots=True)
 class FirstToken:

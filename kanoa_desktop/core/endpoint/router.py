@@ -124,19 +124,6 @@ async def fetch_router_status(
 
 # --- errors ------------------------------------------------------------------------------
 
-_NO_WORKERS = (
-    "no available workers",
-    "no workers are currently available",
-    "no models available",
-    "no healthy workers available",
-    "no routers with healthy workers",
-)
-
-
-def is_no_workers_message(message: str) -> bool:
-    low = message.lower()
-    return any(s in low for s in _NO_WORKERS)
-
 
 def _names(workers: Sequence[RouterWorker]) -> str:
     return ", ".join(w.url for w in workers) or "none"

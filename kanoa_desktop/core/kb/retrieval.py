@@ -230,11 +230,6 @@ def rrf(rankings: Sequence[Sequence[int]], k: int = RRF_K) -> list[tuple[int, fl
     return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
-def vector_ranking(kb: KnowledgeBase, model: str, query_vec: Sequence[float], n: int) -> list[int]:
-    """Chunk ids by cosine similarity to ``query_vec``, best first (stored vectors only)."""
-    return [cid for cid, _ in vector_similarities(kb, model, query_vec, n)]
-
-
 def vector_similarities(
     kb: KnowledgeBase, model: str, query_vec: Sequence[float], n: int
 ) -> list[tuple[int, float]]:
