@@ -14,7 +14,7 @@ import asyncio
 
 import pytest
 from PIL import Image
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, Qt
 from PySide6.QtWidgets import (
     QApplication,
     QLabel,
@@ -200,5 +200,18 @@ def test_every_window_shows_outside_text_as_text(server, make_window, run, tmp_p
         "in MainWindow",  # the file names, the model and the error banner
     ):
         assert place in seen, f"{place} not reached:\n{seen}"
-    for view in extra:
-        view.close()
+
+    async def close_all():
+        # As the app does: each view shuts down (its runs, pools and workers) before it
+        # goes, and the widgets are deleted by Qt here, not by a garbage collection later.
+        for view in extra:
+            shutdown = getattr(view, "shutdown", None)
+            if shutdown is not None:
+                await shutdown()
+            view.close()
+            view.deleteLater()
+        await asyncio.sleep(0.05)
+
+    run(close_all(), timeout=60)
+    extra.clear()
+    QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
