@@ -39,6 +39,11 @@ async def test_a_server_stopped_mid_answer_ends_the_turn_when_its_port_closes(
         await pool.aclose()
         server.stop()
     assert ended.state == "error" and ended.answer  # the text so far is kept
-    # Ended by the closed port, not by the connection that lingers on.
+    # Ended by the closed port, not by the connection that lingers on; or, when the
+    # server closed the connection itself before its port went (a race its shutdown
+    # decides), by that: both end the turn at once with the text kept, never a wait for
+    # the progress deadline (600 s here).
+    if isinstance(ended.error, E.StreamTruncated):
+        return
     assert isinstance(ended.error, E.ConnectionRefused), ended.error
     assert "stopped: nothing listens there any more" in ended.error.message
