@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -39,10 +38,9 @@ from kanoa_desktop.core.config.pricing import format_cost
 from kanoa_desktop.core.config.profiles import Profile
 from kanoa_desktop.core.endpoint.errors import KanoaError
 from kanoa_desktop.core.history.endings import label as ending_label
+from kanoa_desktop.core.listeners import tell
 from kanoa_desktop.core.reports.document import Table
 from kanoa_desktop.core.reports.writer import block_markdown
-
-log = logging.getLogger(__name__)
 
 MIN_PANES = 2
 MAX_PANES = 4
@@ -331,11 +329,7 @@ class Comparison:
             self.listeners.remove(listener)
 
     def _emit(self, event: CompareEvent) -> None:
-        for listener in list(self.listeners):
-            try:
-                listener(event)
-            except Exception:  # a broken view must not break the comparison
-                log.exception("comparison listener failed on %s", type(event).__name__)
+        tell(self.listeners, event, "comparison")
 
     def pane_of(self, runner: ConversationRunner) -> int | None:
         """The pane (0-based) a runner answers in, or None."""

@@ -63,6 +63,7 @@ from kanoa_desktop.core.endpoint.events import (
 )
 from kanoa_desktop.core.endpoint.stats import StreamStats
 from kanoa_desktop.core.history import endings
+from kanoa_desktop.core.listeners import tell
 from kanoa_desktop.core.tokens import TOKENS_PER_IMAGE, estimate_message_tokens
 
 if TYPE_CHECKING:  # the client (httpx) loads with the first request
@@ -304,11 +305,7 @@ class ConversationRunner:
             self.listeners.remove(listener)
 
     def _emit(self, event: AskEvent) -> None:
-        for listener in list(self.listeners):
-            try:
-                listener(event)
-            except Exception:  # a broken view must not break the question
-                log.exception("ask listener failed on %s", type(event).__name__)
+        tell(self.listeners, event, "ask")
 
     def _set_state(self, state: str, detail: str = "") -> None:
         self.state = state

@@ -55,6 +55,7 @@ from kanoa_desktop.core.endpoint.errors import KanoaError
 from kanoa_desktop.core.history.records import safe_endpoint
 from kanoa_desktop.core.inputs.plan import PlanOptions, file_digest, plan
 from kanoa_desktop.core.inputs.tables import DEFAULT_TABLE_TOKEN_BUDGET
+from kanoa_desktop.core.listeners import tell
 
 log = logging.getLogger(__name__)
 
@@ -225,11 +226,7 @@ class Batch:
         self.listeners.append(listener)
 
     def _emit(self, event: BatchEvent) -> None:
-        for listener in list(self.listeners):
-            try:
-                listener(event)
-            except Exception:  # a broken view must not break the batch
-                log.exception("batch listener failed on %s", type(event).__name__)
+        tell(self.listeners, event, "batch")
 
     # -- planning --------------------------------------------------------------------------
 

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-log = logging.getLogger(__name__)
+from kanoa_desktop.core.listeners import tell
 
 U = TypeVar("U")
 
@@ -35,11 +34,7 @@ class Paced(Generic[U]):
             self._listeners.remove(callback)
 
     def _tell(self, update: U) -> None:
-        for callback in list(self._listeners):
-            try:
-                callback(update)
-            except Exception:  # a broken view must not stop the polling
-                log.exception("%s listener failed", type(self).__name__)
+        tell(self._listeners, update, type(self).__name__)
 
     @property
     def paused(self) -> bool:

@@ -48,6 +48,7 @@ from kanoa_desktop.core.ask.compare import pane_labels
 from kanoa_desktop.core.ask.pipeline import internal_error
 from kanoa_desktop.core.config.profiles import Profile
 from kanoa_desktop.core.endpoint.errors import KanoaError
+from kanoa_desktop.core.listeners import tell
 from kanoa_desktop.core.score import question as Q
 from kanoa_desktop.core.score.extract import ANSWER_INSTRUCTION, extract, judge
 from kanoa_desktop.core.score.items import ScoreItem
@@ -450,11 +451,7 @@ class ScoreRun:
             self.listeners.remove(listener)
 
     def _emit(self, event: ScoreEvent) -> None:
-        for listener in list(self.listeners):
-            try:
-                listener(event)
-            except Exception:  # a broken view must not break the run
-                log.exception("score listener failed on %s", type(event).__name__)
+        tell(self.listeners, event, "score")
 
     # -- results ---------------------------------------------------------------------------
 
